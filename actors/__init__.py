@@ -1,0 +1,1 @@
+"""Teacher actors: environments, teachers, and the rollouts that label frames."""

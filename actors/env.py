@@ -1,0 +1,58 @@
+"""The DQN environment: ale-py's AtariVectorEnv with the Nature preprocessing, done in C++.
+
+Observations are uint8 stacks (N, 4, 84, 84). At an episode start the stack is
+[0, 0, 0, frame]; afterwards it shifts by one frame per step. With NEXT_STEP autoreset the
+step after a terminal or truncated one returns a fresh episode's first stack and ignores
+the action. The replay rebuilds stacks from single frames relying on exactly this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FRAME_SHAPE = (84, 84)
+STACK = 4
+STICKY_ACTION_PROBABILITY = 0.25  # Machado et al. (2018)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    noop_max: int = 30
+    sticky_actions: bool = False
+    max_episode_frames: int = 108_000  # 30 minutes of play at 60 Hz
+    fire_reset: bool = False
+
+    def validate(self) -> None:
+        if not 0 <= self.noop_max <= 1000:
+            raise ValueError(f"noop_max must be in [0, 1000], got {self.noop_max}")
+        if self.max_episode_frames < 100:
+            raise ValueError(f"max_episode_frames must be at least 100, got {self.max_episode_frames}")
+
+
+def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), num_threads: int = 0):
+    from ale_py.vector_env import AtariVectorEnv
+
+    config.validate()
+    return AtariVectorEnv(
+        game,
+        num_envs,
+        num_threads=num_threads or min(num_envs, 4),
+        max_num_frames_per_episode=config.max_episode_frames,
+        repeat_action_probability=STICKY_ACTION_PROBABILITY if config.sticky_actions else 0.0,
+        img_height=FRAME_SHAPE[0],
+        img_width=FRAME_SHAPE[1],
+        grayscale=True,
+        stack_num=STACK,
+        frameskip=4,
+        maxpool=True,
+        noop_max=config.noop_max,
+        episodic_life=False,
+        reward_clipping=False,  # scores are reported raw; losses never see rewards
+        use_fire_reset=config.fire_reset,
+    )
+
+
+def env_seeds(base_seed: int, num_envs: int) -> np.ndarray:
+    return np.arange(base_seed, base_seed + num_envs, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Cluster: run configs, run directories, and turning a run into Ray actors."""

@@ -1,0 +1,90 @@
+"""The run directory: everything a run is, on disk, self-describing and resumable.
+
+    config.json      the validated config the run started with
+    metrics.jsonl    one JSON object per log interval (the source of truth for plots)
+    checkpoints/     student-UPDATES.pt in our checkpoint format; the newest few are kept
+    summary.json     the final results (written last; `complete` false if cut short)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from learner.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+
+KEEP_CHECKPOINTS = 3
+
+
+class RunDirError(ValueError):
+    pass
+
+
+def _clean(value):
+    """JSON has no NaN: write null so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+
+    @classmethod
+    def create(cls, path: str | Path, config_json: str) -> "RunDir":
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()):
+            raise RunDirError(f"{str(run.path)!r} already holds files; choose a new --out or --resume that run")
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write(run.path / "config.json", config_json.encode())
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        run = cls(path)
+        if not (run.path / "config.json").is_file():
+            raise RunDirError(f"{str(run.path)!r} is not a run directory (no config.json); give the --out of an earlier run")
+        return run
+
+    def read_config(self) -> dict:
+        return json.loads((self.path / "config.json").read_text())
+
+    def log(self, record: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+
+    def metrics(self) -> list[dict]:
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def save_checkpoint(self, payload: dict) -> Path:
+        path = self.checkpoints / f"student-{payload['updates']:08d}.pt"
+        save_checkpoint(path, payload)
+        for old in self.checkpoint_paths()[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def checkpoint_paths(self) -> list[Path]:
+        return sorted(self.checkpoints.glob("student-*.pt"))
+
+    def latest_checkpoint(self) -> tuple[dict | None, list[str]]:
+        """The newest checkpoint that loads, and a note for each newer one that did not."""
+        skipped = []
+        for path in reversed(self.checkpoint_paths()):
+            try:
+                return load_checkpoint(path), skipped
+            except CheckpointError as error:
+                skipped.append(str(error))
+        return None, skipped
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write(self.path / "summary.json", json.dumps(_clean(summary), indent=2, sort_keys=True).encode())

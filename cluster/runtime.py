@@ -1,0 +1,33 @@
+"""Connecting to Ray: a local runtime on a laptop, or an existing cluster by address.
+
+Locally nothing listens beyond 127.0.0.1 and the dashboard stays off. Workers get this
+checkout on PYTHONPATH so the project runs from a clone without being installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def connect(address: str | None, cpus_needed: int = 1) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    pythonpath = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath}}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+    else:
+        # Oversubscribe a small laptop rather than leave actors pending forever.
+        ray.init(num_cpus=max(os.cpu_count() or 1, cpus_needed), include_dashboard=False,
+                 _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING")
+
+
+def has_gpu() -> bool:
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) >= 1

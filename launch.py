@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""The one door in: `python launch.py COMMAND --help` for each command's flags.
+
+    distill   teacher actors -> replay -> learner -> evaluation, into a run directory
+    evaluate  play a checkpoint (student or teacher) and report its score
+    presets   list the network presets with their exact parameter counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {self.prog}: {message}; see --help\n")
+        sys.exit(2)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from actors.games import UnknownGameError
+    from cluster.config import ConfigError
+    from cluster.rundir import RunDirError
+    from learner.checkpoint import CheckpointError
+    from learner.networks import UnknownPresetError
+    from replay.chunk import ChunkError
+
+    return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError)
+
+
+def cmd_distill(args) -> int:
+    from cluster.config import DistillConfig, from_args
+    from cluster.distill import config_for_resume, run_distill
+    from cluster.rundir import RunDir
+
+    if args.resume:
+        run = RunDir.open(args.resume)
+        cfg = config_for_resume(run)
+        state, skipped = run.latest_checkpoint()
+        for note in skipped:
+            print(f"[distill] skipping unreadable checkpoint: {note}", file=sys.stderr)
+        if state is not None:
+            print(f"[distill] resuming {run.path} at update {state['updates']}")
+    else:
+        cfg, run, state = from_args(DistillConfig, args).validate(), None, None
+    summary = run_distill(cfg, run, state)
+    keys = ("game", "student", "student_params", "updates", "action_agreement", "majority_baseline",
+            "student_pct_of_teacher", "wall_s")
+    print(json.dumps({k: summary[k] for k in keys}))
+    for who in ("teacher", "student"):
+        score = summary[f"{who}_score"]
+        print(f"{who}: {score['mean']:.2f} +/- {score['ci95'] or 0:.2f} over {score['episodes']} episodes")
+    print(f"[distill] wrote {cfg.out if run is None else run.path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from actors.env import EnvConfig
+    from actors.evaluate import evaluate_policy
+    from actors.games import game_spec
+    from actors.teachers import load_teacher
+
+    game = game_spec(args.game)
+    payload = load_teacher(args.checkpoint, game, args.seed)
+    if args.episodes < 1 or not 0 <= args.epsilon <= 1:
+        raise ValueError("--episodes must be at least 1 and --epsilon in [0, 1]")
+    result = evaluate_policy(payload, game.name, args.episodes, epsilon=args.epsilon, seed=args.seed,
+                             env_config=EnvConfig(noop_max=args.noop_max, sticky_actions=args.sticky_actions))
+    print(f"{game.title}: mean {result.mean:.2f}, 95% CI +/- {result.ci95:.2f}, median {result.median:.2f}, "
+          f"min {result.min:.0f}, max {result.max:.0f}, mean length {result.mean_length:.0f} steps "
+          f"({result.episodes} episodes, no-op starts <= {args.noop_max}, epsilon {args.epsilon})")
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from learner.networks import preset_table
+
+    print(f"{'preset':<10} {'params':>10} {'% nature':>9}  description  ({args.actions} actions)")
+    for row in preset_table(args.actions):
+        print(f"{row['preset']:<10} {row['params']:>10,} {row['pct_of_nature']:>8.1f}%  {row['description']}")
+    return 0
+
+
+def build_parser() -> Parser:
+    from cluster.config import DistillConfig, add_flags
+
+    parser = Parser(prog="launch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    distill = commands.add_parser("distill", help="distill a teacher into a student")
+    add_flags(distill, DistillConfig)
+    distill.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    distill.set_defaults(func=cmd_distill)
+
+    evaluate = commands.add_parser("evaluate", help="play a checkpoint and report its score")
+    evaluate.add_argument("--checkpoint", required=True, help="checkpoint path, or 'random' for the random teacher")
+    evaluate.add_argument("--game", required=True, help="game to play (picks the head of a multi-task student)")
+    evaluate.add_argument("--episodes", type=int, default=30, help="episodes to play (default: 30)")
+    evaluate.add_argument("--epsilon", type=float, default=0.05, help="random-action probability (default: 0.05)")
+    evaluate.add_argument("--noop-max", type=int, default=30, help="maximum no-op starts (default: 30)")
+    evaluate.add_argument("--sticky-actions", action="store_true", help="repeat actions with probability 0.25")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    evaluate.add_argument("--json", action="store_true", help="also print the result as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    presets = commands.add_parser("presets", help="list network presets and parameter counts")
+    presets.add_argument("--actions", type=int, default=6, help="action count for the head (default: 6, Pong)")
+    presets.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as error:
+        cause = getattr(error, "cause", None) or error  # Ray wraps an actor's exception
+        if args.debug or not isinstance(cause, user_errors() + (ValueError, TimeoutError)):
+            raise
+        sys.stderr.write(f"error: {cause}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Learner: networks, losses, checkpoints and the actor that trains students."""

@@ -1,0 +1,122 @@
+"""Our one checkpoint format, for teachers and students alike.
+
+A checkpoint is a dict of plain types and tensors saved with torch.save and read with
+torch.load(weights_only=True), so loading never runs code. It names its architecture
+(preset and heads: game -> action count) so it can be rebuilt and checked against the
+game it is asked to play. Writes go to a temp file in the same folder, then rename, so a
+crash or a full disk leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from learner.networks import PRESETS, QNetwork, parameter_count
+
+FORMAT = "atari-distill-checkpoint"
+VERSION = 1
+ROLES = ("teacher", "student")
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def make_payload(net: QNetwork, role: str, updates: int = 0, version: int = 0,
+                 optimizer: dict | None = None, extra: dict | None = None) -> dict:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    return {
+        "format": FORMAT, "version": VERSION, "role": role,
+        "preset": net.preset_name, "heads": dict(net.head_sizes),
+        "updates": int(updates), "teacher_version": int(version),
+        "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        "optimizer": optimizer, "extra": dict(extra or {}),
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path of a .pt file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read safely ({first_line}); use an intact checkpoint of this project"
+        ) from None
+    validate_payload(payload, str(path))
+    return payload
+
+
+def validate_payload(payload, source: str = "checkpoint") -> None:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is not a {FORMAT} file; give a checkpoint written by this project")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{source} has format version {payload.get('version')!r}; this build reads {VERSION}")
+    if payload.get("preset") not in PRESETS:
+        raise CheckpointError(f"{source} names unknown preset {payload.get('preset')!r}")
+    heads = payload.get("heads")
+    if not isinstance(heads, dict) or not heads or not all(
+        isinstance(g, str) and isinstance(n, int) and 0 < n <= 256 for g, n in heads.items()
+    ):
+        raise CheckpointError(f"{source} has a malformed 'heads' entry: {heads!r}")
+    if not isinstance(payload.get("model"), dict):
+        raise CheckpointError(f"{source} has no model weights")
+
+
+def build_network(payload: dict) -> QNetwork:
+    net = QNetwork(payload["preset"], payload["heads"])
+    try:
+        net.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint weights do not match preset {payload['preset']!r}: "
+                              f"{str(error).splitlines()[0]}") from None
+    return net
+
+
+def check_plays(payload: dict, game: str, num_actions: int, source: str = "checkpoint") -> None:
+    heads = payload["heads"]
+    if game not in heads:
+        raise CheckpointError(f"{source} was trained for {', '.join(heads)}, not {game}; pick a checkpoint for {game}")
+    if heads[game] != num_actions:
+        raise CheckpointError(
+            f"{source} has {heads[game]} actions for {game}, but {game}'s minimal action set has {num_actions}"
+        )
+
+
+def payload_params(payload: dict) -> int:
+    return parameter_count(QNetwork(payload["preset"], payload["heads"]))

@@ -1,0 +1,1 @@
+"""Replay: the chunk wire format, the frame ring and the shard actor that serves samples."""

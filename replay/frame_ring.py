@@ -1,0 +1,127 @@
+"""A replay ring that stores each frame once and rebuilds 4-frame stacks at sample time.
+
+Invariant: for every step the ring can sample, the stack it returns is bit-for-bit the
+observation the teacher labelled. The environment emits [0, 0, 0, f] at an episode's first
+step and otherwise shifts in one frame per step, so the stack of step s is its own frame
+preceded by up to three predecessors of the same environment stream, with zeros in place
+of every frame from before the episode's first step.
+
+Each slot stores its step's global sequence number `seq` and its predecessor's `prev`
+(-1 when unknown). A predecessor is usable only while its slot still holds that sequence
+number, so overwriting a slot silently retires the few steps that needed it; such steps,
+and steps whose stream history never arrived (an actor's chunk lost in transit), are
+never sampled. Sampling is uniform over every sampleable step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from replay.chunk import FRAME_SHAPE, Chunk
+
+STACK = 4
+_FIRST, _TERMINATED, _TRUNCATED = 1, 2, 4
+FRAME_BYTES = FRAME_SHAPE[0] * FRAME_SHAPE[1]
+# seq (8) + prev (8) + rewards (4) + teacher_version (4) + actions (1) + flags (1)
+METADATA_BYTES_PER_STEP = 26
+
+
+def bytes_per_step(num_actions: int) -> int:
+    return FRAME_BYTES + 4 * num_actions + METADATA_BYTES_PER_STEP
+
+
+class FrameRing:
+    def __init__(self, capacity: int, num_actions: int):
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be at least 1 step, got {capacity}")
+        self.capacity = capacity
+        self.num_actions = num_actions
+        # np.zeros maps untouched pages lazily: memory is committed as the ring fills.
+        self.frames = np.zeros((capacity, *FRAME_SHAPE), np.uint8)
+        self.q = np.zeros((capacity, num_actions), np.float32)
+        self.actions = np.zeros(capacity, np.uint8)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.flags = np.zeros(capacity, np.uint8)
+        self.teacher_version = np.zeros(capacity, np.int32)
+        self.seq = np.full(capacity, -1, np.int64)
+        self.prev = np.full(capacity, -1, np.int64)
+        self.inserted = 0  # total steps ever inserted; the next step's seq
+        self._streams: dict[int, tuple[int, np.ndarray]] = {}  # actor -> (chunk index, last seq per env)
+
+    @property
+    def size(self) -> int:
+        return min(self.inserted, self.capacity)
+
+    def insert(self, chunk: Chunk) -> None:
+        """Copies the chunk in (no reference to its buffers is kept), one env's steps contiguous."""
+        steps, envs = chunk.steps, chunk.envs
+        if chunk.num_actions != self.num_actions:
+            raise ValueError(f"chunk has {chunk.num_actions} actions, this replay holds {self.num_actions}")
+        if steps * envs > self.capacity:
+            raise ValueError(f"a chunk of {steps * envs} steps does not fit a replay of {self.capacity}")
+        seqs = self.inserted + np.arange(steps * envs, dtype=np.int64).reshape(envs, steps)
+        prev = np.empty_like(seqs)
+        prev[:, 1:] = seqs[:, :-1]
+        last = self._streams.get(chunk.actor_id)
+        if last is not None and last[0] == chunk.chunk_index - 1 and len(last[1]) == envs:
+            prev[:, 0] = last[1]
+        else:
+            prev[:, 0] = -1
+        slots = (seqs % self.capacity).ravel()
+        env_major = lambda array: np.swapaxes(array, 0, 1).reshape(steps * envs, *array.shape[2:])
+        self.frames[slots] = env_major(chunk.frames)
+        self.q[slots] = env_major(chunk.q)
+        self.actions[slots] = env_major(chunk.actions)
+        self.rewards[slots] = env_major(chunk.rewards)
+        self.flags[slots] = env_major(
+            chunk.first * _FIRST + chunk.terminated * _TERMINATED + chunk.truncated * _TRUNCATED
+        ).astype(np.uint8)
+        self.teacher_version[slots] = chunk.teacher_version
+        self.prev[slots] = prev.ravel()
+        self.seq[slots] = seqs.ravel()
+        self.inserted += steps * envs
+        self._streams[chunk.actor_id] = (chunk.chunk_index, seqs[:, -1].copy())
+
+    def stacks(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The observations of `slots` and a mask of those whose history is complete."""
+        out = np.zeros((len(slots), STACK, *FRAME_SHAPE), np.uint8)
+        out[:, -1] = self.frames[slots]
+        complete = np.ones(len(slots), bool)
+        alive = (self.flags[slots] & _FIRST) == 0  # still inside the episode, going back
+        current = slots
+        for position in range(STACK - 2, -1, -1):
+            want = self.prev[current]
+            want_slot = np.where(want >= 0, want % self.capacity, 0)
+            present = alive & (want >= 0) & (self.seq[want_slot] == want)
+            complete &= ~alive | present
+            rows = np.flatnonzero(present)
+            out[rows, position] = self.frames[want_slot[rows]]
+            alive = present & ((self.flags[want_slot] & _FIRST) == 0)
+            current = np.where(present, want_slot, current)
+        return out, complete
+
+    def sample(self, batch_size: int, rng: np.random.Generator, max_rounds: int = 64) -> dict[str, np.ndarray]:
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay")
+        slots = rng.integers(0, self.size, batch_size)
+        obs, ok = self.stacks(slots)
+        for _ in range(max_rounds):
+            if ok.all():
+                break
+            redo = np.flatnonzero(~ok)
+            slots[redo] = rng.integers(0, self.size, len(redo))
+            obs[redo], ok[redo] = self.stacks(slots[redo])
+        else:
+            raise RuntimeError("replay holds too few steps with a complete frame history to sample")
+        return {
+            "obs": obs,
+            "q": self.q[slots],
+            "actions": self.actions[slots],
+            "teacher_version": self.teacher_version[slots],
+            "seq": self.seq[slots],
+        }
+
+    def nbytes(self) -> int:
+        arrays = (self.frames, self.q, self.actions, self.rewards, self.flags,
+                  self.teacher_version, self.seq, self.prev)
+        return sum(a.nbytes for a in arrays)
