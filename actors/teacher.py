@@ -29,6 +29,7 @@ class TeacherRollout:
         self.set_teacher(teacher)
         self.obs, _ = self.env.reset(seed=env_seeds(seed, num_envs))
         self.first = np.ones(num_envs, bool)
+        self.resetting = np.zeros(num_envs, bool)  # ended last step: the env resets on the next step
         self.chunk_index = 0
         self.timings = {"env_s": 0.0, "inference_s": 0.0}
 
@@ -59,7 +60,9 @@ class TeacherRollout:
         record = {"obs": self.obs, "frames": self.obs[:, -1].copy(), "q": q, "actions": actions,
                   "first": self.first}
         self.obs, rewards, terminated, truncated, _ = self.env.step(actions)
-        self.first = terminated | truncated  # NEXT_STEP autoreset: the next obs starts an episode
+        # NEXT_STEP autoreset: term/trunc come with an episode's last observation; the env resets
+        # on the following step, whose observation is the new episode's first.
+        self.first, self.resetting = self.resetting, terminated | truncated
         record.update(rewards=rewards.astype(np.float32), terminated=terminated, truncated=truncated)
         self.timings["inference_s"] += labelled - started
         self.timings["env_s"] += time.perf_counter() - labelled

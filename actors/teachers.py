@@ -38,6 +38,9 @@ def random_teacher(game: GameSpec, seed: int = 0) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = QNetwork("nature", {game.name: game.num_actions})
+        for module in net.modules():  # PyTorch's default init: it gave the most learnable policy
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                module.reset_parameters()
     head = net.heads[game.name]
     with torch.no_grad():
         q = net(calibration_frames(game.name, seed))

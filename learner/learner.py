@@ -47,7 +47,7 @@ class Learner:
         self.config = config
         self.device = pick_device(config.device)
         self.student = QNetwork(config.student, heads).to(self.device)
-        self.optimizer = torch.optim.RMSprop(self.student.parameters(), lr=config.lr, alpha=0.95, eps=1e-2)
+        self.optimizer = torch.optim.RMSprop(self.student.parameters(), lr=config.lr, alpha=0.95, eps=1e-5)
         self.loss_fn = make_loss(config.loss, config.tau)
         self.shards = shards
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}

@@ -62,6 +62,20 @@ class QNetwork(nn.Module):
             features = width
         self.trunk = nn.Sequential(*layers)
         self.heads = nn.ModuleDict({game: nn.Linear(features, n) for game, n in heads.items()})
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Orthogonal init, gain sqrt(2), zero biases, near-zero heads (as SB3 and CleanRL's PPO do).
+
+        PyTorch's default init leaves this conv stack nearly insensitive to its input: in our
+        runs a student then learned only the teacher's action marginal for thousands of updates.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.orthogonal_(module.weight, gain=2**0.5)
+                nn.init.zeros_(module.bias)
+        for head in self.heads.values():
+            nn.init.orthogonal_(head.weight, gain=0.01)
 
     def head_name(self, game: str | None) -> str:
         if game is None:

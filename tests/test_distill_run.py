@@ -1,0 +1,54 @@
+"""The whole slice on a real local Ray runtime and real ALE Pong."""
+
+import json
+
+import numpy as np
+import torch
+
+from actors.teacher import TeacherRollout
+from cluster.config import DistillConfig
+from cluster.distill import run_distill
+from learner.checkpoint import load_checkpoint
+from learner.networks import QNetwork
+
+SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_params", "updates", "steps_labelled",
+                "teacher_score", "student_score", "student_pct_of_teacher", "action_agreement",
+                "majority_baseline", "wall_s"}
+
+
+def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
+    cfg = DistillConfig(game="ALE/Pong-v5", student="paper-4", updates=40, log_every=20, checkpoint_every=20,
+                        min_replay=300, chunk_steps=32, eval_episodes=2, holdout_steps=300,
+                        out=str(tmp_path / "run")).validate()
+    summary = run_distill(cfg, echo=lambda *_: None)
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["game"] == "pong"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["updates"] for m in metrics] == [20, 40]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["student-00000020.pt", "student-00000040.pt"]
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(on_disk)
+    assert on_disk["updates"] == 40 and summary["student_params"] == 71_990
+    assert on_disk["steps_labelled"] >= 300
+    assert on_disk["teacher_score"]["episodes"] == on_disk["student_score"]["episodes"] == 2
+    final = load_checkpoint(run / "checkpoints" / "student-00000040.pt")
+    assert final["updates"] == 40 and final["optimizer"] is not None
+
+
+def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ray_runtime, tmp_path, pong_teacher):
+    cfg = DistillConfig(student="paper-25", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
+                        min_replay=2000, eval_episodes=1, holdout_steps=2000, out=str(tmp_path / "run")).validate()
+    summary = run_distill(cfg, echo=print)
+    obs, q = TeacherRollout("pong", pong_teacher, 8, seed=4242).labelled_stacks(2000)
+    torch.manual_seed(0)
+    untrained = QNetwork("paper-25", {"pong": 6})
+    with torch.inference_mode():
+        untrained_agreement = float((untrained(torch.from_numpy(obs)).argmax(1).numpy() == q.argmax(1)).mean())
+    print(f"agreement {summary['action_agreement']:.3f}, majority {summary['majority_baseline']:.3f}, "
+          f"untrained {untrained_agreement:.3f}")
+    assert summary["action_agreement"] >= summary["majority_baseline"] + LEARNING_MARGIN
+    assert summary["action_agreement"] >= untrained_agreement + LEARNING_MARGIN
+    assert np.isfinite(summary["student_score"]["mean"])
+
+
+LEARNING_MARGIN = 0.10

@@ -1,0 +1,49 @@
+"""Bad input at the command line is one line naming the problem and the fix, exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def launch(*args):
+    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["distill", "--game", "pongg"], "did you mean: pong"),
+    (["distill", "--student", "huge"], "choose one of"),
+    (["distill", "--loss", "l1"], "unknown loss"),
+    (["distill", "--updates", "0"], "--updates must be at least 1"),
+    (["distill", "--updates", "ten"], "invalid int value"),
+    (["distill", "--tau", "-1"], "--tau must be positive"),
+    (["distill", "--capacity-hours", "0.001"], "raise --capacity-hours"),
+    (["distill", "--teacher", "/nonexistent.pt"], "neither 'random' nor an existing checkpoint"),
+    (["distill", "--resume", "/nonexistent-run"], "not a run directory"),
+    (["evaluate", "--checkpoint", "random", "--game", "nope"], "unknown game"),
+    (["distill", "--no-such-flag"], "unrecognized arguments"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, words):
+    result = launch(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "Stella" not in line and "A.L.E" not in line]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_game_checkpoint_is_refused(tmp_path):
+    from learner.checkpoint import make_payload, save_checkpoint
+    from learner.networks import QNetwork
+
+    save_checkpoint(tmp_path / "b.pt", make_payload(QNetwork("nature", {"breakout": 4}), "teacher"))
+    result = launch("evaluate", "--checkpoint", str(tmp_path / "b.pt"), "--game", "pong", "--episodes", "1")
+    assert result.returncode == 2 and "trained for breakout, not pong" in result.stderr
+
+
+def test_evaluate_prints_mean_ci_min_max(tmp_path):
+    result = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "95% CI" in result.stdout and "min" in result.stdout and "max" in result.stdout
