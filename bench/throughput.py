@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -90,7 +91,7 @@ def main() -> None:
         rows.append((f"learner updates/s at batch {batch_size} (paper-25, kl)", updates / secs,
                      f"{updates * batch_size / secs:,.0f} samples/s on {learner.device}"))
 
-    machine = {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     print(f"machine: {machine}")
     width = max(len(r[0]) for r in rows)
