@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The one door in: `python launch.py COMMAND --help` for each command's flags.
 
-    distill   teacher actors -> replay -> learner -> evaluation, into a run directory
+    distill   teacher actors (or a recorded dataset) -> replay -> learner -> evaluation, into a run directory
+    record    teacher actors -> a dataset on disk, to distill many students from later
     evaluate  play a checkpoint (student or teacher) and report its score
     presets   list the network presets with their exact parameter counts
 """
@@ -28,8 +29,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from learner.checkpoint import CheckpointError
     from learner.networks import UnknownPresetError
     from replay.chunk import ChunkError
+    from replay.dataset import DatasetError
+    from replay.memory_plan import MemoryPlanError
 
-    return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError)
+    return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError,
+            DatasetError, MemoryPlanError)
 
 
 def cmd_distill(args) -> int:
@@ -55,6 +59,15 @@ def cmd_distill(args) -> int:
         score = summary[f"{who}_score"]
         print(f"{who}: {score['mean']:.2f} +/- {score['ci95'] or 0:.2f} over {score['episodes']} episodes")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
+    return 0
+
+
+def cmd_record(args) -> int:
+    from cluster.config import RecordConfig, from_args
+    from cluster.record import run_record
+
+    index = run_record(from_args(RecordConfig, args).validate())
+    print(json.dumps({k: index[k] for k in ("game", "steps", "chunks", "teacher")}))
     return 0
 
 
@@ -88,7 +101,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from cluster.config import DistillConfig, add_flags
+    from cluster.config import DistillConfig, RecordConfig, add_flags
 
     parser = Parser(prog="launch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -98,6 +111,10 @@ def build_parser() -> Parser:
     add_flags(distill, DistillConfig)
     distill.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     distill.set_defaults(func=cmd_distill)
+
+    record = commands.add_parser("record", help="record a teacher's labelled chunks to a dataset directory")
+    add_flags(record, RecordConfig)
+    record.set_defaults(func=cmd_record)
 
     evaluate = commands.add_parser("evaluate", help="play a checkpoint and report its score")
     evaluate.add_argument("--checkpoint", required=True, help="checkpoint path, or 'random' for the random teacher")

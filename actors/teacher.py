@@ -90,9 +90,12 @@ class TeacherRollout:
 
 
 class TeacherActor:
-    """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` gets in."""
+    """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` gets in.
 
-    def __init__(self, shard, max_inflight: int = 2, **rollout_kwargs):
+    One insert in flight: Ray does not order calls to a threaded actor (the shard), so a
+    second would let chunks overtake each other; the next chunk is generated meanwhile."""
+
+    def __init__(self, shard, max_inflight: int = 1, **rollout_kwargs):
         torch.set_num_threads(1)
         self.rollout = TeacherRollout(**rollout_kwargs)
         self.shard, self.max_inflight = shard, max_inflight

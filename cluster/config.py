@@ -15,8 +15,9 @@ from pathlib import Path
 
 from learner.losses import LOSSES
 from learner.networks import PRESETS
+from replay.memory_plan import STEPS_PER_HOUR
 
-STEPS_PER_HOUR = 54_000  # 60 Hz / frame skip 4 * 3600 s
+PAPER_REPLAY_RATIO = round(10_000 * 32 / STEPS_PER_HOUR, 3)  # 5.926
 
 
 class ConfigError(ValueError):
@@ -28,64 +29,113 @@ def _flag(default, help: str, **extra):
 
 
 @dataclass
-class DistillConfig:
-    game: str = _flag("pong", "game to distill (any ROM ale-py ships: pong, Pong, ALE/Pong-v5)")
-    teacher: str = _flag("random", "teacher: 'random' (seeded weights) or a checkpoint path")
+class ActingConfig:
+    """What every command that runs teacher actors shares."""
+
+    game: str | None = _flag(None, "game (any ROM ale-py ships: pong, Pong, ALE/Pong-v5); "
+                                   "with --dataset, the dataset's game; else pong")
+    teacher: str | None = _flag(None, "teacher: 'random' (seeded weights) or a checkpoint path; "
+                                      "with --dataset, the teacher that recorded it; else random")
+    actors: int = _flag(1, "teacher actors (Ray actors, one CPU each)")
+    envs_per_actor: int = _flag(4, "environments each actor steps in one AtariVectorEnv")
+    chunk_steps: int = _flag(64, "steps per environment in one chunk sent to the replay")
+    epsilon: float = _flag(0.05, "probability the teacher acts uniformly at random while labelling")
+    noop_max: int = _flag(30, "maximum no-op actions at episode start")
+    sticky_actions: bool = _flag(False, "repeat the previous action with probability 0.25 (Machado et al.)")
+    seed: int = _flag(0, "seed for teacher weights, environments and the learner")
+    address: str | None = _flag(None, "Ray cluster address (auto, HOST:PORT, ray://HOST:PORT); omit for a local runtime")
+
+    def validate(self):
+        from actors.games import UnknownGameError, canonical_name
+
+        try:
+            self.game = canonical_name(self.game or "pong")
+        except UnknownGameError as error:
+            raise ConfigError(f"--game: {error}") from None
+        self.teacher = self.teacher or "random"
+        need(self.actors >= 1, f"--actors must be at least 1, got {self.actors}")
+        need(1 <= self.envs_per_actor <= 1024, f"--envs-per-actor must be in [1, 1024], got {self.envs_per_actor}")
+        need(1 <= self.chunk_steps <= 4096, f"--chunk-steps must be in [1, 4096], got {self.chunk_steps}")
+        need(0.0 <= self.epsilon <= 1.0, f"--epsilon must be in [0, 1], got {self.epsilon}")
+        need(0 <= self.noop_max <= 1000, f"--noop-max must be in [0, 1000], got {self.noop_max}")
+        if self.teacher != "random":
+            need(Path(self.teacher).is_file(),
+                 f"--teacher {self.teacher!r} is neither 'random' nor an existing checkpoint file")
+        return self
+
+    @property
+    def chunk_size(self) -> int:
+        return self.chunk_steps * self.envs_per_actor
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ConfigError(f"config has unknown keys {sorted(unknown)}; it was written by another version")
+        return cls(**values)
+
+
+def need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass
+class DistillConfig(ActingConfig):
     student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}")
     loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
     tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values (sharpens when < 1)")
     updates: int = _flag(300, "student updates (minibatches) to train")
     batch_size: int = _flag(32, "minibatch size")
     lr: float = _flag(2.5e-4, "RMSProp learning rate")
-    actors: int = _flag(1, "teacher actors (Ray actors, one CPU each)")
-    envs_per_actor: int = _flag(4, "environments each actor steps in one AtariVectorEnv")
-    chunk_steps: int = _flag(64, "steps per environment in one chunk sent to the replay")
-    epsilon: float = _flag(0.05, "probability the teacher acts uniformly at random while labelling")
-    capacity_hours: float = _flag(1.0, "replay capacity in hours of play (1 hour = 54,000 steps)")
+    capacity_hours: float = _flag(10.0, "replay capacity per game in hours of play (1 hour = 54,000 steps; "
+                                        "memory is committed as it fills)")
+    replay_shards: int = _flag(1, "replay shard actors per game; actor i streams to shard i mod K")
+    replay_ratio: float = _flag(PAPER_REPLAY_RATIO, "sampled steps per inserted step, held by backpressure on "
+                                                    "both sides; the paper's 10,000 minibatches of 32 per hour of "
+                                                    "play is 5.93; 0 turns the limit off")
     min_replay: int = _flag(1000, "steps the replay must hold before training starts")
     prefetch: int = _flag(4, "sample requests the learner keeps in flight")
+    dataset: str | None = _flag(None, "distill from a recorded dataset (launch.py record) instead of live actors")
+    skip_damaged: bool = _flag(False, "with --dataset, leave out damaged chunks instead of stopping")
     eval_episodes: int = _flag(2, "episodes for the final student and teacher evaluation")
     eval_epsilon: float = _flag(0.05, "epsilon during evaluation (the DQN convention)")
     holdout_steps: int = _flag(2000, "held-out teacher-labelled frames for action agreement")
     log_every: int = _flag(50, "updates between metrics lines")
     checkpoint_every: int = _flag(100, "updates between checkpoints")
-    noop_max: int = _flag(30, "maximum no-op actions at episode start")
-    sticky_actions: bool = _flag(False, "repeat the previous action with probability 0.25 (Machado et al.)")
     device: str = _flag("auto", "learner device: auto, cpu, cuda, cuda:N")
-    seed: int = _flag(0, "seed for teacher weights, environments and the learner")
     out: str = _flag("runs/distill", "run directory to create")
-    address: str | None = _flag(None, "Ray cluster address (auto, HOST:PORT, ray://HOST:PORT); omit for a local runtime")
 
     @property
     def capacity_steps(self) -> int:
         return int(round(self.capacity_hours * STEPS_PER_HOUR))
 
     def validate(self) -> "DistillConfig":
-        from actors.games import UnknownGameError, canonical_name
-
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(message)
-
-        try:
-            self.game = canonical_name(self.game)
-        except UnknownGameError as error:
-            raise ConfigError(f"--game: {error}") from None
+        if self.dataset is not None:
+            self._adopt_dataset()
+        super().validate()
         need(self.student in PRESETS, f"--student: unknown preset {self.student!r}; choose one of: {', '.join(PRESETS)}")
         need(self.loss in LOSSES, f"--loss: unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
         need(self.tau > 0, f"--tau must be positive (the paper tries 1, 0.1, 0.01, 0.001), got {self.tau}")
         need(self.updates >= 1, f"--updates must be at least 1, got {self.updates}")
         need(1 <= self.batch_size <= 65_536, f"--batch-size must be in [1, 65536], got {self.batch_size}")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
-        need(self.actors >= 1, f"--actors must be at least 1, got {self.actors}")
-        need(1 <= self.envs_per_actor <= 1024, f"--envs-per-actor must be in [1, 1024], got {self.envs_per_actor}")
-        need(1 <= self.chunk_steps <= 4096, f"--chunk-steps must be in [1, 4096], got {self.chunk_steps}")
-        need(0.0 <= self.epsilon <= 1.0, f"--epsilon must be in [0, 1], got {self.epsilon}")
         need(0.0 <= self.eval_epsilon <= 1.0, f"--eval-epsilon must be in [0, 1], got {self.eval_epsilon}")
-        chunk = self.chunk_steps * self.envs_per_actor
-        need(self.capacity_steps >= 2 * chunk,
-             f"--capacity-hours {self.capacity_hours} holds {self.capacity_steps} steps, fewer than two chunks "
-             f"({2 * chunk}); raise --capacity-hours or lower --chunk-steps/--envs-per-actor")
+        need(1 <= self.replay_shards <= 1024, f"--replay-shards must be in [1, 1024], got {self.replay_shards}")
+        if self.dataset is None:
+            need(self.actors >= self.replay_shards,
+                 f"--replay-shards {self.replay_shards} exceeds --actors {self.actors}: each actor streams to one "
+                 f"shard, so some would stay empty; raise --actors or lower --replay-shards")
+        need(0.0 <= self.replay_ratio <= 1e6, f"--replay-ratio must be in [0, 1e6] (0 turns it off), got {self.replay_ratio}")
+        shard_steps = self.capacity_steps // self.replay_shards
+        need(shard_steps >= 2 * self.chunk_size,
+             f"--capacity-hours {self.capacity_hours} gives each of {self.replay_shards} shard(s) {shard_steps} steps, "
+             f"fewer than two chunks ({2 * self.chunk_size}); raise --capacity-hours or lower "
+             f"--replay-shards, --chunk-steps or --envs-per-actor")
         need(1 <= self.min_replay <= self.capacity_steps,
              f"--min-replay must be in [1, capacity {self.capacity_steps}], got {self.min_replay}")
         need(1 <= self.prefetch <= 64, f"--prefetch must be in [1, 64], got {self.prefetch}")
@@ -93,24 +143,50 @@ class DistillConfig:
         need(self.holdout_steps >= 1, f"--holdout-steps must be at least 1, got {self.holdout_steps}")
         need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
-        need(0 <= self.noop_max <= 1000, f"--noop-max must be in [0, 1000], got {self.noop_max}")
         need(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
              f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.teacher != "random":
-            need(Path(self.teacher).is_file(),
-                 f"--teacher {self.teacher!r} is neither 'random' nor an existing checkpoint file")
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    def _adopt_dataset(self) -> None:
+        """A dataset fixes the game and teacher; asking for another game is refused."""
+        from actors.games import UnknownGameError, canonical_name
+        from replay.dataset import DatasetError, read_index
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "DistillConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ConfigError(f"config has unknown keys {sorted(unknown)}; it was written by another version")
-        return cls(**values)
+        try:
+            index = read_index(self.dataset)
+        except DatasetError as error:
+            raise ConfigError(f"--dataset: {error}") from None
+        if self.game is not None:
+            try:
+                asked = canonical_name(self.game)
+            except UnknownGameError as error:
+                raise ConfigError(f"--game: {error}") from None
+            need(asked == index["game"], f"--dataset {self.dataset!r} holds {index['game']}, not {asked}; "
+                                         f"drop --game or record a {asked} dataset")
+        self.game = index["game"]
+        recorded = index["teacher"]
+        if self.teacher is None:
+            self.teacher = recorded["source"]
+            if self.teacher != "random":
+                need(Path(self.teacher).is_file(),
+                     f"--dataset was recorded by teacher {self.teacher!r}, which is not on this machine; "
+                     f"pass --teacher PATH (the same weights) for the final evaluation")
+
+
+@dataclass
+class RecordConfig(ActingConfig):
+    steps: int = _flag(10_000, "labelled steps to record (whole chunks, so at most one chunk per actor more)")
+    out: str = _flag("datasets/record", "dataset directory to create")
+    file_mb: int = _flag(256, "size at which a chunk file is closed and the next begun")
+
+    def validate(self) -> "RecordConfig":
+        super().validate()
+        need(self.steps >= 1, f"--steps must be at least 1, got {self.steps}")
+        need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
+        out = Path(self.out)
+        need(not (out.exists() and any(out.iterdir())),
+             f"--out {self.out!r} already holds files; choose a new dataset directory")
+        return self
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class) -> None:

@@ -31,3 +31,11 @@ def has_gpu() -> bool:
     import ray
 
     return ray.cluster_resources().get("GPU", 0) >= 1
+
+
+def on_this_node():
+    """A scheduling strategy that keeps an actor on the driver's node, where its files are."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)

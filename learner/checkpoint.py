@@ -9,6 +9,7 @@ crash or a full disk leaves the previous file intact.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -120,3 +121,12 @@ def check_plays(payload: dict, game: str, num_actions: int, source: str = "check
 
 def payload_params(payload: dict) -> int:
     return parameter_count(QNetwork(payload["preset"], payload["heads"]))
+
+
+def fingerprint(payload: dict) -> str:
+    """A digest of the architecture and weights: names a teacher independent of its file."""
+    digest = hashlib.sha256(f"{payload['preset']}|{sorted(payload['heads'].items())}".encode())
+    for name in sorted(payload["model"]):
+        digest.update(name.encode())
+        digest.update(payload["model"][name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,10 @@ import torch
 from learner.checkpoint import make_payload
 from learner.losses import make_loss
 from learner.networks import QNetwork
+from replay.shard import pick_shard
+
+# Batches arrive as read-only views of Ray's object store; the learner only reads them.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class LearnerConfig:
     device: str = "auto"  # "auto": CUDA when visible, else CPU
     amp: bool = True  # bf16 autocast on CUDA only
     seed: int = 0
+    batch_timeout_s: float = 600.0
 
 
 def pick_device(name: str) -> torch.device:
@@ -63,8 +69,7 @@ class Learner:
 
     def _request(self) -> None:
         game = list(self.shards)[self.updates % len(self.shards)] if len(self.shards) > 1 else next(iter(self.shards))
-        sizes = self.shard_sizes[game]
-        index = int(self.rng.choice(len(sizes), p=sizes / sizes.sum()))
+        index = pick_shard(self.shard_sizes[game], self.rng)
         ref = self.shards[game][index].sample.remote(self.config.batch_size)
         self.pending.append((game, index, ref))
 
@@ -75,7 +80,7 @@ class Learner:
         while True:
             sizes = {g: np.array(ray.get([s.size.remote() for s in h]), float) for g, h in self.shards.items()}
             if all(s.sum() >= self.config.min_replay for s in sizes.values()):
-                self.shard_sizes = {g: np.maximum(s, 1.0) for g, s in sizes.items()}
+                self.shard_sizes = sizes
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replay holds {dict((g, int(s.sum())) for g, s in sizes.items())} steps after "
@@ -104,9 +109,13 @@ class Learner:
         for _ in range(num_updates):
             game, index, ref = self.pending.popleft()
             before = time.perf_counter()
-            batch = ray.get(ref)
+            try:
+                batch = ray.get(ref, timeout=self.config.batch_timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                raise TimeoutError(f"no batch from {game} replay shard {index} in {self.config.batch_timeout_s:.0f}s; "
+                                   f"are its actors alive?") from None
             waited += time.perf_counter() - before
-            self.shard_sizes[game][index] = max(float(batch["shard_size"]), 1.0)
+            self.shard_sizes[game][index] = float(batch["shard_size"])
             del ref
             self._request()
             losses.append(self._update(game, batch))

@@ -37,7 +37,8 @@ class FrameRing:
         self.capacity = capacity
         self.num_actions = num_actions
         # np.zeros maps untouched pages lazily: memory is committed as the ring fills.
-        self.frames = np.zeros((capacity, *FRAME_SHAPE), np.uint8)
+        # One extra row stays zero: it pads stacks at episode starts inside the same gather.
+        self.frames = np.zeros((capacity + 1, *FRAME_SHAPE), np.uint8)
         self.q = np.zeros((capacity, num_actions), np.float32)
         self.actions = np.zeros(capacity, np.uint8)
         self.rewards = np.zeros(capacity, np.float32)
@@ -82,10 +83,12 @@ class FrameRing:
         self.inserted += steps * envs
         self._streams[chunk.actor_id] = (chunk.chunk_index, seqs[:, -1].copy())
 
-    def stacks(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The observations of `slots` and a mask of those whose history is complete."""
-        out = np.zeros((len(slots), STACK, *FRAME_SHAPE), np.uint8)
-        out[:, -1] = self.frames[slots]
+    def _history(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of `frames` that make each slot's stack (the zero row pads) and a completeness mask.
+
+        Reads metadata only, so incomplete draws are redrawn before a single frame is copied."""
+        rows = np.full((len(slots), STACK), self.capacity, np.int64)
+        rows[:, -1] = slots
         complete = np.ones(len(slots), bool)
         alive = (self.flags[slots] & _FIRST) == 0  # still inside the episode, going back
         current = slots
@@ -94,27 +97,31 @@ class FrameRing:
             want_slot = np.where(want >= 0, want % self.capacity, 0)
             present = alive & (want >= 0) & (self.seq[want_slot] == want)
             complete &= ~alive | present
-            rows = np.flatnonzero(present)
-            out[rows, position] = self.frames[want_slot[rows]]
+            rows[present, position] = want_slot[present]
             alive = present & ((self.flags[want_slot] & _FIRST) == 0)
             current = np.where(present, want_slot, current)
-        return out, complete
+        return rows, complete
+
+    def stacks(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The observations of `slots` and a mask of those whose history is complete."""
+        rows, complete = self._history(slots)
+        return self.frames[rows], complete
 
     def sample(self, batch_size: int, rng: np.random.Generator, max_rounds: int = 64) -> dict[str, np.ndarray]:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay")
         slots = rng.integers(0, self.size, batch_size)
-        obs, ok = self.stacks(slots)
+        rows, ok = self._history(slots)
         for _ in range(max_rounds):
             if ok.all():
                 break
             redo = np.flatnonzero(~ok)
             slots[redo] = rng.integers(0, self.size, len(redo))
-            obs[redo], ok[redo] = self.stacks(slots[redo])
+            rows[redo], ok[redo] = self._history(slots[redo])
         else:
             raise RuntimeError("replay holds too few steps with a complete frame history to sample")
         return {
-            "obs": obs,
+            "obs": self.frames[rows],  # one gather, the same copy a plain fancy index makes
             "q": self.q[slots],
             "actions": self.actions[slots],
             "teacher_version": self.teacher_version[slots],

@@ -2,50 +2,132 @@
 
 Actors call `insert` with encoded chunks; learners call `sample`. The shard decodes,
 checks the chunk belongs to its game, and copies it into its ring, so no Ray object stays
-pinned by the replay (RLlib's Ape-X runs filled the object store that way).
+pinned by the replay (RLlib's Ape-X runs filled the object store that way). Ray runs it
+as a threaded actor: a call the rate limiter holds back waits on a condition while the
+other side's calls get in, and `close` releases every waiter at the end of a run.
+
+Sharding: actor i streams to shard `shard_for_actor(i, K)` only, so a stream's frames
+stay in one ring and every stack can be rebuilt; the learner picks a shard with
+probability proportional to what it holds (`pick_shard`), which keeps sampling uniform
+over every step stored for the game.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 
 from replay.chunk import ChunkError, decode
 from replay.frame_ring import FrameRing
+from replay.rate_limiter import SampleToInsertRatio
+
+
+def shard_for_actor(actor_id: int, num_shards: int) -> int:
+    return actor_id % num_shards
+
+
+def pick_shard(sizes: np.ndarray, rng: np.random.Generator) -> int:
+    """P(shard) = size / total, so P(step) = 1 / total for every stored step."""
+    total = sizes.sum()
+    if total <= 0:
+        return int(rng.integers(len(sizes)))
+    return int(rng.choice(len(sizes), p=sizes / total))
 
 
 class ReplayShard:
-    def __init__(self, game: str, num_actions: int, capacity: int, seed: int = 0):
+    def __init__(self, game: str, num_actions: int, capacity: int, seed: int = 0,
+                 limiter: SampleToInsertRatio | None = None):
         self.game = game
         self.ring = FrameRing(capacity, num_actions)
         self.rng = np.random.default_rng(seed)
+        self.limiter = limiter or SampleToInsertRatio(ratio=0.0, min_size=1, error_buffer=0.0)
+        self.changed = threading.Condition()
+        self.closed = False
         self.rejected = 0
-        self.sampled = 0
-        self.started = time.monotonic()
+        self.dropped = 0
+        self.waits = {"insert_s": 0.0, "sample_s": 0.0}
+
+    def _wait(self, ready, side: str) -> None:
+        started = time.perf_counter()
+        while not self.closed and not ready():
+            self.changed.wait(timeout=1.0)
+        self.waits[side] += time.perf_counter() - started
 
     def insert(self, message: bytes) -> int:
+        """Copies a chunk in once the rate limiter allows; a closed shard drops it."""
         try:
             chunk = decode(message)
             if chunk.game != self.game:
                 raise ChunkError(f"chunk is for game {chunk.game!r}, this shard holds {self.game!r}")
-            self.ring.insert(chunk)
-        except (ChunkError, ValueError):
-            self.rejected += 1
+            if chunk.num_actions != self.ring.num_actions:
+                raise ChunkError(f"chunk has {chunk.num_actions} actions, this replay holds {self.ring.num_actions}")
+        except ChunkError:
+            with self.changed:
+                self.rejected += 1
             raise
-        return self.ring.size
+        steps = chunk.steps * chunk.envs
+        with self.changed:
+            self._wait(lambda: self.limiter.can_insert(steps, self.ring.size), "insert_s")
+            if self.closed:
+                self.dropped += steps
+                return self.ring.size
+            self.ring.insert(chunk)
+            self.limiter.inserted += steps
+            self.changed.notify_all()
+            return self.ring.size
 
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
-        batch = self.ring.sample(batch_size, self.rng)
-        batch["shard_size"] = np.int64(self.ring.size)
-        self.sampled += batch_size
-        return batch
+        with self.changed:
+            self._wait(lambda: self.limiter.can_sample(batch_size, self.ring.size), "sample_s")
+            batch = self.ring.sample(batch_size, self.rng)
+            self.limiter.sampled += batch_size
+            self.changed.notify_all()
+            batch["shard_size"] = np.int64(self.ring.size)
+            return batch
+
+    def close(self) -> None:
+        """No more inserts: later chunks are dropped and sampling no longer waits for data."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
     def size(self) -> int:
         return self.ring.size
 
     def stats(self) -> dict:
-        return {
-            "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
-            "inserted": self.ring.inserted, "sampled": self.sampled, "rejected": self.rejected,
-        }
+        with self.changed:
+            return {
+                "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
+                "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
+                "dropped": self.dropped, "limiter": self.limiter.state(), **self.waits,
+            }
+
+    def resident_bytes(self) -> int:
+        """This process's resident memory, for the benchmark's measured bytes per step."""
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: dict, concurrency: int,
+                  seed: int = 0, memory: list[int] | None = None) -> list:
+    """Starts one threaded Ray actor per shard, each reserving the memory its ring will fill.
+
+    `limiter` holds SampleToInsertRatio.for_shard's arguments except min_size, which is
+    `min_replay` split evenly over the shards."""
+    import ray
+
+    shards = []
+    min_size = max(1, -(-limiter["min_replay"] // len(shard_steps)))
+    for index, steps in enumerate(shard_steps):
+        rate = SampleToInsertRatio.for_shard(limiter["ratio"], min(min_size, steps), limiter["insert_steps"],
+                                             limiter["batch_size"])
+        options = {"num_cpus": 0, "max_concurrency": concurrency}
+        if memory is not None:
+            options["memory"] = memory[index]
+        shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate))
+    return shards

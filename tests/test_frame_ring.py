@@ -8,7 +8,7 @@ from actors.env import EnvConfig, env_seeds, make_vector_env
 from actors.teacher import TeacherRollout
 from learner.checkpoint import build_network
 from replay.chunk import decode, encode
-from replay.frame_ring import FrameRing, bytes_per_step
+from replay.frame_ring import FRAME_BYTES, FrameRing, bytes_per_step
 
 SHORT_EPISODES = EnvConfig(max_episode_frames=240, noop_max=30)  # about 60 steps: many episode starts
 
@@ -28,9 +28,10 @@ class Recorder:
         return np.stack(stacks)  # (T, N, 4, 84, 84)
 
 
-def run_actors(teacher, chunks_per_actor, drop=None):
-    """Two actors' chunks, interleaved, as the replay receives them; plus the true stack of every step."""
-    specs = [(0, 3, 11), (1, 2, 23)]  # actor id, envs, seed
+def run_actors(teacher, chunks_per_actor, drop=None, specs=((0, 3, 11), (1, 2, 23))):
+    """Actors' chunks, interleaved, as the replay receives them; plus the true stack of every step.
+
+    `specs` holds (actor id, envs, seed) per actor."""
     rollouts = {a: TeacherRollout("pong", teacher, n, env_config=SHORT_EPISODES, seed=s, actor_id=a, chunk_steps=16)
                 for a, n, s in specs}
     recorders = {a: Recorder(n, s) for a, n, s in specs}
@@ -102,5 +103,5 @@ def test_chunk_of_wrong_action_count_is_refused(pong_teacher):
 
 def test_ring_memory_is_frame_bytes_plus_q_plus_metadata():
     ring = FrameRing(1000, num_actions=6)
-    assert ring.nbytes() == 1000 * bytes_per_step(6)
+    assert ring.nbytes() == 1000 * bytes_per_step(6) + FRAME_BYTES  # plus the zero padding row
     assert bytes_per_step(6) <= 1.05 * (7056 + 24)

@@ -1,0 +1,66 @@
+"""Recording a teacher: live teacher actors stream their chunks into a dataset on disk.
+
+The actors are the same ones a distillation run uses; only their sink differs (a
+DatasetWriter instead of a replay shard), so a recording holds exactly what a live run
+would have trained on. The writer runs on the driver's node, where the dataset lives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from actors.env import EnvConfig
+from actors.games import game_spec
+from actors.teacher import TeacherActor
+from actors.teachers import load_teacher
+from cluster.config import RecordConfig
+from cluster.runtime import connect, on_this_node
+from learner.checkpoint import fingerprint
+from replay.dataset import DatasetWriter
+
+
+def run_record(cfg: RecordConfig, echo=print) -> dict:
+    import ray
+
+    game = game_spec(cfg.game)
+    teacher = load_teacher(cfg.teacher, game, cfg.seed)
+    env_config = EnvConfig(noop_max=cfg.noop_max, sticky_actions=cfg.sticky_actions)
+    connect(cfg.address, cpus_needed=cfg.actors + 1)
+    source = cfg.teacher if cfg.teacher == "random" else str(Path(cfg.teacher).resolve())
+    identity = {
+        "game": game.name, "num_actions": game.num_actions,
+        "teacher": {"source": source, "seed": cfg.seed, "fingerprint": fingerprint(teacher),
+                    "preset": teacher["preset"]},
+        "env": dataclasses.asdict(env_config), "epsilon": cfg.epsilon, "actors_recorded": cfg.actors,
+        "envs_per_actor": cfg.envs_per_actor, "chunk_steps": cfg.chunk_steps, "seed": cfg.seed,
+    }
+    out = str(Path(cfg.out).resolve())
+    writer = ray.remote(DatasetWriter).options(num_cpus=0, scheduling_strategy=on_this_node()).remote(
+        out, identity, cfg.steps, cfg.file_mb * 1024 * 1024)
+    teacher_ref = ray.put(teacher)
+    actors = [
+        ray.remote(TeacherActor).options(num_cpus=1, max_concurrency=2).remote(
+            writer, game=game.name, teacher=teacher_ref, num_envs=cfg.envs_per_actor, env_config=env_config,
+            epsilon=cfg.epsilon, seed=cfg.seed + 1_000 * i, actor_id=i, chunk_steps=cfg.chunk_steps)
+        for i in range(cfg.actors)
+    ]
+    runs = [actor.run.remote() for actor in actors]
+    started, last_echo = time.monotonic(), 0.0
+    while (stored := ray.get(writer.stored_steps.remote())) < cfg.steps:
+        finished, _ = ray.wait(runs, timeout=0.5)
+        if finished:
+            ray.get(finished)  # an actor that ended early raised: surface its error
+        if time.monotonic() - last_echo > 10:
+            echo(f"[record] {stored}/{cfg.steps} steps")
+            last_echo = time.monotonic()
+    for actor in actors:
+        actor.stop.remote()
+    ray.get(runs)
+    index = ray.get(writer.close.remote())
+    for handle in [*actors, writer]:
+        ray.kill(handle)
+    echo(f"[record] wrote {index['steps']} steps in {index['chunks']} chunks to {out} "
+         f"({time.monotonic() - started:.0f}s)")
+    return index

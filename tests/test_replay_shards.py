@@ -1,0 +1,121 @@
+"""Sharded replay: uniform sampling across unequal shards, bit-exact stacks, hostile input, memory plan."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from replay.chunk import Chunk, ChunkError, encode
+from replay.memory_plan import GIB, MemoryPlan, MemoryPlanError
+from replay.shard import ReplayShard, pick_shard, shard_for_actor
+from tests.test_chunk import make_chunk
+from tests.test_frame_ring import run_actors
+
+
+def episode_start_chunk(actor_id: int, index: int, steps: int, envs: int = 4) -> Chunk:
+    """Every step starts an episode, so every stored step is sampleable: isolates the shard choice."""
+    chunk = make_chunk(steps=steps, envs=envs, seed=actor_id * 1000 + index)
+    return Chunk(**{**chunk.__dict__, "actor_id": actor_id, "chunk_index": index,
+                    "first": np.ones((steps, envs), bool)})
+
+
+def chi_square_limit(dof: int, z: float = 3.09) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile (z = 3.09: p = 0.999)."""
+    return dof * (1 - 2 / (9 * dof) + z * np.sqrt(2 / (9 * dof))) ** 3
+
+
+def draw_counts(shards, rng, batches, batch_size, proportional=True):
+    sizes = np.array([s.size() for s in shards], float)
+    counts = [np.zeros(s.ring.capacity, np.int64) for s in shards]
+    for _ in range(batches):
+        index = pick_shard(sizes if proportional else np.ones_like(sizes), rng)
+        batch = shards[index].sample(batch_size)
+        np.add.at(counts[index], batch["seq"] % shards[index].ring.capacity, 1)
+    return np.concatenate([c[: int(size)] for c, size in zip(counts, sizes)])
+
+
+def test_sampling_is_uniform_over_shards_of_unequal_fill():
+    fills = [1, 3, 6]  # chunks of 100 steps: 100, 300, 600 steps stored
+    shards = [ReplayShard("pong", 6, capacity=1000, seed=k) for k in range(3)]
+    for k, shard in enumerate(shards):
+        for index in range(fills[k]):
+            shard.insert(encode(episode_start_chunk(k, index, steps=25)))
+    assert [s.size() for s in shards] == [100, 300, 600]
+    rng = np.random.default_rng(0)
+    counts = draw_counts(shards, rng, batches=2000, batch_size=32)  # 64,000 draws over 1,000 steps
+    expected = counts.sum() / len(counts)
+    statistic = ((counts - expected) ** 2 / expected).sum()
+    assert statistic < chi_square_limit(len(counts) - 1), statistic
+    # The test has power: picking shards equally (not by fill) is caught.
+    skewed = draw_counts(shards, rng, batches=2000, batch_size=32, proportional=False)
+    skewed_stat = ((skewed - expected) ** 2 / expected).sum()
+    assert skewed_stat > chi_square_limit(len(skewed) - 1)
+
+
+def test_stacks_are_bit_exact_across_shards_actors_and_wraparound(pong_teacher):
+    specs = [(0, 3, 11), (1, 2, 23), (2, 2, 37)]
+    delivered, _ = run_actors(pong_teacher, chunks_per_actor=6, specs=specs)
+    num_shards, capacity = 2, 96  # chunks of 32-48 steps: each shard wraps at least twice
+    shards = [ReplayShard("pong", 6, capacity=capacity, seed=k) for k in range(num_shards)]
+    truth = [{} for _ in shards]
+    for chunk, stacks in delivered:
+        k = shard_for_actor(chunk.actor_id, num_shards)
+        base = shards[k].ring.inserted
+        shards[k].insert(encode(chunk))
+        for env in range(chunk.envs):
+            for t in range(chunk.steps):
+                truth[k][base + env * chunk.steps + t] = (stacks[t, env], chunk.q[t, env])
+    assert {shard_for_actor(a, num_shards) for a, _, _ in specs} == {0, 1}
+    for k, shard in enumerate(shards):
+        assert shard.ring.inserted >= 2 * capacity
+        seen = set()
+        for _ in range(40):
+            batch = shard.sample(64)
+            for obs, q, seq in zip(batch["obs"], batch["q"], batch["seq"]):
+                true_obs, true_q = truth[k][int(seq)]
+                assert np.array_equal(obs, true_obs), (k, int(seq))
+                assert np.array_equal(q, true_q)
+                seen.add(int(seq))
+        assert len(seen) > capacity // 2  # sampling covered the ring, not a corner of it
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=512), st.integers(min_value=0), st.integers(min_value=0, max_value=255))
+def test_hostile_bytes_never_touch_the_ring(prefix, position, value):
+    shard = ReplayShard("pong", 6, capacity=64)
+    good = encode(make_chunk(steps=4, envs=2))
+    shard.insert(good)
+    before = {name: getattr(shard.ring, name).copy() for name in ("frames", "q", "seq", "prev", "flags")}
+    inserted = shard.ring.inserted
+    mutated = bytearray(good)
+    mutated[position % len(mutated)] = value
+    for message in (prefix, bytes(mutated), good[: position % len(good)]):
+        try:
+            shard.insert(message)
+        except ChunkError:
+            for name, array in before.items():
+                assert np.array_equal(getattr(shard.ring, name), array), name
+            assert shard.ring.inserted == inserted
+        else:  # a flip inside a payload can leave a valid chunk, which goes in
+            before = {name: getattr(shard.ring, name).copy() for name in before}
+            inserted = shard.ring.inserted
+
+
+def test_chunk_for_another_game_is_refused_by_name():
+    shard = ReplayShard("breakout", 4, capacity=64)
+    with pytest.raises(ChunkError, match="'pong'"):
+        shard.insert(encode(make_chunk(actions=4)))
+    assert shard.stats()["rejected"] == 1 and shard.size() == 0
+
+
+def test_memory_plan_is_exact_and_refuses_what_cannot_fit():
+    plan = MemoryPlan({"pong": 6, "breakout": 4}, steps_per_game=540_000, shards_per_game=4)
+    assert [s.steps for s in plan.shards[:4]] == [135_000] * 4
+    assert plan.total_bytes == 540_000 * (7_106 + 7_098) + 8 * 7_056
+    plan.check(available=10 * GIB, largest_node=10 * GIB)  # 7.14 GiB fits
+    with pytest.raises(MemoryPlanError, match=r"needs 7\.1\d GiB .* 4\.00 GiB free; lower --capacity-hours"):
+        plan.check(available=4 * GIB, largest_node=4 * GIB)
+    with pytest.raises(MemoryPlanError, match="raise --replay-shards"):
+        plan.check(available=100 * GIB, largest_node=0.5 * GIB)
+    ten_games = MemoryPlan({f"game{i}": 18 for i in range(10)}, steps_per_game=540_000, shards_per_game=1)
+    assert 38e9 < ten_games.total_bytes < 39e9  # the issue's "about 38 GB of frames" plus Q and metadata
