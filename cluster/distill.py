@@ -78,7 +78,8 @@ def check_dataset(cfg: DistillConfig, dataset: Dataset, teacher: dict, echo) -> 
 def replay_totals(stats: list[dict]) -> dict:
     inserted, sampled = sum(s["limiter"]["inserted"] for s in stats), sum(s["sampled"] for s in stats)
     return {
-        "replay_size": sum(s["size"] for s in stats), "labelled_steps": inserted, "sampled_steps": sampled,
+        "replay_size": sum(s["size"] for s in stats), "shard_sizes": [s["size"] for s in stats],
+        "labelled_steps": inserted, "sampled_steps": sampled,
         "observed_replay_ratio": sampled / inserted if inserted else None,
         "insert_wait_s": sum(s["insert_s"] for s in stats), "sample_wait_s": sum(s["sample_s"] for s in stats),
         "rejected_chunks": sum(s["rejected"] for s in stats), "dropped_steps": sum(s["dropped"] for s in stats),

@@ -18,7 +18,7 @@ SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_par
 
 def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     cfg = DistillConfig(game="ALE/Pong-v5", student="paper-4", updates=40, log_every=20, checkpoint_every=20,
-                        min_replay=300, chunk_steps=32, eval_episodes=2, holdout_steps=300,
+                        min_replay=300, chunk_steps=32, eval_episodes=2, holdout_steps=300, actors=2, replay_shards=2,
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
     run = tmp_path / "run"
@@ -30,6 +30,10 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     assert SUMMARY_KEYS <= set(on_disk)
     assert on_disk["updates"] == 40 and summary["student_params"] == 71_990
     assert on_disk["steps_labelled"] >= 300
+    replay = on_disk["replay"]
+    assert len(replay["shard_sizes"]) == 2 and min(replay["shard_sizes"]) > 0  # actor i feeds shard i mod 2
+    assert [s["steps"] for s in replay["memory_plan"]["shards"]] == [270_000, 270_000]
+    assert replay["sampled_steps"] >= 40 * 32
     assert on_disk["teacher_score"]["episodes"] == on_disk["student_score"]["episodes"] == 2
     final = load_checkpoint(run / "checkpoints" / "student-00000040.pt")
     assert final["updates"] == 40 and final["optimizer"] is not None

@@ -16,8 +16,8 @@ SHORT_EPISODES = EnvConfig(max_episode_frames=240, noop_max=30)  # about 60 step
 class Recorder:
     """Replays an actor's recorded actions in a fresh environment with the same seeds: independent truth."""
 
-    def __init__(self, envs: int, seed: int):
-        self.env = make_vector_env("pong", envs, SHORT_EPISODES)
+    def __init__(self, envs: int, seed: int, env_config: EnvConfig = SHORT_EPISODES):
+        self.env = make_vector_env("pong", envs, env_config)
         self.obs, _ = self.env.reset(seed=env_seeds(seed, envs))
 
     def follow(self, chunk) -> np.ndarray:

@@ -25,6 +25,11 @@ def launch(*args):
     (["distill", "--resume", "/nonexistent-run"], "not a run directory"),
     (["evaluate", "--checkpoint", "random", "--game", "nope"], "unknown game"),
     (["distill", "--no-such-flag"], "unrecognized arguments"),
+    (["distill", "--replay-shards", "3"], "raise --actors or lower --replay-shards"),
+    (["distill", "--replay-ratio", "-1"], "--replay-ratio must be in"),
+    (["distill", "--dataset", "/nonexistent-dataset"], "record one with `launch.py record`"),
+    (["record", "--steps", "0"], "--steps must be at least 1"),
+    (["record", "--game", "pongg"], "did you mean: pong"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words):
     result = launch(*args)
@@ -47,3 +52,12 @@ def test_evaluate_prints_mean_ci_min_max(tmp_path):
     result = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "2", "--json")
     assert result.returncode == 0, result.stderr
     assert "95% CI" in result.stdout and "min" in result.stdout and "max" in result.stdout
+
+
+def test_impossible_memory_plan_is_refused_before_anything_is_written(tmp_path):
+    result = launch("distill", "--capacity-hours", "100000", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "GiB free; lower --capacity-hours (at most" in error[0], result.stderr
+    assert "memory plan" in result.stdout and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

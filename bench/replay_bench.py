@@ -1,0 +1,229 @@
+"""Replay in one run: measured memory per stored step, insert and sample rates against a NumPy ceiling,
+and the learner's idle fraction.
+
+    python bench/replay_bench.py [--capacity 200000] [--shards 1,2] [--seconds 4] [--out bench/out/replay.json]
+
+Every rate is stated as a ratio to a ceiling measured in the same process: the same bytes
+moved by a plain NumPy fancy-index copy (a gather for sampling, a scatter for inserting).
+Memory is resident memory (VmRSS) before and after filling a ring, not a formula.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cluster.runtime import connect  # noqa: E402
+from learner.learner import Learner, LearnerConfig  # noqa: E402
+from replay.chunk import Chunk, encode  # noqa: E402
+from replay.frame_ring import FRAME_BYTES, STACK, bytes_per_step  # noqa: E402
+from replay.rate_limiter import SampleToInsertRatio  # noqa: E402
+from replay.shard import ReplayShard, launch_shards  # noqa: E402
+
+ACTIONS, STEPS, ENVS = 6, 64, 4  # one chunk: 64 steps of 4 envs, as the default actor sends
+
+
+def messages(count: int, actor_id: int = 0, seed: int = 0) -> list[bytes]:
+    """Consecutive chunks of one actor, frames random so nothing compresses or dedups."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for index in range(count):
+        first = np.zeros((STEPS, ENVS), bool)
+        first[0] = index == 0
+        out.append(encode(Chunk(
+            game="pong", actor_id=actor_id, chunk_index=index, teacher_version=0,
+            frames=rng.integers(0, 256, (STEPS, ENVS, 84, 84), dtype=np.uint8),
+            q=rng.standard_normal((STEPS, ENVS, ACTIONS)).astype(np.float32),
+            actions=rng.integers(0, ACTIONS, (STEPS, ENVS), dtype=np.uint8),
+            rewards=np.zeros((STEPS, ENVS), np.float32), first=first,
+            terminated=np.zeros((STEPS, ENVS), bool), truncated=np.zeros((STEPS, ENVS), bool))))
+    return out
+
+
+def rss() -> int:
+    gc.collect()
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def rate(fn, seconds: float) -> float:
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        count += fn()
+    return count / (time.perf_counter() - started)
+
+
+def memory_and_local_rates(capacity: int, seconds: float, batch: int) -> dict:
+    pool = messages(16)
+    before = rss()
+    shard = ReplayShard("pong", ACTIONS, capacity)
+    index = 0
+    while shard.ring.inserted < capacity + STEPS * ENVS:  # fill, then wrap once: every page touched
+        shard.insert(pool[index % len(pool)])
+        index += 1
+    after = rss()
+    measured = (after - before) / capacity
+    allowed = 1.05 * bytes_per_step(ACTIONS)
+
+    counter = iter(range(10**12))
+    insert_rate = rate(lambda: shard.insert(pool[next(counter) % len(pool)]) and STEPS * ENVS, seconds)
+    sample_rate = rate(lambda: len(shard.sample(batch)["obs"]) and 1, seconds)
+
+    frames, rng = shard.ring.frames, np.random.default_rng(0)
+    q, back = shard.ring.q, np.arange(STACK - 1, -1, -1)
+
+    def gather():  # the rows a stack reads: a step and its three predecessors
+        slots = rng.integers(STACK, capacity, batch)
+        return (frames[slots[:, None] - back], q[slots]) and 1
+
+    gather_rate = rate(gather, seconds)
+    block = np.random.default_rng(1).integers(0, 256, (STEPS * ENVS, 84, 84), dtype=np.uint8)
+    qblock = np.zeros((STEPS * ENVS, ACTIONS), np.float32)
+
+    def scatter():
+        slots = rng.integers(0, capacity - STEPS * ENVS) + np.arange(STEPS * ENVS)
+        frames[slots] = block
+        q[slots] = qblock
+        return STEPS * ENVS
+
+    scatter_rate = rate(scatter, seconds)
+    return {
+        "capacity_steps": capacity,
+        "rss_before_bytes": before, "rss_after_bytes": after,
+        "measured_bytes_per_step": measured, "formula_bytes_per_step": bytes_per_step(ACTIONS),
+        "bound_bytes_per_step": allowed, "measured_over_formula": measured / bytes_per_step(ACTIONS),
+        "local_insert_steps_per_s": insert_rate, "ceiling_scatter_steps_per_s": scatter_rate,
+        "local_insert_ratio": insert_rate / scatter_rate,
+        "local_sample_batches_per_s": sample_rate, "ceiling_gather_batches_per_s": gather_rate,
+        "local_sample_ratio": sample_rate / gather_rate,
+    }
+
+
+def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: dict) -> dict:
+    """Shard actors as a run starts them: insert from one client per shard, then sample with prefetch."""
+    import ray
+
+    capacity = 4 * 16 * STEPS * ENVS
+    limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
+    handles = launch_shards("pong", ACTIONS, [capacity] * shards, limiter, concurrency=prefetch + 4)
+    ray.get([h.size.remote() for h in handles])  # started: process start-up is not insert time
+    pools = [ray.put(m) for m in messages(16)]
+    started, sent = time.perf_counter(), 0
+    inflight = []
+    while time.perf_counter() - started < seconds:
+        for k, handle in enumerate(handles):
+            inflight.append(handle.insert.remote(pools[sent % len(pools)]))
+        sent += 1
+        if len(inflight) >= 2 * shards:
+            ray.get(inflight[:shards])
+            inflight = inflight[shards:]
+    ray.get(inflight)
+    insert_rate = sent * STEPS * ENVS / (time.perf_counter() - started) / shards
+
+    pending, started, got = [], time.perf_counter(), 0
+    rng = np.random.default_rng(0)
+    while time.perf_counter() - started < seconds:
+        while len(pending) < prefetch * shards:
+            pending.append(handles[int(rng.integers(shards))].sample.remote(batch))
+        batch_data = ray.get(pending.pop(0))
+        got += 1
+        del batch_data
+    ray.get(pending)
+    sample_rate = got / (time.perf_counter() - started) / shards
+    for handle in handles:
+        ray.kill(handle)
+    obs = np.zeros((batch, STACK, 84, 84), np.uint8)
+    object_store = rate(lambda: ray.get(ray.put(obs)) is not None, seconds)
+    return {
+        "shards": shards, "object_store_put_get_per_s": object_store,
+        "sample_of_object_store_ceiling": sample_rate / object_store,
+        "insert_steps_per_s_per_shard": insert_rate,
+        "insert_ratio": insert_rate / ceiling["ceiling_scatter_steps_per_s"],
+        "sample_batches_per_s_per_shard": sample_rate,
+        "sample_ratio": sample_rate / ceiling["ceiling_gather_batches_per_s"],
+    }
+
+
+def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:
+    """The learner's time waiting for data while it trains on a filled replay (limiter off)."""
+    import ray
+
+    limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
+    handles = launch_shards("pong", ACTIONS, [8 * STEPS * ENVS] * shards, limiter, concurrency=8)
+    for k, handle in enumerate(handles):
+        ray.get([handle.insert.remote(m) for m in messages(8, actor_id=k, seed=k)])
+    gpu = torch.cuda.is_available()
+    learner = ray.remote(Learner).options(num_cpus=1, num_gpus=1 if gpu else 0).remote(
+        LearnerConfig(student=student, batch_size=batch, min_replay=1), {"pong": ACTIONS}, {"pong": handles})
+    ray.get(learner.wait_for_replay.remote())
+    ray.get(learner.train.remote(max(5, updates // 10)))  # warm-up
+    metrics = ray.get(learner.train.remote(updates))
+    for handle in [learner, *handles]:
+        ray.kill(handle)
+    return {"shards": shards, "batch_size": batch, "student": student, "device": "cuda" if gpu else "cpu",
+            "updates_per_s": metrics["updates_per_s"], "wait_fraction": metrics["wait_fraction"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--capacity", type=int, default=200_000, help="steps in the ring measured for memory")
+    parser.add_argument("--shards", default="1,2", help="shard counts for the Ray measurements")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--prefetch", type=int, default=4)
+    parser.add_argument("--learner-updates", type=int, default=60)
+    parser.add_argument("--out", default="bench/out/replay.json")
+    args = parser.parse_args()
+
+    local = memory_and_local_rates(args.capacity, args.seconds, args.batch)
+    connect(None, cpus_needed=2)
+    shard_counts = [int(k) for k in args.shards.split(",")]
+    remote = [ray_rates(k, args.seconds, args.batch, args.prefetch, local) for k in shard_counts]
+    idle = [learner_idle(k, b, args.learner_updates if b == args.batch else 5 * args.learner_updates, "paper-25")
+            for k in shard_counts for b in (32, args.batch)]
+
+    print(f"memory: {local['measured_bytes_per_step']:,.1f} bytes/step resident on a filled ring of "
+          f"{local['capacity_steps']:,} steps; formula {local['formula_bytes_per_step']:,} "
+          f"({local['measured_over_formula']:.3f}x), bound 1.05x = {local['bound_bytes_per_step']:,.0f}")
+    print(f"\n{'measure (batch ' + str(args.batch) + ')':<44} {'rate':>14} {'of ceiling':>11}")
+    rows = [
+        ("NumPy gather ceiling, batches/s", local["ceiling_gather_batches_per_s"], 1.0),
+        ("shard.sample in process, batches/s", local["local_sample_batches_per_s"], local["local_sample_ratio"]),
+        ("NumPy scatter ceiling, steps/s", local["ceiling_scatter_steps_per_s"], 1.0),
+        ("shard.insert in process, steps/s", local["local_insert_steps_per_s"], local["local_insert_ratio"]),
+    ]
+    for r in remote:
+        rows.append((f"Ray, {r['shards']} shard(s): sample batches/s per shard", r["sample_batches_per_s_per_shard"],
+                     r["sample_ratio"]))
+        rows.append((f"Ray, {r['shards']} shard(s): insert steps/s per shard", r["insert_steps_per_s_per_shard"],
+                     r["insert_ratio"]))
+    rows.append(("Ray object store put+get of one batch, /s", remote[0]["object_store_put_get_per_s"],
+                 remote[0]["object_store_put_get_per_s"] / local["ceiling_gather_batches_per_s"]))
+    for label, value, ratio in rows:
+        print(f"{label:<44} {value:>14,.1f} {ratio:>11.3f}")
+    print(f"\n{'learner (paper-25)':<32} {'updates/s':>10} {'waiting':>8}")
+    for r in idle:
+        print(f"{r['shards']} shard(s), batch {r['batch_size']:<4} {r['device']:<8}   "
+              f"{r['updates_per_s']:>10.1f} {100 * r['wait_fraction']:>7.1f}%")
+
+    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+              "frame_bytes": FRAME_BYTES, "local": local, "ray": remote, "learner": idle}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

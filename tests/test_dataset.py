@@ -1,0 +1,145 @@
+"""Record a teacher to disk, read it back bit-exact, survive damage, and distill from it."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import launch
+from actors.env import EnvConfig
+from cluster.config import ConfigError, DistillConfig, RecordConfig
+from cluster.record import run_record
+from learner.checkpoint import build_network
+from replay.chunk import ChunkError, decode, encode
+from replay.dataset import RECORD_HEADER, Dataset, DatasetError, DatasetWriter
+from replay.frame_ring import FrameRing
+from tests.test_chunk import make_chunk
+from tests.test_frame_ring import Recorder
+
+IDENTITY = {"game": "pong", "num_actions": 6, "teacher": {"source": "random", "seed": 0, "fingerprint": "x"}}
+
+
+@pytest.fixture(scope="module")
+def recorded(ray_runtime, tmp_path_factory):
+    out = tmp_path_factory.mktemp("datasets") / "pong"
+    cfg = RecordConfig(actors=1, envs_per_actor=2, chunk_steps=32, steps=300, out=str(out), file_mb=1).validate()
+    index = run_record(cfg, echo=lambda *_: None)
+    return out, index
+
+
+def test_record_writes_whole_chunks_and_a_self_describing_index(recorded):
+    out, index = recorded
+    on_disk = json.loads((out / "index.json").read_text())
+    assert on_disk == index and index["complete"] and index["game"] == "pong" and index["num_actions"] == 6
+    assert 300 <= index["steps"] < 300 + 64 and index["steps"] % 64 == 0
+    assert index["teacher"]["source"] == "random" and len(index["teacher"]["fingerprint"]) == 16
+    assert index["env"]["noop_max"] == 30 and index["epsilon"] == 0.05
+    assert sum(f["bytes"] for f in index["files"]) == sum((out / f["name"]).stat().st_size for f in index["files"])
+
+
+def test_recorded_observations_and_q_read_back_exactly(recorded, pong_teacher):
+    out, index = recorded
+    dataset = Dataset.open(out)
+    ring = FrameRing(10_000, 6)
+    recorder = Recorder(envs=2, seed=0, env_config=EnvConfig())  # actor 0 seeds its envs with seed 0
+    net = build_network(pong_teacher).eval()
+    truth_obs = []
+    for expected_index, (record, message) in enumerate(dataset.messages()):
+        chunk = decode(message)
+        assert (chunk.actor_id, chunk.chunk_index) == (0, expected_index)
+        stacks = recorder.follow(chunk)  # the environment replayed with the recorded actions
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the actor's setting: identical float reductions
+        try:
+            with torch.inference_mode():
+                for t in range(chunk.steps):
+                    assert np.array_equal(net(torch.from_numpy(stacks[t])).numpy(), chunk.q[t])
+        finally:
+            torch.set_num_threads(threads)
+        ring.insert(chunk)
+        truth_obs.extend(stacks[:, env] for env in range(chunk.envs))
+    truth_obs = np.concatenate(truth_obs)
+    obs, complete = ring.stacks(np.arange(ring.size))
+    assert complete.all() and ring.size == index["steps"]
+    assert np.array_equal(obs, truth_obs)
+
+
+def write_dataset(path, chunks=6, file_bytes=3 * 20_000):
+    writer = DatasetWriter(path, IDENTITY, max_steps=10**9, file_bytes=file_bytes)
+    for index in range(chunks):
+        chunk = make_chunk(steps=3, envs=1, seed=index)  # about 21 KB each: two or three per file
+        writer.insert(encode(chunk.__class__(**{**chunk.__dict__, "actor_id": 0, "chunk_index": index})))
+    return writer.close()
+
+
+def test_corrupted_chunk_is_named_by_file_and_offset_and_the_rest_stays_usable(tmp_path):
+    index = write_dataset(tmp_path / "d")
+    assert len(index["files"]) >= 2
+    first = Dataset.open(tmp_path / "d")
+    victim = first.records[1]
+    path = tmp_path / "d" / victim.file
+    data = bytearray(path.read_bytes())
+    data[victim.offset + RECORD_HEADER.size + 100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=rf"{victim.file}: damaged chunk at byte offset {victim.offset} "
+                                           r"\(checksum mismatch\); pass --skip-damaged"):
+        Dataset.open(tmp_path / "d")
+    rest = Dataset.open(tmp_path / "d", skip_damaged=True)
+    assert len(rest.records) == len(first.records) - 1 and len(rest.damage) == 1
+    assert [r.offset for r in rest.records if r.file == victim.file] == \
+           [r.offset for r in first.records if r.file == victim.file and r != victim]
+
+
+def test_truncated_file_is_named_and_earlier_chunks_survive(tmp_path):
+    index = write_dataset(tmp_path / "d")
+    last = tmp_path / "d" / index["files"][-1]["name"]
+    whole = Dataset.open(tmp_path / "d")
+    tail = [r for r in whole.records if r.file == last.name][-1]
+    last.write_bytes(last.read_bytes()[: tail.offset + 50])
+    with pytest.raises(DatasetError, match=rf"{last.name}: chunk at byte offset {tail.offset} is truncated"):
+        Dataset.open(tmp_path / "d")
+    rest = Dataset.open(tmp_path / "d", skip_damaged=True)
+    assert len(rest.records) == len(whole.records) - 1
+    for record, message in rest.messages():
+        decode(message)
+
+
+def test_writer_refuses_foreign_chunks_and_existing_directories(tmp_path):
+    writer = DatasetWriter(tmp_path / "d", IDENTITY, max_steps=100)
+    with pytest.raises(ChunkError, match="does not belong"):
+        writer.insert(encode(make_chunk(actions=4)))
+    with pytest.raises(DatasetError, match="already holds files"):
+        DatasetWriter(tmp_path / "d", IDENTITY, max_steps=100)
+
+
+def test_dataset_of_another_format_version_is_refused(tmp_path):
+    write_dataset(tmp_path / "d", chunks=1)
+    index = json.loads((tmp_path / "d" / "index.json").read_text())
+    (tmp_path / "d" / "index.json").write_text(json.dumps({**index, "version": 99}))
+    with pytest.raises(DatasetError, match="record it again"):
+        Dataset.open(tmp_path / "d")
+
+
+def test_distilling_a_pong_dataset_into_a_breakout_student_is_refused(recorded):
+    out, _ = recorded
+    with pytest.raises(ConfigError, match="holds pong, not breakout"):
+        DistillConfig(dataset=str(out), game="breakout").validate()
+    cfg = DistillConfig(dataset=str(out)).validate()
+    assert (cfg.game, cfg.teacher) == ("pong", "random")
+
+
+def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsys):
+    out, index = recorded
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    code = launch.main(["distill", "--dataset", str(copy), "--updates", "30", "--log-every", "15",
+                        "--checkpoint-every", "30", "--min-replay", "200", "--eval-episodes", "1",
+                        "--holdout-steps", "200", "--student", "paper-4", "--out", str(tmp_path / "run")])
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["updates"] == 30 and summary["dataset"]["passes"] == 1
+    assert summary["steps_labelled"] == index["steps"] == summary["replay"]["replay_size"]
+    assert summary["teacher_fingerprint"] == index["teacher"]["fingerprint"]
+    assert "memory plan" in capsys.readouterr().out
