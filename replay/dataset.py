@@ -247,7 +247,7 @@ class DatasetFeeder:
                 inflight[target] = self.shards[target].insert.remote(message)
                 self.steps += record.steps
             ray.get(list(inflight.values()))
-            self.passes += 1
+            self.passes += not self.stopping  # whole passes only
             if not loop:
                 break
         return self.stats()
