@@ -164,6 +164,8 @@ class DistillConfig(ActingConfig):
             need(asked == index["game"], f"--dataset {self.dataset!r} holds {index['game']}, not {asked}; "
                                          f"drop --game or record a {asked} dataset")
         self.game = index["game"]
+        self.chunk_steps = index.get("chunk_steps", self.chunk_steps)  # the recording's chunks reach the replay
+        self.envs_per_actor = index.get("envs_per_actor", self.envs_per_actor)
         recorded = index["teacher"]
         if self.teacher is None:
             self.teacher = recorded["source"]

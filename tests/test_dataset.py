@@ -10,6 +10,7 @@ import torch
 import launch
 from actors.env import EnvConfig
 from cluster.config import ConfigError, DistillConfig, RecordConfig
+from cluster.distill import run_distill
 from cluster.record import run_record
 from learner.checkpoint import build_network
 from replay.chunk import ChunkError, decode, encode
@@ -143,3 +144,14 @@ def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsy
     assert summary["steps_labelled"] == index["steps"] == summary["replay"]["replay_size"]
     assert summary["teacher_fingerprint"] == index["teacher"]["fingerprint"]
     assert "memory plan" in capsys.readouterr().out
+
+
+def test_a_dataset_larger_than_the_replay_streams_through_it(recorded, tmp_path):
+    out, index = recorded  # 320 steps in chunks of 64; the replay holds 216
+    cfg = DistillConfig(dataset=str(out), capacity_hours=0.004, updates=60, log_every=30, checkpoint_every=60,
+                        min_replay=100, eval_episodes=1, holdout_steps=100, student="paper-4",
+                        out=str(tmp_path / "run")).validate()
+    summary = run_distill(cfg, echo=lambda *_: None)
+    assert summary["replay"]["replay_size"] <= 216 and summary["replay"]["replay_ratio"] == cfg.replay_ratio
+    assert summary["dataset"]["steps"] > summary["replay"]["replay_size"]  # fed more than the ring holds
+    assert summary["updates"] == 60
