@@ -72,20 +72,27 @@ def cmd_record(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from actors.env import EnvConfig
-    from actors.evaluate import evaluate_policy
+    from actors.env import env_config_for, resolve_env_mode
+    from actors.evaluate import evaluate_parallel, evaluate_policy
     from actors.games import game_spec
     from actors.teachers import load_teacher
+    from cluster.runtime import connect
 
     game = game_spec(args.game)
+    if args.episodes < 1 or not 0 <= args.epsilon <= 1 or args.workers < 1 or not 0 <= args.noop_max <= 1000:
+        raise ValueError("--episodes and --workers must be at least 1, --epsilon in [0, 1], --noop-max in [0, 1000]")
     payload = load_teacher(args.checkpoint, game, args.seed)
-    if args.episodes < 1 or not 0 <= args.epsilon <= 1:
-        raise ValueError("--episodes must be at least 1 and --epsilon in [0, 1]")
-    result = evaluate_policy(payload, game.name, args.episodes, epsilon=args.epsilon, seed=args.seed,
-                             env_config=EnvConfig(noop_max=args.noop_max, sticky_actions=args.sticky_actions))
+    env_config = env_config_for(args.env_mode, payload, args.noop_max, args.sticky_actions)
+    kwargs = dict(env_config=env_config, epsilon=args.epsilon, seed=args.seed)
+    if args.workers == 1 and not args.address:
+        result = evaluate_policy(payload, game.name, args.episodes, **kwargs)
+    else:
+        connect(args.address, cpus_needed=args.workers)
+        result = evaluate_parallel(payload, game.name, args.episodes, args.workers, **kwargs)
     print(f"{game.title}: mean {result.mean:.2f}, 95% CI +/- {result.ci95:.2f}, median {result.median:.2f}, "
           f"min {result.min:.0f}, max {result.max:.0f}, mean length {result.mean_length:.0f} steps "
-          f"({result.episodes} episodes, no-op starts <= {args.noop_max}, epsilon {args.epsilon})")
+          f"({result.episodes} episodes, no-op starts <= {args.noop_max}, epsilon {args.epsilon}, "
+          f"env mode {resolve_env_mode(args.env_mode, payload)})")
     if args.json:
         print(json.dumps(result.as_dict()))
     return 0
@@ -123,6 +130,10 @@ def build_parser() -> Parser:
     evaluate.add_argument("--epsilon", type=float, default=0.05, help="random-action probability (default: 0.05)")
     evaluate.add_argument("--noop-max", type=int, default=30, help="maximum no-op starts (default: 30)")
     evaluate.add_argument("--sticky-actions", action="store_true", help="repeat actions with probability 0.25")
+    evaluate.add_argument("--env-mode", default="auto", help="native, sb3, cleanrl, or auto: the teacher's (default: auto)")
+    evaluate.add_argument("--workers", type=int, default=4, help="evaluator actors sharing the episodes; 1 plays "
+                                                                 "in this process without Ray (default: 4)")
+    evaluate.add_argument("--address", default=None, help="Ray cluster address; omit for a local runtime")
     evaluate.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     evaluate.add_argument("--json", action="store_true", help="also print the result as JSON")
     evaluate.set_defaults(func=cmd_evaluate)

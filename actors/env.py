@@ -31,6 +31,30 @@ class EnvConfig:
             raise ValueError(f"max_episode_frames must be at least 100, got {self.max_episode_frames}")
 
 
+# How each teacher source saw Atari while it trained, where our environment can match it.
+# SB3's AtariWrapper (which CleanRL's dqn_atari also uses) presses FIRE after every reset;
+# a teacher that never learned to launch the ball itself needs the same (Breakout).
+ENV_MODES = {
+    "native": "our DQN preprocessing: no FIRE on reset",
+    "sb3": "Stable-Baselines3 AtariWrapper: FIRE on reset",
+    "cleanrl": "CleanRL dqn_atari (SB3's wrappers): FIRE on reset",
+}
+
+
+def resolve_env_mode(mode: str, teacher: dict | None) -> str:
+    """`auto` follows the teacher: an imported teacher names the mode it was trained in."""
+    if mode == "auto":
+        return (teacher or {}).get("extra", {}).get("env_mode", "native")
+    if mode not in ENV_MODES:
+        raise ValueError(f"--env-mode must be auto or one of {', '.join(ENV_MODES)}, got {mode!r}")
+    return mode
+
+
+def env_config_for(mode: str, teacher: dict | None, noop_max: int, sticky_actions: bool) -> EnvConfig:
+    resolved = resolve_env_mode(mode, teacher)
+    return EnvConfig(noop_max=noop_max, sticky_actions=sticky_actions, fire_reset=resolved in ("sb3", "cleanrl"))
+
+
 def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), num_threads: int = 0):
     from ale_py.vector_env import AtariVectorEnv
 
@@ -52,6 +76,18 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
         reward_clipping=False,  # scores are reported raw; losses never see rewards
         use_fire_reset=config.fire_reset,
     )
+
+
+# Environment seeds live in disjoint ranges, so held-out and evaluation episodes never
+# replay a labelling actor's: actor i seeds its envs from base + i * 4096 (at most 1,024 envs
+# each, 65,536 actors); the hold-out and evaluation ranges start 2**28 and 2**29 higher.
+ACTOR_SEED_STRIDE = 4096
+HOLDOUT_SEED_OFFSET = 2**28
+EVAL_SEED_OFFSET = 2**29
+
+
+def actor_seed(base_seed: int, actor_id: int) -> int:
+    return base_seed + actor_id * ACTOR_SEED_STRIDE
 
 
 def env_seeds(base_seed: int, num_envs: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Evaluation: a policy plays fresh environments with no-op starts and epsilon-greedy actions.
 
-Each environment plays a fixed quota of episodes, so the result is not biased towards
-short episodes (taking the first N episodes to finish across parallel environments is).
+Each environment ("slot") plays a fixed quota of episodes, so the result is not biased
+towards short episodes (taking the first N episodes to finish across parallel
+environments is). Slots carry their own seeds, so the episodes are the same whether one
+process plays them or several evaluator actors share them.
 Scores are raw game scores. Protocol: up to `noop_max` no-op starts, epsilon = 0.05 by
 default, 108,000-frame episode cap, no sticky actions unless the env config says so.
 """
@@ -56,36 +58,95 @@ def summarize(scores: list[float], lengths: list[int], epsilon: float, noop_max:
     )
 
 
-def evaluate_policy(payload: dict, game: str, episodes: int, *, env_config: EnvConfig = EnvConfig(),
-                    epsilon: float = 0.05, seed: int = 1_000_003, max_envs: int = 8,
-                    device: str = "cpu") -> EvalResult:
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1, got {episodes}")
+MAX_SLOTS = 32
+
+
+def episode_slots(episodes: int) -> np.ndarray:
+    """Episodes per slot. A slot is one environment with its own seed and its own epsilon stream,
+    so its episodes do not depend on which process plays it or beside which other slots."""
+    slots = min(episodes, MAX_SLOTS)
+    quota = np.full(slots, episodes // slots)
+    quota[: episodes % slots] += 1
+    return quota
+
+
+def play_slots(payload: dict, game: str, slots: list[int], quotas: list[int], *, env_config: EnvConfig,
+               epsilon: float, seed: int, device: str = "cpu") -> list[tuple[int, float, int]]:
+    """(slot, score, length) for every episode the given slots play, each slot its full quota."""
     net = build_network(payload).to(device).eval()
     num_actions = payload["heads"][net.head_name(game)]
-    num_envs = min(episodes, max_envs)
-    quota = np.full(num_envs, episodes // num_envs)
-    quota[: episodes % num_envs] += 1
+    num_envs = len(slots)
+    quota = np.array(quotas)
     env = make_vector_env(game, num_envs, env_config)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=env_seeds(seed, num_envs))
+    rngs = [np.random.default_rng([seed, slot]) for slot in slots]
+    obs, _ = env.reset(seed=np.array([seed + slot for slot in slots], np.int64))
     returns, lengths = np.zeros(num_envs), np.zeros(num_envs, np.int64)
-    scores, episode_lengths = [], []
+    played = []
     while quota.any():
         with torch.inference_mode():
             q = net(torch.from_numpy(obs).to(device), game).float().cpu().numpy()
         actions = q.argmax(axis=1)
-        explore = rng.random(num_envs) < epsilon
-        actions[explore] = rng.integers(0, num_actions, int(explore.sum()))
+        for i, rng in enumerate(rngs):
+            if rng.random() < epsilon:
+                actions[i] = rng.integers(0, num_actions)
         obs, rewards, terminated, truncated, _ = env.step(actions.astype(np.int64))
         returns += rewards
         lengths += 1
         for i in np.flatnonzero(terminated | truncated):
             if quota[i] > 0:
-                scores.append(float(returns[i]))
-                episode_lengths.append(int(lengths[i]))
+                played.append((slots[i], float(returns[i]), int(lengths[i])))
                 quota[i] -= 1
             # the next step is the reset step: its reward is 0 and it is not an agent step
             returns[i], lengths[i] = 0.0, -1
     env.close()
-    return summarize(scores, episode_lengths, epsilon, env_config.noop_max)
+    return played
+
+
+def _result(played: list[tuple[int, float, int]], epsilon: float, noop_max: int) -> EvalResult:
+    played = sorted(played, key=lambda row: row[0])  # stable: a slot's episodes stay in play order
+    return summarize([p[1] for p in played], [p[2] for p in played], epsilon, noop_max)
+
+
+def evaluate_policy(payload: dict, game: str, episodes: int, *, env_config: EnvConfig = EnvConfig(),
+                    epsilon: float = 0.05, seed: int = 1_000_003, device: str = "cpu") -> EvalResult:
+    """All slots in this process."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    quota = episode_slots(episodes)
+    played = play_slots(payload, game, list(range(len(quota))), list(quota), env_config=env_config,
+                        epsilon=epsilon, seed=seed, device=device)
+    return _result(played, epsilon, env_config.noop_max)
+
+
+def submit_evaluation(payload, game: str, episodes: int, workers: int, *, env_config: EnvConfig = EnvConfig(),
+                      epsilon: float = 0.05, seed: int = 1_000_003) -> list:
+    """Starts the slots on `workers` Ray tasks (one CPU each); `collect_evaluation` gathers them.
+
+    `payload` may be a Ray object reference, so the weights travel once."""
+    import ray
+
+    if episodes < 1 or workers < 1:
+        raise ValueError(f"episodes and workers must be at least 1, got {episodes} and {workers}")
+    quota = episode_slots(episodes)
+    groups = [list(range(w, len(quota), workers)) for w in range(min(workers, len(quota)))]
+    task = ray.remote(_play_slots_task).options(num_cpus=1)
+    return [task.remote(payload, game, g, [int(quota[s]) for s in g], env_config=env_config,
+                        epsilon=epsilon, seed=seed) for g in groups]
+
+
+def collect_evaluation(pending: list, epsilon: float, noop_max: int) -> EvalResult:
+    import ray
+
+    return _result([row for part in ray.get(pending) for row in part], epsilon, noop_max)
+
+
+def evaluate_parallel(payload, game: str, episodes: int, workers: int, *, env_config: EnvConfig = EnvConfig(),
+                      epsilon: float = 0.05, seed: int = 1_000_003) -> EvalResult:
+    """The same episodes as `evaluate_policy`, spread over evaluator tasks."""
+    pending = submit_evaluation(payload, game, episodes, workers, env_config=env_config, epsilon=epsilon, seed=seed)
+    return collect_evaluation(pending, epsilon, env_config.noop_max)
+
+
+def _play_slots_task(*args, **kwargs):
+    torch.set_num_threads(1)  # one CPU per evaluator
+    return play_slots(*args, **kwargs)

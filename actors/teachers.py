@@ -1,4 +1,4 @@
-"""Where a teacher comes from: `random` (fixed seeded weights) or a checkpoint on disk.
+"""Where a teacher comes from: `random` (fixed seeded weights) or a file on disk (ours, CleanRL, SB3).
 
 Every source ends as a checkpoint payload with role "teacher", so actors, evaluation and
 summaries handle one thing. The random teacher exists so the whole pipeline can be shown
@@ -14,7 +14,8 @@ import torch
 
 from actors.env import EnvConfig, make_vector_env
 from actors.games import GameSpec
-from learner.checkpoint import check_plays, load_checkpoint, make_payload
+from actors.teacher_formats import read_teacher_file
+from learner.checkpoint import check_plays, make_payload
 from learner.networks import QNetwork
 
 RANDOM = "random"
@@ -53,7 +54,7 @@ def random_teacher(game: GameSpec, seed: int = 0) -> dict:
 def load_teacher(source: str, game: GameSpec, seed: int = 0) -> dict:
     if source == RANDOM:
         return random_teacher(game, seed)
-    payload = load_checkpoint(source)
+    payload = read_teacher_file(source, game.name)
     check_plays(payload, game.name, game.num_actions, source=f"teacher {source!r}")
     payload["extra"] = {**payload.get("extra", {}), "source": source}
     return payload

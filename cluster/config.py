@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.env import ENV_MODES, env_config_for
 from learner.losses import LOSSES
 from learner.networks import PRESETS
 from replay.memory_plan import STEPS_PER_HOUR
@@ -42,6 +43,8 @@ class ActingConfig:
     epsilon: float = _flag(0.05, "probability the teacher acts uniformly at random while labelling")
     noop_max: int = _flag(30, "maximum no-op actions at episode start")
     sticky_actions: bool = _flag(False, "repeat the previous action with probability 0.25 (Machado et al.)")
+    env_mode: str = _flag("auto", "environment mode: native, sb3, cleanrl (FIRE on reset), or auto: the one "
+                                  "an imported teacher was trained in, else native")
     seed: int = _flag(0, "seed for teacher weights, environments and the learner")
     address: str | None = _flag(None, "Ray cluster address (auto, HOST:PORT, ray://HOST:PORT); omit for a local runtime")
 
@@ -58,10 +61,15 @@ class ActingConfig:
         need(1 <= self.chunk_steps <= 4096, f"--chunk-steps must be in [1, 4096], got {self.chunk_steps}")
         need(0.0 <= self.epsilon <= 1.0, f"--epsilon must be in [0, 1], got {self.epsilon}")
         need(0 <= self.noop_max <= 1000, f"--noop-max must be in [0, 1000], got {self.noop_max}")
+        need(self.env_mode == "auto" or self.env_mode in ENV_MODES,
+             f"--env-mode must be auto or one of {', '.join(ENV_MODES)}, got {self.env_mode!r}")
         if self.teacher != "random":
             need(Path(self.teacher).is_file(),
                  f"--teacher {self.teacher!r} is neither 'random' nor an existing checkpoint file")
         return self
+
+    def env_config(self, teacher: dict):
+        return env_config_for(self.env_mode, teacher, self.noop_max, self.sticky_actions)
 
     @property
     def chunk_size(self) -> int:
@@ -104,6 +112,7 @@ class DistillConfig(ActingConfig):
     skip_damaged: bool = _flag(False, "with --dataset, leave out damaged chunks instead of stopping")
     eval_episodes: int = _flag(2, "episodes for the final student and teacher evaluation")
     eval_epsilon: float = _flag(0.05, "epsilon during evaluation (the DQN convention)")
+    eval_workers: int = _flag(2, "evaluator actors (one CPU each) sharing the evaluation episodes")
     holdout_steps: int = _flag(2000, "held-out teacher-labelled frames for action agreement")
     log_every: int = _flag(50, "updates between metrics lines")
     checkpoint_every: int = _flag(100, "updates between checkpoints")
@@ -140,6 +149,7 @@ class DistillConfig(ActingConfig):
              f"--min-replay must be in [1, capacity {self.capacity_steps}], got {self.min_replay}")
         need(1 <= self.prefetch <= 64, f"--prefetch must be in [1, 64], got {self.prefetch}")
         need(self.eval_episodes >= 1, f"--eval-episodes must be at least 1, got {self.eval_episodes}")
+        need(1 <= self.eval_workers <= 256, f"--eval-workers must be in [1, 256], got {self.eval_workers}")
         need(self.holdout_steps >= 1, f"--holdout-steps must be at least 1, got {self.holdout_steps}")
         need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from actors.env import EnvConfig
-from actors.evaluate import evaluate_policy
+from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET, EnvConfig, actor_seed, resolve_env_mode
+from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.teacher import TeacherActor, TeacherRollout
 from actors.teachers import load_teacher
@@ -25,7 +25,6 @@ from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan, ray_memory
 from replay.shard import launch_shards, shard_for_actor
 
-HOLDOUT_SEED_OFFSET = 7_919  # held-out frames come from environments no actor ever seeds
 
 
 def _holdout(game: str, teacher: dict, steps: int, env_config: EnvConfig, epsilon: float, seed: int):
@@ -95,7 +94,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
     dataset = Dataset.open(cfg.dataset, cfg.skip_damaged) if cfg.dataset else None
     teacher = load_teacher(cfg.teacher, game, teacher_seed(cfg, dataset))
     load_once = check_dataset(cfg, dataset, teacher, echo) if dataset else False
-    env_config = EnvConfig(noop_max=cfg.noop_max, sticky_actions=cfg.sticky_actions)
+    env_config = cfg.env_config(teacher)
     connect(cfg.address, cpus_needed=(1 if dataset else cfg.actors) + 2)
     use_gpu = cfg.device != "cpu" and has_gpu()
 
@@ -129,7 +128,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
             ray.remote(TeacherActor).options(num_cpus=1, max_concurrency=2).remote(
                 shards[shard_for_actor(i, cfg.replay_shards)], game=game.name, teacher=teacher_ref,
                 num_envs=cfg.envs_per_actor, env_config=env_config, epsilon=cfg.epsilon,
-                seed=cfg.seed + 1_000 * i, actor_id=i, chunk_steps=cfg.chunk_steps)
+                seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps)
             for i in range(cfg.actors)
         ]
         runs = [actor.run.remote() for actor in producers]
@@ -167,12 +166,10 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
     holdout_obs, holdout_q = ray.get(ray.remote(_holdout).options(num_cpus=1).remote(
         game.name, teacher_ref, cfg.holdout_steps, env_config, cfg.epsilon, cfg.seed))
     agreement = ray.get(learner.agreement.remote(holdout_obs, holdout_q, game.name))
-    evaluate = ray.remote(evaluate_policy).options(num_cpus=1)
-    eval_kwargs = dict(env_config=env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + 10_007)
-    teacher_eval, student_eval = ray.get([
-        evaluate.remote(teacher_ref, game.name, cfg.eval_episodes, **eval_kwargs),
-        evaluate.remote(student, game.name, cfg.eval_episodes, **eval_kwargs),
-    ])
+    eval_kwargs = dict(env_config=env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
+    pending = [submit_evaluation(payload, game.name, cfg.eval_episodes, cfg.eval_workers, **eval_kwargs)
+               for payload in (teacher_ref, ray.put(student))]  # both on the same episodes' seeds, at once
+    teacher_eval, student_eval = (collect_evaluation(p, cfg.eval_epsilon, cfg.noop_max) for p in pending)
     for handle in [*producers, learner, *shards]:
         ray.kill(handle)
 
@@ -188,7 +185,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
         "action_agreement": agreement, "majority_baseline": majority_baseline(holdout_q),
         "holdout_steps": int(len(holdout_q)),
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
-                         f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
+                         f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
+                         f"env mode {resolve_env_mode(cfg.env_mode, teacher)}",
         "replay": {**replay, "replay_ratio": limiter["ratio"], "memory_plan": plan.as_dict(free)},
         "dataset": ({"path": cfg.dataset, **producer_stats[0]} if dataset else None),
         "learner_device": "cuda" if use_gpu else "cpu",

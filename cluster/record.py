@@ -11,7 +11,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from actors.env import EnvConfig
+from actors.env import actor_seed, resolve_env_mode
 from actors.games import game_spec
 from actors.teacher import TeacherActor
 from actors.teachers import load_teacher
@@ -26,14 +26,15 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
 
     game = game_spec(cfg.game)
     teacher = load_teacher(cfg.teacher, game, cfg.seed)
-    env_config = EnvConfig(noop_max=cfg.noop_max, sticky_actions=cfg.sticky_actions)
+    env_config = cfg.env_config(teacher)
     connect(cfg.address, cpus_needed=cfg.actors + 1)
     source = cfg.teacher if cfg.teacher == "random" else str(Path(cfg.teacher).resolve())
     identity = {
         "game": game.name, "num_actions": game.num_actions,
         "teacher": {"source": source, "seed": cfg.seed, "fingerprint": fingerprint(teacher),
                     "preset": teacher["preset"]},
-        "env": dataclasses.asdict(env_config), "epsilon": cfg.epsilon, "actors_recorded": cfg.actors,
+        "env": dataclasses.asdict(env_config), "env_mode": resolve_env_mode(cfg.env_mode, teacher),
+        "epsilon": cfg.epsilon, "actors_recorded": cfg.actors,
         "envs_per_actor": cfg.envs_per_actor, "chunk_steps": cfg.chunk_steps, "seed": cfg.seed,
     }
     out = str(Path(cfg.out).resolve())
@@ -43,7 +44,7 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
     actors = [
         ray.remote(TeacherActor).options(num_cpus=1, max_concurrency=2).remote(
             writer, game=game.name, teacher=teacher_ref, num_envs=cfg.envs_per_actor, env_config=env_config,
-            epsilon=cfg.epsilon, seed=cfg.seed + 1_000 * i, actor_id=i, chunk_steps=cfg.chunk_steps)
+            epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps)
         for i in range(cfg.actors)
     ]
     runs = [actor.run.remote() for actor in actors]
