@@ -18,18 +18,48 @@ from learner.checkpoint import build_network
 from replay.chunk import Chunk, encode
 
 
+def half_keeps_greedy_actions(net: torch.nn.Module, game: str, device: torch.device) -> bool:
+    """Half precision is used only if it picks the same action as float32 on every held-out frame."""
+    from actors.teachers import calibration_frames
+
+    frames = calibration_frames(game, seed=987_654).to(device)
+    with torch.inference_mode():
+        full = net(frames, game).argmax(1)
+        half = net.half()(frames.half() / 255.0, game).argmax(1)
+    net.float()
+    return bool((full == half).all())
+
+
+class _EnvGroup:
+    """Some of an actor's environments in their own AtariVectorEnv, stepped with send/recv."""
+
+    def __init__(self, game: str, seeds: np.ndarray, env_config: EnvConfig, rng: np.random.Generator):
+        self.env = make_vector_env(game, len(seeds), env_config)
+        self.obs, _ = self.env.reset(seed=seeds)
+        self.first = np.ones(len(seeds), bool)
+        self.resetting = np.zeros(len(seeds), bool)  # ended last step: the env resets on the next step
+        self.rng = rng
+        self.pending: dict | None = None  # labelled and sent; the env is computing what follows
+
+
 class TeacherRollout:
+    """A teacher labelling `num_envs` environments, split into `groups` pipelined groups.
+
+    While one group's environments step in ale-py's C++ threads, the teacher labels the
+    next group's observations, so inference and emulation overlap instead of taking turns.
+    Each environment's column in a chunk is still its own consecutive stream; the groups
+    are only half a step out of phase."""
+
     def __init__(self, game: str, teacher: dict, num_envs: int, *, env_config: EnvConfig = EnvConfig(),
                  epsilon: float = 0.05, seed: int = 0, actor_id: int = 0, chunk_steps: int = 128,
-                 device: str = "cpu"):
+                 device: str = "cpu", groups: int = 2):
         self.game, self.num_envs, self.epsilon = game, num_envs, epsilon
         self.actor_id, self.chunk_steps, self.device = actor_id, chunk_steps, torch.device(device)
-        self.env = make_vector_env(game, num_envs, env_config)
-        self.rng = np.random.default_rng([seed, actor_id])
         self.set_teacher(teacher)
-        self.obs, _ = self.env.reset(seed=env_seeds(seed, num_envs))
-        self.first = np.ones(num_envs, bool)
-        self.resetting = np.zeros(num_envs, bool)  # ended last step: the env resets on the next step
+        seeds = env_seeds(seed, num_envs)
+        self.groups = [_EnvGroup(game, part, env_config, np.random.default_rng([seed, actor_id, g]))
+                       for g, part in enumerate(np.array_split(seeds, max(1, min(groups, num_envs))))]
+        self.keep_obs = False  # labelled_stacks needs whole observations; chunks need only frames
         self.chunk_index = 0
         self.timings = {"env_s": 0.0, "inference_s": 0.0}
 
@@ -37,39 +67,57 @@ class TeacherRollout:
         self.net = build_network(teacher).to(self.device).eval()
         self.num_actions = teacher["heads"][self.game]
         self.teacher_version = int(teacher.get("teacher_version", 0))
+        self.half = self.device.type == "cuda" and half_keeps_greedy_actions(self.net, self.game, self.device)
+        if self.half:
+            self.net.half()
 
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            q = self.net(torch.from_numpy(obs).to(self.device), self.game)
+            x = torch.from_numpy(obs).to(self.device, non_blocking=True)
+            q = self.net(x.half() / 255.0 if self.half else x, self.game)
         return q.float().cpu().numpy()
 
-    def _act(self, q: np.ndarray) -> np.ndarray:
-        actions = q.argmax(axis=1)
-        explore = self.rng.random(self.num_envs) < self.epsilon
-        actions[explore] = self.rng.integers(0, self.num_actions, int(explore.sum()))
-        return actions.astype(np.int64)
-
-    def step(self) -> dict[str, np.ndarray]:
-        """One labelled step of every environment: what it saw and what followed.
-
-        `obs` may be a buffer the environment reuses; callers that keep it copy it."""
+    def _launch(self, group: _EnvGroup) -> None:
         started = time.perf_counter()
-        q = self._q_values(self.obs)
-        actions = self._act(q)
-        labelled = time.perf_counter()
-        record = {"obs": self.obs, "frames": self.obs[:, -1].copy(), "q": q, "actions": actions,
-                  "first": self.first}
-        self.obs, rewards, terminated, truncated, _ = self.env.step(actions)
+        q = self._q_values(group.obs)
+        actions = q.argmax(axis=1)
+        explore = group.rng.random(len(actions)) < self.epsilon
+        actions[explore] = group.rng.integers(0, self.num_actions, int(explore.sum()))
+        group.pending = {"frames": group.obs[:, -1].copy(), "q": q, "actions": actions, "first": group.first}
+        if self.keep_obs:
+            group.pending["obs"] = group.obs.copy()
+        group.env.send(actions.astype(np.int64))
+        self.timings["inference_s"] += time.perf_counter() - started
+
+    def _land(self, group: _EnvGroup) -> dict:
+        started = time.perf_counter()
+        group.obs, rewards, terminated, truncated, _ = group.env.recv()
+        self.timings["env_s"] += time.perf_counter() - started
+        record, group.pending = group.pending, None
         # NEXT_STEP autoreset: term/trunc come with an episode's last observation; the env resets
         # on the following step, whose observation is the new episode's first.
-        self.first, self.resetting = self.resetting, terminated | truncated
+        group.first, group.resetting = group.resetting, terminated | truncated
         record.update(rewards=rewards.astype(np.float32), terminated=terminated, truncated=truncated)
-        self.timings["inference_s"] += labelled - started
-        self.timings["env_s"] += time.perf_counter() - labelled
         return record
 
+    def step(self, relaunch: bool = True) -> dict[str, np.ndarray]:
+        """One labelled step of every environment: what it saw and what followed.
+
+        With `relaunch` each group is labelled and sent on as soon as it lands, so its next
+        step runs while the following groups are labelled."""
+        for group in self.groups:
+            if group.pending is None:
+                self._launch(group)
+        records = []
+        for group in self.groups:
+            records.append(self._land(group))
+            if relaunch:
+                self._launch(group)
+        return {key: np.concatenate([r[key] for r in records]) for key in records[0]}
+
     def next_chunk(self) -> Chunk:
-        steps = [self.step() for _ in range(self.chunk_steps)]
+        """The next `chunk_steps` steps; the last step drains the pipeline, so a chunk is all one teacher's."""
+        steps = [self.step(relaunch=t < self.chunk_steps - 1) for t in range(self.chunk_steps)]
         stacked = {key: np.stack([s[key] for s in steps]) for key in steps[0] if key != "obs"}
         chunk = Chunk(
             game=self.game, actor_id=self.actor_id, chunk_index=self.chunk_index,
@@ -81,10 +129,11 @@ class TeacherRollout:
 
     def labelled_stacks(self, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Full observations and Q vectors, for held-out agreement (never enters replay)."""
+        self.keep_obs = True
         obs, q = [], []
         while sum(len(o) for o in obs) < num_steps:
             record = self.step()
-            obs.append(record["obs"].copy())
+            obs.append(record["obs"])
             q.append(record["q"])
         return np.concatenate(obs)[:num_steps], np.concatenate(q)[:num_steps]
 
@@ -130,5 +179,6 @@ class TeacherActor:
         self.rollout.set_teacher(teacher)
 
     def stats(self) -> dict:
-        return {"actor_id": self.rollout.actor_id, "steps": self.steps,
-                "teacher_version": self.rollout.teacher_version, **self.rollout.timings, **self.timings}
+        return {"actor_id": self.rollout.actor_id, "steps": self.steps, "device": str(self.rollout.device),
+                "half_precision": self.rollout.half, "teacher_version": self.rollout.teacher_version,
+                **self.rollout.timings, **self.timings}

@@ -41,6 +41,9 @@ class ActingConfig:
     envs_per_actor: int = _flag(4, "environments each actor steps in one AtariVectorEnv")
     chunk_steps: int = _flag(64, "steps per environment in one chunk sent to the replay")
     epsilon: float = _flag(0.05, "probability the teacher acts uniformly at random while labelling")
+    actor_gpus: float = _flag(0.0, "GPU share per teacher actor (0.25: four actors per GPU); 0 runs teachers on CPU")
+    env_groups: int = _flag(0, "pipelined env groups per actor (one group steps while the teacher labels the "
+                               "other); 0: 2 with a GPU teacher, else 1 (on CPU 2 helps only when cores are idle)")
     noop_max: int = _flag(30, "maximum no-op actions at episode start")
     sticky_actions: bool = _flag(False, "repeat the previous action with probability 0.25 (Machado et al.)")
     env_mode: str = _flag("auto", "environment mode: native, sb3, cleanrl (FIRE on reset), or auto: the one "
@@ -60,6 +63,8 @@ class ActingConfig:
         need(1 <= self.envs_per_actor <= 1024, f"--envs-per-actor must be in [1, 1024], got {self.envs_per_actor}")
         need(1 <= self.chunk_steps <= 4096, f"--chunk-steps must be in [1, 4096], got {self.chunk_steps}")
         need(0.0 <= self.epsilon <= 1.0, f"--epsilon must be in [0, 1], got {self.epsilon}")
+        need(0 <= self.env_groups <= 64, f"--env-groups must be in [0, 64] (0: automatic), got {self.env_groups}")
+        need(0.0 <= self.actor_gpus <= 1.0, f"--actor-gpus must be in [0, 1] (a share of one GPU), got {self.actor_gpus}")
         need(0 <= self.noop_max <= 1000, f"--noop-max must be in [0, 1000], got {self.noop_max}")
         need(self.env_mode == "auto" or self.env_mode in ENV_MODES,
              f"--env-mode must be auto or one of {', '.join(ENV_MODES)}, got {self.env_mode!r}")
@@ -67,6 +72,18 @@ class ActingConfig:
             need(Path(self.teacher).is_file(),
                  f"--teacher {self.teacher!r} is neither 'random' nor an existing checkpoint file")
         return self
+
+    def actor_options(self) -> dict:
+        """Ray options and rollout device for a teacher actor; refuses a GPU share on a cluster without GPUs."""
+        if self.actor_gpus > 0:
+            from cluster.runtime import has_gpu
+
+            need(has_gpu(), f"--actor-gpus {self.actor_gpus} needs a GPU, but Ray sees none; drop --actor-gpus")
+            return {"num_cpus": 1, "num_gpus": self.actor_gpus}, "cuda"
+        return {"num_cpus": 1}, "cpu"
+
+    def groups(self, device: str) -> int:
+        return self.env_groups or (2 if device == "cuda" else 1)
 
     def env_config(self, teacher: dict):
         return env_config_for(self.env_mode, teacher, self.noop_max, self.sticky_actions)

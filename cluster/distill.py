@@ -97,6 +97,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
     env_config = cfg.env_config(teacher)
     connect(cfg.address, cpus_needed=(1 if dataset else cfg.actors) + 2)
     use_gpu = cfg.device != "cpu" and has_gpu()
+    actor_options, actor_device = cfg.actor_options()
 
     plan = MemoryPlan({game.name: game.num_actions}, cfg.capacity_steps, cfg.replay_shards)
     free, largest_node = ray_memory()
@@ -125,10 +126,11 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
             echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
     else:
         producers = [
-            ray.remote(TeacherActor).options(num_cpus=1, max_concurrency=2).remote(
+            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
                 shards[shard_for_actor(i, cfg.replay_shards)], game=game.name, teacher=teacher_ref,
                 num_envs=cfg.envs_per_actor, env_config=env_config, epsilon=cfg.epsilon,
-                seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps)
+                seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=actor_device,
+                groups=cfg.groups(actor_device))
             for i in range(cfg.actors)
         ]
         runs = [actor.run.remote() for actor in producers]

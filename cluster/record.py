@@ -28,6 +28,7 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
     teacher = load_teacher(cfg.teacher, game, cfg.seed)
     env_config = cfg.env_config(teacher)
     connect(cfg.address, cpus_needed=cfg.actors + 1)
+    actor_options, actor_device = cfg.actor_options()
     source = cfg.teacher if cfg.teacher == "random" else str(Path(cfg.teacher).resolve())
     identity = {
         "game": game.name, "num_actions": game.num_actions,
@@ -42,9 +43,10 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
         out, identity, cfg.steps, cfg.file_mb * 1024 * 1024)
     teacher_ref = ray.put(teacher)
     actors = [
-        ray.remote(TeacherActor).options(num_cpus=1, max_concurrency=2).remote(
+        ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
             writer, game=game.name, teacher=teacher_ref, num_envs=cfg.envs_per_actor, env_config=env_config,
-            epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps)
+            epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps,
+            device=actor_device, groups=cfg.groups(actor_device))
         for i in range(cfg.actors)
     ]
     runs = [actor.run.remote() for actor in actors]

@@ -55,7 +55,9 @@ def test_teacher_q_is_the_teachers_output_on_the_true_stack(pong_teacher):
         with torch.inference_mode():
             for t in range(chunk.steps):
                 q = net(torch.from_numpy(stacks[t])).numpy()
-                assert np.array_equal(q, chunk.q[t])
+                # the actor labels its env groups in smaller batches: float sums may round differently
+                np.testing.assert_allclose(chunk.q[t], q, rtol=1e-5, atol=1e-4)
+                assert np.array_equal(q.argmax(1), chunk.q[t].argmax(1))
 
 
 @pytest.mark.parametrize("capacity", [10_000, 301])  # 301: the ring wraps many times, mid-chunk

@@ -29,6 +29,8 @@ def launch(*args):
     (["distill", "--replay-ratio", "-1"], "--replay-ratio must be in"),
     (["distill", "--dataset", "/nonexistent-dataset"], "record one with `launch.py record`"),
     (["record", "--steps", "0"], "--steps must be at least 1"),
+    (["distill", "--actor-gpus", "2"], "--actor-gpus must be in [0, 1]"),
+    (["distill", "--env-mode", "gym"], "--env-mode must be auto or one of"),
     (["record", "--game", "pongg"], "did you mean: pong"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words):
@@ -60,4 +62,11 @@ def test_impossible_memory_plan_is_refused_before_anything_is_written(tmp_path):
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "GiB free; lower --capacity-hours (at most" in error[0], result.stderr
     assert "memory plan" in result.stdout and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_actor_gpu_share_without_a_gpu_is_refused_before_anything_is_written(tmp_path):
+    result = launch("distill", "--actor-gpus", "0.25", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "needs a GPU, but Ray sees none; drop --actor-gpus" in result.stderr
     assert not (tmp_path / "run").exists()
