@@ -2,6 +2,7 @@
 """The one door in: `python launch.py COMMAND --help` for each command's flags.
 
     distill   teacher actors (or a recorded dataset) -> replay -> learner -> evaluation, into a run directory
+    multitask several games -> one student with a head per game
     record    teacher actors -> a dataset on disk, to distill many students from later
     evaluate  play a checkpoint (student or teacher) and report its score
     presets   list the network presets with their exact parameter counts
@@ -36,11 +37,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
             DatasetError, MemoryPlanError)
 
 
-def cmd_distill(args) -> int:
+def cmd_distill(args, config_class=None) -> int:
     from cluster.config import DistillConfig, from_args
     from cluster.distill import config_for_resume, run_distill
     from cluster.rundir import RunDir
 
+    config_class = config_class or DistillConfig
     if args.resume:
         run = RunDir.open(args.resume)
         cfg = config_for_resume(run)
@@ -50,14 +52,21 @@ def cmd_distill(args) -> int:
         if state is not None:
             print(f"[distill] resuming {run.path} at update {state['updates']}")
     else:
-        cfg, run, state = from_args(DistillConfig, args).validate(), None, None
+        cfg, run, state = from_args(config_class, args).validate(), None, None
     summary = run_distill(cfg, run, state)
-    keys = ("game", "student", "student_params", "updates", "action_agreement", "majority_baseline",
-            "student_pct_of_teacher", "wall_s")
+    per_game = summary.get("per_game") or {summary["game"]: summary}
+    keys = ("student", "student_params", "updates", "wall_s")
     print(json.dumps({k: summary[k] for k in keys}))
-    for who in ("teacher", "student"):
-        score = summary[f"{who}_score"]
-        print(f"{who}: {score['mean']:.2f} +/- {score['ci95'] or 0:.2f} over {score['episodes']} episodes")
+    for game, result in per_game.items():
+        scores = ", ".join(f"{who} {result[who + '_score']['mean']:.2f} +/- {result[who + '_score']['ci95'] or 0:.2f}"
+                           for who in ("teacher", "student"))
+        pct = result["student_pct_of_teacher"]
+        print(f"{game}: {scores} over {result['student_score']['episodes']} episodes; agreement "
+              f"{result['action_agreement']:.3f} (majority {result['majority_baseline']:.3f}); "
+              f"{'n/a' if pct is None else f'{pct:.0f}%'} of teacher")
+    if "geometric_mean_pct_of_teacher" in summary:
+        print(f"geometric mean % of teacher: {summary['geometric_mean_pct_of_teacher']} "
+              f"over {summary['geometric_mean_over']}")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
     return 0
 
@@ -108,7 +117,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from cluster.config import DistillConfig, RecordConfig, add_flags
+    from cluster.config import DistillConfig, MultitaskConfig, RecordConfig, add_flags
 
     parser = Parser(prog="launch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -118,6 +127,11 @@ def build_parser() -> Parser:
     add_flags(distill, DistillConfig)
     distill.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     distill.set_defaults(func=cmd_distill)
+
+    multitask = commands.add_parser("multitask", help="distill several games into one student, a head per game")
+    add_flags(multitask, MultitaskConfig, skip=MultitaskConfig.SINGLE_GAME_FLAGS)
+    multitask.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    multitask.set_defaults(func=lambda args: cmd_distill(args, MultitaskConfig))
 
     record = commands.add_parser("record", help="record a teacher's labelled chunks to a dataset directory")
     add_flags(record, RecordConfig)

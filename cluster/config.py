@@ -140,6 +140,12 @@ class DistillConfig(ActingConfig):
     def capacity_steps(self) -> int:
         return int(round(self.capacity_hours * STEPS_PER_HOUR))
 
+    def game_teachers(self) -> list[tuple[str, str]]:
+        return [(self.game, self.teacher)]
+
+    def schedule_weights(self) -> dict[str, float] | None:
+        return None
+
     def validate(self) -> "DistillConfig":
         if self.dataset is not None:
             self._adopt_dataset()
@@ -203,6 +209,83 @@ class DistillConfig(ActingConfig):
 
 
 @dataclass
+class MultitaskConfig(DistillConfig):
+    """Several games into one student with a head per game; every per-game flag applies to each game."""
+
+    SINGLE_GAME_FLAGS = ("game", "teacher", "dataset", "skip_damaged")
+
+    games: str = _flag("pong,breakout,space_invaders", "comma-separated games, each with its own teacher, "
+                                                       "actors and replay shards")
+    teachers: str = _flag("random", "one teacher per game (comma-separated, in --games order), one for all, or a "
+                                    "directory holding a file per game named after it (pong.pt, breakout.zip, ...)")
+    weights: str = _flag("", "schedule weights per game, comma-separated in --games order; empty: equal shares")
+    student: str = _flag("multitask", f"student preset: {', '.join(PRESETS)}")
+    out: str = _flag("runs/multitask", "run directory to create")
+
+    def game_list(self) -> list[str]:
+        return [g for g in self.games.split(",") if g]
+
+    def validate(self) -> "MultitaskConfig":
+        from actors.games import UnknownGameError, canonical_name
+
+        need(self.dataset is None, "--dataset is for single-game runs; record and distill each game on its own")
+        need(self.game is None and self.teacher is None,
+             "multitask takes --games and --teachers, not --game and --teacher")
+        try:
+            games = [canonical_name(g.strip()) for g in self.games.split(",") if g.strip()]
+        except UnknownGameError as error:
+            raise ConfigError(f"--games: {error}") from None
+        need(len(games) >= 2, f"--games needs at least two games, got {self.games!r}; use distill for one")
+        need(len(set(games)) == len(games), f"--games lists a game twice: {self.games!r}")
+        self.games = ",".join(games)
+        self._teacher_sources()
+        self.schedule_weights()
+        super().validate()
+        self.game = self.teacher = None
+        return self
+
+    def _teacher_sources(self) -> list[str]:
+        from actors.games import UnknownGameError, canonical_name
+
+        games = self.game_list()
+        if Path(self.teachers).is_dir():
+            found = {}
+            for path in sorted(Path(self.teachers).iterdir()):
+                try:
+                    found.setdefault(canonical_name(path.name.split(".")[0]), str(path))
+                except UnknownGameError:
+                    continue
+            missing = [g for g in games if g not in found]
+            need(not missing, f"--teachers {self.teachers!r} has no file for {', '.join(missing)}; "
+                              f"name each file after its game (pong.pt, breakout.zip, ...)")
+            return [found[g] for g in games]
+        sources = [t.strip() for t in self.teachers.split(",")]
+        if len(sources) == 1:
+            sources = sources * len(games)
+        need(len(sources) == len(games), f"--teachers lists {len(sources)} teachers for {len(games)} games; "
+                                         f"give one per game, one for all, or a directory")
+        for source in sources:
+            need(source == "random" or Path(source).is_file(),
+                 f"--teachers: {source!r} is neither 'random' nor an existing file")
+        return sources
+
+    def game_teachers(self) -> list[tuple[str, str]]:
+        return list(zip(self.game_list(), self._teacher_sources()))
+
+    def schedule_weights(self) -> dict[str, float] | None:
+        games = self.game_list()
+        if not self.weights:
+            return {g: 1.0 for g in games}
+        try:
+            values = [float(w) for w in self.weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--weights must be numbers, got {self.weights!r}") from None
+        need(len(values) == len(games) and all(v > 0 for v in values),
+             f"--weights needs one positive weight per game ({len(games)}), got {self.weights!r}")
+        return dict(zip(games, values))
+
+
+@dataclass
 class RecordConfig(ActingConfig):
     steps: int = _flag(10_000, "labelled steps to record (whole chunks, so at most one chunk per actor more)")
     out: str = _flag("datasets/record", "dataset directory to create")
@@ -218,8 +301,10 @@ class RecordConfig(ActingConfig):
         return self
 
 
-def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
+def add_flags(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...] = ()) -> None:
     for spec in dataclasses.fields(config_class):
+        if spec.name in skip:
+            continue
         flag = "--" + spec.name.replace("_", "-")
         help_text = f"{spec.metadata['help']} (default: {spec.default})"
         if spec.type in ("bool", bool):
@@ -230,4 +315,5 @@ def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
 
 
 def from_args(config_class, args: argparse.Namespace):
-    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})
+    """Fields without a flag keep their defaults."""
+    return config_class(**{f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(config_class)})

@@ -1,6 +1,8 @@
-"""A single-game distillation run: teacher actors (or a recorded dataset) -> replay shards -> learner -> evaluation.
+"""A distillation run: teacher actors (or a recorded dataset) -> replay shards -> learner -> evaluation.
 
-The driver only wires Ray actors together, logs what the learner reports, and owns the
+One game gives a single-head student; several games (`launch.py multitask`) give one student
+with a head per game, each game with its own teacher, actors and replay shards, and the
+learner drawing games by a fixed schedule. The driver only wires Ray actors together, logs what the learner reports, and owns the
 run directory; every heavy step runs in an actor, so the same code drives a laptop and a
 cluster.
 """
@@ -8,15 +10,16 @@ cluster.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET, EnvConfig, actor_seed, resolve_env_mode
 from actors.evaluate import collect_evaluation, submit_evaluation
-from actors.games import game_spec
+from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor, TeacherRollout
 from actors.teachers import load_teacher
-from cluster.config import ConfigError, DistillConfig
+from cluster.config import ConfigError, DistillConfig, MultitaskConfig
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, on_this_node
 from learner.checkpoint import fingerprint, payload_params
@@ -85,118 +88,211 @@ def replay_totals(stats: list[dict]) -> dict:
     }
 
 
+@dataclass
+class GameRun:
+    """One game's part of a run: its teacher, environment, replay shards and producers."""
+
+    spec: GameSpec
+    teacher: dict
+    env_config: EnvConfig
+    dataset: Dataset | None = None
+    load_once: bool = False
+    teacher_ref: object = None
+    shards: list = field(default_factory=list)
+    producers: list = field(default_factory=list)
+    runs: list = field(default_factory=list)
+    limiter: dict = field(default_factory=dict)
+
+    def stats(self) -> dict:
+        import ray
+
+        return replay_totals(ray.get([shard.stats.remote() for shard in self.shards]))
+
+
+def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
+    """Loads every teacher and dataset before Ray starts, so bad files fail fast."""
+    games = []
+    for name, source in cfg.game_teachers():
+        spec = game_spec(name)
+        dataset = Dataset.open(cfg.dataset, cfg.skip_damaged) if cfg.dataset else None
+        teacher = load_teacher(source, spec, teacher_seed(cfg, dataset))
+        load_once = check_dataset(cfg, dataset, teacher, echo) if dataset else False
+        games.append(GameRun(spec, teacher, cfg.env_config(teacher), dataset, load_once))
+    return games
+
+
+def start_game(cfg: DistillConfig, game: GameRun, plan: MemoryPlan, actor_options: dict, actor_device: str,
+               echo) -> None:
+    import ray
+
+    dataset = game.dataset
+    insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.chunk_size
+    producers_per_shard = 1 if dataset else -(-cfg.actors // cfg.replay_shards)
+    game.limiter = {"ratio": 0.0 if game.load_once else cfg.replay_ratio, "insert_steps": insert_steps,
+                    "min_replay": min(cfg.min_replay, dataset.steps) if dataset else cfg.min_replay,
+                    "batch_size": cfg.batch_size}
+    shard_plans = [s for s in plan.shards if s.game == game.spec.name]
+    game.shards = launch_shards(game.spec.name, game.spec.num_actions, [s.steps for s in shard_plans], game.limiter,
+                                concurrency=producers_per_shard + cfg.prefetch + 4, seed=cfg.seed,
+                                memory=[s.bytes for s in shard_plans])
+    game.teacher_ref = ray.put(game.teacher)
+    if dataset:
+        feeder = ray.remote(DatasetFeeder).options(num_cpus=1, max_concurrency=2,
+                                                   scheduling_strategy=on_this_node()).remote(dataset, game.shards)
+        game.producers, game.runs = [feeder], [feeder.run.remote(loop=not game.load_once)]
+        if game.load_once:
+            ray.get(game.runs)
+            for shard in game.shards:
+                shard.close.remote()
+            echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
+        return
+    game.producers = [
+        ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+            game.shards[shard_for_actor(i, cfg.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
+            num_envs=cfg.envs_per_actor, env_config=game.env_config, epsilon=cfg.epsilon,
+            seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=actor_device,
+            groups=cfg.groups(actor_device))
+        for i in range(cfg.actors)
+    ]
+    game.runs = [actor.run.remote() for actor in game.producers]
+
+
+def interval_metrics(games: list[GameRun], previous: dict) -> dict:
+    per_game = {g.spec.name: g.stats() for g in games}
+    totals = {key: sum(r[key] for r in per_game.values()) for key in
+              ("replay_size", "labelled_steps", "sampled_steps", "insert_wait_s", "sample_wait_s",
+               "rejected_chunks", "dropped_steps")}
+    totals["shard_sizes"] = [size for r in per_game.values() for size in r["shard_sizes"]]
+    totals["observed_replay_ratio"] = (totals["sampled_steps"] / totals["labelled_steps"]
+                                       if totals["labelled_steps"] else None)
+    inserted = totals["labelled_steps"] - previous.get("labelled_steps", 0)
+    totals["interval_replay_ratio"] = ((totals["sampled_steps"] - previous.get("sampled_steps", 0)) / inserted
+                                       if inserted else None)
+    if len(games) > 1:
+        totals["replay_per_game"] = per_game
+    return totals
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    """Of percentages: one game at 0% makes it 0; undefined for no games or a negative value."""
+    if not values or any(v < 0 for v in values):
+        return None
+    return 0.0 if min(values) == 0 else float(np.exp(np.mean(np.log(values))))
+
+
 def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dict | None = None, echo=print) -> dict:
-    """Runs into `run` (resuming) or a new run directory at cfg.out, made once the plan is known to fit."""
+    """Distils one game, or several into one multi-head student; runs into `run` (resuming) or a
+    new run directory at cfg.out, made once the memory plan is known to fit."""
     import ray
 
     started = time.monotonic()
-    game = game_spec(cfg.game)
-    dataset = Dataset.open(cfg.dataset, cfg.skip_damaged) if cfg.dataset else None
-    teacher = load_teacher(cfg.teacher, game, teacher_seed(cfg, dataset))
-    load_once = check_dataset(cfg, dataset, teacher, echo) if dataset else False
-    env_config = cfg.env_config(teacher)
-    connect(cfg.address, cpus_needed=(1 if dataset else cfg.actors) + 2)
+    games = prepare_games(cfg, echo)
+    producers = sum(1 if g.dataset else cfg.actors for g in games)
+    connect(cfg.address, cpus_needed=producers + 2)
     use_gpu = cfg.device != "cpu" and has_gpu()
     actor_options, actor_device = cfg.actor_options()
 
-    plan = MemoryPlan({game.name: game.num_actions}, cfg.capacity_steps, cfg.replay_shards)
+    heads = {g.spec.name: g.spec.num_actions for g in games}
+    plan = MemoryPlan(heads, cfg.capacity_steps, cfg.replay_shards)
     free, largest_node = ray_memory()
     echo(plan.table(free))
     plan.check(free, largest_node)
     run = run or RunDir.create(cfg.out, cfg.to_json())
 
-    insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.chunk_size
-    producers_per_shard = 1 if dataset else -(-cfg.actors // cfg.replay_shards)
-    min_replay = min(cfg.min_replay, dataset.steps) if dataset else cfg.min_replay
-    limiter = {"ratio": 0.0 if load_once else cfg.replay_ratio, "min_replay": min_replay,
-               "insert_steps": insert_steps, "batch_size": cfg.batch_size}
-    shard_plans = [s for s in plan.shards if s.game == game.name]
-    shards = launch_shards(game.name, game.num_actions, [s.steps for s in shard_plans], limiter,
-                           concurrency=producers_per_shard + cfg.prefetch + 4, seed=cfg.seed,
-                           memory=[s.bytes for s in shard_plans])
-    teacher_ref = ray.put(teacher)
-    if dataset:
-        feeder = ray.remote(DatasetFeeder).options(num_cpus=1, max_concurrency=2,
-                                                   scheduling_strategy=on_this_node()).remote(dataset, shards)
-        producers, runs = [feeder], [feeder.run.remote(loop=not load_once)]
-        if load_once:
-            ray.get(runs)
-            for shard in shards:
-                shard.close.remote()
-            echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
-    else:
-        producers = [
-            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
-                shards[shard_for_actor(i, cfg.replay_shards)], game=game.name, teacher=teacher_ref,
-                num_envs=cfg.envs_per_actor, env_config=env_config, epsilon=cfg.epsilon,
-                seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=actor_device,
-                groups=cfg.groups(actor_device))
-            for i in range(cfg.actors)
-        ]
-        runs = [actor.run.remote() for actor in producers]
+    for game in games:
+        start_game(cfg, game, plan, actor_options, actor_device, echo)
+    min_replay = min(g.limiter["min_replay"] for g in games)
     learner = ray.remote(Learner).options(num_cpus=1, num_gpus=1 if use_gpu else 0).remote(
-        learner_config(cfg, min_replay), {game.name: game.num_actions}, {game.name: shards}, resume_state)
+        learner_config(cfg, min_replay), heads, {g.spec.name: g.shards for g in games}, resume_state,
+        cfg.schedule_weights())
     ray.get(learner.wait_for_replay.remote())
-    echo(f"[distill] {game.title}: replay holds {min_replay}+ steps, training {cfg.student} with {cfg.loss}")
+    echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds {min_replay}+ steps per game, "
+         f"training {cfg.student} with {cfg.loss}")
 
+    checkpoint_extra = {"game": games[0].spec.name} if len(games) == 1 else {"games": list(heads)}
     updates = resume_state["updates"] if resume_state else 0
-    previous = replay_totals(ray.get([shard.stats.remote() for shard in shards]))
+    previous = interval_metrics(games, {})
     while updates < cfg.updates:
         step = min(cfg.log_every, cfg.updates - updates)
         metrics = ray.get(learner.train.remote(step))
         updates = metrics["updates"]
-        replay = replay_totals(ray.get([shard.stats.remote() for shard in shards]))
-        inserted = replay["labelled_steps"] - previous["labelled_steps"]
-        replay["interval_replay_ratio"] = (replay["sampled_steps"] - previous["sampled_steps"]) / inserted if inserted else None
+        replay = interval_metrics(games, previous)
         previous = replay
         metrics.update(replay, elapsed_s=time.monotonic() - started)
+        if len(games) == 1:
+            metrics.pop("samples_per_game")
         run.log(metrics)
         echo(f"[distill] update {updates}/{cfg.updates} loss {metrics['loss']:.4f} "
              f"{metrics['updates_per_s']:.1f} upd/s wait {100 * metrics['wait_fraction']:.0f}% "
              f"replay {replay['replay_size']} labelled {replay['labelled_steps']}")
         if updates % cfg.checkpoint_every == 0 or updates >= cfg.updates:
-            run.save_checkpoint(ray.get(learner.state.remote({"game": game.name})))
+            run.save_checkpoint(ray.get(learner.state.remote(checkpoint_extra)))
 
-    for producer in producers:
-        producer.stop.remote()
-    for shard in shards:
-        shard.close.remote()
-    producer_stats = ray.get(runs)
-    replay = replay_totals(ray.get([shard.stats.remote() for shard in shards]))
-    student = ray.get(learner.state.remote({"game": game.name}))
+    for game in games:
+        for producer in game.producers:
+            producer.stop.remote()
+        for shard in game.shards:
+            shard.close.remote()
+    producer_stats = {g.spec.name: ray.get(g.runs) for g in games}
+    replay = interval_metrics(games, {})
+    student = ray.get(learner.state.remote(checkpoint_extra))
+    student_ref = ray.put(student)
 
-    holdout_obs, holdout_q = ray.get(ray.remote(_holdout).options(num_cpus=1).remote(
-        game.name, teacher_ref, cfg.holdout_steps, env_config, cfg.epsilon, cfg.seed))
-    agreement = ray.get(learner.agreement.remote(holdout_obs, holdout_q, game.name))
-    eval_kwargs = dict(env_config=env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
-    pending = [submit_evaluation(payload, game.name, cfg.eval_episodes, cfg.eval_workers, **eval_kwargs)
-               for payload in (teacher_ref, ray.put(student))]  # both on the same episodes' seeds, at once
-    teacher_eval, student_eval = (collect_evaluation(p, cfg.eval_epsilon, cfg.noop_max) for p in pending)
-    for handle in [*producers, learner, *shards]:
-        ray.kill(handle)
+    holdouts = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
+        g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
+    pending = {}
+    for g in games:  # every evaluation at once; student and teacher on the same episodes' seeds
+        kwargs = dict(env_config=g.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
+        pending[g.spec.name] = [submit_evaluation(payload, g.spec.name, cfg.eval_episodes, cfg.eval_workers, **kwargs)
+                                for payload in (g.teacher_ref, student_ref)]
+    per_game = {}
+    for g in games:
+        name = g.spec.name
+        holdout_obs, holdout_q = ray.get(holdouts[name])
+        teacher_eval, student_eval = (collect_evaluation(p, cfg.eval_epsilon, cfg.noop_max) for p in pending[name])
+        per_game[name] = {
+            "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
+            "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,
+            "steps_labelled": sum(s["steps"] for s in producer_stats[name]),
+            "teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
+            "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
+            "action_agreement": ray.get(learner.agreement.remote(holdout_obs, holdout_q, name)),
+            "majority_baseline": majority_baseline(holdout_q), "holdout_steps": int(len(holdout_q)),
+            "env_mode": resolve_env_mode(cfg.env_mode, g.teacher),
+        }
+    for g in games:
+        for handle in [*g.producers, *g.shards]:
+            ray.kill(handle)
+    ray.kill(learner)
 
     summary = {
-        "complete": True,
-        "game": game.name, "loss": cfg.loss, "tau": cfg.tau, "student": cfg.student,
-        "teacher": teacher["extra"].get("source", cfg.teacher), "teacher_fingerprint": fingerprint(teacher),
-        "student_params": payload_params(student), "teacher_params": payload_params(teacher),
-        "updates": student["updates"], "batch_size": cfg.batch_size,
-        "steps_labelled": sum(s["steps"] for s in producer_stats),
-        "teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
-        "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
-        "action_agreement": agreement, "majority_baseline": majority_baseline(holdout_q),
-        "holdout_steps": int(len(holdout_q)),
+        "complete": True, "loss": cfg.loss, "tau": cfg.tau, "student": cfg.student,
+        "student_params": payload_params(student), "updates": student["updates"], "batch_size": cfg.batch_size,
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
-                         f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
-                         f"env mode {resolve_env_mode(cfg.env_mode, teacher)}",
-        "replay": {**replay, "replay_ratio": limiter["ratio"], "memory_plan": plan.as_dict(free)},
-        "dataset": ({"path": cfg.dataset, **producer_stats[0]} if dataset else None),
+                         f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
+        "replay": {**replay, "replay_ratio": max(g.limiter["ratio"] for g in games), "memory_plan": plan.as_dict(free)},
         "learner_device": "cuda" if use_gpu else "cpu",
-        "wall_s": time.monotonic() - started,
     }
+    if len(games) == 1:
+        name = games[0].spec.name
+        summary.update(game=name, **per_game[name],
+                       dataset=({"path": cfg.dataset, **producer_stats[name][0]} if cfg.dataset else None))
+        summary["eval_protocol"] += f", env mode {per_game[name]['env_mode']}"
+    else:
+        defined = [r["student_pct_of_teacher"] for r in per_game.values() if r["student_pct_of_teacher"] is not None]
+        summary.update(
+            games=list(heads), per_game=per_game, schedule_weights=cfg.schedule_weights(),
+            samples_per_game=student["extra"]["schedule"]["counts"],
+            steps_labelled=sum(r["steps_labelled"] for r in per_game.values()),
+            geometric_mean_pct_of_teacher=geometric_mean(defined),
+            geometric_mean_over=[g for g, r in per_game.items() if r["student_pct_of_teacher"] is not None],
+            mean_action_agreement=float(np.mean([r["action_agreement"] for r in per_game.values()])),
+        )
+    summary["wall_s"] = time.monotonic() - started
     run.write_summary(summary)
     return summary
 
 
 def config_for_resume(run: RunDir) -> DistillConfig:
-    return DistillConfig.from_dict(run.read_config()).validate()
+    values = run.read_config()
+    return (MultitaskConfig if "games" in values else DistillConfig).from_dict(values).validate()

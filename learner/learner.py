@@ -20,6 +20,7 @@ import torch
 from learner.checkpoint import make_payload
 from learner.losses import make_loss
 from learner.networks import QNetwork
+from learner.schedule import GameSchedule
 from replay.shard import pick_shard
 
 # Batches arrive as read-only views of Ray's object store; the learner only reads them.
@@ -48,7 +49,8 @@ def pick_device(name: str) -> torch.device:
 
 
 class Learner:
-    def __init__(self, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list], resume: dict | None = None):
+    def __init__(self, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list], resume: dict | None = None,
+                 weights: dict[str, float] | None = None):
         torch.manual_seed(config.seed)
         self.config = config
         self.device = pick_device(config.device)
@@ -61,14 +63,21 @@ class Learner:
         self.pending: collections.deque = collections.deque()
         self.updates = 0
         self.samples = 0
+        weights = weights or {game: 1.0 for game in shards}
+        # `requests` runs ahead by the prefetch depth; `trained` is what a checkpoint records
+        self.requests, self.trained = GameSchedule(weights), GameSchedule(weights)
         if resume is not None:
             self.student.load_state_dict(resume["model"])
             if resume.get("optimizer"):
                 self.optimizer.load_state_dict(resume["optimizer"])
             self.updates = int(resume["updates"])
+            schedule = resume.get("extra", {}).get("schedule")
+            if schedule:
+                self.requests.load(schedule)
+                self.trained.load(schedule)
 
     def _request(self) -> None:
-        game = list(self.shards)[self.updates % len(self.shards)] if len(self.shards) > 1 else next(iter(self.shards))
+        game = self.requests.next()
         index = pick_shard(self.shard_sizes[game], self.rng)
         ref = self.shards[game][index].sample.remote(self.config.batch_size)
         self.pending.append((game, index, ref))
@@ -119,6 +128,7 @@ class Learner:
             del ref
             self._request()
             losses.append(self._update(game, batch))
+            self.trained.next()
             self.updates += 1
             self.samples += self.config.batch_size
         elapsed = time.perf_counter() - started
@@ -129,9 +139,11 @@ class Learner:
             "samples_per_s": num_updates * self.config.batch_size / elapsed,
             "wait_fraction": waited / elapsed,
             "replay_size": {g: int(s.sum()) for g, s in self.shard_sizes.items()},
+            "samples_per_game": {g: n * self.config.batch_size for g, n in self.trained.counts.items()},
         }
 
     def state(self, extra: dict | None = None) -> dict:
+        extra = {**(extra or {}), "schedule": self.trained.state()}
         return make_payload(self.student, "student", updates=self.updates,
                             optimizer=self.optimizer.state_dict(), extra=extra)
 

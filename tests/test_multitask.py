@@ -1,0 +1,91 @@
+"""Multi-task students: a head per game, isolated gradients, and a schedule that keeps its shares."""
+
+import numpy as np
+import pytest
+import torch
+
+from cluster.config import ConfigError, MultitaskConfig
+from cluster.distill import geometric_mean
+from learner.losses import make_loss
+from learner.networks import QNetwork
+from learner.schedule import GameSchedule
+
+HEADS = {"pong": 6, "breakout": 4, "space_invaders": 6}
+
+
+def test_games_with_different_action_counts_share_one_student():
+    net = QNetwork("multitask", HEADS)
+    obs = torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8)
+    assert {game: net(obs, game).shape for game in HEADS} == {g: (5, n) for g, n in HEADS.items()}
+    with pytest.raises(ValueError, match="no head for 'enduro'"):
+        net(obs, "enduro")
+
+
+def test_a_batch_of_one_game_updates_only_the_trunk_and_that_games_head():
+    torch.manual_seed(0)
+    net = QNetwork("paper-25", HEADS)
+    obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
+    q_teacher = torch.randn(8, 4)
+    make_loss("kl", 0.01)(net(obs, "breakout"), q_teacher).backward()
+    for name, parameter in net.named_parameters():
+        touched = parameter.grad is not None and bool(parameter.grad.abs().sum() > 0)
+        expected = name.startswith("trunk.") or name.startswith("heads.breakout.")
+        assert touched == expected, name
+
+
+@pytest.mark.parametrize("weights", [{"pong": 1.0, "breakout": 1.0, "space_invaders": 1.0},
+                                     {"pong": 3.0, "breakout": 1.0, "space_invaders": 0.5}])
+def test_schedule_shares_match_the_weights(weights):
+    schedule = GameSchedule(weights)
+    turns = 9_000
+    drawn = [schedule.next() for _ in range(turns)]
+    total = sum(weights.values())
+    for game, weight in weights.items():
+        expected = turns * weight / total
+        # binomial sampling error would be sqrt(turns p (1-p)); the schedule stays within one batch
+        assert abs(drawn.count(game) - expected) <= 1.0, (game, drawn.count(game), expected)
+        assert schedule.counts[game] == drawn.count(game)
+    window = drawn[:int(2 * total / min(weights.values()))]
+    assert set(window) == set(weights)  # interleaved, not in blocks
+
+
+def test_schedule_resumes_where_it_stopped():
+    weights = {"pong": 2.0, "breakout": 1.0}
+    whole = GameSchedule(weights)
+    expected = [whole.next() for _ in range(50)]
+    first = GameSchedule(weights)
+    head = [first.next() for _ in range(20)]
+    second = GameSchedule(weights)
+    second.load(first.state())
+    assert head + [second.next() for _ in range(30)] == expected
+
+
+@pytest.mark.parametrize("flags, words", [
+    (dict(games="pong"), "at least two games"),
+    (dict(games="pong,pong"), "lists a game twice"),
+    (dict(games="pong,pongg"), "did you mean"),
+    (dict(teachers="random,random,random"), "3 teachers for 2 games"),
+    (dict(weights="1,0"), "one positive weight per game"),
+    (dict(teachers="/nonexistent"), "neither 'random' nor an existing file"),
+])
+def test_bad_multitask_flags_are_refused(flags, words):
+    with pytest.raises(ConfigError, match=words):
+        MultitaskConfig(**{"games": "pong,breakout", **flags}).validate()
+
+
+def test_teacher_directory_is_matched_by_game_name(tmp_path):
+    from learner.checkpoint import make_payload, save_checkpoint
+
+    for game, actions in (("pong", 6), ("breakout", 4)):
+        save_checkpoint(tmp_path / f"{game}.pt", make_payload(QNetwork("nature", {game: actions}), "teacher"))
+    cfg = MultitaskConfig(games="breakout,pong", teachers=str(tmp_path)).validate()
+    assert cfg.game_teachers() == [("breakout", str(tmp_path / "breakout.pt")), ("pong", str(tmp_path / "pong.pt"))]
+    with pytest.raises(ConfigError, match="no file for space_invaders"):
+        MultitaskConfig(games="pong,space_invaders", teachers=str(tmp_path)).validate()
+
+
+def test_geometric_mean_of_percentages():
+    assert geometric_mean([50.0, 200.0]) == pytest.approx(100.0)
+    assert geometric_mean([0.0, 150.0]) == 0.0
+    assert geometric_mean([]) is None
+    assert np.isfinite(geometric_mean([100.0] * 10))
