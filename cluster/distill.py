@@ -235,6 +235,9 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
             shard.close.remote()
     producer_stats = {g.spec.name: ray.get(g.runs) for g in games}
     replay = interval_metrics(games, {})
+    for g in games:  # frees their CPUs for the evaluators
+        for handle in [*g.producers, *g.shards]:
+            ray.kill(handle)
     student = ray.get(learner.state.remote(checkpoint_extra))
     student_ref = ray.put(student)
 
@@ -260,9 +263,6 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
             "majority_baseline": majority_baseline(holdout_q), "holdout_steps": int(len(holdout_q)),
             "env_mode": resolve_env_mode(cfg.env_mode, g.teacher),
         }
-    for g in games:
-        for handle in [*g.producers, *g.shards]:
-            ray.kill(handle)
     ray.kill(learner)
 
     summary = {

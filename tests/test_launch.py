@@ -70,3 +70,18 @@ def test_actor_gpu_share_without_a_gpu_is_refused_before_anything_is_written(tmp
     result = launch("distill", "--actor-gpus", "0.25", "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "needs a GPU, but Ray sees none; drop --actor-gpus" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def _memory_gib() -> float:
+    with open("/proc/meminfo") as meminfo:
+        return next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")) / 2**20
+
+
+@pytest.mark.skipif(_memory_gib() > 40, reason="this machine could hold ten games of ten hours")
+def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
+    games = "breakout,enduro,ms_pacman,pong,qbert,riverraid,seaquest,space_invaders,beam_rider,freeway"
+    result = launch("multitask", "--games", games, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert "replay needs 35.7" in result.stderr and "lower --capacity-hours" in result.stderr
+    assert "10 game(s) x 1 shard(s), 540,000 steps per game" in result.stdout
+    assert not (tmp_path / "run").exists()
