@@ -3,6 +3,8 @@
 
     distill   teacher actors (or a recorded dataset) -> replay -> learner -> evaluation, into a run directory
     multitask several games -> one student with a head per game
+    teacher   train a DQN teacher from scratch (its best checkpoint is a teacher for the others)
+    online    train a DQN and, at the same time, distill its best checkpoint so far into a student
     record    teacher actors -> a dataset on disk, to distill many students from later
     evaluate  play a checkpoint (student or teacher) and report its score
     presets   list the network presets with their exact parameter counts
@@ -26,6 +28,7 @@ class Parser(argparse.ArgumentParser):
 def user_errors() -> tuple[type[BaseException], ...]:
     from actors.games import UnknownGameError
     from cluster.config import ConfigError
+    from cluster.registry import RegistryError
     from cluster.rundir import RunDirError
     from learner.checkpoint import CheckpointError
     from learner.networks import UnknownPresetError
@@ -34,7 +37,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from replay.memory_plan import MemoryPlanError
 
     return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError,
-            DatasetError, MemoryPlanError)
+            DatasetError, MemoryPlanError, RegistryError)
 
 
 def cmd_distill(args, config_class=None) -> int:
@@ -68,6 +71,56 @@ def cmd_distill(args, config_class=None) -> int:
         print(f"geometric mean % of teacher: {summary['geometric_mean_pct_of_teacher']} "
               f"over {summary['geometric_mean_over']}")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
+    return 0
+
+
+def resume_state(run, kind: str) -> dict | None:
+    state, skipped = run.latest_checkpoint(kind)
+    for note in skipped:
+        print(f"[resume] skipping unreadable checkpoint: {note}", file=sys.stderr)
+    if state is not None:
+        print(f"[resume] {run.path}: {kind} continues at update {state['updates']}")
+    return state
+
+
+def open_for_resume(path: str, config_class):
+    from cluster.rundir import RunDir
+
+    run = RunDir.open(path)
+    return run, config_class.from_dict(run.read_config()).validate()
+
+
+def cmd_teacher(args) -> int:
+    from cluster.config import TeacherConfig, from_args
+    from cluster.dqn_training import run_teacher
+
+    if args.resume:
+        run, cfg = open_for_resume(args.resume, TeacherConfig)
+        summary = run_teacher(cfg, run, resume_state(run, "dqn"))
+    else:
+        summary = run_teacher(from_args(TeacherConfig, args).validate())
+    best = summary["best"] or {}
+    print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "wall_s")}))
+    print(f"best checkpoint: {best.get('checkpoint')} (version {best.get('version')}, score {best.get('score')}, "
+          f"at {best.get('frames')} frames)")
+    return 0
+
+
+def cmd_online(args) -> int:
+    from cluster.config import OnlineConfig, from_args
+    from cluster.online import run_online
+
+    if args.resume:
+        run, cfg = open_for_resume(args.resume, OnlineConfig)
+        summary = run_online(cfg, run, {kind: resume_state(run, kind) for kind in ("dqn", "student")})
+    else:
+        summary = run_online(from_args(OnlineConfig, args).validate())
+    print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "student_updates", "wall_s")}))
+    for row in summary["timeline"]:
+        print(f"frames {row['frames']:>10}: dqn {row['dqn_score']}, best so far {row['best_score']} "
+              f"(v{row['best_version']}), student {row['student_score']}")
+    print(f"final: student {summary['student_score']['mean']:.2f}, best teacher {summary['teacher_score']['mean']:.2f}"
+          f" ({summary['student_pct_of_teacher']}% of teacher)")
     return 0
 
 
@@ -117,7 +170,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from cluster.config import DistillConfig, MultitaskConfig, RecordConfig, add_flags
+    from cluster.config import DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, add_flags
 
     parser = Parser(prog="launch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -132,6 +185,16 @@ def build_parser() -> Parser:
     add_flags(multitask, MultitaskConfig, skip=MultitaskConfig.SINGLE_GAME_FLAGS)
     multitask.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     multitask.set_defaults(func=lambda args: cmd_distill(args, MultitaskConfig))
+
+    teacher = commands.add_parser("teacher", help="train a DQN teacher (Double DQN, n-step, Adam)")
+    add_flags(teacher, TeacherConfig, skip=TeacherConfig.SKIPPED_FLAGS)
+    teacher.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    teacher.set_defaults(func=cmd_teacher)
+
+    online = commands.add_parser("online", help="train a DQN and distill its best checkpoint so far, at once")
+    add_flags(online, OnlineConfig, skip=OnlineConfig.SKIPPED_FLAGS)
+    online.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoints")
+    online.set_defaults(func=cmd_online)
 
     record = commands.add_parser("record", help="record a teacher's labelled chunks to a dataset directory")
     add_flags(record, RecordConfig)

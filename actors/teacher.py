@@ -7,6 +7,7 @@ inserts in flight, so a slow replay slows the actor instead of filling the objec
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -52,9 +53,10 @@ class TeacherRollout:
 
     def __init__(self, game: str, teacher: dict, num_envs: int, *, env_config: EnvConfig = EnvConfig(),
                  epsilon: float = 0.05, seed: int = 0, actor_id: int = 0, chunk_steps: int = 128,
-                 device: str = "cpu", groups: int = 2):
+                 device: str = "cpu", groups: int = 2, half_precision: bool = True):
         self.game, self.num_envs, self.epsilon = game, num_envs, epsilon
         self.actor_id, self.chunk_steps, self.device = actor_id, chunk_steps, torch.device(device)
+        self.half_precision, self.net = half_precision, None
         self.set_teacher(teacher)
         seeds = env_seeds(seed, num_envs)
         self.groups = [_EnvGroup(game, part, env_config, np.random.default_rng([seed, actor_id, g]))
@@ -64,10 +66,17 @@ class TeacherRollout:
         self.timings = {"env_s": 0.0, "inference_s": 0.0}
 
     def set_teacher(self, teacher: dict) -> None:
-        self.net = build_network(teacher).to(self.device).eval()
+        """Call between chunks only (TeacherActor does), so each chunk is labelled by one version."""
+        same_shape = (self.net is not None and self.net.preset_name == teacher["preset"]
+                      and self.net.head_sizes == teacher["heads"] and not self.half)
+        if same_shape:  # a DQN actor's frequent weight pushes: no rebuild
+            self.net.load_state_dict(teacher["model"])
+        else:
+            self.net = build_network(teacher).to(self.device).eval()
         self.num_actions = teacher["heads"][self.game]
         self.teacher_version = int(teacher.get("teacher_version", 0))
-        self.half = self.device.type == "cuda" and half_keeps_greedy_actions(self.net, self.game, self.device)
+        self.half = (self.half_precision and self.device.type == "cuda"
+                     and half_keeps_greedy_actions(self.net, self.game, self.device))
         if self.half:
             self.net.half()
 
@@ -139,7 +148,9 @@ class TeacherRollout:
 
 
 class TeacherActor:
-    """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` gets in.
+    """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` and
+    `set_teacher` get in. A new teacher (a hot swap, or a DQN actor's fresh weights and
+    epsilon) takes effect at the next chunk boundary, and every swap is logged.
 
     One insert in flight: Ray does not order calls to a threaded actor (the shard), so a
     second would let chunks overtake each other; the next chunk is generated meanwhile."""
@@ -149,14 +160,29 @@ class TeacherActor:
         self.rollout = TeacherRollout(**rollout_kwargs)
         self.shard, self.max_inflight = shard, max_inflight
         self.stopping = threading.Event()
+        self.next_teacher: tuple[dict, float | None] | None = None
+        self.swaps = collections.deque([(0, self.rollout.teacher_version)], maxlen=1024)  # (first chunk, version)
         self.steps = 0
         self.timings = {"encode_s": 0.0, "send_wait_s": 0.0}
+
+    def _apply_swap(self) -> None:
+        pending, self.next_teacher = self.next_teacher, None
+        if pending is None:
+            return
+        teacher, epsilon = pending
+        self.rollout.set_teacher(teacher)
+        version = self.rollout.teacher_version
+        if epsilon is not None:
+            self.rollout.epsilon = epsilon
+        if self.swaps[-1][1] != version:
+            self.swaps.append((self.rollout.chunk_index, version))
 
     def run(self, max_chunks: int | None = None) -> dict:
         import ray
 
         inflight, sent = [], 0
         while not self.stopping.is_set() and (max_chunks is None or sent < max_chunks):
+            self._apply_swap()
             chunk = self.rollout.next_chunk()
             started = time.perf_counter()
             message = encode(chunk)
@@ -175,10 +201,11 @@ class TeacherActor:
     def stop(self) -> None:
         self.stopping.set()
 
-    def set_teacher(self, teacher: dict) -> None:
-        self.rollout.set_teacher(teacher)
+    def set_teacher(self, teacher: dict, epsilon: float | None = None) -> None:
+        self.next_teacher = (teacher, epsilon)
 
     def stats(self) -> dict:
         return {"actor_id": self.rollout.actor_id, "steps": self.steps, "device": str(self.rollout.device),
                 "half_precision": self.rollout.half, "teacher_version": self.rollout.teacher_version,
+                "epsilon": self.rollout.epsilon, "swaps": [list(s) for s in self.swaps],
                 **self.rollout.timings, **self.timings}

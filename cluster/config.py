@@ -286,6 +286,116 @@ class MultitaskConfig(DistillConfig):
 
 
 @dataclass
+class TeacherConfig(ActingConfig):
+    """A DQN trained from scratch; the recipe and its sources are in README.md ("Training a teacher")."""
+
+    SKIPPED_FLAGS = ("teacher", "epsilon")  # the DQN is the teacher; epsilon follows the schedule below
+
+    frames: int = _flag(10_000_000, "emulator frames to train for (4 per agent step at frame skip 4)")
+    preset: str = _flag("nature", f"DQN network preset: {', '.join(PRESETS)}")
+    lr: float = _flag(1e-4, "Adam learning rate")
+    adam_eps: float = _flag(1.5e-4, "Adam epsilon")
+    gamma: float = _flag(0.99, "discount")
+    n_step: int = _flag(3, "steps in the return before bootstrapping")
+    double: bool = _flag(True, "Double DQN: the online network picks the bootstrap action")
+    batch_size: int = _flag(32, "minibatch size")
+    target_every: int = _flag(2000, "updates between copies of the online network into the target network")
+    replay_ratio: float = _flag(8.0, "sampled transitions per inserted step (8: one batch of 32 every 4 steps)")
+    capacity_hours: float = _flag(2.0, "replay capacity in hours of play (1 hour = 54,000 steps)")
+    replay_shards: int = _flag(1, "replay shard actors; actor i streams to shard i mod K")
+    min_replay: int = _flag(20_000, "steps stored before learning starts")
+    prefetch: int = _flag(4, "sample requests the learner keeps in flight")
+    epsilon_start: float = _flag(1.0, "exploration epsilon at frame 0")
+    epsilon_end: float = _flag(0.01, "exploration epsilon after --epsilon-frames")
+    epsilon_frames: int = _flag(1_000_000, "frames over which epsilon falls linearly")
+    eval_every: int = _flag(250_000, "frames between teacher checkpoints, each scored by an evaluator")
+    eval_episodes: int = _flag(8, "episodes per evaluation")
+    eval_epsilon: float = _flag(0.05, "epsilon during evaluation (the DQN convention)")
+    log_every: int = _flag(250, "updates between metrics lines and weight pushes to the actors")
+    checkpoint_every: int = _flag(10_000, "updates between learner checkpoints (what --resume continues from)")
+    device: str = _flag("auto", "learner device: auto, cpu, cuda, cuda:N")
+    out: str = _flag("runs/teacher", "run directory to create")
+
+    @property
+    def capacity_steps(self) -> int:
+        return int(round(self.capacity_hours * STEPS_PER_HOUR))
+
+    def epsilon_at(self, frames: int) -> float:
+        done = min(1.0, frames / self.epsilon_frames) if self.epsilon_frames else 1.0
+        return self.epsilon_start + done * (self.epsilon_end - self.epsilon_start)
+
+    def validate(self) -> "TeacherConfig":
+        need(self.teacher in (None, "random"), "the DQN trains its own teacher: drop --teacher")
+        super().validate()
+        need(self.frames >= 4, f"--frames must be at least 4 (one agent step), got {self.frames}")
+        need(self.preset in PRESETS, f"--preset: unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        need(self.lr > 0 and self.adam_eps > 0, f"--lr and --adam-eps must be positive, got {self.lr}, {self.adam_eps}")
+        need(0.0 < self.gamma <= 1.0, f"--gamma must be in (0, 1], got {self.gamma}")
+        need(1 <= self.n_step <= 100, f"--n-step must be in [1, 100], got {self.n_step}")
+        need(1 <= self.batch_size <= 65_536, f"--batch-size must be in [1, 65536], got {self.batch_size}")
+        need(self.target_every >= 1, f"--target-every must be at least 1, got {self.target_every}")
+        need(0.0 < self.replay_ratio <= 1e6, f"--replay-ratio must be in (0, 1e6], got {self.replay_ratio}; "
+                                             f"a DQN needs the limit to keep updates per frame fixed")
+        need(1 <= self.replay_shards <= 1024 and self.replay_shards <= self.actors,
+             f"--replay-shards must be in [1, --actors {self.actors}], got {self.replay_shards}")
+        shard_steps = self.capacity_steps // self.replay_shards
+        need(shard_steps >= 2 * self.chunk_size,
+             f"--capacity-hours {self.capacity_hours} gives each shard {shard_steps} steps, fewer than two chunks "
+             f"({2 * self.chunk_size}); raise --capacity-hours or lower --chunk-steps or --envs-per-actor")
+        need(1 <= self.min_replay <= self.capacity_steps,
+             f"--min-replay must be in [1, capacity {self.capacity_steps}], got {self.min_replay}")
+        need(1 <= self.prefetch <= 64, f"--prefetch must be in [1, 64], got {self.prefetch}")
+        for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
+            value = getattr(self, name)
+            need(0.0 <= value <= 1.0, f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
+        need(self.epsilon_frames >= 0, f"--epsilon-frames must be at least 0, got {self.epsilon_frames}")
+        need(self.eval_every >= 4, f"--eval-every must be at least 4 frames, got {self.eval_every}")
+        need(self.eval_episodes >= 1, f"--eval-episodes must be at least 1, got {self.eval_episodes}")
+        need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
+        need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
+        need(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+             f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
+
+
+@dataclass
+class OnlineConfig(TeacherConfig):
+    """A DQN in training, and a student distilled all along from its best checkpoint so far."""
+
+    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}")
+    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
+    tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values")
+    student_lr: float = _flag(2.5e-4, "student RMSProp learning rate")
+    student_batch_size: int = _flag(32, "student minibatch size")
+    distill_actors: int = _flag(1, "teacher actors labelling with the best checkpoint so far")
+    distill_replay_ratio: float = _flag(PAPER_REPLAY_RATIO, "student samples per labelled step (0: no limit)")
+    distill_capacity_hours: float = _flag(1.0, "distillation replay capacity in hours of play")
+    distill_min_replay: int = _flag(1000, "labelled steps stored before the student trains")
+    holdout_steps: int = _flag(2000, "held-out frames labelled by the best teacher, for the final action agreement")
+    out: str = _flag("runs/online", "run directory to create")
+
+    @property
+    def distill_capacity_steps(self) -> int:
+        return int(round(self.distill_capacity_hours * STEPS_PER_HOUR))
+
+    def validate(self) -> "OnlineConfig":
+        super().validate()
+        need(self.student in PRESETS, f"--student: unknown preset {self.student!r}; choose one of: {', '.join(PRESETS)}")
+        need(self.loss in LOSSES, f"--loss: unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
+        need(self.tau > 0, f"--tau must be positive, got {self.tau}")
+        need(self.student_lr > 0, f"--student-lr must be positive, got {self.student_lr}")
+        need(1 <= self.student_batch_size <= 65_536, f"--student-batch-size must be in [1, 65536], got {self.student_batch_size}")
+        need(self.distill_actors >= 1, f"--distill-actors must be at least 1, got {self.distill_actors}")
+        need(0.0 <= self.distill_replay_ratio <= 1e6, f"--distill-replay-ratio must be in [0, 1e6], got {self.distill_replay_ratio}")
+        need(self.distill_capacity_steps >= 2 * self.chunk_size,
+             f"--distill-capacity-hours {self.distill_capacity_hours} holds fewer than two chunks; raise it")
+        need(1 <= self.distill_min_replay <= self.distill_capacity_steps,
+             f"--distill-min-replay must be in [1, capacity {self.distill_capacity_steps}], got {self.distill_min_replay}")
+        need(self.holdout_steps >= 1, f"--holdout-steps must be at least 1, got {self.holdout_steps}")
+        return self
+
+
+@dataclass
 class RecordConfig(ActingConfig):
     steps: int = _flag(10_000, "labelled steps to record (whole chunks, so at most one chunk per actor more)")
     out: str = _flag("datasets/record", "dataset directory to create")

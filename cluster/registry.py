@@ -73,7 +73,8 @@ class CheckpointRegistry:
                 raise RegistryError(f"checkpoint version {version} was never registered")
             if entry["score"] is not None:
                 raise RegistryError(f"checkpoint version {version} was already scored ({entry['score']})")
-            entry.update(score=float(score), ci95=ci95, episodes=episodes)
+            order = sum(e["score"] is not None for e in self.entries.values())
+            entry.update(score=float(score), ci95=ci95, episodes=episodes, order=order)  # order: nth report
             incumbent = self.entries[self.best_version] if self.best_version is not None else None
             improved = _better(entry, incumbent)
             if improved:

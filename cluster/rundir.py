@@ -2,7 +2,10 @@
 
     config.json      the validated config the run started with
     metrics.jsonl    one JSON object per log interval (the source of truth for plots)
-    checkpoints/     student-UPDATES.pt in our checkpoint format; the newest few are kept
+    checkpoints/     KIND-UPDATES.pt (student, dqn) in our checkpoint format; the newest few are kept
+    teachers/        teacher-VERSION.pt: every scored DQN checkpoint (teacher and online runs)
+    registry.json    those checkpoints' scores and the best so far (cluster/registry.py)
+    timeline.jsonl   online runs: DQN, best-so-far and student scores at each DQN checkpoint
     summary.json     the final results (written last; `complete` false if cut short)
 """
 
@@ -56,30 +59,30 @@ class RunDir:
     def read_config(self) -> dict:
         return json.loads((self.path / "config.json").read_text())
 
-    def log(self, record: dict) -> None:
-        with open(self.path / "metrics.jsonl", "a") as handle:
+    def log(self, record: dict, name: str = "metrics.jsonl") -> None:
+        with open(self.path / name, "a") as handle:
             handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
 
-    def metrics(self) -> list[dict]:
-        path = self.path / "metrics.jsonl"
+    def metrics(self, name: str = "metrics.jsonl") -> list[dict]:
+        path = self.path / name
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def save_checkpoint(self, payload: dict) -> Path:
-        path = self.checkpoints / f"student-{payload['updates']:08d}.pt"
+    def save_checkpoint(self, payload: dict, kind: str = "student") -> Path:
+        path = self.checkpoints / f"{kind}-{payload['updates']:08d}.pt"
         save_checkpoint(path, payload)
-        for old in self.checkpoint_paths()[:-KEEP_CHECKPOINTS]:
+        for old in self.checkpoint_paths(kind)[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
         return path
 
-    def checkpoint_paths(self) -> list[Path]:
-        return sorted(self.checkpoints.glob("student-*.pt"))
+    def checkpoint_paths(self, kind: str = "student") -> list[Path]:
+        return sorted(self.checkpoints.glob(f"{kind}-*.pt"))
 
-    def latest_checkpoint(self) -> tuple[dict | None, list[str]]:
+    def latest_checkpoint(self, kind: str = "student") -> tuple[dict | None, list[str]]:
         """The newest checkpoint that loads, and a note for each newer one that did not."""
         skipped = []
-        for path in reversed(self.checkpoint_paths()):
+        for path in reversed(self.checkpoint_paths(kind)):
             try:
                 return load_checkpoint(path), skipped
             except CheckpointError as error:

@@ -27,6 +27,19 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
                  _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING")
 
 
+def require_cpus(needed: int, roles: str) -> None:
+    """Refuses a run whose actors, learners and evaluators cannot all hold a CPU at once:
+    Ray would leave the last ones pending and the run would wait forever."""
+    import ray
+
+    from cluster.config import ConfigError
+
+    total = ray.cluster_resources().get("CPU", 0)
+    if total < needed:
+        raise ConfigError(f"this run needs {needed} CPUs at once ({roles}) but the Ray cluster has {total:g}; "
+                          f"lower --actors or add nodes")
+
+
 def has_gpu() -> bool:
     import ray
 

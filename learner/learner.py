@@ -1,15 +1,12 @@
 """The learner: owns the student and its optimizer, pulls batches, reports and checkpoints.
 
-It keeps `prefetch` sample requests in flight across the replay shards, so the next
-batch is already on its way while the current one trains; the time it still waits is
-reported as `wait_fraction`. A shard is chosen in proportion to how much it holds, which
-keeps sampling uniform over everything stored. All file I/O stays with the driver: the
+Batches come from a BatchStream (requests in flight across the shards); the time it still
+waits is reported as `wait_fraction`. All file I/O stays with the driver: the
 learner hands its state over, so it can run on any node of a cluster.
 """
 
 from __future__ import annotations
 
-import collections
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from learner.batches import BatchStream
 from learner.checkpoint import make_payload
 from learner.losses import make_loss
 from learner.networks import QNetwork
 from learner.schedule import GameSchedule
-from replay.shard import pick_shard
 
 # Batches arrive as read-only views of Ray's object store; the learner only reads them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -57,15 +54,13 @@ class Learner:
         self.student = QNetwork(config.student, heads).to(self.device)
         self.optimizer = torch.optim.RMSprop(self.student.parameters(), lr=config.lr, alpha=0.95, eps=1e-5)
         self.loss_fn = make_loss(config.loss, config.tau)
-        self.shards = shards
-        self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}
-        self.rng = np.random.default_rng(config.seed)
-        self.pending: collections.deque = collections.deque()
         self.updates = 0
         self.samples = 0
         weights = weights or {game: 1.0 for game in shards}
-        # `requests` runs ahead by the prefetch depth; `trained` is what a checkpoint records
-        self.requests, self.trained = GameSchedule(weights), GameSchedule(weights)
+        # the stream's schedule runs ahead by the prefetch depth; `trained` is what a checkpoint records
+        requests, self.trained = GameSchedule(weights), GameSchedule(weights)
+        self.stream = BatchStream(shards, config.batch_size, config.prefetch, requests, config.seed,
+                                  config.batch_timeout_s)
         if resume is not None:
             self.student.load_state_dict(resume["model"])
             if resume.get("optimizer"):
@@ -73,28 +68,11 @@ class Learner:
             self.updates = int(resume["updates"])
             schedule = resume.get("extra", {}).get("schedule")
             if schedule:
-                self.requests.load(schedule)
+                requests.load(schedule)
                 self.trained.load(schedule)
 
-    def _request(self) -> None:
-        game = self.requests.next()
-        index = pick_shard(self.shard_sizes[game], self.rng)
-        ref = self.shards[game][index].sample.remote(self.config.batch_size)
-        self.pending.append((game, index, ref))
-
     def wait_for_replay(self, timeout_s: float = 600.0) -> None:
-        import ray
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            sizes = {g: np.array(ray.get([s.size.remote() for s in h]), float) for g, h in self.shards.items()}
-            if all(s.sum() >= self.config.min_replay for s in sizes.values()):
-                self.shard_sizes = sizes
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"replay holds {dict((g, int(s.sum())) for g, s in sizes.items())} steps after "
-                                   f"{timeout_s:.0f}s, below min_replay={self.config.min_replay}; are the actors running?")
-            time.sleep(0.2)
+        self.stream.wait_for_replay(self.config.min_replay, timeout_s)
 
     def _update(self, game: str, batch: dict) -> float:
         obs = torch.from_numpy(batch["obs"]).to(self.device, non_blocking=True)
@@ -109,24 +87,11 @@ class Learner:
         return loss.detach()
 
     def train(self, num_updates: int) -> dict:
-        import ray
-
         started, waited = time.perf_counter(), 0.0
         losses = []
-        while len(self.pending) < self.config.prefetch:
-            self._request()
         for _ in range(num_updates):
-            game, index, ref = self.pending.popleft()
-            before = time.perf_counter()
-            try:
-                batch = ray.get(ref, timeout=self.config.batch_timeout_s)
-            except ray.exceptions.GetTimeoutError:
-                raise TimeoutError(f"no batch from {game} replay shard {index} in {self.config.batch_timeout_s:.0f}s; "
-                                   f"are its actors alive?") from None
-            waited += time.perf_counter() - before
-            self.shard_sizes[game][index] = float(batch["shard_size"])
-            del ref
-            self._request()
+            game, batch, wait = self.stream.next()
+            waited += wait
             losses.append(self._update(game, batch))
             self.trained.next()
             self.updates += 1
@@ -138,7 +103,7 @@ class Learner:
             "updates_per_s": num_updates / elapsed,
             "samples_per_s": num_updates * self.config.batch_size / elapsed,
             "wait_fraction": waited / elapsed,
-            "replay_size": {g: int(s.sum()) for g, s in self.shard_sizes.items()},
+            "replay_size": self.stream.replay_size(),
             "samples_per_game": {g: n * self.config.batch_size for g, n in self.trained.counts.items()},
         }
 

@@ -6,8 +6,8 @@ step and otherwise shifts in one frame per step, so the stack of step s is its o
 preceded by up to three predecessors of the same environment stream, with zeros in place
 of every frame from before the episode's first step.
 
-Each slot stores its step's global sequence number `seq` and its predecessor's `prev`
-(-1 when unknown). A predecessor is usable only while its slot still holds that sequence
+Each slot stores its step's global sequence number `seq`, its predecessor's `prev` and its
+successor's `next` (-1 when unknown); `next` lets a DQN learner walk n steps forward. A predecessor is usable only while its slot still holds that sequence
 number, so overwriting a slot silently retires the few steps that needed it; such steps,
 and steps whose stream history never arrived (an actor's chunk lost in transit), are
 never sampled. Sampling is uniform over every sampleable step.
@@ -22,8 +22,8 @@ from replay.chunk import FRAME_SHAPE, Chunk
 STACK = 4
 _FIRST, _TERMINATED, _TRUNCATED = 1, 2, 4
 FRAME_BYTES = FRAME_SHAPE[0] * FRAME_SHAPE[1]
-# seq (8) + prev (8) + rewards (4) + teacher_version (4) + actions (1) + flags (1)
-METADATA_BYTES_PER_STEP = 26
+# seq (8) + prev (8) + next (8) + rewards (4) + teacher_version (4) + actions (1) + flags (1)
+METADATA_BYTES_PER_STEP = 34
 
 
 def bytes_per_step(num_actions: int) -> int:
@@ -46,6 +46,7 @@ class FrameRing:
         self.teacher_version = np.zeros(capacity, np.int32)
         self.seq = np.full(capacity, -1, np.int64)
         self.prev = np.full(capacity, -1, np.int64)
+        self.next = np.full(capacity, -1, np.int64)
         self.inserted = 0  # total steps ever inserted; the next step's seq
         self._streams: dict[int, tuple[int, np.ndarray]] = {}  # actor -> (chunk index, last seq per env)
 
@@ -66,8 +67,11 @@ class FrameRing:
         last = self._streams.get(chunk.actor_id)
         if last is not None and last[0] == chunk.chunk_index - 1 and len(last[1]) == envs:
             prev[:, 0] = last[1]
+            self.next[last[1] % self.capacity] = seqs[:, 0]  # read only while the slot still holds last[1]
         else:
             prev[:, 0] = -1
+        following = np.full_like(seqs, -1)
+        following[:, :-1] = seqs[:, 1:]
         slots = (seqs % self.capacity).ravel()
         env_major = lambda array: np.swapaxes(array, 0, 1).reshape(steps * envs, *array.shape[2:])
         self.frames[slots] = env_major(chunk.frames)
@@ -79,6 +83,7 @@ class FrameRing:
         ).astype(np.uint8)
         self.teacher_version[slots] = chunk.teacher_version
         self.prev[slots] = prev.ravel()
+        self.next[slots] = following.ravel()
         self.seq[slots] = seqs.ravel()
         self.inserted += steps * envs
         self._streams[chunk.actor_id] = (chunk.chunk_index, seqs[:, -1].copy())
@@ -128,7 +133,71 @@ class FrameRing:
             "seq": self.seq[slots],
         }
 
+    def _successor(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        following = self.next[slots]
+        following_slot = np.where(following >= 0, following % self.capacity, 0)
+        return following_slot, (following >= 0) & (self.seq[following_slot] == following)
+
+    def _n_step(self, slots: np.ndarray, n: int, gamma: float) -> dict[str, np.ndarray]:
+        """Clipped n-step returns from `slots`, metadata only.
+
+        A walk stops at a terminal step (no bootstrap) or a truncated one (bootstrap from the
+        step after it, whose stack is the episode's last observation). A slot is usable only
+        if every step it walks is stored, and it is not the step in which the environment
+        resets (its successor starts an episode, and the action it records was ignored)."""
+        returns = np.zeros(len(slots), np.float32)
+        discount = np.ones(len(slots), np.float32)
+        done = np.zeros(len(slots), bool)
+        bootstrap = slots.copy()
+        ok = np.ones(len(slots), bool)
+        walking, current = np.ones(len(slots), bool), slots
+        for _ in range(n):
+            flags = self.flags[current]
+            returns += np.where(walking, discount * np.sign(self.rewards[current]), 0.0).astype(np.float32)
+            discount = np.where(walking, discount * gamma, discount).astype(np.float32)
+            terminal = walking & ((flags & _TERMINATED) > 0)
+            done |= terminal
+            following, present = self._successor(current)
+            needs = walking & ~terminal
+            ok &= ~needs | (present & ((self.flags[following] & _FIRST) == 0))
+            bootstrap = np.where(needs, following, bootstrap)
+            walking = needs & ((flags & _TRUNCATED) == 0)
+            current = np.where(walking, following, current)
+        return {"returns": returns, "discount": np.where(done, 0.0, discount).astype(np.float32),
+                "bootstrap": bootstrap, "ok": ok}
+
+    def sample_transitions(self, batch_size: int, n: int, gamma: float, rng: np.random.Generator,
+                           max_rounds: int = 64) -> dict[str, np.ndarray]:
+        """Uniform n-step transitions for DQN: the target is returns + discount * max_a Q(next_obs, a).
+
+        Rewards are clipped to their sign, as in the Nature DQN; `discount` is 0 after a terminal step."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay")
+        slots = rng.integers(0, self.size, batch_size)
+        redo = np.arange(batch_size)
+        walk = {}
+        for _ in range(max_rounds):
+            part = self._n_step(slots[redo], n, gamma)
+            rows, complete = self._history(slots[redo])
+            next_rows, next_complete = self._history(part["bootstrap"])
+            ok = part.pop("ok") & complete & next_complete
+            for key, value in {**part, "rows": rows, "next_rows": next_rows}.items():
+                if key not in walk:
+                    walk[key] = np.empty((batch_size, *value.shape[1:]), value.dtype)
+                walk[key][redo] = value
+            redo = redo[~ok]
+            if len(redo) == 0:
+                break
+            slots[redo] = rng.integers(0, self.size, len(redo))
+        else:
+            raise RuntimeError("replay holds too few steps with a complete n-step future to sample")
+        return {
+            "obs": self.frames[walk["rows"]], "next_obs": self.frames[walk["next_rows"]],
+            "actions": self.actions[slots], "returns": walk["returns"], "discount": walk["discount"],
+            "teacher_version": self.teacher_version[slots], "seq": self.seq[slots],
+        }
+
     def nbytes(self) -> int:
         arrays = (self.frames, self.q, self.actions, self.rewards, self.flags,
-                  self.teacher_version, self.seq, self.prev)
+                  self.teacher_version, self.seq, self.prev, self.next)
         return sum(a.nbytes for a in arrays)

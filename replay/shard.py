@@ -48,6 +48,8 @@ class ReplayShard:
         self.rejected = 0
         self.dropped = 0
         self.waits = {"insert_s": 0.0, "sample_s": 0.0}
+        self.version_changes: list[tuple[int, int, int]] = []  # (actor, chunk index, teacher version)
+        self._last_version: dict[int, int] = {}
 
     def _wait(self, ready, side: str) -> None:
         started = time.perf_counter()
@@ -75,17 +77,28 @@ class ReplayShard:
                 return self.ring.size
             self.ring.insert(chunk)
             self.limiter.inserted += steps
+            if self._last_version.get(chunk.actor_id) != chunk.teacher_version:
+                self._last_version[chunk.actor_id] = chunk.teacher_version
+                self.version_changes.append((chunk.actor_id, chunk.chunk_index, chunk.teacher_version))
             self.changed.notify_all()
             return self.ring.size
 
-    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+    def _draw(self, batch_size: int, draw) -> dict[str, np.ndarray]:
         with self.changed:
             self._wait(lambda: self.limiter.can_sample(batch_size, self.ring.size), "sample_s")
-            batch = self.ring.sample(batch_size, self.rng)
+            batch = draw()
             self.limiter.sampled += batch_size
             self.changed.notify_all()
             batch["shard_size"] = np.int64(self.ring.size)
             return batch
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        """Observations and teacher Q vectors, for distillation."""
+        return self._draw(batch_size, lambda: self.ring.sample(batch_size, self.rng))
+
+    def sample_transitions(self, batch_size: int, n: int, gamma: float) -> dict[str, np.ndarray]:
+        """n-step transitions, for a DQN learner."""
+        return self._draw(batch_size, lambda: self.ring.sample_transitions(batch_size, n, gamma, self.rng))
 
     def close(self) -> None:
         """No more inserts: later chunks are dropped and sampling no longer waits for data."""
@@ -102,6 +115,7 @@ class ReplayShard:
                 "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
                 "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
                 "dropped": self.dropped, "limiter": self.limiter.state(), **self.waits,
+                "teacher_versions": [list(change) for change in self.version_changes],
             }
 
     def resident_bytes(self) -> int:

@@ -16,7 +16,7 @@ def ray_runtime():
 
     from cluster.runtime import connect
 
-    connect(None, cpus_needed=4)
+    connect(None, cpus_needed=8)  # an online run holds 6 CPUs at once
     yield ray
     ray.shutdown()
 

@@ -1,0 +1,258 @@
+"""Training a DQN teacher: epsilon-greedy actors -> transition replay -> DQN learner.
+
+Every `eval_every` frames the learner's network is written to teachers/teacher-V.pt,
+registered with the checkpoint registry (a Ray actor, state in registry.json), and
+scored by an evaluator task that reports to the registry itself. `launch.py teacher`
+runs this alone; `launch.py online` runs it beside a distillation of the registry's best.
+
+Frames count emulator frames (4 per agent step). Updates per frame are fixed by the
+replay's sample-to-insert ratio, so more actors make a run faster, not different.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from actors.env import EVAL_SEED_OFFSET, EnvConfig, actor_seed
+from actors.evaluate import evaluate_policy
+from actors.games import game_spec
+from actors.teacher import TeacherActor
+from cluster.config import TeacherConfig
+from cluster.registry import CheckpointRegistry
+from cluster.rundir import RunDir
+from learner.checkpoint import load_checkpoint, save_checkpoint
+from learner.dqn import DQNConfig, DQNLearner
+from replay.memory_plan import MemoryPlan
+from replay.shard import launch_shards, shard_for_actor
+
+FRAME_SKIP = 4
+
+
+def dqn_config(cfg: TeacherConfig) -> DQNConfig:
+    return DQNConfig(preset=cfg.preset, lr=cfg.lr, adam_eps=cfg.adam_eps, gamma=cfg.gamma, n_step=cfg.n_step,
+                     double=cfg.double, batch_size=cfg.batch_size, target_every=cfg.target_every,
+                     prefetch=cfg.prefetch, min_replay=cfg.min_replay, device=cfg.device, seed=cfg.seed)
+
+
+def score_checkpoint(registry, version: int, frames: int, payload: dict, game: str, episodes: int,
+                     env_config: EnvConfig, epsilon: float, seed: int, rigged: float | None = None) -> dict:
+    """An evaluator: plays the checkpoint and reports its mean score to the registry.
+
+    `rigged` replaces play with a fixed score (tests of the registry-driven hot swap)."""
+    import ray
+    import torch
+
+    torch.set_num_threads(1)
+    if rigged is None:
+        result = evaluate_policy(payload, game, episodes, env_config=env_config, epsilon=epsilon, seed=seed)
+        score, ci95, played = result.mean, result.ci95, result.episodes
+    else:
+        score, ci95, played = float(rigged), float("nan"), 0
+    ci95 = ci95 if math.isfinite(ci95) else None
+    improved = ray.get(registry.report.remote(version, score, ci95, played))
+    return {"version": version, "frames": frames, "score": score, "ci95": ci95, "improved": improved}
+
+
+class DQNTraining:
+    """The DQN side of a run, driven step by step so an online run can interleave it with a student."""
+
+    def __init__(self, cfg: TeacherConfig, run: RunDir, resume: dict | None, echo=print,
+                 rigged_scores: list[float] | None = None):
+        self.cfg, self.run, self.echo, self.rigged = cfg, run, echo, rigged_scores
+        self.spec = game_spec(cfg.game)
+        self.env_config = EnvConfig(noop_max=cfg.noop_max, sticky_actions=cfg.sticky_actions)
+        self.resume = resume
+        extra = resume["extra"] if resume else {}
+        self.frames_base = int(extra.get("frames", 0))
+        self.next_eval = int(extra.get("next_eval", cfg.eval_every))
+        self.version = int(extra.get("versions", 0))
+        self.restarts = int(extra.get("restarts", -1)) + 1
+        self.frames = self.frames_base
+        self.updates = int(resume["updates"]) if resume else 0
+        self.last_checkpoint = self.updates
+        self.pending: dict = {}  # evaluator ref -> version
+        self.teachers = run.path / "teachers"
+        self.teachers.mkdir(exist_ok=True)
+
+    def memory_plan(self) -> MemoryPlan:
+        return MemoryPlan({self.spec.name: self.spec.num_actions}, self.cfg.capacity_steps, self.cfg.replay_shards)
+
+    def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpus: float) -> None:
+        import ray
+
+        cfg = self.cfg
+        self.registry = ray.remote(CheckpointRegistry).options(num_cpus=0, max_concurrency=8).remote(
+            str(self.run.path / "registry.json"))
+        limiter = {"ratio": cfg.replay_ratio, "insert_steps": cfg.chunk_size, "min_replay": cfg.min_replay,
+                   "batch_size": cfg.batch_size}
+        self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
+                                    concurrency=-(-cfg.actors // cfg.replay_shards) + cfg.prefetch + 4,
+                                    seed=cfg.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards])
+        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpus).remote(
+            dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
+        policy = self.learner.policy.remote(self.updates)
+        epsilon = cfg.epsilon_at(self.frames)
+        self.actors = [
+            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+                self.shards[shard_for_actor(i, cfg.replay_shards)], game=self.spec.name, teacher=policy,
+                num_envs=cfg.envs_per_actor, env_config=self.env_config, epsilon=epsilon,
+                seed=actor_seed(cfg.seed, i + cfg.actors * self.restarts), actor_id=i, chunk_steps=cfg.chunk_steps,
+                device=actor_device, groups=cfg.groups(actor_device), half_precision=False)
+            for i in range(cfg.actors)
+        ]
+        self.runs = [actor.run.remote() for actor in self.actors]
+        for entry in ray.get(self.registry.history.remote()):
+            if entry["score"] is None:  # registered before a crash, never scored
+                self._submit_score(entry["version"], entry["frames"], load_checkpoint(entry["checkpoint"]))
+        self.ready = self.learner.wait_for_replay.remote()
+
+    def _inserted(self) -> int:
+        import ray
+
+        return sum(s["limiter"]["inserted"] for s in ray.get([shard.stats.remote() for shard in self.shards]))
+
+    def submit_train(self):
+        return self.learner.train.remote(self.cfg.log_every)
+
+    def after_train(self, metrics: dict, elapsed_s: float) -> bool:
+        """Pushes fresh weights and epsilon to the actors, logs, snapshots and checkpoints when due.
+
+        Returns whether the frame budget is spent."""
+        self.updates = metrics["updates"]
+        self.frames = self.frames_base + FRAME_SKIP * self._inserted()
+        epsilon = self.cfg.epsilon_at(self.frames)
+        policy = self.learner.policy.remote(self.updates)
+        for actor in self.actors:
+            actor.set_teacher.remote(policy, epsilon)
+        self.run.log({"kind": "dqn", **metrics, "frames": self.frames, "epsilon": epsilon, "elapsed_s": elapsed_s})
+        self.echo(f"[teacher] frames {self.frames:,}/{self.cfg.frames:,} update {self.updates} loss "
+                  f"{metrics['loss']:.4f} q {metrics['q_mean']:.2f} eps {epsilon:.3f} "
+                  f"{metrics['updates_per_s']:.1f} upd/s wait {100 * metrics['wait_fraction']:.0f}%")
+        if self.frames >= self.next_eval:  # one snapshot, however many eval points the interval crossed
+            self.snapshot()
+            self.next_eval = (self.frames // self.cfg.eval_every + 1) * self.cfg.eval_every
+        if self.updates - self.last_checkpoint >= self.cfg.checkpoint_every:
+            self.checkpoint()
+        return self.frames >= self.cfg.frames
+
+    def snapshot(self) -> int:
+        """A teacher checkpoint of the current network, registered and sent to an evaluator."""
+        import ray
+
+        self.version += 1
+        payload = ray.get(self.learner.policy.remote(self.version))
+        payload["extra"].update(frames=self.frames, game=self.spec.name, env_mode="native")
+        path = self.teachers / f"teacher-{self.version:06d}.pt"
+        save_checkpoint(path, payload)
+        ray.get(self.registry.register.remote(self.version, str(path), self.frames))
+        self._submit_score(self.version, self.frames, payload)
+        return self.version
+
+    def _submit_score(self, version: int, frames: int, payload: dict) -> None:
+        import ray
+
+        rigged = None
+        if self.rigged is not None:
+            rigged = self.rigged[version - 1] if version <= len(self.rigged) else min(self.rigged) - 1
+        ref = ray.remote(score_checkpoint).options(num_cpus=1).remote(
+            self.registry, version, frames, payload, self.spec.name, self.cfg.eval_episodes, self.env_config,
+            self.cfg.eval_epsilon, self.cfg.seed + EVAL_SEED_OFFSET, rigged)
+        self.pending[ref] = version
+
+    def poll_scores(self, wait: bool = False) -> list[dict]:
+        """Evaluations that have finished (all of them with `wait`)."""
+        import ray
+
+        if not self.pending:
+            return []
+        done, _ = ray.wait(list(self.pending), num_returns=len(self.pending) if wait else 1, timeout=None if wait else 0)
+        results = ray.get(done)
+        for ref in done:
+            del self.pending[ref]
+        for result in results:
+            self.echo(f"[teacher] checkpoint {result['version']} scored {result['score']:.2f}"
+                      f"{' (new best)' if result['improved'] else ''}")
+        return results
+
+    def best(self) -> dict | None:
+        import ray
+
+        return ray.get(self.registry.best.remote())
+
+    def checkpoint(self) -> Path:
+        import ray
+
+        extra = {"frames": self.frames, "next_eval": self.next_eval, "versions": self.version,
+                 "restarts": self.restarts, "game": self.spec.name}
+        path = self.run.save_checkpoint(ray.get(self.learner.state.remote(extra)), kind="dqn")
+        self.last_checkpoint = self.updates
+        return path
+
+    def stop_acting(self) -> list[dict]:
+        import ray
+
+        for actor in self.actors:
+            actor.stop.remote()
+        for shard in self.shards:
+            shard.close.remote()
+        return ray.get(self.runs)
+
+    def finish(self, taken=lambda version: None) -> list[dict]:
+        """Stops the actors, snapshots the final network (`taken` hears of it), checkpoints, waits for
+        every score, and frees every actor but the registry. Returns the scores that came in."""
+        import ray
+
+        self.actor_stats = self.stop_acting()
+        history = ray.get(self.registry.history.remote())
+        if not history or history[-1]["frames"] < self.frames:
+            taken(self.snapshot())
+        self.checkpoint()
+        results = self.poll_scores(wait=True)
+        for handle in [*self.actors, *self.shards, self.learner]:
+            ray.kill(handle)
+        return results
+
+
+def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
+    import ray
+
+    from cluster.runtime import connect, has_gpu, require_cpus
+    from replay.memory_plan import ray_memory
+
+    started = time.monotonic()
+    connect(cfg.address, cpus_needed=cfg.actors + 2)
+    require_cpus(cfg.actors + 2, f"{cfg.actors} actor(s), the learner, an evaluator")
+    actor_options, actor_device = cfg.actor_options()
+    use_gpu = cfg.device != "cpu" and has_gpu()
+    plan = MemoryPlan({game_spec(cfg.game).name: game_spec(cfg.game).num_actions}, cfg.capacity_steps,
+                      cfg.replay_shards)
+    free, largest = ray_memory()
+    echo(plan.table(free))
+    plan.check(free, largest)
+    run = run or RunDir.create(cfg.out, cfg.to_json())
+    training = DQNTraining(cfg, run, resume, echo)
+    training.start(plan, actor_options, actor_device, 1 if use_gpu else 0)
+    ray.get(training.ready)
+    echo(f"[teacher] {training.spec.title}: replay holds {cfg.min_replay}+ steps, training {cfg.preset} DQN")
+    frames_at_start = training.frames
+    while not training.after_train(ray.get(training.submit_train()), time.monotonic() - started):
+        training.poll_scores()
+    training.finish()
+    best, history = training.best(), ray.get(training.registry.history.remote())
+    ray.kill(training.registry)
+    elapsed = time.monotonic() - started
+    summary = {
+        "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
+        "preset": cfg.preset, "recipe": dqn_config(cfg).__dict__ | {"replay_ratio": cfg.replay_ratio,
+                                                                     "epsilon": [cfg.epsilon_start, cfg.epsilon_end,
+                                                                                 cfg.epsilon_frames]},
+        "best": best, "best_teacher": best["checkpoint"] if best else None, "evaluations": history,
+        "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
+                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, env mode native",
+        "frames_per_s": (training.frames - frames_at_start) / elapsed, "learner_device": "cuda" if use_gpu else "cpu",
+        "steps_per_actor": [s["steps"] for s in training.actor_stats], "wall_s": elapsed,
+    }
+    run.write_summary(summary)
+    return summary

@@ -1,0 +1,257 @@
+"""Online distillation (Rusu et al. §4): a DQN trains while a student learns from its best checkpoint so far.
+
+The DQN side is DQNTraining. Beside it run teacher actors that label with the registry's
+best checkpoint, a distillation replay and a student learner. When the registry's best
+changes, the driver sends the new checkpoint to every labelling actor, which switches at
+its next chunk boundary, so every chunk is labelled by exactly one version and carries
+it. The DQN's score swings; the student follows only the best teacher seen.
+
+timeline.jsonl gets one row per DQN checkpoint: its frames and score, the best so far
+once it was scored, and the student's score at the moment the checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import time
+
+import ray
+
+from actors.env import EVAL_SEED_OFFSET, actor_seed
+from actors.evaluate import collect_evaluation, submit_evaluation
+from actors.teacher import TeacherActor
+from cluster.config import OnlineConfig
+from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
+from cluster.dqn_training import DQNTraining
+from cluster.rundir import RunDir
+from cluster.runtime import connect, has_gpu, require_cpus
+from learner.checkpoint import load_checkpoint, payload_params
+from learner.learner import Learner, LearnerConfig
+from replay.memory_plan import MemoryPlan, ray_memory
+from replay.shard import launch_shards, shard_for_actor
+
+DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
+
+
+class Distillation:
+    """The student side: shards, labelling actors (started once a best exists), learner."""
+
+    def __init__(self, cfg: OnlineConfig, training: DQNTraining, run: RunDir, resume: dict | None, echo):
+        self.cfg, self.training, self.run, self.echo = cfg, training, run, echo
+        self.spec = training.spec
+        self.resume = resume
+        self.updates = int(resume["updates"]) if resume else 0
+        self.last_checkpoint = self.updates
+        self.actors, self.runs = [], []
+        self.version, self.teacher_ref = None, None
+        self.train_ref = self.ready_ref = None
+
+    def memory_plan(self) -> MemoryPlan:
+        return MemoryPlan({self.spec.name: self.spec.num_actions}, self.cfg.distill_capacity_steps, 1)
+
+    def start(self, plan: MemoryPlan, learner_gpus: float) -> None:
+        cfg = self.cfg
+        limiter = {"ratio": cfg.distill_replay_ratio, "insert_steps": cfg.chunk_size,
+                   "min_replay": cfg.distill_min_replay, "batch_size": cfg.student_batch_size}
+        self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
+                                    concurrency=cfg.distill_actors + cfg.prefetch + 4, seed=cfg.seed + 1,
+                                    memory=[s.bytes for s in plan.shards])
+        config = LearnerConfig(student=cfg.student, loss=cfg.loss, tau=cfg.tau, lr=cfg.student_lr,
+                               batch_size=cfg.student_batch_size, prefetch=cfg.prefetch,
+                               min_replay=cfg.distill_min_replay, device=cfg.device, seed=cfg.seed)
+        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpus).remote(
+            config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
+
+    def follow(self, best: dict | None, actor_options: dict, actor_device: str) -> bool:
+        """Hot swap: labels from now on with `best`, if it is new. Returns whether it swapped."""
+        if best is None or best["version"] == self.version:
+            return False
+        teacher = load_checkpoint(best["checkpoint"])
+        self.version, self.teacher_ref = best["version"], ray.put(teacher)
+        if not self.actors:
+            cfg, restarts = self.cfg, self.training.restarts
+            self.actors = [
+                ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+                    self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
+                    num_envs=cfg.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
+                    seed=actor_seed(cfg.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
+                    chunk_steps=cfg.chunk_steps, device=actor_device, groups=cfg.groups(actor_device))
+                for i in range(cfg.distill_actors)
+            ]
+            self.runs = [actor.run.remote() for actor in self.actors]
+            self.ready_ref = self.learner.wait_for_replay.remote()
+        else:
+            for actor in self.actors:
+                actor.set_teacher.remote(self.teacher_ref)
+        self.echo(f"[online] labelling with checkpoint {best['version']} (score {best['score']:.2f})")
+        return True
+
+    def on_ready(self) -> None:
+        self.ready_ref = None
+        self.train_ref = self.learner.train.remote(self.cfg.log_every)
+
+    def after_train(self, metrics: dict, elapsed_s: float | None, again: bool = True) -> None:
+        self.updates = metrics["updates"]
+        metrics.pop("samples_per_game", None)
+        replay = replay_totals(ray.get([shard.stats.remote() for shard in self.shards]))
+        self.run.log({"kind": "student", **metrics, "teacher_version": self.version,
+                      "labelled_steps": replay["labelled_steps"], "elapsed_s": elapsed_s})
+        self.echo(f"[online] student update {self.updates} loss {metrics['loss']:.4f} "
+                  f"{metrics['updates_per_s']:.1f} upd/s, labelled {replay['labelled_steps']} by v{self.version}")
+        if self.updates - self.last_checkpoint >= self.cfg.checkpoint_every:
+            self.checkpoint()
+        self.train_ref = self.learner.train.remote(self.cfg.log_every) if again else None
+
+    def checkpoint(self) -> None:
+        self.run.save_checkpoint(ray.get(self.learner.state.remote({"game": self.spec.name})), kind="student")
+        self.last_checkpoint = self.updates
+
+    def stop(self) -> dict:
+        for actor in self.actors:
+            actor.stop.remote()
+        for shard in self.shards:
+            shard.close.remote()  # the learner's last call no longer waits for labels
+        if self.train_ref is not None:
+            self.after_train(ray.get(self.train_ref), None, again=False)
+        actor_stats = ray.get(self.runs)
+        shard_stats = ray.get([shard.stats.remote() for shard in self.shards])
+        for handle in [*self.actors, *self.shards]:
+            ray.kill(handle)
+        return {"actors": actor_stats, "replay": replay_totals(shard_stats),
+                "teacher_versions": [change for s in shard_stats for change in s["teacher_versions"]]}
+
+
+class Timeline:
+    """One row per DQN checkpoint, complete once the DQN score and the student's score are in."""
+
+    def __init__(self, run: RunDir, cfg: OnlineConfig, game: str, env_config):
+        self.run, self.cfg, self.game, self.env_config = run, cfg, game, env_config
+        self.rows = {row["version"]: row for row in run.metrics("timeline.jsonl")}
+        self.open: dict[int, dict] = {}
+        self.student_evals: dict[int, list] = {}
+
+    def checkpoint_taken(self, version: int, frames: int, student: Distillation) -> None:
+        row = {"version": version, "frames": frames, "dqn_score": None, "best_version": None, "best_score": None,
+               "student_updates": None, "student_score": None, "teacher_version": student.version}
+        if student.ready_ref is None and student.actors:
+            row["student_updates"] = student.updates
+            self.student_evals[version] = submit_evaluation(
+                student.learner.state.remote(), self.game, self.cfg.eval_episodes, 1, env_config=self.env_config,
+                epsilon=self.cfg.eval_epsilon, seed=self.cfg.seed + EVAL_SEED_OFFSET)
+        self.open[version] = row
+
+    def scored(self, result: dict, best: dict | None) -> None:
+        row = self.open.get(result["version"])
+        if row is None:  # taken before a restart: its student score is lost with the process
+            row = self.open[result["version"]] = {"version": result["version"], "frames": result["frames"],
+                                                  "student_updates": None, "student_score": None,
+                                                  "teacher_version": None}
+        row.update(dqn_score=result["score"], best_version=best and best["version"], best_score=best and best["score"])
+
+    def poll(self, wait: bool = False) -> None:
+        for version, refs in list(self.student_evals.items()):
+            if wait or not ray.wait(refs, num_returns=len(refs), timeout=0)[1]:
+                self.open[version]["student_score"] = collect_evaluation(refs, self.cfg.eval_epsilon,
+                                                                         self.cfg.noop_max).mean
+                del self.student_evals[version]
+        for version, row in sorted(self.open.items()):
+            if row.get("dqn_score") is not None and version not in self.student_evals:
+                self.run.log(row, "timeline.jsonl")
+                self.rows[version] = self.open.pop(version)
+
+    def as_list(self) -> list[dict]:
+        return [self.rows[v] for v in sorted(self.rows)]
+
+
+def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
+               rigged_scores: list[float] | None = None) -> dict:
+    """`resume` maps "dqn" and "student" to their last checkpoints; `rigged_scores` replaces evaluation
+    play with fixed scores per DQN checkpoint version (tests)."""
+    started = time.monotonic()
+    resume = resume or {}
+    needed = cfg.actors + cfg.distill_actors + 4
+    connect(cfg.address, cpus_needed=needed)
+    require_cpus(needed, f"{cfg.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, "
+                         f"two evaluators")
+    actor_options, actor_device = cfg.actor_options()
+    use_gpu = cfg.device != "cpu" and has_gpu()
+    free, largest = ray_memory()
+    run = run or RunDir.create(cfg.out, cfg.to_json())
+    training = DQNTraining(cfg, run, resume.get("dqn"), echo, rigged_scores)
+    student = Distillation(cfg, training, run, resume.get("student"), echo)
+    dqn_plan, distill_plan = training.memory_plan(), student.memory_plan()
+    echo(dqn_plan.table(free) + "\n" + distill_plan.table(free - dqn_plan.total_bytes))
+    dqn_plan.check(free, largest)
+    distill_plan.check(free - dqn_plan.total_bytes, largest)
+
+    gpus = 0.5 if use_gpu else 0  # both learners share one GPU
+    training.start(dqn_plan, actor_options, actor_device, gpus)
+    student.start(distill_plan, gpus)
+    timeline = Timeline(run, cfg, training.spec.name, training.env_config)
+    student.follow(training.best(), actor_options, actor_device)  # a resumed run labels with its best at once
+    ray.get(training.ready)
+    echo(f"[online] {training.spec.title}: DQN replay holds {cfg.min_replay}+ steps; the student starts with the "
+         f"first scored checkpoint")
+    frames_at_start = training.frames
+    dqn_ref = training.submit_train()
+    while True:
+        waiting = [r for r in (dqn_ref, student.train_ref, student.ready_ref) if r is not None]
+        done, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
+        if student.ready_ref in done:
+            student.on_ready()
+        if student.train_ref in done:
+            student.after_train(ray.get(student.train_ref), time.monotonic() - started)
+        if dqn_ref in done:
+            version = training.version
+            finished = training.after_train(ray.get(dqn_ref), time.monotonic() - started)
+            for new in range(version + 1, training.version + 1):
+                timeline.checkpoint_taken(new, training.frames, student)
+            if finished:
+                break
+            dqn_ref = training.submit_train()
+        for result in training.poll_scores():
+            timeline.scored(result, training.best())
+        student.follow(training.best(), actor_options, actor_device)
+        timeline.poll()
+
+    for result in training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, student)):
+        timeline.scored(result, training.best())
+    timeline.poll(wait=True)
+    best = training.best()
+    if best is None or student.ready_ref is not None or not student.actors:
+        raise RuntimeError(f"the student never trained: no DQN checkpoint was scored and replayed within "
+                           f"--frames {cfg.frames}; raise --frames or lower --eval-every and --distill-min-replay")
+    distilled = student.stop()
+    student.checkpoint()
+    final_student = ray.get(student.learner.state.remote({"game": training.spec.name}))
+    teacher = load_checkpoint(best["checkpoint"])
+    kwargs = dict(env_config=training.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
+    holdout = ray.remote(_holdout).options(num_cpus=1).remote(training.spec.name, teacher, cfg.holdout_steps,
+                                                              training.env_config, 0.05, cfg.seed)
+    teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), training.spec.name,
+                                                                       cfg.eval_episodes, 2, **kwargs),
+                                                     cfg.eval_epsilon, cfg.noop_max)
+                                  for p in (teacher, final_student))
+    holdout_obs, holdout_q = ray.get(holdout)
+    agreement = ray.get(student.learner.agreement.remote(holdout_obs, holdout_q, training.spec.name))
+    ray.kill(student.learner)
+    history = ray.get(training.registry.history.remote())
+    ray.kill(training.registry)
+    elapsed = time.monotonic() - started
+    summary = {
+        "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
+        "student": cfg.student, "student_params": payload_params(final_student), "loss": cfg.loss, "tau": cfg.tau,
+        "student_updates": final_student["updates"], "teacher_params": payload_params(teacher),
+        "best": best, "evaluations": history, "timeline": timeline.as_list(),
+        "teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
+        "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
+        "action_agreement": agreement, "majority_baseline": majority_baseline(holdout_q),
+        "teacher_versions_in_replay": distilled["teacher_versions"],
+        "swaps_per_actor": [a["swaps"] for a in distilled["actors"]],
+        "distill_replay": distilled["replay"],
+        "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
+                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, env mode native",
+        "frames_per_s": (training.frames - frames_at_start) / elapsed,
+        "learner_device": "cuda" if use_gpu else "cpu", "wall_s": elapsed,
+    }
+    run.write_summary(summary)
+    return summary

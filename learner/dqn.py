@@ -1,0 +1,124 @@
+"""The DQN learner: trains a teacher from the transitions its own epsilon-greedy actors collect.
+
+It shares the distillation learner's plumbing (BatchStream over replay shards, one
+checkpoint format) and differs only in the loss: an n-step double-DQN TD error against a
+target network that is copied from the online network every `target_every` updates.
+The recipe and why each part was chosen are in README.md ("Training a teacher").
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from learner.batches import BatchStream
+from learner.checkpoint import make_payload
+from learner.learner import pick_device
+from learner.networks import QNetwork
+from learner.schedule import GameSchedule
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    preset: str = "nature"
+    lr: float = 1e-4
+    adam_eps: float = 1.5e-4
+    gamma: float = 0.99
+    n_step: int = 3
+    double: bool = True
+    batch_size: int = 32
+    target_every: int = 2000
+    grad_clip: float = 10.0
+    prefetch: int = 4
+    min_replay: int = 20_000
+    device: str = "auto"
+    seed: int = 0
+    batch_timeout_s: float = 600.0
+
+
+def td_targets(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, torch.Tensor],
+               double: bool = True) -> torch.Tensor:
+    """returns + discount * Q_target(s', a*), with a* from the online network (double) or the target's max.
+
+    `discount` is gamma**k for a k-step return, and 0 after a terminal step."""
+    with torch.no_grad():
+        q_next = target(batch["next_obs"])
+        if double:
+            best = online(batch["next_obs"]).argmax(dim=1, keepdim=True)
+            bootstrap = q_next.gather(1, best).squeeze(1)
+        else:
+            bootstrap = q_next.max(dim=1).values
+        return batch["returns"] + batch["discount"] * bootstrap
+
+
+def dqn_loss(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, torch.Tensor],
+             double: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Huber loss of Q(s, a) against the TD target, and Q(s, a) itself (for logging)."""
+    q_taken = online(batch["obs"]).gather(1, batch["actions"].long().unsqueeze(1)).squeeze(1)
+    return F.smooth_l1_loss(q_taken, td_targets(online, target, batch, double)), q_taken.detach()
+
+
+class DQNLearner:
+    def __init__(self, config: DQNConfig, game: str, num_actions: int, shards: list, resume: dict | None = None):
+        torch.manual_seed(config.seed)
+        self.config, self.game = config, game
+        self.device = pick_device(config.device)
+        self.online = QNetwork(config.preset, {game: num_actions}).to(self.device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, eps=config.adam_eps)
+        self.updates = 0
+        self.stream = BatchStream({game: shards}, config.batch_size, config.prefetch, GameSchedule({game: 1.0}),
+                                  config.seed, config.batch_timeout_s, method="sample_transitions",
+                                  n=config.n_step, gamma=config.gamma)
+        if resume is not None:
+            self.online.load_state_dict(resume["model"])
+            self.target.load_state_dict(resume["extra"]["target_model"])
+            self.optimizer.load_state_dict(resume["optimizer"])
+            self.updates = int(resume["updates"])
+
+    def wait_for_replay(self, timeout_s: float = 600.0) -> None:
+        self.stream.wait_for_replay(self.config.min_replay, timeout_s)
+
+    def _tensors(self, batch: dict) -> dict[str, torch.Tensor]:
+        keys = ("obs", "next_obs", "actions", "returns", "discount")
+        return {k: torch.from_numpy(batch[k]).to(self.device, non_blocking=True) for k in keys}
+
+    def train(self, num_updates: int) -> dict:
+        started, waited = time.perf_counter(), 0.0
+        losses, q_means = [], []
+        for _ in range(num_updates):
+            _, batch, wait = self.stream.next()
+            waited += wait
+            loss, q_taken = dqn_loss(self.online, self.target, self._tensors(batch), self.config.double)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self.updates += 1
+            if self.updates % self.config.target_every == 0:
+                self.target.load_state_dict(self.online.state_dict())
+            losses.append(loss.detach())
+            q_means.append(q_taken.mean())
+        elapsed = time.perf_counter() - started
+        return {
+            "updates": self.updates,
+            "loss": float(torch.stack(losses).mean()) if losses else float("nan"),
+            "q_mean": float(torch.stack(q_means).mean()) if q_means else float("nan"),
+            "updates_per_s": num_updates / elapsed,
+            "samples_per_s": num_updates * self.config.batch_size / elapsed,
+            "wait_fraction": waited / elapsed,
+        }
+
+    def policy(self, version: int) -> dict:
+        """The online network as a teacher checkpoint (no optimizer): what actors act with and evaluators score."""
+        return make_payload(self.online, "teacher", updates=self.updates, version=version,
+                            extra={"trained_by": "launch.py teacher"})
+
+    def state(self, extra: dict | None = None) -> dict:
+        target = {k: v.detach().cpu().clone() for k, v in self.target.state_dict().items()}
+        return make_payload(self.online, "teacher", updates=self.updates, optimizer=self.optimizer.state_dict(),
+                            extra={**(extra or {}), "target_model": target})

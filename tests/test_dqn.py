@@ -1,0 +1,101 @@
+"""The DQN learner's update, the epsilon schedule, and a tiny `launch.py teacher` run end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cluster.config import ConfigError, TeacherConfig
+from learner.checkpoint import load_checkpoint
+from learner.dqn import dqn_loss, td_targets
+from learner.networks import QNetwork
+
+
+def tiny_batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "obs": torch.from_numpy(rng.integers(0, 255, (3, 4, 84, 84), dtype=np.uint8)),
+        "next_obs": torch.from_numpy(rng.integers(0, 255, (3, 4, 84, 84), dtype=np.uint8)),
+        "actions": torch.tensor([0, 2, 1], dtype=torch.uint8),
+        "returns": torch.tensor([1.0, -0.5, 0.0]),
+        "discount": torch.tensor([0.99**3, 0.0, 0.99]),  # 3-step, terminal, truncated after one step
+    }
+
+
+@pytest.mark.parametrize("double", [True, False])
+def test_td_target_and_loss_equal_a_hand_computation(double):
+    torch.manual_seed(0)
+    online, target = QNetwork("paper-4", {"g": 3}), QNetwork("paper-4", {"g": 3})
+    with torch.no_grad():  # make the two networks disagree about the best next action
+        for p in target.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch = tiny_batch()
+    q_online_next = online(batch["next_obs"]).tolist()
+    q_target_next = target(batch["next_obs"]).tolist()
+    q_now = online(batch["obs"]).tolist()
+    expected_targets, expected_loss = [], 0.0
+    for i in range(3):
+        if double:
+            best = max(range(3), key=lambda a: q_online_next[i][a])
+            bootstrap = q_target_next[i][best]
+        else:
+            bootstrap = max(q_target_next[i])
+        y = float(batch["returns"][i]) + float(batch["discount"][i]) * bootstrap
+        expected_targets.append(y)
+        error = abs(q_now[i][int(batch["actions"][i])] - y)
+        expected_loss += (0.5 * error**2 if error < 1 else error - 0.5) / 3
+    assert td_targets(online, target, batch, double).tolist() == pytest.approx(expected_targets, rel=1e-5, abs=1e-5)
+    loss, _ = dqn_loss(online, target, batch, double)
+    assert float(loss.detach()) == pytest.approx(expected_loss, rel=1e-5, abs=1e-5)
+    if double:
+        picks_differ = [max(range(3), key=lambda a: q_online_next[i][a]) != int(np.argmax(q_target_next[i]))
+                        for i in range(3)]
+        assert any(picks_differ), "the check must cover a case where double DQN picks another action"
+
+
+def test_epsilon_falls_linearly_then_stays():
+    cfg = TeacherConfig(epsilon_start=1.0, epsilon_end=0.1, epsilon_frames=1000)
+    assert [cfg.epsilon_at(f) for f in (0, 500, 1000, 5000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"replay_ratio": 0}, "--replay-ratio"), ({"n_step": 0}, "--n-step"), ({"gamma": 1.5}, "--gamma"),
+    ({"teacher": "x.pt"}, "drop --teacher"), ({"epsilon_end": 2}, "--epsilon-end"), ({"preset": "huge"}, "--preset"),
+])
+def test_bad_teacher_flags_are_refused_by_name(change, words):
+    with pytest.raises(ConfigError, match=words):
+        TeacherConfig(**change).validate()
+
+
+TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--eval-episodes", "1",
+        "--log-every", "25", "--checkpoint-every", "50", "--replay-ratio", "2", "--capacity-hours", "0.05",
+        "--chunk-steps", "32", "--target-every", "40"]
+
+
+def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path):
+    from cluster.config import from_args
+    from launch import build_parser
+    from cluster.dqn_training import run_teacher
+
+    args = build_parser().parse_args(["teacher", *TINY, "--out", str(tmp_path / "run")])
+    summary = run_teacher(from_args(TeacherConfig, args).validate(), echo=lambda *a: None)
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text())["complete"] is True
+    assert summary["frames"] >= 6000 and summary["updates"] > 0
+    history = summary["evaluations"]
+    assert len(history) >= 2 and all(entry["score"] is not None for entry in history)
+    assert [e["version"] for e in history] == list(range(1, len(history) + 1))
+    best = summary["best"]
+    assert best["score"] == max(e["score"] for e in history)
+    assert best["version"] == min(e["version"] for e in history if e["score"] == best["score"])
+    teacher = load_checkpoint(best["checkpoint"])
+    assert teacher["role"] == "teacher" and teacher["heads"] == {"pong": 6}
+    state = load_checkpoint(sorted((run / "checkpoints").glob("dqn-*.pt"))[-1])
+    assert state["updates"] == summary["updates"]
+    steps = {float(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert steps == {float(summary["updates"])}, "Adam's step count must equal the update count"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epsilons = [m["epsilon"] for m in metrics]
+    assert epsilons == sorted(epsilons, reverse=True) and epsilons[0] < 1.0
+    assert json.loads((run / "registry.json").read_text())["best"] == best["version"]

@@ -1,0 +1,116 @@
+"""Online distillation: the labelling teacher follows the registry's best, and a run resumes exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.config import OnlineConfig, from_args
+from learner.checkpoint import load_checkpoint
+from tests.test_dqn import TINY
+
+ROOT = Path(__file__).resolve().parent.parent
+RIGGED = [1.0, 3.0, 2.0, 3.0, 5.0, 4.0]  # best: v1, then v2 (v3 lower, v4 ties: the older stays), then v5
+ONLINE = [*TINY, "--frames", "16000", "--distill-min-replay", "256", "--distill-capacity-hours", "0.05",
+          "--holdout-steps", "256"]
+
+
+def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
+    from cluster.online import run_online
+    from launch import build_parser
+
+    args = build_parser().parse_args(["online", *ONLINE, "--out", str(tmp_path / "run")])
+    summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, rigged_scores=RIGGED)
+
+    history = summary["evaluations"]
+    assert len(history) >= 6, "the run must take every rigged checkpoint"
+    # evaluators report in any order; the best so far is a function of the order the registry heard them
+    ever_best, best = [], None
+    for entry in sorted(history, key=lambda e: e["order"]):
+        if best is None or entry["score"] > best["score"] or (entry["score"] == best["score"]
+                                                               and entry["version"] < best["version"]):
+            best = entry
+            ever_best.append(entry["version"])
+    assert 3 not in ever_best or [e["version"] for e in sorted(history, key=lambda e: e["order"])].index(3) < \
+        [e["version"] for e in sorted(history, key=lambda e: e["order"])].index(2)
+    assert 4 not in ever_best and 6 not in ever_best, "a tie or a lower score must never become the best"
+    assert summary["best"]["version"] == 5 and ever_best[-1] == 5
+
+    in_replay = summary["teacher_versions_in_replay"]  # (actor, first chunk index, version) per change
+    versions = [v for _, _, v in in_replay]
+    assert set(versions) <= set(ever_best), f"chunks carry versions that were never best: {in_replay}"
+    order = [v for v in ever_best if v in versions]
+    assert [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v] == order, \
+        f"labels must follow the best in the order it changed: {in_replay} vs {ever_best}"
+    assert len(set(versions)) >= 2, f"no hot swap reached the replay: {in_replay}"
+    assert versions[-1] == 5
+    swaps = [[0, *s] for s in summary["swaps_per_actor"][0]]
+    assert swaps[1:] == in_replay[1:] or swaps == in_replay, "the replay's versions change exactly at the actor's swaps"
+
+    run = tmp_path / "run"
+    for name in ("config.json", "metrics.jsonl", "registry.json", "timeline.jsonl", "summary.json"):
+        assert (run / name).is_file(), name
+    kinds = {json.loads(line)["kind"] for line in (run / "metrics.jsonl").read_text().splitlines()}
+    assert kinds == {"dqn", "student"}
+    assert summary["student_updates"] > 0 and 0 <= summary["action_agreement"] <= 1
+    assert [r["version"] for r in summary["timeline"]] == [e["version"] for e in history]
+    assert all(r["student_score"] is not None for r in summary["timeline"] if r["student_updates"])
+
+
+def launch(args, out):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args, "--out", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path_glob, run, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(run.glob(path_glob)):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"nothing matched {path_glob} in {timeout}s")
+
+
+def updates_logged(run, kind):
+    return [m["updates"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if m["kind"] == kind]
+
+
+@pytest.mark.parametrize("command", ["teacher", "online"])
+def test_ctrl_c_then_resume_loses_and_repeats_no_update(tmp_path, command):
+    run = tmp_path / "run"
+    args = [command, *(ONLINE if command == "online" else TINY), "--frames", "14000"]
+    process = launch(args, run)
+    wait_for("checkpoints/dqn-*.pt", run)
+    if command == "online":
+        wait_for("checkpoints/student-*.pt", run)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output
+    assert not (run / "summary.json").exists()
+    saved = {kind: load_checkpoint(sorted((run / "checkpoints").glob(f"{kind}-*.pt"))[-1])["updates"]
+             for kind in (("dqn", "student") if command == "online" else ("dqn",))}
+
+    resumed = subprocess.run([sys.executable, str(ROOT / "launch.py"), command, "--resume", str(run)], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["complete"] and summary["frames"] >= 14000
+    for kind, at in saved.items():
+        final = load_checkpoint(sorted((run / "checkpoints").glob(f"{kind}-*.pt"))[-1])
+        steps = {float(s["step"]) for s in final["optimizer"]["state"].values()}
+        if kind == "dqn":
+            assert steps == {float(final["updates"])}, "Adam's step count must equal the update count"
+        logged = updates_logged(run, kind)
+        drops = [i for i in range(1, len(logged)) if logged[i] <= logged[i - 1]]
+        first_after = logged[drops[0]] if drops else logged[logged.index(at) + 1]
+        assert first_after == at + int(TINY[TINY.index("--log-every") + 1]), \
+            f"{kind} resumed at {first_after}, not one interval after its checkpoint at {at}: {logged}"
+        assert final["updates"] > at
+    registry = json.loads((run / "registry.json").read_text())
+    assert all(entry["score"] is not None for entry in registry["history"])

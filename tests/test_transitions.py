@@ -1,0 +1,130 @@
+"""n-step DQN transitions from the frame ring equal a plain walk along each environment's stream."""
+
+import numpy as np
+import pytest
+
+from replay.chunk import Chunk, decode, encode
+from replay.frame_ring import FrameRing
+from tests.test_frame_ring import run_actors
+
+GAMMA = 0.9
+
+
+def expected_transition(stream: list[int], i: int, steps: dict, n: int):
+    """(return, discount, bootstrap seq) for stream position i, or None if it cannot be sampled."""
+    if i + 1 < len(stream) and steps[stream[i + 1]]["first"]:
+        return None  # the reset step: its action was ignored
+    total, discount = 0.0, 1.0
+    for j in range(i, i + n):
+        step = steps[stream[j]]
+        total += discount * np.sign(step["reward"])
+        discount *= GAMMA
+        if step["terminated"]:
+            return total, 0.0, None
+        if j + 1 >= len(stream):
+            return None
+        if step["truncated"]:
+            return total, discount, stream[j + 1]
+    return total, discount, stream[i + n]
+
+
+def synthetic_chunks(envs=2, steps=12, chunks=3, seed=0):
+    """Hand-made episodes with terminal and truncated ends, laid out as AtariVectorEnv emits them.
+
+    Each frame's pixel [0, 0] is the step's number within its env stream, so a stack names its steps."""
+    rng = np.random.default_rng(seed)
+    total = steps * chunks
+    first = np.zeros((total, envs), bool)
+    terminated = np.zeros((total, envs), bool)
+    truncated = np.zeros((total, envs), bool)
+    rewards = rng.choice([-1.0, 0.0, 0.0, 2.0], size=(total, envs)).astype(np.float32)
+    first[0] = True
+    for env in range(envs):
+        t = int(rng.integers(3, 8))
+        while t + 2 < total:
+            (terminated if rng.random() < 0.6 else truncated)[t, env] = True
+            rewards[t + 1, env] = 0.0  # the reset step
+            first[t + 2, env] = True
+            t += int(rng.integers(4, 10))
+    frames = np.zeros((total, envs, 84, 84), np.uint8)
+    frames[:, :, 0, 0] = np.arange(total)[:, None]
+    out = []
+    for c in range(chunks):
+        part = slice(c * steps, (c + 1) * steps)
+        out.append(Chunk(game="pong", actor_id=0, chunk_index=c, teacher_version=c, frames=frames[part],
+                         q=np.zeros((steps, envs, 6), np.float32), actions=rng.integers(0, 6, (steps, envs)).astype(np.uint8),
+                         rewards=rewards[part], first=first[part], terminated=terminated[part],
+                         truncated=truncated[part]))
+    return out
+
+
+def stream_truth(chunks):
+    """Per-seq step facts and each env stream's seqs, in the order the ring numbers them."""
+    steps, streams, seq = {}, {}, 0
+    for chunk in chunks:
+        for env in range(chunk.envs):
+            for t in range(chunk.steps):
+                steps[seq] = {"reward": float(chunk.rewards[t, env]), "first": bool(chunk.first[t, env]),
+                              "terminated": bool(chunk.terminated[t, env]), "truncated": bool(chunk.truncated[t, env]),
+                              "action": int(chunk.actions[t, env])}
+                streams.setdefault((chunk.actor_id, env), []).append(seq)
+                seq += 1
+    return steps, streams
+
+
+def check_batch(batch, steps, streams, n, stack_truth):
+    position = {s: (key, i) for key, stream in streams.items() for i, s in enumerate(stream)}
+    for k, seq in enumerate(batch["seq"]):
+        key, i = position[int(seq)]
+        expected = expected_transition(streams[key], i, steps, n)
+        assert expected is not None, f"seq {seq} is not a valid n-step start but was sampled"
+        total, discount, bootstrap = expected
+        assert batch["returns"][k] == pytest.approx(total, abs=1e-6)
+        assert batch["discount"][k] == pytest.approx(discount, abs=1e-6)
+        assert batch["actions"][k] == steps[int(seq)]["action"]
+        assert np.array_equal(batch["obs"][k], stack_truth(int(seq)))
+        if bootstrap is not None:
+            assert np.array_equal(batch["next_obs"][k], stack_truth(bootstrap))
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_n_step_returns_stop_at_terminal_and_bootstrap_after_truncation(n):
+    chunks = [decode(encode(c)) for c in synthetic_chunks()]
+    ring = FrameRing(10_000, num_actions=6)
+    for chunk in chunks:
+        ring.insert(chunk)
+    steps, streams = stream_truth(chunks)
+    position = {s: (key, i) for key, stream in streams.items() for i, s in enumerate(stream)}
+
+    def stack_truth(seq):
+        key, i = position[seq]
+        stack = np.zeros((4, 84, 84), np.uint8)
+        for back in range(4):
+            j = i - back
+            if j < 0:
+                break
+            stack[3 - back] = ring.frames[streams[key][j] % ring.capacity]
+            if steps[streams[key][j]]["first"]:
+                break
+        return stack
+
+    batch = ring.sample_transitions(2048, n, GAMMA, np.random.default_rng(0))
+    check_batch(batch, steps, streams, n, stack_truth)
+    sampled = set(batch["seq"].tolist())
+    valid = {s for s, (key, i) in position.items() if expected_transition(streams[key], i, steps, n)}
+    assert sampled == valid, "sampling must cover every valid start and nothing else"
+    assert (batch["discount"] == 0).any() and (batch["discount"] > 0).any()
+
+
+def test_transitions_are_bit_exact_on_real_pong_with_wrap(pong_teacher):
+    delivered, truth = run_actors(pong_teacher, chunks_per_actor=8)
+    ring = FrameRing(400, num_actions=6)
+    chunks = [chunk for chunk, _ in delivered]
+    for chunk in chunks:
+        ring.insert(chunk)
+    steps, streams = stream_truth(chunks)
+    batch = ring.sample_transitions(1024, 3, GAMMA, np.random.default_rng(2))
+    oldest = ring.inserted - ring.capacity
+    assert (batch["seq"] >= oldest).all()
+    check_batch(batch, steps, streams, 3, lambda seq: truth[seq])
+    assert any(s["truncated"] for s in steps.values()), "the episodes must end inside the run"
