@@ -7,6 +7,7 @@
     online    train a DQN and, at the same time, distill its best checkpoint so far into a student
     record    teacher actors -> a dataset on disk, to distill many students from later
     evaluate  play a checkpoint (student or teacher) and report its score
+    report    report.md and PNG plots from one or more run directories
     presets   list the network presets with their exact parameter counts
 """
 
@@ -29,6 +30,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from actors.games import UnknownGameError
     from cluster.config import ConfigError
     from cluster.registry import RegistryError
+    from cluster.report import ReportError
     from cluster.rundir import RunDirError
     from learner.checkpoint import CheckpointError
     from learner.networks import UnknownPresetError
@@ -37,7 +39,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from replay.memory_plan import MemoryPlanError
 
     return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError,
-            DatasetError, MemoryPlanError, RegistryError)
+            DatasetError, MemoryPlanError, RegistryError, ReportError)
 
 
 def cmd_distill(args, config_class=None) -> int:
@@ -56,7 +58,7 @@ def cmd_distill(args, config_class=None) -> int:
             print(f"[distill] resuming {run.path} at update {state['updates']}")
     else:
         cfg, run, state = from_args(config_class, args).validate(), None, None
-    summary = run_distill(cfg, run, state)
+    summary = with_progress(lambda progress: run_distill(cfg, run, state, echo=progress))
     per_game = summary.get("per_game") or {summary["game"]: summary}
     keys = ("student", "student_params", "updates", "wall_s")
     print(json.dumps({k: summary[k] for k in keys}))
@@ -72,6 +74,17 @@ def cmd_distill(args, config_class=None) -> int:
               f"over {summary['geometric_mean_over']}")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
     return 0
+
+
+def with_progress(job):
+    """Runs `job(progress)` with a live panel on a terminal (plain lines elsewhere), closed however it ends."""
+    from cluster.progress import Progress
+
+    progress = Progress("", 1, "updates")
+    try:
+        return job(progress)
+    finally:
+        progress.close()
 
 
 def resume_state(run, kind: str) -> dict | None:
@@ -96,9 +109,10 @@ def cmd_teacher(args) -> int:
 
     if args.resume:
         run, cfg = open_for_resume(args.resume, TeacherConfig)
-        summary = run_teacher(cfg, run, resume_state(run, "dqn"))
+        state = resume_state(run, "dqn")
     else:
-        summary = run_teacher(from_args(TeacherConfig, args).validate())
+        cfg, run, state = from_args(TeacherConfig, args).validate(), None, None
+    summary = with_progress(lambda progress: run_teacher(cfg, run, state, echo=progress))
     best = summary["best"] or {}
     print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "wall_s")}))
     print(f"best checkpoint: {best.get('checkpoint')} (version {best.get('version')}, score {best.get('score')}, "
@@ -112,9 +126,10 @@ def cmd_online(args) -> int:
 
     if args.resume:
         run, cfg = open_for_resume(args.resume, OnlineConfig)
-        summary = run_online(cfg, run, {kind: resume_state(run, kind) for kind in ("dqn", "student")})
+        state = {kind: resume_state(run, kind) for kind in ("dqn", "student")}
     else:
-        summary = run_online(from_args(OnlineConfig, args).validate())
+        cfg, run, state = from_args(OnlineConfig, args).validate(), None, None
+    summary = with_progress(lambda progress: run_online(cfg, run, state, echo=progress))
     print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "student_updates", "wall_s")}))
     for row in summary["timeline"]:
         print(f"frames {row['frames']:>10}: dqn {row['dqn_score']}, best so far {row['best_score']} "
@@ -128,7 +143,8 @@ def cmd_record(args) -> int:
     from cluster.config import RecordConfig, from_args
     from cluster.record import run_record
 
-    index = run_record(from_args(RecordConfig, args).validate())
+    cfg = from_args(RecordConfig, args).validate()
+    index = with_progress(lambda progress: run_record(cfg, echo=progress))
     print(json.dumps({k: index[k] for k in ("game", "steps", "chunks", "teacher")}))
     return 0
 
@@ -157,6 +173,14 @@ def cmd_evaluate(args) -> int:
           f"env mode {resolve_env_mode(args.env_mode, payload)})")
     if args.json:
         print(json.dumps(result.as_dict()))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from cluster.report import write_report
+
+    result = write_report(args.runs, args.out)
+    print(f"[report] wrote {result['report']} with plots: {', '.join(result['plots']) or 'none'}")
     return 0
 
 
@@ -214,6 +238,11 @@ def build_parser() -> Parser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     evaluate.add_argument("--json", action="store_true", help="also print the result as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    report = commands.add_parser("report", help="write report.md and PNG plots from run directories")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (any command's --out)")
+    report.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for report.md and the plots")
+    report.set_defaults(func=cmd_report)
 
     presets = commands.add_parser("presets", help="list network presets and parameter counts")
     presets.add_argument("--actions", type=int, default=6, help="action count for the head (default: 6, Pong)")

@@ -20,6 +20,7 @@ from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor, TeacherRollout
 from actors.teachers import load_teacher
 from cluster.config import ConfigError, DistillConfig, MultitaskConfig
+from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, on_this_node
 from learner.checkpoint import fingerprint, payload_params
@@ -198,6 +199,9 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
     echo(plan.table(free))
     plan.check(free, largest_node)
     run = run or RunDir.create(cfg.out, cfg.to_json())
+    echo = as_progress(echo, f"distill {run.path}", cfg.updates, "updates",
+                       {s.game: s.steps * cfg.replay_shards for s in plan.shards})
+    run.observers.append(echo.update)
 
     for game in games:
         start_game(cfg, game, plan, actor_options, actor_device, echo)
@@ -222,9 +226,6 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
         if len(games) == 1:
             metrics.pop("samples_per_game")
         run.log(metrics)
-        echo(f"[distill] update {updates}/{cfg.updates} loss {metrics['loss']:.4f} "
-             f"{metrics['updates_per_s']:.1f} upd/s wait {100 * metrics['wait_fraction']:.0f}% "
-             f"replay {replay['replay_size']} labelled {replay['labelled_steps']}")
         if updates % cfg.checkpoint_every == 0 or updates >= cfg.updates:
             run.save_checkpoint(ray.get(learner.state.remote(checkpoint_extra)))
 
@@ -253,6 +254,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
         name = g.spec.name
         holdout_obs, holdout_q = ray.get(holdouts[name])
         teacher_eval, student_eval = (collect_evaluation(p, cfg.eval_epsilon, cfg.noop_max) for p in pending[name])
+        for who, result in (("teacher", teacher_eval), ("student", student_eval)):
+            echo.evaluation(f"{who} {name}", f"{result.mean:.2f} +/- {result.ci95:.2f} ({result.episodes} episodes)")
         per_game[name] = {
             "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
             "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,

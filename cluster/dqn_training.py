@@ -20,6 +20,7 @@ from actors.evaluate import evaluate_policy
 from actors.games import game_spec
 from actors.teacher import TeacherActor
 from cluster.config import TeacherConfig
+from cluster.progress import as_progress
 from cluster.registry import CheckpointRegistry
 from cluster.rundir import RunDir
 from learner.checkpoint import load_checkpoint, save_checkpoint
@@ -127,9 +128,6 @@ class DQNTraining:
         for actor in self.actors:
             actor.set_teacher.remote(policy, epsilon)
         self.run.log({"kind": "dqn", **metrics, "frames": self.frames, "epsilon": epsilon, "elapsed_s": elapsed_s})
-        self.echo(f"[teacher] frames {self.frames:,}/{self.cfg.frames:,} update {self.updates} loss "
-                  f"{metrics['loss']:.4f} q {metrics['q_mean']:.2f} eps {epsilon:.3f} "
-                  f"{metrics['updates_per_s']:.1f} upd/s wait {100 * metrics['wait_fraction']:.0f}%")
         if self.frames >= self.next_eval:  # one snapshot, however many eval points the interval crossed
             self.snapshot()
             self.next_eval = (self.frames // self.cfg.eval_every + 1) * self.cfg.eval_every
@@ -172,8 +170,10 @@ class DQNTraining:
         for ref in done:
             del self.pending[ref]
         for result in results:
-            self.echo(f"[teacher] checkpoint {result['version']} scored {result['score']:.2f}"
-                      f"{' (new best)' if result['improved'] else ''}")
+            best = self.best()
+            self.echo.evaluation("dqn", f"checkpoint {result['version']} at {result['frames']:,} frames scored "
+                                        f"{result['score']:.2f}; best so far {best['score']:.2f} "
+                                        f"(checkpoint {best['version']})")
         return results
 
     def best(self) -> dict | None:
@@ -232,6 +232,8 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     echo(plan.table(free))
     plan.check(free, largest)
     run = run or RunDir.create(cfg.out, cfg.to_json())
+    echo = as_progress(echo, f"teacher {run.path}", cfg.frames, "frames")
+    run.observers.append(echo.update)
     training = DQNTraining(cfg, run, resume, echo)
     training.start(plan, actor_options, actor_device, 1 if use_gpu else 0)
     ray.get(training.ready)

@@ -22,6 +22,7 @@ from actors.teacher import TeacherActor
 from cluster.config import OnlineConfig
 from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
 from cluster.dqn_training import DQNTraining
+from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, require_cpus
 from learner.checkpoint import load_checkpoint, payload_params
@@ -95,8 +96,6 @@ class Distillation:
         replay = replay_totals(ray.get([shard.stats.remote() for shard in self.shards]))
         self.run.log({"kind": "student", **metrics, "teacher_version": self.version,
                       "labelled_steps": replay["labelled_steps"], "elapsed_s": elapsed_s})
-        self.echo(f"[online] student update {self.updates} loss {metrics['loss']:.4f} "
-                  f"{metrics['updates_per_s']:.1f} upd/s, labelled {replay['labelled_steps']} by v{self.version}")
         if self.updates - self.last_checkpoint >= self.cfg.checkpoint_every:
             self.checkpoint()
         self.train_ref = self.learner.train.remote(self.cfg.log_every) if again else None
@@ -123,8 +122,8 @@ class Distillation:
 class Timeline:
     """One row per DQN checkpoint, complete once the DQN score and the student's score are in."""
 
-    def __init__(self, run: RunDir, cfg: OnlineConfig, game: str, env_config):
-        self.run, self.cfg, self.game, self.env_config = run, cfg, game, env_config
+    def __init__(self, run: RunDir, cfg: OnlineConfig, game: str, env_config, echo):
+        self.run, self.cfg, self.game, self.env_config, self.echo = run, cfg, game, env_config, echo
         self.rows = {row["version"]: row for row in run.metrics("timeline.jsonl")}
         self.open: dict[int, dict] = {}
         self.student_evals: dict[int, list] = {}
@@ -156,6 +155,9 @@ class Timeline:
         for version, row in sorted(self.open.items()):
             if row.get("dqn_score") is not None and version not in self.student_evals:
                 self.run.log(row, "timeline.jsonl")
+                if row["student_score"] is not None:
+                    self.echo.evaluation("student", f"{row['student_score']:.2f} after {row['student_updates']} "
+                                                    f"updates (at DQN checkpoint {version})")
                 self.rows[version] = self.open.pop(version)
 
     def as_list(self) -> list[dict]:
@@ -176,6 +178,8 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     use_gpu = cfg.device != "cpu" and has_gpu()
     free, largest = ray_memory()
     run = run or RunDir.create(cfg.out, cfg.to_json())
+    echo = as_progress(echo, f"online {run.path}", cfg.frames, "frames")
+    run.observers.append(echo.update)
     training = DQNTraining(cfg, run, resume.get("dqn"), echo, rigged_scores)
     student = Distillation(cfg, training, run, resume.get("student"), echo)
     dqn_plan, distill_plan = training.memory_plan(), student.memory_plan()
@@ -186,7 +190,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     gpus = 0.5 if use_gpu else 0  # both learners share one GPU
     training.start(dqn_plan, actor_options, actor_device, gpus)
     student.start(distill_plan, gpus)
-    timeline = Timeline(run, cfg, training.spec.name, training.env_config)
+    timeline = Timeline(run, cfg, training.spec.name, training.env_config, echo)
     student.follow(training.best(), actor_options, actor_device)  # a resumed run labels with its best at once
     ray.get(training.ready)
     echo(f"[online] {training.spec.title}: DQN replay holds {cfg.min_replay}+ steps; the student starts with the "

@@ -18,6 +18,7 @@ from actors.teachers import load_teacher
 from cluster.config import RecordConfig
 from cluster.runtime import connect, on_this_node
 from learner.checkpoint import fingerprint
+from cluster.progress import as_progress
 from replay.dataset import DatasetWriter
 
 
@@ -50,13 +51,14 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
         for i in range(cfg.actors)
     ]
     runs = [actor.run.remote() for actor in actors]
+    echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started, last_echo = time.monotonic(), 0.0
     while (stored := ray.get(writer.stored_steps.remote())) < cfg.steps:
         finished, _ = ray.wait(runs, timeout=0.5)
         if finished:
             ray.get(finished)  # an actor that ended early raised: surface its error
         if time.monotonic() - last_echo > 10:
-            echo(f"[record] {stored}/{cfg.steps} steps")
+            echo.update({"kind": "record", "labelled_steps": stored, "elapsed_s": time.monotonic() - started})
             last_echo = time.monotonic()
     for actor in actors:
         actor.stop.remote()

@@ -2,6 +2,7 @@
 
     config.json      the validated config the run started with
     metrics.jsonl    one JSON object per log interval (the source of truth for plots)
+    tensorboard/     the same scalars as TensorBoard event files (tag KIND/KEY, step = updates)
     checkpoints/     KIND-UPDATES.pt (student, dqn) in our checkpoint format; the newest few are kept
     teachers/        teacher-VERSION.pt: every scored DQN checkpoint (teacher and online runs)
     registry.json    those checkpoints' scores and the best so far (cluster/registry.py)
@@ -35,10 +36,23 @@ def _clean(value):
     return value
 
 
+def scalars(record: dict, prefix: str = "") -> dict[str, float]:
+    """Every finite number in a record, nested keys joined with '/'."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            out.update(scalars(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[prefix + key] = float(value)
+    return out
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
+        self.observers: list = []  # called with every metrics record (the live progress view)
+        self._tensorboard = None
 
     @classmethod
     def create(cls, path: str | Path, config_json: str) -> "RunDir":
@@ -62,6 +76,26 @@ class RunDir:
     def log(self, record: dict, name: str = "metrics.jsonl") -> None:
         with open(self.path / name, "a") as handle:
             handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+        if name == "metrics.jsonl":
+            self._to_tensorboard(record)
+            for observer in self.observers:
+                observer(record)
+
+    def _to_tensorboard(self, record: dict) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self._tensorboard is None:
+            self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10)
+        kind = record.get("kind", "distill")
+        step = int(record.get("updates", 0))
+        for key, value in scalars(record).items():
+            if key != "updates":
+                self._tensorboard.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
     def metrics(self, name: str = "metrics.jsonl") -> list[dict]:
         path = self.path / name
@@ -91,3 +125,4 @@ class RunDir:
 
     def write_summary(self, summary: dict) -> None:
         atomic_write(self.path / "summary.json", json.dumps(_clean(summary), indent=2, sort_keys=True).encode())
+        self.close()

@@ -1,0 +1,259 @@
+"""`launch.py report`: report.md and PNG plots from one or more run directories.
+
+Everything is read from the run directories (metrics.jsonl, summary.json, timeline.jsonl,
+registry.json), never from a live run, so a report can be made on any machine from copied
+runs. Each plot has a table in report.md with the numbers drawn in it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cluster.rundir import RunDir, RunDirError
+
+
+class ReportError(ValueError):
+    pass
+
+
+def load_run(path: str) -> dict:
+    run = RunDir.open(path)
+    summary_path = run.path / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"complete": False}
+    kind = ("online" if "timeline" in summary else "teacher" if "recipe" in summary
+            else "multitask" if "per_game" in summary else "distill")
+    return {"name": run.path.name, "path": str(run.path), "kind": kind, "config": run.read_config(),
+            "summary": summary, "metrics": run.metrics(), "timeline": run.metrics("timeline.jsonl")}
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _series(metrics: list[dict], key: str, kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    rows = [m for m in metrics if m.get(key) is not None and (kind is None or m.get("kind", "distill") == kind)]
+    return np.array([m["updates"] for m in rows], float), np.array([m[key] for m in rows], float)
+
+
+def _kinds(run: dict) -> list[str]:
+    return sorted({m.get("kind", "distill") for m in run["metrics"]})
+
+
+class Plots:
+    """Draws into REPORT_DIR and remembers, per plot, how many points it drew."""
+
+    def __init__(self, out: Path):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        self.out, self.drawn = out, {}
+
+    def figure(self, name: str, xlabel: str, ylabel: str, title: str):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        self.drawn[name] = 0
+        return fig, ax
+
+    def count(self, name: str, points: int) -> None:
+        self.drawn[name] += int(points)
+
+    def save(self, name: str, fig, ax) -> str | None:
+        import matplotlib.pyplot as plt
+
+        if self.drawn[name] == 0:
+            plt.close(fig)
+            del self.drawn[name]
+            return None
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(self.out / f"{name}.png")
+        plt.close(fig)
+        return f"{name}.png"
+
+
+def loss_section(runs: list[dict], plots: Plots) -> str:
+    fig, ax = plots.figure("loss", "updates", "loss", "Training loss")
+    rows = []
+    for run in runs:
+        for kind in _kinds(run):
+            x, y = _series(run["metrics"], "loss", kind)
+            if len(x):
+                ax.plot(x, y, label=f"{run['name']} ({kind})")
+                plots.count("loss", len(x))
+                rows.append([run["name"], kind, int(x[0]), float(y[0]), int(x[-1]), float(y[-1]), float(y.min())])
+    if any(r[1] == "dqn" for r in rows) and any(r[1] != "dqn" for r in rows):
+        ax.set_yscale("log")
+    image = plots.save("loss", fig, ax)
+    return (f"## Loss\n\n![loss]({image})\n\n" if image else "## Loss\n\n") + _table(
+        ["run", "learner", "first update", "first loss", "last update", "last loss", "lowest loss"], rows)
+
+
+def score_section(runs: list[dict], plots: Plots) -> str:
+    """Student and teacher scores with 95% bands: over frames for DQN and online runs, final for distillation."""
+    fig, ax = plots.figure("scores", "updates (distill) / frames (teacher, online)", "mean score",
+                           "Evaluation score (bands: 95% CI)")
+    rows = []
+    for run in runs:
+        summary, name = run["summary"], run["name"]
+        if run["kind"] in ("teacher", "online"):
+            history = [e for e in summary.get("evaluations", []) if e.get("score") is not None]
+            if history:
+                frames = np.array([e["frames"] for e in history], float)
+                score = np.array([e["score"] for e in history], float)
+                ci = np.array([e.get("ci95") or 0.0 for e in history], float)
+                ax.plot(frames, score, marker="o", label=f"{name}: DQN checkpoints")
+                ax.fill_between(frames, score - ci, score + ci, alpha=0.2)
+                best = np.maximum.accumulate(score)
+                ax.step(frames, best, where="post", linestyle="--", label=f"{name}: best so far")
+                plots.count("scores", len(frames))
+                rows += [[name, "dqn", int(e["frames"]), e["score"], e.get("ci95"), float(b)]
+                         for e, b in zip(history, best)]
+            timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None]
+            if timeline:
+                ax.plot([r["frames"] for r in timeline], [r["student_score"] for r in timeline], marker="s",
+                        label=f"{name}: student")
+                plots.count("scores", len(timeline))
+                rows += [[name, "student", r["frames"], r["student_score"], None, r.get("best_score")] for r in timeline]
+            continue
+        per_game = summary.get("per_game") or ({summary["game"]: summary} if "student_score" in summary else {})
+        for game, result in per_game.items():
+            updates = summary.get("updates", 0)
+            teacher, student = result["teacher_score"], result["student_score"]
+            ax.axhspan(teacher["mean"] - (teacher["ci95"] or 0), teacher["mean"] + (teacher["ci95"] or 0), alpha=0.15)
+            ax.axhline(teacher["mean"], linestyle="--", label=f"{name} {game}: teacher")
+            ax.errorbar([updates], [student["mean"]], yerr=[student["ci95"] or 0], fmt="o", capsize=4,
+                        label=f"{name} {game}: student")
+            plots.count("scores", 2)
+            rows += [[name, f"teacher {game}", updates, teacher["mean"], teacher["ci95"], None],
+                     [name, f"student {game}", updates, student["mean"], student["ci95"], None]]
+    image = plots.save("scores", fig, ax)
+    return (f"## Scores\n\n![scores]({image})\n\n" if image else "## Scores\n\n") + _table(
+        ["run", "policy", "updates or frames", "mean score", "95% CI", "best so far"], rows)
+
+
+def throughput_section(runs: list[dict], plots: Plots) -> str:
+    fig, ax = plots.figure("throughput", "elapsed seconds", "learner updates/s", "Throughput")
+    labelled_ax = None
+    rows = []
+    for run in runs:
+        for kind in _kinds(run):
+            records = [m for m in run["metrics"] if m.get("kind", "distill") == kind and m.get("elapsed_s")]
+            if not records:
+                continue
+            elapsed = np.array([m["elapsed_s"] for m in records], float)
+            updates = np.array([m.get("updates_per_s", np.nan) for m in records], float)
+            ax.plot(elapsed, updates, label=f"{run['name']} ({kind}): updates/s")
+            plots.count("throughput", len(elapsed))
+            labelled = np.array([m.get("labelled_steps", np.nan) for m in records], float)
+            rate = None
+            if np.isfinite(labelled).sum() >= 2:
+                rates = np.diff(labelled) / np.maximum(np.diff(elapsed), 1e-9)
+                if labelled_ax is None:
+                    labelled_ax = ax.twinx()
+                    labelled_ax.set_ylabel("labelled steps/s (dotted)")
+                labelled_ax.plot(elapsed[1:], rates, linestyle=":", label=f"{run['name']} ({kind}): labelled steps/s")
+                rate = float(np.nanmean(rates))
+            rows.append([run["name"], kind, float(np.nanmean(updates)), rate, float(elapsed[-1])])
+    image = plots.save("throughput", fig, ax)
+    return (f"## Throughput\n\n![throughput]({image})\n\n" if image else "## Throughput\n\n") + _table(
+        ["run", "learner", "mean updates/s", "mean labelled steps/s", "elapsed s"], rows)
+
+
+def multitask_section(runs: list[dict], plots: Plots) -> str:
+    multi = [r for r in runs if r["kind"] == "multitask"]
+    if not multi:
+        return ""
+    fig, ax = plots.figure("per_game", "game", "% of teacher (agreement where undefined)", "Multi-task: per game")
+    rows, width = [], 0.8 / len(multi)
+    for i, run in enumerate(multi):
+        per_game = run["summary"]["per_game"]
+        games = list(per_game)
+        pct = [per_game[g]["student_pct_of_teacher"] for g in games]
+        values = [p if p is not None else 100 * per_game[g]["action_agreement"] for p, g in zip(pct, games)]
+        ax.bar(np.arange(len(games)) + i * width, values, width, label=run["name"])
+        geo = run["summary"].get("geometric_mean_pct_of_teacher")
+        if geo is not None:
+            ax.axhline(geo, linestyle="--", label=f"{run['name']}: geometric mean {geo:.0f}%")
+        ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games)
+        plots.count("per_game", len(games))
+        rows += [[run["name"], g, per_game[g]["student_pct_of_teacher"], per_game[g]["action_agreement"],
+                  per_game[g]["majority_baseline"]] for g in games]
+        rows.append([run["name"], "geometric mean", geo, run["summary"].get("mean_action_agreement"), None])
+    image = plots.save("per_game", fig, ax)
+    return f"## Multi-task\n\n![per game]({image})\n\n" + _table(
+        ["run", "game", "% of teacher", "action agreement", "majority baseline"], rows)
+
+
+def compression_section(runs: list[dict], plots: Plots) -> str:
+    points = [r for r in runs if r["kind"] in ("distill", "online") and r["summary"].get("student_params")]
+    if len(points) < 2:
+        return ""
+    use_pct = all(r["summary"].get("student_pct_of_teacher") is not None for r in points)
+    label = "% of teacher score" if use_pct else "action agreement with the teacher (%)"
+    fig, ax = plots.figure("compression", "student parameters", label, "Compression curve")
+    rows = []
+    for run in sorted(points, key=lambda r: r["summary"]["student_params"]):
+        s = run["summary"]
+        y = s["student_pct_of_teacher"] if use_pct else 100 * s["action_agreement"]
+        ax.scatter([s["student_params"]], [y])
+        ax.annotate(f"{run['name']} ({s['student']})", (s["student_params"], y), fontsize=8)
+        plots.count("compression", 1)
+        rows.append([run["name"], s["student"], s["student_params"], s.get("student_pct_of_teacher"),
+                     s.get("action_agreement")])
+    ax.set_xscale("log")
+    image = plots.save("compression", fig, ax)
+    return f"## Compression\n\n![compression]({image})\n\n" + _table(
+        ["run", "student", "parameters", "% of teacher", "action agreement"], rows)
+
+
+def summary_section(runs: list[dict]) -> str:
+    rows = []
+    for run in runs:
+        s = run["summary"]
+        rows.append([run["name"], run["kind"], s.get("complete"), s.get("game") or ",".join(s.get("games", [])),
+                     s.get("student") or s.get("preset"), s.get("student_params"), s.get("updates"),
+                     (s.get("student_score") or {}).get("mean"), (s.get("teacher_score") or {}).get("mean"),
+                     s.get("student_pct_of_teacher"), s.get("action_agreement"), s.get("wall_s")])
+    return "## Runs\n\n" + _table(["run", "kind", "complete", "game", "network", "parameters", "updates",
+                                   "student score", "teacher score", "% of teacher", "action agreement",
+                                   "wall s"], rows)
+
+
+def write_report(paths: list[str], out: str) -> dict:
+    """Returns {"report": path, "plots": {name: points drawn}}."""
+    if not paths:
+        raise ReportError("give at least one run directory")
+    try:
+        runs = [load_run(p) for p in paths]
+    except RunDirError as error:
+        raise ReportError(str(error)) from None
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = Plots(out_dir)
+    protocols = sorted({r["summary"]["eval_protocol"] for r in runs if r["summary"].get("eval_protocol")})
+    sections = [
+        "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']})" for r in runs)
+        + "".join(f"\n\nEvaluation protocol: {p}." for p in protocols),
+        summary_section(runs), loss_section(runs, plots), score_section(runs, plots),
+        throughput_section(runs, plots), multitask_section(runs, plots), compression_section(runs, plots),
+    ]
+    report = out_dir / "report.md"
+    report.write_text("\n\n".join(s for s in sections if s) + "\n")
+    return {"report": str(report), "plots": dict(plots.drawn)}

@@ -1,0 +1,113 @@
+"""`launch.py report` on real tiny runs, and the progress view's plain output."""
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from cluster.progress import Progress
+
+TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
+                "--eval-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
+                "--chunk-steps", "32", "--replay-ratio", "0"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(ray_runtime, tmp_path_factory):
+    from cluster.config import DistillConfig, from_args
+    from cluster.distill import run_distill
+    from launch import build_parser
+
+    paths = []
+    for student in ("paper-4", "paper-25"):
+        out = tmp_path_factory.mktemp("runs") / student
+        args = build_parser().parse_args(["distill", *TINY_DISTILL, "--student", student, "--out", str(out)])
+        run_distill(from_args(DistillConfig, args).validate(), echo=lambda *a: None)
+        paths.append(out)
+    return paths
+
+
+def markdown_table(text: str, heading: str) -> list[dict]:
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, [c.strip() for c in line.strip("|").split("|")])) for line in lines[2:]]
+
+
+def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, tmp_path):
+    import matplotlib.image
+
+    from cluster.report import write_report
+
+    result = write_report([str(p) for p in two_runs], str(tmp_path / "report"))
+    assert set(result["plots"]) == {"loss", "scores", "throughput", "compression"}
+    for name, points in result["plots"].items():
+        assert points > 0, f"{name} drew nothing"
+        png = tmp_path / "report" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        pixels = matplotlib.image.imread(png)
+        assert pixels.shape[0] > 100 and pixels.std() > 0.01, f"{name}.png is blank"
+
+    text = (tmp_path / "report" / "report.md").read_text()
+    runs = {row["run"]: row for row in markdown_table(text, "Runs")}
+    compression = {row["run"]: row for row in markdown_table(text, "Compression")}
+    for path in two_runs:
+        summary = json.loads((path / "summary.json").read_text())
+        row = runs[path.name]
+        assert row["updates"] == str(summary["updates"]) and row["parameters"] == str(summary["student_params"])
+        assert float(row["student score"]) == pytest.approx(summary["student_score"]["mean"], abs=0.0006)
+        assert float(row["teacher score"]) == pytest.approx(summary["teacher_score"]["mean"], abs=0.0006)
+        assert float(row["action agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
+        assert float(compression[path.name]["action agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
+        losses = [m["loss"] for m in map(json.loads, (path / "metrics.jsonl").read_text().splitlines())]
+        loss_row = [r for r in markdown_table(text, "Loss") if r["run"] == path.name][0]
+        assert float(loss_row["last loss"]) == pytest.approx(losses[-1], abs=0.0006)
+
+
+def test_tensorboard_holds_the_metrics_scalars(two_runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = two_runs[0]
+    metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(path / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("distill/loss")
+    assert [e.step for e in losses] == [m["updates"] for m in metrics]
+    assert np.allclose([e.value for e in losses], [m["loss"] for m in metrics], rtol=1e-6)
+    assert "distill/replay_size" in events.Tags()["scalars"]
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
+    from cluster.report import ReportError, write_report
+
+    with pytest.raises(ReportError, match="not a run directory"):
+        write_report([str(tmp_path)], str(tmp_path / "out"))
+
+
+def test_progress_off_a_terminal_is_plain_lines():
+    lines = []
+    progress = Progress("distill", 100, "updates", write=lines.append, live=False, capacity={"pong": 1000})
+    progress("[distill] starting")
+    for step in (10, 20, 30):
+        progress.update({"updates": step, "loss": 0.5 / step, "updates_per_s": 10.0, "replay_size": 100 * step,
+                         "labelled_steps": 200 * step, "elapsed_s": float(step)})
+    progress.evaluation("student", "1.00 +/- 0.50")
+    progress.close()
+    text = "\n".join(lines)
+    assert len(lines) == 5 and not re.search(r"\x1b|\r", text), "no control codes off a terminal"
+    assert "replay pong 3,000 (300%)" in lines[3] and "ETA 70 s" in lines[3]
+    assert "labelled/s 20" in lines[2] and "ETA" in lines[3]
+
+
+def test_progress_on_a_terminal_draws_a_panel():
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    progress = Progress("distill", 100, "updates", live=True, console=Console(file=buffer, force_terminal=True, width=120))
+    progress.update({"updates": 10, "loss": 0.1, "elapsed_s": 1.0})
+    progress.update({"updates": 20, "loss": 0.05, "elapsed_s": 2.0})
+    progress.live.refresh()
+    progress.close()
+    assert "loss 0.0500" in buffer.getvalue() and "\x1b[" in buffer.getvalue()
