@@ -51,11 +51,7 @@ def cmd_distill(args, config_class=None) -> int:
     if args.resume:
         run = RunDir.open(args.resume)
         cfg = config_for_resume(run)
-        state, skipped = run.latest_checkpoint()
-        for note in skipped:
-            print(f"[distill] skipping unreadable checkpoint: {note}", file=sys.stderr)
-        if state is not None:
-            print(f"[distill] resuming {run.path} at update {state['updates']}")
+        state = resume_state(run, "student")
     else:
         cfg, run, state = from_args(config_class, args).validate(), None, None
     summary = with_progress(lambda progress: run_distill(cfg, run, state, echo=progress))

@@ -56,6 +56,11 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
     return {"version": version, "frames": frames, "score": score, "ci95": ci95, "improved": improved}
 
 
+def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
+    spec = game_spec(cfg.game)
+    return MemoryPlan({spec.name: spec.num_actions}, cfg.capacity_steps, cfg.replay_shards)
+
+
 class DQNTraining:
     """The DQN side of a run, driven step by step so an online run can interleave it with a student."""
 
@@ -76,9 +81,6 @@ class DQNTraining:
         self.pending: dict = {}  # evaluator ref -> version
         self.teachers = run.path / "teachers"
         self.teachers.mkdir(exist_ok=True)
-
-    def memory_plan(self) -> MemoryPlan:
-        return MemoryPlan({self.spec.name: self.spec.num_actions}, self.cfg.capacity_steps, self.cfg.replay_shards)
 
     def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpus: float) -> None:
         import ray
@@ -169,8 +171,8 @@ class DQNTraining:
         results = ray.get(done)
         for ref in done:
             del self.pending[ref]
+        best = self.best() if results else None
         for result in results:
-            best = self.best()
             self.echo.evaluation("dqn", f"checkpoint {result['version']} at {result['frames']:,} frames scored "
                                         f"{result['score']:.2f}; best so far {best['score']:.2f} "
                                         f"(checkpoint {best['version']})")
@@ -226,8 +228,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     require_cpus(cfg.actors + 2, f"{cfg.actors} actor(s), the learner, an evaluator")
     actor_options, actor_device = cfg.actor_options()
     use_gpu = cfg.device != "cpu" and has_gpu()
-    plan = MemoryPlan({game_spec(cfg.game).name: game_spec(cfg.game).num_actions}, cfg.capacity_steps,
-                      cfg.replay_shards)
+    plan = memory_plan(cfg)
     free, largest = ray_memory()
     echo(plan.table(free))
     plan.check(free, largest)

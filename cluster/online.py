@@ -21,7 +21,7 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.teacher import TeacherActor
 from cluster.config import OnlineConfig
 from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
-from cluster.dqn_training import DQNTraining
+from cluster.dqn_training import DQNTraining, memory_plan
 from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, require_cpus
@@ -182,7 +182,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     run.observers.append(echo.update)
     training = DQNTraining(cfg, run, resume.get("dqn"), echo, rigged_scores)
     student = Distillation(cfg, training, run, resume.get("student"), echo)
-    dqn_plan, distill_plan = training.memory_plan(), student.memory_plan()
+    dqn_plan, distill_plan = memory_plan(cfg), student.memory_plan()
     echo(dqn_plan.table(free) + "\n" + distill_plan.table(free - dqn_plan.total_bytes))
     dqn_plan.check(free, largest)
     distill_plan.check(free - dqn_plan.total_bytes, largest)
@@ -212,15 +212,18 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
             if finished:
                 break
             dqn_ref = training.submit_train()
-        for result in training.poll_scores():
-            timeline.scored(result, training.best())
-        student.follow(training.best(), actor_options, actor_device)
+        results = training.poll_scores()
+        best = training.best()
+        for result in results:
+            timeline.scored(result, best)
+        student.follow(best, actor_options, actor_device)
         timeline.poll()
 
-    for result in training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, student)):
-        timeline.scored(result, training.best())
-    timeline.poll(wait=True)
+    results = training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, student))
     best = training.best()
+    for result in results:
+        timeline.scored(result, best)
+    timeline.poll(wait=True)
     if best is None or student.ready_ref is not None or not student.actors:
         raise RuntimeError(f"the student never trained: no DQN checkpoint was scored and replayed within "
                            f"--frames {cfg.frames}; raise --frames or lower --eval-every and --distill-min-replay")
