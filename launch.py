@@ -44,30 +44,35 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def cmd_distill(args, config_class=None) -> int:
     from cluster.config import DistillConfig, from_args
-    from cluster.distill import config_for_resume, run_distill
+    from cluster.distill import config_for_resume, learner_kinds, run_distill
     from cluster.rundir import RunDir
 
     config_class = config_class or DistillConfig
     if args.resume:
         run = RunDir.open(args.resume)
         cfg = config_for_resume(run)
-        state = resume_state(run, "student")
+        state = {kind: resume_state(run, kind) for kind in learner_kinds(cfg)}
     else:
         cfg, run, state = from_args(config_class, args).validate(), None, None
     summary = with_progress(lambda progress: run_distill(cfg, run, state, echo=progress))
-    per_game = summary.get("per_game") or {summary["game"]: summary}
-    keys = ("student", "student_params", "updates", "wall_s")
-    print(json.dumps({k: summary[k] for k in keys}))
-    for game, result in per_game.items():
-        scores = ", ".join(f"{who} {result[who + '_score']['mean']:.2f} +/- {result[who + '_score']['ci95'] or 0:.2f}"
-                           for who in ("teacher", "student"))
-        pct = result["student_pct_of_teacher"]
-        print(f"{game}: {scores} over {result['student_score']['episodes']} episodes; agreement "
-              f"{result['action_agreement']:.3f} (majority {result['majority_baseline']:.3f}); "
-              f"{'n/a' if pct is None else f'{pct:.0f}%'} of teacher")
-    if "geometric_mean_pct_of_teacher" in summary:
-        print(f"geometric mean % of teacher: {summary['geometric_mean_pct_of_teacher']} "
-              f"over {summary['geometric_mean_over']}")
+    games = summary.get("games") or [summary["game"]]
+    for game in games:
+        teacher = summary["per_game"][game] if "per_game" in summary else summary
+        print(f"{game}: teacher {teacher['teacher_score']['mean']:.2f} +/- {teacher['teacher_score']['ci95'] or 0:.2f}, "
+              f"majority-action baseline {teacher['majority_baseline']:.3f}")
+    for row in summary["students"]:
+        results = row.get("per_game") or {games[0]: row}
+        for game, result in results.items():
+            score, pct = result["student_score"], result["student_pct_of_teacher"]
+            print(f"{game}: {row['student']} ({row['student_params']:,} params, {row['loss']}, {row['updates']} updates)"
+                  f" {score['mean']:.2f} +/- {score['ci95'] or 0:.2f} over {score['episodes']} episodes; agreement "
+                  f"{result['action_agreement']:.3f}; {'n/a' if pct is None else f'{pct:.0f}%'} of teacher")
+        if "geometric_mean_pct_of_teacher" in row:
+            print(f"{row['student']}/{row['loss']}: geometric mean % of teacher "
+                  f"{row['geometric_mean_pct_of_teacher']} over {row['geometric_mean_over']}")
+    restarts = summary["restarts"]
+    if restarts["actors"] or restarts["learners"]:
+        print(f"restarts: {restarts['actors']} actor(s), {restarts['learners']} learner(s)")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
     return 0
 

@@ -8,8 +8,10 @@ inserts in flight, so a slow replay slows the actor instead of filling the objec
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -156,7 +158,15 @@ class TeacherActor:
     second would let chunks overtake each other; the next chunk is generated meanwhile."""
 
     def __init__(self, shard, max_inflight: int = 1, **rollout_kwargs):
+        import ray
+
         torch.set_num_threads(1)
+        with warnings.catch_warnings():  # the property reads a deprecated field inside Ray
+            warnings.simplefilter("ignore", DeprecationWarning)
+            restarted = ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed
+        if restarted:
+            # Ray restarted this actor: new episodes, not a replay of the first incarnation's
+            rollout_kwargs["seed"] = int(rollout_kwargs.get("seed", 0)) + 1_000_003 * (os.getpid() % 1000 + 1)
         self.rollout = TeacherRollout(**rollout_kwargs)
         self.shard, self.max_inflight = shard, max_inflight
         self.stopping = threading.Event()

@@ -111,8 +111,9 @@ def need(ok: bool, message: str) -> None:
 
 @dataclass
 class DistillConfig(ActingConfig):
-    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}")
-    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
+    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}; a comma-separated list (with --loss "
+                                      f"lists) sweeps every pair, each on its own learner, from one actor/replay set")
+    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}; comma-separated to sweep")
     tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values (sharpens when < 1)")
     updates: int = _flag(300, "student updates (minibatches) to train")
     batch_size: int = _flag(32, "minibatch size")
@@ -134,6 +135,10 @@ class DistillConfig(ActingConfig):
     log_every: int = _flag(50, "updates between metrics lines")
     checkpoint_every: int = _flag(100, "updates between checkpoints")
     device: str = _flag("auto", "learner device: auto, cpu, cuda, cuda:N")
+    learner_gpus: int = _flag(1, "data-parallel learner replicas per student, a GPU each (torch.distributed: NCCL "
+                                 "on GPUs, gloo on CPU); each update averages G batches")
+    learner_resource: str | None = _flag(None, "a custom Ray resource learners need one unit of, to pin them (and "
+                                               "the replay) to nodes started with --resources '{\"NAME\": 1}'")
     out: str = _flag("runs/distill", "run directory to create")
 
     @property
@@ -146,12 +151,25 @@ class DistillConfig(ActingConfig):
     def schedule_weights(self) -> dict[str, float] | None:
         return None
 
+    def sweep(self) -> list[tuple[str, str]]:
+        """Every (student, loss) pair to train, in flag order."""
+        return [(s, l) for s in self.student.split(",") for l in self.loss.split(",")]
+
     def validate(self) -> "DistillConfig":
         if self.dataset is not None:
             self._adopt_dataset()
         super().validate()
-        need(self.student in PRESETS, f"--student: unknown preset {self.student!r}; choose one of: {', '.join(PRESETS)}")
-        need(self.loss in LOSSES, f"--loss: unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
+        students, losses = self.student.split(","), self.loss.split(",")
+        for name in students:
+            need(name in PRESETS, f"--student: unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
+        for name in losses:
+            need(name in LOSSES, f"--loss: unknown loss {name!r}; choose from: {', '.join(LOSSES)}")
+        need(len(set(students)) == len(students) and len(set(losses)) == len(losses),
+             f"--student {self.student!r} / --loss {self.loss!r} lists a value twice")
+        need(len(self.sweep()) <= 64, f"the sweep has {len(self.sweep())} students; at most 64 per run")
+        need(1 <= self.learner_gpus <= 64, f"--learner-gpus must be in [1, 64], got {self.learner_gpus}")
+        need(self.learner_resource is None or (self.learner_resource and self.learner_resource not in ("CPU", "memory")),
+             f"--learner-resource must name a custom resource (or GPU), got {self.learner_resource!r}")
         need(self.tau > 0, f"--tau must be positive (the paper tries 1, 0.1, 0.01, 0.001), got {self.tau}")
         need(self.updates >= 1, f"--updates must be at least 1, got {self.updates}")
         need(1 <= self.batch_size <= 65_536, f"--batch-size must be in [1, 65536], got {self.batch_size}")
@@ -362,8 +380,9 @@ class TeacherConfig(ActingConfig):
 class OnlineConfig(TeacherConfig):
     """A DQN in training, and a student distilled all along from its best checkpoint so far."""
 
-    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}")
-    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
+    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}; a comma-separated list (with --loss "
+                                      f"lists) sweeps every pair, each on its own learner, from one actor/replay set")
+    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}; comma-separated to sweep")
     tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values")
     student_lr: float = _flag(2.5e-4, "student RMSProp learning rate")
     student_batch_size: int = _flag(32, "student minibatch size")

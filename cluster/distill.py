@@ -2,9 +2,11 @@
 
 One game gives a single-head student; several games (`launch.py multitask`) give one student
 with a head per game, each game with its own teacher, actors and replay shards, and the
-learner drawing games by a fixed schedule. The driver only wires Ray actors together, logs what the learner reports, and owns the
-run directory; every heavy step runs in an actor, so the same code drives a laptop and a
-cluster.
+learner drawing games by a fixed schedule. A sweep (`--student a,b --loss x,y`) trains one
+learner per pair from the same actors and replay, so the teacher's frames are made once.
+The driver only wires Ray actors together, logs what the learners report, and owns the run
+directory; every heavy step runs in an actor placed by the placement plan, so the same
+code drives a laptop and a cluster.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor, TeacherRollout
 from actors.teachers import load_teacher
 from cluster.config import ConfigError, DistillConfig, MultitaskConfig
+from cluster.learner_group import LearnerGroup
+from cluster.placement import Placement, plan_run
 from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, on_this_node
 from learner.checkpoint import fingerprint, payload_params
-from learner.learner import Learner, LearnerConfig
+from learner.learner import LearnerConfig
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan, ray_memory
 from replay.shard import launch_shards, shard_for_actor
@@ -47,9 +51,20 @@ def pct_of_teacher(student: float, teacher: float) -> float | None:
     return 100.0 * student / teacher if teacher > 0 else None
 
 
-def learner_config(cfg: DistillConfig, min_replay: int) -> LearnerConfig:
-    return LearnerConfig(student=cfg.student, loss=cfg.loss, tau=cfg.tau, lr=cfg.lr, batch_size=cfg.batch_size,
+def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
+    return LearnerConfig(student=student, loss=loss, tau=cfg.tau, lr=cfg.lr, batch_size=cfg.batch_size,
                          prefetch=cfg.prefetch, min_replay=min_replay, device=cfg.device, seed=cfg.seed)
+
+
+def learner_kinds(cfg: DistillConfig) -> list[str]:
+    """Checkpoint kinds, one per student: `student` alone, `student-PRESET-LOSS` in a sweep."""
+    pairs = cfg.sweep()
+    return ["student"] if len(pairs) == 1 else [f"student-{student}-{loss}" for student, loss in pairs]
+
+
+def learners_use_gpu(cfg: DistillConfig) -> bool:
+    """An explicit CUDA device needs a GPU (the placement plan says so if there is none); auto takes one if any."""
+    return cfg.device.startswith("cuda") or (cfg.device == "auto" and has_gpu())
 
 
 def teacher_seed(cfg: DistillConfig, dataset: Dataset | None) -> int:
@@ -86,6 +101,7 @@ def replay_totals(stats: list[dict]) -> dict:
         "observed_replay_ratio": sampled / inserted if inserted else None,
         "insert_wait_s": sum(s["insert_s"] for s in stats), "sample_wait_s": sum(s["sample_s"] for s in stats),
         "rejected_chunks": sum(s["rejected"] for s in stats), "dropped_steps": sum(s["dropped"] for s in stats),
+        "stream_restarts": sum(s["stream_restarts"] for s in stats),
     }
 
 
@@ -122,20 +138,22 @@ def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
     return games
 
 
-def start_game(cfg: DistillConfig, game: GameRun, plan: MemoryPlan, actor_options: dict, actor_device: str,
-               echo) -> None:
+def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, placement: Placement,
+               actor_options: dict, actor_device: str, replay_ratio: float, echo) -> None:
     import ray
 
     dataset = game.dataset
     insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.chunk_size
     producers_per_shard = 1 if dataset else -(-cfg.actors // cfg.replay_shards)
-    game.limiter = {"ratio": 0.0 if game.load_once else cfg.replay_ratio, "insert_steps": insert_steps,
+    game.limiter = {"ratio": 0.0 if game.load_once else replay_ratio, "insert_steps": insert_steps,
                     "min_replay": min(cfg.min_replay, dataset.steps) if dataset else cfg.min_replay,
                     "batch_size": cfg.batch_size}
     shard_plans = [s for s in plan.shards if s.game == game.spec.name]
+    first_shard = index * cfg.replay_shards
     game.shards = launch_shards(game.spec.name, game.spec.num_actions, [s.steps for s in shard_plans], game.limiter,
-                                concurrency=producers_per_shard + cfg.prefetch + 4, seed=cfg.seed,
-                                memory=[s.bytes for s in shard_plans])
+                                concurrency=producers_per_shard + cfg.prefetch * len(cfg.sweep()) * cfg.learner_gpus + 4,
+                                seed=cfg.seed, memory=[s.bytes for s in shard_plans],
+                                placement=[placement.shard(first_shard + j) for j in range(len(shard_plans))])
     game.teacher_ref = ray.put(game.teacher)
     if dataset:
         feeder = ray.remote(DatasetFeeder).options(num_cpus=1, max_concurrency=2,
@@ -147,8 +165,10 @@ def start_game(cfg: DistillConfig, game: GameRun, plan: MemoryPlan, actor_option
                 shard.close.remote()
             echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
         return
+    # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
-        ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+        ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+                                         **placement.actor(index * cfg.actors + i)).remote(
             game.shards[shard_for_actor(i, cfg.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
             num_envs=cfg.envs_per_actor, env_config=game.env_config, epsilon=cfg.epsilon,
             seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=actor_device,
@@ -162,7 +182,7 @@ def interval_metrics(games: list[GameRun], previous: dict) -> dict:
     per_game = {g.spec.name: g.stats() for g in games}
     totals = {key: sum(r[key] for r in per_game.values()) for key in
               ("replay_size", "labelled_steps", "sampled_steps", "insert_wait_s", "sample_wait_s",
-               "rejected_chunks", "dropped_steps")}
+               "rejected_chunks", "dropped_steps", "stream_restarts")}
     totals["shard_sizes"] = [size for r in per_game.values() for size in r["shard_sizes"]]
     totals["observed_replay_ratio"] = (totals["sampled_steps"] / totals["labelled_steps"]
                                        if totals["labelled_steps"] else None)
@@ -181,16 +201,89 @@ def geometric_mean(values: list[float]) -> float | None:
     return 0.0 if min(values) == 0 else float(np.exp(np.mean(np.log(values))))
 
 
-def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dict | None = None, echo=print) -> dict:
-    """Distils one game, or several into one multi-head student; runs into `run` (resuming) or a
-    new run directory at cfg.out, made once the memory plan is known to fit."""
+def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool, echo):
+    labels = [f"learner {student}/{loss} rank {rank}" for student, loss in cfg.sweep()
+              for rank in range(cfg.learner_gpus)]
+    shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
+    actors = sum(0 if g.dataset else cfg.actors for g in games)
+    placement = plan_run(labels, use_gpu, cfg.learner_resource, shards, actors, cfg.actor_gpus)
+    echo(placement.table())
+    placement.check()
+    return placement
+
+
+def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
+                   resume: dict, started: float, echo) -> None:
+    """Trains every student to cfg.updates, logging each interval and checkpointing; a learner
+    that dies is rebuilt from its last checkpoint while the others go on."""
+    import ray
+
+    extra = {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
+    updates = {g.kind: (resume.get(g.kind) or {}).get("updates", 0) for g in groups}
+    previous = interval_metrics(games, {})
+    while any(updates[g.kind] < cfg.updates for g in groups):
+        active = [g for g in groups if updates[g.kind] < cfg.updates]
+        calls = {g.kind: g.submit_train(min(cfg.log_every, cfg.updates - updates[g.kind])) for g in active}
+        replay = None
+        for group in active:
+            try:
+                metrics = group.collect(calls[group.kind])
+            except ray.exceptions.RayActorError as error:
+                state, skipped = run.latest_checkpoint(group.kind)
+                echo(f"[distill] learner {group.label} died ({type(error).__name__}); restarting from update "
+                     f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
+                group.restart(state)
+                updates[group.kind] = state["updates"] if state else 0
+                continue
+            updates[group.kind] = metrics["updates"]
+            if replay is None:
+                replay = previous = interval_metrics(games, previous)
+            metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
+            if len(groups) > 1:
+                metrics["kind"] = group.kind.replace("student-", "distill-", 1)
+            if len(games) == 1:
+                metrics.pop("samples_per_game")
+            run.log(metrics)
+            if updates[group.kind] % cfg.checkpoint_every == 0 or updates[group.kind] >= cfg.updates:
+                run.save_checkpoint(group.state(extra), group.kind)
+
+
+def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, games: list[GameRun], holdouts: dict,
+                    teacher_evals: dict, pending: dict, echo) -> dict:
+    import ray
+
+    per_game = {}
+    for g in games:
+        name = g.spec.name
+        result = collect_evaluation(pending[name], cfg.eval_epsilon, cfg.noop_max)
+        echo.evaluation(f"{group.label} {name}", f"{result.mean:.2f} +/- {result.ci95:.2f} ({result.episodes} episodes)")
+        per_game[name] = {"student_score": result.as_dict(),
+                          "student_pct_of_teacher": pct_of_teacher(result.mean, teacher_evals[name].mean),
+                          "action_agreement": ray.get(group.agreement(*holdouts[name], name))}
+    row = {"student": group.config.student, "loss": group.config.loss, "student_params": payload_params(student),
+           "updates": student["updates"], "replicas": group.replicas, "learner_restarts": group.restarts,
+           "checkpoint_kind": group.kind}
+    if len(games) == 1:
+        return {**row, **per_game[games[0].spec.name]}
+    defined = [r["student_pct_of_teacher"] for r in per_game.values() if r["student_pct_of_teacher"] is not None]
+    return {**row, "per_game": per_game, "geometric_mean_pct_of_teacher": geometric_mean(defined),
+            "geometric_mean_over": [g for g, r in per_game.items() if r["student_pct_of_teacher"] is not None],
+            "mean_action_agreement": float(np.mean([r["action_agreement"] for r in per_game.values()]))}
+
+
+def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
+    """Distils one game, or several into one multi-head student, into one student or a sweep of
+    them; runs into `run` (resuming from `resume`, checkpoint kind -> state) or a new run
+    directory at cfg.out, made once the memory and placement plans are known to fit."""
     import ray
 
     started = time.monotonic()
+    resume = resume or {}
     games = prepare_games(cfg, echo)
+    sweep = cfg.sweep()
     producers = sum(1 if g.dataset else cfg.actors for g in games)
-    connect(cfg.address, cpus_needed=producers + 2)
-    use_gpu = cfg.device != "cpu" and has_gpu()
+    connect(cfg.address, cpus_needed=producers + len(sweep) * cfg.learner_gpus + 1)
+    use_gpu = learners_use_gpu(cfg)
     actor_options, actor_device = cfg.actor_options()
 
     heads = {g.spec.name: g.spec.num_actions for g in games}
@@ -198,36 +291,31 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
     free, largest_node = ray_memory()
     echo(plan.table(free))
     plan.check(free, largest_node)
+    placement_plan = plan_placement(cfg, games, plan, use_gpu, echo)
     run = run or RunDir.create(cfg.out, cfg.to_json())
+    placement = placement_plan.reserve()
     echo = as_progress(echo, f"distill {run.path}", cfg.updates, "updates",
                        {s.game: s.steps * cfg.replay_shards for s in plan.shards})
     run.observers.append(echo.update)
 
-    for game in games:
-        start_game(cfg, game, plan, actor_options, actor_device, echo)
+    # each student samples at the configured ratio, so the shards admit len(sweep) times as much
+    for index, game in enumerate(games):
+        start_game(cfg, game, index, plan, placement, actor_options, actor_device, cfg.replay_ratio * len(sweep), echo)
     min_replay = min(g.limiter["min_replay"] for g in games)
-    learner = ray.remote(Learner).options(num_cpus=1, num_gpus=1 if use_gpu else 0).remote(
-        learner_config(cfg, min_replay), heads, {g.spec.name: g.shards for g in games}, resume_state,
-        cfg.schedule_weights())
-    ray.get(learner.wait_for_replay.remote())
+    shards = {g.spec.name: g.shards for g in games}
+    groups = []
+    for k, ((student, loss), kind) in enumerate(zip(sweep, learner_kinds(cfg))):
+        group = LearnerGroup(f"{student}/{loss}", kind, learner_config(cfg, student, loss, min_replay), heads, shards,
+                             cfg.schedule_weights(), cfg.learner_gpus, use_gpu,
+                             [placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)])
+        group.start(resume.get(kind))
+        groups.append(group)
+    for group in groups:
+        group.wait_for_replay()
     echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds {min_replay}+ steps per game, "
-         f"training {cfg.student} with {cfg.loss}")
-
-    checkpoint_extra = {"game": games[0].spec.name} if len(games) == 1 else {"games": list(heads)}
-    updates = resume_state["updates"] if resume_state else 0
-    previous = interval_metrics(games, {})
-    while updates < cfg.updates:
-        step = min(cfg.log_every, cfg.updates - updates)
-        metrics = ray.get(learner.train.remote(step))
-        updates = metrics["updates"]
-        replay = interval_metrics(games, previous)
-        previous = replay
-        metrics.update(replay, elapsed_s=time.monotonic() - started)
-        if len(games) == 1:
-            metrics.pop("samples_per_game")
-        run.log(metrics)
-        if updates % cfg.checkpoint_every == 0 or updates >= cfg.updates:
-            run.save_checkpoint(ray.get(learner.state.remote(checkpoint_extra)))
+         f"training {', '.join(g.label for g in groups)}" +
+         (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
+    train_learners(cfg, run, groups, games, resume, started, echo)
 
     for game in games:
         for producer in game.producers:
@@ -239,58 +327,60 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume_state: dic
     for g in games:  # frees their CPUs for the evaluators
         for handle in [*g.producers, *g.shards]:
             ray.kill(handle)
-    student = ray.get(learner.state.remote(checkpoint_extra))
-    student_ref = ray.put(student)
+    placement.release("actors")
+    extra = {"game": games[0].spec.name} if len(games) == 1 else {"games": list(heads)}
+    students = [group.state(extra) for group in groups]
+    student_refs = [ray.put(student) for student in students]
 
-    holdouts = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
+    holdout_refs = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
         g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
     pending = {}
-    for g in games:  # every evaluation at once; student and teacher on the same episodes' seeds
+    for g in games:  # every evaluation at once; students and teacher on the same episodes' seeds
         kwargs = dict(env_config=g.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
         pending[g.spec.name] = [submit_evaluation(payload, g.spec.name, cfg.eval_episodes, cfg.eval_workers, **kwargs)
-                                for payload in (g.teacher_ref, student_ref)]
-    per_game = {}
+                                for payload in (g.teacher_ref, *student_refs)]
+    holdouts = {name: ray.get(ref) for name, ref in holdout_refs.items()}
+    teacher_evals, per_game = {}, {}
     for g in games:
         name = g.spec.name
-        holdout_obs, holdout_q = ray.get(holdouts[name])
-        teacher_eval, student_eval = (collect_evaluation(p, cfg.eval_epsilon, cfg.noop_max) for p in pending[name])
-        for who, result in (("teacher", teacher_eval), ("student", student_eval)):
-            echo.evaluation(f"{who} {name}", f"{result.mean:.2f} +/- {result.ci95:.2f} ({result.episodes} episodes)")
+        teacher_evals[name] = result = collect_evaluation(pending[name][0], cfg.eval_epsilon, cfg.noop_max)
+        echo.evaluation(f"teacher {name}", f"{result.mean:.2f} +/- {result.ci95:.2f} ({result.episodes} episodes)")
         per_game[name] = {
             "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
             "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,
-            "steps_labelled": sum(s["steps"] for s in producer_stats[name]),
-            "teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
-            "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
-            "action_agreement": ray.get(learner.agreement.remote(holdout_obs, holdout_q, name)),
-            "majority_baseline": majority_baseline(holdout_q), "holdout_steps": int(len(holdout_q)),
+            "steps_labelled": sum(s["steps"] for s in producer_stats[name]), "teacher_score": result.as_dict(),
+            "majority_baseline": majority_baseline(holdouts[name][1]), "holdout_steps": int(len(holdouts[name][1])),
             "env_mode": resolve_env_mode(cfg.env_mode, g.teacher),
         }
-    ray.kill(learner)
+    rows = [student_results(cfg, group, student, games, holdouts, teacher_evals,
+                            {name: pending[name][1 + k] for name in pending}, echo)
+            for k, (group, student) in enumerate(zip(groups, students))]
+    for group in groups:
+        group.kill()
+    placement.release_all()
 
     summary = {
-        "complete": True, "loss": cfg.loss, "tau": cfg.tau, "student": cfg.student,
-        "student_params": payload_params(student), "updates": student["updates"], "batch_size": cfg.batch_size,
+        "complete": True, "loss": cfg.loss, "tau": cfg.tau, "student": cfg.student, "batch_size": cfg.batch_size,
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
                          f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
         "replay": {**replay, "replay_ratio": max(g.limiter["ratio"] for g in games), "memory_plan": plan.as_dict(free)},
-        "learner_device": "cuda" if use_gpu else "cpu",
+        "learner_device": "cuda" if use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
+        "placement": placement_plan.as_dict(), "students": rows,
+        "restarts": {"actors": replay["stream_restarts"], "learners": sum(g.restarts for g in groups)},
     }
+    single = {k: v for k, v in rows[0].items() if k not in ("student", "loss")} if len(rows) == 1 else {}
     if len(games) == 1:
         name = games[0].spec.name
-        summary.update(game=name, **per_game[name],
+        summary.update(game=name, **per_game[name], **single,
                        dataset=({"path": cfg.dataset, **producer_stats[name][0]} if cfg.dataset else None))
         summary["eval_protocol"] += f", env mode {per_game[name]['env_mode']}"
     else:
-        defined = [r["student_pct_of_teacher"] for r in per_game.values() if r["student_pct_of_teacher"] is not None]
+        if single:
+            single["per_game"] = {g: {**per_game[g], **r} for g, r in single["per_game"].items()}
         summary.update(
-            games=list(heads), per_game=per_game, schedule_weights=cfg.schedule_weights(),
-            samples_per_game=student["extra"]["schedule"]["counts"],
-            steps_labelled=sum(r["steps_labelled"] for r in per_game.values()),
-            geometric_mean_pct_of_teacher=geometric_mean(defined),
-            geometric_mean_over=[g for g, r in per_game.items() if r["student_pct_of_teacher"] is not None],
-            mean_action_agreement=float(np.mean([r["action_agreement"] for r in per_game.values()])),
-        )
+            games=list(heads), per_game=single.pop("per_game", per_game), schedule_weights=cfg.schedule_weights(),
+            samples_per_game=students[0]["extra"]["schedule"]["counts"],
+            steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     summary["wall_s"] = time.monotonic() - started
     run.write_summary(summary)
     return summary

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from learner.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
@@ -111,7 +112,9 @@ class RunDir:
         return path
 
     def checkpoint_paths(self, kind: str = "student") -> list[Path]:
-        return sorted(self.checkpoints.glob(f"{kind}-*.pt"))
+        """KIND-UPDATES.pt only: `student` does not match a sweep's `student-paper-4-kl-...`."""
+        pattern = re.compile(re.escape(kind) + r"-\d{8}\.pt")
+        return sorted(p for p in self.checkpoints.glob(f"{kind}-*.pt") if pattern.fullmatch(p.name))
 
     def latest_checkpoint(self, kind: str = "student") -> tuple[dict | None, list[str]]:
         """The newest checkpoint that loads, and a note for each newer one that did not."""

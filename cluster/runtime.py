@@ -1,7 +1,9 @@
 """Connecting to Ray: a local runtime on a laptop, or an existing cluster by address.
 
-Locally nothing listens beyond 127.0.0.1 and the dashboard stays off. Workers get this
-checkout on PYTHONPATH so the project runs from a clone without being installed.
+Locally the dashboard stays off and Ray's token authentication (on by default for local
+runtimes since Ray 2.59) guards every port; docs/CLUSTER.md says how a cluster gets its
+token. Workers get this checkout on PYTHONPATH so the project runs from a clone without
+being installed; under `ray job submit` the job's working_dir does that instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
         return
     pythonpath = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
     runtime_env = {"env_vars": {"PYTHONPATH": pythonpath}}
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+        runtime_env = None  # under `ray job submit` the job's working_dir already carries the code
     if address:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     else:

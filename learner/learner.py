@@ -3,6 +3,11 @@
 Batches come from a BatchStream (requests in flight across the shards); the time it still
 waits is reported as `wait_fraction`. All file I/O stays with the driver: the
 learner hands its state over, so it can run on any node of a cluster.
+
+Data parallel: given a `world` (rank, size, rendezvous address) the learner joins a
+torch.distributed group (NCCL on CUDA, gloo on CPU) and wraps the student in
+DistributedDataParallel, which averages gradients in the backward pass; each replica
+draws its own batches, so G replicas train on G x batch_size samples per update.
 """
 
 from __future__ import annotations
@@ -47,22 +52,27 @@ def pick_device(name: str) -> torch.device:
 
 class Learner:
     def __init__(self, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list], resume: dict | None = None,
-                 weights: dict[str, float] | None = None):
+                 weights: dict[str, float] | None = None, world: tuple[int, int, str] | None = None):
         torch.manual_seed(config.seed)
         self.config = config
         self.device = pick_device(config.device)
         self.student = QNetwork(config.student, heads).to(self.device)
-        self.optimizer = torch.optim.RMSprop(self.student.parameters(), lr=config.lr, alpha=0.95, eps=1e-5)
+        self.rank, self.world_size = (world[0], world[1]) if world else (0, 1)
         self.loss_fn = make_loss(config.loss, config.tau)
         self.updates = 0
         self.samples = 0
         weights = weights or {game: 1.0 for game in shards}
         # the stream's schedule runs ahead by the prefetch depth; `trained` is what a checkpoint records
         requests, self.trained = GameSchedule(weights), GameSchedule(weights)
-        self.stream = BatchStream(shards, config.batch_size, config.prefetch, requests, config.seed,
+        self.stream = BatchStream(shards, config.batch_size, config.prefetch, requests, config.seed + self.rank,
                                   config.batch_timeout_s)
         if resume is not None:
             self.student.load_state_dict(resume["model"])
+        self.model = self.student
+        if self.world_size > 1:
+            self.model = data_parallel(self.student, self.device, *world, find_unused=len(heads) > 1)
+        self.optimizer = torch.optim.RMSprop(self.student.parameters(), lr=config.lr, alpha=0.95, eps=1e-5)
+        if resume is not None:
             if resume.get("optimizer"):
                 self.optimizer.load_state_dict(resume["optimizer"])
             self.updates = int(resume["updates"])
@@ -74,12 +84,13 @@ class Learner:
     def wait_for_replay(self, timeout_s: float = 600.0) -> None:
         self.stream.wait_for_replay(self.config.min_replay, timeout_s)
 
-    def _update(self, game: str, batch: dict) -> float:
+    def step(self, game: str, batch: dict) -> torch.Tensor:
+        """One optimizer update on one batch (with data parallelism, every replica calls it in step)."""
         obs = torch.from_numpy(batch["obs"]).to(self.device, non_blocking=True)
         q_teacher = torch.from_numpy(batch["q"]).to(self.device, non_blocking=True)
         amp = self.config.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            q_student = self.student(obs, game)
+            q_student = self.model(obs, game)
         loss = self.loss_fn(q_student.float(), q_teacher)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -92,7 +103,7 @@ class Learner:
         for _ in range(num_updates):
             game, batch, wait = self.stream.next()
             waited += wait
-            losses.append(self._update(game, batch))
+            losses.append(self.step(game, batch))
             self.trained.next()
             self.updates += 1
             self.samples += self.config.batch_size
@@ -123,3 +134,22 @@ class Learner:
                 matches += int((q.argmax(1) == q_teacher[start:start + batch].argmax(1)).sum())
         self.student.train()
         return matches / len(obs)
+
+    def close(self) -> None:
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device, rank: int, size: int, address: str,
+                  find_unused: bool) -> torch.nn.Module:
+    """Joins the replicas' process group and wraps the model; DDP broadcasts rank 0's weights."""
+    import datetime
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, init_method=address, rank=rank, world_size=size,
+                            timeout=datetime.timedelta(minutes=10))
+    ids = [device.index or 0] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)

@@ -50,6 +50,7 @@ class ReplayShard:
         self.waits = {"insert_s": 0.0, "sample_s": 0.0}
         self.version_changes: list[tuple[int, int, int]] = []  # (actor, chunk index, teacher version)
         self._last_version: dict[int, int] = {}
+        self.stream_restarts = 0  # a known actor starting over at chunk 0: Ray restarted it
 
     def _wait(self, ready, side: str) -> None:
         started = time.perf_counter()
@@ -75,6 +76,9 @@ class ReplayShard:
             if self.closed:
                 self.dropped += steps
                 return self.ring.size
+            if chunk.chunk_index == 0 and chunk.actor_id in self._last_version:
+                self.stream_restarts += 1
+                self._last_version.pop(chunk.actor_id)
             self.ring.insert(chunk)
             self.limiter.inserted += steps
             if self._last_version.get(chunk.actor_id) != chunk.teacher_version:
@@ -114,7 +118,7 @@ class ReplayShard:
             return {
                 "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
                 "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
-                "dropped": self.dropped, "limiter": self.limiter.state(), **self.waits,
+                "dropped": self.dropped, "stream_restarts": self.stream_restarts, "limiter": self.limiter.state(), **self.waits,
                 "teacher_versions": [list(change) for change in self.version_changes],
             }
 
@@ -128,11 +132,12 @@ class ReplayShard:
 
 
 def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: dict, concurrency: int,
-                  seed: int = 0, memory: list[int] | None = None) -> list:
+                  seed: int = 0, memory: list[int] | None = None, placement: list[dict] | None = None) -> list:
     """Starts one threaded Ray actor per shard, each reserving the memory its ring will fill.
 
     `limiter` holds SampleToInsertRatio.for_shard's arguments except min_size, which is
-    `min_replay` split evenly over the shards."""
+    `min_replay` split evenly over the shards. A shard Ray restarts (its node left) comes
+    back empty and refills; the calls in flight to it are retried."""
     import ray
 
     shards = []
@@ -140,7 +145,8 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
     for index, steps in enumerate(shard_steps):
         rate = SampleToInsertRatio.for_shard(limiter["ratio"], min(min_size, steps), limiter["insert_steps"],
                                              limiter["batch_size"])
-        options = {"num_cpus": 0, "max_concurrency": concurrency}
+        options = {"num_cpus": 0, "max_concurrency": concurrency, "max_restarts": -1, "max_task_retries": -1,
+                   **(placement[index] if placement else {})}
         if memory is not None:
             options["memory"] = memory[index]
         shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate))

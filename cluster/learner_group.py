@@ -1,0 +1,107 @@
+"""One student's learners on the cluster: a single Learner actor, or G data-parallel replicas.
+
+The driver sees one object per student whatever G is: `train` runs every replica for the
+same number of updates (their backward passes meet in the all-reduce) and reports rank 0's
+numbers with the samples of all; `state` and `agreement` come from rank 0, whose weights
+every replica shares. A learner that dies is rebuilt, all replicas at once, from the
+run's last checkpoint, so no optimizer step is counted that is not in the weights.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+
+from learner.learner import Learner, LearnerConfig
+
+
+def rendezvous() -> str:
+    """A free TCP port on this node, for rank 0's torch.distributed store."""
+    import ray
+
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port = probe.getsockname()[1]
+    return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
+
+class LearnerGroup:
+    def __init__(self, label: str, kind: str, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list],
+                 weights: dict[str, float] | None, replicas: int, use_gpu: bool, strategies: list[dict]):
+        self.label, self.kind, self.config = label, kind, config
+        self.heads, self.shards, self.weights = heads, shards, weights
+        self.replicas, self.use_gpu, self.strategies = replicas, use_gpu, strategies
+        self.actors: list = []
+        self.restarts = 0
+
+    def start(self, resume: dict | None) -> None:
+        import ray
+
+        options = {"num_cpus": 1, "num_gpus": 1 if self.use_gpu else 0}
+        address = None
+        if self.replicas > 1:
+            address = ray.get(ray.remote(rendezvous).options(num_cpus=0, **self.strategies[0]).remote())
+        self.actors = [
+            ray.remote(Learner).options(**options, **self.strategies[rank]).remote(
+                self.config, self.heads, self.shards, resume, self.weights,
+                (rank, self.replicas, address) if self.replicas > 1 else None)
+            for rank in range(self.replicas)]
+
+    def restart(self, resume: dict | None) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.restarts += 1
+        self.start(resume)
+        self.wait_for_replay()
+
+    def wait_for_replay(self) -> None:
+        import ray
+
+        ray.get([actor.wait_for_replay.remote() for actor in self.actors])
+
+    def submit_train(self, updates: int) -> list:
+        return [actor.train.remote(updates) for actor in self.actors]
+
+    def collect(self, calls: list) -> dict:
+        """Waits for one interval on every replica; a dead replica raises at once rather than
+        after its partners time out in the all-reduce."""
+        import ray
+
+        pending = list(calls)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            ray.get(done)
+        return self.combine(ray.get(calls))
+
+    def combine(self, results: list[dict]) -> dict:
+        """Rank 0's record, with the samples of every replica and their mean loss and wait."""
+        record = dict(results[0])
+        if len(results) > 1:
+            record["loss"] = float(np.mean([r["loss"] for r in results]))
+            record["samples_per_s"] = float(sum(r["samples_per_s"] for r in results))
+            record["wait_fraction"] = float(np.mean([r["wait_fraction"] for r in results]))
+            record["replicas"] = len(results)
+        return record
+
+    def state(self, extra: dict) -> dict:
+        import ray
+
+        return ray.get(self.actors[0].state.remote(extra))
+
+    def agreement(self, obs, q, game: str):
+        return self.actors[0].agreement.remote(obs, q, game)
+
+    def kill(self) -> None:
+        """Leaves the process group and exits cleanly (a forced kill mid-collective spews tracebacks)."""
+        import ray
+
+        try:
+            ray.get([actor.close.remote() for actor in self.actors], timeout=30)
+        except (ray.exceptions.RayError, TimeoutError):
+            pass
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
