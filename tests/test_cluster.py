@@ -1,0 +1,128 @@
+"""A real two-node Ray cluster on 127.0.0.1, with token authentication and a custom resource
+standing in for a GPU node; the driver connects by address as it would on a real cluster."""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self):
+        self.port, self.dashboard = free_port(), free_port()
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+                    "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+        self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # unix socket paths must stay short
+        self.nodes: list[subprocess.Popen] = []
+
+    def start_node(self, *flags: str) -> None:
+        log = open(Path(self.temp) / f"node{len(self.nodes)}.log", "w")
+        self.nodes.append(subprocess.Popen([RAY, "start", "--block", "--node-ip-address", "127.0.0.1",
+                                            "--dashboard-agent-listen-port", str(free_port()), *flags],
+                                           env=self.env, stdout=log, stderr=subprocess.STDOUT))
+
+    def state(self, expression: str):
+        """Evaluates an expression over Ray's state API (a fresh process holding the cluster's token)."""
+        script = (f"import json; from ray.util.state import list_actors, list_nodes; A='http://127.0.0.1:{self.dashboard}';"
+                  f"print(json.dumps({expression}))")
+        done = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=60)
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+
+    def launch(self, *flags: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "launch.py"), *flags], env=self.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):  # SIGTERM: `ray start --block` drains and stops its node
+            node.terminate()
+        for node in self.nodes:
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster()
+    try:
+        cluster.start_node("--head", "--port", str(cluster.port), "--num-cpus", "3", "--temp-dir", cluster.temp,
+                           "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+                           "--dashboard-port", str(cluster.dashboard), "--disable-usage-stats")
+        deadline = time.monotonic() + 90
+        while cluster.state("len(list_nodes(address=A))") != 1:
+            assert time.monotonic() < deadline, "the head node did not come up"
+            time.sleep(1)
+        cluster.start_node("--address", f"127.0.0.1:{cluster.port}", "--num-cpus", "2",
+                           "--resources", json.dumps({"learner_node": 1}))
+        while cluster.state("len([n for n in list_nodes(address=A) if n.state == 'ALIVE'])") != 2:
+            assert time.monotonic() < deadline, "the second node did not join"
+            time.sleep(1)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+DISTILL = ("distill", "--actors", "2", "--updates", "40", "--log-every", "20", "--checkpoint-every", "20",
+           "--min-replay", "300", "--capacity-hours", "0.05", "--chunk-steps", "32", "--eval-episodes", "1",
+           "--eval-workers", "1", "--holdout-steps", "200")
+
+
+def test_distill_on_two_nodes_places_learner_and_replay_on_the_learner_node(cluster, tmp_path):
+    done = cluster.launch(*DISTILL, "--address", f"127.0.0.1:{cluster.port}", "--learner-resource", "learner_node",
+                          "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "placement plan on 2 node(s): learners + replay STRICT_PACK, actors SPREAD" in done.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["complete"] and summary["updates"] == 40
+
+    nodes = cluster.state("{n.node_id: n.resources_total for n in list_nodes(address=A)}")
+    actors = cluster.state("[[a.class_name, a.node_id] for a in list_actors(address=A, limit=1000)]")
+    learner_node = next(node for node, resources in nodes.items() if "learner_node" in resources)
+    placed = {}
+    for name, node in actors:
+        placed.setdefault(name, []).append(node)
+    assert placed["Learner"] == [learner_node]
+    assert placed["ReplayShard"] == [learner_node]
+    assert len(placed["TeacherActor"]) == 2
+    planned = summary["placement"]["nodes"][learner_node]["bundles"]
+    assert "learner paper-25/kl rank 0" in planned and "shard pong/0" in planned
+
+
+def test_an_impossible_plan_is_refused_before_anything_starts(cluster, tmp_path):
+    done = cluster.launch(*DISTILL, "--address", f"127.0.0.1:{cluster.port}", "--learner-resource", "big_gpu_node",
+                          "--out", str(tmp_path / "run"), timeout=120)
+    assert done.returncode == 2
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "big_gpu_node: needs big_gpu_node 1 but the cluster has big_gpu_node 0" in error[0]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_job_submit_runs_a_distill_job_from_the_working_dir(cluster, tmp_path):
+    out = tmp_path / "job-run"
+    done = subprocess.run(
+        [RAY, "job", "submit", "--address", f"http://127.0.0.1:{cluster.dashboard}", "--working-dir", str(ROOT),
+         "--", sys.executable, "launch.py", *DISTILL, "--address", "auto", "--updates", "20", "--out", str(out)],
+        env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "succeeded" in done.stdout
+    assert json.loads((out / "summary.json").read_text())["updates"] == 20
