@@ -32,29 +32,31 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from cluster.registry import RegistryError
     from cluster.report import ReportError
     from cluster.rundir import RunDirError
-    from learner.checkpoint import CheckpointError
+    from learner.checkpoint import CheckpointError, WriteError
     from learner.networks import UnknownPresetError
     from replay.chunk import ChunkError
     from replay.dataset import DatasetError
     from replay.memory_plan import MemoryPlanError
 
     return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError,
-            DatasetError, MemoryPlanError, RegistryError, ReportError)
+            DatasetError, MemoryPlanError, RegistryError, ReportError, WriteError)
 
 
 def cmd_distill(args, config_class=None) -> int:
-    from cluster.config import DistillConfig, from_args
-    from cluster.distill import config_for_resume, learner_kinds, run_distill
-    from cluster.rundir import RunDir
+    from cluster.config import DistillConfig, MultitaskConfig, from_args
+    from cluster.distill import learner_kinds, run_distill
 
     config_class = config_class or DistillConfig
     if args.resume:
-        run = RunDir.open(args.resume)
-        cfg = config_for_resume(run)
-        state = {kind: resume_state(run, kind) for kind in learner_kinds(cfg)}
+        run, cfg = open_for_resume(args, lambda stored: MultitaskConfig if "games" in stored else DistillConfig)
+        kinds = learner_kinds(cfg)
+        state = {kind: resume_state(run, kind, "distill" if len(kinds) == 1 else kind.replace("student-", "distill-", 1))
+                 for kind in kinds}
     else:
         cfg, run, state = from_args(config_class, args).validate(), None, None
     summary = with_progress(lambda progress: run_distill(cfg, run, state, echo=progress))
+    if not summary["complete"]:
+        return stopped(summary, "distill", cfg.out if run is None else run.path)
     games = summary.get("games") or [summary["game"]]
     for game in games:
         teacher = summary["per_game"][game] if "per_game" in summary else summary
@@ -88,20 +90,46 @@ def with_progress(job):
         progress.close()
 
 
-def resume_state(run, kind: str) -> dict | None:
+def resume_state(run, kind: str, metrics_kind: str) -> dict | None:
+    """The newest readable checkpoint of `kind` (saying which it skipped), with metrics logged past
+    it dropped so every interval appears once."""
     state, skipped = run.latest_checkpoint(kind)
     for note in skipped:
         print(f"[resume] skipping unreadable checkpoint: {note}", file=sys.stderr)
+    updates = state["updates"] if state is not None else 0
+    dropped = run.trim_metrics(metrics_kind, updates, purge=True)
     if state is not None:
-        print(f"[resume] {run.path}: {kind} continues at update {state['updates']}")
+        print(f"[resume] {run.path}: {kind} continues at update {updates}"
+              + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))
     return state
 
 
-def open_for_resume(path: str, config_class):
+def open_for_resume(args, config_class):
+    """The run in --resume and its config, with the flags given alongside applied if --override lists them."""
+    import dataclasses
+    import time
+
+    from cluster.config import resume_changes
     from cluster.rundir import RunDir
 
-    run = RunDir.open(path)
-    return run, config_class.from_dict(run.read_config()).validate()
+    run = RunDir.open(args.resume)
+    stored = run.read_config()
+    config_class = config_class(stored) if not isinstance(config_class, type) else config_class
+    changes = resume_changes(config_class, stored, args, args.override)
+    cfg = config_class.from_dict({**stored, **changes}).validate()
+    if changes:
+        run.log({"time": time.time(), "overrides": {k: [stored.get(k), v] for k, v in changes.items()}}, "resumes.jsonl")
+        run.write_config(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True))
+        print(f"[resume] overriding {', '.join(f'{k} {stored.get(k)!r} -> {v!r}' for k, v in changes.items())}")
+    return run, cfg
+
+
+def stopped(summary: dict, command: str, path) -> int:
+    from cluster import stopping
+
+    print(f"[{command}] stopped by {summary.get('stopped_by')} at update {summary.get('updates')}; wrote a final "
+          f"checkpoint and an incomplete summary; continue with: python launch.py {command} --resume {path}")
+    return stopping.exit_code()
 
 
 def cmd_teacher(args) -> int:
@@ -109,11 +137,13 @@ def cmd_teacher(args) -> int:
     from cluster.dqn_training import run_teacher
 
     if args.resume:
-        run, cfg = open_for_resume(args.resume, TeacherConfig)
-        state = resume_state(run, "dqn")
+        run, cfg = open_for_resume(args, TeacherConfig)
+        state = resume_state(run, "dqn", "dqn")
     else:
         cfg, run, state = from_args(TeacherConfig, args).validate(), None, None
     summary = with_progress(lambda progress: run_teacher(cfg, run, state, echo=progress))
+    if not summary["complete"]:
+        return stopped(summary, "teacher", cfg.out if run is None else run.path)
     best = summary["best"] or {}
     print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "wall_s")}))
     print(f"best checkpoint: {best.get('checkpoint')} (version {best.get('version')}, score {best.get('score')}, "
@@ -126,11 +156,13 @@ def cmd_online(args) -> int:
     from cluster.online import run_online
 
     if args.resume:
-        run, cfg = open_for_resume(args.resume, OnlineConfig)
-        state = {kind: resume_state(run, kind) for kind in ("dqn", "student")}
+        run, cfg = open_for_resume(args, OnlineConfig)
+        state = {kind: resume_state(run, kind, kind) for kind in ("dqn", "student")}
     else:
         cfg, run, state = from_args(OnlineConfig, args).validate(), None, None
     summary = with_progress(lambda progress: run_online(cfg, run, state, echo=progress))
+    if not summary["complete"]:
+        return stopped(summary, "online", cfg.out if run is None else run.path)
     print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "student_updates", "wall_s")}))
     for row in summary["timeline"]:
         print(f"frames {row['frames']:>10}: dqn {row['dqn_score']}, best so far {row['best_score']} "
@@ -204,21 +236,29 @@ def build_parser() -> Parser:
     distill = commands.add_parser("distill", help="distill a teacher into a student")
     add_flags(distill, DistillConfig)
     distill.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    distill.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
+                                                          "(comma-separated, e.g. updates,log-every)")
     distill.set_defaults(func=cmd_distill)
 
     multitask = commands.add_parser("multitask", help="distill several games into one student, a head per game")
     add_flags(multitask, MultitaskConfig, skip=MultitaskConfig.SINGLE_GAME_FLAGS)
     multitask.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    multitask.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
+                                                          "(comma-separated, e.g. updates,log-every)")
     multitask.set_defaults(func=lambda args: cmd_distill(args, MultitaskConfig))
 
     teacher = commands.add_parser("teacher", help="train a DQN teacher (Double DQN, n-step, Adam)")
     add_flags(teacher, TeacherConfig, skip=TeacherConfig.SKIPPED_FLAGS)
     teacher.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    teacher.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
+                                                          "(comma-separated, e.g. updates,log-every)")
     teacher.set_defaults(func=cmd_teacher)
 
     online = commands.add_parser("online", help="train a DQN and distill its best checkpoint so far, at once")
     add_flags(online, OnlineConfig, skip=OnlineConfig.SKIPPED_FLAGS)
     online.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoints")
+    online.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
+                                                          "(comma-separated, e.g. updates,log-every)")
     online.set_defaults(func=cmd_online)
 
     record = commands.add_parser("record", help="record a teacher's labelled chunks to a dataset directory")
@@ -252,7 +292,13 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cluster import stopping
+
     args = build_parser().parse_args(argv)
+    if getattr(args, "override", None) and not args.resume:
+        sys.stderr.write("error: --override only applies with --resume RUN_DIR; drop it\n")
+        return 2
+    stopping.install()
     try:
         return args.func(args)
     except Exception as error:

@@ -161,9 +161,9 @@ class DistillConfig(ActingConfig):
         super().validate()
         students, losses = self.student.split(","), self.loss.split(",")
         for name in students:
-            need(name in PRESETS, f"--student: unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
+            need(name in PRESETS, f"--student: unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
         for name in losses:
-            need(name in LOSSES, f"--loss: unknown loss {name!r}; choose from: {', '.join(LOSSES)}")
+            need(name in LOSSES, f"--loss: unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
         need(len(set(students)) == len(students) and len(set(losses)) == len(losses),
              f"--student {self.student!r} / --loss {self.loss!r} lists a value twice")
         need(len(self.sweep()) <= 64, f"the sweep has {len(self.sweep())} students; at most 64 per run")
@@ -436,13 +436,38 @@ def add_flags(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ..
             continue
         flag = "--" + spec.name.replace("_", "-")
         help_text = f"{spec.metadata['help']} (default: {spec.default})"
+        # SUPPRESS: a flag left out is absent from the namespace, so `--resume` can tell what was asked for
         if spec.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default, help=help_text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
             kind = {"int": int, "float": float}.get(str(spec.type), str)
-            parser.add_argument(flag, type=kind, default=spec.default, help=help_text, metavar=spec.name.upper())
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text, metavar=spec.name.upper())
 
 
 def from_args(config_class, args: argparse.Namespace):
     """Fields without a flag keep their defaults."""
     return config_class(**{f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(config_class)})
+
+
+# what a run is; changing one would make its checkpoints another run's
+FIXED_ON_RESUME = ("game", "games", "teacher", "teachers", "dataset", "student", "loss", "preset", "out", "seed",
+                   "replay_shards", "learner_gpus")
+
+
+def resume_changes(config_class, stored: dict, args: argparse.Namespace, override: str | None) -> dict:
+    """The flags given with --resume that differ from the run's config, each listed in --override.
+
+    Anything else is refused with a line naming the flag, both values and the fix."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    allowed = [k.strip().replace("-", "_") for k in (override or "").split(",") if k.strip()]
+    unknown = [k for k in allowed if k not in names]
+    need(not unknown, f"--override: unknown config key(s) {unknown}; use flag names without dashes "
+                      f"(updates, log-every, ...)")
+    changes = {k: getattr(args, k) for k in sorted(names) if hasattr(args, k) and getattr(args, k) != stored.get(k)}
+    for key, value in changes.items():
+        flag = "--" + key.replace("_", "-")
+        need(key not in FIXED_ON_RESUME, f"--resume: {flag} {value} differs from the run's {stored.get(key)!r} and "
+                                         f"cannot change on resume; start a new run with --out")
+        need(key in allowed, f"--resume: {flag} {value} differs from the run's config ({stored.get(key)!r}); to "
+                             f"change it add --override {key.replace('_', '-')}, or drop the flag")
+    return changes

@@ -21,6 +21,7 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor, TeacherRollout
 from actors.teachers import load_teacher
+from cluster import stopping
 from cluster.config import ConfigError, DistillConfig, MultitaskConfig
 from cluster.learner_group import LearnerGroup
 from cluster.placement import Placement, plan_run
@@ -213,15 +214,17 @@ def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, u
 
 
 def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
-                   resume: dict, started: float, echo) -> None:
-    """Trains every student to cfg.updates, logging each interval and checkpointing; a learner
-    that dies is rebuilt from its last checkpoint while the others go on."""
+                   resume: dict, started: float, echo) -> dict[str, int]:
+    """Trains every student to cfg.updates (or until a stop is asked for), logging each interval
+    and checkpointing; a learner that dies is rebuilt from its last checkpoint while the others
+    go on. Returns each student's update count."""
     import ray
 
-    extra = {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
+    extra = checkpoint_extra(games)
     updates = {g.kind: (resume.get(g.kind) or {}).get("updates", 0) for g in groups}
+    saved = dict(updates)
     previous = interval_metrics(games, {})
-    while any(updates[g.kind] < cfg.updates for g in groups):
+    while any(updates[g.kind] < cfg.updates for g in groups) and not stopping.requested():
         active = [g for g in groups if updates[g.kind] < cfg.updates]
         calls = {g.kind: g.submit_train(min(cfg.log_every, cfg.updates - updates[g.kind])) for g in active}
         replay = None
@@ -233,19 +236,61 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 echo(f"[distill] learner {group.label} died ({type(error).__name__}); restarting from update "
                      f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
                 group.restart(state)
-                updates[group.kind] = state["updates"] if state else 0
+                updates[group.kind] = saved[group.kind] = state["updates"] if state else 0
+                run.trim_metrics(metrics_kind(group, groups), updates[group.kind])
                 continue
             updates[group.kind] = metrics["updates"]
             if replay is None:
                 replay = previous = interval_metrics(games, previous)
             metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
             if len(groups) > 1:
-                metrics["kind"] = group.kind.replace("student-", "distill-", 1)
+                metrics["kind"] = metrics_kind(group, groups)
             if len(games) == 1:
                 metrics.pop("samples_per_game")
             run.log(metrics)
             if updates[group.kind] % cfg.checkpoint_every == 0 or updates[group.kind] >= cfg.updates:
                 run.save_checkpoint(group.state(extra), group.kind)
+                saved[group.kind] = updates[group.kind]
+    if stopping.requested():  # a final checkpoint where the last interval ended
+        for group in groups:
+            if saved[group.kind] != updates[group.kind]:
+                run.save_checkpoint(group.state(extra), group.kind)
+    return updates
+
+
+def metrics_kind(group: LearnerGroup, groups: list[LearnerGroup]) -> str:
+    """The `kind` of a learner's metrics records: implicit `distill` alone, per student in a sweep."""
+    return "distill" if len(groups) == 1 else group.kind.replace("student-", "distill-", 1)
+
+
+def checkpoint_extra(games: list[GameRun]) -> dict:
+    return {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
+
+
+def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: list[LearnerGroup], placement: Placement,
+               updates: dict, started: float) -> dict:
+    """After a stop was asked for: everything down, and a summary that says how far it got."""
+    import ray
+
+    for game in games:
+        for producer in game.producers:
+            producer.stop.remote()
+        for shard in game.shards:
+            shard.close.remote()
+    replay = interval_metrics(games, {})
+    for group in groups:
+        group.kill()
+    for g in games:
+        for handle in [*g.producers, *g.shards]:
+            ray.kill(handle)
+    placement.release_all()
+    summary = {"complete": False, "stopped_by": stopping.requested(), "student": cfg.student, "loss": cfg.loss,
+               "updates": max(updates.values()), "updates_per_student": updates, "target_updates": cfg.updates,
+               "replay": replay, "restarts": {"actors": replay["stream_restarts"],
+                                              "learners": sum(g.restarts for g in groups)},
+               "wall_s": time.monotonic() - started}
+    run.write_summary(summary)
+    return summary
 
 
 def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, games: list[GameRun], holdouts: dict,
@@ -315,7 +360,9 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds {min_replay}+ steps per game, "
          f"training {', '.join(g.label for g in groups)}" +
          (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
-    train_learners(cfg, run, groups, games, resume, started, echo)
+    updates = train_learners(cfg, run, groups, games, resume, started, echo)
+    if stopping.requested():
+        return stop_early(cfg, run, games, groups, placement, updates, started)
 
     for game in games:
         for producer in game.producers:
@@ -328,8 +375,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
         for handle in [*g.producers, *g.shards]:
             ray.kill(handle)
     placement.release("actors")
-    extra = {"game": games[0].spec.name} if len(games) == 1 else {"games": list(heads)}
-    students = [group.state(extra) for group in groups]
+    students = [group.state(checkpoint_extra(games)) for group in groups]
     student_refs = [ray.put(student) for student in students]
 
     holdout_refs = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
@@ -385,7 +431,3 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     run.write_summary(summary)
     return summary
 
-
-def config_for_resume(run: RunDir) -> DistillConfig:
-    values = run.read_config()
-    return (MultitaskConfig if "games" in values else DistillConfig).from_dict(values).validate()

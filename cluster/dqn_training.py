@@ -19,6 +19,7 @@ from actors.env import EVAL_SEED_OFFSET, EnvConfig, actor_seed
 from actors.evaluate import evaluate_policy
 from actors.games import game_spec
 from actors.teacher import TeacherActor
+from cluster import stopping
 from cluster.config import TeacherConfig
 from cluster.progress import as_progress
 from cluster.registry import CheckpointRegistry
@@ -201,6 +202,21 @@ class DQNTraining:
             shard.close.remote()
         return ray.get(self.runs)
 
+    def abandon(self) -> None:
+        """A stop was asked for: actors down, a final checkpoint, everything freed. Evaluations still
+        running are dropped; the registry keeps their checkpoints unscored and a resume scores them."""
+        import ray
+
+        self.actor_stats = self.stop_acting()
+        if self.updates != self.last_checkpoint:
+            self.checkpoint()
+        for handle in [*self.actors, *self.shards, self.learner, self.registry]:
+            ray.kill(handle)
+
+    def stopped_summary(self, started: float) -> dict:
+        return {"complete": False, "stopped_by": stopping.requested(), "game": self.spec.name, "frames": self.frames,
+                "updates": self.updates, "target_frames": self.cfg.frames, "wall_s": time.monotonic() - started}
+
     def finish(self, taken=lambda version: None) -> list[dict]:
         """Stops the actors, snapshots the final network (`taken` hears of it), checkpoints, waits for
         every score, and frees every actor but the registry. Returns the scores that came in."""
@@ -242,6 +258,11 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     frames_at_start = training.frames
     while not training.after_train(ray.get(training.submit_train()), time.monotonic() - started):
         training.poll_scores()
+        if stopping.requested():
+            training.abandon()
+            summary = training.stopped_summary(started)
+            run.write_summary(summary)
+            return summary
     training.finish()
     best, history = training.best(), ray.get(training.registry.history.remote())
     ray.kill(training.registry)

@@ -19,6 +19,7 @@ import ray
 from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.teacher import TeacherActor
+from cluster import stopping
 from cluster.config import OnlineConfig
 from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
 from cluster.dqn_training import DQNTraining, memory_plan
@@ -218,6 +219,16 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
             timeline.scored(result, best)
         student.follow(best, actor_options, actor_device)
         timeline.poll()
+        if stopping.requested():  # finish the interval in flight, so its metrics are logged once
+            training.after_train(ray.get(dqn_ref), time.monotonic() - started)
+            training.abandon()
+            student.stop()
+            if student.updates != student.last_checkpoint:
+                student.checkpoint()
+            ray.kill(student.learner)
+            summary = {**training.stopped_summary(started), "student_updates": student.updates}
+            run.write_summary(summary)
+            return summary
 
     results = training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, student))
     best = training.best()

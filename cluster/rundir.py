@@ -17,7 +17,7 @@ import math
 import re
 from pathlib import Path
 
-from learner.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from learner.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
 
 KEEP_CHECKPOINTS = 3
 
@@ -54,6 +54,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.observers: list = []  # called with every metrics record (the live progress view)
         self._tensorboard = None
+        self.purge_step: int | None = None  # a resumed run hides TensorBoard events from this step on
 
     @classmethod
     def create(cls, path: str | Path, config_json: str) -> "RunDir":
@@ -72,11 +73,22 @@ class RunDir:
         return run
 
     def read_config(self) -> dict:
-        return json.loads((self.path / "config.json").read_text())
+        try:
+            return json.loads((self.path / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise RunDirError(f"{str(self.path / 'config.json')!r} cannot be read ({error}); the run directory is "
+                              f"damaged, start a new run") from None
+
+    def write_config(self, config_json: str) -> None:
+        atomic_write(self.path / "config.json", config_json.encode())
 
     def log(self, record: dict, name: str = "metrics.jsonl") -> None:
-        with open(self.path / name, "a") as handle:
-            handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+        try:
+            with open(self.path / name, "a") as handle:
+                handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+        except OSError as error:
+            raise WriteError(f"could not append to {str(self.path / name)!r} ({error.strerror or error}); the "
+                             f"checkpoints are intact; free disk space and --resume the run") from None
         if name == "metrics.jsonl":
             self._to_tensorboard(record)
             for observer in self.observers:
@@ -86,7 +98,8 @@ class RunDir:
         from torch.utils.tensorboard import SummaryWriter
 
         if self._tensorboard is None:
-            self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10)
+            self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10,
+                                              purge_step=self.purge_step)
         kind = record.get("kind", "distill")
         step = int(record.get("updates", 0))
         for key, value in scalars(record).items():
@@ -99,10 +112,29 @@ class RunDir:
             self._tensorboard = None
 
     def metrics(self, name: str = "metrics.jsonl") -> list[dict]:
+        """Every record; a last line cut short (the disk filled, the process died mid-write) is left out."""
         path = self.path / name
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def trim_metrics(self, kind: str, updates: int, purge: bool = False, name: str = "metrics.jsonl") -> int:
+        """Drops `kind`'s records past `updates` (logged after the checkpoint a learner resumes from),
+        so every interval appears once; returns how many went. With `purge` (a whole run resuming)
+        TensorBoard hides events past it too; its purge spans every tag, so not for one learner."""
+        records = self.metrics(name)
+        kept = [r for r in records if r.get("kind", "distill") != kind or r.get("updates", 0) <= updates]
+        if len(kept) != len(records):
+            atomic_write(self.path / name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode())
+        if purge:
+            self.purge_step = updates + 1 if self.purge_step is None else min(self.purge_step, updates + 1)
+        return len(records) - len(kept)
 
     def save_checkpoint(self, payload: dict, kind: str = "student") -> Path:
         path = self.checkpoints / f"{kind}-{payload['updates']:08d}.pt"

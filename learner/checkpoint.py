@@ -28,18 +28,37 @@ class CheckpointError(ValueError):
     pass
 
 
+class WriteError(ValueError):
+    """A file could not be written (disk full, quota, permissions); the previous version is intact."""
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Temp file, fsync, rename, fsync the folder: a reader sees the old file or the new one, never
+    a mix, whatever stops the writer (a full disk, a second Ctrl-C, a crash)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError as error:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        kept = "the previous version is intact" if path.exists() else "nothing was written"
+        raise WriteError(f"could not write {str(path)!r} ({error.strerror or error}); {kept}; free disk space "
+                         f"(or fix permissions) and --resume the run") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

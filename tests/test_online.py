@@ -82,7 +82,7 @@ def updates_logged(run, kind):
 
 
 @pytest.mark.parametrize("command", ["teacher", "online"])
-def test_ctrl_c_then_resume_loses_and_repeats_no_update(tmp_path, command):
+def test_ctrl_c_stops_gracefully_then_resume_loses_and_repeats_no_update(tmp_path, command):
     run = tmp_path / "run"
     args = [command, *(ONLINE if command == "online" else TINY), "--frames", "14000"]
     process = launch(args, run)
@@ -90,11 +90,15 @@ def test_ctrl_c_then_resume_loses_and_repeats_no_update(tmp_path, command):
     if command == "online":
         wait_for("checkpoints/student-*.pt", run)
     process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0]
-    assert process.returncode != 0, output
-    assert not (run / "summary.json").exists()
+    output = process.communicate(timeout=180)[0]
+    assert process.returncode == 130, output
+    stopped = json.loads((run / "summary.json").read_text())
+    assert stopped["complete"] is False and stopped["stopped_by"] == "SIGINT"
+    assert f"launch.py {command} --resume" in output
     saved = {kind: load_checkpoint(sorted((run / "checkpoints").glob(f"{kind}-*.pt"))[-1])["updates"]
              for kind in (("dqn", "student") if command == "online" else ("dqn",))}
+    for kind, at in saved.items():  # the final checkpoint holds every update that was logged
+        assert updates_logged(run, kind)[-1] == at, (kind, at, updates_logged(run, kind))
 
     resumed = subprocess.run([sys.executable, str(ROOT / "launch.py"), command, "--resume", str(run)], cwd=ROOT,
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
@@ -107,8 +111,8 @@ def test_ctrl_c_then_resume_loses_and_repeats_no_update(tmp_path, command):
         if kind == "dqn":
             assert steps == {float(final["updates"])}, "Adam's step count must equal the update count"
         logged = updates_logged(run, kind)
-        drops = [i for i in range(1, len(logged)) if logged[i] <= logged[i - 1]]
-        first_after = logged[drops[0]] if drops else logged[logged.index(at) + 1]
+        assert logged == sorted(set(logged)), f"{kind}: an interval was logged twice: {logged}"
+        first_after = logged[logged.index(at) + 1]
         assert first_after == at + int(TINY[TINY.index("--log-every") + 1]), \
             f"{kind} resumed at {first_after}, not one interval after its checkpoint at {at}: {logged}"
         assert final["updates"] > at

@@ -1,0 +1,52 @@
+"""Stopping a run on purpose: the first Ctrl-C (SIGINT) or SIGTERM asks it to stop at the end of
+its current interval, where it writes a final checkpoint, its metrics and a summary marked
+incomplete; a second one raises KeyboardInterrupt at once. Every checkpoint and summary is
+written to a temp file and renamed, so even that leaves the last complete checkpoint whole.
+
+Only the CLI installs the handlers; library callers (tests, notebooks) keep Python's own.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+_requested: str | None = None
+
+
+def _handle(signum, frame) -> None:
+    global _requested
+    if _requested is not None:
+        raise KeyboardInterrupt
+    _requested = signal.Signals(signum).name
+    sys.stderr.write(f"\n{_requested}: stopping after this interval with a final checkpoint and summary; "
+                     f"press Ctrl-C again to exit at once\n")
+
+
+def install() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _handle)
+
+
+def requested() -> str | None:
+    """The name of the signal that asked the run to stop, or None."""
+    return _requested
+
+
+def request(reason: str = "SIGINT") -> None:
+    """Asks the run to stop, as a signal would (for a caller without a signal to send)."""
+    global _requested
+    _requested = _requested or reason
+
+
+def reset() -> None:
+    global _requested
+    _requested = None
+
+
+def exit_code() -> int:
+    return EXIT_CODES.get(_requested or "", 1)
