@@ -95,7 +95,7 @@ def resume_state(run, kind: str, metrics_kind: str) -> dict | None:
     it dropped so every interval appears once."""
     state, skipped = run.latest_checkpoint(kind)
     for note in skipped:
-        print(f"[resume] skipping unreadable checkpoint: {note}", file=sys.stderr)
+        print(f"[resume] skipping unreadable checkpoint, falling back to the one before: {note}", file=sys.stderr)
     updates = state["updates"] if state is not None else 0
     dropped = run.trim_metrics(metrics_kind, updates, purge=True)
     if state is not None:

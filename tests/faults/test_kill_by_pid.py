@@ -1,0 +1,76 @@
+"""Killing a learner or a replay shard by process id mid-run: the run finishes with every
+optimizer step counted once."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from cluster.config import DistillConfig
+from cluster.distill import run_distill
+from learner.checkpoint import load_checkpoint
+
+UPDATES = 200
+
+
+def pids(title: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", f"ray::{title}"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+def logged_updates(out) -> list[int]:
+    path = out / "metrics.jsonl"
+    return [json.loads(line)["updates"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object]:
+    out = tmp_path / "run"
+    cfg = DistillConfig(student="paper-4", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
+                        min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, eval_workers=1,
+                        holdout_steps=200, out=str(out)).validate()
+    result, errors = {}, []
+
+    def run():
+        try:
+            result.update(run_distill(cfg, echo=lambda *_: None))
+        except Exception as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while max(logged_updates(out), default=0) < after_updates:
+        assert thread.is_alive() and time.monotonic() < deadline, f"the run never reached {after_updates} updates"
+        time.sleep(0.1)
+    victims = pids(title)
+    assert len(victims) == 1, f"expected one {title} process, found {victims}"
+    os.kill(victims[0], signal.SIGKILL)
+    thread.join(timeout=600)
+    assert not errors, errors
+    return result, out
+
+
+def assert_every_step_once(summary: dict, out) -> None:
+    assert summary["complete"] and summary["updates"] == UPDATES
+    final = load_checkpoint(sorted((out / "checkpoints").glob("student-*.pt"))[-1])
+    assert final["updates"] == UPDATES
+    steps = {int(state["step"]) for state in final["optimizer"]["state"].values()}
+    assert steps == {UPDATES}, f"RMSprop took {steps} steps for {UPDATES} updates"
+    logged = logged_updates(out)
+    assert logged == list(range(20, UPDATES + 1, 20)), f"metrics lost or repeated an interval: {logged}"
+
+
+def test_a_killed_learner_is_rebuilt_from_its_last_checkpoint(ray_runtime, tmp_path):
+    summary, out = run_and_kill(tmp_path, "Learner", after_updates=60)
+    assert summary["restarts"]["learners"] == 1
+    assert_every_step_once(summary, out)
+
+
+def test_a_killed_replay_shard_is_restarted_and_refilled(ray_runtime, tmp_path):
+    summary, out = run_and_kill(tmp_path, "ReplayShard", after_updates=60)
+    assert summary["restarts"]["learners"] == 0
+    assert_every_step_once(summary, out)
