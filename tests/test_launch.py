@@ -32,6 +32,13 @@ def launch(*args):
     (["distill", "--actor-gpus", "2"], "--actor-gpus must be in [0, 1]"),
     (["distill", "--env-mode", "gym"], "--env-mode must be auto or one of"),
     (["record", "--game", "pongg"], "did you mean: pong"),
+    (["distill", "--learner-gpus", "0"], "--learner-gpus must be in [1, 64]"),
+    (["distill", "--student", "paper-4,paper-4"], "lists a value twice"),
+    (["distill", "--student", "paper-4,huge"], "unknown preset 'huge'"),
+    (["distill", "--learner-resource", "CPU"], "--learner-resource must name a custom resource"),
+    (["distill", "--override", "updates"], "--override only applies with --resume"),
+    (["multitask", "--games", "pong"], "needs at least two games"),
+    (["teacher", "--frames", "0"], "--frames"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words):
     result = launch(*args)
@@ -85,3 +92,55 @@ def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
     assert "replay needs 35.8" in result.stderr and "lower --capacity-hours" in result.stderr
     assert "10 game(s) x 1 shard(s), 540,000 steps per game" in result.stdout
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def finished_config(tmp_path):
+    """A run directory as a distill run leaves it (its config; no run is needed to test refusals)."""
+    from cluster.config import DistillConfig
+    from cluster.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "run", DistillConfig(out=str(tmp_path / "run")).validate().to_json())
+    return run.path
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--updates", "600"], "--updates 600 differs from the run's config (300); to change it add --override updates"),
+    (["--updates", "600", "--override", "updatez"], "--override: unknown config key(s) ['updatez']"),
+    (["--student", "paper-4", "--override", "student"], "--student paper-4 differs from the run's 'paper-25' and "
+                                                        "cannot change on resume"),
+])
+def test_resume_refuses_a_changed_config_unless_overridden(finished_config, flags, words):
+    result = launch("distill", "--resume", str(finished_config), *flags)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
+
+
+def test_damaged_files_are_one_line_errors(tmp_path, finished_config):
+    garbage = tmp_path / "teacher.pt"
+    garbage.write_bytes(b"PK\x03\x04 not a checkpoint")
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "index.json").write_text('{"game": "pong", "chunks": [')
+    (finished_config / "config.json").write_text("{")
+    for args, words in ((["distill", "--teacher", str(garbage)], "teacher.pt"),
+                        (["distill", "--dataset", str(dataset)], "index.json"),
+                        (["distill", "--resume", str(finished_config)], "config.json' cannot be read")):
+        result = launch(*args)
+        lines = [line for line in result.stderr.splitlines() if line.strip() and "Stella" not in line
+                 and "A.L.E" not in line]
+        assert result.returncode == 2 and len(lines) == 1 and words in lines[0], (args, result.stderr)
+
+
+def test_debug_shows_the_traceback():
+    result = launch("--debug", "distill", "--updates", "0")
+    assert result.returncode != 0 and "Traceback" in result.stderr and "--updates must be at least 1" in result.stderr
+
+
+def test_an_impossible_resource_plan_is_refused_before_anything_is_written(tmp_path):
+    result = launch("distill", "--learner-resource", "gpu_box", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "gpu_box: needs gpu_box 1 but the cluster has gpu_box 0" in error[0], result.stderr
+    assert "placement plan" in result.stdout and not (tmp_path / "run").exists()

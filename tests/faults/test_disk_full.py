@@ -1,0 +1,49 @@
+"""A write that runs out of room (RLIMIT_FSIZE stands in for a full disk: the kernel refuses the
+write with EFBIG as it would with ENOSPC) leaves the previous file whole and says so in one line."""
+
+import json
+import subprocess
+import sys
+
+from cluster.rundir import RunDir
+from learner.checkpoint import load_checkpoint, make_payload
+from learner.networks import QNetwork
+from tests.conftest import ROOT
+
+LIMITED = """
+import resource, signal, sys
+sys.path.insert(0, {root!r})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+from cluster.rundir import RunDir
+from learner.checkpoint import WriteError, make_payload
+from learner.networks import QNetwork
+run = RunDir.open(sys.argv[1])
+for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pong": 6}}), "student", updates=200)),
+              lambda: run.write_summary({{"complete": True, "padding": "x" * 2_000_000}})):
+    try:
+        write()
+    except WriteError as error:
+        print(error)
+"""
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
+    run = RunDir.create(tmp_path / "run", "{}")
+    run.save_checkpoint(make_payload(QNetwork("paper-4", {"pong": 6}), "student", updates=100))
+    run.write_summary({"complete": False, "updates": 100})
+
+    done = subprocess.run([sys.executable, "-c", LIMITED.format(root=str(ROOT)), str(run.path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    errors = done.stdout.strip().splitlines()
+    assert len(errors) == 2, done.stdout
+    assert "student-00000200.pt" in errors[0] and "nothing was written" in errors[0] and "--resume" in errors[0]
+    assert "summary.json" in errors[1] and "the previous version is intact" in errors[1]
+
+    assert [p.name for p in run.checkpoint_paths()] == ["student-00000100.pt"]
+    assert not list(run.path.rglob("*.tmp"))
+    state, skipped = run.latest_checkpoint()
+    assert state["updates"] == 100 and not skipped
+    assert load_checkpoint(run.checkpoint_paths()[0])["updates"] == 100
+    assert json.loads((run.path / "summary.json").read_text()) == {"complete": False, "updates": 100}
