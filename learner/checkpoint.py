@@ -28,6 +28,9 @@ class CheckpointError(ValueError):
     pass
 
 
+MAX_CHECKPOINT_BYTES = 2 << 30  # the multi-task preset with RMSprop state is about 0.1 GiB
+
+
 class WriteError(ValueError):
     """A file could not be written (disk full, quota, permissions); the previous version is intact."""
 
@@ -91,6 +94,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path of a .pt file")
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:  # before torch reads it into memory
+        raise CheckpointError(f"checkpoint {str(path)!r} is {size / 2**30:.1f} GiB, over the {MAX_CHECKPOINT_BYTES >> 30} "
+                              f"GiB any preset needs with its optimizer state; it is not one of ours")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from learner.checkpoint import (CheckpointError, build_network, check_plays, load_checkpoint, make_payload,
-                                save_checkpoint)
+from learner.checkpoint import (MAX_CHECKPOINT_BYTES, CheckpointError, WriteError, build_network, check_plays,
+                                load_checkpoint, make_payload, save_checkpoint)
 from learner.networks import QNetwork
 
 
@@ -61,7 +61,15 @@ def test_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="No space left on device.*the previous version is intact"):
         save_checkpoint(path, make_payload(QNetwork("paper-4", {"pong": 6}), "student", updates=2))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.pt"
+    with open(path, "wb") as handle:  # sparse: takes no disk
+        handle.truncate(MAX_CHECKPOINT_BYTES + 1)
+    with pytest.raises(CheckpointError, match="over the 2 GiB any preset needs"):
+        load_checkpoint(path)
