@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -238,28 +239,28 @@ def build_parser() -> Parser:
     distill.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     distill.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
                                                           "(comma-separated, e.g. updates,log-every)")
-    distill.set_defaults(func=cmd_distill)
+    distill.set_defaults(func=cmd_distill, graceful=True)
 
     multitask = commands.add_parser("multitask", help="distill several games into one student, a head per game")
     add_flags(multitask, MultitaskConfig, skip=MultitaskConfig.SINGLE_GAME_FLAGS)
     multitask.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     multitask.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
                                                           "(comma-separated, e.g. updates,log-every)")
-    multitask.set_defaults(func=lambda args: cmd_distill(args, MultitaskConfig))
+    multitask.set_defaults(func=lambda args: cmd_distill(args, MultitaskConfig), graceful=True)
 
     teacher = commands.add_parser("teacher", help="train a DQN teacher (Double DQN, n-step, Adam)")
     add_flags(teacher, TeacherConfig, skip=TeacherConfig.SKIPPED_FLAGS)
     teacher.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     teacher.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
                                                           "(comma-separated, e.g. updates,log-every)")
-    teacher.set_defaults(func=cmd_teacher)
+    teacher.set_defaults(func=cmd_teacher, graceful=True)
 
     online = commands.add_parser("online", help="train a DQN and distill its best checkpoint so far, at once")
     add_flags(online, OnlineConfig, skip=OnlineConfig.SKIPPED_FLAGS)
     online.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoints")
     online.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
                                                           "(comma-separated, e.g. updates,log-every)")
-    online.set_defaults(func=cmd_online)
+    online.set_defaults(func=cmd_online, graceful=True)
 
     record = commands.add_parser("record", help="record a teacher's labelled chunks to a dataset directory")
     add_flags(record, RecordConfig)
@@ -298,18 +299,21 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "override", None) and not args.resume:
         sys.stderr.write("error: --override only applies with --resume RUN_DIR; drop it\n")
         return 2
-    stopping.install()
-    try:
-        return args.func(args)
-    except Exception as error:
-        cause = getattr(error, "cause", None) or error  # Ray wraps an actor's exception
-        if args.debug or not isinstance(cause, user_errors() + (ValueError, TimeoutError)):
-            raise
-        sys.stderr.write(f"error: {cause}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+    graceful = getattr(args, "graceful", False)  # runs that can stop at an interval with a checkpoint
+    with stopping.installed() if graceful else contextlib.nullcontext():
+        try:
+            return args.func(args)
+        except Exception as error:
+            cause = getattr(error, "cause", None) or error  # Ray wraps an actor's exception
+            if args.debug or not isinstance(cause, user_errors() + (ValueError, TimeoutError)):
+                raise
+            sys.stderr.write(f"error: {cause}\n")
+            return 2
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            return 130
+        finally:
+            stopping.reset()
 
 
 if __name__ == "__main__":

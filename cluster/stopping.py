@@ -8,6 +8,7 @@ Only the CLI installs the handlers; library callers (tests, notebooks) keep Pyth
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -26,10 +27,18 @@ def _handle(signum, frame) -> None:
                      f"press Ctrl-C again to exit at once\n")
 
 
-def install() -> None:
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _handle)
+@contextlib.contextmanager
+def installed():
+    """The handlers for the duration of one command; the previous ones (and no stop request) after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def requested() -> str | None:

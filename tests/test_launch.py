@@ -40,12 +40,18 @@ def launch(*args):
     (["multitask", "--games", "pong"], "needs at least two games"),
     (["teacher", "--frames", "0"], "--frames"),
 ])
-def test_bad_input_is_one_line_and_exit_code_2(args, words):
-    result = launch(*args)
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and "Stella" not in line and "A.L.E" not in line]
-    assert len(lines) == 1 and words in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
+    """In this process (each case fails before Ray starts); the subprocess tests below cover the script."""
+    import launch as cli
+
+    try:
+        code = cli.main(args)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and "Stella" not in line and "A.L.E" not in line]
+    assert len(lines) == 1 and words in lines[0], stderr
 
 
 def test_wrong_game_checkpoint_is_refused(tmp_path):
