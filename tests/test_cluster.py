@@ -38,6 +38,10 @@ class Cluster:
                                             "--dashboard-agent-listen-port", str(free_port()), *flags],
                                            env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(f"{log.name}: {line}" for log in sorted(Path(self.temp).glob("node*.log"))
+                         for line in log.read_text(errors="replace").splitlines()[-lines:])
+
     def state(self, expression: str):
         """Evaluates an expression over Ray's state API (a fresh process holding the cluster's token)."""
         script = (f"import json; from ray.util.state import list_actors, list_nodes; A='http://127.0.0.1:{self.dashboard}';"
@@ -69,12 +73,13 @@ def cluster():
                            "--dashboard-port", str(cluster.dashboard), "--disable-usage-stats")
         deadline = time.monotonic() + 90
         while cluster.state("len(list_nodes(address=A))") != 1:
-            assert time.monotonic() < deadline, "the head node did not come up"
+            assert cluster.nodes[0].poll() is None, f"the head node exited:\n{cluster.log_tail()}"
+            assert time.monotonic() < deadline, f"the head node did not come up:\n{cluster.log_tail()}"
             time.sleep(1)
         cluster.start_node("--address", f"127.0.0.1:{cluster.port}", "--num-cpus", "2",
                            "--resources", json.dumps({"learner_node": 1}))
         while cluster.state("len([n for n in list_nodes(address=A) if n.state == 'ALIVE'])") != 2:
-            assert time.monotonic() < deadline, "the second node did not join"
+            assert time.monotonic() < deadline, f"the second node did not join:\n{cluster.log_tail()}"
             time.sleep(1)
         yield cluster
     finally:

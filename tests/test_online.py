@@ -84,7 +84,7 @@ def updates_logged(run, kind):
 @pytest.mark.parametrize("command", ["teacher", "online"])
 def test_ctrl_c_stops_gracefully_then_resume_loses_and_repeats_no_update(tmp_path, command):
     run = tmp_path / "run"
-    args = [command, *(ONLINE if command == "online" else TINY), "--frames", "14000"]
+    args = [command, *(ONLINE if command == "online" else TINY), "--frames", "100000"]  # far more than it will get
     process = launch(args, run)
     wait_for("checkpoints/dqn-*.pt", run)
     if command == "online":
@@ -100,11 +100,13 @@ def test_ctrl_c_stops_gracefully_then_resume_loses_and_repeats_no_update(tmp_pat
     for kind, at in saved.items():  # the final checkpoint holds every update that was logged
         assert updates_logged(run, kind)[-1] == at, (kind, at, updates_logged(run, kind))
 
-    resumed = subprocess.run([sys.executable, str(ROOT / "launch.py"), command, "--resume", str(run)], cwd=ROOT,
+    target = stopped["frames"] + 3000  # a few more intervals
+    resumed = subprocess.run([sys.executable, str(ROOT / "launch.py"), command, "--resume", str(run), "--frames",
+                              str(target), "--override", "frames"], cwd=ROOT,
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["complete"] and summary["frames"] >= 14000
+    assert summary["complete"] and summary["frames"] >= target
     for kind, at in saved.items():
         final = load_checkpoint(sorted((run / "checkpoints").glob(f"{kind}-*.pt"))[-1])
         steps = {float(s["step"]) for s in final["optimizer"]["state"].values()}
