@@ -277,6 +277,7 @@ def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: li
             producer.stop.remote()
         for shard in game.shards:
             shard.close.remote()
+    ray.wait([run for g in games for run in g.runs], num_returns=sum(len(g.runs) for g in games), timeout=60)
     replay = interval_metrics(games, {})
     for group in groups:
         group.kill()

@@ -100,8 +100,10 @@ class LearnerGroup:
 
         try:
             ray.get([actor.close.remote() for actor in self.actors], timeout=30)
+            ray.wait([actor.__ray_terminate__.remote() for actor in self.actors], num_returns=len(self.actors),
+                     timeout=30)
         except (ray.exceptions.RayError, TimeoutError):
             pass
-        for actor in self.actors:
+        for actor in self.actors:  # whatever did not exit by itself
             ray.kill(actor)
         self.actors = []
