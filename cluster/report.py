@@ -201,21 +201,34 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
         ["run", "game", "% of teacher", "action agreement", "majority baseline"], rows)
 
 
+def student_points(runs: list[dict]) -> list[tuple[str, dict]]:
+    """(label, result) per single-game student: one per run, or one per student of a sweep."""
+    points = []
+    for run in runs:
+        if run["kind"] not in ("distill", "online"):
+            continue
+        summary = run["summary"]
+        rows = [r for r in summary.get("students") or [summary] if r.get("student_params") and "student_score" in r]
+        for row in rows:
+            label = run["name"] if len(rows) == 1 else f"{run['name']} {row['student']}/{row['loss']}"
+            points.append((label, row))
+    return points
+
+
 def compression_section(runs: list[dict], plots: Plots) -> str:
-    points = [r for r in runs if r["kind"] in ("distill", "online") and r["summary"].get("student_params")]
+    points = student_points(runs)
     if len(points) < 2:
         return ""
-    use_pct = all(r["summary"].get("student_pct_of_teacher") is not None for r in points)
+    use_pct = all(row.get("student_pct_of_teacher") is not None for _, row in points)
     label = "% of teacher score" if use_pct else "action agreement with the teacher (%)"
     fig, ax = plots.figure("compression", "student parameters", label, "Compression curve")
     rows = []
-    for run in sorted(points, key=lambda r: r["summary"]["student_params"]):
-        s = run["summary"]
+    for name, s in sorted(points, key=lambda point: point[1]["student_params"]):
         y = s["student_pct_of_teacher"] if use_pct else 100 * s["action_agreement"]
         ax.scatter([s["student_params"]], [y])
-        ax.annotate(f"{run['name']} ({s['student']})", (s["student_params"], y), fontsize=8)
+        ax.annotate(f"{name} ({s['student']})", (s["student_params"], y), fontsize=8)
         plots.count("compression", 1)
-        rows.append([run["name"], s["student"], s["student_params"], s.get("student_pct_of_teacher"),
+        rows.append([name, s["student"], s["student_params"], s.get("student_pct_of_teacher"),
                      s.get("action_agreement")])
     ax.set_xscale("log")
     image = plots.save("compression", fig, ax)

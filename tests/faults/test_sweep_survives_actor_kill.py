@@ -70,3 +70,14 @@ def test_a_killed_teacher_actor_is_restarted_and_counted(sweep_run):
     assert killed not in teacher_actor_pids()
     assert summary["restarts"]["actors"] >= 1
     assert summary["complete"] is True
+
+
+def test_the_report_draws_one_compression_point_per_student_of_the_sweep(sweep_run, tmp_path):
+    from cluster.report import write_report
+
+    summary, out, _ = sweep_run
+    result = write_report([str(out)], str(tmp_path / "report"))
+    assert result["plots"]["compression"] == 2
+    text = (tmp_path / "report" / "report.md").read_text()
+    for row in summary["students"]:
+        assert f"run {row['student']}/kl | {row['student']} | {row['student_params']}" in text
