@@ -83,7 +83,8 @@ class DQNTraining:
         self.teachers = run.path / "teachers"
         self.teachers.mkdir(exist_ok=True)
 
-    def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpus: float) -> None:
+    def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpus: float, slots: dict) -> None:
+        """`slots`: the placement-group options for this side's learner, shards and actors."""
         import ray
 
         cfg = self.cfg
@@ -93,13 +94,14 @@ class DQNTraining:
                    "batch_size": cfg.batch_size}
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=-(-cfg.actors // cfg.replay_shards) + cfg.prefetch + 4,
-                                    seed=cfg.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards])
-        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpus).remote(
+                                    seed=cfg.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards],
+                                    placement=slots["shards"])
+        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
         policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.epsilon_at(self.frames)
         self.actors = [
-            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, **slots["actors"][i]).remote(
                 self.shards[shard_for_actor(i, cfg.replay_shards)], game=self.spec.name, teacher=policy,
                 num_envs=cfg.envs_per_actor, env_config=self.env_config, epsilon=epsilon,
                 seed=actor_seed(cfg.seed, i + cfg.actors * self.restarts), actor_id=i, chunk_steps=cfg.chunk_steps,
@@ -233,6 +235,23 @@ class DQNTraining:
         return results
 
 
+def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool, echo, distill_plan: MemoryPlan | None = None):
+    """The DQN learner, shards and actors (and an online run's student side: its learner shares
+    the DQN learner's GPU), printed and checked; reserved by the caller once the run directory exists."""
+    from cluster.placement import plan_run
+
+    shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
+    learners, actors = ["dqn learner"], cfg.actors
+    if distill_plan is not None:
+        shards += [(f"student shard {s.game}/{s.index}", s.bytes) for s in distill_plan.shards]
+        learners, actors = learners + ["student learner"], actors + cfg.distill_actors
+    placement = plan_run(learners, use_gpu, None, shards, actors, cfg.actor_gpus,
+                         learner_gpu_share=0.5 if distill_plan is not None else 1.0)
+    echo(placement.table())
+    placement.check()
+    return placement
+
+
 def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
     import ray
 
@@ -248,11 +267,14 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     free, largest = ray_memory()
     echo(plan.table(free))
     plan.check(free, largest)
+    placement_plan = teacher_placement(cfg, plan, use_gpu, echo)
     run = run or RunDir.create(cfg.out, cfg.to_json())
+    placement = placement_plan.reserve()
     echo = as_progress(echo, f"teacher {run.path}", cfg.frames, "frames")
     run.observers.append(echo.update)
     training = DQNTraining(cfg, run, resume, echo)
-    training.start(plan, actor_options, actor_device, 1 if use_gpu else 0)
+    training.start(plan, actor_options, actor_device, 1 if use_gpu else 0,
+                   placement.slots(0, range(len(plan.shards)), range(cfg.actors)))
     ray.get(training.ready)
     echo(f"[teacher] {training.spec.title}: replay holds {cfg.min_replay}+ steps, training {cfg.preset} DQN")
     frames_at_start = training.frames
@@ -260,10 +282,12 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
         training.poll_scores()
         if stopping.requested():
             training.abandon()
+            placement.release_all()
             summary = training.stopped_summary(started)
             run.write_summary(summary)
             return summary
     training.finish()
+    placement.release_all()
     best, history = training.best(), ray.get(training.registry.history.remote())
     ray.kill(training.registry)
     elapsed = time.monotonic() - started

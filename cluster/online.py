@@ -18,11 +18,12 @@ import ray
 
 from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
+from actors.games import game_spec
 from actors.teacher import TeacherActor
 from cluster import stopping
 from cluster.config import OnlineConfig
 from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
-from cluster.dqn_training import DQNTraining, memory_plan
+from cluster.dqn_training import DQNTraining, memory_plan, teacher_placement
 from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, require_cpus
@@ -32,6 +33,11 @@ from replay.memory_plan import MemoryPlan, ray_memory
 from replay.shard import launch_shards, shard_for_actor
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
+
+
+def distill_memory_plan(cfg: OnlineConfig) -> MemoryPlan:
+    spec = game_spec(cfg.game)
+    return MemoryPlan({spec.name: spec.num_actions}, cfg.distill_capacity_steps, 1)
 
 
 class Distillation:
@@ -47,20 +53,18 @@ class Distillation:
         self.version, self.teacher_ref = None, None
         self.train_ref = self.ready_ref = None
 
-    def memory_plan(self) -> MemoryPlan:
-        return MemoryPlan({self.spec.name: self.spec.num_actions}, self.cfg.distill_capacity_steps, 1)
-
-    def start(self, plan: MemoryPlan, learner_gpus: float) -> None:
+    def start(self, plan: MemoryPlan, learner_gpus: float, slots: dict) -> None:
+        self.slots = slots
         cfg = self.cfg
         limiter = {"ratio": cfg.distill_replay_ratio, "insert_steps": cfg.chunk_size,
                    "min_replay": cfg.distill_min_replay, "batch_size": cfg.student_batch_size}
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=cfg.distill_actors + cfg.prefetch + 4, seed=cfg.seed + 1,
-                                    memory=[s.bytes for s in plan.shards])
+                                    memory=[s.bytes for s in plan.shards], placement=slots["shards"])
         config = LearnerConfig(student=cfg.student, loss=cfg.loss, tau=cfg.tau, lr=cfg.student_lr,
                                batch_size=cfg.student_batch_size, prefetch=cfg.prefetch,
                                min_replay=cfg.distill_min_replay, device=cfg.device, seed=cfg.seed)
-        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpus).remote(
+        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
             config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
 
     def follow(self, best: dict | None, actor_options: dict, actor_device: str) -> bool:
@@ -72,7 +76,7 @@ class Distillation:
         if not self.actors:
             cfg, restarts = self.cfg, self.training.restarts
             self.actors = [
-                ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+                ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, **self.slots["actors"][i]).remote(
                     self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
                     num_envs=cfg.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
                     seed=actor_seed(cfg.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
@@ -178,19 +182,23 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     actor_options, actor_device = cfg.actor_options()
     use_gpu = cfg.device != "cpu" and has_gpu()
     free, largest = ray_memory()
+    dqn_plan, distill_plan = memory_plan(cfg), distill_memory_plan(cfg)
+    echo(dqn_plan.table(free) + "\n" + distill_plan.table(free - dqn_plan.total_bytes))
+    dqn_plan.check(free, largest)
+    distill_plan.check(free - dqn_plan.total_bytes, largest)
+    placement_plan = teacher_placement(cfg, dqn_plan, use_gpu, echo, distill_plan)
     run = run or RunDir.create(cfg.out, cfg.to_json())
+    placement = placement_plan.reserve()
     echo = as_progress(echo, f"online {run.path}", cfg.frames, "frames")
     run.observers.append(echo.update)
     training = DQNTraining(cfg, run, resume.get("dqn"), echo, rigged_scores)
     student = Distillation(cfg, training, run, resume.get("student"), echo)
-    dqn_plan, distill_plan = memory_plan(cfg), student.memory_plan()
-    echo(dqn_plan.table(free) + "\n" + distill_plan.table(free - dqn_plan.total_bytes))
-    dqn_plan.check(free, largest)
-    distill_plan.check(free - dqn_plan.total_bytes, largest)
 
     gpus = 0.5 if use_gpu else 0  # both learners share one GPU
-    training.start(dqn_plan, actor_options, actor_device, gpus)
-    student.start(distill_plan, gpus)
+    shards, actors = len(dqn_plan.shards), cfg.actors
+    training.start(dqn_plan, actor_options, actor_device, gpus, placement.slots(0, range(shards), range(actors)))
+    student.start(distill_plan, gpus, placement.slots(1, range(shards, shards + len(distill_plan.shards)),
+                                                      range(actors, actors + cfg.distill_actors)))
     timeline = Timeline(run, cfg, training.spec.name, training.env_config, echo)
     student.follow(training.best(), actor_options, actor_device)  # a resumed run labels with its best at once
     ray.get(training.ready)
@@ -226,6 +234,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
             if student.updates != student.last_checkpoint:
                 student.checkpoint()
             ray.kill(student.learner)
+            placement.release_all()
             summary = {**training.stopped_summary(started), "student_updates": student.updates}
             run.write_summary(summary)
             return summary
@@ -239,6 +248,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
         raise RuntimeError(f"the student never trained: no DQN checkpoint was scored and replayed within "
                            f"--frames {cfg.frames}; raise --frames or lower --eval-every and --distill-min-replay")
     distilled = student.stop()
+    placement.release("actors")  # their CPUs go to the final evaluations
     student.checkpoint()
     final_student = ray.get(student.learner.state.remote({"game": training.spec.name}))
     teacher = load_checkpoint(best["checkpoint"])
@@ -252,6 +262,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     holdout_obs, holdout_q = ray.get(holdout)
     agreement = ray.get(student.learner.agreement.remote(holdout_obs, holdout_q, training.spec.name))
     ray.kill(student.learner)
+    placement.release_all()
     history = ray.get(training.registry.history.remote())
     ray.kill(training.registry)
     elapsed = time.monotonic() - started

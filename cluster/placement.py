@@ -182,6 +182,11 @@ class Placement:
     def actor(self, index: int) -> dict:
         return self._strategy("actors", index)
 
+    def slots(self, learner: int, shards: range, actors: range) -> dict:
+        """One side of a run's bundles: {"learner": options, "shards": [options], "actors": [options]}."""
+        return {"learner": self.learner(learner), "shards": [self.shard(i) for i in shards],
+                "actors": [self.actor(i) for i in actors]}
+
     def release(self, group: str) -> None:
         from ray.util.placement_group import remove_placement_group
 
@@ -193,18 +198,18 @@ class Placement:
             self.release(group)
 
 
-def learner_bundle(label: str, use_gpu: bool, resource: str | None) -> Bundle:
+def learner_bundle(label: str, use_gpu: bool, resource: str | None, gpu_share: float = 1.0) -> Bundle:
     resources = {"CPU": 1.0}
     if use_gpu:
-        resources["GPU"] = 1.0
+        resources["GPU"] = gpu_share
     if resource:
         resources[resource] = 1.0
     return Bundle("learner", label, resources)
 
 
 def plan_run(learner_labels: list[str], use_gpu: bool, learner_resource: str | None, shard_bytes: list[tuple[str, int]],
-             actors: int, actor_gpus: float) -> PlacementPlan:
-    learners = [learner_bundle(label, use_gpu, learner_resource) for label in learner_labels]
+             actors: int, actor_gpus: float, learner_gpu_share: float = 1.0) -> PlacementPlan:
+    learners = [learner_bundle(label, use_gpu, learner_resource, learner_gpu_share) for label in learner_labels]
     shards = [Bundle("shard", label, {"memory": float(size)}) for label, size in shard_bytes]
     actor_resources = {"CPU": 1.0, **({"GPU": actor_gpus} if actor_gpus > 0 else {})}
     actor_bundles = [Bundle("actor", f"actor {i}", actor_resources) for i in range(actors)]
