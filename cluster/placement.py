@@ -50,7 +50,8 @@ def _total(bundles: list[Bundle]) -> dict[str, float]:
 
 
 def _fmt(resources: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v / GIB:.2f} GiB" if k == "memory" else f"{k} {v:g}" for k, v in sorted(resources.items()))
+    return ", ".join(f"{k} {v / GIB:.2f} GiB" if k.endswith("memory") else f"{k} {v:g}"
+                     for k, v in sorted(resources.items()))
 
 
 def alive_nodes() -> list[Node]:
