@@ -292,7 +292,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, script: bool = False) -> int:
     from cluster import stopping
 
     args = build_parser().parse_args(argv)
@@ -300,21 +300,26 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("error: --override only applies with --resume RUN_DIR; drop it\n")
         return 2
     graceful = getattr(args, "graceful", False)  # runs that can stop at an interval with a checkpoint
-    with stopping.installed() if graceful else contextlib.nullcontext():
+    code = 1
+    with stopping.installed(keep=script) if graceful else contextlib.nullcontext():
         try:
-            return args.func(args)
+            code = args.func(args)
         except Exception as error:
             cause = getattr(error, "cause", None) or error  # Ray wraps an actor's exception
             if args.debug or not isinstance(cause, user_errors() + (ValueError, TimeoutError)):
                 raise
             sys.stderr.write(f"error: {cause}\n")
-            return 2
+            code = 2
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
-            return 130
+            code = 130
         finally:
-            stopping.reset()
+            if script:
+                stopping.finished(code)
+            else:
+                stopping.reset()
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(script=True))

@@ -9,6 +9,7 @@ Only the CLI installs the handlers; library callers (tests, notebooks) keep Pyth
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -16,10 +17,13 @@ import threading
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 _requested: str | None = None
+_exit_code: int | None = None
 
 
 def _handle(signum, frame) -> None:
     global _requested
+    if _exit_code is not None:  # the command is done and its files are complete: do not interrupt Ray's shutdown
+        os._exit(_exit_code)
     if _requested is not None:
         raise KeyboardInterrupt
     _requested = signal.Signals(signum).name
@@ -28,8 +32,9 @@ def _handle(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def installed():
-    """The handlers for the duration of one command; the previous ones (and no stop request) after."""
+def installed(keep: bool = False):
+    """The handlers for the duration of one command, the previous ones after; with `keep` (the
+    script, which exits next) they stay, so a signal during shutdown exits at once (`finished`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -37,8 +42,15 @@ def installed():
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not keep:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def finished(code: int) -> None:
+    """The command returned `code`; from now on a signal exits with it at once."""
+    global _exit_code
+    _exit_code = code
 
 
 def requested() -> str | None:
