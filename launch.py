@@ -45,14 +45,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def cmd_distill(args, config_class=None) -> int:
     from cluster.config import DistillConfig, MultitaskConfig, from_args
-    from cluster.distill import learner_kinds, run_distill
+    from cluster.distill import learner_kinds, metrics_kind, run_distill
 
     config_class = config_class or DistillConfig
     if args.resume:
         run, cfg = open_for_resume(args, lambda stored: MultitaskConfig if "games" in stored else DistillConfig)
-        kinds = learner_kinds(cfg)
-        state = {kind: resume_state(run, kind, "distill" if len(kinds) == 1 else kind.replace("student-", "distill-", 1))
-                 for kind in kinds}
+        state = {kind: resume_state(run, kind, metrics_kind(kind)) for kind in learner_kinds(cfg)}
     else:
         cfg, run, state = from_args(config_class, args).validate(), None, None
     summary = with_progress(lambda progress: run_distill(cfg, run, state, echo=progress))
@@ -227,6 +225,12 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def add_resume_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint(s)")
+    parser.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
+                                                           "(comma-separated, e.g. updates,log-every)")
+
+
 def build_parser() -> Parser:
     from cluster.config import DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, add_flags
 
@@ -236,30 +240,22 @@ def build_parser() -> Parser:
 
     distill = commands.add_parser("distill", help="distill a teacher into a student")
     add_flags(distill, DistillConfig)
-    distill.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    distill.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
-                                                          "(comma-separated, e.g. updates,log-every)")
+    add_resume_flags(distill)
     distill.set_defaults(func=cmd_distill, graceful=True)
 
     multitask = commands.add_parser("multitask", help="distill several games into one student, a head per game")
     add_flags(multitask, MultitaskConfig, skip=MultitaskConfig.SINGLE_GAME_FLAGS)
-    multitask.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    multitask.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
-                                                          "(comma-separated, e.g. updates,log-every)")
+    add_resume_flags(multitask)
     multitask.set_defaults(func=lambda args: cmd_distill(args, MultitaskConfig), graceful=True)
 
     teacher = commands.add_parser("teacher", help="train a DQN teacher (Double DQN, n-step, Adam)")
     add_flags(teacher, TeacherConfig, skip=TeacherConfig.SKIPPED_FLAGS)
-    teacher.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    teacher.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
-                                                          "(comma-separated, e.g. updates,log-every)")
+    add_resume_flags(teacher)
     teacher.set_defaults(func=cmd_teacher, graceful=True)
 
     online = commands.add_parser("online", help="train a DQN and distill its best checkpoint so far, at once")
     add_flags(online, OnlineConfig, skip=OnlineConfig.SKIPPED_FLAGS)
-    online.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoints")
-    online.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may change "
-                                                          "(comma-separated, e.g. updates,log-every)")
+    add_resume_flags(online)
     online.set_defaults(func=cmd_online, graceful=True)
 
     record = commands.add_parser("record", help="record a teacher's labelled chunks to a dataset directory")

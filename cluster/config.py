@@ -380,9 +380,8 @@ class TeacherConfig(ActingConfig):
 class OnlineConfig(TeacherConfig):
     """A DQN in training, and a student distilled all along from its best checkpoint so far."""
 
-    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}; a comma-separated list (with --loss "
-                                      f"lists) sweeps every pair, each on its own learner, from one actor/replay set")
-    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}; comma-separated to sweep")
+    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}")
+    loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
     tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values")
     student_lr: float = _flag(2.5e-4, "student RMSProp learning rate")
     student_batch_size: int = _flag(32, "student minibatch size")

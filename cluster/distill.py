@@ -237,14 +237,14 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                      f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
                 group.restart(state)
                 updates[group.kind] = saved[group.kind] = state["updates"] if state else 0
-                run.trim_metrics(metrics_kind(group, groups), updates[group.kind])
+                run.trim_metrics(metrics_kind(group.kind), updates[group.kind])
                 continue
             updates[group.kind] = metrics["updates"]
             if replay is None:
                 replay = previous = interval_metrics(games, previous)
             metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
             if len(groups) > 1:
-                metrics["kind"] = metrics_kind(group, groups)
+                metrics["kind"] = metrics_kind(group.kind)
             if len(games) == 1:
                 metrics.pop("samples_per_game")
             run.log(metrics)
@@ -258,18 +258,17 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     return updates
 
 
-def metrics_kind(group: LearnerGroup, groups: list[LearnerGroup]) -> str:
-    """The `kind` of a learner's metrics records: implicit `distill` alone, per student in a sweep."""
-    return "distill" if len(groups) == 1 else group.kind.replace("student-", "distill-", 1)
+def metrics_kind(checkpoint_kind: str) -> str:
+    """The `kind` of a learner's metrics records: `distill` (implicit) alone, `distill-PRESET-LOSS` in a sweep."""
+    return checkpoint_kind.replace("student", "distill", 1)
 
 
 def checkpoint_extra(games: list[GameRun]) -> dict:
     return {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
 
 
-def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: list[LearnerGroup], placement: Placement,
-               updates: dict, started: float) -> dict:
-    """After a stop was asked for: everything down, and a summary that says how far it got."""
+def stop_producers(games: list[GameRun]) -> dict[str, list[dict]]:
+    """Actors stop, shards stop waiting; each game's producer stats once every `run` has returned."""
     import ray
 
     for game in games:
@@ -277,13 +276,26 @@ def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: li
             producer.stop.remote()
         for shard in game.shards:
             shard.close.remote()
-    ray.wait([run for g in games for run in g.runs], num_returns=sum(len(g.runs) for g in games), timeout=60)
-    replay = interval_metrics(games, {})
-    for group in groups:
-        group.kill()
+    return {g.spec.name: ray.get(g.runs) for g in games}
+
+
+def free_producers(games: list[GameRun]) -> None:
+    """Kills the actors and shards, freeing their CPUs and memory (for the evaluators)."""
+    import ray
+
     for g in games:
         for handle in [*g.producers, *g.shards]:
             ray.kill(handle)
+
+
+def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: list[LearnerGroup], placement: Placement,
+               updates: dict, started: float) -> dict:
+    """After a stop was asked for: everything down, and a summary that says how far it got."""
+    stop_producers(games)
+    replay = interval_metrics(games, {})
+    free_producers(games)
+    for group in groups:
+        group.kill()
     placement.release_all()
     summary = {"complete": False, "stopped_by": stopping.requested(), "student": cfg.student, "loss": cfg.loss,
                "updates": max(updates.values()), "updates_per_student": updates, "target_updates": cfg.updates,
@@ -365,16 +377,9 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     if stopping.requested():
         return stop_early(cfg, run, games, groups, placement, updates, started)
 
-    for game in games:
-        for producer in game.producers:
-            producer.stop.remote()
-        for shard in game.shards:
-            shard.close.remote()
-    producer_stats = {g.spec.name: ray.get(g.runs) for g in games}
+    producer_stats = stop_producers(games)
     replay = interval_metrics(games, {})
-    for g in games:  # frees their CPUs for the evaluators
-        for handle in [*g.producers, *g.shards]:
-            ray.kill(handle)
+    free_producers(games)
     placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]
     student_refs = [ray.put(student) for student in students]
