@@ -8,6 +8,7 @@
     record    teacher actors -> a dataset on disk, to distill many students from later
     evaluate  play a checkpoint (student or teacher) and report its score
     report    report.md and PNG plots from one or more run directories
+    zoo       the trained teachers that ship with the project: list, add, re-check
     presets   list the network presets with their exact parameter counts
 """
 
@@ -38,9 +39,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from replay.chunk import ChunkError
     from replay.dataset import DatasetError
     from replay.memory_plan import MemoryPlanError
+    from zoo.catalog import ZooError
 
     return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError,
-            DatasetError, MemoryPlanError, RegistryError, ReportError, WriteError)
+            DatasetError, MemoryPlanError, RegistryError, ReportError, WriteError, ZooError)
 
 
 def cmd_distill(args, config_class=None) -> int:
@@ -216,6 +218,44 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    from actors.env import EVAL_SEED_OFFSET
+    from actors.evaluate import evaluate_parallel
+    from actors.games import canonical_name, game_spec
+    from actors.teachers import load_teacher
+    from cluster.runtime import connect
+    from zoo import catalog
+
+    if args.episodes < 1 or args.workers < 1:
+        raise ValueError("--episodes and --workers must be at least 1")
+    if args.add:
+        connect(None, cpus_needed=args.workers)
+        card = catalog.publish(args.add, args.episodes, args.workers, args.version)
+        print(f"[zoo] added {card['game']}: {catalog.describe(card)}")
+        return 0
+    if args.verify:
+        game = canonical_name(args.verify)
+        card = catalog.card(game)
+        connect(None, cpus_needed=args.workers)
+        result = evaluate_parallel(load_teacher(f"zoo:{game}", game_spec(game)), game, args.episodes, args.workers,
+                                   seed=EVAL_SEED_OFFSET)
+        now = {"mean": result.mean, "ci95": result.ci95 if result.episodes > 1 else None}
+        agrees = catalog.overlaps(now, card["score"])
+        print(f"{card['title']}: card {card['score']['mean']:.1f} +/- {card['score']['ci95']:.1f} "
+              f"({card['score']['episodes']} episodes); now {result.mean:.1f} +/- {now['ci95'] or 0:.1f} "
+              f"({result.episodes} episodes): {'consistent' if agrees else 'NOT consistent'} with the card")
+        return 0 if agrees else 1
+    cards = [catalog.card(g) for g in catalog.games()]
+    if not cards:
+        print("the zoo is empty; add a teacher run with: python launch.py zoo --add RUN_DIR")
+        return 0
+    print(f"{'game':<15} {'preset':<7} {'params':>10} {'score':>9}  {'95% CI':<8} {'random':>8}  {'95% CI':<7} "
+          f"{'frames':>11}  dtype   (use as --teacher zoo:GAME)")
+    for card in cards:
+        print(catalog.describe(card))
+    return 0
+
+
 def cmd_presets(args) -> int:
     from learner.networks import preset_table
 
@@ -282,8 +322,17 @@ def build_parser() -> Parser:
     report.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for report.md and the plots")
     report.set_defaults(func=cmd_report)
 
+    zoo = commands.add_parser("zoo", help="list the zoo's teachers; --add a teacher run; --verify GAME")
+    zoo.add_argument("--add", metavar="RUN_DIR", help="publish a teacher run's best checkpoint with a card")
+    zoo.add_argument("--version", type=int, default=None, help="with --add: publish this checkpoint version instead")
+    zoo.add_argument("--verify", metavar="GAME", help="re-evaluate GAME's zoo teacher and compare with its card")
+    zoo.add_argument("--episodes", type=int, default=30, help="episodes per evaluation (default: 30)")
+    zoo.add_argument("--workers", type=int, default=2, help="evaluator actors (default: 2)")
+    zoo.set_defaults(func=cmd_zoo)
+
     presets = commands.add_parser("presets", help="list network presets and parameter counts")
-    presets.add_argument("--actions", type=int, default=6, help="action count for the head (default: 6, Pong)")
+    presets.add_argument("--actions", type=int, default=18, help="action count for the head (default: 18, as the "
+                                                                 "paper counts)")
     presets.set_defaults(func=cmd_presets)
     return parser
 

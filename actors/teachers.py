@@ -1,4 +1,5 @@
-"""Where a teacher comes from: `random` (fixed seeded weights) or a file on disk (ours, CleanRL, SB3).
+"""Where a teacher comes from: `random` (fixed seeded weights), `zoo:GAME` (a teacher that ships with
+the project, zoo/) or a file on disk (ours, CleanRL, SB3).
 
 Every source ends as a checkpoint payload with role "teacher", so actors, evaluation and
 summaries handle one thing. The random teacher exists so the whole pipeline can be shown
@@ -17,6 +18,7 @@ from actors.games import GameSpec
 from actors.teacher_formats import read_teacher_file
 from learner.checkpoint import check_plays, make_payload
 from learner.networks import QNetwork
+from zoo.catalog import as_float32, teacher_path
 
 RANDOM = "random"
 CALIBRATION_ENVS, CALIBRATION_STEPS = 8, 96
@@ -54,7 +56,7 @@ def random_teacher(game: GameSpec, seed: int = 0) -> dict:
 def load_teacher(source: str, game: GameSpec, seed: int = 0) -> dict:
     if source == RANDOM:
         return random_teacher(game, seed)
-    payload = read_teacher_file(source, game.name)
+    payload = as_float32(read_teacher_file(teacher_path(source), game.name))
     check_plays(payload, game.name, game.num_actions, source=f"teacher {source!r}")
     payload["extra"] = {**payload.get("extra", {}), "source": source}
     return payload

@@ -2,7 +2,7 @@
 independent students, all sampling one filled replay shard through Ray.
 
     python bench/learner_scaling.py [--replicas 1,2] [--sweep 1,2] [--batch-size 32] [--updates 200]
-                                    [--student paper-25] [--address ADDR] [--out bench/out/learner_scaling.json]
+                                    [--student net1] [--address ADDR] [--out bench/out/learner_scaling.json]
 
 Ratios are to the one-learner row of the same run: data-parallel `scaling` is total samples/s
 over one replica's (G replicas at batch B train on G x B samples per update); a sweep's is the
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--sweep", default="1,2")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("--student", default="paper-25")
+    parser.add_argument("--student", default="net1")
     parser.add_argument("--steps", type=int, default=8192, help="steps in the replay shard")
     parser.add_argument("--address", default=None)
     parser.add_argument("--out", default="bench/out/learner_scaling.json")

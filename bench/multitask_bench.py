@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--games", default="paper", help="'paper' (Rusu et al.'s ten) or a comma-separated list")
     parser.add_argument("--capacity-hours", type=float, default=0.05)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--student", default="multitask")
+    parser.add_argument("--student", default="multi-10")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", default="bench/out/multitask.json")
     args = parser.parse_args()

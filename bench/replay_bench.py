@@ -190,7 +190,7 @@ def main() -> None:
     connect(None, cpus_needed=2)
     shard_counts = [int(k) for k in args.shards.split(",")]
     remote = [ray_rates(k, args.seconds, args.batch, args.prefetch, local) for k in shard_counts]
-    idle = [learner_idle(k, b, args.learner_updates if b == args.batch else 5 * args.learner_updates, "paper-25")
+    idle = [learner_idle(k, b, args.learner_updates if b == args.batch else 5 * args.learner_updates, "net1")
             for k in shard_counts for b in (32, args.batch)]
 
     print(f"memory: {local['measured_bytes_per_step']:,.1f} bytes/step resident on a filled ring of "
@@ -212,7 +212,7 @@ def main() -> None:
                  remote[0]["object_store_put_get_per_s"] / local["ceiling_gather_batches_per_s"]))
     for label, value, ratio in rows:
         print(f"{label:<44} {value:>14,.1f} {ratio:>11.3f}")
-    print(f"\n{'learner (paper-25)':<32} {'updates/s':>10} {'waiting':>8}")
+    print(f"\n{'learner (net1)':<32} {'updates/s':>10} {'waiting':>8}")
     for r in idle:
         print(f"{r['shards']} shard(s), batch {r['batch_size']:<4} {r['device']:<8}   "
               f"{r['updates_per_s']:>10.1f} {100 * r['wait_fraction']:>7.1f}%")

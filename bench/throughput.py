@@ -74,7 +74,7 @@ def main() -> None:
     for batch_size in (32, 256):
         sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), args.seconds / 2)
         rows.append((f"replay samples/s at batch {batch_size} (one ring, in process)", sampled / secs, ""))
-        learner = Learner(LearnerConfig(student="paper-25", batch_size=batch_size), {game.name: game.num_actions}, {})
+        learner = Learner(LearnerConfig(student="net1", batch_size=batch_size), {game.name: game.num_actions}, {})
         batches = [ring.sample(batch_size, rng) for _ in range(8)]
         for batch in batches[:3]:
             learner._update(game.name, batch)
@@ -88,7 +88,7 @@ def main() -> None:
                 torch.cuda.synchronize()
             return 1
         updates, secs = timed(update, args.seconds)
-        rows.append((f"learner updates/s at batch {batch_size} (paper-25, kl)", updates / secs,
+        rows.append((f"learner updates/s at batch {batch_size} (net1, kl)", updates / secs,
                      f"{updates * batch_size / secs:,.0f} samples/s on {learner.device}"))
 
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(),

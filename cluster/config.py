@@ -15,7 +15,7 @@ from pathlib import Path
 
 from actors.env import ENV_MODES, env_config_for
 from learner.losses import LOSSES
-from learner.networks import PRESETS
+from learner.networks import PRESETS, UnknownPresetError, canonical_preset
 from replay.memory_plan import STEPS_PER_HOUR
 
 PAPER_REPLAY_RATIO = round(10_000 * 32 / STEPS_PER_HOUR, 3)  # 5.926
@@ -35,8 +35,9 @@ class ActingConfig:
 
     game: str | None = _flag(None, "game (any ROM ale-py ships: pong, Pong, ALE/Pong-v5); "
                                    "with --dataset, the dataset's game; else pong")
-    teacher: str | None = _flag(None, "teacher: 'random' (seeded weights) or a checkpoint path; "
-                                      "with --dataset, the teacher that recorded it; else random")
+    teacher: str | None = _flag(None, "teacher: zoo:GAME (a trained teacher that ships in zoo/; launch.py zoo lists "
+                                      "them), a checkpoint path, or 'random' (seeded weights); with --dataset, the "
+                                      "teacher that recorded it; else random")
     actors: int = _flag(1, "teacher actors (Ray actors, one CPU each)")
     envs_per_actor: int = _flag(4, "environments each actor steps in one AtariVectorEnv")
     chunk_steps: int = _flag(64, "steps per environment in one chunk sent to the replay")
@@ -55,7 +56,7 @@ class ActingConfig:
         from actors.games import UnknownGameError, canonical_name
 
         try:
-            self.game = canonical_name(self.game or "pong")
+            self.game = canonical_name(self.game or zoo_game(self.teacher) or "pong")
         except UnknownGameError as error:
             raise ConfigError(f"--game: {error}") from None
         self.teacher = self.teacher or "random"
@@ -68,9 +69,7 @@ class ActingConfig:
         need(0 <= self.noop_max <= 1000, f"--noop-max must be in [0, 1000], got {self.noop_max}")
         need(self.env_mode == "auto" or self.env_mode in ENV_MODES,
              f"--env-mode must be auto or one of {', '.join(ENV_MODES)}, got {self.env_mode!r}")
-        if self.teacher != "random":
-            need(Path(self.teacher).is_file(),
-                 f"--teacher {self.teacher!r} is neither 'random' nor an existing checkpoint file")
+        check_teacher("--teacher", self.teacher)
         return self
 
     def actor_options(self) -> dict:
@@ -109,15 +108,45 @@ def need(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def zoo_game(source: str | None) -> str | None:
+    from zoo.catalog import ZooError, zoo_game as game_of
+
+    try:
+        return game_of(source)
+    except ZooError as error:
+        raise ConfigError(str(error)) from None
+
+
+def check_teacher(flag: str, source: str) -> None:
+    """'random', a zoo teacher that exists, or a file."""
+    from zoo.catalog import ZooError, teacher_path
+
+    if source == "random":
+        return
+    try:
+        path = teacher_path(source)
+    except ZooError as error:
+        raise ConfigError(f"{flag} {source!r}: {error}") from None
+    need(Path(path).is_file(), f"{flag} {source!r} is neither 'random', zoo:GAME nor an existing checkpoint file")
+
+
+def preset_flag(flag: str, name: str) -> str:
+    try:
+        return canonical_preset(name)
+    except UnknownPresetError as error:
+        raise ConfigError(f"{flag}: {error}") from None
+
+
 @dataclass
 class DistillConfig(ActingConfig):
-    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}; a comma-separated list (with --loss "
+    student: str = _flag("net1", f"student preset: {', '.join(PRESETS)}; a comma-separated list (with --loss "
                                       f"lists) sweeps every pair, each on its own learner, from one actor/replay set")
     loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}; comma-separated to sweep")
     tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values (sharpens when < 1)")
     updates: int = _flag(300, "student updates (minibatches) to train")
     batch_size: int = _flag(32, "minibatch size")
-    lr: float = _flag(2.5e-4, "RMSProp learning rate")
+    lr: float = _flag(1e-3, "RMSProp learning rate (1e-3: on a real Ms. Pac-Man teacher, net3 agreed 0.74 after 500 "
+                                "updates at 1e-3 and 0.45 at 2.5e-4; see bench/RESULTS.md)")
     capacity_hours: float = _flag(10.0, "replay capacity per game in hours of play (1 hour = 54,000 steps; "
                                         "memory is committed as it fills)")
     replay_shards: int = _flag(1, "replay shard actors per game; actor i streams to shard i mod K")
@@ -128,7 +157,9 @@ class DistillConfig(ActingConfig):
     prefetch: int = _flag(4, "sample requests the learner keeps in flight")
     dataset: str | None = _flag(None, "distill from a recorded dataset (launch.py record) instead of live actors")
     skip_damaged: bool = _flag(False, "with --dataset, leave out damaged chunks instead of stopping")
-    eval_episodes: int = _flag(2, "episodes for the final student and teacher evaluation")
+    eval_episodes: int = _flag(2, "episodes for each student and teacher evaluation")
+    eval_every: int = _flag(0, "updates between student evaluations while training (score and held-out agreement: "
+                               "a learning curve in metrics, TensorBoard and the report); 0: only the final one")
     eval_epsilon: float = _flag(0.05, "epsilon during evaluation (the DQN convention)")
     eval_workers: int = _flag(2, "evaluator actors (one CPU each) sharing the evaluation episodes")
     holdout_steps: int = _flag(2000, "held-out teacher-labelled frames for action agreement")
@@ -159,9 +190,8 @@ class DistillConfig(ActingConfig):
         if self.dataset is not None:
             self._adopt_dataset()
         super().validate()
-        students, losses = self.student.split(","), self.loss.split(",")
-        for name in students:
-            need(name in PRESETS, f"--student: unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        students, losses = [preset_flag("--student", s) for s in self.student.split(",")], self.loss.split(",")
+        self.student = ",".join(students)
         for name in losses:
             need(name in LOSSES, f"--loss: unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
         need(len(set(students)) == len(students) and len(set(losses)) == len(losses),
@@ -190,6 +220,7 @@ class DistillConfig(ActingConfig):
              f"--min-replay must be in [1, capacity {self.capacity_steps}], got {self.min_replay}")
         need(1 <= self.prefetch <= 64, f"--prefetch must be in [1, 64], got {self.prefetch}")
         need(self.eval_episodes >= 1, f"--eval-episodes must be at least 1, got {self.eval_episodes}")
+        need(self.eval_every >= 0, f"--eval-every must be at least 0 (0: only the final evaluation), got {self.eval_every}")
         need(1 <= self.eval_workers <= 256, f"--eval-workers must be in [1, 256], got {self.eval_workers}")
         need(self.holdout_steps >= 1, f"--holdout-steps must be at least 1, got {self.holdout_steps}")
         need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
@@ -220,10 +251,11 @@ class DistillConfig(ActingConfig):
         recorded = index["teacher"]
         if self.teacher is None:
             self.teacher = recorded["source"]
-            if self.teacher != "random":
-                need(Path(self.teacher).is_file(),
-                     f"--dataset was recorded by teacher {self.teacher!r}, which is not on this machine; "
-                     f"pass --teacher PATH (the same weights) for the final evaluation")
+            try:
+                check_teacher("--teacher", self.teacher)
+            except ConfigError:
+                raise ConfigError(f"--dataset was recorded by teacher {self.teacher!r}, which is not on this machine; "
+                                  f"pass --teacher PATH (the same weights) for the final evaluation") from None
 
 
 @dataclass
@@ -234,10 +266,12 @@ class MultitaskConfig(DistillConfig):
 
     games: str = _flag("pong,breakout,space_invaders", "comma-separated games, each with its own teacher, "
                                                        "actors and replay shards")
-    teachers: str = _flag("random", "one teacher per game (comma-separated, in --games order), one for all, or a "
-                                    "directory holding a file per game named after it (pong.pt, breakout.zip, ...)")
+    teachers: str = _flag("random", "one teacher per game (comma-separated, in --games order), one for all, 'zoo' "
+                                    "(each game's zoo teacher), or a directory holding a file per game named after "
+                                    "it (pong.pt, breakout.zip, ...)")
     weights: str = _flag("", "schedule weights per game, comma-separated in --games order; empty: equal shares")
-    student: str = _flag("multitask", f"student preset: {', '.join(PRESETS)}")
+    student: str = _flag("auto", f"student preset: {', '.join(PRESETS)}; auto: the paper's multi-3 for up to three "
+                                  f"games, multi-10 for more")
     out: str = _flag("runs/multitask", "run directory to create")
 
     def game_list(self) -> list[str]:
@@ -256,6 +290,8 @@ class MultitaskConfig(DistillConfig):
         need(len(games) >= 2, f"--games needs at least two games, got {self.games!r}; use distill for one")
         need(len(set(games)) == len(games), f"--games lists a game twice: {self.games!r}")
         self.games = ",".join(games)
+        if self.student == "auto":
+            self.student = "multi-3" if len(games) <= 3 else "multi-10"
         self._teacher_sources()
         self.schedule_weights()
         super().validate()
@@ -278,13 +314,14 @@ class MultitaskConfig(DistillConfig):
                               f"name each file after its game (pong.pt, breakout.zip, ...)")
             return [found[g] for g in games]
         sources = [t.strip() for t in self.teachers.split(",")]
+        if sources == ["zoo"]:
+            sources = [f"zoo:{g}" for g in games]
         if len(sources) == 1:
             sources = sources * len(games)
         need(len(sources) == len(games), f"--teachers lists {len(sources)} teachers for {len(games)} games; "
                                          f"give one per game, one for all, or a directory")
         for source in sources:
-            need(source == "random" or Path(source).is_file(),
-                 f"--teachers: {source!r} is neither 'random' nor an existing file")
+            check_teacher("--teachers", source)
         return sources
 
     def game_teachers(self) -> list[tuple[str, str]]:
@@ -346,7 +383,7 @@ class TeacherConfig(ActingConfig):
         need(self.teacher in (None, "random"), "the DQN trains its own teacher: drop --teacher")
         super().validate()
         need(self.frames >= 4, f"--frames must be at least 4 (one agent step), got {self.frames}")
-        need(self.preset in PRESETS, f"--preset: unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        self.preset = preset_flag("--preset", self.preset)
         need(self.lr > 0 and self.adam_eps > 0, f"--lr and --adam-eps must be positive, got {self.lr}, {self.adam_eps}")
         need(0.0 < self.gamma <= 1.0, f"--gamma must be in (0, 1], got {self.gamma}")
         need(1 <= self.n_step <= 100, f"--n-step must be in [1, 100], got {self.n_step}")
@@ -380,10 +417,10 @@ class TeacherConfig(ActingConfig):
 class OnlineConfig(TeacherConfig):
     """A DQN in training, and a student distilled all along from its best checkpoint so far."""
 
-    student: str = _flag("paper-25", f"student preset: {', '.join(PRESETS)}")
+    student: str = _flag("net1", f"student preset: {', '.join(PRESETS)}")
     loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
     tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values")
-    student_lr: float = _flag(2.5e-4, "student RMSProp learning rate")
+    student_lr: float = _flag(1e-3, "student RMSProp learning rate")
     student_batch_size: int = _flag(32, "student minibatch size")
     distill_actors: int = _flag(1, "teacher actors labelling with the best checkpoint so far")
     distill_replay_ratio: float = _flag(PAPER_REPLAY_RATIO, "student samples per labelled step (0: no limit)")
@@ -398,7 +435,7 @@ class OnlineConfig(TeacherConfig):
 
     def validate(self) -> "OnlineConfig":
         super().validate()
-        need(self.student in PRESETS, f"--student: unknown preset {self.student!r}; choose one of: {', '.join(PRESETS)}")
+        self.student = preset_flag("--student", self.student)
         need(self.loss in LOSSES, f"--loss: unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
         need(self.tau > 0, f"--tau must be positive, got {self.tau}")
         need(self.student_lr > 0, f"--student-lr must be positive, got {self.student_lr}")

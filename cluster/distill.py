@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET, EnvConfig, actor_seed, resolve_env_mode
+from actors.env import HOLDOUT_SEED_OFFSET, EnvConfig, actor_seed, resolve_env_mode
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor, TeacherRollout
@@ -28,6 +28,7 @@ from cluster.placement import Placement, plan_run
 from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, on_this_node
+from cluster.student_eval import StudentEvaluations, eval_kwargs, pct_of_teacher
 from learner.checkpoint import fingerprint, payload_params
 from learner.learner import LearnerConfig
 from replay.dataset import Dataset, DatasetFeeder
@@ -45,11 +46,6 @@ def _holdout(game: str, teacher: dict, steps: int, env_config: EnvConfig, epsilo
 def majority_baseline(q_teacher: np.ndarray) -> float:
     counts = np.bincount(q_teacher.argmax(axis=1), minlength=q_teacher.shape[1])
     return float(counts.max() / counts.sum())
-
-
-def pct_of_teacher(student: float, teacher: float) -> float | None:
-    """Rusu et al.'s ratio; undefined (None) when the teacher's mean score is not positive."""
-    return 100.0 * student / teacher if teacher > 0 else None
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
@@ -214,10 +210,10 @@ def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, u
 
 
 def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
-                   resume: dict, started: float, echo) -> dict[str, int]:
-    """Trains every student to cfg.updates (or until a stop is asked for), logging each interval
-    and checkpointing; a learner that dies is rebuilt from its last checkpoint while the others
-    go on. Returns each student's update count."""
+                   resume: dict, started: float, evaluations: StudentEvaluations, echo) -> dict[str, int]:
+    """Trains every student to cfg.updates (or until a stop is asked for), logging each interval,
+    checkpointing and scoring it every cfg.eval_every updates; a learner that dies is rebuilt
+    from its last checkpoint while the others go on. Returns each student's update count."""
     import ray
 
     extra = checkpoint_extra(games)
@@ -251,6 +247,9 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
             if updates[group.kind] % cfg.checkpoint_every == 0 or updates[group.kind] >= cfg.updates:
                 run.save_checkpoint(group.state(extra), group.kind)
                 saved[group.kind] = updates[group.kind]
+            if cfg.eval_every and updates[group.kind] % cfg.eval_every == 0 and updates[group.kind] < cfg.updates:
+                evaluations.submit(group, metrics_kind(group.kind), updates[group.kind], extra)
+        evaluations.poll()
     if stopping.requested():  # a final checkpoint where the last interval ended
         for group in groups:
             if saved[group.kind] != updates[group.kind]:
@@ -368,14 +367,21 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
                              [placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)])
         group.start(resume.get(kind))
         groups.append(group)
+    # the teacher's score and held-out frames are made while the students train
+    holdout_refs = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
+        g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
+    teacher_pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
+                                                      **eval_kwargs(cfg, g)) for g in games}
+    evaluations = StudentEvaluations(cfg, games, holdout_refs, teacher_pending, run, echo, started)
     for group in groups:
         group.wait_for_replay()
     echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds {min_replay}+ steps per game, "
          f"training {', '.join(g.label for g in groups)}" +
          (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
-    updates = train_learners(cfg, run, groups, games, resume, started, echo)
+    updates = train_learners(cfg, run, groups, games, resume, started, evaluations, echo)
     if stopping.requested():
         return stop_early(cfg, run, games, groups, placement, updates, started)
+    evaluations.poll(wait=True)
 
     producer_stats = stop_producers(games)
     replay = interval_metrics(games, {})
@@ -384,13 +390,11 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     students = [group.state(checkpoint_extra(games)) for group in groups]
     student_refs = [ray.put(student) for student in students]
 
-    holdout_refs = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
-        g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
     pending = {}
     for g in games:  # every evaluation at once; students and teacher on the same episodes' seeds
-        kwargs = dict(env_config=g.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
-        pending[g.spec.name] = [submit_evaluation(payload, g.spec.name, cfg.eval_episodes, cfg.eval_workers, **kwargs)
-                                for payload in (g.teacher_ref, *student_refs)]
+        pending[g.spec.name] = [teacher_pending[g.spec.name]] + [
+            submit_evaluation(payload, g.spec.name, cfg.eval_episodes, cfg.eval_workers, **eval_kwargs(cfg, g))
+            for payload in student_refs]
     holdouts = {name: ray.get(ref) for name, ref in holdout_refs.items()}
     teacher_evals, per_game = {}, {}
     for g in games:

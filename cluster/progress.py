@@ -106,6 +106,8 @@ class Progress:
 
     def update(self, record: dict) -> None:
         kind = record.get("kind", "distill")
+        if kind.startswith("eval"):  # shown by `evaluation` as it finishes
+            return
         record = self._enrich(kind, record)
         self.latest[kind] = record
         if not self.live_mode:

@@ -48,8 +48,10 @@ def _series(metrics: list[dict], key: str, kind: str | None = None) -> tuple[np.
     return np.array([m["updates"] for m in rows], float), np.array([m[key] for m in rows], float)
 
 
-def _kinds(run: dict) -> list[str]:
-    return sorted({m.get("kind", "distill") for m in run["metrics"]})
+def _kinds(run: dict, evaluations: bool = False) -> list[str]:
+    """The learners' record kinds, or (`evaluations`) the kinds of their periodic evaluations."""
+    kinds = {m.get("kind", "distill") for m in run["metrics"]}
+    return sorted(k for k in kinds if k.startswith("eval") == evaluations)
 
 
 class Plots:
@@ -146,6 +148,49 @@ def score_section(runs: list[dict], plots: Plots) -> str:
     image = plots.save("scores", fig, ax)
     return (f"## Scores\n\n![scores]({image})\n\n" if image else "## Scores\n\n") + _table(
         ["run", "policy", "updates or frames", "mean score", "95% CI", "best so far"], rows)
+
+
+def learning_section(runs: list[dict], plots: Plots) -> str:
+    """Students scored while they trained (`--eval-every`): score and held-out agreement over updates."""
+    import matplotlib.pyplot as plt
+
+    curves = [(run, kind) for run in runs for kind in _kinds(run, evaluations=True)]
+    if not curves:
+        return ""
+    fig, (score_ax, agree_ax) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    score_ax.set(xlabel="updates", ylabel="mean score", title="Student score while training (bands: 95% CI)")
+    agree_ax.set(xlabel="updates", ylabel="held-out action agreement", title="Agreement with the teacher")
+    plots.drawn["learning"] = 0
+    rows = []
+    for run, kind in curves:
+        summary = run["summary"]
+        records = [m for m in run["metrics"] if m.get("kind") == kind]
+        per_game = {g: [(m["updates"], (m.get("per_game") or {g: m})[g]) for m in records] for g in
+                    (summary.get("games") or [summary.get("game") or run["config"].get("game")])}
+        for game, points in per_game.items():
+            label = f"{run['name']} {kind.replace('eval', 'student', 1)} {game}"
+            x = np.array([u for u, _ in points], float)
+            y = np.array([p["score"] for _, p in points], float)
+            ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
+            line, = score_ax.plot(x, y, marker="o", label=label)
+            score_ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=line.get_color())
+            agree = [(u, p["agreement"]) for u, p in points if p.get("agreement") is not None]
+            if agree:
+                agree_ax.plot(*zip(*agree), marker="o", color=line.get_color(), label=label)
+            teacher = ((summary.get("per_game") or {game: summary}).get(game) or {}).get("teacher_score")
+            if teacher:
+                score_ax.axhline(teacher["mean"], linestyle="--", color=line.get_color(), alpha=0.6)
+            plots.count("learning", len(x))
+            rows += [[run["name"], kind, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
+                     for u, p in points]
+    score_ax.grid(alpha=0.3)
+    agree_ax.grid(alpha=0.3)
+    score_ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plots.out / "learning.png")
+    plt.close(fig)
+    return ("## Learning curves\n\n![learning](learning.png)\n\nDashed: the teacher's score on the same episodes.\n\n"
+            + _table(["run", "evaluations", "game", "updates", "mean score", "95% CI", "% of teacher", "agreement"], rows))
 
 
 def throughput_section(runs: list[dict], plots: Plots) -> str:
@@ -264,7 +309,7 @@ def write_report(paths: list[str], out: str) -> dict:
     sections = [
         "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']})" for r in runs)
         + "".join(f"\n\nEvaluation protocol: {p}." for p in protocols),
-        summary_section(runs), loss_section(runs, plots), score_section(runs, plots),
+        summary_section(runs), loss_section(runs, plots), score_section(runs, plots), learning_section(runs, plots),
         throughput_section(runs, plots), multitask_section(runs, plots), compression_section(runs, plots),
     ]
     report = out_dir / "report.md"

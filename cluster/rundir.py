@@ -144,7 +144,7 @@ class RunDir:
         return path
 
     def checkpoint_paths(self, kind: str = "student") -> list[Path]:
-        """KIND-UPDATES.pt only: `student` does not match a sweep's `student-paper-4-kl-...`."""
+        """KIND-UPDATES.pt only: `student` does not match a sweep's `student-net3-kl-...`."""
         pattern = re.compile(re.escape(kind) + r"-\d{8}\.pt")
         return sorted(p for p in self.checkpoints.glob(f"{kind}-*.pt") if pattern.fullmatch(p.name))
 

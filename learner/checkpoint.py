@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from learner.networks import PRESETS, QNetwork, parameter_count
+from learner.networks import QNetwork, UnknownPresetError, canonical_preset, parameter_count
 
 FORMAT = "atari-distill-checkpoint"
 VERSION = 1
@@ -114,8 +114,10 @@ def validate_payload(payload, source: str = "checkpoint") -> None:
         raise CheckpointError(f"{source} is not a {FORMAT} file; give a checkpoint written by this project")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{source} has format version {payload.get('version')!r}; this build reads {VERSION}")
-    if payload.get("preset") not in PRESETS:
-        raise CheckpointError(f"{source} names unknown preset {payload.get('preset')!r}")
+    try:
+        canonical_preset(payload.get("preset"))
+    except UnknownPresetError as error:
+        raise CheckpointError(f"{source}: {error}") from None
     heads = payload.get("heads")
     if not isinstance(heads, dict) or not heads or not all(
         isinstance(g, str) and isinstance(n, int) and 0 < n <= 256 for g, n in heads.items()

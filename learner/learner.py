@@ -31,10 +31,10 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    student: str = "paper-25"
+    student: str = "net1"
     loss: str = "kl"
     tau: float = 0.01
-    lr: float = 2.5e-4
+    lr: float = 1e-3
     batch_size: int = 32
     prefetch: int = 4
     min_replay: int = 1000

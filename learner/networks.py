@@ -1,9 +1,13 @@
-"""Network presets: the Nature DQN teacher and the students of Rusu et al. (2015).
+"""Network presets: the Nature DQN teacher and the students of Rusu et al. (2015), exactly.
 
 Every network is a convolutional trunk (same kernels and strides as the Nature DQN) plus
-one linear head per game, so single-game and multi-task students share one class and one
-checkpoint format. Inputs are the uint8 stacks the environment emits; scaling to [0, 1]
-happens here, so every producer and consumer ships bytes.
+one head per game, so single-game and multi-task students share one class and one
+checkpoint format. A head is the game's output layer, preceded in the paper's multi-task
+students by a per-game hidden layer. Inputs are the uint8 stacks the environment emits;
+scaling to [0, 1] happens here, so every producer and consumer ships bytes.
+
+Parameter counts with 18 outputs, as the paper counts them (tests/test_presets.py checks each):
+nature 1,693,362; net1 427,874 (25%); net2 113,346 (7%); net3 61,954 (4%).
 """
 
 from __future__ import annotations
@@ -22,14 +26,27 @@ class Preset:
     convs: tuple[int, int, int]
     hidden: tuple[int, ...]
     description: str
+    head_hidden: int = 0  # a per-game fully connected layer before each game's outputs (multi-task)
 
 
 PRESETS = {
-    "nature": Preset((32, 64, 64), (512,), "Nature DQN: teacher, and same-size student"),
-    "paper-25": Preset((16, 32, 32), (256,), "compressed student, about 25% of the teacher"),
-    "paper-7": Preset((16, 32, 32), (64,), "compressed student, about 7% of the teacher"),
-    "paper-4": Preset((16, 32, 32), (32,), "compressed student, about 4% of the teacher"),
-    "multitask": Preset((64, 128, 128), (1024, 512), "multi-task student: wider trunk, extra fc layer"),
+    "nature": Preset((32, 64, 64), (512,), "Nature DQN: the teacher, and a teacher-sized student"),
+    "net1": Preset((16, 32, 32), (256,), "Dist-KL-net1: 25% of the teacher"),
+    "net2": Preset((16, 16, 16), (128,), "Dist-KL-net2: 7% of the teacher"),
+    "net3": Preset((16, 16, 16), (64,), "Dist-KL-net3: 4% of the teacher"),
+    "multi-3": Preset((32, 64, 64), (512,), "the paper's 3-game multi-task student: Nature trunk, per game fc 128",
+                      head_hidden=128),
+    "multi-10": Preset((64, 64, 64), (1500,), "the paper's 10-game multi-task student: shared fc 1500, per game "
+                                              "fc 128", head_hidden=128),
+}
+
+# names a checkpoint may carry from an earlier version: same architecture under a new name
+ALIASES = {"paper-25": "net1"}
+# earlier presets that were not the paper's networks; their checkpoints are refused with this reason
+RETIRED = {
+    "paper-7": "conv 16-32-32 with fc 64, not the paper's Dist-KL-net2 (conv 16-16-16, fc 128)",
+    "paper-4": "conv 16-32-32 with fc 32, not the paper's Dist-KL-net3 (conv 16-16-16, fc 64)",
+    "multitask": "conv 64-128-128 with fc 1024-512 and no per-game layer, not the paper's multi-task student",
 }
 
 
@@ -37,10 +54,19 @@ class UnknownPresetError(ValueError):
     pass
 
 
+def canonical_preset(name: str) -> str:
+    """The current name of a preset, or a one-line refusal that says what to use instead."""
+    name = ALIASES.get(name, name)
+    if name in PRESETS:
+        return name
+    if name in RETIRED:
+        raise UnknownPresetError(f"preset {name!r} was retired: {RETIRED[name]}; train a new student with one of: "
+                                 f"{', '.join(PRESETS)}")
+    raise UnknownPresetError(f"unknown network preset {name!r}; choose one of: {', '.join(PRESETS)}")
+
+
 def preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise UnknownPresetError(f"unknown network preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return PRESETS[canonical_preset(name)]
 
 
 class QNetwork(nn.Module):
@@ -49,7 +75,7 @@ class QNetwork(nn.Module):
         if not heads:
             raise ValueError("a network needs at least one head (game -> action count)")
         spec = preset(preset_name)
-        self.preset_name = preset_name
+        self.preset_name = canonical_preset(preset_name)
         self.head_sizes = dict(heads)
         layers, channels = [], 4
         for width, (kernel, stride) in zip(spec.convs, KERNELS):
@@ -61,7 +87,7 @@ class QNetwork(nn.Module):
             layers += [nn.Linear(features, width), nn.ReLU()]
             features = width
         self.trunk = nn.Sequential(*layers)
-        self.heads = nn.ModuleDict({game: nn.Linear(features, n) for game, n in heads.items()})
+        self.heads = nn.ModuleDict({game: head(features, spec.head_hidden, n) for game, n in heads.items()})
         self._initialise()
 
     def _initialise(self) -> None:
@@ -75,7 +101,7 @@ class QNetwork(nn.Module):
                 nn.init.orthogonal_(module.weight, gain=2**0.5)
                 nn.init.zeros_(module.bias)
         for head in self.heads.values():
-            nn.init.orthogonal_(head.weight, gain=0.01)
+            nn.init.orthogonal_(output_layer(head).weight, gain=0.01)
 
     def head_name(self, game: str | None) -> str:
         if game is None:
@@ -91,12 +117,23 @@ class QNetwork(nn.Module):
         return self.heads[self.head_name(game)](self.trunk(x))
 
 
+def head(features: int, hidden: int, actions: int) -> nn.Module:
+    """A plain output layer (the checkpoint keys of single-game presets), or hidden layer, ReLU, outputs."""
+    if not hidden:
+        return nn.Linear(features, actions)
+    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, actions))
+
+
+def output_layer(head: nn.Module) -> nn.Linear:
+    return head[-1] if isinstance(head, nn.Sequential) else head
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def preset_table(num_actions: int = 6) -> list[dict]:
-    """Exact parameter counts with one head of `num_actions` (Pong's 6 by default)."""
+def preset_table(num_actions: int = 18) -> list[dict]:
+    """Exact parameter counts with one head of `num_actions` (18, as the paper counts, by default)."""
     teacher = parameter_count(QNetwork("nature", {"g": num_actions}))
     rows = []
     for name, spec in PRESETS.items():

@@ -11,7 +11,7 @@ from learner.networks import QNetwork
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path):
-    net = QNetwork("paper-7", {"pong": 6})
+    net = QNetwork("net2", {"pong": 6})
     save_checkpoint(tmp_path / "a.pt", make_payload(net, "student", updates=12))
     payload = load_checkpoint(tmp_path / "a.pt")
     rebuilt = build_network(payload)
@@ -31,7 +31,7 @@ def test_wrong_game_or_action_count_is_refused(tmp_path):
 
 def test_corrupt_file_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.pt"
-    save_checkpoint(path, make_payload(QNetwork("paper-4", {"pong": 6}), "student"))
+    save_checkpoint(path, make_payload(QNetwork("net3", {"pong": 6}), "student"))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match="cannot be read safely"):
@@ -54,7 +54,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 
 def test_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
-    save_checkpoint(path, make_payload(QNetwork("paper-4", {"pong": 6}), "student", updates=1))
+    save_checkpoint(path, make_payload(QNetwork("net3", {"pong": 6}), "student", updates=1))
     before = path.read_bytes()
 
     def full_disk(*args, **kwargs):
@@ -62,7 +62,7 @@ def test_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatc
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(WriteError, match="No space left on device.*the previous version is intact"):
-        save_checkpoint(path, make_payload(QNetwork("paper-4", {"pong": 6}), "student", updates=2))
+        save_checkpoint(path, make_payload(QNetwork("net3", {"pong": 6}), "student", updates=2))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
 

@@ -109,7 +109,7 @@ def test_distill_on_two_nodes_places_learner_and_replay_on_the_learner_node(clus
     assert placed["ReplayShard"] == [learner_node]
     assert len(placed["TeacherActor"]) == 2
     planned = summary["placement"]["nodes"][learner_node]["bundles"]
-    assert "learner paper-25/kl rank 0" in planned and "shard pong/0" in planned
+    assert "learner net1/kl rank 0" in planned and "shard pong/0" in planned
 
 
 def test_an_impossible_plan_is_refused_before_anything_starts(cluster, tmp_path):

@@ -17,7 +17,7 @@ SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_par
 
 
 def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
-    cfg = DistillConfig(game="ALE/Pong-v5", student="paper-4", updates=40, log_every=20, checkpoint_every=20,
+    cfg = DistillConfig(game="ALE/Pong-v5", student="net3", updates=40, log_every=20, checkpoint_every=20,
                         min_replay=300, chunk_steps=32, eval_episodes=2, holdout_steps=300, actors=2, replay_shards=2,
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
@@ -40,12 +40,12 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
 
 
 def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ray_runtime, tmp_path, pong_teacher):
-    cfg = DistillConfig(student="paper-25", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
+    cfg = DistillConfig(student="net1", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
                         min_replay=2000, eval_episodes=1, holdout_steps=2000, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     obs, q = TeacherRollout("pong", pong_teacher, 8, seed=4242).labelled_stacks(2000)
     torch.manual_seed(0)
-    untrained = QNetwork("paper-25", {"pong": 6})
+    untrained = QNetwork("net1", {"pong": 6})
     with torch.inference_mode():
         untrained_agreement = float((untrained(torch.from_numpy(obs)).argmax(1).numpy() == q.argmax(1)).mean())
     print(f"agreement {summary['action_agreement']:.3f}, majority {summary['majority_baseline']:.3f}, "

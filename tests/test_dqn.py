@@ -26,7 +26,7 @@ def tiny_batch(seed=0):
 @pytest.mark.parametrize("double", [True, False])
 def test_td_target_and_loss_equal_a_hand_computation(double):
     torch.manual_seed(0)
-    online, target = QNetwork("paper-4", {"g": 3}), QNetwork("paper-4", {"g": 3})
+    online, target = QNetwork("net3", {"g": 3}), QNetwork("net3", {"g": 3})
     with torch.no_grad():  # make the two networks disagree about the best next action
         for p in target.parameters():
             p.add_(0.05 * torch.randn_like(p))

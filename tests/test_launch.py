@@ -21,7 +21,7 @@ def launch(*args):
     (["distill", "--updates", "ten"], "invalid int value"),
     (["distill", "--tau", "-1"], "--tau must be positive"),
     (["distill", "--capacity-hours", "0.001"], "raise --capacity-hours"),
-    (["distill", "--teacher", "/nonexistent.pt"], "neither 'random' nor an existing checkpoint"),
+    (["distill", "--teacher", "/nonexistent.pt"], "neither 'random', zoo:GAME nor an existing checkpoint"),
     (["distill", "--resume", "/nonexistent-run"], "not a run directory"),
     (["evaluate", "--checkpoint", "random", "--game", "nope"], "unknown game"),
     (["distill", "--no-such-flag"], "unrecognized arguments"),
@@ -33,8 +33,8 @@ def launch(*args):
     (["distill", "--env-mode", "gym"], "--env-mode must be auto or one of"),
     (["record", "--game", "pongg"], "did you mean: pong"),
     (["distill", "--learner-gpus", "0"], "--learner-gpus must be in [1, 64]"),
-    (["distill", "--student", "paper-4,paper-4"], "lists a value twice"),
-    (["distill", "--student", "paper-4,huge"], "unknown preset 'huge'"),
+    (["distill", "--student", "net3,net3"], "lists a value twice"),
+    (["distill", "--student", "net3,huge"], "unknown network preset 'huge'"),
     (["distill", "--learner-resource", "CPU"], "--learner-resource must name a custom resource"),
     (["distill", "--override", "updates"], "--override only applies with --resume"),
     (["multitask", "--games", "pong"], "needs at least two games"),
@@ -113,7 +113,7 @@ def finished_config(tmp_path):
 @pytest.mark.parametrize("flags, words", [
     (["--updates", "600"], "--updates 600 differs from the run's config (300); to change it add --override updates"),
     (["--updates", "600", "--override", "updatez"], "--override: unknown config key(s) ['updatez']"),
-    (["--student", "paper-4", "--override", "student"], "--student paper-4 differs from the run's 'paper-25' and "
+    (["--student", "net3", "--override", "student"], "--student net3 differs from the run's 'net1' and "
                                                         "cannot change on resume"),
 ])
 def test_resume_refuses_a_changed_config_unless_overridden(finished_config, flags, words):

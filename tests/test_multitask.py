@@ -14,7 +14,7 @@ HEADS = {"pong": 6, "breakout": 4, "space_invaders": 6}
 
 
 def test_games_with_different_action_counts_share_one_student():
-    net = QNetwork("multitask", HEADS)
+    net = QNetwork("multi-3", HEADS)
     obs = torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8)
     assert {game: net(obs, game).shape for game in HEADS} == {g: (5, n) for g, n in HEADS.items()}
     with pytest.raises(ValueError, match="no head for 'enduro'"):
@@ -23,7 +23,7 @@ def test_games_with_different_action_counts_share_one_student():
 
 def test_a_batch_of_one_game_updates_only_the_trunk_and_that_games_head():
     torch.manual_seed(0)
-    net = QNetwork("paper-25", HEADS)
+    net = QNetwork("net1", HEADS)
     obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
     q_teacher = torch.randn(8, 4)
     make_loss("kl", 0.01)(net(obs, "breakout"), q_teacher).backward()
@@ -66,7 +66,7 @@ def test_schedule_resumes_where_it_stopped():
     (dict(games="pong,pongg"), "did you mean"),
     (dict(teachers="random,random,random"), "3 teachers for 2 games"),
     (dict(weights="1,0"), "one positive weight per game"),
-    (dict(teachers="/nonexistent"), "neither 'random' nor an existing file"),
+    (dict(teachers="/nonexistent"), "neither 'random', zoo:GAME nor an existing checkpoint file"),
 ])
 def test_bad_multitask_flags_are_refused(flags, words):
     with pytest.raises(ConfigError, match=words):
@@ -92,12 +92,12 @@ def test_geometric_mean_of_percentages():
 
 
 def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
-    """End to end on real ALE games: one paper-25 trunk, three heads of 6, 9 and 9 actions."""
+    """End to end on real ALE games: one net1 trunk, three heads of 6, 9 and 9 actions."""
     import json
 
     from cluster.distill import run_distill
 
-    cfg = MultitaskConfig(games="pong,ms_pacman,enduro", student="paper-25", updates=3000, log_every=1000,
+    cfg = MultitaskConfig(games="pong,ms_pacman,enduro", student="net1", updates=3000, log_every=1000,
                           checkpoint_every=3000, capacity_hours=0.2, min_replay=1000, eval_episodes=1,
                           holdout_steps=1500, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)

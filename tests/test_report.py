@@ -21,7 +21,7 @@ def two_runs(ray_runtime, tmp_path_factory):
     from launch import build_parser
 
     paths = []
-    for student in ("paper-4", "paper-25"):
+    for student in ("net3", "net1"):
         out = tmp_path_factory.mktemp("runs") / student
         args = build_parser().parse_args(["distill", *TINY_DISTILL, "--student", student, "--out", str(out)])
         run_distill(from_args(DistillConfig, args).validate(), echo=lambda *a: None)

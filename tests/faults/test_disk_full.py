@@ -30,7 +30,7 @@ for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pon
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
     run = RunDir.create(tmp_path / "run", "{}")
-    run.save_checkpoint(make_payload(QNetwork("paper-4", {"pong": 6}), "student", updates=100))
+    run.save_checkpoint(make_payload(QNetwork("net3", {"pong": 6}), "student", updates=100))
     run.write_summary({"complete": False, "updates": 100})
 
     done = subprocess.run([sys.executable, "-c", LIMITED.format(root=str(ROOT)), str(run.path)],

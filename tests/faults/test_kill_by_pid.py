@@ -29,7 +29,7 @@ def logged_updates(out) -> list[int]:
 
 def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object]:
     out = tmp_path / "run"
-    cfg = DistillConfig(student="paper-4", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
+    cfg = DistillConfig(student="net3", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
                         min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, eval_workers=1,
                         holdout_steps=200, out=str(out)).validate()
     result, errors = {}, []

@@ -21,7 +21,7 @@ def teacher_actor_pids() -> list[int]:
 @pytest.fixture(scope="module")
 def sweep_run(ray_runtime, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "run"
-    cfg = DistillConfig(student="paper-4,paper-7", loss="kl", actors=2, updates=300, log_every=50,
+    cfg = DistillConfig(student="net3,net2", loss="kl", actors=2, updates=300, log_every=50,
                         checkpoint_every=150, min_replay=300, chunk_steps=32, replay_ratio=2.0, capacity_hours=0.05,
                         eval_episodes=1, eval_workers=1, holdout_steps=200, out=str(out)).validate()
     result, errors = {}, []
@@ -48,17 +48,17 @@ def sweep_run(ray_runtime, tmp_path_factory):
 def test_two_students_train_from_one_stream_and_get_one_summary_row_each(sweep_run):
     summary, out, _ = sweep_run
     rows = summary["students"]
-    assert [(r["student"], r["loss"]) for r in rows] == [("paper-4", "kl"), ("paper-7", "kl")]
+    assert [(r["student"], r["loss"]) for r in rows] == [("net3", "kl"), ("net2", "kl")]
     assert [r["student_params"] for r in rows] == [71_990, 122_390]
     assert all(r["updates"] == 300 and 0.0 <= r["action_agreement"] <= 1.0 for r in rows)
     on_disk = json.loads((out / "summary.json").read_text())
     keys = ("student", "loss", "updates", "student_params", "action_agreement", "checkpoint_kind")
     assert [{k: r[k] for k in keys} for r in on_disk["students"]] == [{k: r[k] for k in keys} for r in rows]
     kinds = {m.get("kind") for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
-    assert kinds == {"distill-paper-4-kl", "distill-paper-7-kl"}
+    assert kinds == {"distill-net3-kl", "distill-net2-kl"}
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert names == ["student-paper-4-kl-00000150.pt", "student-paper-4-kl-00000300.pt",
-                     "student-paper-7-kl-00000150.pt", "student-paper-7-kl-00000300.pt"]
+    assert names == ["student-net3-kl-00000150.pt", "student-net3-kl-00000300.pt",
+                     "student-net2-kl-00000150.pt", "student-net2-kl-00000300.pt"]
     # one set of actors for both: the shards admitted twice the single-student sample ratio
     replay = summary["replay"]
     assert replay["replay_ratio"] == pytest.approx(4.0)

@@ -1,0 +1,144 @@
+"""Policy Distillation's tables on the zoo's real teachers: losses, compression, multi-task.
+
+    python bench/fidelity.py [--games zoo] [--steps 60000] [--updates 6000] [--eval-every 1500]
+                             [--eval-episodes 30] [--out bench/out/fidelity]
+
+Each zoo teacher is recorded once (`launch.py record`); every single-game student distils
+from that same dataset, so the rows differ only in the student and the loss:
+- losses: KL (tau 0.01), NLL and MSE into a teacher-sized student;
+- compression: Dist-KL-net1, net2, net3 with KL;
+- multi-task: one student over all the games, a head per game (live teacher actors: a
+  multi-task run takes no dataset).
+Every student is scored during training (`--eval-every`), so each row also says how many
+updates it took to reach 90% of its teacher. Prints a table and writes fidelity.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import launch  # noqa: E402
+from cluster.distill import geometric_mean  # noqa: E402
+from cluster.runtime import connect  # noqa: E402
+from zoo import catalog  # noqa: E402
+
+PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}
+
+
+def run(argv: list[str]) -> None:
+    code = launch.main(argv)
+    if code != 0:
+        raise SystemExit(f"launch.py {' '.join(argv)} exited {code}")
+
+
+def first_update_at(metrics: list[dict], kind: str, game: str, teacher: float, fraction: float = 0.9) -> int | None:
+    """The first scored update at which the student reached `fraction` of the teacher's mean."""
+    for record in metrics:
+        if record.get("kind") != kind:
+            continue
+        score = record["per_game"][game]["score"] if "per_game" in record else record["score"]
+        if teacher > 0 and score >= fraction * teacher:
+            return record["updates"]
+    return None
+
+
+def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
+    summary = json.loads((path / "summary.json").read_text())
+    metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    rows = []
+    for student in summary["students"]:
+        kind = "eval" if len(summary["students"]) == 1 else f"eval-{student['student']}-{student['loss']}"
+        per_game = student.get("per_game") or {summary["game"]: student}
+        for game, result in per_game.items():
+            teacher = (summary.get("per_game") or {game: summary})[game]
+            final_updates = student["updates"]
+            reached = first_update_at(metrics, kind, game, teacher["teacher_score"]["mean"])
+            if reached is None and (result["student_pct_of_teacher"] or 0) >= 90:
+                reached = final_updates
+            rows.append({
+                "section": section, "game": game, "student": student["student"], "loss": student["loss"],
+                "params": student["student_params"], "teacher_params": teacher["teacher_params"],
+                "score": result["student_score"]["mean"], "ci95": result["student_score"]["ci95"],
+                "teacher_score": teacher["teacher_score"]["mean"], "teacher_ci95": teacher["teacher_score"]["ci95"],
+                "pct_of_teacher": result["student_pct_of_teacher"], "agreement": result["action_agreement"],
+                "majority_baseline": teacher["majority_baseline"], "updates": final_updates,
+                "samples": final_updates * summary["batch_size"], "updates_to_90pct": reached,
+                "wall_s": wall_s, "device": summary["learner_device"], "run": str(path),
+            })
+    return rows
+
+
+def timed(argv: list[str], path: Path, section: str) -> list[dict]:
+    started = time.monotonic()
+    run(argv + ["--out", str(path)])
+    return rows_of(path, section, time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--games", default="zoo", help="'zoo' (every zoo teacher) or comma-separated zoo games")
+    parser.add_argument("--steps", type=int, default=60_000, help="labelled steps recorded per teacher")
+    parser.add_argument("--updates", type=int, default=6000)
+    parser.add_argument("--eval-every", type=int, default=1500)
+    parser.add_argument("--eval-episodes", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--sections", default="compression,losses,multitask")
+    parser.add_argument("--out", default="bench/out/fidelity")
+    args = parser.parse_args()
+
+    games = catalog.games() if args.games == "zoo" else args.games.split(",")
+    connect(None, cpus_needed=len(games) + 4)  # one runtime for every run: actors, learners and evaluators
+    sections = args.sections.split(",")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    common = ["--updates", str(args.updates), "--eval-every", str(args.eval_every), "--eval-episodes",
+              str(args.eval_episodes), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+              "--log-every", "250", "--checkpoint-every", str(args.updates), "--holdout-steps", "4000"]
+    rows = []
+    for game in games:
+        data = out / f"{game}-data"
+        if not (data / "index.json").is_file():
+            run(["record", "--teacher", f"zoo:{game}", "--steps", str(args.steps), "--actors", "2", "--out", str(data)])
+        if "compression" in sections:
+            rows += timed(["distill", "--dataset", str(data), "--student", "net1,net2,net3", "--loss", "kl", *common],
+                          out / f"{game}-compression", "compression")
+        if "losses" in sections:
+            same_size = catalog.card(game)["preset"]
+            rows += timed(["distill", "--dataset", str(data), "--student", same_size, "--loss", "kl,nll,mse", *common],
+                          out / f"{game}-losses", "losses")
+    if "multitask" in sections and len(games) >= 2:
+        rows += timed(["multitask", "--games", ",".join(games), "--teachers", "zoo", "--actors", "1", *common],
+                      out / "multitask", "multitask")
+
+    print(f"\n{'section':<12} {'game':<12} {'student':<9} {'loss':<4} {'params':>9} {'score':>16} {'teacher':>16} "
+          f"{'% teacher':>9} {'agree':>6} {'base':>5} {'upd->90%':>8} {'wall s':>7}")
+    for r in rows:
+        pct = "n/a" if r["pct_of_teacher"] is None else f"{r['pct_of_teacher']:.0f}%"
+        print(f"{r['section']:<12} {r['game']:<12} {r['student']:<9} {r['loss']:<4} {r['params']:>9,} "
+              f"{r['score']:>8.1f} +/- {r['ci95'] or 0:<5.1f} {r['teacher_score']:>8.1f} +/- {r['teacher_ci95'] or 0:<5.1f} "
+              f"{pct:>9} {r['agreement']:>6.3f} {r['majority_baseline']:>5.3f} {str(r['updates_to_90pct']):>8} "
+              f"{r['wall_s']:>7.0f}")
+    geo = {}
+    for section, student, loss in {(r["section"], r["student"], r["loss"]) for r in rows}:
+        pcts = [r["pct_of_teacher"] for r in rows if (r["section"], r["student"], r["loss"]) == (section, student, loss)
+                and r["pct_of_teacher"] is not None]
+        geo[f"{section}/{student}/{loss}"] = geometric_mean(pcts)
+    for key, value in sorted(geo.items()):
+        print(f"geometric mean % of teacher, {key}: {'n/a' if value is None else f'{value:.0f}%'}")
+    report = {"rows": rows, "geometric_means": geo, "paper": PAPER, "args": vars(args), "machine": platform.node(),
+              "cpu_count": os.cpu_count()}
+    (out / "fidelity.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'fidelity.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The zoo's real teachers: found by name, described by honest cards, and distillable."""
+
+import json
+
+import pytest
+import torch
+
+from actors.env import EVAL_SEED_OFFSET
+from actors.evaluate import evaluate_parallel
+from actors.games import game_spec
+from actors.teachers import load_teacher
+from cluster.config import ConfigError, DistillConfig
+from learner.checkpoint import fingerprint, load_checkpoint
+from learner.networks import QNetwork
+from zoo import catalog
+
+ZOO_GAMES = catalog.games()
+
+
+def test_the_zoo_ships_at_least_two_real_teachers():
+    assert len(ZOO_GAMES) >= 2, f"zoo/teachers holds {ZOO_GAMES}"
+
+
+@pytest.mark.parametrize("game", ZOO_GAMES)
+def test_card_describes_its_weights_and_beats_random_play(game):
+    card = catalog.card(game)
+    payload = load_checkpoint(catalog.ZOO_DIR / f"{game}.pt")
+    assert (card["game"], card["preset"], card["num_actions"]) == (game, payload["preset"], game_spec(game).num_actions)
+    assert card["fingerprint"] == fingerprint(payload)
+    assert card["score"]["episodes"] >= 30 and card["random_score"]["episodes"] == card["score"]["episodes"]
+    assert {"frames", "wall_s", "device", "flags", "commit"} <= set(card["trained"])
+    # a teacher worth distilling: its whole 95% interval above the random policy's
+    assert card["score"]["mean"] - card["score"]["ci95"] > card["random_score"]["mean"] + card["random_score"]["ci95"]
+
+
+@pytest.mark.parametrize("game", ZOO_GAMES)
+def test_zoo_teacher_loads_as_float32_from_its_name(game):
+    payload = load_teacher(f"zoo:{game}", game_spec(game))
+    assert all(t.dtype == torch.float32 for t in payload["model"].values() if t.is_floating_point())
+    assert payload["extra"]["source"] == f"zoo:{game}"
+
+
+def test_zoo_names_the_game_when_none_is_given():
+    cfg = DistillConfig(teacher=f"zoo:{ZOO_GAMES[0]}").validate()
+    assert cfg.game == ZOO_GAMES[0]
+
+
+@pytest.mark.parametrize("source,message", [
+    ("zoo:montezuma_revenge", "the zoo has no teacher for montezuma_revenge"),
+    ("zoo:pongg", "unknown game 'pongg'"),
+])
+def test_missing_zoo_teacher_is_one_clear_line(source, message):
+    with pytest.raises(ConfigError, match=message):
+        DistillConfig(teacher=source, game="pong").validate()
+
+
+def test_half_precision_check_sees_a_changed_action():
+    net = QNetwork("net3", {"g": 4})
+    frames = torch.randint(0, 255, (64, 4, 84, 84), dtype=torch.uint8)
+    payload = {"preset": "net3", "heads": {"g": 4}, "model": net.state_dict()}
+    assert catalog.half_precision_keeps_actions(payload, frames) == (True, 64)
+    with torch.no_grad():  # two outputs a hair apart: fp16 rounding ties them, so argmax moves
+        head = net.heads["g"]
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.0, 1.0, 1.0 + 1e-5, 0.0]))
+    payload["model"] = net.state_dict()
+    assert catalog.half_precision_keeps_actions(payload, frames) == (False, 0)
+
+
+@pytest.mark.parametrize("game", ZOO_GAMES)
+def test_card_score_is_reproduced_by_a_fresh_evaluation(ray_runtime, game):
+    """A CI-sized re-evaluation on the card's protocol lands inside the card's interval, widened by its own."""
+    card = catalog.card(game)
+    result = evaluate_parallel(load_teacher(f"zoo:{game}", game_spec(game)), game, 6, 2, seed=EVAL_SEED_OFFSET)
+    assert catalog.overlaps({"mean": result.mean, "ci95": result.ci95}, card["score"]), (result, card["score"])
+
+
+def test_zoo_lists_every_teacher(capsys):
+    import launch
+
+    assert launch.main(["zoo"]) == 0
+    listed = capsys.readouterr().out
+    assert all(game in listed for game in ZOO_GAMES)
+    for game in ZOO_GAMES:
+        assert json.loads((catalog.ZOO_DIR / f"{game}.json").read_text())["format"] == catalog.CARD_FORMAT

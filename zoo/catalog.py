@@ -1,0 +1,163 @@
+"""Finding, publishing and re-checking zoo teachers (see zoo/__init__.py for the layout).
+
+A card is what a user needs to trust a teacher without training it again: the score with
+a 95% CI over at least 30 no-op-start episodes, the random policy's on the same protocol
+and seeds, and where the weights came from (run flags, frames, wall time, device, commit).
+A teacher replaced by a better one keeps its predecessors in the card's `history`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+from pathlib import Path
+
+ZOO_DIR = Path(__file__).resolve().parent / "teachers"
+PREFIX = "zoo:"
+CARD_FORMAT = "atari-distill-zoo-card"
+HALF_CHECK_STEPS = 2000
+
+
+class ZooError(ValueError):
+    pass
+
+
+def games(zoo_dir: Path = ZOO_DIR) -> list[str]:
+    return sorted(p.stem for p in zoo_dir.glob("*.json") if (zoo_dir / f"{p.stem}.pt").is_file())
+
+
+def zoo_game(source: str | None) -> str | None:
+    """The game a `zoo:GAME` source names (canonical), else None."""
+    if not source or not source.startswith(PREFIX):
+        return None
+    from actors.games import UnknownGameError, canonical_name
+
+    try:
+        return canonical_name(source[len(PREFIX):])
+    except UnknownGameError as error:
+        raise ZooError(f"--teacher {source!r}: {error}") from None
+
+
+def teacher_path(source: str, zoo_dir: Path = ZOO_DIR) -> str:
+    """The file behind a teacher source: `zoo:GAME` resolves into the zoo, anything else is a path."""
+    game = zoo_game(source)
+    if game is None:
+        return source
+    path = zoo_dir / f"{game}.pt"
+    if not path.is_file():
+        held = ", ".join(games(zoo_dir)) or "nothing yet"
+        raise ZooError(f"the zoo has no teacher for {game} (it holds: {held}); train one with launch.py teacher "
+                       f"and add it with launch.py zoo --add RUN_DIR")
+    return str(path)
+
+
+def card(game: str, zoo_dir: Path = ZOO_DIR) -> dict:
+    path = zoo_dir / f"{game}.json"
+    if not path.is_file():
+        raise ZooError(f"the zoo has no card for {game}; it holds: {', '.join(games(zoo_dir)) or 'nothing yet'}")
+    return json.loads(path.read_text())
+
+
+def half_precision_keeps_actions(payload: dict, frames) -> tuple[bool, int]:
+    """Whether fp16-rounded weights pick the same greedy action as the fp32 ones on every frame."""
+    import torch
+
+    from learner.checkpoint import build_network
+
+    full = build_network(payload).eval()
+    rounded = build_network({**payload, "model": {k: v.half().float() if v.is_floating_point() else v
+                                                  for k, v in payload["model"].items()}}).eval()
+    with torch.inference_mode():
+        same = (full(frames).argmax(1) == rounded(frames).argmax(1)).sum().item()
+    return same == len(frames), int(same)
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | None = None,
+            zoo_dir: Path = ZOO_DIR, commit: str | None = None, echo=print) -> dict:
+    """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy."""
+    import torch
+
+    from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET
+    from actors.evaluate import evaluate_parallel
+    from actors.games import game_spec
+    from actors.teacher import TeacherRollout
+    from actors.teachers import load_teacher
+    from cluster.registry import CheckpointRegistry
+    from cluster.rundir import RunDir
+    from learner.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
+
+    run = RunDir.open(run_path)
+    config = run.read_config()
+    registry = CheckpointRegistry(run.path / "registry.json")
+    entry = registry.entries.get(version) if version is not None else registry.best()
+    if entry is None:
+        raise ZooError(f"{run_path!r} has no scored teacher checkpoint" + (f" version {version}" if version else "")
+                       + "; give a teacher run's --out")
+    spec = game_spec(config["game"])
+    payload = load_checkpoint(entry["checkpoint"])
+    payload = {**payload, "optimizer": None, "role": "teacher", "extra": {}}
+    rollout = TeacherRollout(spec.name, payload, num_envs=8, epsilon=0.05,
+                             seed=config.get("seed", 0) + HOLDOUT_SEED_OFFSET, actor_id=0)
+    frames, _ = rollout.labelled_stacks(HALF_CHECK_STEPS)
+    half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
+    if half:
+        payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    seed = EVAL_SEED_OFFSET
+    echo(f"[zoo] {spec.title}: evaluating checkpoint {entry['version']} and the random policy, {episodes} episodes each")
+    teacher_eval = evaluate_parallel(as_float32(payload), spec.name, episodes, workers, seed=seed)
+    random_eval = evaluate_parallel(load_teacher("random", spec, 0), spec.name, episodes, workers, epsilon=1.0,
+                                    seed=seed)
+    summary = json.loads((run.path / "summary.json").read_text()) if (run.path / "summary.json").is_file() else {}
+    previous = card(spec.name, zoo_dir) if (zoo_dir / f"{spec.name}.json").is_file() else None
+    new_card = {
+        "format": CARD_FORMAT, "game": spec.name, "title": spec.title, "preset": payload["preset"],
+        "params": payload_params(payload), "num_actions": spec.num_actions,
+        "dtype": "float16" if half else "float32",
+        "half_precision_check": f"{same}/{len(frames)} held-out frames keep their greedy action in float16",
+        "fingerprint": fingerprint(payload),
+        "score": _brief(teacher_eval), "random_score": _brief(random_eval),
+        "protocol": f"up to 30 no-op starts, epsilon 0.05 (random policy: epsilon 1), sticky actions off, env mode "
+                    f"native, 108,000-frame cap, {episodes} episodes on seeds from {seed}",
+        "trained": {"frames": entry["frames"], "checkpoint_version": entry["version"],
+                    "registry_score": entry["score"], "registry_episodes": entry["episodes"],
+                    "run_frames": summary.get("frames"), "wall_s": summary.get("wall_s"),
+                    "device": summary.get("learner_device", config.get("device")), "flags": config,
+                    "commit": commit or _commit()},
+        "published": datetime.date.today().isoformat(),
+        "history": ([{k: v for k, v in previous.items() if k != "history"}] + previous.get("history", []))
+                   if previous else [],
+    }
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(zoo_dir / f"{spec.name}.pt", payload)
+    (zoo_dir / f"{spec.name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
+    return new_card
+
+
+def as_float32(payload: dict) -> dict:
+    """Weights as float32, whatever the zoo stored them in (every consumer runs float32)."""
+    return {**payload, "model": {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}}
+
+
+def _brief(result) -> dict:
+    return {"mean": result.mean, "ci95": result.ci95, "episodes": result.episodes, "median": result.median,
+            "min": result.min, "max": result.max, "mean_length": result.mean_length}
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    """Whether two scores' 95% intervals overlap: a re-evaluation consistent with the card."""
+    return abs(a["mean"] - b["mean"]) <= (a["ci95"] or 0) + (b["ci95"] or 0)
+
+
+def describe(c: dict) -> str:
+    s, r = c["score"], c["random_score"]
+    return (f"{c['game']:<15} {c['preset']:<7} {c['params']:>10,} {s['mean']:>9.1f} +/- {s['ci95']:<7.1f} "
+            f"{r['mean']:>8.1f} +/- {r['ci95']:<6.1f} {c['trained']['frames']:>11,}  {c['dtype']}")
