@@ -83,3 +83,29 @@ def test_zoo_lists_every_teacher(capsys):
     assert all(game in listed for game in ZOO_GAMES)
     for game in ZOO_GAMES:
         assert json.loads((catalog.ZOO_DIR / f"{game}.json").read_text())["format"] == catalog.CARD_FORMAT
+
+
+def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_path):
+    """The README's promise at CI size: a small student, a few hundred updates, well above random play."""
+    from cluster.distill import run_distill
+
+    game = "ms_pacman" if "ms_pacman" in ZOO_GAMES else ZOO_GAMES[0]
+    cfg = DistillConfig(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
+                        eval_every=DISTILL_UPDATES // 2, eval_episodes=4, holdout_steps=2000, min_replay=2000,
+                        log_every=DISTILL_UPDATES // 2, checkpoint_every=DISTILL_UPDATES,
+                        out=str(tmp_path / "run")).validate()
+    summary = run_distill(cfg, echo=print)
+    random_play = catalog.card(game)["random_score"]["mean"]
+    print(f"agreement {summary['action_agreement']:.3f} vs majority {summary['majority_baseline']:.3f}; "
+          f"student {summary['student_score']['mean']:.1f} vs random {random_play:.1f}")
+    assert summary["action_agreement"] >= summary["majority_baseline"] + AGREEMENT_MARGIN
+    assert summary["student_score"]["mean"] >= SCORE_OVER_RANDOM * random_play
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    curve = [m for m in metrics if m.get("kind") == "eval"]
+    assert [m["updates"] for m in curve] == [DISTILL_UPDATES // 2]  # the final one is the summary's
+    assert curve[0]["episodes"] == 4 and curve[0]["agreement"] is not None
+
+
+DISTILL_UPDATES = 800
+AGREEMENT_MARGIN = 0.25
+SCORE_OVER_RANDOM = 2.0

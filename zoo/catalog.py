@@ -94,6 +94,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     from cluster.registry import CheckpointRegistry
     from cluster.rundir import RunDir
     from learner.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
+    from learner.networks import canonical_preset
 
     run = RunDir.open(run_path)
     config = run.read_config()
@@ -104,7 +105,8 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
                        + "; give a teacher run's --out")
     spec = game_spec(config["game"])
     payload = load_checkpoint(entry["checkpoint"])
-    payload = {**payload, "optimizer": None, "role": "teacher", "extra": {}}
+    payload = {**payload, "preset": canonical_preset(payload["preset"]), "optimizer": None, "role": "teacher",
+               "extra": {}}
     rollout = TeacherRollout(spec.name, payload, num_envs=8, epsilon=0.05,
                              seed=config.get("seed", 0) + HOLDOUT_SEED_OFFSET, actor_id=0)
     frames, _ = rollout.labelled_stacks(HALF_CHECK_STEPS)
