@@ -113,8 +113,11 @@ def main() -> None:
                           out / f"{game}-compression", "compression")
         if "losses" in sections:
             same_size = catalog.card(game)["preset"]
-            rows += timed(["distill", "--dataset", str(data), "--student", same_size, "--loss", "kl,nll,mse", *common],
-                          out / f"{game}-losses", "losses")
+            reused = [{**r, "section": "losses"} for r in rows if (r["section"], r["game"], r["student"]) == (
+                "compression", game, same_size)]  # the compression sweep's KL student is already teacher-sized
+            losses = "nll,mse" if reused else "kl,nll,mse"
+            rows += reused + timed(["distill", "--dataset", str(data), "--student", same_size, "--loss", losses,
+                                    *common], out / f"{game}-losses", "losses")
     if "multitask" in sections and len(games) >= 2:
         rows += timed(["multitask", "--games", ",".join(games), "--teachers", "zoo", "--actors", "1", *common],
                       out / "multitask", "multitask")

@@ -15,7 +15,7 @@ from actors.env import actor_seed, resolve_env_mode
 from actors.games import game_spec
 from actors.teacher import TeacherActor
 from actors.teachers import load_teacher
-from cluster.config import RecordConfig
+from cluster.config import RecordConfig, zoo_game
 from cluster.runtime import connect, on_this_node
 from learner.checkpoint import fingerprint
 from cluster.progress import as_progress
@@ -30,7 +30,8 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
     env_config = cfg.env_config(teacher)
     connect(cfg.address, cpus_needed=cfg.actors + 1)
     actor_options, actor_device = cfg.actor_options()
-    source = cfg.teacher if cfg.teacher == "random" else str(Path(cfg.teacher).resolve())
+    named = cfg.teacher == "random" or zoo_game(cfg.teacher) is not None  # names travel; paths become absolute
+    source = cfg.teacher if named else str(Path(cfg.teacher).resolve())
     identity = {
         "game": game.name, "num_actions": game.num_actions,
         "teacher": {"source": source, "seed": cfg.seed, "fingerprint": fingerprint(teacher),

@@ -150,6 +150,20 @@ def score_section(runs: list[dict], plots: Plots) -> str:
         ["run", "policy", "updates or frames", "mean score", "95% CI", "best so far"], rows)
 
 
+def _final_point(summary: dict, kind: str, game: str) -> list:
+    """The run's final evaluation as the curve's last point (it is in summary.json, not metrics)."""
+    students = summary.get("students") or []
+    for student in students:
+        if kind == "eval" and len(students) == 1 or kind == f"eval-{student['student']}-{student['loss']}":
+            result = (student.get("per_game") or {game: student}).get(game)
+            if result and result.get("student_score"):
+                score = result["student_score"]
+                return [(student["updates"], {"score": score["mean"], "ci95": score.get("ci95"),
+                                              "pct_of_teacher": result.get("student_pct_of_teacher"),
+                                              "agreement": result.get("action_agreement")})]
+    return []
+
+
 def learning_section(runs: list[dict], plots: Plots) -> str:
     """Students scored while they trained (`--eval-every`): score and held-out agreement over updates."""
     import matplotlib.pyplot as plt
@@ -165,8 +179,8 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
     for run, kind in curves:
         summary = run["summary"]
         records = [m for m in run["metrics"] if m.get("kind") == kind]
-        per_game = {g: [(m["updates"], (m.get("per_game") or {g: m})[g]) for m in records] for g in
-                    (summary.get("games") or [summary.get("game") or run["config"].get("game")])}
+        per_game = {g: [(m["updates"], (m.get("per_game") or {g: m})[g]) for m in records] + _final_point(summary, kind, g)
+                    for g in (summary.get("games") or [summary.get("game") or run["config"].get("game")])}
         for game, points in per_game.items():
             label = f"{run['name']} {kind.replace('eval', 'student', 1)} {game}"
             x = np.array([u for u, _ in points], float)

@@ -11,7 +11,7 @@ from cluster.progress import Progress
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
                 "--eval-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
-                "--chunk-steps", "32", "--replay-ratio", "0"]
+                "--chunk-steps", "32", "--replay-ratio", "0", "--eval-every", "20"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
     from cluster.report import write_report
 
     result = write_report([str(p) for p in two_runs], str(tmp_path / "report"))
-    assert set(result["plots"]) == {"loss", "scores", "throughput", "compression"}
+    assert set(result["plots"]) == {"loss", "scores", "throughput", "compression", "learning"}
     for name, points in result["plots"].items():
         assert points > 0, f"{name} drew nothing"
         png = tmp_path / "report" / f"{name}.png"
@@ -61,22 +61,33 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
         assert float(row["teacher score"]) == pytest.approx(summary["teacher_score"]["mean"], abs=0.0006)
         assert float(row["action agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
         assert float(compression[path.name]["action agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
-        losses = [m["loss"] for m in map(json.loads, (path / "metrics.jsonl").read_text().splitlines())]
+        losses = [m["loss"] for m in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
         loss_row = [r for r in markdown_table(text, "Loss") if r["run"] == path.name][0]
         assert float(loss_row["last loss"]) == pytest.approx(losses[-1], abs=0.0006)
+        curve = [r for r in markdown_table(text, "Learning curves") if r["run"] == path.name]
+        scored = [m for m in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if m.get("kind") == "eval"]
+        assert [int(r["updates"]) for r in curve] == [20, 40]  # one evaluation while training, then the final one
+        assert float(curve[0]["mean score"]) == pytest.approx(scored[0]["score"], abs=0.0006)
+        assert float(curve[-1]["mean score"]) == pytest.approx(summary["student_score"]["mean"], abs=0.0006)
+        assert float(curve[-1]["agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
 
 
 def test_tensorboard_holds_the_metrics_scalars(two_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     path = two_runs[0]
-    metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    metrics = [m for m in records if m.get("kind", "distill") == "distill"]
+    scored = [m for m in records if m.get("kind") == "eval"]
     events = EventAccumulator(str(path / "tensorboard"))
     events.Reload()
     losses = events.Scalars("distill/loss")
     assert [e.step for e in losses] == [m["updates"] for m in metrics]
     assert np.allclose([e.value for e in losses], [m["loss"] for m in metrics], rtol=1e-6)
     assert "distill/replay_size" in events.Tags()["scalars"]
+    curve = events.Scalars("eval/agreement")  # the learning curve, at the update each evaluation scored
+    assert [e.step for e in curve] == [m["updates"] for m in scored] and scored
+    assert np.allclose([e.value for e in curve], [m["agreement"] for m in scored], rtol=1e-6)
 
 
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):

@@ -109,3 +109,15 @@ def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_pa
 DISTILL_UPDATES = 800
 AGREEMENT_MARGIN = 0.25
 SCORE_OVER_RANDOM = 2.0
+
+
+def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_runtime, tmp_path):
+    from cluster.config import RecordConfig
+    from cluster.record import run_record
+
+    game = ZOO_GAMES[0]
+    index = run_record(RecordConfig(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
+                                    out=str(tmp_path / "ds"), file_mb=1).validate(), echo=lambda *_: None)
+    assert index["teacher"]["source"] == f"zoo:{game}"
+    cfg = DistillConfig(dataset=str(tmp_path / "ds")).validate()
+    assert (cfg.game, cfg.teacher) == (game, f"zoo:{game}")
