@@ -184,18 +184,24 @@ def cmd_record(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from actors.env import env_config_for, resolve_env_mode
+    from actors.env import EVAL_SEED_OFFSET, env_config_for, resolve_env_mode
     from actors.evaluate import evaluate_parallel, evaluate_policy
     from actors.games import game_spec
     from actors.teachers import load_teacher
     from cluster.runtime import connect
 
+    from cluster.config import zoo_game
+
+    if args.game is None:
+        args.game = zoo_game(args.checkpoint)
+        if args.game is None:
+            raise ValueError("--game is required (it is optional only with --checkpoint zoo:GAME)")
     game = game_spec(args.game)
     if args.episodes < 1 or not 0 <= args.epsilon <= 1 or args.workers < 1 or not 0 <= args.noop_max <= 1000:
         raise ValueError("--episodes and --workers must be at least 1, --epsilon in [0, 1], --noop-max in [0, 1000]")
     payload = load_teacher(args.checkpoint, game, args.seed)
     env_config = env_config_for(args.env_mode, payload, args.noop_max, args.sticky_actions)
-    kwargs = dict(env_config=env_config, epsilon=args.epsilon, seed=args.seed)
+    kwargs = dict(env_config=env_config, epsilon=args.epsilon, seed=args.seed + EVAL_SEED_OFFSET)
     if args.workers == 1 and not args.address:
         result = evaluate_policy(payload, game.name, args.episodes, **kwargs)
     else:
@@ -303,8 +309,10 @@ def build_parser() -> Parser:
     record.set_defaults(func=cmd_record)
 
     evaluate = commands.add_parser("evaluate", help="play a checkpoint and report its score")
-    evaluate.add_argument("--checkpoint", required=True, help="checkpoint path, or 'random' for the random teacher")
-    evaluate.add_argument("--game", required=True, help="game to play (picks the head of a multi-task student)")
+    evaluate.add_argument("--checkpoint", required=True, help="checkpoint path, zoo:GAME, or 'random' for the random "
+                                                              "teacher")
+    evaluate.add_argument("--game", default=None, help="game to play (picks the head of a multi-task student); "
+                                                       "defaults to a zoo:GAME teacher's game")
     evaluate.add_argument("--episodes", type=int, default=30, help="episodes to play (default: 30)")
     evaluate.add_argument("--epsilon", type=float, default=0.05, help="random-action probability (default: 0.05)")
     evaluate.add_argument("--noop-max", type=int, default=30, help="maximum no-op starts (default: 30)")
@@ -313,7 +321,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("--workers", type=int, default=4, help="evaluator actors sharing the episodes; 1 plays "
                                                                  "in this process without Ray (default: 4)")
     evaluate.add_argument("--address", default=None, help="Ray cluster address; omit for a local runtime")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    evaluate.add_argument("--seed", type=int, default=0, help="the run seed whose evaluation episodes to play, as "
+                                                              "distill's final evaluation and the zoo cards do "
+                                                              "(default: 0)")
     evaluate.add_argument("--json", action="store_true", help="also print the result as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -22,7 +22,7 @@ from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor, TeacherRollout
 from actors.teachers import load_teacher
 from cluster import stopping
-from cluster.config import ConfigError, DistillConfig, MultitaskConfig
+from cluster.config import ConfigError, DistillConfig
 from cluster.learner_group import LearnerGroup
 from cluster.placement import Placement, plan_run
 from cluster.progress import as_progress

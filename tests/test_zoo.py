@@ -5,8 +5,6 @@ import json
 import pytest
 import torch
 
-from actors.env import EVAL_SEED_OFFSET
-from actors.evaluate import evaluate_parallel
 from actors.games import game_spec
 from actors.teachers import load_teacher
 from cluster.config import ConfigError, DistillConfig
@@ -68,11 +66,15 @@ def test_half_precision_check_sees_a_changed_action():
 
 
 @pytest.mark.parametrize("game", ZOO_GAMES)
-def test_card_score_is_reproduced_by_a_fresh_evaluation(ray_runtime, game):
-    """A CI-sized re-evaluation on the card's protocol lands inside the card's interval, widened by its own."""
+def test_card_score_is_reproduced_by_launch_evaluate(ray_runtime, game, capsys):
+    """A CI-sized `launch.py evaluate` lands inside the card's interval, widened by its own."""
+    import launch
+
+    assert launch.main(["evaluate", "--checkpoint", f"zoo:{game}", "--episodes", "6", "--workers", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     card = catalog.card(game)
-    result = evaluate_parallel(load_teacher(f"zoo:{game}", game_spec(game)), game, 6, 2, seed=EVAL_SEED_OFFSET)
-    assert catalog.overlaps({"mean": result.mean, "ci95": result.ci95}, card["score"]), (result, card["score"])
+    assert result["episodes"] == 6
+    assert catalog.overlaps(result, card["score"]), (result, card["score"])
 
 
 def test_zoo_lists_every_teacher(capsys):
