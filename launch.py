@@ -46,7 +46,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_distill(args, config_class=None) -> int:
-    from cluster.config import DistillConfig, MultitaskConfig, from_args
+    from cluster.config import DistillConfig, MultitaskConfig
     from cluster.distill import learner_kinds, metrics_kind, run_distill
 
     config_class = config_class or DistillConfig
@@ -54,7 +54,7 @@ def cmd_distill(args, config_class=None) -> int:
         run, cfg = open_for_resume(args, lambda stored: MultitaskConfig if "games" in stored else DistillConfig)
         state = {kind: resume_state(run, kind, metrics_kind(kind)) for kind in learner_kinds(cfg)}
     else:
-        cfg, run, state = from_args(config_class, args).validate(), None, None
+        cfg, run, state = new_run(config_class, args), None, None
     summary = with_progress(lambda progress: run_distill(cfg, run, state, echo=progress))
     if not summary["complete"]:
         return stopped(summary, "distill", cfg.out if run is None else run.path)
@@ -78,6 +78,15 @@ def cmd_distill(args, config_class=None) -> int:
         print(f"restarts: {restarts['actors']} actor(s), {restarts['learners']} learner(s)")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
     return 0
+
+
+def new_run(config_class, args):
+    """A validated config for a new run whose --out is free, all before Ray starts."""
+    from cluster.config import check_new_out, from_args
+
+    cfg = from_args(config_class, args).validate()
+    check_new_out(cfg.out)
+    return cfg
 
 
 def with_progress(job):
@@ -134,14 +143,14 @@ def stopped(summary: dict, command: str, path) -> int:
 
 
 def cmd_teacher(args) -> int:
-    from cluster.config import TeacherConfig, from_args
+    from cluster.config import TeacherConfig
     from cluster.dqn_training import run_teacher
 
     if args.resume:
         run, cfg = open_for_resume(args, TeacherConfig)
         state = resume_state(run, "dqn", "dqn")
     else:
-        cfg, run, state = from_args(TeacherConfig, args).validate(), None, None
+        cfg, run, state = new_run(TeacherConfig, args), None, None
     summary = with_progress(lambda progress: run_teacher(cfg, run, state, echo=progress))
     if not summary["complete"]:
         return stopped(summary, "teacher", cfg.out if run is None else run.path)
@@ -153,14 +162,14 @@ def cmd_teacher(args) -> int:
 
 
 def cmd_online(args) -> int:
-    from cluster.config import OnlineConfig, from_args
+    from cluster.config import OnlineConfig
     from cluster.online import run_online
 
     if args.resume:
         run, cfg = open_for_resume(args, OnlineConfig)
         state = {kind: resume_state(run, kind, kind) for kind in ("dqn", "student")}
     else:
-        cfg, run, state = from_args(OnlineConfig, args).validate(), None, None
+        cfg, run, state = new_run(OnlineConfig, args), None, None
     summary = with_progress(lambda progress: run_online(cfg, run, state, echo=progress))
     if not summary["complete"]:
         return stopped(summary, "online", cfg.out if run is None else run.path)

@@ -108,6 +108,13 @@ def need(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_new_out(out: str, fix: str = "choose a new --out or --resume that run") -> None:
+    """A new run's folder must be new or empty; checked before Ray starts, so the answer is immediate."""
+    path = Path(out)
+    need(not path.exists() or path.is_dir(), f"--out {out!r} is a file, not a directory; {fix}")
+    need(not (path.is_dir() and any(path.iterdir())), f"--out {out!r} already holds files; {fix}")
+
+
 def zoo_game(source: str | None) -> str | None:
     from zoo.catalog import ZooError, zoo_game as game_of
 
@@ -460,9 +467,7 @@ class RecordConfig(ActingConfig):
         super().validate()
         need(self.steps >= 1, f"--steps must be at least 1, got {self.steps}")
         need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
-        out = Path(self.out)
-        need(not (out.exists() and any(out.iterdir())),
-             f"--out {self.out!r} already holds files; choose a new dataset directory")
+        check_new_out(self.out, "choose a new dataset directory")
         return self
 
 

@@ -39,6 +39,11 @@ def launch(*args):
     (["distill", "--override", "updates"], "--override only applies with --resume"),
     (["multitask", "--games", "pong"], "needs at least two games"),
     (["teacher", "--frames", "0"], "--frames"),
+    (["distill", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
+    (["multitask", "--games", "pong,breakout", "--out", str(ROOT / "docs")], "already holds files"),
+    (["teacher", "--out", str(ROOT / "docs")], "already holds files"),
+    (["online", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
+    (["record", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
     """In this process (each case fails before Ray starts); the subprocess tests below cover the script."""
