@@ -69,7 +69,7 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
         img_width=FRAME_SHAPE[1],
         grayscale=True,
         stack_num=STACK,
-        frameskip=4,
+        frameskip=FRAME_SKIP,
         maxpool=True,
         noop_max=config.noop_max,
         episodic_life=False,
@@ -83,6 +83,7 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
 # each, 65,536 actors); the hold-out and evaluation ranges start 2**28 and 2**29 higher.
 ACTOR_SEED_STRIDE = 4096
 HOLDOUT_SEED_OFFSET = 2**28
+FRAME_SKIP = 4  # emulator frames per agent step: budgets in frames are 4x budgets in steps
 EVAL_SEED_OFFSET = 2**29
 
 

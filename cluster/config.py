@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.env import ENV_MODES, env_config_for
+from actors.env import ENV_MODES, FRAME_SKIP, env_config_for
 from learner.losses import LOSSES
 from learner.networks import PRESETS, UnknownPresetError, canonical_preset
 from replay.memory_plan import STEPS_PER_HOUR
@@ -412,6 +412,14 @@ class TeacherConfig(ActingConfig):
             need(0.0 <= value <= 1.0, f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
         need(self.epsilon_frames >= 0, f"--epsilon-frames must be at least 0, got {self.epsilon_frames}")
         need(self.eval_every >= 4, f"--eval-every must be at least 4 frames, got {self.eval_every}")
+        learning_starts = FRAME_SKIP * self.min_replay
+        need(self.frames > learning_starts,
+             f"--frames {self.frames:,} ends before the first DQN update (--min-replay {self.min_replay:,} steps = "
+             f"{learning_starts:,} frames); raise --frames above {learning_starts:,} or lower --min-replay below "
+             f"{-(-self.frames // FRAME_SKIP):,}")
+        need(self.eval_every < self.frames,
+             f"--eval-every {self.eval_every:,} frames is not below --frames {self.frames:,}, so no checkpoint would be "
+             f"scored; lower --eval-every below --frames")
         need(self.eval_episodes >= 1, f"--eval-episodes must be at least 1, got {self.eval_episodes}")
         need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")

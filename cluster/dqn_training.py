@@ -15,7 +15,7 @@ import math
 import time
 from pathlib import Path
 
-from actors.env import EVAL_SEED_OFFSET, EnvConfig, actor_seed
+from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed
 from actors.evaluate import evaluate_policy
 from actors.games import game_spec
 from actors.teacher import TeacherActor
@@ -29,7 +29,6 @@ from learner.dqn import DQNConfig, DQNLearner
 from replay.memory_plan import MemoryPlan
 from replay.shard import launch_shards, shard_for_actor
 
-FRAME_SKIP = 4
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:

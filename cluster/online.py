@@ -21,7 +21,7 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.teacher import TeacherActor
 from cluster import stopping
-from cluster.config import OnlineConfig
+from cluster.config import ConfigError, OnlineConfig
 from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
 from cluster.dqn_training import DQNTraining, memory_plan, teacher_placement
 from cluster.progress import as_progress
@@ -245,8 +245,9 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
         timeline.scored(result, best)
     timeline.poll(wait=True)
     if best is None or student.ready_ref is not None or not student.actors:
-        raise RuntimeError(f"the student never trained: no DQN checkpoint was scored and replayed within "
-                           f"--frames {cfg.frames}; raise --frames or lower --eval-every and --distill-min-replay")
+        raise ConfigError(f"the student never trained: no DQN checkpoint was scored and replayed within "
+                          f"--frames {cfg.frames:,} (the DQN's run directory is kept); raise --frames or lower "
+                          f"--eval-every and --distill-min-replay")
     distilled = student.stop()
     placement.release("actors")  # their CPUs go to the final evaluations
     student.checkpoint()

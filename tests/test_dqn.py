@@ -62,6 +62,8 @@ def test_epsilon_falls_linearly_then_stays():
 @pytest.mark.parametrize("change, words", [
     ({"replay_ratio": 0}, "--replay-ratio"), ({"n_step": 0}, "--n-step"), ({"gamma": 1.5}, "--gamma"),
     ({"teacher": "x.pt"}, "drop --teacher"), ({"epsilon_end": 2}, "--epsilon-end"), ({"preset": "huge"}, "--preset"),
+    ({"frames": 20_000}, "ends before the first DQN update .* lower --min-replay below 5,000"),
+    ({"frames": 200_000, "eval_every": 200_000}, "no checkpoint would be scored"),
 ])
 def test_bad_teacher_flags_are_refused_by_name(change, words):
     with pytest.raises(ConfigError, match=words):
