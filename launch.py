@@ -69,15 +69,24 @@ def cmd_distill(args, config_class=None) -> int:
             score, pct = result["student_score"], result["student_pct_of_teacher"]
             print(f"{game}: {row['student']} ({row['student_params']:,} params, {row['loss']}, {row['updates']} updates)"
                   f" {score['mean']:.2f} +/- {score['ci95'] or 0:.2f} over {score['episodes']} episodes; agreement "
-                  f"{result['action_agreement']:.3f}; {'n/a' if pct is None else f'{pct:.0f}%'} of teacher")
+                  f"{result['action_agreement']:.3f}; {percent(pct)} of teacher")
         if "geometric_mean_pct_of_teacher" in row:
             print(f"{row['student']}/{row['loss']}: geometric mean % of teacher "
-                  f"{row['geometric_mean_pct_of_teacher']} over {row['geometric_mean_over']}")
+                  f"{percent(row['geometric_mean_pct_of_teacher'])} over {', '.join(row['geometric_mean_over']) or 'no game'}")
     restarts = summary["restarts"]
     if restarts["actors"] or restarts["learners"]:
         print(f"restarts: {restarts['actors']} actor(s), {restarts['learners']} learner(s)")
     print(f"[distill] wrote {cfg.out if run is None else run.path}")
     return 0
+
+
+def number(value, missing: str = "not scored") -> str:
+    return missing if value is None else f"{value:.2f}"
+
+
+def percent(value) -> str:
+    """A % of teacher, or n/a where the teacher's score is not positive."""
+    return "n/a" if value is None else f"{value:.0f}%"
 
 
 def new_run(config_class, args):
@@ -175,10 +184,11 @@ def cmd_online(args) -> int:
         return stopped(summary, "online", cfg.out if run is None else run.path)
     print(json.dumps({k: summary[k] for k in ("game", "frames", "updates", "student_updates", "wall_s")}))
     for row in summary["timeline"]:
-        print(f"frames {row['frames']:>10}: dqn {row['dqn_score']}, best so far {row['best_score']} "
-              f"(v{row['best_version']}), student {row['student_score']}")
+        best = "not scored" if row["best_version"] is None else f"{number(row['best_score'])} (v{row['best_version']})"
+        print(f"frames {row['frames']:>10,}: dqn {number(row['dqn_score'])}, best so far {best}, student "
+              f"{number(row['student_score'], 'not trained yet')}")
     print(f"final: student {summary['student_score']['mean']:.2f}, best teacher {summary['teacher_score']['mean']:.2f}"
-          f" ({summary['student_pct_of_teacher']}% of teacher)")
+          f" ({percent(summary['student_pct_of_teacher'])} of teacher)")
     return 0
 
 
@@ -206,8 +216,12 @@ def cmd_evaluate(args) -> int:
         if args.game is None:
             raise ValueError("--game is required (it is optional only with --checkpoint zoo:GAME)")
     game = game_spec(args.game)
-    if args.episodes < 1 or not 0 <= args.epsilon <= 1 or args.workers < 1 or not 0 <= args.noop_max <= 1000:
-        raise ValueError("--episodes and --workers must be at least 1, --epsilon in [0, 1], --noop-max in [0, 1000]")
+    for ok, problem in ((args.episodes >= 1, f"--episodes must be at least 1, got {args.episodes}"),
+                        (args.workers >= 1, f"--workers must be at least 1, got {args.workers}"),
+                        (0 <= args.epsilon <= 1, f"--epsilon must be in [0, 1], got {args.epsilon}"),
+                        (0 <= args.noop_max <= 1000, f"--noop-max must be in [0, 1000], got {args.noop_max}")):
+        if not ok:
+            raise ValueError(problem)
     payload = load_teacher(args.checkpoint, game, args.seed)
     env_config = env_config_for(args.env_mode, payload, args.noop_max, args.sticky_actions)
     kwargs = dict(env_config=env_config, epsilon=args.epsilon, seed=args.seed + EVAL_SEED_OFFSET)
@@ -216,7 +230,8 @@ def cmd_evaluate(args) -> int:
     else:
         connect(args.address, cpus_needed=args.workers)
         result = evaluate_parallel(payload, game.name, args.episodes, args.workers, **kwargs)
-    print(f"{game.title}: mean {result.mean:.2f}, 95% CI +/- {result.ci95:.2f}, median {result.median:.2f}, "
+    interval = "no 95% CI from one episode" if result.ci95 is None else f"95% CI +/- {result.ci95:.2f}"
+    print(f"{game.title}: mean {result.mean:.2f}, {interval}, median {result.median:.2f}, "
           f"min {result.min:.0f}, max {result.max:.0f}, mean length {result.mean_length:.0f} steps "
           f"({result.episodes} episodes, no-op starts <= {args.noop_max}, epsilon {args.epsilon}, "
           f"env mode {resolve_env_mode(args.env_mode, payload)})")
@@ -235,14 +250,15 @@ def cmd_report(args) -> int:
 
 def cmd_zoo(args) -> int:
     from actors.env import EVAL_SEED_OFFSET
-    from actors.evaluate import evaluate_parallel
+    from actors.evaluate import evaluate_parallel, score_text
     from actors.games import canonical_name, game_spec
     from actors.teachers import load_teacher
     from cluster.runtime import connect
     from zoo import catalog
 
-    if args.episodes < 1 or args.workers < 1:
-        raise ValueError("--episodes and --workers must be at least 1")
+    for flag, value in (("--episodes", args.episodes), ("--workers", args.workers)):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
     if args.add:
         connect(None, cpus_needed=args.workers)
         card = catalog.publish(args.add, args.episodes, args.workers, args.version)
@@ -254,11 +270,10 @@ def cmd_zoo(args) -> int:
         connect(None, cpus_needed=args.workers)
         result = evaluate_parallel(load_teacher(f"zoo:{game}", game_spec(game)), game, args.episodes, args.workers,
                                    seed=EVAL_SEED_OFFSET)
-        now = {"mean": result.mean, "ci95": result.ci95 if result.episodes > 1 else None}
-        agrees = catalog.overlaps(now, card["score"])
-        print(f"{card['title']}: card {card['score']['mean']:.1f} +/- {card['score']['ci95']:.1f} "
-              f"({card['score']['episodes']} episodes); now {result.mean:.1f} +/- {now['ci95'] or 0:.1f} "
-              f"({result.episodes} episodes): {'consistent' if agrees else 'NOT consistent'} with the card")
+        agrees = catalog.overlaps(result.as_dict(), card["score"])
+        card_score = card["score"]
+        print(f"{card['title']}: card {score_text(card_score['mean'], card_score['ci95'], card_score['episodes'], 1)}; "
+              f"now {result.text(1)}: {'consistent' if agrees else 'NOT consistent'} with the card")
         return 0 if agrees else 1
     cards = [catalog.card(g) for g in catalog.games()]
     if not cards:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from actors.env import EnvConfig, env_seeds, make_vector_env
+from actors.env import EnvConfig, make_vector_env
 from learner.checkpoint import build_network
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -34,7 +34,7 @@ def t_quantile_975(df: int) -> float:
 class EvalResult:
     episodes: int
     mean: float
-    ci95: float
+    ci95: float | None  # None for one episode: no interval, rather than a nan that reaches JSON and consoles
     median: float
     min: float
     max: float
@@ -46,13 +46,25 @@ class EvalResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def text(self, digits: int = 2) -> str:
+        return score_text(self.mean, self.ci95, self.episodes, digits)
+
+
+def score_text(mean: float, ci95: float | None, episodes: int | None = None, digits: int = 2) -> str:
+    """'1008.00 +/- 146.39 (30 episodes)'; a single episode says it has no interval."""
+    interval = f" +/- {ci95:.{digits}f}" if ci95 is not None else ""
+    if episodes is None:
+        return f"{mean:.{digits}f}{interval}"
+    return f"{mean:.{digits}f}{interval} ({episodes} episode{'s' if episodes != 1 else ''}" + (
+        ", no interval)" if ci95 is None else ")")
+
 
 def summarize(scores: list[float], lengths: list[int], epsilon: float, noop_max: int) -> EvalResult:
     values = np.asarray(scores, dtype=np.float64)
     n = len(values)
-    ci = t_quantile_975(n - 1) * values.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    ci = float(t_quantile_975(n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else None
     return EvalResult(
-        episodes=n, mean=float(values.mean()), ci95=float(ci), median=float(np.median(values)),
+        episodes=n, mean=float(values.mean()), ci95=ci, median=float(np.median(values)),
         min=float(values.min()), max=float(values.max()), mean_length=float(np.mean(lengths)),
         epsilon=epsilon, noop_max=noop_max, scores=[float(v) for v in values],
     )

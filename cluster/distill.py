@@ -313,7 +313,7 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
     for g in games:
         name = g.spec.name
         result = collect_evaluation(pending[name], cfg.eval_epsilon, cfg.noop_max)
-        echo.evaluation(f"{group.label} {name}", f"{result.mean:.2f} +/- {result.ci95:.2f} ({result.episodes} episodes)")
+        echo.evaluation(f"{group.label} {name}", result.text())
         per_game[name] = {"student_score": result.as_dict(),
                           "student_pct_of_teacher": pct_of_teacher(result.mean, teacher_evals[name].mean),
                           "action_agreement": ray.get(group.agreement(*holdouts[name], name))}
@@ -400,7 +400,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     for g in games:
         name = g.spec.name
         teacher_evals[name] = result = collect_evaluation(pending[name][0], cfg.eval_epsilon, cfg.noop_max)
-        echo.evaluation(f"teacher {name}", f"{result.mean:.2f} +/- {result.ci95:.2f} ({result.episodes} episodes)")
+        echo.evaluation(f"teacher {name}", result.text())
         per_game[name] = {
             "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
             "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,

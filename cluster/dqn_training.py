@@ -11,7 +11,6 @@ replay's sample-to-insert ratio, so more actors make a run faster, not different
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -50,8 +49,7 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
         result = evaluate_policy(payload, game, episodes, env_config=env_config, epsilon=epsilon, seed=seed)
         score, ci95, played = result.mean, result.ci95, result.episodes
     else:
-        score, ci95, played = float(rigged), float("nan"), 0
-    ci95 = ci95 if math.isfinite(ci95) else None
+        score, ci95, played = float(rigged), None, 0
     improved = ray.get(registry.report.remote(version, score, ci95, played))
     return {"version": version, "frames": frames, "score": score, "ci95": ci95, "improved": improved}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from actors.env import EVAL_SEED_OFFSET
-from actors.evaluate import collect_evaluation, submit_evaluation
+from actors.evaluate import collect_evaluation, score_text, submit_evaluation
 
 
 def eval_kind(metrics_kind: str) -> str:
@@ -81,10 +81,10 @@ class StudentEvaluations:
             result = collect_evaluation(parts, self.cfg.eval_epsilon, self.cfg.noop_max)
             teacher = self.teacher_score(game)
             agreement = ray.get(entry["agreement"][game]) if game in entry["agreement"] else None
-            per_game[game] = {"score": result.mean, "ci95": result.ci95 if result.episodes > 1 else None,
+            per_game[game] = {"score": result.mean, "ci95": result.ci95,
                               "episodes": result.episodes, "agreement": agreement,
                               "pct_of_teacher": None if teacher is None else pct_of_teacher(result.mean, teacher)}
-            shown = f"{result.mean:.1f} +/- {per_game[game]['ci95'] or 0:.1f}" + (
+            shown = score_text(result.mean, result.ci95, digits=1) + (
                 "" if agreement is None else f", agreement {agreement:.3f}") + (
                 "" if per_game[game]["pct_of_teacher"] is None else f", {per_game[game]['pct_of_teacher']:.0f}% of teacher")
             self.echo.evaluation(f"{entry['label']} {game} @ {entry['updates']}", shown)

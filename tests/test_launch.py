@@ -1,5 +1,7 @@
 """Bad input at the command line is one line naming the problem and the fix, exit code 2."""
 
+import json
+import re
 import subprocess
 import sys
 
@@ -72,6 +74,10 @@ def test_evaluate_prints_mean_ci_min_max(tmp_path):
     result = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "2", "--json")
     assert result.returncode == 0, result.stderr
     assert "95% CI" in result.stdout and "min" in result.stdout and "max" in result.stdout
+    one = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "1", "--workers", "1", "--json")
+    assert one.returncode == 0 and "no 95% CI from one episode" in one.stdout, one.stderr
+    assert not {"nan", "None", "NaN"} & set(re.findall(r"[A-Za-z]+", one.stdout)), one.stdout
+    assert json.loads(one.stdout.splitlines()[-1])["ci95"] is None
 
 
 def test_impossible_memory_plan_is_refused_before_anything_is_written(tmp_path):

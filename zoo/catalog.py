@@ -15,6 +15,7 @@ from pathlib import Path
 
 ZOO_DIR = Path(__file__).resolve().parent / "teachers"
 PREFIX = "zoo:"
+CARD_EPISODES = 30  # the protocol: mean and 95% CI over at least 30 no-op-start episodes
 CARD_FORMAT = "atari-distill-zoo-card"
 HALF_CHECK_STEPS = 2000
 
@@ -96,6 +97,8 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     from learner.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
     from learner.networks import canonical_preset
 
+    if episodes < CARD_EPISODES:
+        raise ZooError(f"a zoo card needs at least {CARD_EPISODES} episodes per evaluation, got --episodes {episodes}")
     run = RunDir.open(run_path)
     config = run.read_config()
     registry = CheckpointRegistry(run.path / "registry.json")
