@@ -24,6 +24,15 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr and exit code 2."""
 
     def error(self, message: str):
+        import difflib
+        import re
+
+        choice = re.match(r"argument .*: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:  # any mistyped choice (a command, a flag's value) gets the nearest spelling
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            near = difflib.get_close_matches(choice.group(1), options, n=1)
+            if near:
+                message += f"; did you mean: {near[0]}"
         sys.stderr.write(f"error: {self.prog}: {message}; see --help\n")
         sys.exit(2)
 

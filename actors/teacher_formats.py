@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from learner.checkpoint import FORMAT, CheckpointError, make_payload, validate_payload
+from learner.checkpoint import FORMAT, CheckpointError, make_payload, validate_payload, why_unloadable
 from learner.networks import QNetwork
 
 SB3_MEMBERS = {"data", "policy.pth", "pytorch_variables.pth", "policy.optimizer.pth",
@@ -34,8 +34,7 @@ def _load_torch(data, source: str):
     try:
         return torch.load(data, map_location="cpu", weights_only=True)
     except Exception as error:
-        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{source} cannot be read safely ({first_line}); "
+        raise CheckpointError(f"{source} {why_unloadable(data, error)}; "
                               f"give our checkpoint, a CleanRL .cleanrl_model or an SB3 DQN .zip") from None
 
 

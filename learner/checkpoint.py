@@ -90,6 +90,21 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+def why_unloadable(source: str | os.PathLike | io.BytesIO, error: Exception) -> str:
+    """What torch.load's refusal means for the user: not a PyTorch file, a damaged one, or one that could run code."""
+    if isinstance(source, io.BytesIO):
+        head = source.getvalue()[:16]
+    else:
+        with open(source, "rb") as file:
+            head = file.read(16)
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch's zip format, or a legacy pickle
+        return f"is not a PyTorch file (it begins {head!r})"
+    if "Weights only load failed" in str(error):
+        return "holds objects other than tensors and plain types, so it cannot be read safely (it could run code)"
+    first_line = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+    return f"is a damaged PyTorch file ({first_line})"
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -101,10 +116,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read safely ({first_line}); use an intact checkpoint of this project"
-        ) from None
+        raise CheckpointError(f"checkpoint {str(path)!r} {why_unloadable(path, error)}; "
+                              f"use an intact checkpoint of this project") from None
     validate_payload(payload, str(path))
     return payload
 

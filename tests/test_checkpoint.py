@@ -34,7 +34,10 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     save_checkpoint(path, make_payload(QNetwork("net3", {"pong": 6}), "student"))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(CheckpointError, match="cannot be read safely"):
+    with pytest.raises(CheckpointError, match="is a damaged PyTorch file"):
+        load_checkpoint(path)
+    path.write_text("not weights\n")
+    with pytest.raises(CheckpointError, match=r"is not a PyTorch file \(it begins b'not weights"):
         load_checkpoint(path)
 
 

@@ -46,6 +46,9 @@ def launch(*args):
     (["teacher", "--out", str(ROOT / "docs")], "already holds files"),
     (["online", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
     (["record", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
+    (["distil"], "did you mean: distill"),
+    (["evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "0"], "--episodes must be at least 1, got 0"),
+    (["distill", "--teacher", str(ROOT / "README.md")], "is not a PyTorch file (it begins b'# atari-distill"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
     """In this process (each case fails before Ray starts); the subprocess tests below cover the script."""
