@@ -56,8 +56,8 @@ def _minimal_action_count(rom: str) -> int:
     import ale_py
     from ale_py import roms
 
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # static: set before the banner would print
     ale = ale_py.ALEInterface()
-    ale.setLoggerMode(ale_py.LoggerMode.Error)
     ale.loadROM(roms.get_rom_path(rom))
     return len(ale.getMinimalActionSet())
 

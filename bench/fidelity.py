@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,12 @@ def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
 
 
 def timed(argv: list[str], path: Path, section: str) -> list[dict]:
+    """Runs one distillation, or reads it back if an earlier invocation finished it (a partial one starts over)."""
+    summary = path / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("complete", True):
+        return rows_of(path, section, json.loads(summary.read_text())["wall_s"])
+    if path.exists():
+        shutil.rmtree(path)
     started = time.monotonic()
     run(argv + ["--out", str(path)])
     return rows_of(path, section, time.monotonic() - started)

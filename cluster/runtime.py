@@ -8,6 +8,7 @@ being installed; under `ray job submit` the job's working_dir does that instead.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
     if address:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     else:
+        # Ray enables token authentication for a new local runtime and warns that it did, on every run
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # Oversubscribe a small laptop rather than leave actors pending forever.
         ray.init(num_cpus=max(os.cpu_count() or 1, cpus_needed), include_dashboard=False,
                  _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING")
