@@ -18,6 +18,8 @@ import argparse
 import contextlib
 import json
 import sys
+import time
+from pathlib import Path
 
 
 class Parser(argparse.ArgumentParser):
@@ -135,7 +137,6 @@ def resume_state(run, kind: str, metrics_kind: str) -> dict | None:
 def open_for_resume(args, config_class):
     """The run in --resume and its config, with the flags given alongside applied if --override lists them."""
     import dataclasses
-    import time
 
     from cluster.config import resume_changes
     from cluster.rundir import RunDir
@@ -380,6 +381,19 @@ def build_parser() -> Parser:
     return parser
 
 
+def save_traceback(args) -> str:
+    """The current exception's traceback, in the run directory when there is one, else a temp file."""
+    import tempfile
+    import traceback
+
+    folder = Path(getattr(args, "resume", None) or getattr(args, "out", None) or tempfile.gettempdir())
+    if not folder.is_dir():
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    path.write_text(traceback.format_exc())
+    return str(path)
+
+
 def main(argv: list[str] | None = None, script: bool = False) -> int:
     from cluster import stopping
 
@@ -394,10 +408,17 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
             code = args.func(args)
         except Exception as error:
             cause = getattr(error, "cause", None) or error  # Ray wraps an actor's exception
-            if args.debug or not isinstance(cause, user_errors() + (ValueError, TimeoutError)):
+            if args.debug:
                 raise
-            sys.stderr.write(f"error: {cause}\n")
-            code = 2
+            if isinstance(cause, user_errors() + (ValueError, TimeoutError)):
+                sys.stderr.write(f"error: {cause}\n")
+                code = 2
+            else:
+                saved = save_traceback(args)
+                first = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
+                sys.stderr.write(f"error: internal error, a bug: {type(cause).__name__}: {first} (traceback saved to "
+                                 f"{saved}; rerun with --debug to see it here, and please report it)\n")
+                code = 1
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             code = 130

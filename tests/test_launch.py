@@ -164,3 +164,21 @@ def test_an_impossible_resource_plan_is_refused_before_anything_is_written(tmp_p
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "gpu_box: needs gpu_box 1 but the cluster has gpu_box 0" in error[0], result.stderr
     assert "placement plan" in result.stdout and not (tmp_path / "run").exists()
+
+
+def test_a_bug_is_one_line_naming_where_its_traceback_went(monkeypatch, capsys, tmp_path):
+    import launch as cli
+
+    def broken(args):
+        raise KeyError("an internal slip")
+
+    monkeypatch.setattr(cli, "cmd_presets", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    assert cli.main(["presets"]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "internal error, a bug: KeyError" in lines[0] and "Traceback" not in err, err
+    saved = list(tmp_path.glob("crash-*.txt"))
+    assert len(saved) == 1 and saved[0].name in lines[0] and "an internal slip" in saved[0].read_text()
+    with pytest.raises(KeyError):  # --debug shows it as it is
+        cli.main(["--debug", "presets"])
