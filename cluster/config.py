@@ -467,13 +467,15 @@ class OnlineConfig(TeacherConfig):
 
 @dataclass
 class RecordConfig(ActingConfig):
-    steps: int = _flag(10_000, "labelled steps to record (whole chunks, so at most one chunk per actor more)")
+    steps: int = _flag(10_000, "most labelled steps to record (whole chunks of --envs-per-actor x --chunk-steps)")
     out: str = _flag("datasets/record", "dataset directory to create")
     file_mb: int = _flag(256, "size at which a chunk file is closed and the next begun")
 
     def validate(self) -> "RecordConfig":
         super().validate()
-        need(self.steps >= 1, f"--steps must be at least 1, got {self.steps}")
+        need(self.steps >= self.chunk_size,
+             f"--steps {self.steps} is less than one chunk ({self.chunk_size} = --envs-per-actor {self.envs_per_actor} "
+             f"x --chunk-steps {self.chunk_steps}); raise --steps or lower --chunk-steps")
         need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
         check_new_out(self.out, "choose a new dataset directory")
         return self

@@ -54,7 +54,8 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
     runs = [actor.run.remote() for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started, last_echo = time.monotonic(), 0.0
-    while (stored := ray.get(writer.stored_steps.remote())) < cfg.steps:
+    while not ray.get(writer.is_full.remote()):
+        stored = ray.get(writer.stored_steps.remote())
         finished, _ = ray.wait(runs, timeout=0.5)
         if finished:
             ray.get(finished)  # an actor that ended early raised: surface its error

@@ -50,6 +50,7 @@ class DatasetWriter:
             raise DatasetError(f"{str(self.path)!r} already holds files; choose a new --out")
         self.path.mkdir(parents=True, exist_ok=True)
         self.identity, self.max_steps, self.file_bytes = identity, max_steps, file_bytes
+        self.full = False
         self.files: list[dict] = []
         self.handle = None
         self.actors: set[int] = set()
@@ -62,14 +63,20 @@ class DatasetWriter:
     def stored_steps(self) -> int:
         return self.steps
 
+    def is_full(self) -> bool:
+        return self.full
+
     def insert(self, message: bytes) -> bool:
-        """Stores one chunk while steps are still wanted; returns whether more are wanted."""
-        if self.steps >= self.max_steps:
+        """Stores one chunk while it fits under `max_steps` (a budget, never exceeded); returns whether more fit."""
+        if self.full:
             return False
         chunk = decode(message)
         if chunk.game != self.identity["game"] or chunk.num_actions != self.identity["num_actions"]:
             raise ChunkError(f"chunk for {chunk.game!r} with {chunk.num_actions} actions does not belong in a "
                              f"{self.identity['game']!r} dataset with {self.identity['num_actions']}")
+        if self.steps + chunk.steps * chunk.envs > self.max_steps:
+            self.full = True
+            return False
         if self.handle is None or self.files[-1]["bytes"] >= self.file_bytes:
             self._next_file()
         header = RECORD_HEADER.pack(MAGIC, len(message), zlib.crc32(message))
@@ -80,7 +87,8 @@ class DatasetWriter:
         entry["chunks"] += 1
         entry["steps"] += chunk.steps * chunk.envs
         self.actors.add(chunk.actor_id)
-        return self.steps < self.max_steps
+        self.full = self.steps >= self.max_steps
+        return not self.full
 
     def _next_file(self) -> None:
         self._flush()

@@ -30,7 +30,7 @@ def launch(*args):
     (["distill", "--replay-shards", "3"], "raise --actors or lower --replay-shards"),
     (["distill", "--replay-ratio", "-1"], "--replay-ratio must be in"),
     (["distill", "--dataset", "/nonexistent-dataset"], "record one with `launch.py record`"),
-    (["record", "--steps", "0"], "--steps must be at least 1"),
+    (["record", "--steps", "0"], "--steps 0 is less than one chunk (256 = --envs-per-actor 4 x --chunk-steps 64)"),
     (["distill", "--actor-gpus", "2"], "--actor-gpus must be in [0, 1]"),
     (["distill", "--env-mode", "gym"], "--env-mode must be auto or one of"),
     (["record", "--game", "pongg"], "did you mean: pong"),
