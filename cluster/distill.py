@@ -435,7 +435,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
             single["per_game"] = {g: {**per_game[g], **r} for g, r in single["per_game"].items()}
         summary.update(
             games=list(heads), per_game=single.pop("per_game", per_game), schedule_weights=cfg.schedule_weights(),
-            samples_per_game=students[0]["extra"]["schedule"]["counts"],
+            samples_per_game={g: n * cfg.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
             steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     summary["wall_s"] = time.monotonic() - started
     run.write_summary(summary)
