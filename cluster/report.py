@@ -55,97 +55,155 @@ def _kinds(run: dict, evaluations: bool = False) -> list[str]:
 
 
 class Plots:
-    """Draws into REPORT_DIR and remembers, per plot, how many points it drew."""
+    """Draws into REPORT_DIR; remembers, per plot, how many points it drew and what each axis shows.
+
+    A series (a run's learner, a run's game) keeps one colour in every plot of the report, and
+    within a plot each labelled series has its own colour, line style and marker; every axis has
+    one unit. `artists` records what was drawn so tests can check both.
+    """
 
     def __init__(self, out: Path):
         import matplotlib
 
         matplotlib.use("Agg")
-        self.out, self.drawn = out, {}
+        self.out, self.drawn, self.artists = out, {}, {}
+        self.colors: dict[str, str] = {}
 
-    def figure(self, name: str, xlabel: str, ylabel: str, title: str):
+    def color(self, key: str) -> str:
+        import matplotlib
+
+        if key not in self.colors:
+            palette = matplotlib.colormaps["tab10" if len(self.colors) < 10 else "tab20"].colors
+            self.colors[key] = matplotlib.colors.to_hex(palette[len(self.colors) % len(palette)])
+        return self.colors[key]
+
+    def figure(self, name: str, title: str, *axes: tuple[str, str, str]):
+        """A figure with one panel per (xlabel, ylabel, panel title)."""
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-        ax.grid(alpha=0.3)
+        fig, panels = plt.subplots(1, len(axes), figsize=(6.5 * len(axes), 4), dpi=100, squeeze=False)
+        for ax, (xlabel, ylabel, panel_title) in zip(panels[0], axes):
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=panel_title)
+            ax.grid(alpha=0.3)
+        if len(axes) > 1:
+            fig.suptitle(title)
+        else:
+            panels[0][0].set_title(title)
         self.drawn[name] = 0
-        return fig, ax
+        return fig, list(panels[0])
 
     def count(self, name: str, points: int) -> None:
         self.drawn[name] += int(points)
 
-    def save(self, name: str, fig, ax) -> str | None:
+    def save(self, name: str, fig, axes) -> str | None:
         import matplotlib.pyplot as plt
 
         if self.drawn[name] == 0:
             plt.close(fig)
             del self.drawn[name]
             return None
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        self.artists[name] = []
+        for ax in axes:
+            series = []
+            for artist in [*ax.lines, *ax.collections, *ax.containers]:
+                label = artist.get_label()
+                if not label or label.startswith("_"):
+                    continue
+                series.append({"label": label, **_style(artist)})
+            self.artists[name].append({"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "series": series})
+            if series:
+                ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(self.out / f"{name}.png")
         plt.close(fig)
         return f"{name}.png"
 
 
+def _style(artist) -> dict:
+    """Colour, line style and marker of a line, a scatter, a bar group or an error bar."""
+    import matplotlib.colors
+
+    if hasattr(artist, "get_linestyle") and hasattr(artist, "get_marker"):  # Line2D
+        return {"color": matplotlib.colors.to_hex(artist.get_color()), "linestyle": artist.get_linestyle(),
+                "marker": str(artist.get_marker())}
+    if hasattr(artist, "patches"):  # BarContainer
+        return {"color": matplotlib.colors.to_hex(artist.patches[0].get_facecolor()), "linestyle": "bar", "marker": ""}
+    if hasattr(artist, "lines"):  # ErrorbarContainer
+        return _style(artist.lines[0])
+    colors = artist.get_facecolor()  # PathCollection (scatter)
+    return {"color": matplotlib.colors.to_hex(colors[0]) if len(colors) else "none", "linestyle": "scatter",
+            "marker": "o"}
+
+
 def loss_section(runs: list[dict], plots: Plots) -> str:
-    fig, ax = plots.figure("loss", "updates", "loss", "Training loss")
-    rows = []
+    rows, series = [], []
     for run in runs:
         for kind in _kinds(run):
             x, y = _series(run["metrics"], "loss", kind)
             if len(x):
-                ax.plot(x, y, label=f"{run['name']} ({kind})")
-                plots.count("loss", len(x))
-                rows.append([run["name"], kind, int(x[0]), float(y[0]), int(x[-1]), float(y[-1]), float(y.min())])
-    if any(r[1] == "dqn" for r in rows) and any(r[1] != "dqn" for r in rows):
-        ax.set_yscale("log")
-    image = plots.save("loss", fig, ax)
+                series.append((run, kind, x, y))
+    dqn = [s for s in series if s[1] == "dqn"]
+    panels = [("updates", "distillation loss", "Students"), ("updates", "TD loss (Huber)", "DQN")]
+    fig, axes = plots.figure("loss", "Training loss", *(panels if dqn and len(dqn) < len(series) else
+                                                        [panels[1] if dqn else panels[0]]))
+    for run, kind, x, y in series:
+        ax = axes[-1] if kind == "dqn" else axes[0]
+        ax.plot(x, y, color=plots.color(f"{run['name']}/{kind}"), label=f"{run['name']} ({kind})")
+        plots.count("loss", len(x))
+        rows.append([run["name"], kind, int(x[0]), float(y[0]), int(x[-1]), float(y[-1]), float(y.min())])
+    image = plots.save("loss", fig, axes)
     return (f"## Loss\n\n![loss]({image})\n\n" if image else "## Loss\n\n") + _table(
         ["run", "learner", "first update", "first loss", "last update", "last loss", "lowest loss"], rows)
 
 
 def score_section(runs: list[dict], plots: Plots) -> str:
-    """Student and teacher scores with 95% bands: over frames for DQN and online runs, final for distillation."""
-    fig, ax = plots.figure("scores", "updates (distill) / frames (teacher, online)", "mean score",
-                           "Evaluation score (bands: 95% CI)")
+    """Scores with 95% bands: distillation students against their teachers over updates; DQN and online
+    runs over frames, each on its own panel so no axis mixes units."""
+    by_frames = [r for r in runs if r["kind"] in ("teacher", "online")]
+    by_updates = [r for r in runs if r["kind"] not in ("teacher", "online")]
+    panels = ([("updates", "mean score", "Distillation: final evaluation")] if by_updates else []) + (
+        [("frames", "mean score", "DQN checkpoints and online students")] if by_frames else [])
+    if not panels:
+        return ""
+    fig, axes = plots.figure("scores", "Evaluation score (bands: 95% CI)", *panels)
+    update_ax, frame_ax = (axes[0] if by_updates else None), (axes[-1] if by_frames else None)
     rows = []
-    for run in runs:
+    for run in by_frames:
         summary, name = run["summary"], run["name"]
-        if run["kind"] in ("teacher", "online"):
-            history = [e for e in summary.get("evaluations", []) if e.get("score") is not None]
-            if history:
-                frames = np.array([e["frames"] for e in history], float)
-                score = np.array([e["score"] for e in history], float)
-                ci = np.array([e.get("ci95") or 0.0 for e in history], float)
-                ax.plot(frames, score, marker="o", label=f"{name}: DQN checkpoints")
-                ax.fill_between(frames, score - ci, score + ci, alpha=0.2)
-                best = np.maximum.accumulate(score)
-                ax.step(frames, best, where="post", linestyle="--", label=f"{name}: best so far")
-                plots.count("scores", len(frames))
-                rows += [[name, "dqn", int(e["frames"]), e["score"], e.get("ci95"), float(b)]
-                         for e, b in zip(history, best)]
-            timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None]
-            if timeline:
-                ax.plot([r["frames"] for r in timeline], [r["student_score"] for r in timeline], marker="s",
-                        label=f"{name}: student")
-                plots.count("scores", len(timeline))
-                rows += [[name, "student", r["frames"], r["student_score"], None, r.get("best_score")] for r in timeline]
-            continue
+        color = plots.color(f"{name}/dqn")
+        history = [e for e in summary.get("evaluations", []) if e.get("score") is not None]
+        if history:
+            frames = np.array([e["frames"] for e in history], float)
+            score = np.array([e["score"] for e in history], float)
+            ci = np.array([e.get("ci95") or 0.0 for e in history], float)
+            frame_ax.plot(frames, score, marker="o", color=color, label=f"{name}: DQN checkpoints")
+            frame_ax.fill_between(frames, score - ci, score + ci, alpha=0.2, color=color)
+            best = np.maximum.accumulate(score)
+            frame_ax.step(frames, best, where="post", linestyle="--", color=color, label=f"{name}: best so far")
+            plots.count("scores", len(frames))
+            rows += [[name, "dqn", int(e["frames"]), e["score"], e.get("ci95"), float(b)] for e, b in zip(history, best)]
+        timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None]
+        if timeline:
+            frame_ax.plot([r["frames"] for r in timeline], [r["student_score"] for r in timeline], marker="s",
+                          linestyle=":", color=plots.color(f"{name}/student"), label=f"{name}: student")
+            plots.count("scores", len(timeline))
+            rows += [[name, "student", r["frames"], r["student_score"], None, r.get("best_score")] for r in timeline]
+    for run in by_updates:
+        summary, name = run["summary"], run["name"]
         per_game = summary.get("per_game") or ({summary["game"]: summary} if "student_score" in summary else {})
         for game, result in per_game.items():
             updates = summary.get("updates", 0)
             teacher, student = result["teacher_score"], result["student_score"]
-            ax.axhspan(teacher["mean"] - (teacher["ci95"] or 0), teacher["mean"] + (teacher["ci95"] or 0), alpha=0.15)
-            ax.axhline(teacher["mean"], linestyle="--", label=f"{name} {game}: teacher")
-            ax.errorbar([updates], [student["mean"]], yerr=[student["ci95"] or 0], fmt="o", capsize=4,
-                        label=f"{name} {game}: student")
+            color = plots.color(f"{name}/{game}")
+            update_ax.axhspan(teacher["mean"] - (teacher["ci95"] or 0), teacher["mean"] + (teacher["ci95"] or 0),
+                              alpha=0.12, color=color)
+            update_ax.axhline(teacher["mean"], linestyle="--", color=color, label=f"{name} {game}: teacher")
+            update_ax.errorbar([updates], [student["mean"]], yerr=[student["ci95"] or 0], fmt="o", capsize=4,
+                               color=color, label=f"{name} {game}: student")
             plots.count("scores", 2)
             rows += [[name, f"teacher {game}", updates, teacher["mean"], teacher["ci95"], None],
                      [name, f"student {game}", updates, student["mean"], student["ci95"], None]]
-    image = plots.save("scores", fig, ax)
+    image = plots.save("scores", fig, axes)
     return (f"## Scores\n\n![scores]({image})\n\n" if image else "## Scores\n\n") + _table(
         ["run", "policy", "updates or frames", "mean score", "95% CI", "best so far"], rows)
 
@@ -166,15 +224,12 @@ def _final_point(summary: dict, kind: str, game: str) -> list:
 
 def learning_section(runs: list[dict], plots: Plots) -> str:
     """Students scored while they trained (`--eval-every`): score and held-out agreement over updates."""
-    import matplotlib.pyplot as plt
-
     curves = [(run, kind) for run in runs for kind in _kinds(run, evaluations=True)]
     if not curves:
         return ""
-    fig, (score_ax, agree_ax) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    score_ax.set(xlabel="updates", ylabel="mean score", title="Student score while training (bands: 95% CI)")
-    agree_ax.set(xlabel="updates", ylabel="held-out action agreement", title="Agreement with the teacher")
-    plots.drawn["learning"] = 0
+    fig, (score_ax, agree_ax) = plots.figure(
+        "learning", "Students while training", ("updates", "mean score", "Score (bands: 95% CI; dashed: teacher)"),
+        ("updates", "held-out action agreement", "Agreement with the teacher"))
     rows = []
     for run, kind in curves:
         summary = run["summary"]
@@ -183,54 +238,49 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
                     for g in (summary.get("games") or [summary.get("game") or run["config"].get("game")])}
         for game, points in per_game.items():
             label = f"{run['name']} {kind.replace('eval', 'student', 1)} {game}"
+            color = plots.color(f"{run['name']}/{kind}/{game}")
             x = np.array([u for u, _ in points], float)
             y = np.array([p["score"] for _, p in points], float)
             ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
-            line, = score_ax.plot(x, y, marker="o", label=label)
-            score_ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=line.get_color())
+            score_ax.plot(x, y, marker="o", color=color, label=label)
+            score_ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
             agree = [(u, p["agreement"]) for u, p in points if p.get("agreement") is not None]
             if agree:
-                agree_ax.plot(*zip(*agree), marker="o", color=line.get_color(), label=label)
+                agree_ax.plot(*zip(*agree), marker="o", color=color, label=label)
             teacher = ((summary.get("per_game") or {game: summary}).get(game) or {}).get("teacher_score")
             if teacher:
-                score_ax.axhline(teacher["mean"], linestyle="--", color=line.get_color(), alpha=0.6)
+                score_ax.axhline(teacher["mean"], linestyle="--", color=color, alpha=0.6, label=f"{label}: teacher")
             plots.count("learning", len(x))
             rows += [[run["name"], kind, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
                      for u, p in points]
-    score_ax.grid(alpha=0.3)
-    agree_ax.grid(alpha=0.3)
-    score_ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plots.out / "learning.png")
-    plt.close(fig)
-    return ("## Learning curves\n\n![learning](learning.png)\n\nDashed: the teacher's score on the same episodes.\n\n"
+    image = plots.save("learning", fig, [score_ax, agree_ax])
+    return (f"## Learning curves\n\n![learning]({image})\n\nDashed: the teacher's score on the same episodes.\n\n"
             + _table(["run", "evaluations", "game", "updates", "mean score", "95% CI", "% of teacher", "agreement"], rows))
 
 
 def throughput_section(runs: list[dict], plots: Plots) -> str:
-    fig, ax = plots.figure("throughput", "elapsed seconds", "learner updates/s", "Throughput")
-    labelled_ax = None
+    fig, (update_ax, labelled_ax) = plots.figure(
+        "throughput", "Throughput", ("elapsed seconds", "learner updates/s", "Learner"),
+        ("elapsed seconds", "labelled steps/s", "Teacher actors"))
     rows = []
     for run in runs:
         for kind in _kinds(run):
             records = [m for m in run["metrics"] if m.get("kind", "distill") == kind and m.get("elapsed_s")]
             if not records:
                 continue
+            color = plots.color(f"{run['name']}/{kind}")
             elapsed = np.array([m["elapsed_s"] for m in records], float)
             updates = np.array([m.get("updates_per_s", np.nan) for m in records], float)
-            ax.plot(elapsed, updates, label=f"{run['name']} ({kind}): updates/s")
+            update_ax.plot(elapsed, updates, color=color, label=f"{run['name']} ({kind})")
             plots.count("throughput", len(elapsed))
             labelled = np.array([m.get("labelled_steps", np.nan) for m in records], float)
             rate = None
             if np.isfinite(labelled).sum() >= 2:
                 rates = np.diff(labelled) / np.maximum(np.diff(elapsed), 1e-9)
-                if labelled_ax is None:
-                    labelled_ax = ax.twinx()
-                    labelled_ax.set_ylabel("labelled steps/s (dotted)")
-                labelled_ax.plot(elapsed[1:], rates, linestyle=":", label=f"{run['name']} ({kind}): labelled steps/s")
+                labelled_ax.plot(elapsed[1:], rates, color=color, label=f"{run['name']} ({kind})")
                 rate = float(np.nanmean(rates))
             rows.append([run["name"], kind, float(np.nanmean(updates)), rate, float(elapsed[-1])])
-    image = plots.save("throughput", fig, ax)
+    image = plots.save("throughput", fig, [update_ax, labelled_ax])
     return (f"## Throughput\n\n![throughput]({image})\n\n" if image else "## Throughput\n\n") + _table(
         ["run", "learner", "mean updates/s", "mean labelled steps/s", "elapsed s"], rows)
 
@@ -239,23 +289,30 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
     multi = [r for r in runs if r["kind"] == "multitask"]
     if not multi:
         return ""
-    fig, ax = plots.figure("per_game", "game", "% of teacher (agreement where undefined)", "Multi-task: per game")
+    fig, (pct_ax, agree_ax) = plots.figure(
+        "per_game", "Multi-task: per game", ("game", "% of teacher score", "Score"),
+        ("game", "held-out action agreement", "Agreement (hatched: majority-action baseline)"))
     rows, width = [], 0.8 / len(multi)
     for i, run in enumerate(multi):
         per_game = run["summary"]["per_game"]
         games = list(per_game)
+        color = plots.color(f"{run['name']}/multitask")
+        x = np.arange(len(games)) + i * width
         pct = [per_game[g]["student_pct_of_teacher"] for g in games]
-        values = [p if p is not None else 100 * per_game[g]["action_agreement"] for p, g in zip(pct, games)]
-        ax.bar(np.arange(len(games)) + i * width, values, width, label=run["name"])
+        pct_ax.bar(x, [np.nan if p is None else p for p in pct], width, color=color, label=run["name"])
         geo = run["summary"].get("geometric_mean_pct_of_teacher")
         if geo is not None:
-            ax.axhline(geo, linestyle="--", label=f"{run['name']}: geometric mean {geo:.0f}%")
-        ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games)
+            pct_ax.axhline(geo, linestyle="--", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%")
+        agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=run["name"])
+        agree_ax.bar(x, [per_game[g]["majority_baseline"] for g in games], width, fill=False, hatch="//",
+                     edgecolor="black")
+        for ax in (pct_ax, agree_ax):
+            ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games)
         plots.count("per_game", len(games))
         rows += [[run["name"], g, per_game[g]["student_pct_of_teacher"], per_game[g]["action_agreement"],
                   per_game[g]["majority_baseline"]] for g in games]
         rows.append([run["name"], "geometric mean", geo, run["summary"].get("mean_action_agreement"), None])
-    image = plots.save("per_game", fig, ax)
+    image = plots.save("per_game", fig, [pct_ax, agree_ax])
     return f"## Multi-task\n\n![per game]({image})\n\n" + _table(
         ["run", "game", "% of teacher", "action agreement", "majority baseline"], rows)
 
@@ -280,17 +337,16 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
         return ""
     use_pct = all(row.get("student_pct_of_teacher") is not None for _, row in points)
     label = "% of teacher score" if use_pct else "action agreement with the teacher (%)"
-    fig, ax = plots.figure("compression", "student parameters", label, "Compression curve")
+    fig, (ax,) = plots.figure("compression", "Compression curve", ("student parameters", label, ""))
     rows = []
     for name, s in sorted(points, key=lambda point: point[1]["student_params"]):
         y = s["student_pct_of_teacher"] if use_pct else 100 * s["action_agreement"]
-        ax.scatter([s["student_params"]], [y])
-        ax.annotate(f"{name} ({s['student']})", (s["student_params"], y), fontsize=8)
+        ax.scatter([s["student_params"]], [y], color=plots.color(f"{name}/{s['student']}"), label=f"{name} ({s['student']})")
         plots.count("compression", 1)
         rows.append([name, s["student"], s["student_params"], s.get("student_pct_of_teacher"),
                      s.get("action_agreement")])
     ax.set_xscale("log")
-    image = plots.save("compression", fig, ax)
+    image = plots.save("compression", fig, [ax])
     return f"## Compression\n\n![compression]({image})\n\n" + _table(
         ["run", "student", "parameters", "% of teacher", "action agreement"], rows)
 
@@ -319,13 +375,16 @@ def write_report(paths: list[str], out: str) -> dict:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = Plots(out_dir)
-    protocols = sorted({r["summary"]["eval_protocol"] for r in runs if r["summary"].get("eval_protocol")})
+    protocols: dict[str, list[str]] = {}
+    for r in runs:
+        if r["summary"].get("eval_protocol"):
+            protocols.setdefault(r["summary"]["eval_protocol"], []).append(r["name"])
     sections = [
         "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']})" for r in runs)
-        + "".join(f"\n\nEvaluation protocol: {p}." for p in protocols),
+        + "".join(f"\n\nEvaluation protocol of {', '.join(names)}: {p}." for p, names in protocols.items()),
         summary_section(runs), loss_section(runs, plots), score_section(runs, plots), learning_section(runs, plots),
         throughput_section(runs, plots), multitask_section(runs, plots), compression_section(runs, plots),
     ]
     report = out_dir / "report.md"
     report.write_text("\n\n".join(s for s in sections if s) + "\n")
-    return {"report": str(report), "plots": dict(plots.drawn)}
+    return {"report": str(report), "plots": dict(plots.drawn), "artists": plots.artists}

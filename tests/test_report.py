@@ -72,6 +72,48 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
         assert float(curve[-1]["agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
 
 
+@pytest.fixture(scope="module")
+def teacher_run(ray_runtime, tmp_path_factory):
+    from cluster.config import TeacherConfig, from_args
+    from cluster.dqn_training import run_teacher
+    from launch import build_parser
+    from tests.test_dqn import TINY
+
+    out = tmp_path_factory.mktemp("runs") / "dqn"
+    run_teacher(from_args(TeacherConfig, build_parser().parse_args(["teacher", *TINY, "--out", str(out)])).validate(),
+                echo=lambda *a: None)
+    return out
+
+
+UNITS = {"updates", "frames", "elapsed seconds", "student parameters", "game"}
+
+
+def test_mixed_runs_get_one_unit_per_axis_and_one_style_per_series(two_runs, teacher_run, tmp_path):
+    """Read from the drawn artists: no axis mixes updates with frames, no two series look alike."""
+    from cluster.report import write_report
+
+    result = write_report([str(p) for p in [*two_runs, teacher_run]], str(tmp_path / "report"))
+    artists = result["artists"]
+    assert [panel["xlabel"] for panel in artists["scores"]] == ["updates", "frames"]
+    assert [panel["ylabel"] for panel in artists["loss"]] == ["distillation loss", "TD loss (Huber)"]
+    colour_of = {}
+    for name, panels in artists.items():
+        for panel in panels:
+            assert panel["xlabel"] in UNITS and "/" not in panel["ylabel"].replace("steps/s", "").replace(
+                "updates/s", ""), (name, panel)
+            styles = [(s["color"], s["linestyle"], s["marker"]) for s in panel["series"]]
+            assert len(styles) == len(set(styles)), (name, panel["series"])
+            assert panel["series"], (name, panel)
+        for series in (s for panel in panels for s in panel["series"]):
+            if name in ("loss", "throughput"):  # one learner, one colour, in every plot
+                assert colour_of.setdefault(series["label"].split(":")[0], series["color"]) == series["color"]
+    frame_panel = artists["scores"][1]["series"]
+    assert {s["label"] for s in frame_panel} == {"dqn: DQN checkpoints", "dqn: best so far"}
+    text = (tmp_path / "report" / "report.md").read_text()
+    named = [line.split(":")[0] for line in text.splitlines() if line.startswith("Evaluation protocol of ")]
+    assert all(any(path.name in line for line in named) for path in [*two_runs, teacher_run]), named
+
+
 def test_tensorboard_holds_the_metrics_scalars(two_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
