@@ -100,7 +100,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--sections", default="compression,losses,multitask")
     parser.add_argument("--out", default="bench/out/fidelity")
+    parser.add_argument("--render", action="store_true", help="only rewrite fidelity.md from --out's fidelity.json")
     args = parser.parse_args()
+    if args.render:
+        report = json.loads((Path(args.out) / "fidelity.json").read_text())
+        (Path(args.out) / "fidelity.md").write_text(markdown(report))
+        print(markdown(report))
+        return
 
     games = catalog.games() if args.games == "zoo" else args.games.split(",")
     connect(None, cpus_needed=len(games) + 4)  # one runtime for every run: actors, learners and evaluators
@@ -147,7 +153,33 @@ def main() -> None:
     report = {"rows": rows, "geometric_means": geo, "paper": PAPER, "args": vars(args), "machine": platform.node(),
               "cpu_count": os.cpu_count()}
     (out / "fidelity.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {out / 'fidelity.json'}")
+    (out / "fidelity.md").write_text(markdown(report))
+    print(f"wrote {out / 'fidelity.json'} and {out / 'fidelity.md'}")
+
+
+def pct_interval(row: dict) -> float | None:
+    """Lower 95% bound of % of teacher, both means' intervals combined (delta method on the ratio)."""
+    s, t, cs, ct = row["score"], row["teacher_score"], row["ci95"] or 0.0, row["teacher_ci95"] or 0.0
+    if t <= 0 or s <= 0:
+        return None
+    return 100 * s / t * (1 - ((cs / s) ** 2 + (ct / t) ** 2) ** 0.5)
+
+
+def markdown(report: dict) -> str:
+    """The rows as the table in bench/RESULTS.md."""
+    lines = ["| section | game | student | loss | params | score | teacher | % of teacher (low 95%) | agreement "
+             "(majority) | updates | samples | updates to 90% | wall s | device |", "|" + "---|" * 14]
+    for r in report["rows"]:
+        pct = "n/a" if r["pct_of_teacher"] is None else f"{r['pct_of_teacher']:.0f}% ({pct_interval(r):.0f}%)"
+        lines.append(f"| {r['section']} | {r['game']} | {r['student']} | {r['loss']} | {r['params']:,} | "
+                     f"{r['score']:.1f} +/- {r['ci95'] or 0:.1f} | {r['teacher_score']:.1f} +/- {r['teacher_ci95'] or 0:.1f} | "
+                     f"{pct} | {r['agreement']:.3f} ({r['majority_baseline']:.3f}) | {r['updates']:,} | {r['samples']:,} | "
+                     f"{r['updates_to_90pct'] if r['updates_to_90pct'] is not None else 'not reached'} | "
+                     f"{r['wall_s']:.0f} | {r['device']} |")
+    lines.append("")
+    for key, value in sorted(report["geometric_means"].items()):
+        lines.append(f"- geometric mean % of teacher, {key}: {'n/a' if value is None else f'{value:.0f}%'}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

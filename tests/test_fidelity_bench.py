@@ -1,0 +1,39 @@
+"""bench/fidelity.py's arithmetic: when a student first reached 90% of its teacher, and the ratio's interval."""
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def fidelity():
+    spec = importlib.util.spec_from_file_location("fidelity", ROOT / "bench" / "fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_first_update_at_90_percent_reads_the_right_learner_and_game(fidelity):
+    metrics = [
+        {"kind": "distill", "updates": 500, "loss": 1.0},
+        {"kind": "eval-net3-kl", "updates": 500, "score": 950.0},  # another learner of the sweep
+        {"kind": "eval-net1-kl", "updates": 500, "score": 800.0},
+        {"kind": "eval-net1-kl", "updates": 1000, "score": 905.0},
+        {"kind": "eval-net1-kl", "updates": 1500, "score": 990.0},
+    ]
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 1000.0) == 1000
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 1000.0, fraction=0.95) == 1500
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 2000.0) is None
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", -5.0) is None  # undefined for a teacher <= 0
+    multi = [{"kind": "eval", "updates": 300, "per_game": {"pong": {"score": 1.0}, "breakout": {"score": 9.0}}}]
+    assert fidelity.first_update_at(multi, "eval", "breakout", 10.0) == 300
+    assert fidelity.first_update_at(multi, "eval", "pong", 10.0) is None
+
+
+def test_percent_of_teacher_interval_combines_both_intervals(fidelity):
+    row = {"score": 300.0, "ci95": 30.0, "teacher_score": 300.0, "teacher_ci95": 40.0}
+    assert fidelity.pct_interval(row) == pytest.approx(100 * (1 - (0.1 ** 2 + (40 / 300) ** 2) ** 0.5))
+    assert fidelity.pct_interval({**row, "ci95": 0.0, "teacher_ci95": 0.0}) == pytest.approx(100.0)
+    assert fidelity.pct_interval({**row, "teacher_score": 0.0}) is None
