@@ -309,6 +309,8 @@ class MultitaskConfig(DistillConfig):
         from actors.games import UnknownGameError, canonical_name
 
         games = self.game_list()
+        if self.teachers == "zoo":  # a keyword, even where a folder of that name exists (the project's own zoo/)
+            return self._checked([f"zoo:{g}" for g in games])
         if Path(self.teachers).is_dir():
             found = {}
             for path in sorted(Path(self.teachers).iterdir()):
@@ -321,12 +323,14 @@ class MultitaskConfig(DistillConfig):
                               f"name each file after its game (pong.pt, breakout.zip, ...)")
             return [found[g] for g in games]
         sources = [t.strip() for t in self.teachers.split(",")]
-        if sources == ["zoo"]:
-            sources = [f"zoo:{g}" for g in games]
         if len(sources) == 1:
             sources = sources * len(games)
         need(len(sources) == len(games), f"--teachers lists {len(sources)} teachers for {len(games)} games; "
                                          f"give one per game, one for all, or a directory")
+        return self._checked(sources)
+
+    @staticmethod
+    def _checked(sources: list[str]) -> list[str]:
         for source in sources:
             check_teacher("--teachers", source)
         return sources

@@ -123,3 +123,15 @@ def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_
     assert index["teacher"]["source"] == f"zoo:{game}"
     cfg = DistillConfig(dataset=str(tmp_path / "ds")).validate()
     assert (cfg.game, cfg.teacher) == (game, f"zoo:{game}")
+
+
+def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monkeypatch):
+    from cluster.config import MultitaskConfig
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)  # where zoo/ is a folder too
+    cfg = MultitaskConfig(games=",".join(ZOO_GAMES), teachers="zoo").validate()
+    assert cfg.game_teachers() == [(g, f"zoo:{g}") for g in ZOO_GAMES]
+    assert cfg.student == ("multi-3" if len(ZOO_GAMES) <= 3 else "multi-10")
+    with pytest.raises(ConfigError, match="the zoo has no teacher for pong"):
+        MultitaskConfig(games=f"{ZOO_GAMES[0]},pong", teachers="zoo").validate()
