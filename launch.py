@@ -156,8 +156,13 @@ def open_for_resume(args, config_class):
 def stopped(summary: dict, command: str, path) -> int:
     from cluster import stopping
 
-    print(f"[{command}] stopped by {summary.get('stopped_by')} at update {summary.get('updates')}; wrote a final "
-          f"checkpoint and an incomplete summary; continue with: python launch.py {command} --resume {path}")
+    if summary.get("updates"):
+        print(f"[{command}] stopped by {summary.get('stopped_by')} at update {summary.get('updates')}; wrote a final "
+              f"checkpoint and an incomplete summary; continue with: python launch.py {command} --resume {path}")
+    else:
+        print(f"[{command}] stopped by {summary.get('stopped_by')} before the first update, so there is no checkpoint "
+              f"to write; an incomplete summary is in {path}; start it afresh with: python launch.py {command} "
+              f"--resume {path}")
     return stopping.exit_code()
 
 
@@ -235,6 +240,7 @@ def cmd_evaluate(args) -> int:
     payload = load_teacher(args.checkpoint, game, args.seed)
     env_config = env_config_for(args.env_mode, payload, args.noop_max, args.sticky_actions)
     kwargs = dict(env_config=env_config, epsilon=args.epsilon, seed=args.seed + EVAL_SEED_OFFSET)
+    print(f"[evaluate] {game.title}: playing {args.episodes} episode(s) on {args.workers} worker(s)", flush=True)
     if args.workers == 1 and not args.address:
         result = evaluate_policy(payload, game.name, args.episodes, **kwargs)
     else:
