@@ -57,6 +57,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_distill(args, config_class=None) -> int:
+    from actors.evaluate import score_text
     from cluster.config import DistillConfig, MultitaskConfig
     from cluster.distill import learner_kinds, metrics_kind, run_distill
 
@@ -72,14 +73,15 @@ def cmd_distill(args, config_class=None) -> int:
     games = summary.get("games") or [summary["game"]]
     for game in games:
         teacher = summary["per_game"][game] if "per_game" in summary else summary
-        print(f"{game}: teacher {teacher['teacher_score']['mean']:.2f} +/- {teacher['teacher_score']['ci95'] or 0:.2f}, "
+        t = teacher["teacher_score"]
+        print(f"{game}: teacher {score_text(t['mean'], t['ci95'], t['episodes'])}, "
               f"majority-action baseline {teacher['majority_baseline']:.3f}")
     for row in summary["students"]:
         results = row.get("per_game") or {games[0]: row}
         for game, result in results.items():
             score, pct = result["student_score"], result["student_pct_of_teacher"]
             print(f"{game}: {row['student']} ({row['student_params']:,} params, {row['loss']}, {row['updates']} updates)"
-                  f" {score['mean']:.2f} +/- {score['ci95'] or 0:.2f} over {score['episodes']} episodes; agreement "
+                  f" {score_text(score['mean'], score['ci95'], score['episodes'])}; agreement "
                   f"{result['action_agreement']:.3f}; {percent(pct)} of teacher")
         if "geometric_mean_pct_of_teacher" in row:
             print(f"{row['student']}/{row['loss']}: geometric mean % of teacher "
@@ -402,6 +404,7 @@ def save_traceback(args) -> str:
 
 def main(argv: list[str] | None = None, script: bool = False) -> int:
     from cluster import stopping
+    from cluster.console import ConsoleFilter
 
     args = build_parser().parse_args(argv)
     if getattr(args, "override", None) and not args.resume:
@@ -409,7 +412,8 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
         return 2
     graceful = getattr(args, "graceful", False)  # runs that can stop at an interval with a checkpoint
     code = 1
-    with stopping.installed(keep=script) if graceful else contextlib.nullcontext():
+    console = ConsoleFilter() if script and not args.debug else None
+    with stopping.installed(keep=script) if graceful else contextlib.nullcontext(), console or contextlib.nullcontext():
         try:
             code = args.func(args)
         except Exception as error:
@@ -433,6 +437,8 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
                 stopping.finished(code)
             else:
                 stopping.reset()
+    if console is not None:
+        console.save(getattr(args, "resume", None) or getattr(args, "out", None))
     return code
 
 

@@ -253,6 +253,9 @@ class DistillConfig(ActingConfig):
             need(asked == index["game"], f"--dataset {self.dataset!r} holds {index['game']}, not {asked}; "
                                          f"drop --game or record a {asked} dataset")
         self.game = index["game"]
+        need(index["steps"] >= self.min_replay,
+             f"--dataset {self.dataset!r} holds {index['steps']:,} steps, fewer than --min-replay {self.min_replay:,}, "
+             f"so training would never start; lower --min-replay to at most {index['steps']:,} or record more steps")
         self.chunk_steps = index.get("chunk_steps", self.chunk_steps)  # the recording's chunks reach the replay
         self.envs_per_actor = index.get("envs_per_actor", self.envs_per_actor)
         recorded = index["teacher"]

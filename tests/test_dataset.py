@@ -123,8 +123,10 @@ def test_distilling_a_pong_dataset_into_a_breakout_student_is_refused(recorded):
     out, _ = recorded
     with pytest.raises(ConfigError, match="holds pong, not breakout"):
         DistillConfig(dataset=str(out), game="breakout").validate()
-    cfg = DistillConfig(dataset=str(out)).validate()
+    cfg = DistillConfig(dataset=str(out), min_replay=200).validate()
     assert (cfg.game, cfg.teacher) == ("pong", "random")
+    with pytest.raises(ConfigError, match="holds 256 steps, fewer than --min-replay 1,000"):
+        DistillConfig(dataset=str(out)).validate()
 
 
 def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsys):

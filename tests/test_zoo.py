@@ -121,7 +121,7 @@ def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_
     index = run_record(RecordConfig(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
                                     out=str(tmp_path / "ds"), file_mb=1).validate(), echo=lambda *_: None)
     assert index["teacher"]["source"] == f"zoo:{game}"
-    cfg = DistillConfig(dataset=str(tmp_path / "ds")).validate()
+    cfg = DistillConfig(dataset=str(tmp_path / "ds"), min_replay=64).validate()
     assert (cfg.game, cfg.teacher) == (game, f"zoo:{game}")
 
 

@@ -1,0 +1,83 @@
+"""Our lines on the console; Ray's, ALE's and other libraries' log lines in a file.
+
+Ray's C++ core, Ray's Python loggers and the emulator write straight to file descriptor 2,
+around Python, so the only place to sort them from ours is that descriptor: while a command
+runs, fd 2 is a pipe read by a thread that passes our lines through to the terminal and
+keeps every line in a third-party format for `third_party.log` in the run directory (or the
+temp folder when the command made none). `--debug` leaves fd 2 alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+THIRD_PARTY = re.compile(
+    r"^(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\]"  # Ray's C++ logs
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t(DEBUG|INFO|WARNING|ERROR)\t"  # Ray's Python loggers
+    r"|\(\w+ pid=\d+(, ip=[\d.]+)?\) \[\d{4}-\d\d-\d\d"  # a worker's C++ log, forwarded by Ray
+    r"|A\.L\.E: Arcade Learning Environment|\[Powered by Stella\])")
+
+
+class ConsoleFilter:
+    def __init__(self):
+        self.captured: list[bytes] = []
+        self.stopping = threading.Event()
+
+    def __enter__(self) -> "ConsoleFilter":
+        sys.stderr.flush()
+        self.terminal = os.dup(2)
+        self.reader, writer = os.pipe()
+        os.dup2(writer, 2)
+        os.close(writer)
+        self.thread = threading.Thread(target=self._pump, name="console-filter", daemon=True)
+        self.thread.start()
+        return self
+
+    def _pump(self) -> None:
+        pending = b""
+        while True:
+            ready, _, _ = select.select([self.reader], [], [], 0.1)
+            if not ready:
+                if self.stopping.is_set():
+                    break
+                continue
+            data = os.read(self.reader, 65536)
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._route(line + b"\n")
+        if pending:
+            self._route(pending)
+
+    def _route(self, line: bytes) -> None:
+        if THIRD_PARTY.match(line.decode("utf-8", "replace")):
+            self.captured.append(line)
+        else:
+            os.write(self.terminal, line)
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr.flush()
+        os.dup2(self.terminal, 2)  # the pipe's last writer (ours) closes; what is in it still drains
+        self.stopping.set()
+        self.thread.join(timeout=2)
+        os.close(self.terminal)
+
+    def save(self, folder: str | None) -> Path | None:
+        """Writes the captured lines beside a run (appending on resume), else to the temp folder."""
+        if not self.captured:
+            return None
+        here = Path(folder) if folder and (Path(folder) / "config.json").is_file() else None
+        path = here / "third_party.log" if here else Path(tempfile.gettempdir()) / (
+            f"atari-distill-third-party-{time.strftime('%Y%m%d-%H%M%S')}.log")
+        with open(path, "ab") as log:
+            log.writelines(self.captured)
+        return path
