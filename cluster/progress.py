@@ -9,6 +9,7 @@ control codes.
 
 from __future__ import annotations
 
+import collections
 import sys
 import time
 
@@ -35,6 +36,8 @@ def _format(fmt: str, value) -> str:
         return str(value)
 
 
+RATE_WINDOW_S = 30.0  # labelled/s averages over at least this long
+
 class Progress:
     def __init__(self, title: str, total: int, unit: str, write=None, live: bool | None = None,
                  capacity: dict[str, int] | None = None, console=None):
@@ -47,7 +50,7 @@ class Progress:
         self.evaluations: dict[str, str] = {}
         self.started = time.monotonic()
         self.first: dict[str, tuple[float, float]] = {}
-        self.previous_labelled: dict[str, tuple[float, float]] = {}
+        self.previous_labelled: dict[str, collections.deque] = {}  # (labelled steps, seconds) in the rate window
         self.live, self.console = None, console  # console: rich's, for tests; None is stdout
 
     @classmethod
@@ -67,11 +70,13 @@ class Progress:
     def _enrich(self, kind: str, record: dict) -> dict:
         record = dict(record)
         now = record.get("elapsed_s") or (time.monotonic() - self.started)
-        if "labelled_steps" in record:
-            before = self.previous_labelled.get(kind)
-            if before and now > before[1]:
-                record["labelled_per_s"] = (record["labelled_steps"] - before[0]) / (now - before[1])
-            self.previous_labelled[kind] = (record["labelled_steps"], now)
+        if "labelled_steps" in record:  # over a window: chunks land in bursts, so one interval reads 0 or double
+            window = self.previous_labelled.setdefault(kind, collections.deque())
+            window.append((record["labelled_steps"], now))
+            while len(window) > 2 and now - window[1][1] >= RATE_WINDOW_S:
+                window.popleft()
+            if now > window[0][1]:
+                record["labelled_per_s"] = (record["labelled_steps"] - window[0][0]) / (now - window[0][1])
         done = record.get(self.unit)
         if done is not None:
             start = self.first.setdefault(self.unit, (done, now))

@@ -164,3 +164,12 @@ def test_progress_on_a_terminal_draws_a_panel():
     progress.live.refresh()
     progress.close()
     assert "loss 0.0500" in buffer.getvalue() and "\x1b[" in buffer.getvalue()
+
+
+def test_labelled_rate_is_steady_when_chunks_land_in_bursts():
+    lines = []
+    progress = Progress("distill", 1000, "updates", write=lines.append, live=False)
+    for i, labelled in enumerate([0, 200, 200, 400, 400, 600, 600, 800, 800, 1000, 1000, 1200]):  # 20/s in bursts
+        progress.update({"updates": 10 * (i + 1), "labelled_steps": labelled, "elapsed_s": 5.0 * (i + 1)})
+    rates = [float(re.search(r"labelled/s ([\d,]+)", line).group(1).replace(",", "")) for line in lines[7:]]
+    assert rates and all(15 <= r <= 27 for r in rates), rates  # one interval alone would read 0 or 40
