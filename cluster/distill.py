@@ -222,7 +222,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     previous = interval_metrics(games, {})
     while any(updates[g.kind] < cfg.updates for g in groups) and not stopping.requested():
         active = [g for g in groups if updates[g.kind] < cfg.updates]
-        calls = {g.kind: g.submit_train(min(cfg.log_every, cfg.updates - updates[g.kind])) for g in active}
+        calls = {g.kind: g.submit_train(interval(cfg, updates[g.kind])) for g in active}
         replay = None
         for group in active:
             try:
@@ -255,6 +255,13 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
             if saved[group.kind] != updates[group.kind]:
                 run.save_checkpoint(group.state(extra), group.kind)
     return updates
+
+
+def interval(cfg: DistillConfig, done: int) -> int:
+    """Updates until the next log line, checkpoint, evaluation or the end, whichever comes first, so
+    each happens at its exact multiple whatever the other flags are."""
+    every = [cfg.log_every, cfg.checkpoint_every] + ([cfg.eval_every] if cfg.eval_every else [])
+    return min([m - done % m for m in every] + [cfg.updates - done])
 
 
 def metrics_kind(checkpoint_kind: str) -> str:

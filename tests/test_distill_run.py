@@ -56,3 +56,14 @@ def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ra
 
 
 LEARNING_MARGIN = 0.10
+
+
+def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
+    from cluster.distill import interval
+
+    cfg = DistillConfig(updates=130, log_every=50, checkpoint_every=100, eval_every=60)
+    done, stops = 0, []
+    while done < cfg.updates:
+        done += interval(cfg, done)
+        stops.append(done)
+    assert stops == [50, 60, 100, 120, 130]
