@@ -57,8 +57,8 @@ def test_two_students_train_from_one_stream_and_get_one_summary_row_each(sweep_r
     kinds = {m.get("kind") for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
     assert kinds == {"distill-net3-kl", "distill-net2-kl"}
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert names == ["student-net3-kl-00000150.pt", "student-net3-kl-00000300.pt",
-                     "student-net2-kl-00000150.pt", "student-net2-kl-00000300.pt"]
+    assert names == ["student-net2-kl-00000150.pt", "student-net2-kl-00000300.pt",
+                     "student-net3-kl-00000150.pt", "student-net3-kl-00000300.pt"]
     # one set of actors for both: the shards admitted twice the single-student sample ratio
     replay = summary["replay"]
     assert replay["replay_ratio"] == pytest.approx(4.0)
