@@ -249,7 +249,8 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
                 agree_ax.plot(*zip(*agree), marker="o", color=color, label=label)
             teacher = ((summary.get("per_game") or {game: summary}).get(game) or {}).get("teacher_score")
             if teacher:
-                score_ax.axhline(teacher["mean"], linestyle="--", color=color, alpha=0.6, label=f"{label}: teacher")
+                score_ax.axhline(teacher["mean"], linestyle="--", color=color, alpha=0.6,
+                                 label=f"{run['name']} {game}: teacher")
             plots.count("learning", len(x))
             rows += [[run["name"], kind, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
                      for u, p in points]
