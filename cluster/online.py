@@ -183,7 +183,8 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     use_gpu = cfg.device != "cpu" and has_gpu()
     free, largest = ray_memory()
     dqn_plan, distill_plan = memory_plan(cfg), distill_memory_plan(cfg)
-    echo(dqn_plan.table(free) + "\n" + distill_plan.table(free - dqn_plan.total_bytes))
+    echo(dqn_plan.table(free, "memory plan, DQN replay") + "\n"
+         + distill_plan.table(free - dqn_plan.total_bytes, "memory plan, distillation replay"))
     dqn_plan.check(free, largest)
     distill_plan.check(free - dqn_plan.total_bytes, largest)
     placement_plan = teacher_placement(cfg, dqn_plan, use_gpu, echo, distill_plan)

@@ -54,8 +54,8 @@ class MemoryPlan:
     def total_bytes(self) -> int:
         return sum(s.bytes for s in self.shards)
 
-    def table(self, available: float | None = None) -> str:
-        lines = [f"memory plan: {len(self.games)} game(s) x {self.shards_per_game} shard(s), "
+    def table(self, available: float | None = None, title: str = "memory plan") -> str:
+        lines = [f"{title}: {len(self.games)} game(s) x {self.shards_per_game} shard(s), "
                  f"{self.steps_per_game:,} steps per game"]
         for game, actions in self.games.items():
             steps = self.shard_steps(0)
