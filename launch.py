@@ -104,10 +104,11 @@ def percent(value) -> str:
 
 def new_run(config_class, args):
     """A validated config for a new run whose --out is free, all before Ray starts."""
-    from cluster.config import check_new_out, from_args
+    from cluster.config import check_new_out, check_teachers, from_args
 
     cfg = from_args(config_class, args).validate()
     check_new_out(cfg.out)
+    check_teachers(cfg)
     return cfg
 
 
@@ -210,10 +211,10 @@ def cmd_online(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from cluster.config import RecordConfig, from_args
+    from cluster.config import RecordConfig
     from cluster.record import run_record
 
-    cfg = from_args(RecordConfig, args).validate()
+    cfg = new_run(RecordConfig, args)
     index = with_progress(lambda progress: run_record(cfg, echo=progress))
     print(json.dumps({k: index[k] for k in ("game", "steps", "chunks", "teacher")}))
     return 0

@@ -115,6 +115,18 @@ def check_new_out(out: str, fix: str = "choose a new --out or --resume that run"
     need(not (path.is_dir() and any(path.iterdir())), f"--out {out!r} already holds files; {fix}")
 
 
+def check_teachers(cfg) -> None:
+    """Reads every teacher file once before Ray starts, so a teacher for another game or action
+    count is answered at once rather than after the cluster is up."""
+    from actors.games import game_spec
+    from actors.teachers import load_teacher
+
+    pairs = cfg.game_teachers() if hasattr(cfg, "game_teachers") else [(cfg.game, getattr(cfg, "teacher", None))]
+    for game, source in pairs:
+        if source not in (None, "random"):
+            load_teacher(source, game_spec(game))
+
+
 def zoo_game(source: str | None) -> str | None:
     from zoo.catalog import ZooError, zoo_game as game_of
 

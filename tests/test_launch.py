@@ -49,6 +49,8 @@ def launch(*args):
     (["distil"], "did you mean: distill"),
     (["evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "0"], "--episodes must be at least 1, got 0"),
     (["distill", "--teacher", str(ROOT / "README.md")], "is not a PyTorch file (it begins b'# atari-distill"),
+    (["distill", "--teacher", "zoo:space_invaders", "--game", "pong"], "trained for space_invaders, not pong"),
+    (["record", "--teacher", "zoo:space_invaders", "--game", "pong"], "trained for space_invaders, not pong"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
     """In this process (each case fails before Ray starts); the subprocess tests below cover the script."""
