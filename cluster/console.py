@@ -20,14 +20,17 @@ from pathlib import Path
 
 THIRD_PARTY = re.compile(
     r"^(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\]"  # Ray's C++ logs
-    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t(DEBUG|INFO|WARNING|ERROR)\t"  # Ray's Python loggers
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+:\d+ -- "  # Ray's Python loggers
     r"|\(\w+ pid=\d+(, ip=[\d.]+)?\) \[\d{4}-\d\d-\d\d"  # a worker's C++ log, forwarded by Ray
     r"|A\.L\.E: Arcade Learning Environment|\[Powered by Stella\])")
+# the rest of a multi-line third-party message: indented lines, a traceback, the exception's own lines
+CONTINUATION = re.compile(r"^(\s|Traceback|[\w.]+(Error|Exception)\b|(class_name|actor_id|pid|namespace|ip):|The actor )")
 
 
 class ConsoleFilter:
     def __init__(self):
         self.captured: list[bytes] = []
+        self.inside = False  # within a third-party message that spans lines
         self.stopping = threading.Event()
 
     def __enter__(self) -> "ConsoleFilter":
@@ -59,7 +62,9 @@ class ConsoleFilter:
             self._route(pending)
 
     def _route(self, line: bytes) -> None:
-        if THIRD_PARTY.match(line.decode("utf-8", "replace")):
+        text = line.decode("utf-8", "replace")
+        self.inside = bool(THIRD_PARTY.match(text) or (self.inside and CONTINUATION.match(text)))
+        if self.inside:
             self.captured.append(line)
         else:
             os.write(self.terminal, line)

@@ -297,11 +297,11 @@ def free_producers(games: list[GameRun]) -> None:
 def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: list[LearnerGroup], placement: Placement,
                updates: dict, started: float) -> dict:
     """After a stop was asked for: everything down, and a summary that says how far it got."""
+    for group in groups:  # first, so no learner is left waiting on a shard that goes away
+        group.kill()
     stop_producers(games)
     replay = interval_metrics(games, {})
     free_producers(games)
-    for group in groups:
-        group.kill()
     placement.release_all()
     summary = {"complete": False, "stopped_by": stopping.requested(), "student": cfg.student, "loss": cfg.loss,
                "updates": max(updates.values()), "updates_per_student": updates, "target_updates": cfg.updates,
@@ -380,8 +380,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     teacher_pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
                                                       **eval_kwargs(cfg, g)) for g in games}
     evaluations = StudentEvaluations(cfg, games, holdout_refs, teacher_pending, run, echo, started)
-    for group in groups:
-        group.wait_for_replay()
+    if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
+        return stop_early(cfg, run, games, groups, placement, {g.kind: 0 for g in groups}, started)
     echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds {min_replay}+ steps per game, "
          f"training {', '.join(g.label for g in groups)}" +
          (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))

@@ -34,6 +34,7 @@ class LearnerGroup:
         self.replicas, self.use_gpu, self.strategies = replicas, use_gpu, strategies
         self.actors: list = []
         self.restarts = 0
+        self.abandoned: list = []  # replay waits a stop left pending
 
     def start(self, resume: dict | None) -> None:
         import ray
@@ -57,10 +58,20 @@ class LearnerGroup:
         self.start(resume)
         self.wait_for_replay()
 
-    def wait_for_replay(self) -> None:
+    def wait_for_replay(self) -> bool:
+        """Waits for the replay's minimum fill; returns False at once if a stop is asked for meanwhile."""
         import ray
 
-        ray.get([actor.wait_for_replay.remote() for actor in self.actors])
+        from cluster import stopping
+
+        pending = [actor.wait_for_replay.remote() for actor in self.actors]
+        while pending:
+            if stopping.requested():
+                self.abandoned = pending
+                return False
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+            ray.get(done)
+        return True
 
     def submit_train(self, updates: int) -> list:
         return [actor.train.remote(updates) for actor in self.actors]
@@ -98,6 +109,15 @@ class LearnerGroup:
         """Leaves the process group and exits cleanly (a forced kill mid-collective spews tracebacks)."""
         import ray
 
+        if self.abandoned:  # stopped before the first update: no collective to leave, and `close` would queue
+            for actor in self.actors:
+                ray.kill(actor)
+            try:  # collected, so Ray does not report the killed waits as unhandled errors
+                ray.get(self.abandoned, timeout=10)
+            except (ray.exceptions.RayError, TimeoutError):
+                pass
+            self.abandoned = []
+            return
         try:
             ray.get([actor.close.remote() for actor in self.actors], timeout=30)
             ray.wait([actor.__ray_terminate__.remote() for actor in self.actors], num_returns=len(self.actors),
