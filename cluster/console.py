@@ -23,6 +23,7 @@ THIRD_PARTY = re.compile(
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+:\d+ -- "  # Ray's Python loggers
     r"|\(\w+ pid=\d+(, ip=[\d.]+)?\) \[\d{4}-\d\d-\d\d"  # a worker's C++ log, forwarded by Ray
     r"|A\.L\.E: Arcade Learning Environment|\[Powered by Stella\])")
+SINGLE_LINE = ("A.L.E", "[Powered by Stella]")  # the emulator's banner has no continuation
 # the rest of a multi-line third-party message: indented lines, a traceback, the exception's own lines
 CONTINUATION = re.compile(r"^(\s|Traceback|[\w.]+(Error|Exception)\b|(class_name|actor_id|pid|namespace|ip):|The actor )")
 
@@ -63,10 +64,13 @@ class ConsoleFilter:
 
     def _route(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace")
-        self.inside = bool(THIRD_PARTY.match(text) or (self.inside and CONTINUATION.match(text)))
-        if self.inside:
+        if THIRD_PARTY.match(text):
+            self.captured.append(line)
+            self.inside = not text.startswith(SINGLE_LINE)
+        elif self.inside and CONTINUATION.match(text):
             self.captured.append(line)
         else:
+            self.inside = False
             os.write(self.terminal, line)
 
     def __exit__(self, *exc) -> None:

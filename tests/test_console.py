@@ -1,0 +1,36 @@
+"""The console filter: our lines through to the terminal, third-party messages (every line of them) to a log."""
+
+import os
+
+from cluster.console import ConsoleFilter
+
+RAY_ERROR = """2026-11-24 18:11:03,147\tERROR worker.py:439 -- Unhandled error: ray::Learner.wait_for_replay()
+  File "/work/main/learner/batches.py", line 41, in wait_for_replay
+           ^^^^^^^^^^^^^^^^^^^
+ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.
+\tclass_name: ReplayShard
+The actor is dead because it was killed by `ray.kill`.
+"""
+OURS = """[distill] stopped by SIGINT before the first update
+error: --updates must be at least 1, got 0
+  total 3.58 GiB; Ray reports 13.35 GiB free
+"""
+CORE = "[2026-11-24 17:36:44,355 E 11749 11749] core_worker.cc:2465: Actor with class name: 'TeacherActor'\n"
+
+
+def test_third_party_messages_are_kept_and_ours_pass_through(tmp_path):
+    console = ConsoleFilter()
+    reader, console.terminal = os.pipe()
+    lines = (OURS.splitlines(True)[:1] + RAY_ERROR.splitlines(True) + OURS.splitlines(True)[1:2] + [CORE]
+             + ["A.L.E: Arcade Learning Environment (version 0.12.1)\n", "[Powered by Stella]\n"]
+             + OURS.splitlines(True)[2:])
+    for line in lines:
+        console._route(line.encode())
+    os.close(console.terminal)
+    shown = os.read(reader, 65536).decode()
+    assert shown == OURS  # an indented line of ours after one of ours is still ours
+    assert b"".join(console.captured).decode() == RAY_ERROR + CORE + "A.L.E: Arcade Learning Environment " \
+        "(version 0.12.1)\n[Powered by Stella]\n"
+    (tmp_path / "config.json").write_text("{}")
+    assert console.save(str(tmp_path)) == tmp_path / "third_party.log"
+    assert (tmp_path / "third_party.log").read_text().startswith("2026-11-24 18:11:03,147\tERROR")
