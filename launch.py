@@ -104,10 +104,11 @@ def percent(value) -> str:
 
 def new_run(config_class, args):
     """A validated config for a new run whose --out is free, all before Ray starts."""
-    from cluster.config import check_new_out, check_teachers, from_args
+    from cluster.config import check_teachers, from_args
+    from cluster.rundir import check_new_folder
 
     cfg = from_args(config_class, args).validate()
-    check_new_out(cfg.out)
+    check_new_folder(cfg.out)
     check_teachers(cfg)
     return cfg
 

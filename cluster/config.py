@@ -108,13 +108,6 @@ def need(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def check_new_out(out: str, fix: str = "choose a new --out or --resume that run") -> None:
-    """A new run's folder must be new or empty; checked before Ray starts, so the answer is immediate."""
-    path = Path(out)
-    need(not path.exists() or path.is_dir(), f"--out {out!r} is a file, not a directory; {fix}")
-    need(not (path.is_dir() and any(path.iterdir())), f"--out {out!r} already holds files; {fix}")
-
-
 def check_teachers(cfg) -> None:
     """Reads every teacher file once before Ray starts, so a teacher for another game or action
     count is answered at once rather than after the cluster is up."""
@@ -496,7 +489,9 @@ class RecordConfig(ActingConfig):
              f"--steps {self.steps} is less than one chunk ({self.chunk_size} = --envs-per-actor {self.envs_per_actor} "
              f"x --chunk-steps {self.chunk_steps}); raise --steps or lower --chunk-steps")
         need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
-        check_new_out(self.out, "choose a new dataset directory")
+        from cluster.rundir import check_new_folder
+
+        check_new_folder(self.out, "choose a new dataset directory")
         return self
 
 

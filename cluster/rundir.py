@@ -48,6 +48,16 @@ def scalars(record: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def check_new_folder(path: str | Path, fix: str = "choose a new --out or --resume that run") -> None:
+    """A new run's or dataset's folder must be new or empty. Launch checks it before Ray starts;
+    creating the folder checks it again."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {str(path)!r} is a file, not a directory; {fix}")
+    if path.is_dir() and any(path.iterdir()):
+        raise RunDirError(f"--out {str(path)!r} already holds files; {fix}")
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -59,8 +69,7 @@ class RunDir:
     @classmethod
     def create(cls, path: str | Path, config_json: str) -> "RunDir":
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()):
-            raise RunDirError(f"{str(run.path)!r} already holds files; choose a new --out or --resume that run")
+        check_new_folder(run.path)
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_write(run.path / "config.json", config_json.encode())
         return run
