@@ -31,6 +31,7 @@ CONTINUATION = re.compile(r"^(\s|Traceback|[\w.]+(Error|Exception)\b|(class_name
 class ConsoleFilter:
     def __init__(self):
         self.captured: list[bytes] = []
+        self.pending = b""  # a line not yet ended
         self.inside = False  # within a third-party message that spans lines
         self.stopping = threading.Event()
 
@@ -45,22 +46,19 @@ class ConsoleFilter:
         return self
 
     def _pump(self) -> None:
-        pending = b""
-        while True:
-            ready, _, _ = select.select([self.reader], [], [], 0.1)
-            if not ready:
-                if self.stopping.is_set():
-                    break
-                continue
-            data = os.read(self.reader, 65536)
-            if not data:
+        while not self.stopping.is_set():
+            if select.select([self.reader], [], [], 0.1)[0] and not self._read():
                 break
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                self._route(line + b"\n")
-        if pending:
-            self._route(pending)
+
+    def _read(self) -> bool:
+        """Routes what the pipe holds now; False at its end."""
+        data = os.read(self.reader, 65536)
+        if not data:
+            return False
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        for line in lines:
+            self._route(line + b"\n")
+        return True
 
     def _route(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace")
@@ -74,10 +72,19 @@ class ConsoleFilter:
             os.write(self.terminal, line)
 
     def __exit__(self, *exc) -> None:
+        """Drains the pipe here, in the main thread, so a last line (the error that ended the
+        command) reaches the terminal however late the busy machine schedules the reader."""
         sys.stderr.flush()
-        os.dup2(self.terminal, 2)  # the pipe's last writer (ours) closes; what is in it still drains
+        os.dup2(self.terminal, 2)
         self.stopping.set()
-        self.thread.join(timeout=2)
+        self.thread.join(timeout=30)
+        if not self.thread.is_alive():
+            deadline = time.monotonic() + 5  # a child still holding the pipe may write on
+            while time.monotonic() < deadline and select.select([self.reader], [], [], 0)[0] and self._read():
+                pass
+            if self.pending:
+                self._route(self.pending)
+            os.close(self.reader)
         os.close(self.terminal)
 
     def save(self, folder: str | None) -> Path | None:

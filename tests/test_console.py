@@ -34,3 +34,24 @@ def test_third_party_messages_are_kept_and_ours_pass_through(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     assert console.save(str(tmp_path)) == tmp_path / "third_party.log"
     assert (tmp_path / "third_party.log").read_text().startswith("2026-11-24 18:11:03,147\tERROR")
+
+
+def test_the_last_line_reaches_the_terminal_when_the_reader_thread_never_ran(tmp_path):
+    """CI lost an error line once: the reader thread was not scheduled before the command exited."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        from cluster.console import ConsoleFilter
+        ConsoleFilter._pump = lambda self: None  # as if the busy machine never ran the reader
+        with ConsoleFilter():
+            sys.stderr.write("error: the line that ended the command\\n")
+            sys.stderr.write("[2026-11-24 17:36:44,355 E 11749 11749] core_worker.cc:2465: noise\\n")
+            sys.stderr.write("no newline at the end")
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "error: the line that ended the command\nno newline at the end"
