@@ -91,6 +91,13 @@ class ActingConfig:
     def chunk_size(self) -> int:
         return self.chunk_steps * self.envs_per_actor
 
+    def steps_within(self, frames: int) -> int:
+        """The steps a --frames budget stores: each shard's share, in whole chunks (replay/shard.py)."""
+        from replay.shard import split_budget
+
+        shares = split_budget(frames // FRAME_SKIP, self.actors, self.replay_shards)
+        return sum(share // self.chunk_size * self.chunk_size for share in shares)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
@@ -424,11 +431,15 @@ class TeacherConfig(ActingConfig):
             need(0.0 <= value <= 1.0, f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
         need(self.epsilon_frames >= 0, f"--epsilon-frames must be at least 0, got {self.epsilon_frames}")
         need(self.eval_every >= 4, f"--eval-every must be at least 4 frames, got {self.eval_every}")
-        learning_starts = FRAME_SKIP * self.min_replay
-        need(self.frames > learning_starts,
-             f"--frames {self.frames:,} ends before the first DQN update (--min-replay {self.min_replay:,} steps = "
-             f"{learning_starts:,} frames); raise --frames above {learning_starts:,} or lower --min-replay below "
-             f"{-(-self.frames // FRAME_SKIP):,}")
+        stored = self.steps_within(self.frames)
+        if stored < self.min_replay:
+            low, enough = self.frames, FRAME_SKIP * (self.min_replay + self.actors * self.chunk_size)
+            while enough - low > FRAME_SKIP:  # the fewest frames that store enough whole chunks
+                middle = (low + enough) // 2 // FRAME_SKIP * FRAME_SKIP
+                low, enough = (middle, enough) if self.steps_within(middle) < self.min_replay else (low, middle)
+            raise ConfigError(f"--frames {self.frames:,} ends before the first DQN update: the whole chunks it "
+                              f"allows hold {stored:,} steps, fewer than --min-replay {self.min_replay:,}; raise "
+                              f"--frames to {enough:,} or lower --min-replay to {max(stored, 1):,}")
         need(self.eval_every < self.frames,
              f"--eval-every {self.eval_every:,} frames is not below --frames {self.frames:,}, so no checkpoint would be "
              f"scored; lower --eval-every below --frames")

@@ -26,7 +26,7 @@ from cluster.rundir import RunDir
 from learner.checkpoint import load_checkpoint, save_checkpoint
 from learner.dqn import DQNConfig, DQNLearner
 from replay.memory_plan import MemoryPlan
-from replay.shard import launch_shards, shard_for_actor
+from replay.shard import launch_shards, shard_for_actor, split_budget
 
 
 
@@ -76,7 +76,7 @@ class DQNTraining:
         self.frames = self.frames_base
         self.updates = int(resume["updates"]) if resume else 0
         self.last_checkpoint = self.updates
-        self.pending: dict = {}  # evaluator ref -> version
+        self.pending: dict = {}  # evaluator ref -> the DQN's updates when it was taken
         self.teachers = run.path / "teachers"
         self.teachers.mkdir(exist_ok=True)
 
@@ -92,7 +92,8 @@ class DQNTraining:
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=-(-cfg.actors // cfg.replay_shards) + cfg.prefetch + 4,
                                     seed=cfg.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards],
-                                    placement=slots["shards"])
+                                    placement=slots["shards"], insert_budget=split_budget(
+                                        (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.actors, cfg.replay_shards))
         self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
         policy = self.learner.policy.remote(self.updates)
@@ -111,10 +112,12 @@ class DQNTraining:
                 self._submit_score(entry["version"], entry["frames"], load_checkpoint(entry["checkpoint"]))
         self.ready = self.learner.wait_for_replay.remote()
 
-    def _inserted(self) -> int:
+    def _replay(self) -> tuple[int, bool]:
+        """Steps inserted so far, and whether every shard has taken its share of --frames."""
         import ray
 
-        return sum(s["limiter"]["inserted"] for s in ray.get([shard.stats.remote() for shard in self.shards]))
+        stats = ray.get([shard.stats.remote() for shard in self.shards])
+        return sum(s["limiter"]["inserted"] for s in stats), all(s["budget_spent"] for s in stats)
 
     def submit_train(self):
         return self.learner.train.remote(self.cfg.log_every)
@@ -124,7 +127,8 @@ class DQNTraining:
 
         Returns whether the frame budget is spent."""
         self.updates = metrics["updates"]
-        self.frames = self.frames_base + FRAME_SKIP * self._inserted()
+        inserted, spent = self._replay()
+        self.frames = self.frames_base + FRAME_SKIP * inserted
         epsilon = self.cfg.epsilon_at(self.frames)
         policy = self.learner.policy.remote(self.updates)
         for actor in self.actors:
@@ -135,7 +139,7 @@ class DQNTraining:
             self.next_eval = (self.frames // self.cfg.eval_every + 1) * self.cfg.eval_every
         if self.updates - self.last_checkpoint >= self.cfg.checkpoint_every:
             self.checkpoint()
-        return self.frames >= self.cfg.frames
+        return spent
 
     def snapshot(self) -> int:
         """A teacher checkpoint of the current network, registered and sent to an evaluator."""
@@ -159,7 +163,7 @@ class DQNTraining:
         ref = ray.remote(score_checkpoint).options(num_cpus=1).remote(
             self.registry, version, frames, payload, self.spec.name, self.cfg.eval_episodes, self.env_config,
             self.cfg.eval_epsilon, self.cfg.seed + EVAL_SEED_OFFSET, rigged)
-        self.pending[ref] = version
+        self.pending[ref] = self.updates
 
     def poll_scores(self, wait: bool = False) -> list[dict]:
         """Evaluations that have finished (all of them with `wait`)."""
@@ -169,10 +173,12 @@ class DQNTraining:
             return []
         done, _ = ray.wait(list(self.pending), num_returns=len(self.pending) if wait else 1, timeout=None if wait else 0)
         results = ray.get(done)
-        for ref in done:
-            del self.pending[ref]
         best = self.best() if results else None
-        for result in results:
+        for ref, result in zip(done, results):
+            result["updates"] = self.pending.pop(ref)
+            self.run.to_tensorboard("dqn_eval", {"score": result["score"], "ci95": result["ci95"],
+                                                 "frames": result["frames"], "best_score": best["score"]},
+                                    result["updates"])
             self.echo.evaluation("dqn", f"checkpoint {result['version']} at {result['frames']:,} frames scored "
                                         f"{result['score']:.2f}; best so far {best['score']:.2f} "
                                         f"(checkpoint {best['version']})")

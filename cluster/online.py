@@ -133,9 +133,10 @@ class Timeline:
         self.open: dict[int, dict] = {}
         self.student_evals: dict[int, list] = {}
 
-    def checkpoint_taken(self, version: int, frames: int, student: Distillation) -> None:
-        row = {"version": version, "frames": frames, "dqn_score": None, "best_version": None, "best_score": None,
-               "student_updates": None, "student_score": None, "teacher_version": student.version}
+    def checkpoint_taken(self, version: int, frames: int, dqn_updates: int, student: Distillation) -> None:
+        row = {"version": version, "frames": frames, "dqn_updates": dqn_updates, "dqn_score": None,
+               "best_version": None, "best_score": None, "student_updates": None, "student_score": None,
+               "teacher_version": student.version}
         if student.ready_ref is None and student.actors:
             row["student_updates"] = student.updates
             self.student_evals[version] = submit_evaluation(
@@ -147,6 +148,7 @@ class Timeline:
         row = self.open.get(result["version"])
         if row is None:  # taken before a restart: its student score is lost with the process
             row = self.open[result["version"]] = {"version": result["version"], "frames": result["frames"],
+                                                  "dqn_updates": result["updates"],
                                                   "student_updates": None, "student_score": None,
                                                   "teacher_version": None}
         row.update(dqn_score=result["score"], best_version=best and best["version"], best_score=best and best["score"])
@@ -160,6 +162,8 @@ class Timeline:
         for version, row in sorted(self.open.items()):
             if row.get("dqn_score") is not None and version not in self.student_evals:
                 self.run.log(row, "timeline.jsonl")
+                self.run.to_tensorboard("online", {k: row[k] for k in ("dqn_score", "best_score", "student_score",
+                                                                       "frames")}, row["dqn_updates"])
                 if row["student_score"] is not None:
                     self.echo.evaluation("student", f"{row['student_score']:.2f} after {row['student_updates']} "
                                                     f"updates (at DQN checkpoint {version})")
@@ -218,7 +222,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
             version = training.version
             finished = training.after_train(ray.get(dqn_ref), time.monotonic() - started)
             for new in range(version + 1, training.version + 1):
-                timeline.checkpoint_taken(new, training.frames, student)
+                timeline.checkpoint_taken(new, training.frames, training.updates, student)
             if finished:
                 break
             dqn_ref = training.submit_train()
@@ -240,7 +244,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
             run.write_summary(summary)
             return summary
 
-    results = training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, student))
+    results = training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, training.updates, student))
     best = training.best()
     for result in results:
         timeline.scored(result, best)

@@ -2,7 +2,8 @@
 
     config.json      the validated config the run started with
     metrics.jsonl    one JSON object per log interval (the source of truth for plots)
-    tensorboard/     the same scalars as TensorBoard event files (tag KIND/KEY, step = updates)
+    tensorboard/     the same scalars as TensorBoard event files (tag KIND/KEY, step = updates), and the
+                     DQN's evaluations (dqn_eval/*) and the online timeline (online/*) at the DQN's updates
     checkpoints/     KIND-UPDATES.pt (student, dqn) in our checkpoint format; the newest few are kept
     teachers/        teacher-VERSION.pt: every scored DQN checkpoint (teacher and online runs)
     registry.json    those checkpoints' scores and the best so far (cluster/registry.py)
@@ -104,15 +105,17 @@ class RunDir:
                 observer(record)
 
     def _to_tensorboard(self, record: dict) -> None:
+        self.to_tensorboard(record.get("kind", "distill"), record, int(record.get("updates", 0)))
+
+    def to_tensorboard(self, kind: str, record: dict, step: int) -> None:
+        """Scalars whose record of truth is another file (registry.json, timeline.jsonl)."""
         from torch.utils.tensorboard import SummaryWriter
 
         if self._tensorboard is None:
             self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10,
                                               purge_step=self.purge_step)
-        kind = record.get("kind", "distill")
-        step = int(record.get("updates", 0))
         for key, value in scalars(record).items():
-            if key != "updates":
+            if key not in ("updates", "kind"):
                 self._tensorboard.add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:

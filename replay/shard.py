@@ -28,6 +28,12 @@ def shard_for_actor(actor_id: int, num_shards: int) -> int:
     return actor_id % num_shards
 
 
+def split_budget(steps: int, num_actors: int, num_shards: int) -> list[int]:
+    """Each shard's share of a step budget, in proportion to the actors that feed it."""
+    feeding = [sum(shard_for_actor(i, num_shards) == k for i in range(num_actors)) for k in range(num_shards)]
+    return [steps * n // num_actors for n in feeding]
+
+
 def pick_shard(sizes: np.ndarray, rng: np.random.Generator) -> int:
     """P(shard) = size / total, so P(step) = 1 / total for every stored step."""
     total = sizes.sum()
@@ -38,8 +44,13 @@ def pick_shard(sizes: np.ndarray, rng: np.random.Generator) -> int:
 
 class ReplayShard:
     def __init__(self, game: str, num_actions: int, capacity: int, seed: int = 0,
-                 limiter: SampleToInsertRatio | None = None):
+                 limiter: SampleToInsertRatio | None = None, insert_budget: int | None = None):
+        """`insert_budget`: the most steps this shard takes (a DQN run's --frames share); the chunk
+        that would pass it closes the shard instead, so the budget is an upper bound however many
+        actors insert at once."""
         self.game = game
+        self.insert_budget = insert_budget
+        self.budget_spent = insert_budget == 0  # no actor feeds it
         self.ring = FrameRing(capacity, num_actions)
         self.rng = np.random.default_rng(seed)
         self.limiter = limiter or SampleToInsertRatio(ratio=0.0, min_size=1, error_buffer=0.0)
@@ -73,6 +84,10 @@ class ReplayShard:
         steps = chunk.steps * chunk.envs
         with self.changed:
             self._wait(lambda: self.limiter.can_insert(steps, self.ring.size), "insert_s")
+            if not self.closed and self.insert_budget is not None and \
+                    self.limiter.inserted + steps > self.insert_budget:
+                self.closed = self.budget_spent = True
+                self.changed.notify_all()
             if self.closed:
                 self.dropped += steps
                 return self.ring.size
@@ -118,7 +133,8 @@ class ReplayShard:
             return {
                 "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
                 "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
-                "dropped": self.dropped, "stream_restarts": self.stream_restarts, "limiter": self.limiter.state(), **self.waits,
+                "dropped": self.dropped, "stream_restarts": self.stream_restarts, "limiter": self.limiter.state(),
+                "budget_spent": self.budget_spent, **self.waits,
                 "teacher_versions": [list(change) for change in self.version_changes],
             }
 
@@ -132,12 +148,14 @@ class ReplayShard:
 
 
 def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: dict, concurrency: int,
-                  seed: int = 0, memory: list[int] | None = None, placement: list[dict] | None = None) -> list:
+                  seed: int = 0, memory: list[int] | None = None, placement: list[dict] | None = None,
+                  insert_budget: list[int] | None = None) -> list:
     """Starts one threaded Ray actor per shard, each reserving the memory its ring will fill.
 
     `limiter` holds SampleToInsertRatio.for_shard's arguments except min_size, which is
     `min_replay` split evenly over the shards. A shard Ray restarts (its node left) comes
-    back empty and refills; the calls in flight to it are retried."""
+    back empty and refills; the calls in flight to it are retried. `insert_budget`: each
+    shard's most steps (see ReplayShard)."""
     import ray
 
     shards = []
@@ -149,5 +167,7 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
                    **(placement[index] if placement else {})}
         if memory is not None:
             options["memory"] = memory[index]
-        shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate))
+        budget = None if insert_budget is None else insert_budget[index]
+        shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate,
+                                                                          budget))
     return shards

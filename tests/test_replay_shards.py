@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from replay.chunk import Chunk, ChunkError, encode
 from replay.memory_plan import GIB, MemoryPlan, MemoryPlanError
-from replay.shard import ReplayShard, pick_shard, shard_for_actor
+from replay.shard import ReplayShard, pick_shard, shard_for_actor, split_budget
 from tests.test_chunk import make_chunk
 from tests.test_frame_ring import run_actors
 
@@ -106,6 +106,17 @@ def test_chunk_for_another_game_is_refused_by_name():
     with pytest.raises(ChunkError, match="'pong'"):
         shard.insert(encode(make_chunk(actions=4)))
     assert shard.stats()["rejected"] == 1 and shard.size() == 0
+
+
+def test_an_insert_budget_is_an_upper_bound_met_to_within_one_chunk():
+    shard = ReplayShard("pong", 6, capacity=256, insert_budget=20)  # chunks of 3 x 2 = 6 steps
+    for seed in range(5):
+        shard.insert(encode(make_chunk(seed=seed)))
+    stats = shard.stats()
+    assert stats["inserted"] == 18 and stats["budget_spent"] and stats["dropped"] == 12
+    assert shard.closed, "a spent shard serves the learner's last batches without waiting for inserts"
+    assert split_budget(1000, num_actors=3, num_shards=2) == [666, 333]  # in proportion to the actors feeding each
+    assert sum(split_budget(999, num_actors=7, num_shards=3)) <= 999
 
 
 def test_memory_plan_is_exact_and_refuses_what_cannot_fit():
