@@ -4,22 +4,19 @@ optimizer step counted once."""
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
-
-import pytest
 
 from cluster.config import DistillConfig
 from cluster.distill import run_distill
 from learner.checkpoint import load_checkpoint
+from tests.processes import ray_workers
 
 UPDATES = 200
 
 
 def pids(title: str) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", f"ray::{title}"], capture_output=True, text=True).stdout
-    return [int(pid) for pid in found.split()]
+    return ray_workers(title)
 
 
 def logged_updates(out) -> list[int]:

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -11,11 +10,11 @@ import pytest
 
 from cluster.config import DistillConfig
 from cluster.distill import run_distill
+from tests.processes import ray_workers
 
 
 def teacher_actor_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "ray::TeacherActor"], capture_output=True, text=True).stdout
-    return [int(pid) for pid in found.split()]
+    return ray_workers("TeacherActor")
 
 
 @pytest.fixture(scope="module")
