@@ -23,6 +23,9 @@ class EnvConfig:
     sticky_actions: bool = False
     max_episode_frames: int = 108_000  # 30 minutes of play at 60 Hz
     fire_reset: bool = False
+    # a DQN's training data marks a lost life terminal (no bootstrap across it), as the Nature DQN
+    # did; the game plays on unchanged, so frames, scores and evaluation are untouched
+    life_loss_terminal: bool = False
 
     def validate(self) -> None:
         if not 0 <= self.noop_max <= 1000:

@@ -38,7 +38,9 @@ class _EnvGroup:
 
     def __init__(self, game: str, seeds: np.ndarray, env_config: EnvConfig, rng: np.random.Generator):
         self.env = make_vector_env(game, len(seeds), env_config)
-        self.obs, _ = self.env.reset(seed=seeds)
+        self.obs, info = self.env.reset(seed=seeds)
+        self.life_loss_terminal = env_config.life_loss_terminal
+        self.lives = info["lives"]
         self.first = np.ones(len(seeds), bool)
         self.resetting = np.zeros(len(seeds), bool)  # ended last step: the env resets on the next step
         self.rng = rng
@@ -102,12 +104,15 @@ class TeacherRollout:
 
     def _land(self, group: _EnvGroup) -> dict:
         started = time.perf_counter()
-        group.obs, rewards, terminated, truncated, _ = group.env.recv()
+        group.obs, rewards, terminated, truncated, info = group.env.recv()
         self.timings["env_s"] += time.perf_counter() - started
         record, group.pending = group.pending, None
         # NEXT_STEP autoreset: term/trunc come with an episode's last observation; the env resets
         # on the following step, whose observation is the new episode's first.
         group.first, group.resetting = group.resetting, terminated | truncated
+        if group.life_loss_terminal:
+            terminated = terminated | (info["lives"] < group.lives)
+        group.lives = info["lives"]
         record.update(rewards=rewards.astype(np.float32), terminated=terminated, truncated=truncated)
         return record
 

@@ -379,6 +379,8 @@ class TeacherConfig(ActingConfig):
     gamma: float = _flag(0.99, "discount")
     n_step: int = _flag(3, "steps in the return before bootstrapping")
     double: bool = _flag(True, "Double DQN: the online network picks the bootstrap action")
+    life_loss_terminal: bool = _flag(False, "treat a lost life as terminal in the DQN's targets (the game plays on; "
+                                            "the Nature DQN's practice, for games with lives such as Breakout)")
     batch_size: int = _flag(32, "minibatch size")
     target_every: int = _flag(2000, "updates between copies of the online network into the target network")
     replay_ratio: float = _flag(8.0, "sampled transitions per inserted step (8: one batch of 32 every 4 steps)")

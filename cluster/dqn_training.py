@@ -11,6 +11,7 @@ replay's sample-to-insert ratio, so more actors make a run faster, not different
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -101,7 +102,8 @@ class DQNTraining:
         self.actors = [
             ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, **slots["actors"][i]).remote(
                 self.shards[shard_for_actor(i, cfg.replay_shards)], game=self.spec.name, teacher=policy,
-                num_envs=cfg.envs_per_actor, env_config=self.env_config, epsilon=epsilon,
+                num_envs=cfg.envs_per_actor, epsilon=epsilon,
+                env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.life_loss_terminal),
                 seed=actor_seed(cfg.seed, i + cfg.actors * self.restarts), actor_id=i, chunk_steps=cfg.chunk_steps,
                 device=actor_device, groups=cfg.groups(actor_device), half_precision=False)
             for i in range(cfg.actors)

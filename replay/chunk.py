@@ -14,7 +14,7 @@ Fields, time-major:
   actions     uint8   (T, N)          the action taken (greedy or the epsilon-random one)
   rewards     float32 (T, N)          raw, unclipped reward received after the action
   first       bool    (T, N)          the observation is an episode's first (a reset stack)
-  terminated  bool    (T, N)          the episode ended after this step
+  terminated  bool    (T, N)          the episode ended after this step (or a life, for a DQN trained so)
   truncated   bool    (T, N)          the episode hit the frame cap after this step
 """
 

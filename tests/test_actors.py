@@ -54,3 +54,22 @@ def test_evaluation_is_reproducible_and_independent_of_worker_count(ray_runtime,
     assert first.episodes == 5 and first.median == float(np.median(first.scores))
     other_seed = evaluate_policy(pong_teacher, "pong", 5, env_config=SHORT, epsilon=0.05, seed=124)
     assert (other_seed.scores, other_seed.mean_length) != (first.scores, first.mean_length)
+
+
+def test_a_lost_life_is_terminal_only_where_asked_and_the_game_plays_on():
+    import dataclasses
+
+    from actors.games import game_spec
+    from actors.teacher import TeacherRollout
+    from actors.teachers import random_teacher
+
+    teacher = random_teacher(game_spec("breakout"), seed=0)
+    plain, lives = EnvConfig(noop_max=0), dataclasses.replace(EnvConfig(noop_max=0), life_loss_terminal=True)
+    chunks = [TeacherRollout("breakout", teacher, 2, env_config=config, epsilon=1.0, seed=9, chunk_steps=200,
+                             groups=1).next_chunk() for config in (plain, lives)]
+    assert np.array_equal(chunks[0].frames, chunks[1].frames) and np.array_equal(chunks[0].first, chunks[1].first)
+    ended, lost = chunks[0].terminated, chunks[1].terminated
+    assert (lost >= ended).all(), "every game over stays terminal"
+    assert lost.sum() > ended.sum(), "random Breakout play loses lives within 200 steps"
+    after = np.argwhere(lost & ~ended)
+    assert not chunks[1].first[np.minimum(after[:, 0] + 1, 199), after[:, 1]].any(), "no reset follows a lost life"

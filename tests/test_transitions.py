@@ -28,8 +28,9 @@ def expected_transition(stream: list[int], i: int, steps: dict, n: int):
     return total, discount, stream[i + n]
 
 
-def synthetic_chunks(envs=2, steps=12, chunks=3, seed=0):
-    """Hand-made episodes with terminal and truncated ends, laid out as AtariVectorEnv emits them.
+def synthetic_chunks(envs=2, steps=12, chunks=3, seed=0, life_losses=()):
+    """Hand-made episodes with terminal and truncated ends, laid out as AtariVectorEnv emits them;
+    `life_losses` ((t, env) pairs) are terminal but the game plays on: no reset follows.
 
     Each frame's pixel [0, 0] is the step's number within its env stream, so a stack names its steps."""
     rng = np.random.default_rng(seed)
@@ -46,6 +47,10 @@ def synthetic_chunks(envs=2, steps=12, chunks=3, seed=0):
             rewards[t + 1, env] = 0.0  # the reset step
             first[t + 2, env] = True
             t += int(rng.integers(4, 10))
+    for t, env in life_losses:
+        assert not (first[t - 2:t + 3, env].any() or terminated[t - 1:t + 2, env].any()
+                    or truncated[t - 1:t + 2, env].any()), "a life is lost mid-episode"
+        terminated[t, env] = True
     frames = np.zeros((total, envs, 84, 84), np.uint8)
     frames[:, :, 0, 0] = np.arange(total)[:, None]
     out = []
@@ -87,9 +92,9 @@ def check_batch(batch, steps, streams, n, stack_truth):
             assert np.array_equal(batch["next_obs"][k], stack_truth(bootstrap))
 
 
-@pytest.mark.parametrize("n", [1, 3])
-def test_n_step_returns_stop_at_terminal_and_bootstrap_after_truncation(n):
-    chunks = [decode(encode(c)) for c in synthetic_chunks()]
+@pytest.mark.parametrize("n, life_losses", [(1, ()), (3, ()), (3, ((30, 0), (21, 1)))])
+def test_n_step_returns_stop_at_terminal_and_bootstrap_after_truncation(n, life_losses):
+    chunks = [decode(encode(c)) for c in synthetic_chunks(seed=3 if life_losses else 0, life_losses=life_losses)]
     ring = FrameRing(10_000, num_actions=6)
     for chunk in chunks:
         ring.insert(chunk)
@@ -114,6 +119,9 @@ def test_n_step_returns_stop_at_terminal_and_bootstrap_after_truncation(n):
     valid = {s for s, (key, i) in position.items() if expected_transition(streams[key], i, steps, n)}
     assert sampled == valid, "sampling must cover every valid start and nothing else"
     assert (batch["discount"] == 0).any() and (batch["discount"] > 0).any()
+    for t, env in life_losses:  # the step after a lost life is sampled, its stack reaching back across the loss
+        after = streams[(0, env)][t + 1]
+        assert after in sampled and batch["obs"][list(batch["seq"]).index(after)][2, 0, 0] == t
 
 
 def test_transitions_are_bit_exact_on_real_pong_with_wrap(pong_teacher):
