@@ -287,6 +287,7 @@ def cmd_zoo(args) -> int:
     if args.verify:
         game = canonical_name(args.verify)
         card = catalog.card(game)
+        catalog.teacher_path(f"zoo:{game}")  # the weights are the card's, before Ray starts
         connect(None, cpus_needed=args.workers)
         result = evaluate_parallel(load_teacher(f"zoo:{game}", game_spec(game)), game, args.episodes, args.workers,
                                    seed=EVAL_SEED_OFFSET)
@@ -295,6 +296,9 @@ def cmd_zoo(args) -> int:
         print(f"{card['title']}: card {score_text(card_score['mean'], card_score['ci95'], card_score['episodes'], 1)}; "
               f"now {result.text(1)}: {'consistent' if agrees else 'NOT consistent'} with the card")
         return 0 if agrees else 1
+    if args.markdown:
+        print(catalog.markdown_table(), end="")
+        return 0
     cards = [catalog.card(g) for g in catalog.games()]
     if not cards:
         print("the zoo is empty; add a teacher run with: python launch.py zoo --add RUN_DIR")
@@ -380,6 +384,7 @@ def build_parser() -> Parser:
     zoo.add_argument("--add", metavar="RUN_DIR", help="publish a teacher run's best checkpoint with a card")
     zoo.add_argument("--version", type=int, default=None, help="with --add: publish this checkpoint version instead")
     zoo.add_argument("--verify", metavar="GAME", help="re-evaluate GAME's zoo teacher and compare with its card")
+    zoo.add_argument("--markdown", action="store_true", help="print the list as the README's markdown table")
     zoo.add_argument("--episodes", type=int, default=30, help="episodes per evaluation (default: 30)")
     zoo.add_argument("--workers", type=int, default=2, help="evaluator actors (default: 2)")
     zoo.set_defaults(func=cmd_zoo)

@@ -25,6 +25,7 @@ def test_card_describes_its_weights_and_beats_random_play(game):
     payload = load_checkpoint(catalog.ZOO_DIR / f"{game}.pt")
     assert (card["game"], card["preset"], card["num_actions"]) == (game, payload["preset"], game_spec(game).num_actions)
     assert card["fingerprint"] == fingerprint(payload)
+    assert card["sha256"] == catalog.file_digest(catalog.ZOO_DIR / f"{game}.pt")
     assert card["score"]["episodes"] >= 30 and card["random_score"]["episodes"] == card["score"]["episodes"]
     assert {"frames", "wall_s", "device", "flags", "commit"} <= set(card["trained"])
     # a teacher worth distilling: its whole 95% interval above the random policy's
@@ -135,3 +136,31 @@ def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monk
     assert cfg.student == ("multi-3" if len(ZOO_GAMES) <= 3 else "multi-10")
     with pytest.raises(ConfigError, match="the zoo has no teacher for pong"):
         MultitaskConfig(games=f"{ZOO_GAMES[0]},pong", teachers="zoo").validate()
+
+
+def test_zoo_verify_refuses_weights_that_do_not_match_their_card(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import launch
+
+    game = ZOO_GAMES[0]
+    for suffix in (".pt", ".json"):
+        shutil.copy(catalog.ZOO_DIR / f"{game}{suffix}", tmp_path / f"{game}{suffix}")
+    monkeypatch.setattr(catalog, "ZOO_DIR", tmp_path)
+    assert catalog.teacher_path(f"zoo:{game}") == str(tmp_path / f"{game}.pt")  # intact: accepted
+    weights = bytearray((tmp_path / f"{game}.pt").read_bytes())
+    weights[-100] ^= 1  # one bit of one weight
+    (tmp_path / f"{game}.pt").write_bytes(bytes(weights))
+    assert launch.main(["zoo", "--verify", game]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "does not match its card" in error and "git checkout --" in error
+    assert len(error.splitlines()) == 1
+    with pytest.raises(ConfigError, match="does not match its card"):  # and so does every command that loads it
+        DistillConfig(teacher=f"zoo:{game}").validate()
+
+
+def test_the_readme_zoo_table_is_generated_from_the_cards():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert catalog.markdown_table() in readme, "regenerate it with: python launch.py zoo --markdown"

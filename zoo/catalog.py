@@ -9,6 +9,7 @@ A teacher replaced by a better one keeps its predecessors in the card's `history
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -24,7 +25,8 @@ class ZooError(ValueError):
     pass
 
 
-def games(zoo_dir: Path = ZOO_DIR) -> list[str]:
+def games(zoo_dir: Path | None = None) -> list[str]:
+    zoo_dir = zoo_dir or ZOO_DIR
     return sorted(p.stem for p in zoo_dir.glob("*.json") if (zoo_dir / f"{p.stem}.pt").is_file())
 
 
@@ -40,20 +42,30 @@ def zoo_game(source: str | None) -> str | None:
         raise ZooError(f"--teacher {source!r}: {error}") from None
 
 
-def teacher_path(source: str, zoo_dir: Path = ZOO_DIR) -> str:
+def teacher_path(source: str, zoo_dir: Path | None = None) -> str:
     """The file behind a teacher source: `zoo:GAME` resolves into the zoo, anything else is a path."""
     game = zoo_game(source)
     if game is None:
         return source
+    zoo_dir = zoo_dir or ZOO_DIR
     path = zoo_dir / f"{game}.pt"
     if not path.is_file():
         held = ", ".join(games(zoo_dir)) or "nothing yet"
         raise ZooError(f"the zoo has no teacher for {game} (it holds: {held}); train one with launch.py teacher "
                        f"and add it with launch.py zoo --add RUN_DIR")
+    expected, found = card(game, zoo_dir).get("sha256"), file_digest(path)
+    if found != expected:
+        raise ZooError(f"{path} does not match its card (sha256 {found[:12]}, the card says {str(expected)[:12]}): "
+                       f"the weights were changed or damaged; restore them with: git checkout -- {path}")
     return str(path)
 
 
-def card(game: str, zoo_dir: Path = ZOO_DIR) -> dict:
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def card(game: str, zoo_dir: Path | None = None) -> dict:
+    zoo_dir = zoo_dir or ZOO_DIR
     path = zoo_dir / f"{game}.json"
     if not path.is_file():
         raise ZooError(f"the zoo has no card for {game}; it holds: {', '.join(games(zoo_dir)) or 'nothing yet'}")
@@ -83,7 +95,7 @@ def _commit() -> str | None:
 
 
 def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | None = None,
-            zoo_dir: Path = ZOO_DIR, commit: str | None = None, echo=print) -> dict:
+            zoo_dir: Path | None = None, commit: str | None = None, echo=print) -> dict:
     """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy."""
     import torch
 
@@ -97,6 +109,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     from learner.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
     from learner.networks import canonical_preset
 
+    zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:
         raise ZooError(f"a zoo card needs at least {CARD_EPISODES} episodes per evaluation, got --episodes {episodes}")
     run = RunDir.open(run_path)
@@ -143,6 +156,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     }
     zoo_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(zoo_dir / f"{spec.name}.pt", payload)
+    new_card["sha256"] = file_digest(zoo_dir / f"{spec.name}.pt")
     (zoo_dir / f"{spec.name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
     return new_card
 
@@ -166,3 +180,19 @@ def describe(c: dict) -> str:
     s, r = c["score"], c["random_score"]
     return (f"{c['game']:<15} {c['preset']:<7} {c['params']:>10,} {s['mean']:>9.1f} +/- {s['ci95']:<7.1f} "
             f"{r['mean']:>8.1f} +/- {r['ci95']:<6.1f} {c['trained']['frames']:>11,}  {c['dtype']}")
+
+
+def markdown_table(zoo_dir: Path | None = None) -> str:
+    """The README's zoo table, from the cards alone (a test keeps the README equal to it)."""
+    rows = ["| game | preset | params | score (mean +/- 95% CI) | random policy | frames: checkpoint / run | "
+            "training |", "|---|---|---|---|---|---|---|"]
+    for game in games(zoo_dir):
+        c = card(game, zoo_dir)
+        s, r, t = c["score"], c["random_score"], c["trained"]
+        notes = [f"{t['wall_s'] / 60:.0f} min on {t['device']}", c["dtype"]]
+        if t["flags"].get("life_loss_terminal"):
+            notes.append("life loss terminal")
+        rows.append(f"| {c['title']} | `{c['preset']}` | {c['params']:,} | {s['mean']:.1f} +/- {s['ci95']:.1f} "
+                    f"({s['episodes']}) | {r['mean']:.1f} +/- {r['ci95']:.1f} | {t['frames']:,} / "
+                    f"{t['run_frames']:,} | {', '.join(notes)} |")
+    return "\n".join(rows) + "\n"
