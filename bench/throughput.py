@@ -74,15 +74,16 @@ def main() -> None:
     for batch_size in (32, 256):
         sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), args.seconds / 2)
         rows.append((f"replay samples/s at batch {batch_size} (one ring, in process)", sampled / secs, ""))
-        learner = Learner(LearnerConfig(student="net1", batch_size=batch_size), {game.name: game.num_actions}, {})
+        learner = Learner(LearnerConfig(student="net1", batch_size=batch_size), {game.name: game.num_actions},
+                          {game.name: []})  # batches come from the ring above, not from shards
         batches = [ring.sample(batch_size, rng) for _ in range(8)]
         for batch in batches[:3]:
-            learner._update(game.name, batch)
+            learner.step(game.name, batch)
         if learner.device.type == "cuda":
             torch.cuda.synchronize()
         state = {"i": 0}
         def update():
-            learner._update(game.name, batches[state["i"] % len(batches)])
+            learner.step(game.name, batches[state["i"] % len(batches)])
             state["i"] += 1
             if learner.device.type == "cuda" and state["i"] % 20 == 0:
                 torch.cuda.synchronize()

@@ -1,0 +1,52 @@
+"""Every bench/ script runs end to end at tiny sizes, so none can rot between the runs that fill
+bench/RESULTS.md. Each writes its JSON; the checks read the figures it measured (never timings
+against a threshold: rates only have to be positive and consistent)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def positive_rows(result, keys):
+    return result["rows"] and all(row[key] > 0 for row in result["rows"] for key in keys)
+
+
+TINY = {
+    "actors_bench.py": (["--seconds", "1", "--max-actors", "1", "--groups", "1"],
+                        lambda r: positive_rows(r, ["bare_steps_per_s", "labelled_steps_per_s"])
+                        and all(row["labelled_steps_per_s"] <= 1.5 * row["bare_steps_per_s"] for row in r["rows"])),
+    "throughput.py": (["--seconds", "1"], lambda r: len(r["rows"]) == 6 and all(row["value"] > 0 for row in r["rows"])),
+    "replay_bench.py": (["--capacity", "2000", "--shards", "1", "--seconds", "1", "--learner-updates", "5"],
+                        lambda r: 0.9 < r["local"]["measured_over_formula"] < 1.5 and r["ray"] and r["learner"]),
+    "learner_scaling.py": (["--replicas", "1", "--sweep", "1", "--updates", "10", "--student", "net3", "--steps",
+                            "1024"], lambda r: {row["mode"] for row in r["rows"]} == {"data-parallel", "sweep"}
+                           and positive_rows(r, ["updates_per_s"])),
+    "multitask_bench.py": (["--games", "pong,breakout", "--capacity-hours", "0.02", "--updates", "60",
+                            "--log-every", "20"],
+                           lambda r: [g["game"] for g in r["games"]] == ["pong", "breakout"] and r["updates"] == 60
+                           and all(g["labelled_steps_per_s"] > 0 and g["stored_steps"] > 0 for g in r["games"])),
+    "fidelity.py": (["--games", "ms_pacman", "--steps", "2048", "--updates", "40", "--eval-every", "20",
+                     "--eval-episodes", "1", "--sections", "compression"],
+                    lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
+                    and all(row["updates"] == 40 for row in r["rows"])),
+}
+
+
+def test_every_bench_script_is_run_here():
+    assert sorted(TINY) == sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_bench_runs_at_tiny_size(script, tmp_path):
+    args, check = TINY[script]
+    out = tmp_path / ("fidelity" if script == "fidelity.py" else "result.json")
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    written = json.loads((out / "fidelity.json" if script == "fidelity.py" else out).read_text())
+    assert check(written), json.dumps(written)[:2000]
