@@ -28,7 +28,6 @@ from cluster.runtime import connect  # noqa: E402
 from learner.learner import Learner, LearnerConfig  # noqa: E402
 from replay.chunk import Chunk, encode  # noqa: E402
 from replay.frame_ring import FRAME_BYTES, STACK, bytes_per_step  # noqa: E402
-from replay.rate_limiter import SampleToInsertRatio  # noqa: E402
 from replay.shard import ReplayShard, launch_shards  # noqa: E402
 
 ACTIONS, STEPS, ENVS = 6, 64, 4  # one chunk: 64 steps of 4 envs, as the default actor sends
@@ -136,9 +135,8 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
     while time.perf_counter() - started < seconds:
         while len(pending) < prefetch * shards:
             pending.append(handles[int(rng.integers(shards))].sample.remote(batch))
-        batch_data = ray.get(pending.pop(0))
+        ray.get(pending.pop(0))  # fetched in full, then dropped
         got += 1
-        del batch_data
     ray.get(pending)
     sample_rate = got / (time.perf_counter() - started) / shards
     for handle in handles:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from zoo import catalog
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,6 +36,11 @@ TINY = {
                      "--eval-episodes", "1", "--sections", "compression"],
                     lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
                     and all(row["updates"] == 40 for row in r["rows"])),
+    "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],
+                            lambda r: r["bare_emulator_frames_per_s"] > 0 and r["bare_updates_per_s"] > 0
+                            and 0 < r["pipeline_over_ceiling"] < 1.5),
+    "time_to_score.py": ([], lambda r: sorted(row["game"] for row in r["rows"]) == catalog.games() and all(
+        row["within_90pct_of_best"]["frames"] <= row["run_frames"] for row in r["rows"])),
 }
 
 

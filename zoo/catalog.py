@@ -149,7 +149,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
                     "registry_score": entry["score"], "registry_episodes": entry["episodes"],
                     "run_frames": summary.get("frames"), "wall_s": summary.get("wall_s"),
                     "device": summary.get("learner_device", config.get("device")), "flags": config,
-                    "commit": commit or _commit()},
+                    "commit": commit or _commit(), "curve": learning_curve(run_path)},
         "published": datetime.date.today().isoformat(),
         "history": ([{k: v for k, v in previous.items() if k != "history"}] + previous.get("history", []))
                    if previous else [],
@@ -159,6 +159,24 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     new_card["sha256"] = file_digest(zoo_dir / f"{spec.name}.pt")
     (zoo_dir / f"{spec.name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
     return new_card
+
+
+def learning_curve(run_path: str | Path) -> list[dict]:
+    """Every scored checkpoint of a teacher run, with the wall time at which training had made
+    its frames: what bench/time_to_score.py reads, so time-to-score needs no run directory."""
+    from cluster.registry import CheckpointRegistry
+    from cluster.rundir import RunDir
+
+    run = RunDir.open(str(run_path))
+    elapsed = [(m["frames"], m["elapsed_s"]) for m in run.metrics() if m.get("kind") == "dqn" and m.get("elapsed_s")]
+    curve = []
+    for entry in CheckpointRegistry(run.path / "registry.json").history():
+        if entry["score"] is None:
+            continue
+        reached = next((seconds for frames, seconds in elapsed if frames >= entry["frames"]), None)
+        curve.append({"frames": entry["frames"], "score": entry["score"], "ci95": entry["ci95"],
+                      "episodes": entry["episodes"], "elapsed_s": reached})
+    return sorted(curve, key=lambda point: point["frames"])
 
 
 def as_float32(payload: dict) -> dict:
