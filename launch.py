@@ -281,7 +281,9 @@ def cmd_zoo(args) -> int:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     if args.add:
         connect(None, cpus_needed=args.workers)
-        card = catalog.publish(args.add, args.episodes, args.workers, args.version)
+        from zoo.publish import publish
+
+        card = publish(args.add, args.episodes, args.workers, args.version)
         print(f"[zoo] added {card['game']}: {catalog.describe(card)}")
         return 0
     if args.verify:

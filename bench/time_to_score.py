@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoo import catalog  # noqa: E402
+from zoo import catalog, publish  # noqa: E402
 
 
 def first_reaching(curve: list[dict], score: float) -> dict | None:
@@ -47,7 +47,7 @@ def from_run(path: str) -> dict:
     summary = json.loads((Path(path) / "summary.json").read_text())
     game = config["game"]
     random = catalog.card(game)["random_score"] if game in catalog.games() else None
-    return marks(game, catalog.learning_curve(path), random, summary["frames"], summary["wall_s"],
+    return marks(game, publish.learning_curve(path), random, summary["frames"], summary["wall_s"],
                  summary.get("learner_device", "?"))
 
 

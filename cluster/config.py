@@ -14,15 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.env import ENV_MODES, FRAME_SKIP, env_config_for
+from cluster.errors import ConfigError
 from learner.losses import LOSSES
 from learner.networks import PRESETS, UnknownPresetError, canonical_preset
 from replay.memory_plan import STEPS_PER_HOUR
 
 PAPER_REPLAY_RATIO = round(10_000 * 32 / STEPS_PER_HOUR, 3)  # 5.926
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def _flag(default, help: str, **extra):

@@ -39,7 +39,7 @@ def require_cpus(needed: int, roles: str) -> None:
     Ray would leave the last ones pending and the run would wait forever."""
     import ray
 
-    from cluster.config import ConfigError
+    from cluster.errors import ConfigError
 
     total = ray.cluster_resources().get("CPU", 0)
     if total < needed:

@@ -10,7 +10,7 @@ from actors.teachers import load_teacher
 from cluster.config import ConfigError, DistillConfig
 from learner.checkpoint import fingerprint, load_checkpoint
 from learner.networks import QNetwork
-from zoo import catalog
+from zoo import catalog, publish
 
 ZOO_GAMES = catalog.games()
 
@@ -57,13 +57,13 @@ def test_half_precision_check_sees_a_changed_action():
     net = QNetwork("net3", {"g": 4})
     frames = torch.randint(0, 255, (64, 4, 84, 84), dtype=torch.uint8)
     payload = {"preset": "net3", "heads": {"g": 4}, "model": net.state_dict()}
-    assert catalog.half_precision_keeps_actions(payload, frames) == (True, 64)
+    assert publish.half_precision_keeps_actions(payload, frames) == (True, 64)
     with torch.no_grad():  # two outputs a hair apart: fp16 rounding ties them, so argmax moves
         head = net.heads["g"]
         head.weight.zero_()
         head.bias.copy_(torch.tensor([0.0, 1.0, 1.0 + 1e-5, 0.0]))
     payload["model"] = net.state_dict()
-    assert catalog.half_precision_keeps_actions(payload, frames) == (False, 0)
+    assert publish.half_precision_keeps_actions(payload, frames) == (False, 0)
 
 
 @pytest.mark.parametrize("game", ZOO_GAMES)
