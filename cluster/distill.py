@@ -16,36 +16,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.env import HOLDOUT_SEED_OFFSET, EnvConfig, actor_seed, resolve_env_mode
+from actors.env import EnvConfig, actor_seed, resolve_env_mode
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import GameSpec, game_spec
-from actors.teacher import TeacherActor, TeacherRollout
+from actors.teacher import TeacherActor
 from actors.teachers import load_teacher
 from cluster import stopping
 from cluster.config import ConfigError, DistillConfig
+from cluster.fidelity import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from cluster.learner_group import LearnerGroup
 from cluster.placement import Placement, plan_run
 from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, on_this_node
-from cluster.student_eval import StudentEvaluations, eval_kwargs, pct_of_teacher
+from cluster.student_eval import StudentEvaluations, eval_kwargs
 from learner.checkpoint import fingerprint, payload_params
 from learner.learner import LearnerConfig
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan, ray_memory
 from replay.shard import launch_shards, shard_for_actor
-
-
-
-def _holdout(game: str, teacher: dict, steps: int, env_config: EnvConfig, epsilon: float, seed: int):
-    rollout = TeacherRollout(game, teacher, num_envs=8, env_config=env_config, epsilon=epsilon,
-                             seed=seed + HOLDOUT_SEED_OFFSET, actor_id=0)
-    return rollout.labelled_stacks(steps)
-
-
-def majority_baseline(q_teacher: np.ndarray) -> float:
-    counts = np.bincount(q_teacher.argmax(axis=1), minlength=q_teacher.shape[1])
-    return float(counts.max() / counts.sum())
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
@@ -189,13 +178,6 @@ def interval_metrics(games: list[GameRun], previous: dict) -> dict:
     if len(games) > 1:
         totals["replay_per_game"] = per_game
     return totals
-
-
-def geometric_mean(values: list[float]) -> float | None:
-    """Of percentages: one game at 0% makes it 0; undefined for no games or a negative value."""
-    if not values or any(v < 0 for v in values):
-        return None
-    return 0.0 if min(values) == 0 else float(np.exp(np.mean(np.log(values))))
 
 
 def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool, echo):
@@ -375,7 +357,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
         group.start(resume.get(kind))
         groups.append(group)
     # the teacher's score and held-out frames are made while the students train
-    holdout_refs = {g.spec.name: ray.remote(_holdout).options(num_cpus=1).remote(
+    holdout_refs = {g.spec.name: ray.remote(holdout_frames).options(num_cpus=1).remote(
         g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
     teacher_pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
                                                       **eval_kwargs(cfg, g)) for g in games}

@@ -22,8 +22,9 @@ from actors.games import game_spec
 from actors.teacher import TeacherActor
 from cluster import stopping
 from cluster.config import ConfigError, OnlineConfig
-from cluster.distill import _holdout, majority_baseline, pct_of_teacher, replay_totals
+from cluster.distill import replay_totals
 from cluster.dqn_training import DQNTraining, memory_plan, teacher_placement
+from cluster.fidelity import holdout_frames, majority_baseline, pct_of_teacher
 from cluster.progress import as_progress
 from cluster.rundir import RunDir
 from cluster.runtime import connect, has_gpu, require_cpus
@@ -259,7 +260,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     final_student = ray.get(student.learner.state.remote({"game": training.spec.name}))
     teacher = load_checkpoint(best["checkpoint"])
     kwargs = dict(env_config=training.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
-    holdout = ray.remote(_holdout).options(num_cpus=1).remote(training.spec.name, teacher, cfg.holdout_steps,
+    holdout = ray.remote(holdout_frames).options(num_cpus=1).remote(training.spec.name, teacher, cfg.holdout_steps,
                                                               training.env_config, 0.05, cfg.seed)
     teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), training.spec.name,
                                                                        cfg.eval_episodes, 2, **kwargs),

@@ -14,16 +14,12 @@ import time
 
 from actors.env import EVAL_SEED_OFFSET
 from actors.evaluate import collect_evaluation, score_text, submit_evaluation
+from cluster.fidelity import pct_of_teacher
 
 
 def eval_kind(metrics_kind: str) -> str:
     """`distill` -> `eval`; `distill-net1-kl` -> `eval-net1-kl`."""
     return metrics_kind.replace("distill", "eval", 1)
-
-
-def pct_of_teacher(student: float, teacher: float) -> float | None:
-    """Rusu et al.'s ratio; undefined (None) when the teacher's mean score is not positive."""
-    return 100.0 * student / teacher if teacher > 0 else None
 
 
 def eval_kwargs(cfg, game) -> dict:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cluster.config import ConfigError, MultitaskConfig
-from cluster.distill import geometric_mean
+from cluster.fidelity import geometric_mean
 from learner.losses import make_loss
 from learner.networks import QNetwork
 from learner.schedule import GameSchedule
