@@ -22,7 +22,7 @@ from actors.games import GameSpec, game_spec
 from actors.teacher import TeacherActor
 from actors.teachers import load_teacher
 from cluster import stopping
-from cluster.config import ConfigError, DistillConfig
+from cluster.config import ConfigError, DistillConfig, MultitaskConfig
 from cluster.fidelity import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from cluster.learner_group import LearnerGroup
 from cluster.placement import Placement, plan_run
@@ -35,6 +35,10 @@ from learner.learner import LearnerConfig
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan, ray_memory
 from replay.shard import launch_shards, shard_for_actor
+
+
+def run_kind(cfg: DistillConfig) -> str:
+    return "multitask" if isinstance(cfg, MultitaskConfig) else "distill"
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
@@ -290,7 +294,7 @@ def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: li
                "replay": replay, "restarts": {"actors": replay["stream_restarts"],
                                               "learners": sum(g.restarts for g in groups)},
                "wall_s": time.monotonic() - started}
-    run.write_summary(summary)
+    run.write_summary(summary, run_kind(cfg))
     return summary
 
 
@@ -427,6 +431,6 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
             samples_per_game={g: n * cfg.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
             steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     summary["wall_s"] = time.monotonic() - started
-    run.write_summary(summary)
+    run.write_summary(summary, run_kind(cfg))
     return summary
 

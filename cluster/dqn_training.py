@@ -289,7 +289,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
             training.abandon()
             placement.release_all()
             summary = training.stopped_summary(started)
-            run.write_summary(summary)
+            run.write_summary(summary, "teacher")
             return summary
     training.finish()
     placement.release_all()
@@ -307,5 +307,5 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
         "frames_per_s": (training.frames - frames_at_start) / elapsed, "learner_device": "cuda" if use_gpu else "cpu",
         "steps_per_actor": [s["steps"] for s in training.actor_stats], "wall_s": elapsed,
     }
-    run.write_summary(summary)
+    run.write_summary(summary, "teacher")
     return summary

@@ -242,7 +242,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
             ray.kill(student.learner)
             placement.release_all()
             summary = {**training.stopped_summary(started), "student_updates": student.updates}
-            run.write_summary(summary)
+            run.write_summary(summary, "online")
             return summary
 
     results = training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, training.updates, student))
@@ -289,5 +289,5 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
         "frames_per_s": (training.frames - frames_at_start) / elapsed,
         "learner_device": "cuda" if use_gpu else "cpu", "wall_s": elapsed,
     }
-    run.write_summary(summary)
+    run.write_summary(summary, "online")
     return summary

@@ -23,8 +23,9 @@ def load_run(path: str) -> dict:
     run = RunDir.open(path)
     summary_path = run.path / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"complete": False}
-    kind = ("online" if "timeline" in summary else "teacher" if "recipe" in summary
-            else "multitask" if "per_game" in summary else "distill")
+    kind = summary.get("kind") or (  # runs from before summaries named their kind
+        "online" if "timeline" in summary else "teacher" if "recipe" in summary
+        else "multitask" if "per_game" in summary else "distill")
     return {"name": run.path.name, "path": str(run.path), "kind": kind, "config": run.read_config(),
             "summary": summary, "metrics": run.metrics(), "timeline": run.metrics("timeline.jsonl")}
 

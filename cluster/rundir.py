@@ -38,6 +38,9 @@ def _clean(value):
     return value
 
 
+RUN_KINDS = ("distill", "multitask", "teacher", "online")
+
+
 def scalars(record: dict, prefix: str = "") -> dict[str, float]:
     """Every finite number in a record, nested keys joined with '/'."""
     out = {}
@@ -170,6 +173,9 @@ class RunDir:
                 skipped.append(str(error))
         return None, skipped
 
-    def write_summary(self, summary: dict) -> None:
-        atomic_write(self.path / "summary.json", json.dumps(_clean(summary), indent=2, sort_keys=True).encode())
+    def write_summary(self, summary: dict, kind: str) -> None:
+        """`kind` (distill, multitask, teacher, online) names the run for readers such as the report."""
+        assert kind in RUN_KINDS, kind
+        atomic_write(self.path / "summary.json",
+                     json.dumps(_clean({**summary, "kind": kind}), indent=2, sort_keys=True).encode())
         self.close()

@@ -28,7 +28,7 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["student-00000020.pt", "student-00000040.pt"]
     on_disk = json.loads((run / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(on_disk)
-    assert on_disk["updates"] == 40 and summary["student_params"] == 61_174
+    assert on_disk["updates"] == 40 and summary["student_params"] == 61_174 and on_disk["kind"] == "distill"
     assert on_disk["steps_labelled"] >= 300
     replay = on_disk["replay"]
     assert len(replay["shard_sizes"]) == 2 and min(replay["shard_sizes"]) > 0  # actor i feeds shard i mod 2

@@ -85,7 +85,8 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
     cfg = from_args(TeacherConfig, args).validate()
     summary = run_teacher(cfg, echo=lambda *a: None)
     run = tmp_path / "run"
-    assert json.loads((run / "summary.json").read_text())["complete"] is True
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["complete"] is True and on_disk["kind"] == "teacher"
     chunk_frames = 4 * cfg.chunk_size  # --frames is an upper bound, met to within one chunk
     assert 6000 - chunk_frames < summary["frames"] <= 6000 and summary["updates"] > 0
     history = summary["evaluations"]

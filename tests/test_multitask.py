@@ -1,5 +1,7 @@
 """Multi-task students: a head per game, isolated gradients, and a schedule that keeps its shares."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -101,6 +103,7 @@ def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
                           checkpoint_every=3000, capacity_hours=0.2, min_replay=1000, eval_episodes=1,
                           holdout_steps=1500, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
+    assert json.loads((Path(cfg.out) / "summary.json").read_text())["kind"] == "multitask"
     assert summary["samples_per_game"] == {"pong": 32_000, "ms_pacman": 32_000, "enduro": 32_000}  # 1,000 batches each
     for game, result in summary["per_game"].items():
         print(f"{game}: agreement {result['action_agreement']:.3f}, majority {result['majority_baseline']:.3f}")

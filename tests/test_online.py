@@ -101,7 +101,7 @@ def test_ctrl_c_stops_gracefully_then_resume_loses_and_repeats_no_update(tmp_pat
     output = process.communicate(timeout=180)[0]
     assert process.returncode == 130, output
     stopped = json.loads((run / "summary.json").read_text())
-    assert stopped["complete"] is False and stopped["stopped_by"] == "SIGINT"
+    assert stopped["complete"] is False and stopped["stopped_by"] == "SIGINT" and stopped["kind"] == command
     assert f"launch.py {command} --resume" in output
     saved = {kind: load_checkpoint(sorted((run / "checkpoints").glob(f"{kind}-*.pt"))[-1])["updates"]
              for kind in (("dqn", "student") if command == "online" else ("dqn",))}
