@@ -146,6 +146,7 @@ def open_for_resume(args, config_class):
     from cluster.rundir import RunDir
 
     run = RunDir.open(args.resume)
+    run.lock()
     stored = run.read_config()
     config_class = config_class(stored) if not isinstance(config_class, type) else config_class
     changes = resume_changes(config_class, stored, args, args.override)

@@ -9,12 +9,15 @@
     registry.json    those checkpoints' scores and the best so far (cluster/registry.py)
     timeline.jsonl   online runs: DQN, best-so-far and student scores at each DQN checkpoint
     summary.json     the final results (written last; `complete` false if cut short)
+    .lock            held (flock) by the one process running or resuming the run, for its life
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -58,13 +61,17 @@ def check_new_folder(path: str | Path, fix: str = "choose a new --out or --resum
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {str(path)!r} is a file, not a directory; {fix}")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
         raise RunDirError(f"--out {str(path)!r} already holds files; {fix}")
+
+
+LOCK = ".lock"
 
 
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock = None  # the open lock file while this process runs the run
         self.checkpoints = self.path / "checkpoints"
         self.observers: list = []  # called with every metrics record (the live progress view)
         self._tensorboard = None
@@ -74,9 +81,35 @@ class RunDir:
     def create(cls, path: str | Path, config_json: str) -> "RunDir":
         run = cls(path)
         check_new_folder(run.path)
-        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.lock()
+        check_new_folder(run.path)  # again, now that no other run can be creating it
+        run.checkpoints.mkdir(exist_ok=True)
         atomic_write(run.path / "config.json", config_json.encode())
         return run
+
+    def lock(self) -> None:
+        """One process per run directory: a second run on the same --out, or a --resume of a run
+        that is still going, is refused here instead of interleaving its files with the first's.
+        The kernel drops the lock when the process ends, however it ends."""
+        handle = open(self.path / LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirError(f"{str(self.path)!r} is in use by another run (pid {holder}); wait for it to end or "
+                              f"stop it (Ctrl-C), or choose another --out") from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -179,3 +212,4 @@ class RunDir:
         atomic_write(self.path / "summary.json",
                      json.dumps(_clean({**summary, "kind": kind}), indent=2, sort_keys=True).encode())
         self.close()
+        self.unlock()

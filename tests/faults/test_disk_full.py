@@ -20,7 +20,7 @@ from learner.checkpoint import WriteError, make_payload
 from learner.networks import QNetwork
 run = RunDir.open(sys.argv[1])
 for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pong": 6}}), "student", updates=200)),
-              lambda: run.write_summary({{"complete": True, "padding": "x" * 2_000_000}})):
+              lambda: run.write_summary({{"complete": True, "padding": "x" * 2_000_000}}, "distill")):
     try:
         write()
     except WriteError as error:
@@ -31,7 +31,7 @@ for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pon
 def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
     run = RunDir.create(tmp_path / "run", "{}")
     run.save_checkpoint(make_payload(QNetwork("net3", {"pong": 6}), "student", updates=100))
-    run.write_summary({"complete": False, "updates": 100})
+    run.write_summary({"complete": False, "updates": 100}, "distill")
 
     done = subprocess.run([sys.executable, "-c", LIMITED.format(root=str(ROOT)), str(run.path)],
                           capture_output=True, text=True, timeout=120)
@@ -46,4 +46,4 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
     state, skipped = run.latest_checkpoint()
     assert state["updates"] == 100 and not skipped
     assert load_checkpoint(run.checkpoint_paths()[0])["updates"] == 100
-    assert json.loads((run.path / "summary.json").read_text()) == {"complete": False, "updates": 100}
+    assert json.loads((run.path / "summary.json").read_text()) == {"complete": False, "updates": 100, "kind": "distill"}

@@ -35,3 +35,43 @@ def test_resume_trims_only_its_own_kind_past_the_checkpoint(tmp_path):
         ("dqn", 50), ("student", 50), ("dqn", 100), ("student", 100), ("student", 150)]
     assert run.purge_step == 101
     assert run.trim_metrics("dqn", 100) == 0
+
+
+HOLD = """
+import sys, time
+from cluster.rundir import RunDir, RunDirError
+try:
+    run = RunDir.create(sys.argv[1], '{}')
+except RunDirError as error:
+    print("refused:", error, flush=True)
+    sys.exit(2)
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_one_process_per_run_directory(tmp_path):
+    """Two runs started at once on one --out: exactly one gets it; a resume while it runs is refused;
+    once it ends (however it ends) the directory can be resumed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent.parent
+    out = tmp_path / "run"
+    racers = [subprocess.Popen([sys.executable, "-c", HOLD, str(out), "6"], cwd=root, stdout=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+    first_lines = [racer.stdout.readline().strip() for racer in racers]
+    assert sorted(line.split(" ")[0] for line in first_lines) == ["holding", "refused:"], first_lines
+    refused = next(line for line in first_lines if line.startswith("refused"))
+    assert "is in use by another run" in refused or "already holds files" in refused
+    holder = racers[first_lines.index("holding")]
+    with pytest.raises(RunDirError, match=rf"in use by another run \(pid {holder.pid}\)"):
+        RunDir.open(out).lock()  # what --resume does first
+    holder.kill()  # no clean exit: the kernel still drops the lock
+    for racer in racers:
+        racer.wait(timeout=30)
+    resumed = RunDir.open(out)
+    resumed.lock()
+    resumed.unlock()
+    assert json.loads((out / "config.json").read_text()) == {}
