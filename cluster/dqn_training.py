@@ -109,7 +109,11 @@ class DQNTraining:
             for i in range(cfg.actors)
         ]
         self.runs = [actor.run.remote() for actor in self.actors]
-        for entry in ray.get(self.registry.history.remote()):
+        history = ray.get(self.registry.history.remote())
+        # snapshots registered after the checkpoint this run resumes from (it died, not stopped) keep
+        # their versions; new ones follow them
+        self.version = max([self.version] + [entry["version"] for entry in history])
+        for entry in history:
             if entry["score"] is None:  # registered before a crash, never scored
                 self._submit_score(entry["version"], entry["frames"], load_checkpoint(entry["checkpoint"]))
         self.ready = self.learner.wait_for_replay.remote()

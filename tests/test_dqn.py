@@ -114,3 +114,16 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
     assert sorted(e["score"] for e in history) == [e.value for e in scored]
     assert {e.step for e in scored} <= set(range(summary["updates"] + 1))
     assert max(e.value for e in events.Scalars("dqn_eval/best_score")) == best["score"]
+
+    # a run that died (not stopped) resumes from a checkpoint older than its newest snapshots: the
+    # registry keeps them and new snapshots take the versions after them
+    import launch
+    from learner.checkpoint import save_checkpoint
+
+    newest = sorted((run / "checkpoints").glob("dqn-*.pt"))[-1]
+    state = load_checkpoint(newest)
+    state["extra"]["versions"] = 1
+    save_checkpoint(newest, state)
+    assert launch.main(["teacher", "--resume", str(run), "--frames", "9000", "--override", "frames"]) == 0
+    versions = [e["version"] for e in json.loads((run / "registry.json").read_text())["history"]]
+    assert versions == list(range(1, len(versions) + 1)) and len(versions) > len(history)
