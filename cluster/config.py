@@ -100,11 +100,24 @@ class ActingConfig:
 
     @classmethod
     def from_dict(cls, values: dict):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
+        """A stored config.json, checked for shape and types before anything uses it; a flag the
+        file lacks (added since the run began) takes its default."""
+        damaged = "the run directory's config.json is damaged; start a new run"
+        if not values:
+            raise ConfigError(f"config.json holds no flags; {damaged}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(fields)
         if unknown:
             raise ConfigError(f"config has unknown keys {sorted(unknown)}; it was written by another version")
+        for name, value in values.items():
+            allowed = _TYPES[str(fields[name].type)]
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise ConfigError(f"config.json gives {name} = {json.dumps(value)[:40]}, not of type {fields[name].type}; "
+                                  f"{damaged}")
         return cls(**values)
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "str | None": (str, type(None))}
 
 
 def need(ok: bool, message: str) -> None:

@@ -120,10 +120,14 @@ class RunDir:
 
     def read_config(self) -> dict:
         try:
-            return json.loads((self.path / "config.json").read_text())
+            config = json.loads((self.path / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise RunDirError(f"{str(self.path / 'config.json')!r} cannot be read ({error}); the run directory is "
                               f"damaged, start a new run") from None
+        if not isinstance(config, dict):
+            raise RunDirError(f"{str(self.path / 'config.json')!r} holds a JSON {type(config).__name__}, not the run's "
+                              f"flags; the run directory is damaged, start a new run")
+        return config
 
     def write_config(self, config_json: str) -> None:
         atomic_write(self.path / "config.json", config_json.encode())

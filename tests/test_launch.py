@@ -153,6 +153,13 @@ def test_damaged_files_are_one_line_errors(tmp_path, finished_config):
         lines = [line for line in result.stderr.splitlines() if line.strip() and "Stella" not in line
                  and "A.L.E" not in line]
         assert result.returncode == 2 and len(lines) == 1 and words in lines[0], (args, result.stderr)
+    for stored, words in (("[]", "holds a JSON list"), ('{"updates": "many"}', 'updates = "many", not of type int'),
+                          ("{}", "holds no flags")):  # parses, but is not a run's config
+        (finished_config / "config.json").write_text(stored)
+        result = launch("distill", "--resume", str(finished_config))
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(errors) == 1 and words in errors[0], result.stderr
+        assert (finished_config / "config.json").read_text() == stored
 
 
 def test_debug_shows_the_traceback():
