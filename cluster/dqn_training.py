@@ -97,10 +97,13 @@ class DQNTraining:
                                         (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.actors, cfg.replay_shards))
         self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
-        policy = self.learner.policy.remote(self.updates)
+        # held for the run's life: an actor Ray restarts is built again from it (then gets fresh weights
+        # and epsilon at the next push), and its new stream starts at chunk 0 with every env reset
+        self.initial_policy = policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.epsilon_at(self.frames)
         self.actors = [
-            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, **slots["actors"][i]).remote(
+            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+                                             **slots["actors"][i]).remote(
                 self.shards[shard_for_actor(i, cfg.replay_shards)], game=self.spec.name, teacher=policy,
                 num_envs=cfg.envs_per_actor, epsilon=epsilon,
                 env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.life_loss_terminal),
@@ -211,7 +214,9 @@ class DQNTraining:
             actor.stop.remote()
         for shard in self.shards:
             shard.close.remote()
-        return ray.get(self.runs)
+        stats = ray.get(self.runs)
+        self.actor_restarts = sum(s["stream_restarts"] for s in ray.get([shard.stats.remote() for shard in self.shards]))
+        return stats
 
     def abandon(self) -> None:
         """A stop was asked for: actors down, a final checkpoint, everything freed. Evaluations still
@@ -310,6 +315,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
                          f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, env mode native",
         "frames_per_s": (training.frames - frames_at_start) / elapsed, "learner_device": "cuda" if use_gpu else "cpu",
         "steps_per_actor": [s["steps"] for s in training.actor_stats], "wall_s": elapsed,
+        "restarts": {"actors": training.actor_restarts},
     }
     run.write_summary(summary, "teacher")
     return summary

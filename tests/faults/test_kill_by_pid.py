@@ -71,3 +71,39 @@ def test_a_killed_replay_shard_is_restarted_and_refilled(ray_runtime, tmp_path):
     summary, out = run_and_kill(tmp_path, "ReplayShard", after_updates=60)
     assert summary["restarts"]["learners"] == 0
     assert_every_step_once(summary, out)
+
+
+def test_a_killed_dqn_actor_is_restarted_and_the_teacher_run_finishes(ray_runtime, tmp_path):
+    """The DQN's exploring actor dies mid-run: Ray restarts it, its new stream starts with every env
+    reset (no n-step transition crosses from the dead stream: tests/test_transitions.py), and the
+    run finishes within its frame budget with every checkpoint scored."""
+    from cluster.config import TeacherConfig, from_args
+    from cluster.dqn_training import run_teacher
+    from launch import build_parser
+    from tests.test_dqn import TINY
+
+    out = tmp_path / "run"
+    cfg = from_args(TeacherConfig, build_parser().parse_args(["teacher", *TINY, "--frames", "12000", "--out",
+                                                                 str(out)])).validate()
+    result, errors = {}, []
+
+    def run():
+        try:
+            result.update(run_teacher(cfg, echo=lambda *_: None))
+        except Exception as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while max(logged_updates(out), default=0) < 50:
+        assert thread.is_alive() and time.monotonic() < deadline, "the teacher run never reached 50 updates"
+        time.sleep(0.1)
+    victims = pids("TeacherActor")
+    assert len(victims) == 1, f"expected one TeacherActor process, found {victims}"
+    os.kill(victims[0], signal.SIGKILL)
+    thread.join(timeout=600)
+    assert not errors, errors
+    assert result["complete"] and result["restarts"]["actors"] == 1
+    assert 12000 - 4 * cfg.chunk_size < result["frames"] <= 12000
+    assert all(entry["score"] is not None for entry in result["evaluations"])
