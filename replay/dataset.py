@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from learner.checkpoint import atomic_write
+from learner.checkpoint import WriteError, atomic_write
 from replay.chunk import MAX_MESSAGE_BYTES, VERSION as CHUNK_VERSION, ChunkError, decode
 
 FORMAT, VERSION = "atari-distill-dataset", 1
@@ -80,15 +80,34 @@ class DatasetWriter:
         if self.handle is None or self.files[-1]["bytes"] >= self.file_bytes:
             self._next_file()
         header = RECORD_HEADER.pack(MAGIC, len(message), zlib.crc32(message))
-        self.handle.write(header)
-        self.handle.write(message)
         entry = self.files[-1]
+        try:
+            self.handle.write(header + message)
+            self.handle.flush()
+        except OSError as error:  # a full disk: cut the torn record off, so the files are what the index says
+            self._abandon_record(entry["bytes"])
+            raise WriteError(f"could not write to {str(self.path / entry['name'])!r} ({error.strerror or error}); "
+                             f"the dataset keeps the {self.steps:,} steps of whole chunks before it; free disk space "
+                             f"and record again, or distill from what is there") from None
         entry["bytes"] += len(header) + len(message)
         entry["chunks"] += 1
         entry["steps"] += chunk.steps * chunk.envs
         self.actors.add(chunk.actor_id)
         self.full = self.steps >= self.max_steps
         return not self.full
+
+    def _abandon_record(self, good_bytes: int) -> None:
+        handle, self.handle = self.handle, None
+        try:
+            handle.close()
+        except OSError:
+            pass  # the buffer that could not be written
+        os.truncate(self.path / self.files[-1]["name"], good_bytes)
+        self.full = True
+        try:
+            self._write_index(complete=False)
+        except WriteError:
+            pass  # the index on disk still names every file; readers scan them whole
 
     def _next_file(self) -> None:
         self._flush()

@@ -153,3 +153,34 @@ def test_a_dataset_larger_than_the_replay_streams_through_it(recorded, tmp_path)
     assert summary["replay"]["replay_size"] <= 216 and summary["replay"]["replay_ratio"] == cfg.replay_ratio
     assert summary["dataset"]["steps"] > summary["replay"]["replay_size"]  # fed more than the ring holds
     assert summary["updates"] == 60
+
+
+FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # the kernel's EFBIG stands in for ENOSPC
+from learner.checkpoint import WriteError
+from tests.test_dataset import write_dataset
+try:
+    write_dataset(sys.argv[1], chunks=20, file_bytes=10**9)
+except WriteError as error:
+    print(error)
+"""
+
+
+def test_a_full_disk_while_recording_keeps_whole_chunks_and_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "d")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and "could not write to" in lines[0] and "whole chunks before it" in lines[0], done.stdout
+    dataset = Dataset.open(tmp_path / "d")  # no --skip-damaged needed: nothing torn is left
+    assert not dataset.damage and 1 <= len(dataset.records) < 20
+    size = (tmp_path / "d" / "chunks-00000.bin").stat().st_size
+    assert size == sum(RECORD_HEADER.size + r.length for r in dataset.records)
+    assert f"{dataset.steps:,} steps" in lines[0]
