@@ -270,7 +270,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    from actors.env import EVAL_SEED_OFFSET
+    from actors.env import EVAL_SEED_OFFSET, env_config_for
     from actors.evaluate import evaluate_parallel, score_text
     from actors.games import canonical_name, game_spec
     from actors.teachers import load_teacher
@@ -292,8 +292,9 @@ def cmd_zoo(args) -> int:
         card = catalog.card(game)
         catalog.teacher_path(f"zoo:{game}")  # the weights are the card's, before Ray starts
         connect(None, cpus_needed=args.workers)
-        result = evaluate_parallel(load_teacher(f"zoo:{game}", game_spec(game)), game, args.episodes, args.workers,
-                                   seed=EVAL_SEED_OFFSET)
+        teacher = load_teacher(f"zoo:{game}", game_spec(game))
+        result = evaluate_parallel(teacher, game, args.episodes, args.workers, seed=EVAL_SEED_OFFSET,
+                                   env_config=env_config_for("auto", teacher, catalog.CARD_NOOP_MAX, False))
         agrees = catalog.overlaps(result.as_dict(), card["score"])
         card_score = card["score"]
         print(f"{card['title']}: card {score_text(card_score['mean'], card_score['ci95'], card_score['episodes'], 1)}; "

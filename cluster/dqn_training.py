@@ -15,7 +15,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed
+from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed, env_config_for, resolve_env_mode
 from actors.evaluate import evaluate_policy
 from actors.games import game_spec
 from actors.teacher import TeacherActor
@@ -67,7 +67,8 @@ class DQNTraining:
                  rigged_scores: list[float] | None = None):
         self.cfg, self.run, self.echo, self.rigged = cfg, run, echo, rigged_scores
         self.spec = game_spec(cfg.game)
-        self.env_config = EnvConfig(noop_max=cfg.noop_max, sticky_actions=cfg.sticky_actions)
+        self.env_mode = resolve_env_mode(cfg.env_mode, None)  # auto: native; sb3/cleanrl press FIRE on reset
+        self.env_config = env_config_for(self.env_mode, None, cfg.noop_max, cfg.sticky_actions)
         self.resume = resume
         extra = resume["extra"] if resume else {}
         self.frames_base = int(extra.get("frames", 0))
@@ -156,7 +157,7 @@ class DQNTraining:
 
         self.version += 1
         payload = ray.get(self.learner.policy.remote(self.version))
-        payload["extra"].update(frames=self.frames, game=self.spec.name, env_mode="native")
+        payload["extra"].update(frames=self.frames, game=self.spec.name, env_mode=self.env_mode)
         path = self.teachers / f"teacher-{self.version:06d}.pt"
         save_checkpoint(path, payload)
         ray.get(self.registry.register.remote(self.version, str(path), self.frames))
@@ -312,7 +313,8 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
                                                                                  cfg.epsilon_frames]},
         "best": best, "best_teacher": best["checkpoint"] if best else None, "evaluations": history,
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
-                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, env mode native",
+                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
+                         f"env mode {training.env_mode}",
         "frames_per_s": (training.frames - frames_at_start) / elapsed, "learner_device": "cuda" if use_gpu else "cpu",
         "steps_per_actor": [s["steps"] for s in training.actor_stats], "wall_s": elapsed,
         "restarts": {"actors": training.actor_restarts},

@@ -285,7 +285,8 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
         "swaps_per_actor": [a["swaps"] for a in distilled["actors"]],
         "distill_replay": distilled["replay"],
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
-                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, env mode native",
+                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
+                         f"env mode {training.env_mode}",
         "frames_per_s": (training.frames - frames_at_start) / elapsed,
         "learner_device": "cuda" if use_gpu else "cpu", "wall_s": elapsed,
     }

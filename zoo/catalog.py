@@ -18,6 +18,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "teachers"
 PREFIX = "zoo:"
 CARD_EPISODES = 30  # the protocol: mean and 95% CI over at least 30 no-op-start episodes
 CARD_FORMAT = "atari-distill-zoo-card"
+CARD_NOOP_MAX = 30
 HALF_CHECK_STEPS = 2000
 
 

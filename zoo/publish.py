@@ -8,8 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from zoo.catalog import (CARD_EPISODES, CARD_FORMAT, HALF_CHECK_STEPS, ZOO_DIR, ZooError, as_float32, card,
-                         file_digest)
+from zoo.catalog import (CARD_EPISODES, CARD_FORMAT, CARD_NOOP_MAX, HALF_CHECK_STEPS, ZOO_DIR, ZooError, as_float32,
+                         card, file_digest)
 
 
 def half_precision_keeps_actions(payload: dict, frames) -> tuple[bool, int]:
@@ -39,7 +39,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy."""
     import torch
 
-    from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET
+    from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET, env_config_for
     from actors.evaluate import evaluate_parallel
     from actors.games import game_spec
     from actors.teacher import TeacherRollout
@@ -61,9 +61,11 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
                        + "; give a teacher run's --out")
     spec = game_spec(config["game"])
     payload = load_checkpoint(entry["checkpoint"])
+    mode = payload["extra"].get("env_mode", "native")  # a teacher trained with FIRE on reset is played so
     payload = {**payload, "preset": canonical_preset(payload["preset"]), "optimizer": None, "role": "teacher",
-               "extra": {}}
-    rollout = TeacherRollout(spec.name, payload, num_envs=8, epsilon=0.05,
+               "extra": {"env_mode": mode}}
+    env_config = env_config_for(mode, payload, CARD_NOOP_MAX, False)
+    rollout = TeacherRollout(spec.name, payload, num_envs=8, env_config=env_config, epsilon=0.05,
                              seed=config.get("seed", 0) + HOLDOUT_SEED_OFFSET, actor_id=0)
     frames, _ = rollout.labelled_stacks(HALF_CHECK_STEPS)
     half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
@@ -71,9 +73,10 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
         payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
     seed = EVAL_SEED_OFFSET
     echo(f"[zoo] {spec.title}: evaluating checkpoint {entry['version']} and the random policy, {episodes} episodes each")
-    teacher_eval = evaluate_parallel(as_float32(payload), spec.name, episodes, workers, seed=seed)
-    random_eval = evaluate_parallel(load_teacher("random", spec, 0), spec.name, episodes, workers, epsilon=1.0,
-                                    seed=seed)
+    teacher_eval = evaluate_parallel(as_float32(payload), spec.name, episodes, workers, env_config=env_config,
+                                     seed=seed)
+    random_eval = evaluate_parallel(load_teacher("random", spec, 0), spec.name, episodes, workers,
+                                    env_config=env_config, epsilon=1.0, seed=seed)
     summary = json.loads((run.path / "summary.json").read_text()) if (run.path / "summary.json").is_file() else {}
     previous = card(spec.name, zoo_dir) if (zoo_dir / f"{spec.name}.json").is_file() else None
     new_card = {
@@ -83,8 +86,8 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
         "half_precision_check": f"{same}/{len(frames)} held-out frames keep their greedy action in float16",
         "fingerprint": fingerprint(payload),
         "score": _brief(teacher_eval), "random_score": _brief(random_eval),
-        "protocol": f"up to 30 no-op starts, epsilon 0.05 (random policy: epsilon 1), sticky actions off, env mode "
-                    f"native, 108,000-frame cap, {episodes} episodes on seeds from {seed}",
+        "protocol": f"up to {CARD_NOOP_MAX} no-op starts, epsilon 0.05 (random policy: epsilon 1), sticky actions off, "
+                    f"env mode {mode}, 108,000-frame cap, {episodes} episodes on seeds from {seed}",
         "trained": {"frames": entry["frames"], "checkpoint_version": entry["version"],
                     "registry_score": entry["score"], "registry_episodes": entry["episodes"],
                     "run_frames": summary.get("frames"), "wall_s": summary.get("wall_s"),
