@@ -127,3 +127,13 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
     assert launch.main(["teacher", "--resume", str(run), "--frames", "9000", "--override", "frames"]) == 0
     versions = [e["version"] for e in json.loads((run / "registry.json").read_text())["history"]]
     assert versions == list(range(1, len(versions) + 1)) and len(versions) > len(history)
+
+
+@pytest.mark.parametrize("mode, fire", [("auto", False), ("native", False), ("sb3", True)])
+def test_a_teacher_trains_and_records_the_env_mode_it_was_given(tmp_path, mode, fire):
+    from cluster.dqn_training import DQNTraining
+    from cluster.rundir import RunDir
+
+    cfg = TeacherConfig(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()
+    training = DQNTraining(cfg, RunDir.create(cfg.out, cfg.to_json()), None)
+    assert training.env_config.fire_reset is fire and training.env_mode == ("native" if mode == "auto" else mode)
