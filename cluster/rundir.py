@@ -42,6 +42,7 @@ def _clean(value):
 
 
 RUN_KINDS = ("distill", "multitask", "teacher", "online")
+LOCK = ".lock"
 
 
 def scalars(record: dict, prefix: str = "") -> dict[str, float]:
@@ -63,9 +64,6 @@ def check_new_folder(path: str | Path, fix: str = "choose a new --out or --resum
         raise RunDirError(f"--out {str(path)!r} is a file, not a directory; {fix}")
     if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
         raise RunDirError(f"--out {str(path)!r} already holds files; {fix}")
-
-
-LOCK = ".lock"
 
 
 class RunDir:
@@ -155,7 +153,7 @@ class RunDir:
             self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10,
                                               purge_step=self.purge_step)
         for key, value in scalars(record).items():
-            if key not in ("updates", "kind"):
+            if key != "updates":
                 self._tensorboard.add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:

@@ -15,25 +15,19 @@ from tests.processes import ray_workers
 UPDATES = 200
 
 
-def pids(title: str) -> list[int]:
-    return ray_workers(title)
-
-
 def logged_updates(out) -> list[int]:
     path = out / "metrics.jsonl"
     return [json.loads(line)["updates"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object]:
-    out = tmp_path / "run"
-    cfg = DistillConfig(student="net3", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
-                        min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, eval_workers=1,
-                        holdout_steps=200, out=str(out)).validate()
+def kill_mid_run(job, out, title: str, after_updates: int) -> dict:
+    """Runs `job()` (a run writing metrics to `out`) in a thread, SIGKILLs this session's one `title`
+    process once `after_updates` are logged, and returns what the run returned."""
     result, errors = {}, []
 
     def run():
         try:
-            result.update(run_distill(cfg, echo=lambda *_: None))
+            result.update(job())
         except Exception as error:
             errors.append(error)
 
@@ -43,12 +37,20 @@ def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object
     while max(logged_updates(out), default=0) < after_updates:
         assert thread.is_alive() and time.monotonic() < deadline, f"the run never reached {after_updates} updates"
         time.sleep(0.1)
-    victims = pids(title)
+    victims = ray_workers(title)
     assert len(victims) == 1, f"expected one {title} process, found {victims}"
     os.kill(victims[0], signal.SIGKILL)
     thread.join(timeout=600)
     assert not errors, errors
-    return result, out
+    return result
+
+
+def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object]:
+    out = tmp_path / "run"
+    cfg = DistillConfig(student="net3", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
+                        min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, eval_workers=1,
+                        holdout_steps=200, out=str(out)).validate()
+    return kill_mid_run(lambda: run_distill(cfg, echo=lambda *_: None), out, title, after_updates), out
 
 
 def assert_every_step_once(summary: dict, out) -> None:
@@ -85,25 +87,7 @@ def test_a_killed_dqn_actor_is_restarted_and_the_teacher_run_finishes(ray_runtim
     out = tmp_path / "run"
     cfg = from_args(TeacherConfig, build_parser().parse_args(["teacher", *TINY, "--frames", "12000", "--out",
                                                                  str(out)])).validate()
-    result, errors = {}, []
-
-    def run():
-        try:
-            result.update(run_teacher(cfg, echo=lambda *_: None))
-        except Exception as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while max(logged_updates(out), default=0) < 50:
-        assert thread.is_alive() and time.monotonic() < deadline, "the teacher run never reached 50 updates"
-        time.sleep(0.1)
-    victims = pids("TeacherActor")
-    assert len(victims) == 1, f"expected one TeacherActor process, found {victims}"
-    os.kill(victims[0], signal.SIGKILL)
-    thread.join(timeout=600)
-    assert not errors, errors
+    result = kill_mid_run(lambda: run_teacher(cfg, echo=lambda *_: None), out, "TeacherActor", after_updates=50)
     assert result["complete"] and result["restarts"]["actors"] == 1
     assert 12000 - 4 * cfg.chunk_size < result["frames"] <= 12000
     assert all(entry["score"] is not None for entry in result["evaluations"])
