@@ -41,12 +41,12 @@ class Parser(argparse.ArgumentParser):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     from actors.games import UnknownGameError
-    from cluster.config import ConfigError
+    from pipelines.config import ConfigError
     from cluster.registry import RegistryError
-    from cluster.report import ReportError
-    from cluster.rundir import RunDirError
-    from learner.checkpoint import CheckpointError, WriteError
-    from learner.networks import UnknownPresetError
+    from ui.report import ReportError
+    from pipelines.rundir import RunDirError
+    from models.checkpoint import CheckpointError, WriteError
+    from models.networks import UnknownPresetError
     from replay.chunk import ChunkError
     from replay.dataset import DatasetError
     from replay.memory_plan import MemoryPlanError
@@ -58,8 +58,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def cmd_distill(args, config_class=None) -> int:
     from actors.evaluate import score_text
-    from cluster.config import DistillConfig, MultitaskConfig
-    from cluster.distill import learner_kinds, metrics_kind, run_distill
+    from pipelines.config import DistillConfig, MultitaskConfig
+    from pipelines.distill import learner_kinds, metrics_kind, run_distill
 
     config_class = config_class or DistillConfig
     if args.resume:
@@ -104,8 +104,8 @@ def percent(value) -> str:
 
 def new_run(config_class, args):
     """A validated config for a new run whose --out is free, all before Ray starts."""
-    from cluster.config import check_teachers, from_args
-    from cluster.rundir import check_new_folder
+    from pipelines.config import check_teachers, from_args
+    from pipelines.rundir import check_new_folder
 
     cfg = from_args(config_class, args).validate()
     check_new_folder(cfg.out)
@@ -115,7 +115,7 @@ def new_run(config_class, args):
 
 def with_progress(job):
     """Runs `job(progress)` with a live panel on a terminal (plain lines elsewhere), closed however it ends."""
-    from cluster.progress import Progress
+    from ui.progress import Progress
 
     progress = Progress("", 1, "updates")
     try:
@@ -142,8 +142,8 @@ def open_for_resume(args, config_class):
     """The run in --resume and its config, with the flags given alongside applied if --override lists them."""
     import dataclasses
 
-    from cluster.config import resume_changes
-    from cluster.rundir import RunDir
+    from pipelines.config import resume_changes
+    from pipelines.rundir import RunDir
 
     run = RunDir.open(args.resume)
     run.lock()
@@ -159,7 +159,7 @@ def open_for_resume(args, config_class):
 
 
 def stopped(summary: dict, command: str, path) -> int:
-    from cluster import stopping
+    from pipelines import stopping
 
     if summary.get("updates"):
         print(f"[{command}] stopped by {summary.get('stopped_by')} at update {summary.get('updates')}; wrote a final "
@@ -172,8 +172,8 @@ def stopped(summary: dict, command: str, path) -> int:
 
 
 def cmd_teacher(args) -> int:
-    from cluster.config import TeacherConfig
-    from cluster.dqn_training import run_teacher
+    from pipelines.config import TeacherConfig
+    from pipelines.teacher import run_teacher
 
     if args.resume:
         run, cfg = open_for_resume(args, TeacherConfig)
@@ -191,8 +191,8 @@ def cmd_teacher(args) -> int:
 
 
 def cmd_online(args) -> int:
-    from cluster.config import OnlineConfig
-    from cluster.online import run_online
+    from pipelines.config import OnlineConfig
+    from pipelines.online import run_online
 
     if args.resume:
         run, cfg = open_for_resume(args, OnlineConfig)
@@ -213,8 +213,8 @@ def cmd_online(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from cluster.config import RecordConfig
-    from cluster.record import run_record
+    from pipelines.config import RecordConfig
+    from pipelines.record import run_record
 
     cfg = new_run(RecordConfig, args)
     index = with_progress(lambda progress: run_record(cfg, echo=progress))
@@ -229,7 +229,7 @@ def cmd_evaluate(args) -> int:
     from actors.teachers import load_teacher
     from cluster.runtime import connect
 
-    from cluster.config import zoo_game
+    from pipelines.config import zoo_game
 
     if args.game is None:
         args.game = zoo_game(args.checkpoint)
@@ -262,7 +262,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from cluster.report import write_report
+    from ui.report import write_report
 
     result = write_report(args.runs, args.out)
     print(f"[report] wrote {result['report']} with plots: {', '.join(result['plots']) or 'none'}")
@@ -315,7 +315,7 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from learner.networks import preset_table
+    from models.networks import preset_table
 
     print(f"{'preset':<10} {'params':>10} {'% nature':>9}  description  ({args.actions} actions)")
     for row in preset_table(args.actions):
@@ -330,7 +330,7 @@ def add_resume_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
-    from cluster.config import DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, add_flags
+    from pipelines.config import DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, add_flags
 
     parser = Parser(prog="launch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -414,8 +414,8 @@ def save_traceback(args) -> str:
 
 
 def main(argv: list[str] | None = None, script: bool = False) -> int:
-    from cluster import stopping
-    from cluster.console import ConsoleFilter
+    from pipelines import stopping
+    from ui.console import ConsoleFilter
 
     args = build_parser().parse_args(argv)
     if getattr(args, "override", None) and not args.resume:

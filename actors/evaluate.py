@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from actors.env import EnvConfig, make_vector_env
-from learner.checkpoint import build_network
+from models.checkpoint import build_network
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 

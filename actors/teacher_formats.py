@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from learner.checkpoint import FORMAT, CheckpointError, make_payload, validate_payload, why_unloadable
-from learner.networks import QNetwork
+from models.checkpoint import FORMAT, CheckpointError, make_payload, validate_payload, why_unloadable
+from models.networks import QNetwork
 
 SB3_MEMBERS = {"data", "policy.pth", "pytorch_variables.pth", "policy.optimizer.pth",
                "_stable_baselines3_version", "system_info.txt"}

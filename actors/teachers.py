@@ -16,8 +16,8 @@ import torch
 from actors.env import EnvConfig, make_vector_env
 from actors.games import GameSpec
 from actors.teacher_formats import read_teacher_file
-from learner.checkpoint import check_plays, make_payload
-from learner.networks import QNetwork
+from models.checkpoint import check_plays, make_payload
+from models.networks import QNetwork
 from zoo.catalog import as_float32, teacher_path
 
 RANDOM = "random"

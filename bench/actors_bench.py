@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.env import actor_seed, env_seeds, make_vector_env  # noqa: E402
 from actors.games import game_spec  # noqa: E402
-from actors.teacher import TeacherActor  # noqa: E402
+from actors.rollout import RolloutActor  # noqa: E402
 from actors.teachers import random_teacher  # noqa: E402
 from cluster.runtime import connect  # noqa: E402
 from replay.shard import launch_shards  # noqa: E402
@@ -68,7 +68,7 @@ def labelled_rate(game, teacher_ref, actors: int, envs: int, seconds: float, gro
                           {"ratio": 0.0, "min_replay": 1, "insert_steps": 64 * envs, "batch_size": 32},
                           concurrency=actors + 4)[0]
     options = {"num_cpus": 1, "max_concurrency": 2, **({"num_gpus": gpus} if gpus else {})}
-    handles = [ray.remote(TeacherActor).options(**options).remote(
+    handles = [ray.remote(RolloutActor).options(**options).remote(
         shard, game=game.name, teacher=teacher_ref, num_envs=envs, seed=actor_seed(0, i), actor_id=i,
         chunk_steps=64, groups=groups, device="cuda" if gpus else "cpu") for i in range(actors)]
     runs = [h.run.remote() for h in handles]

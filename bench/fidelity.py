@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import launch  # noqa: E402
-from cluster.fidelity import geometric_mean  # noqa: E402
+from pipelines.evaluation import geometric_mean  # noqa: E402
 from cluster.runtime import connect  # noqa: E402
 from zoo import catalog  # noqa: E402
 

@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.games import PAPER_GAMES  # noqa: E402
-from cluster.config import MultitaskConfig  # noqa: E402
-from cluster.distill import run_distill  # noqa: E402
+from pipelines.config import MultitaskConfig  # noqa: E402
+from pipelines.distill import run_distill  # noqa: E402
 
 
 def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:

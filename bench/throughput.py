@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.env import make_vector_env  # noqa: E402
 from actors.games import game_spec  # noqa: E402
-from actors.teacher import TeacherRollout  # noqa: E402
+from actors.rollout import TeacherRollout  # noqa: E402
 from actors.teachers import random_teacher  # noqa: E402
 from learner.learner import Learner, LearnerConfig  # noqa: E402
 from replay.chunk import encode  # noqa: E402

@@ -1,1 +1,1 @@
-"""Cluster: run configs, run directories, and turning a run into Ray actors."""
+"""Ray infrastructure: the runtime, placement of every actor, learner replica groups, the checkpoint registry."""

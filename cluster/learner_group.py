@@ -28,7 +28,9 @@ def rendezvous() -> str:
 
 class LearnerGroup:
     def __init__(self, label: str, kind: str, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list],
-                 weights: dict[str, float] | None, replicas: int, use_gpu: bool, strategies: list[dict]):
+                 weights: dict[str, float] | None, replicas: int, use_gpu: bool, strategies: list[dict],
+                 stop_requested=lambda: False):
+        self.stop_requested = stop_requested  # polled while waiting for the replay, so a Ctrl-C is not held up
         self.label, self.kind, self.config = label, kind, config
         self.heads, self.shards, self.weights = heads, shards, weights
         self.replicas, self.use_gpu, self.strategies = replicas, use_gpu, strategies
@@ -62,11 +64,9 @@ class LearnerGroup:
         """Waits for the replay's minimum fill; returns False at once if a stop is asked for meanwhile."""
         import ray
 
-        from cluster import stopping
-
         pending = [actor.wait_for_replay.remote() for actor in self.actors]
         while pending:
-            if stopping.requested():
+            if self.stop_requested():
                 self.abandoned = pending
                 return False
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
-from cluster.config import ConfigError
+from cluster.errors import ConfigError
 
 GIB = 1024**3
 PLACEMENT_TIMEOUT_S = 120.0

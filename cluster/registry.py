@@ -14,7 +14,7 @@ import math
 import threading
 from pathlib import Path
 
-from learner.checkpoint import atomic_write
+from models.checkpoint import atomic_write
 
 FORMAT, VERSION = "atari-distill-registry", 1
 

@@ -1,1 +1,1 @@
-"""Learner: networks, losses, checkpoints and the actor that trains students."""
+"""Learner: the distillation and DQN learners, their losses, batches and game schedule."""

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from learner.batches import BatchStream
-from learner.checkpoint import make_payload
+from models.checkpoint import make_payload
 from learner.learner import pick_device
-from learner.networks import QNetwork
+from models.networks import QNetwork
 from learner.schedule import GameSchedule
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from learner.batches import BatchStream
-from learner.checkpoint import make_payload
+from models.checkpoint import make_payload
 from learner.losses import make_loss
-from learner.networks import QNetwork
+from models.networks import QNetwork
 from learner.schedule import GameSchedule
 
 # Batches arrive as read-only views of Ray's object store; the learner only reads them.

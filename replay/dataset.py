@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from learner.checkpoint import WriteError, atomic_write
+from models.checkpoint import WriteError, atomic_write
 from replay.chunk import MAX_MESSAGE_BYTES, VERSION as CHUNK_VERSION, ChunkError, decode
 
 FORMAT, VERSION = "atari-distill-dataset", 1

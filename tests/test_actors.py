@@ -4,7 +4,7 @@ import numpy as np
 
 from actors.env import EnvConfig, actor_seed
 from actors.evaluate import evaluate_parallel, evaluate_policy
-from actors.teacher import TeacherActor
+from actors.rollout import RolloutActor
 
 SHORT = EnvConfig(max_episode_frames=1_200)  # 300 agent steps: episodes end quickly
 
@@ -25,7 +25,7 @@ def test_two_actors_never_produce_identical_episode_streams(ray_runtime, pong_te
             return [decode(m) for m in self.messages]
 
     sink = Sink.remote()
-    actors = [ray.remote(TeacherActor).options(num_cpus=1, max_concurrency=2).remote(
+    actors = [ray.remote(RolloutActor).options(num_cpus=1, max_concurrency=2).remote(
         sink, game="pong", teacher=pong_teacher, num_envs=3, env_config=SHORT, seed=actor_seed(0, i),
         actor_id=i, chunk_steps=48) for i in range(2)]
     ray.get([a.run.remote(max_chunks=2) for a in actors])
@@ -60,7 +60,7 @@ def test_a_lost_life_is_terminal_only_where_asked_and_the_game_plays_on():
     import dataclasses
 
     from actors.games import game_spec
-    from actors.teacher import TeacherRollout
+    from actors.rollout import TeacherRollout
     from actors.teachers import random_teacher
 
     teacher = random_teacher(game_spec("breakout"), seed=0)

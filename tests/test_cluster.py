@@ -107,7 +107,7 @@ def test_distill_on_two_nodes_places_learner_and_replay_on_the_learner_node(clus
         placed.setdefault(name, []).append(node)
     assert placed["Learner"] == [learner_node]
     assert placed["ReplayShard"] == [learner_node]
-    assert len(placed["TeacherActor"]) == 2
+    assert len(placed["RolloutActor"]) == 2
     planned = summary["placement"]["nodes"][learner_node]["bundles"]
     assert "learner net1/kl rank 0" in planned and "shard pong/0" in planned
 

@@ -2,7 +2,7 @@
 
 import os
 
-from cluster.console import ConsoleFilter
+from ui.console import ConsoleFilter
 
 RAY_ERROR = """2026-11-24 18:11:03,147\tERROR worker.py:439 -- Unhandled error: ray::Learner.wait_for_replay()
   File "/work/main/learner/batches.py", line 41, in wait_for_replay
@@ -15,7 +15,7 @@ OURS = """[distill] stopped by SIGINT before the first update
 error: --updates must be at least 1, got 0
   total 3.58 GiB; Ray reports 13.35 GiB free
 """
-CORE = "[2026-11-24 17:36:44,355 E 11749 11749] core_worker.cc:2465: Actor with class name: 'TeacherActor'\n"
+CORE = "[2026-11-24 17:36:44,355 E 11749 11749] core_worker.cc:2465: Actor with class name: 'RolloutActor'\n"
 
 
 def test_third_party_messages_are_kept_and_ours_pass_through(tmp_path):
@@ -44,7 +44,7 @@ def test_the_last_line_reaches_the_terminal_when_the_reader_thread_never_ran(tmp
 
     script = textwrap.dedent("""
         import sys
-        from cluster.console import ConsoleFilter
+        from ui.console import ConsoleFilter
         ConsoleFilter._pump = lambda self: None  # as if the busy machine never ran the reader
         with ConsoleFilter():
             sys.stderr.write("error: the line that ended the command\\n")

@@ -9,10 +9,10 @@ import torch
 
 import launch
 from actors.env import EnvConfig
-from cluster.config import ConfigError, DistillConfig, RecordConfig
-from cluster.distill import run_distill
-from cluster.record import run_record
-from learner.checkpoint import build_network
+from pipelines.config import ConfigError, DistillConfig, RecordConfig
+from pipelines.distill import run_distill
+from pipelines.record import run_record
+from models.checkpoint import build_network
 from replay.chunk import ChunkError, decode, encode
 from replay.dataset import RECORD_HEADER, Dataset, DatasetError, DatasetWriter
 from replay.frame_ring import FrameRing
@@ -159,7 +159,7 @@ FULL_DISK = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # the kernel's EFBIG stands in for ENOSPC
-from learner.checkpoint import WriteError
+from models.checkpoint import WriteError
 from tests.test_dataset import write_dataset
 try:
     write_dataset(sys.argv[1], chunks=20, file_bytes=10**9)

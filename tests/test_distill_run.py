@@ -5,11 +5,11 @@ import json
 import numpy as np
 import torch
 
-from actors.teacher import TeacherRollout
-from cluster.config import DistillConfig
-from cluster.distill import run_distill
-from learner.checkpoint import load_checkpoint
-from learner.networks import QNetwork
+from actors.rollout import TeacherRollout
+from pipelines.config import DistillConfig
+from pipelines.distill import run_distill
+from models.checkpoint import load_checkpoint
+from models.networks import QNetwork
 
 SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_params", "updates", "steps_labelled",
                 "teacher_score", "student_score", "student_pct_of_teacher", "action_agreement",
@@ -59,7 +59,7 @@ LEARNING_MARGIN = 0.10
 
 
 def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
-    from cluster.distill import interval
+    from pipelines.distill import interval
 
     cfg = DistillConfig(updates=130, log_every=50, checkpoint_every=100, eval_every=60)
     done, stops = 0, []

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from cluster.config import ConfigError, TeacherConfig
-from learner.checkpoint import load_checkpoint
+from pipelines.config import ConfigError, TeacherConfig
+from models.checkpoint import load_checkpoint
 from learner.dqn import dqn_loss, td_targets
-from learner.networks import QNetwork
+from models.networks import QNetwork
 
 
 def tiny_batch(seed=0):
@@ -77,9 +77,9 @@ TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--ev
 
 
 def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path):
-    from cluster.config import from_args
+    from pipelines.config import from_args
     from launch import build_parser
-    from cluster.dqn_training import run_teacher
+    from pipelines.teacher import run_teacher
 
     args = build_parser().parse_args(["teacher", *TINY, "--out", str(tmp_path / "run")])
     cfg = from_args(TeacherConfig, args).validate()
@@ -118,7 +118,7 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
     # a run that died (not stopped) resumes from a checkpoint older than its newest snapshots: the
     # registry keeps them and new snapshots take the versions after them
     import launch
-    from learner.checkpoint import save_checkpoint
+    from models.checkpoint import save_checkpoint
 
     newest = sorted((run / "checkpoints").glob("dqn-*.pt"))[-1]
     state = load_checkpoint(newest)
@@ -131,8 +131,8 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
 @pytest.mark.parametrize("mode, fire", [("auto", False), ("native", False), ("sb3", True)])
 def test_a_teacher_trains_and_records_the_env_mode_it_was_given(tmp_path, mode, fire):
-    from cluster.dqn_training import DQNTraining
-    from cluster.rundir import RunDir
+    from pipelines.teacher import DQNTraining
+    from pipelines.rundir import RunDir
 
     cfg = TeacherConfig(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()
     training = DQNTraining(cfg, RunDir.create(cfg.out, cfg.to_json()), None)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from cluster.console import THIRD_PARTY
+from ui.console import THIRD_PARTY
 from tests.conftest import ROOT
 
 CI_SIZE = {"distill": ["--updates", "120", "--eval-every", "60", "--eval-episodes", "2", "--holdout-steps", "500",

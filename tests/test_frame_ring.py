@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from actors.env import EnvConfig, env_seeds, make_vector_env
-from actors.teacher import TeacherRollout
-from learner.checkpoint import build_network
+from actors.rollout import TeacherRollout
+from models.checkpoint import build_network
 from replay.chunk import decode, encode
 from replay.frame_ring import FRAME_BYTES, FrameRing, bytes_per_step
 

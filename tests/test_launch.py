@@ -67,8 +67,8 @@ def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
 
 
 def test_wrong_game_checkpoint_is_refused(tmp_path):
-    from learner.checkpoint import make_payload, save_checkpoint
-    from learner.networks import QNetwork
+    from models.checkpoint import make_payload, save_checkpoint
+    from models.networks import QNetwork
 
     save_checkpoint(tmp_path / "b.pt", make_payload(QNetwork("nature", {"breakout": 4}), "teacher"))
     result = launch("evaluate", "--checkpoint", str(tmp_path / "b.pt"), "--game", "pong", "--episodes", "1")
@@ -119,8 +119,8 @@ def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
 @pytest.fixture
 def finished_config(tmp_path):
     """A run directory as a distill run leaves it (its config; no run is needed to test refusals)."""
-    from cluster.config import DistillConfig
-    from cluster.rundir import RunDir
+    from pipelines.config import DistillConfig
+    from pipelines.rundir import RunDir
 
     run = RunDir.create(tmp_path / "run", DistillConfig(out=str(tmp_path / "run")).validate().to_json())
     return run.path

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from cluster.config import ConfigError, MultitaskConfig
-from cluster.fidelity import geometric_mean
+from pipelines.config import ConfigError, MultitaskConfig
+from pipelines.evaluation import geometric_mean
 from learner.losses import make_loss
-from learner.networks import QNetwork
+from models.networks import QNetwork
 from learner.schedule import GameSchedule
 
 HEADS = {"pong": 6, "breakout": 4, "space_invaders": 6}
@@ -76,7 +76,7 @@ def test_bad_multitask_flags_are_refused(flags, words):
 
 
 def test_teacher_directory_is_matched_by_game_name(tmp_path):
-    from learner.checkpoint import make_payload, save_checkpoint
+    from models.checkpoint import make_payload, save_checkpoint
 
     for game, actions in (("pong", 6), ("breakout", 4)):
         save_checkpoint(tmp_path / f"{game}.pt", make_payload(QNetwork("nature", {game: actions}), "teacher"))
@@ -97,7 +97,7 @@ def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
     """End to end on real ALE games: one net1 trunk, three heads of 6, 9 and 9 actions."""
     import json
 
-    from cluster.distill import run_distill
+    from pipelines.distill import run_distill
 
     cfg = MultitaskConfig(games="pong,ms_pacman,enduro", student="net1", updates=3000, log_every=1000,
                           checkpoint_every=3000, capacity_hours=0.2, min_replay=1000, eval_episodes=1,
@@ -112,7 +112,7 @@ def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["samples_per_game"] == {"pong": 32_000, "ms_pacman": 32_000, "enduro": 32_000}
     assert set(metrics[-1]["replay_per_game"]) == {"pong", "ms_pacman", "enduro"}
-    from learner.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
 
     final = load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00003000.pt")
     assert final["heads"] == {"pong": 6, "ms_pacman": 9, "enduro": 9}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cluster.config import ConfigError
+from pipelines.config import ConfigError
 from cluster.placement import Bundle, Node, PlacementPlan, learner_bundle
 
 GIB = 1024**3

@@ -1,6 +1,6 @@
 import numpy as np
 
-from actors.teacher import TeacherRollout
+from actors.rollout import TeacherRollout
 
 
 def test_random_teacher_policy_is_not_degenerate_on_its_own_frames(pong_teacher):

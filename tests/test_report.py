@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from cluster.progress import Progress
+from ui.progress import Progress
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
                 "--eval-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
@@ -16,8 +16,8 @@ TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "2
 
 @pytest.fixture(scope="module")
 def two_runs(ray_runtime, tmp_path_factory):
-    from cluster.config import DistillConfig, from_args
-    from cluster.distill import run_distill
+    from pipelines.config import DistillConfig, from_args
+    from pipelines.distill import run_distill
     from launch import build_parser
 
     paths = []
@@ -39,7 +39,7 @@ def markdown_table(text: str, heading: str) -> list[dict]:
 def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, tmp_path):
     import matplotlib.image
 
-    from cluster.report import write_report
+    from ui.report import write_report
 
     result = write_report([str(p) for p in two_runs], str(tmp_path / "report"))
     assert set(result["plots"]) == {"loss", "scores", "throughput", "compression", "learning"}
@@ -74,8 +74,8 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
 
 @pytest.fixture(scope="module")
 def teacher_run(ray_runtime, tmp_path_factory):
-    from cluster.config import TeacherConfig, from_args
-    from cluster.dqn_training import run_teacher
+    from pipelines.config import TeacherConfig, from_args
+    from pipelines.teacher import run_teacher
     from launch import build_parser
     from tests.test_dqn import TINY
 
@@ -90,7 +90,7 @@ UNITS = {"updates", "frames", "elapsed seconds", "student parameters", "game"}
 
 def test_mixed_runs_get_one_unit_per_axis_and_one_style_per_series(two_runs, teacher_run, tmp_path):
     """Read from the drawn artists: no axis mixes updates with frames, no two series look alike."""
-    from cluster.report import write_report
+    from ui.report import write_report
 
     result = write_report([str(p) for p in [*two_runs, teacher_run]], str(tmp_path / "report"))
     artists = result["artists"]
@@ -133,7 +133,7 @@ def test_tensorboard_holds_the_metrics_scalars(two_runs):
 
 
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
-    from cluster.report import ReportError, write_report
+    from ui.report import ReportError, write_report
 
     with pytest.raises(ReportError, match="not a run directory"):
         write_report([str(tmp_path)], str(tmp_path / "out"))

@@ -11,7 +11,7 @@ from torch import nn
 from actors.env import make_vector_env
 from actors.games import game_spec
 from actors.teachers import load_teacher
-from learner.checkpoint import CheckpointError, build_network
+from models.checkpoint import CheckpointError, build_network
 
 
 def our_observations(steps=24, envs=4, seed=3) -> np.ndarray:

@@ -7,9 +7,9 @@ import torch
 
 from actors.games import game_spec
 from actors.teachers import load_teacher
-from cluster.config import ConfigError, DistillConfig
-from learner.checkpoint import fingerprint, load_checkpoint
-from learner.networks import QNetwork
+from pipelines.config import ConfigError, DistillConfig
+from models.checkpoint import fingerprint, load_checkpoint
+from models.networks import QNetwork
 from zoo import catalog, publish
 
 ZOO_GAMES = catalog.games()
@@ -90,7 +90,7 @@ def test_zoo_lists_every_teacher(capsys):
 
 def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_path):
     """The README's promise at CI size: a small student, a few hundred updates, well above random play."""
-    from cluster.distill import run_distill
+    from pipelines.distill import run_distill
 
     game = "ms_pacman" if "ms_pacman" in ZOO_GAMES else ZOO_GAMES[0]
     cfg = DistillConfig(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
@@ -115,8 +115,8 @@ SCORE_OVER_RANDOM = 2.0
 
 
 def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_runtime, tmp_path):
-    from cluster.config import RecordConfig
-    from cluster.record import run_record
+    from pipelines.config import RecordConfig
+    from pipelines.record import run_record
 
     game = ZOO_GAMES[0]
     index = run_record(RecordConfig(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
@@ -127,7 +127,7 @@ def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_
 
 
 def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monkeypatch):
-    from cluster.config import MultitaskConfig
+    from pipelines.config import MultitaskConfig
     from tests.conftest import ROOT
 
     monkeypatch.chdir(ROOT)  # where zoo/ is a folder too

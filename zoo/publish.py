@@ -16,7 +16,7 @@ def half_precision_keeps_actions(payload: dict, frames) -> tuple[bool, int]:
     """Whether fp16-rounded weights pick the same greedy action as the fp32 ones on every frame."""
     import torch
 
-    from learner.checkpoint import build_network
+    from models.checkpoint import build_network
 
     full = build_network(payload).eval()
     rounded = build_network({**payload, "model": {k: v.half().float() if v.is_floating_point() else v
@@ -42,12 +42,12 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET, env_config_for
     from actors.evaluate import evaluate_parallel
     from actors.games import game_spec
-    from actors.teacher import TeacherRollout
+    from actors.rollout import TeacherRollout
     from actors.teachers import load_teacher
     from cluster.registry import CheckpointRegistry
-    from cluster.rundir import RunDir
-    from learner.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
-    from learner.networks import canonical_preset
+    from pipelines.rundir import RunDir
+    from models.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
+    from models.networks import canonical_preset
 
     zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:
@@ -108,7 +108,7 @@ def learning_curve(run_path: str | Path) -> list[dict]:
     """Every scored checkpoint of a teacher run, with the wall time at which training had made
     its frames: what bench/time_to_score.py reads, so time-to-score needs no run directory."""
     from cluster.registry import CheckpointRegistry
-    from cluster.rundir import RunDir
+    from pipelines.rundir import RunDir
 
     run = RunDir.open(str(run_path))
     elapsed = [(m["frames"], m["elapsed_s"]) for m in run.metrics() if m.get("kind") == "dqn" and m.get("elapsed_s")]

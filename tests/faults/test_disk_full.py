@@ -5,9 +5,9 @@ import json
 import subprocess
 import sys
 
-from cluster.rundir import RunDir
-from learner.checkpoint import load_checkpoint, make_payload
-from learner.networks import QNetwork
+from pipelines.rundir import RunDir
+from models.checkpoint import load_checkpoint, make_payload
+from models.networks import QNetwork
 from tests.conftest import ROOT
 
 LIMITED = """
@@ -15,9 +15,9 @@ import resource, signal, sys
 sys.path.insert(0, {root!r})
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
-from cluster.rundir import RunDir
-from learner.checkpoint import WriteError, make_payload
-from learner.networks import QNetwork
+from pipelines.rundir import RunDir
+from models.checkpoint import WriteError, make_payload
+from models.networks import QNetwork
 run = RunDir.open(sys.argv[1])
 for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pong": 6}}), "student", updates=200)),
               lambda: run.write_summary({{"complete": True, "padding": "x" * 2_000_000}}, "distill")):

@@ -7,9 +7,9 @@ import signal
 import threading
 import time
 
-from cluster.config import DistillConfig
-from cluster.distill import run_distill
-from learner.checkpoint import load_checkpoint
+from pipelines.config import DistillConfig
+from pipelines.distill import run_distill
+from models.checkpoint import load_checkpoint
 from tests.processes import ray_workers
 
 UPDATES = 200
@@ -79,15 +79,15 @@ def test_a_killed_dqn_actor_is_restarted_and_the_teacher_run_finishes(ray_runtim
     """The DQN's exploring actor dies mid-run: Ray restarts it, its new stream starts with every env
     reset (no n-step transition crosses from the dead stream: tests/test_transitions.py), and the
     run finishes within its frame budget with every checkpoint scored."""
-    from cluster.config import TeacherConfig, from_args
-    from cluster.dqn_training import run_teacher
+    from pipelines.config import TeacherConfig, from_args
+    from pipelines.teacher import run_teacher
     from launch import build_parser
     from tests.test_dqn import TINY
 
     out = tmp_path / "run"
     cfg = from_args(TeacherConfig, build_parser().parse_args(["teacher", *TINY, "--frames", "12000", "--out",
                                                                  str(out)])).validate()
-    result = kill_mid_run(lambda: run_teacher(cfg, echo=lambda *_: None), out, "TeacherActor", after_updates=50)
+    result = kill_mid_run(lambda: run_teacher(cfg, echo=lambda *_: None), out, "RolloutActor", after_updates=50)
     assert result["complete"] and result["restarts"]["actors"] == 1
     assert 12000 - 4 * cfg.chunk_size < result["frames"] <= 12000
     assert all(entry["score"] is not None for entry in result["evaluations"])

@@ -2,13 +2,12 @@
 changed update budget; then a second Ctrl-C, which must exit at once and leave the files whole."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-from learner.checkpoint import CheckpointError, load_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint
 from tests.conftest import ROOT
 
 FLAGS = ["distill", "--student", "net3", "--updates", "100000", "--log-every", "20", "--checkpoint-every", "60",

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from cluster.config import DistillConfig
-from cluster.distill import run_distill
+from pipelines.config import DistillConfig
+from pipelines.distill import run_distill
 from tests.processes import ray_workers
 
 
 def teacher_actor_pids() -> list[int]:
-    return ray_workers("TeacherActor")
+    return ray_workers("RolloutActor")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_a_killed_teacher_actor_is_restarted_and_counted(sweep_run):
 
 
 def test_the_report_draws_one_compression_point_per_student_of_the_sweep(sweep_run, tmp_path):
-    from cluster.report import write_report
+    from ui.report import write_report
 
     summary, out, _ = sweep_run
     result = write_report([str(out)], str(tmp_path / "report"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from actors.env import HOLDOUT_SEED_OFFSET, EnvConfig
-from actors.teacher import TeacherRollout
+from actors.rollout import TeacherRollout
 
 
 def pct_of_teacher(student: float, teacher: float) -> float | None:

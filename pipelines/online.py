@@ -19,16 +19,16 @@ import ray
 from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
-from actors.teacher import TeacherActor
-from cluster import stopping
-from cluster.config import ConfigError, OnlineConfig
-from cluster.distill import replay_totals
-from cluster.dqn_training import DQNTraining, memory_plan, teacher_placement
-from cluster.fidelity import holdout_frames, majority_baseline, pct_of_teacher
-from cluster.progress import as_progress
-from cluster.rundir import RunDir
+from actors.rollout import RolloutActor
+from pipelines import stopping
+from pipelines.config import ConfigError, OnlineConfig
+from pipelines.distill import replay_totals
+from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
+from pipelines.evaluation import holdout_frames, majority_baseline, pct_of_teacher
+from ui.progress import as_progress
+from pipelines.rundir import RunDir
 from cluster.runtime import connect, has_gpu, require_cpus
-from learner.checkpoint import load_checkpoint, payload_params
+from models.checkpoint import load_checkpoint, payload_params
 from learner.learner import Learner, LearnerConfig
 from replay.memory_plan import MemoryPlan, ray_memory
 from replay.shard import launch_shards, shard_for_actor
@@ -77,7 +77,7 @@ class Distillation:
         if not self.actors:
             cfg, restarts = self.cfg, self.training.restarts
             self.actors = [
-                ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, **self.slots["actors"][i]).remote(
+                ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, **self.slots["actors"][i]).remote(
                     self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
                     num_envs=cfg.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
                     seed=actor_seed(cfg.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,

@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from learner.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
 
 KEEP_CHECKPOINTS = 3
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from actors.env import ENV_MODES, FRAME_SKIP, env_config_for
 from cluster.errors import ConfigError
 from learner.losses import LOSSES
-from learner.networks import PRESETS, UnknownPresetError, canonical_preset
+from models.networks import PRESETS, UnknownPresetError, canonical_preset
 from replay.memory_plan import STEPS_PER_HOUR
 
 PAPER_REPLAY_RATIO = round(10_000 * 32 / STEPS_PER_HOUR, 3)  # 5.926
@@ -512,7 +512,7 @@ class RecordConfig(ActingConfig):
              f"--steps {self.steps} is less than one chunk ({self.chunk_size} = --envs-per-actor {self.envs_per_actor} "
              f"x --chunk-steps {self.chunk_steps}); raise --steps or lower --chunk-steps")
         need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
-        from cluster.rundir import check_new_folder
+        from pipelines.rundir import check_new_folder
 
         check_new_folder(self.out, "choose a new dataset directory")
         return self

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from learner.networks import QNetwork, UnknownPresetError, canonical_preset, parameter_count
+from models.networks import QNetwork, UnknownPresetError, canonical_preset, parameter_count
 
 FORMAT = "atari-distill-checkpoint"
 VERSION = 1

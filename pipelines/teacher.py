@@ -18,13 +18,13 @@ from pathlib import Path
 from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed, env_config_for, resolve_env_mode
 from actors.evaluate import evaluate_policy
 from actors.games import game_spec
-from actors.teacher import TeacherActor
-from cluster import stopping
-from cluster.config import TeacherConfig
-from cluster.progress import as_progress
+from actors.rollout import RolloutActor
+from pipelines import stopping
+from pipelines.config import TeacherConfig
+from ui.progress import as_progress
 from cluster.registry import CheckpointRegistry
-from cluster.rundir import RunDir
-from learner.checkpoint import load_checkpoint, save_checkpoint
+from pipelines.rundir import RunDir
+from models.checkpoint import load_checkpoint, save_checkpoint
 from learner.dqn import DQNConfig, DQNLearner
 from replay.memory_plan import MemoryPlan
 from replay.shard import launch_shards, shard_for_actor, split_budget
@@ -103,7 +103,7 @@ class DQNTraining:
         self.initial_policy = policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.epsilon_at(self.frames)
         self.actors = [
-            ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+            ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                              **slots["actors"][i]).remote(
                 self.shards[shard_for_actor(i, cfg.replay_shards)], game=self.spec.name, teacher=policy,
                 num_envs=cfg.envs_per_actor, epsilon=epsilon,

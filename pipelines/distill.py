@@ -19,18 +19,18 @@ import numpy as np
 from actors.env import EnvConfig, actor_seed, resolve_env_mode
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import GameSpec, game_spec
-from actors.teacher import TeacherActor
+from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
-from cluster import stopping
-from cluster.config import ConfigError, DistillConfig, MultitaskConfig
-from cluster.fidelity import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
+from pipelines import stopping
+from pipelines.config import ConfigError, DistillConfig, MultitaskConfig
+from pipelines.evaluation import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from cluster.learner_group import LearnerGroup
 from cluster.placement import Placement, plan_run
-from cluster.progress import as_progress
-from cluster.rundir import RunDir
+from ui.progress import as_progress
+from pipelines.rundir import RunDir
 from cluster.runtime import connect, has_gpu, on_this_node
-from cluster.student_eval import StudentEvaluations, eval_kwargs
-from learner.checkpoint import fingerprint, payload_params
+from pipelines.student_evaluations import StudentEvaluations, eval_kwargs
+from models.checkpoint import fingerprint, payload_params
 from learner.learner import LearnerConfig
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan, ray_memory
@@ -157,7 +157,7 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
         return
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
-        ray.remote(TeacherActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+        ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                          **placement.actor(index * cfg.actors + i)).remote(
             game.shards[shard_for_actor(i, cfg.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
             num_envs=cfg.envs_per_actor, env_config=game.env_config, epsilon=cfg.epsilon,
@@ -357,7 +357,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     for k, ((student, loss), kind) in enumerate(zip(sweep, learner_kinds(cfg))):
         group = LearnerGroup(f"{student}/{loss}", kind, learner_config(cfg, student, loss, min_replay), heads, shards,
                              cfg.schedule_weights(), cfg.learner_gpus, use_gpu,
-                             [placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)])
+                             [placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
+                             stopping.requested)
         group.start(resume.get(kind))
         groups.append(group)
     # the teacher's score and held-out frames are made while the students train

@@ -14,7 +14,7 @@ import time
 
 from actors.env import EVAL_SEED_OFFSET
 from actors.evaluate import collect_evaluation, score_text, submit_evaluation
-from cluster.fidelity import pct_of_teacher
+from pipelines.evaluation import pct_of_teacher
 
 
 def eval_kind(metrics_kind: str) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from actors.env import actor_seed, resolve_env_mode
 from actors.games import game_spec
-from actors.teacher import TeacherActor
+from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
-from cluster.config import RecordConfig, zoo_game
+from pipelines.config import RecordConfig, zoo_game
 from cluster.runtime import connect, on_this_node
-from learner.checkpoint import fingerprint
-from cluster.progress import as_progress
+from models.checkpoint import fingerprint
+from ui.progress import as_progress
 from replay.dataset import DatasetWriter
 
 
@@ -45,7 +45,7 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
         out, identity, cfg.steps, cfg.file_mb * 1024 * 1024)
     teacher_ref = ray.put(teacher)
     actors = [
-        ray.remote(TeacherActor).options(**actor_options, max_concurrency=2).remote(
+        ray.remote(RolloutActor).options(**actor_options, max_concurrency=2).remote(
             writer, game=game.name, teacher=teacher_ref, num_envs=cfg.envs_per_actor, env_config=env_config,
             epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps,
             device=actor_device, groups=cfg.groups(actor_device))

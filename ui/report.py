@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.rundir import RunDir, RunDirError
+from pipelines.rundir import RunDir, RunDirError
 
 
 class ReportError(ValueError):

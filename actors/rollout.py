@@ -1,6 +1,6 @@
 """Teacher rollouts: a teacher plays N environments and labels every observation it sees.
 
-`TeacherRollout` is the plain loop (testable in-process); `TeacherActor` is the Ray actor
+`TeacherRollout` is the plain loop (testable in-process); `RolloutActor` is the Ray actor
 that runs it and streams encoded chunks to a replay shard with a bounded number of
 inserts in flight, so a slow replay slows the actor instead of filling the object store.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from actors.env import EnvConfig, env_seeds, make_vector_env
-from learner.checkpoint import build_network
+from models.checkpoint import build_network
 from replay.chunk import Chunk, encode
 
 
@@ -70,7 +70,7 @@ class TeacherRollout:
         self.timings = {"env_s": 0.0, "inference_s": 0.0}
 
     def set_teacher(self, teacher: dict) -> None:
-        """Call between chunks only (TeacherActor does), so each chunk is labelled by one version."""
+        """Call between chunks only (RolloutActor does), so each chunk is labelled by one version."""
         same_shape = (self.net is not None and self.net.preset_name == teacher["preset"]
                       and self.net.head_sizes == teacher["heads"] and not self.half)
         if same_shape:  # a DQN actor's frequent weight pushes: no rebuild
@@ -154,7 +154,7 @@ class TeacherRollout:
         return np.concatenate(obs)[:num_steps], np.concatenate(q)[:num_steps]
 
 
-class TeacherActor:
+class RolloutActor:
     """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` and
     `set_teacher` get in. A new teacher (a hot swap, or a DQN actor's fresh weights and
     epsilon) takes effect at the next chunk boundary, and every swap is logged.

@@ -1,0 +1,1 @@
+"""What actors and learners both hold: the network presets and the one checkpoint format."""

@@ -1,0 +1,1 @@
+"""What a person sees: the progress panel, the console filter and the report."""
