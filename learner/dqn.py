@@ -9,7 +9,6 @@ The recipe and why each part was chosen are in README.md ("Training a teacher").
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +19,7 @@ from models.checkpoint import make_payload
 from learner.learner import pick_device
 from models.networks import QNetwork
 from learner.schedule import GameSchedule
+from learner.updates import run_updates
 
 
 @dataclass(frozen=True)
@@ -87,31 +87,20 @@ class DQNLearner:
         keys = ("obs", "next_obs", "actions", "returns", "discount")
         return {k: torch.from_numpy(batch[k]).to(self.device, non_blocking=True) for k in keys}
 
+    def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
+        loss, q_taken = dqn_loss(self.online, self.target, self._tensors(batch), self.config.double)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % self.config.target_every == 0:
+            self.target.load_state_dict(self.online.state_dict())
+        return {"loss": loss.detach(), "q_mean": q_taken.mean()}
+
     def train(self, num_updates: int) -> dict:
-        started, waited = time.perf_counter(), 0.0
-        losses, q_means = [], []
-        for _ in range(num_updates):
-            _, batch, wait = self.stream.next()
-            waited += wait
-            loss, q_taken = dqn_loss(self.online, self.target, self._tensors(batch), self.config.double)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.updates += 1
-            if self.updates % self.config.target_every == 0:
-                self.target.load_state_dict(self.online.state_dict())
-            losses.append(loss.detach())
-            q_means.append(q_taken.mean())
-        elapsed = time.perf_counter() - started
-        return {
-            "updates": self.updates,
-            "loss": float(torch.stack(losses).mean()) if losses else float("nan"),
-            "q_mean": float(torch.stack(q_means).mean()) if q_means else float("nan"),
-            "updates_per_s": num_updates / elapsed,
-            "samples_per_s": num_updates * self.config.batch_size / elapsed,
-            "wait_fraction": waited / elapsed,
-        }
+        metrics = run_updates(self.stream, num_updates, self.config.batch_size, self._update, ("loss", "q_mean"))
+        return {"updates": self.updates, **metrics}
 
     def policy(self, version: int) -> dict:
         """The online network as a teacher checkpoint (no optimizer): what actors act with and evaluators score."""

@@ -12,7 +12,6 @@ draws its own batches, so G replicas train on G x batch_size samples per update.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -21,9 +20,10 @@ import torch
 
 from learner.batches import BatchStream
 from models.checkpoint import make_payload
-from learner.losses import make_loss
+from learner.losses import KLLoss, Loss
 from models.networks import QNetwork
 from learner.schedule import GameSchedule
+from learner.updates import run_updates
 
 # Batches arrive as read-only views of Ray's object store; the learner only reads them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -32,8 +32,7 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 @dataclass(frozen=True)
 class LearnerConfig:
     student: str = "net1"
-    loss: str = "kl"
-    tau: float = 0.01
+    loss: Loss = KLLoss()
     lr: float = 1e-3
     batch_size: int = 32
     prefetch: int = 4
@@ -58,7 +57,7 @@ class Learner:
         self.device = pick_device(config.device)
         self.student = QNetwork(config.student, heads).to(self.device)
         self.rank, self.world_size = (world[0], world[1]) if world else (0, 1)
-        self.loss_fn = make_loss(config.loss, config.tau)
+        self.loss_fn = config.loss
         self.updates = 0
         self.samples = 0
         weights = weights or {game: 1.0 for game in shards}
@@ -97,24 +96,17 @@ class Learner:
         self.optimizer.step()
         return loss.detach()
 
+    def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
+        loss = self.step(game, batch)
+        self.trained.next()
+        self.updates += 1
+        self.samples += self.config.batch_size
+        return {"loss": loss}
+
     def train(self, num_updates: int) -> dict:
-        started, waited = time.perf_counter(), 0.0
-        losses = []
-        for _ in range(num_updates):
-            game, batch, wait = self.stream.next()
-            waited += wait
-            losses.append(self.step(game, batch))
-            self.trained.next()
-            self.updates += 1
-            self.samples += self.config.batch_size
-        elapsed = time.perf_counter() - started
+        metrics = run_updates(self.stream, num_updates, self.config.batch_size, self._update)
         return {
-            "updates": self.updates,
-            "loss": float(torch.stack(losses).mean()) if losses else float("nan"),
-            "updates_per_s": num_updates / elapsed,
-            "samples_per_s": num_updates * self.config.batch_size / elapsed,
-            "wait_fraction": waited / elapsed,
-            "replay_size": self.stream.replay_size(),
+            "updates": self.updates, **metrics, "replay_size": self.stream.replay_size(),
             "samples_per_game": {g: n * self.config.batch_size for g, n in self.trained.counts.items()},
         }
 

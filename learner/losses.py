@@ -1,34 +1,64 @@
-"""The three distillation losses of Rusu et al. (2015), §3, each a small callable.
+"""The distillation losses of Rusu et al. (2015), §3, each an object that carries its hyperparameters.
 
 q_student, q_teacher: (batch, actions). Each returns the batch mean.
   NLL: -log softmax(q_S)[argmax q_T]
   MSE: ||q_S - q_T||^2   (summed over actions)
   KL:  KL(softmax(q_T / tau) || softmax(q_S)),  tau < 1 sharpens the teacher
+
+A loss is registered by name, and each hyperparameter is a dataclass field whose metadata
+holds its help text and its check: the run configs take their flags (`--tau`) from here, so
+a new loss with a new hyperparameter is written in this file alone (and tested beside it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+LOSSES: dict[str, type] = {}
 
-@dataclass(frozen=True)
-class NLLLoss:
+
+class LossError(ValueError):
+    pass
+
+
+def hyperparameter(default: float, help: str, valid: Callable[[float], bool], must: str):
+    """A loss's setting: a flag of the same name in every config that trains a student with it."""
+    return field(default=default, metadata={"help": help, "valid": valid, "must": must})
+
+
+def registered(name: str):
+    def register(cls):
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+    return register
+
+
+class Loss:
+    """Checks its hyperparameters when built, so a learner never starts with one out of range."""
+
+    name: ClassVar[str]
+
+    def __post_init__(self):
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if not spec.metadata["valid"](value):
+                raise LossError(f"{spec.name} must {spec.metadata['must']}, got {value}")
+
     def __call__(self, q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(q_student, q_teacher.argmax(dim=1))
+        raise NotImplementedError
 
 
+@registered("kl")
 @dataclass(frozen=True)
-class MSELoss:
-    def __call__(self, q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
-        return (q_student - q_teacher).pow(2).sum(dim=1).mean()
-
-
-@dataclass(frozen=True)
-class KLLoss:
-    tau: float = 0.01
+class KLLoss(Loss):
+    tau: float = hyperparameter(0.01, "KL temperature applied to the teacher's Q values (sharpens when < 1; the "
+                                      "paper tries 1, 0.1, 0.01, 0.001)", lambda v: v > 0, "be positive")
 
     def __call__(self, q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
         log_p_teacher = F.log_softmax(q_teacher / self.tau, dim=1)
@@ -36,16 +66,37 @@ class KLLoss:
         return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
 
 
-LOSSES = ("kl", "nll", "mse")
+@registered("nll")
+@dataclass(frozen=True)
+class NLLLoss(Loss):
+    def __call__(self, q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(q_student, q_teacher.argmax(dim=1))
 
 
-def make_loss(name: str, tau: float = 0.01):
-    if name == "kl":
-        if not tau > 0:
-            raise ValueError(f"tau must be positive, got {tau}")
-        return KLLoss(tau)
-    if name == "nll":
-        return NLLLoss()
-    if name == "mse":
-        return MSELoss()
-    raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+@registered("mse")
+@dataclass(frozen=True)
+class MSELoss(Loss):
+    def __call__(self, q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
+        return (q_student - q_teacher).pow(2).sum(dim=1).mean()
+
+
+def hyperparameters() -> list[dataclasses.Field]:
+    """Every registered loss's hyperparameters, each name once (two losses sharing one share its flag)."""
+    found: dict[str, dataclasses.Field] = {}
+    for cls in LOSSES.values():
+        for spec in dataclasses.fields(cls):
+            found.setdefault(spec.name, spec)
+    return list(found.values())
+
+
+def make_loss(name: str, **settings) -> Loss:
+    """The loss `name` with the settings it takes; the others (another loss's) are ignored."""
+    if name not in LOSSES:
+        raise LossError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+    cls = LOSSES[name]
+    return cls(**{spec.name: settings[spec.name] for spec in dataclasses.fields(cls) if spec.name in settings})
+
+
+def loss_settings(loss: Loss) -> dict:
+    """What a summary records: the loss's name and every hyperparameter it was built with."""
+    return {"loss": loss.name, **dataclasses.asdict(loss)}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from actors.env import ENV_MODES, FRAME_SKIP, env_config_for
 from cluster.errors import ConfigError
-from learner.losses import LOSSES
+from learner.losses import LOSSES, LossError, hyperparameters, make_loss
 from models.networks import PRESETS, UnknownPresetError, canonical_preset
 from replay.memory_plan import STEPS_PER_HOUR
 
@@ -166,12 +166,25 @@ def preset_flag(flag: str, name: str) -> str:
         raise ConfigError(f"{flag}: {error}") from None
 
 
+LossSettings = dataclasses.make_dataclass(  # --tau and any other loss's hyperparameters, from learner/losses.py
+    "LossSettings", [(spec.name, spec.type, _flag(spec.default, spec.metadata["help"])) for spec in hyperparameters()],
+    namespace={"loss_settings": lambda self: {spec.name: getattr(self, spec.name) for spec in hyperparameters()}})
+
+
+def loss_for(cfg, name: str):
+    """The loss `name` built from the run's settings; a setting out of range is refused naming its flag."""
+    need(name in LOSSES, f"--loss: unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+    try:
+        return make_loss(name, **{spec.name: getattr(cfg, spec.name) for spec in hyperparameters()})
+    except LossError as error:
+        raise ConfigError(f"--{str(error).replace('_', '-')}") from None
+
+
 @dataclass
-class DistillConfig(ActingConfig):
+class DistillConfig(LossSettings, ActingConfig):
     student: str = _flag("net1", f"student preset: {', '.join(PRESETS)}; a comma-separated list (with --loss "
                                       f"lists) sweeps every pair, each on its own learner, from one actor/replay set")
     loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}; comma-separated to sweep")
-    tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values (sharpens when < 1)")
     updates: int = _flag(300, "student updates (minibatches) to train")
     batch_size: int = _flag(32, "minibatch size")
     lr: float = _flag(1e-3, "RMSProp learning rate (1e-3: on a real Ms. Pac-Man teacher, net3 agreed 0.74 after 500 "
@@ -222,14 +235,13 @@ class DistillConfig(ActingConfig):
         students, losses = [preset_flag("--student", s) for s in self.student.split(",")], self.loss.split(",")
         self.student = ",".join(students)
         for name in losses:
-            need(name in LOSSES, f"--loss: unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+            loss_for(self, name)
         need(len(set(students)) == len(students) and len(set(losses)) == len(losses),
              f"--student {self.student!r} / --loss {self.loss!r} lists a value twice")
         need(len(self.sweep()) <= 64, f"the sweep has {len(self.sweep())} students; at most 64 per run")
         need(1 <= self.learner_gpus <= 64, f"--learner-gpus must be in [1, 64], got {self.learner_gpus}")
         need(self.learner_resource is None or (self.learner_resource and self.learner_resource not in ("CPU", "memory")),
              f"--learner-resource must name a custom resource (or GPU), got {self.learner_resource!r}")
-        need(self.tau > 0, f"--tau must be positive (the paper tries 1, 0.1, 0.01, 0.001), got {self.tau}")
         need(self.updates >= 1, f"--updates must be at least 1, got {self.updates}")
         need(1 <= self.batch_size <= 65_536, f"--batch-size must be in [1, 65536], got {self.batch_size}")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
@@ -464,12 +476,11 @@ class TeacherConfig(ActingConfig):
 
 
 @dataclass
-class OnlineConfig(TeacherConfig):
+class OnlineConfig(LossSettings, TeacherConfig):
     """A DQN in training, and a student distilled all along from its best checkpoint so far."""
 
     student: str = _flag("net1", f"student preset: {', '.join(PRESETS)}")
     loss: str = _flag("kl", f"distillation loss: {', '.join(LOSSES)}")
-    tau: float = _flag(0.01, "KL temperature applied to the teacher's Q values")
     student_lr: float = _flag(1e-3, "student RMSProp learning rate")
     student_batch_size: int = _flag(32, "student minibatch size")
     distill_actors: int = _flag(1, "teacher actors labelling with the best checkpoint so far")
@@ -486,8 +497,7 @@ class OnlineConfig(TeacherConfig):
     def validate(self) -> "OnlineConfig":
         super().validate()
         self.student = preset_flag("--student", self.student)
-        need(self.loss in LOSSES, f"--loss: unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
-        need(self.tau > 0, f"--tau must be positive, got {self.tau}")
+        loss_for(self, self.loss)
         need(self.student_lr > 0, f"--student-lr must be positive, got {self.student_lr}")
         need(1 <= self.student_batch_size <= 65_536, f"--student-batch-size must be in [1, 65536], got {self.student_batch_size}")
         need(self.distill_actors >= 1, f"--distill-actors must be at least 1, got {self.distill_actors}")

@@ -22,7 +22,7 @@ from actors.games import GameSpec, game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
 from pipelines import stopping
-from pipelines.config import ConfigError, DistillConfig, MultitaskConfig
+from pipelines.config import ConfigError, DistillConfig, MultitaskConfig, loss_for
 from pipelines.evaluation import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from cluster.learner_group import LearnerGroup
 from cluster.placement import Placement, plan_run
@@ -42,7 +42,7 @@ def run_kind(cfg: DistillConfig) -> str:
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
-    return LearnerConfig(student=student, loss=loss, tau=cfg.tau, lr=cfg.lr, batch_size=cfg.batch_size,
+    return LearnerConfig(student=student, loss=loss_for(cfg, loss), lr=cfg.lr, batch_size=cfg.batch_size,
                          prefetch=cfg.prefetch, min_replay=min_replay, device=cfg.device, seed=cfg.seed)
 
 
@@ -310,7 +310,7 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
         per_game[name] = {"student_score": result.as_dict(),
                           "student_pct_of_teacher": pct_of_teacher(result.mean, teacher_evals[name].mean),
                           "action_agreement": ray.get(group.agreement(*holdouts[name], name))}
-    row = {"student": group.config.student, "loss": group.config.loss, "student_params": payload_params(student),
+    row = {"student": group.config.student, "loss": group.config.loss.name, "student_params": payload_params(student),
            "updates": student["updates"], "replicas": group.replicas, "learner_restarts": group.restarts,
            "checkpoint_kind": group.kind}
     if len(games) == 1:
@@ -410,7 +410,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     placement.release_all()
 
     summary = {
-        "complete": True, "loss": cfg.loss, "tau": cfg.tau, "student": cfg.student, "batch_size": cfg.batch_size,
+        "complete": True, "loss": cfg.loss, **cfg.loss_settings(), "student": cfg.student, "batch_size": cfg.batch_size,
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
                          f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
         "replay": {**replay, "replay_ratio": max(g.limiter["ratio"] for g in games), "memory_plan": plan.as_dict(free)},

@@ -21,7 +21,7 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from pipelines import stopping
-from pipelines.config import ConfigError, OnlineConfig
+from pipelines.config import ConfigError, OnlineConfig, loss_for
 from pipelines.distill import replay_totals
 from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
 from pipelines.evaluation import holdout_frames, majority_baseline, pct_of_teacher
@@ -62,7 +62,7 @@ class Distillation:
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=cfg.distill_actors + cfg.prefetch + 4, seed=cfg.seed + 1,
                                     memory=[s.bytes for s in plan.shards], placement=slots["shards"])
-        config = LearnerConfig(student=cfg.student, loss=cfg.loss, tau=cfg.tau, lr=cfg.student_lr,
+        config = LearnerConfig(student=cfg.student, loss=loss_for(cfg, cfg.loss), lr=cfg.student_lr,
                                batch_size=cfg.student_batch_size, prefetch=cfg.prefetch,
                                min_replay=cfg.distill_min_replay, device=cfg.device, seed=cfg.seed)
         self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
@@ -275,7 +275,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     elapsed = time.monotonic() - started
     summary = {
         "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
-        "student": cfg.student, "student_params": payload_params(final_student), "loss": cfg.loss, "tau": cfg.tau,
+        "student": cfg.student, "student_params": payload_params(final_student), "loss": cfg.loss, **cfg.loss_settings(),
         "student_updates": final_student["updates"], "teacher_params": payload_params(teacher),
         "best": best, "evaluations": history, "timeline": timeline.as_list(),
         "teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),

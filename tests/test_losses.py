@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from learner.losses import KLLoss, MSELoss, NLLLoss, make_loss
+from learner.losses import LOSSES, KLLoss, MSELoss, NLLLoss, hyperparameters, make_loss
 
 
 def log_softmax64(x):
@@ -24,7 +24,7 @@ def reference(name, qs, qt, tau):
 def test_loss_equals_float64_reference(name, tau):
     rng = np.random.default_rng(hash((name, tau)) % 2**32)
     qs, qt = rng.standard_normal((64, 7)) * 3, rng.standard_normal((64, 7)) * 3
-    got = make_loss(name, tau)(torch.tensor(qs, dtype=torch.float32), torch.tensor(qt, dtype=torch.float32))
+    got = make_loss(name, tau=tau)(torch.tensor(qs, dtype=torch.float32), torch.tensor(qt, dtype=torch.float32))
     assert float(got) == pytest.approx(reference(name, qs, qt, tau), rel=1e-4, abs=1e-5)
 
 
@@ -55,4 +55,36 @@ def test_bad_loss_settings_are_refused():
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("l1")
     with pytest.raises(ValueError, match="tau must be positive"):
-        make_loss("kl", 0.0)
+        make_loss("kl", tau=0.0)
+
+
+def test_a_loss_carries_its_settings_and_takes_only_its_own():
+    assert make_loss("kl", tau=0.1) == KLLoss(0.1)
+    assert make_loss("mse", tau=0.1) == MSELoss()  # another loss's setting is not this one's
+    assert [spec.name for spec in hyperparameters()] == ["tau"]
+    assert set(LOSSES) == {"kl", "nll", "mse"}
+
+
+def test_a_new_loss_in_one_place_gets_its_flag_checked_and_into_the_learner(monkeypatch):
+    """A loss written only where the losses are (registry + hyperparameter) is a --flag, refused
+    out of range in one line, and reaches the learner's config built from it."""
+    import dataclasses
+
+    from learner import losses
+    from pipelines import config
+
+    @dataclasses.dataclass(frozen=True)
+    class HuberLoss(losses.Loss):
+        delta: float = losses.hyperparameter(1.0, "Huber threshold", lambda v: v > 0, "be positive")
+
+        def __call__(self, q_student, q_teacher):
+            return torch.nn.functional.huber_loss(q_student, q_teacher, delta=self.delta)
+
+    monkeypatch.setitem(losses.LOSSES, "huber", HuberLoss)
+    monkeypatch.setattr(HuberLoss, "name", "huber", raising=False)
+    settings = dataclasses.make_dataclass(
+        "Settings", [(s.name, s.type, dataclasses.field(default=s.default)) for s in hyperparameters()])
+    assert {spec.name for spec in dataclasses.fields(settings)} == {"tau", "delta"}
+    assert config.loss_for(settings(delta=0.5), "huber") == HuberLoss(0.5)
+    with pytest.raises(config.ConfigError, match="^--delta must be positive, got -1"):
+        config.loss_for(settings(delta=-1.0), "huber")

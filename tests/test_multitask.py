@@ -28,7 +28,7 @@ def test_a_batch_of_one_game_updates_only_the_trunk_and_that_games_head():
     net = QNetwork("net1", HEADS)
     obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
     q_teacher = torch.randn(8, 4)
-    make_loss("kl", 0.01)(net(obs, "breakout"), q_teacher).backward()
+    make_loss("kl", tau=0.01)(net(obs, "breakout"), q_teacher).backward()
     for name, parameter in net.named_parameters():
         touched = parameter.grad is not None and bool(parameter.grad.abs().sum() > 0)
         expected = name.startswith("trunk.") or name.startswith("heads.breakout.")
