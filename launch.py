@@ -41,15 +41,15 @@ class Parser(argparse.ArgumentParser):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     from actors.games import UnknownGameError
-    from pipelines.config import ConfigError
     from cluster.registry import RegistryError
-    from ui.report import ReportError
-    from pipelines.rundir import RunDirError
     from models.checkpoint import CheckpointError, WriteError
     from models.networks import UnknownPresetError
+    from pipelines.config import ConfigError
+    from pipelines.rundir import RunDirError
     from replay.chunk import ChunkError
     from replay.dataset import DatasetError
     from replay.memory_plan import MemoryPlanError
+    from ui.report import ReportError
     from zoo.catalog import ZooError
 
     return (ConfigError, UnknownGameError, RunDirError, CheckpointError, UnknownPresetError, ChunkError,
@@ -228,7 +228,6 @@ def cmd_evaluate(args) -> int:
     from actors.games import game_spec
     from actors.teachers import load_teacher
     from cluster.runtime import connect
-
     from pipelines.config import zoo_game
 
     if args.game is None:

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import launch  # noqa: E402
-from pipelines.evaluation import geometric_mean  # noqa: E402
 from cluster.runtime import connect  # noqa: E402
+from pipelines.evaluation import geometric_mean  # noqa: E402
 from zoo import catalog  # noqa: E402
 
 PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from learner.batches import BatchStream
-from models.checkpoint import make_payload
 from learner.learner import pick_device
-from models.networks import QNetwork
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
+from models.checkpoint import make_payload
+from models.networks import QNetwork
 
 
 @dataclass(frozen=True)

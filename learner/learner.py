@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from learner.batches import BatchStream
-from models.checkpoint import make_payload
 from learner.losses import KLLoss, Loss
-from models.networks import QNetwork
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
+from models.checkpoint import make_payload
+from models.networks import QNetwork
 
 # Batches arrive as read-only views of Ray's object store; the learner only reads them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

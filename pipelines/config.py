@@ -138,7 +138,8 @@ def check_teachers(cfg) -> None:
 
 
 def zoo_game(source: str | None) -> str | None:
-    from zoo.catalog import ZooError, zoo_game as game_of
+    from zoo.catalog import ZooError
+    from zoo.catalog import zoo_game as game_of
 
     try:
         return game_of(source)

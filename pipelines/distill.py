@@ -21,20 +21,20 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import GameSpec, game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
+from cluster.learner_group import LearnerGroup
+from cluster.placement import PlacementPlan, plan_run
+from cluster.runtime import on_this_node
+from learner.learner import LearnerConfig
+from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, DistillConfig, MultitaskConfig, loss_for
 from pipelines.evaluation import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
-from cluster.learner_group import LearnerGroup
-from cluster.placement import Placement, plan_run
-from ui.progress import as_progress
 from pipelines.rundir import RunDir
-from cluster.runtime import connect, has_gpu, on_this_node
+from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations, eval_kwargs
-from models.checkpoint import fingerprint, payload_params
-from learner.learner import LearnerConfig
 from replay.dataset import Dataset, DatasetFeeder
-from replay.memory_plan import MemoryPlan, ray_memory
-from replay.shard import launch_shards, shard_for_actor
+from replay.memory_plan import MemoryPlan
+from replay.shard import launch_shards, replay_totals, shard_for_actor
 
 
 def run_kind(cfg: DistillConfig) -> str:
@@ -50,11 +50,6 @@ def learner_kinds(cfg: DistillConfig) -> list[str]:
     """Checkpoint kinds, one per student: `student` alone, `student-PRESET-LOSS` in a sweep."""
     pairs = cfg.sweep()
     return ["student"] if len(pairs) == 1 else [f"student-{student}-{loss}" for student, loss in pairs]
-
-
-def learners_use_gpu(cfg: DistillConfig) -> bool:
-    """An explicit CUDA device needs a GPU (the placement plan says so if there is none); auto takes one if any."""
-    return cfg.device.startswith("cuda") or (cfg.device == "auto" and has_gpu())
 
 
 def teacher_seed(cfg: DistillConfig, dataset: Dataset | None) -> int:
@@ -81,18 +76,6 @@ def check_dataset(cfg: DistillConfig, dataset: Dataset, teacher: dict, echo) -> 
     for record in dataset.records:
         per_shard[shard_for_actor(record.actor_id, cfg.replay_shards)] += record.steps
     return bool((per_shard <= cfg.capacity_steps // cfg.replay_shards).all())
-
-
-def replay_totals(stats: list[dict]) -> dict:
-    inserted, sampled = sum(s["limiter"]["inserted"] for s in stats), sum(s["sampled"] for s in stats)
-    return {
-        "replay_size": sum(s["size"] for s in stats), "shard_sizes": [s["size"] for s in stats],
-        "labelled_steps": inserted, "sampled_steps": sampled,
-        "observed_replay_ratio": sampled / inserted if inserted else None,
-        "insert_wait_s": sum(s["insert_s"] for s in stats), "sample_wait_s": sum(s["sample_s"] for s in stats),
-        "rejected_chunks": sum(s["rejected"] for s in stats), "dropped_steps": sum(s["dropped"] for s in stats),
-        "stream_restarts": sum(s["stream_restarts"] for s in stats),
-    }
 
 
 @dataclass
@@ -128,9 +111,11 @@ def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
     return games
 
 
-def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, placement: Placement,
-               actor_options: dict, actor_device: str, replay_ratio: float, echo) -> None:
+def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, start: RunStart,
+               replay_ratio: float) -> None:
     import ray
+
+    placement = start.placement
 
     dataset = game.dataset
     insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.chunk_size
@@ -153,16 +138,16 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
             ray.get(game.runs)
             for shard in game.shards:
                 shard.close.remote()
-            echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
+            start.echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
         return
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
-        ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+        ray.remote(RolloutActor).options(**start.actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                          **placement.actor(index * cfg.actors + i)).remote(
             game.shards[shard_for_actor(i, cfg.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
             num_envs=cfg.envs_per_actor, env_config=game.env_config, epsilon=cfg.epsilon,
-            seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=actor_device,
-            groups=cfg.groups(actor_device))
+            seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=start.actor_device,
+            groups=cfg.groups(start.actor_device))
         for i in range(cfg.actors)
     ]
     game.runs = [actor.run.remote() for actor in game.producers]
@@ -184,15 +169,12 @@ def interval_metrics(games: list[GameRun], previous: dict) -> dict:
     return totals
 
 
-def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool, echo):
+def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool) -> PlacementPlan:
     labels = [f"learner {student}/{loss} rank {rank}" for student, loss in cfg.sweep()
               for rank in range(cfg.learner_gpus)]
     shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
     actors = sum(0 if g.dataset else cfg.actors for g in games)
-    placement = plan_run(labels, use_gpu, cfg.learner_resource, shards, actors, cfg.actor_gpus)
-    echo(placement.table())
-    placement.check()
-    return placement
+    return plan_run(labels, use_gpu, cfg.learner_resource, shards, actors, cfg.actor_gpus)
 
 
 def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
@@ -280,22 +262,18 @@ def free_producers(games: list[GameRun]) -> None:
             ray.kill(handle)
 
 
-def stop_early(cfg: DistillConfig, run: RunDir, games: list[GameRun], groups: list[LearnerGroup], placement: Placement,
-               updates: dict, started: float) -> dict:
+def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup],
+               updates: dict) -> dict:
     """After a stop was asked for: everything down, and a summary that says how far it got."""
     for group in groups:  # first, so no learner is left waiting on a shard that goes away
         group.kill()
     stop_producers(games)
     replay = interval_metrics(games, {})
     free_producers(games)
-    placement.release_all()
-    summary = {"complete": False, "stopped_by": stopping.requested(), "student": cfg.student, "loss": cfg.loss,
-               "updates": max(updates.values()), "updates_per_student": updates, "target_updates": cfg.updates,
-               "replay": replay, "restarts": {"actors": replay["stream_restarts"],
-                                              "learners": sum(g.restarts for g in groups)},
-               "wall_s": time.monotonic() - started}
-    run.write_summary(summary, run_kind(cfg))
-    return summary
+    return start.stopped({"student": cfg.student, "loss": cfg.loss, "updates": max(updates.values()),
+                          "updates_per_student": updates, "target_updates": cfg.updates, "replay": replay,
+                          "restarts": {"actors": replay["stream_restarts"],
+                                       "learners": sum(g.restarts for g in groups)}})
 
 
 def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, games: list[GameRun], holdouts: dict,
@@ -321,117 +299,135 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
             "mean_action_agreement": float(np.mean([r["action_agreement"] for r in per_game.values()]))}
 
 
+class TeacherEvaluation:
+    """The teacher's score and its held-out frames, made while the students train."""
+
+    def __init__(self, cfg: DistillConfig, games: list[GameRun]):
+        import ray
+
+        self.cfg, self.games = cfg, games
+        self.holdout_refs = {g.spec.name: ray.remote(holdout_frames).options(num_cpus=1).remote(
+            g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
+        self.pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
+                                                       **eval_kwargs(cfg, g)) for g in games}
+
+    def results(self, producer_stats: dict, echo) -> tuple[dict, dict, dict]:
+        """Held-out frames, scores and each game's teacher record for the summary."""
+        import ray
+
+        cfg = self.cfg
+        holdouts = {name: ray.get(ref) for name, ref in self.holdout_refs.items()}
+        scores, per_game = {}, {}
+        for g in self.games:
+            name = g.spec.name
+            scores[name] = result = collect_evaluation(self.pending[name], cfg.eval_epsilon, cfg.noop_max)
+            echo.evaluation(f"teacher {name}", result.text())
+            per_game[name] = {
+                "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
+                "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,
+                "steps_labelled": sum(s["steps"] for s in producer_stats[name]), "teacher_score": result.as_dict(),
+                "majority_baseline": majority_baseline(holdouts[name][1]), "holdout_steps": int(len(holdouts[name][1])),
+                "env_mode": resolve_env_mode(cfg.env_mode, g.teacher),
+            }
+        return holdouts, scores, per_game
+
+
+def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, resume: dict) -> list[LearnerGroup]:
+    """One learner group per student of the sweep, each from its checkpoint in `resume` if any."""
+    heads = {g.spec.name: g.spec.num_actions for g in games}
+    shards = {g.spec.name: g.shards for g in games}
+    min_replay = min(g.limiter["min_replay"] for g in games)
+    groups = []
+    for k, ((student, loss), kind) in enumerate(zip(cfg.sweep(), learner_kinds(cfg))):
+        group = LearnerGroup(f"{student}/{loss}", kind, learner_config(cfg, student, loss, min_replay), heads, shards,
+                             cfg.schedule_weights(), cfg.learner_gpus, start.use_gpu,
+                             [start.placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
+                             stopping.requested)
+        group.start(resume.get(kind))
+        groups.append(group)
+    return groups
+
+
 def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
     """Distils one game, or several into one multi-head student, into one student or a sweep of
     them; runs into `run` (resuming from `resume`, checkpoint kind -> state) or a new run
     directory at cfg.out, made once the memory and placement plans are known to fit."""
-    import ray
-
-    started = time.monotonic()
     resume = resume or {}
     games = prepare_games(cfg, echo)
     sweep = cfg.sweep()
-    producers = sum(1 if g.dataset else cfg.actors for g in games)
-    connect(cfg.address, cpus_needed=producers + len(sweep) * cfg.learner_gpus + 1)
-    use_gpu = learners_use_gpu(cfg)
-    actor_options, actor_device = cfg.actor_options()
-
-    heads = {g.spec.name: g.spec.num_actions for g in games}
-    plan = MemoryPlan(heads, cfg.capacity_steps, cfg.replay_shards)
-    free, largest_node = ray_memory()
-    echo(plan.table(free))
-    plan.check(free, largest_node)
-    placement_plan = plan_placement(cfg, games, plan, use_gpu, echo)
-    run = run or RunDir.create(cfg.out, cfg.to_json())
-    placement = placement_plan.reserve()
-    echo = as_progress(echo, f"distill {run.path}", cfg.updates, "updates",
-                       {s.game: s.steps * cfg.replay_shards for s in plan.shards})
-    run.observers.append(echo.update)
-
-    # each student samples at the configured ratio, so the shards admit len(sweep) times as much
-    for index, game in enumerate(games):
-        start_game(cfg, game, index, plan, placement, actor_options, actor_device, cfg.replay_ratio * len(sweep), echo)
-    min_replay = min(g.limiter["min_replay"] for g in games)
-    shards = {g.spec.name: g.shards for g in games}
-    groups = []
-    for k, ((student, loss), kind) in enumerate(zip(sweep, learner_kinds(cfg))):
-        group = LearnerGroup(f"{student}/{loss}", kind, learner_config(cfg, student, loss, min_replay), heads, shards,
-                             cfg.schedule_weights(), cfg.learner_gpus, use_gpu,
-                             [placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
-                             stopping.requested)
-        group.start(resume.get(kind))
-        groups.append(group)
-    # the teacher's score and held-out frames are made while the students train
-    holdout_refs = {g.spec.name: ray.remote(holdout_frames).options(num_cpus=1).remote(
-        g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
-    teacher_pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
-                                                      **eval_kwargs(cfg, g)) for g in games}
-    evaluations = StudentEvaluations(cfg, games, holdout_refs, teacher_pending, run, echo, started)
+    plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.capacity_steps, cfg.replay_shards)
+    start = start_run(run_kind(cfg), cfg, run, echo,
+                      cpus=sum(1 if g.dataset else cfg.actors for g in games) + len(sweep) * cfg.learner_gpus + 1,
+                      memory=[("memory plan", plan)], placement=lambda gpu: plan_placement(cfg, games, plan, gpu),
+                      progress=(cfg.updates, "updates"),
+                      capacity={s.game: s.steps * cfg.replay_shards for s in plan.shards})
+    for index, game in enumerate(games):  # each student samples at the set ratio: the shards admit len(sweep) x that
+        start_game(cfg, game, index, plan, start, cfg.replay_ratio * len(sweep))
+    groups = start_learners(cfg, games, start, resume)
+    teacher = TeacherEvaluation(cfg, games)
+    evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
+                                     start.started)
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
-        return stop_early(cfg, run, games, groups, placement, {g.kind: 0 for g in groups}, started)
-    echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds {min_replay}+ steps per game, "
-         f"training {', '.join(g.label for g in groups)}" +
-         (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
-    updates = train_learners(cfg, run, groups, games, resume, started, evaluations, echo)
+        return stop_early(cfg, start, games, groups, {g.kind: 0 for g in groups})
+    start.echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds "
+               f"{min(g.limiter['min_replay'] for g in games)}+ steps per game, training "
+               f"{', '.join(g.label for g in groups)}"
+               + (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
+    updates = train_learners(cfg, start.run, groups, games, resume, start.started, evaluations, start.echo)
     if stopping.requested():
-        return stop_early(cfg, run, games, groups, placement, updates, started)
+        return stop_early(cfg, start, games, groups, updates)
     evaluations.poll(wait=True)
+    return finish(cfg, start, games, groups, plan, teacher)
+
+
+def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup], plan: MemoryPlan,
+           teacher: TeacherEvaluation) -> dict:
+    """Producers down (their CPUs go to the evaluators), every student played on the teacher's
+    episodes' seeds, and the summary."""
+    import ray
 
     producer_stats = stop_producers(games)
     replay = interval_metrics(games, {})
     free_producers(games)
-    placement.release("actors")
+    start.placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]
-    student_refs = [ray.put(student) for student in students]
-
-    pending = {}
-    for g in games:  # every evaluation at once; students and teacher on the same episodes' seeds
-        pending[g.spec.name] = [teacher_pending[g.spec.name]] + [
-            submit_evaluation(payload, g.spec.name, cfg.eval_episodes, cfg.eval_workers, **eval_kwargs(cfg, g))
-            for payload in student_refs]
-    holdouts = {name: ray.get(ref) for name, ref in holdout_refs.items()}
-    teacher_evals, per_game = {}, {}
-    for g in games:
-        name = g.spec.name
-        teacher_evals[name] = result = collect_evaluation(pending[name][0], cfg.eval_epsilon, cfg.noop_max)
-        echo.evaluation(f"teacher {name}", result.text())
-        per_game[name] = {
-            "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
-            "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,
-            "steps_labelled": sum(s["steps"] for s in producer_stats[name]), "teacher_score": result.as_dict(),
-            "majority_baseline": majority_baseline(holdouts[name][1]), "holdout_steps": int(len(holdouts[name][1])),
-            "env_mode": resolve_env_mode(cfg.env_mode, g.teacher),
-        }
-    rows = [student_results(cfg, group, student, games, holdouts, teacher_evals,
-                            {name: pending[name][1 + k] for name in pending}, echo)
+    refs = [ray.put(student) for student in students]
+    pending = {g.spec.name: [submit_evaluation(ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
+                                               **eval_kwargs(cfg, g)) for ref in refs] for g in games}
+    holdouts, teacher_scores, per_game = teacher.results(producer_stats, start.echo)
+    rows = [student_results(cfg, group, student, games, holdouts, teacher_scores,
+                            {name: pending[name][k] for name in pending}, start.echo)
             for k, (group, student) in enumerate(zip(groups, students))]
     for group in groups:
         group.kill()
-    placement.release_all()
-
+    replay.update(replay_ratio=max(g.limiter["ratio"] for g in games), memory_plan=plan.as_dict(start.free_memory))
     summary = {
         "complete": True, "loss": cfg.loss, **cfg.loss_settings(), "student": cfg.student, "batch_size": cfg.batch_size,
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
                          f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
-        "replay": {**replay, "replay_ratio": max(g.limiter["ratio"] for g in games), "memory_plan": plan.as_dict(free)},
-        "learner_device": "cuda" if use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
-        "placement": placement_plan.as_dict(), "students": rows,
+        "replay": replay, "learner_device": "cuda" if start.use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
+        "placement": start.plan.as_dict(), "students": rows,
         "restarts": {"actors": replay["stream_restarts"], "learners": sum(g.restarts for g in groups)},
     }
+    return start.finish(with_games(cfg, summary, games, per_game, rows, producer_stats, students))
+
+
+def with_games(cfg: DistillConfig, summary: dict, games: list[GameRun], per_game: dict, rows: list[dict],
+               producer_stats: dict, students: list[dict]) -> dict:
+    """One game's results at the summary's top level; several games' under per_game (merged with
+    the student's where there is one student)."""
     single = {k: v for k, v in rows[0].items() if k not in ("student", "loss")} if len(rows) == 1 else {}
     if len(games) == 1:
         name = games[0].spec.name
         summary.update(game=name, **per_game[name], **single,
                        dataset=({"path": cfg.dataset, **producer_stats[name][0]} if cfg.dataset else None))
         summary["eval_protocol"] += f", env mode {per_game[name]['env_mode']}"
-    else:
-        if single:
-            single["per_game"] = {g: {**per_game[g], **r} for g, r in single["per_game"].items()}
-        summary.update(
-            games=list(heads), per_game=single.pop("per_game", per_game), schedule_weights=cfg.schedule_weights(),
-            samples_per_game={g: n * cfg.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
-            steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
-    summary["wall_s"] = time.monotonic() - started
-    run.write_summary(summary, run_kind(cfg))
+        return summary
+    if single:
+        single["per_game"] = {g: {**per_game[g], **r} for g, r in single["per_game"].items()}
+    summary.update(
+        games=[g.spec.name for g in games], per_game=single.pop("per_game", per_game),
+        schedule_weights=cfg.schedule_weights(),
+        samples_per_game={g: n * cfg.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
+        steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     return summary
-

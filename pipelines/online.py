@@ -12,26 +12,22 @@ once it was scored, and the student's score at the moment the checkpoint was tak
 
 from __future__ import annotations
 
-import time
-
 import ray
 
 from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
+from learner.learner import Learner, LearnerConfig
+from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, OnlineConfig, loss_for
-from pipelines.distill import replay_totals
-from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
 from pipelines.evaluation import holdout_frames, majority_baseline, pct_of_teacher
-from ui.progress import as_progress
 from pipelines.rundir import RunDir
-from cluster.runtime import connect, has_gpu, require_cpus
-from models.checkpoint import load_checkpoint, payload_params
-from learner.learner import Learner, LearnerConfig
-from replay.memory_plan import MemoryPlan, ray_memory
-from replay.shard import launch_shards, shard_for_actor
+from pipelines.skeleton import RunStart, start_run
+from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
+from replay.memory_plan import MemoryPlan
+from replay.shard import launch_shards, replay_totals, shard_for_actor
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
 
@@ -178,39 +174,39 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
                rigged_scores: list[float] | None = None) -> dict:
     """`resume` maps "dqn" and "student" to their last checkpoints; `rigged_scores` replaces evaluation
     play with fixed scores per DQN checkpoint version (tests)."""
-    started = time.monotonic()
     resume = resume or {}
-    needed = cfg.actors + cfg.distill_actors + 4
-    connect(cfg.address, cpus_needed=needed)
-    require_cpus(needed, f"{cfg.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, "
-                         f"two evaluators")
-    actor_options, actor_device = cfg.actor_options()
-    use_gpu = cfg.device != "cpu" and has_gpu()
-    free, largest = ray_memory()
     dqn_plan, distill_plan = memory_plan(cfg), distill_memory_plan(cfg)
-    echo(dqn_plan.table(free, "memory plan, DQN replay") + "\n"
-         + distill_plan.table(free - dqn_plan.total_bytes, "memory plan, distillation replay"))
-    dqn_plan.check(free, largest)
-    distill_plan.check(free - dqn_plan.total_bytes, largest)
-    placement_plan = teacher_placement(cfg, dqn_plan, use_gpu, echo, distill_plan)
-    run = run or RunDir.create(cfg.out, cfg.to_json())
-    placement = placement_plan.reserve()
-    echo = as_progress(echo, f"online {run.path}", cfg.frames, "frames")
-    run.observers.append(echo.update)
-    training = DQNTraining(cfg, run, resume.get("dqn"), echo, rigged_scores)
-    student = Distillation(cfg, training, run, resume.get("student"), echo)
-
-    gpus = 0.5 if use_gpu else 0  # both learners share one GPU
+    start = start_run("online", cfg, run, echo, cpus=cfg.actors + cfg.distill_actors + 4,
+                      memory=[("memory plan, DQN replay", dqn_plan), ("memory plan, distillation replay", distill_plan)],
+                      placement=lambda gpu: teacher_placement(cfg, dqn_plan, gpu, distill_plan),
+                      progress=(cfg.frames, "frames"),
+                      roles=f"{cfg.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, two evaluators")
+    training = DQNTraining(cfg, start.run, resume.get("dqn"), start.echo, rigged_scores)
+    student = Distillation(cfg, training, start.run, resume.get("student"), start.echo)
+    gpu_share = 0.5 if start.use_gpu else 0  # both learners share one GPU
     shards, actors = len(dqn_plan.shards), cfg.actors
-    training.start(dqn_plan, actor_options, actor_device, gpus, placement.slots(0, range(shards), range(actors)))
-    student.start(distill_plan, gpus, placement.slots(1, range(shards, shards + len(distill_plan.shards)),
-                                                      range(actors, actors + cfg.distill_actors)))
-    timeline = Timeline(run, cfg, training.spec.name, training.env_config, echo)
-    student.follow(training.best(), actor_options, actor_device)  # a resumed run labels with its best at once
+    training.start(dqn_plan, start.actor_options, start.actor_device, gpu_share,
+                   start.placement.slots(0, range(shards), range(actors)))
+    student.start(distill_plan, gpu_share, start.placement.slots(1, range(shards, shards + len(distill_plan.shards)),
+                                                                 range(actors, actors + cfg.distill_actors)))
+    timeline = Timeline(start.run, cfg, training.spec.name, training.env_config, start.echo)
+    student.follow(training.best(), start.actor_options, start.actor_device)  # a resumed run labels with its best
     ray.get(training.ready)
-    echo(f"[online] {training.spec.title}: DQN replay holds {cfg.min_replay}+ steps; the student starts with the "
-         f"first scored checkpoint")
+    start.echo(f"[online] {training.spec.title}: DQN replay holds {cfg.min_replay}+ steps; the student starts with "
+               f"the first scored checkpoint")
     frames_at_start = training.frames
+    if not train_both(start, training, student, timeline):
+        student.stop()
+        if student.updates != student.last_checkpoint:
+            student.checkpoint()
+        ray.kill(student.learner)
+        return start.stopped({**training.stopped_summary(), "student_updates": student.updates})
+    return finish(cfg, start, training, student, timeline, frames_at_start)
+
+
+def train_both(start: RunStart, training: DQNTraining, student: Distillation, timeline: Timeline) -> bool:
+    """The DQN and the student train side by side until the frame budget is spent (True) or a stop
+    is asked for (False: the DQN's interval in flight is logged, its side wound down)."""
     dqn_ref = training.submit_train()
     while True:
         waiting = [r for r in (dqn_ref, student.train_ref, student.ready_ref) if r is not None]
@@ -218,33 +214,31 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
         if student.ready_ref in done:
             student.on_ready()
         if student.train_ref in done:
-            student.after_train(ray.get(student.train_ref), time.monotonic() - started)
+            student.after_train(ray.get(student.train_ref), start.elapsed())
         if dqn_ref in done:
             version = training.version
-            finished = training.after_train(ray.get(dqn_ref), time.monotonic() - started)
+            finished = training.after_train(ray.get(dqn_ref), start.elapsed())
             for new in range(version + 1, training.version + 1):
                 timeline.checkpoint_taken(new, training.frames, training.updates, student)
             if finished:
-                break
+                return True
             dqn_ref = training.submit_train()
         results = training.poll_scores()
         best = training.best()
         for result in results:
             timeline.scored(result, best)
-        student.follow(best, actor_options, actor_device)
+        student.follow(best, start.actor_options, start.actor_device)
         timeline.poll()
         if stopping.requested():  # finish the interval in flight, so its metrics are logged once
-            training.after_train(ray.get(dqn_ref), time.monotonic() - started)
+            training.after_train(ray.get(dqn_ref), start.elapsed())
             training.abandon()
-            student.stop()
-            if student.updates != student.last_checkpoint:
-                student.checkpoint()
-            ray.kill(student.learner)
-            placement.release_all()
-            summary = {**training.stopped_summary(started), "student_updates": student.updates}
-            run.write_summary(summary, "online")
-            return summary
+            return False
 
+
+def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: Distillation, timeline: Timeline,
+           frames_at_start: int) -> dict:
+    """The last DQN checkpoint scored, the student's labelling stopped, then the student and the best
+    teacher played on the same episodes' seeds."""
     results = training.finish(lambda new: timeline.checkpoint_taken(new, training.frames, training.updates, student))
     best = training.best()
     for result in results:
@@ -255,40 +249,42 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
                           f"--frames {cfg.frames:,} (the DQN's run directory is kept); raise --frames or lower "
                           f"--eval-every and --distill-min-replay")
     distilled = student.stop()
-    placement.release("actors")  # their CPUs go to the final evaluations
+    start.placement.release("actors")  # their CPUs go to the final evaluations
     student.checkpoint()
     final_student = ray.get(student.learner.state.remote({"game": training.spec.name}))
     teacher = load_checkpoint(best["checkpoint"])
-    kwargs = dict(env_config=training.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
-    holdout = ray.remote(holdout_frames).options(num_cpus=1).remote(training.spec.name, teacher, cfg.holdout_steps,
-                                                              training.env_config, 0.05, cfg.seed)
-    teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), training.spec.name,
-                                                                       cfg.eval_episodes, 2, **kwargs),
-                                                     cfg.eval_epsilon, cfg.noop_max)
-                                  for p in (teacher, final_student))
-    holdout_obs, holdout_q = ray.get(holdout)
-    agreement = ray.get(student.learner.agreement.remote(holdout_obs, holdout_q, training.spec.name))
+    scores = final_scores(cfg, training, student, teacher, final_student)
     ray.kill(student.learner)
-    placement.release_all()
     history = ray.get(training.registry.history.remote())
     ray.kill(training.registry)
-    elapsed = time.monotonic() - started
-    summary = {
+    return start.finish({
         "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "student": cfg.student, "student_params": payload_params(final_student), "loss": cfg.loss, **cfg.loss_settings(),
         "student_updates": final_student["updates"], "teacher_params": payload_params(teacher),
-        "best": best, "evaluations": history, "timeline": timeline.as_list(),
-        "teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
-        "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
-        "action_agreement": agreement, "majority_baseline": majority_baseline(holdout_q),
+        "best": best, "evaluations": history, "timeline": timeline.as_list(), **scores,
         "teacher_versions_in_replay": distilled["teacher_versions"],
         "swaps_per_actor": [a["swaps"] for a in distilled["actors"]],
         "distill_replay": distilled["replay"],
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
                          f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
                          f"env mode {training.env_mode}",
-        "frames_per_s": (training.frames - frames_at_start) / elapsed,
-        "learner_device": "cuda" if use_gpu else "cpu", "wall_s": elapsed,
-    }
-    run.write_summary(summary, "online")
-    return summary
+        "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
+        "learner_device": "cuda" if start.use_gpu else "cpu",
+    })
+
+
+def final_scores(cfg: OnlineConfig, training: DQNTraining, student: Distillation, teacher: dict,
+                 final_student: dict) -> dict:
+    """The best teacher's and the student's scores, and their agreement on frames the best teacher labelled."""
+    game = training.spec.name
+    kwargs = dict(env_config=training.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
+    holdout = ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, cfg.holdout_steps,
+                                                                    training.env_config, 0.05, cfg.seed)
+    teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), game, cfg.eval_episodes, 2, **kwargs),
+                                                     cfg.eval_epsilon, cfg.noop_max)
+                                  for p in (teacher, final_student))
+    holdout_obs, holdout_q = ray.get(holdout)
+    return {"teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
+            "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
+            "action_agreement": ray.get(student.learner.agreement.remote(holdout_obs, holdout_q, game)),
+            "majority_baseline": majority_baseline(holdout_q)}

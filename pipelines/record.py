@@ -15,11 +15,11 @@ from actors.env import actor_seed, resolve_env_mode
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
-from pipelines.config import RecordConfig, zoo_game
 from cluster.runtime import connect, on_this_node
 from models.checkpoint import fingerprint
-from ui.progress import as_progress
+from pipelines.config import RecordConfig, zoo_game
 from replay.dataset import DatasetWriter
+from ui.progress import as_progress
 
 
 def run_record(cfg: RecordConfig, echo=print) -> dict:

@@ -12,23 +12,22 @@ replay's sample-to-insert ratio, so more actors make a run faster, not different
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed, env_config_for, resolve_env_mode
 from actors.evaluate import evaluate_policy
 from actors.games import game_spec
 from actors.rollout import RolloutActor
+from cluster.placement import PlacementPlan, plan_run
+from cluster.registry import CheckpointRegistry
+from learner.dqn import DQNConfig, DQNLearner
+from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
-from ui.progress import as_progress
-from cluster.registry import CheckpointRegistry
 from pipelines.rundir import RunDir
-from models.checkpoint import load_checkpoint, save_checkpoint
-from learner.dqn import DQNConfig, DQNLearner
+from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
 from replay.shard import launch_shards, shard_for_actor, split_budget
-
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
@@ -82,7 +81,8 @@ class DQNTraining:
         self.teachers = run.path / "teachers"
         self.teachers.mkdir(exist_ok=True)
 
-    def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpus: float, slots: dict) -> None:
+    def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpu_share: float,
+              slots: dict) -> None:
         """`slots`: the placement-group options for this side's learner, shards and actors."""
         import ray
 
@@ -96,7 +96,7 @@ class DQNTraining:
                                     seed=cfg.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards],
                                     placement=slots["shards"], insert_budget=split_budget(
                                         (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.actors, cfg.replay_shards))
-        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
+        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"]).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
         # held for the run's life: an actor Ray restarts is built again from it (then gets fresh weights
         # and epsilon at the next push), and its new stream starts at chunk 0 with every env reset
@@ -230,9 +230,9 @@ class DQNTraining:
         for handle in [*self.actors, *self.shards, self.learner, self.registry]:
             ray.kill(handle)
 
-    def stopped_summary(self, started: float) -> dict:
-        return {"complete": False, "stopped_by": stopping.requested(), "game": self.spec.name, "frames": self.frames,
-                "updates": self.updates, "target_frames": self.cfg.frames, "wall_s": time.monotonic() - started}
+    def stopped_summary(self) -> dict:
+        return {"game": self.spec.name, "frames": self.frames, "updates": self.updates,
+                "target_frames": self.cfg.frames}
 
     def finish(self, taken=lambda version: None) -> list[dict]:
         """Stops the actors, snapshots the final network (`taken` hears of it), checkpoints, waits for
@@ -250,63 +250,41 @@ class DQNTraining:
         return results
 
 
-def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool, echo, distill_plan: MemoryPlan | None = None):
+def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool,
+                      distill_plan: MemoryPlan | None = None) -> PlacementPlan:
     """The DQN learner, shards and actors (and an online run's student side: its learner shares
-    the DQN learner's GPU), printed and checked; reserved by the caller once the run directory exists."""
-    from cluster.placement import plan_run
-
+    the DQN learner's GPU)."""
     shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
     learners, actors = ["dqn learner"], cfg.actors
     if distill_plan is not None:
         shards += [(f"student shard {s.game}/{s.index}", s.bytes) for s in distill_plan.shards]
         learners, actors = learners + ["student learner"], actors + cfg.distill_actors
-    placement = plan_run(learners, use_gpu, None, shards, actors, cfg.actor_gpus,
-                         learner_gpu_share=0.5 if distill_plan is not None else 1.0)
-    echo(placement.table())
-    placement.check()
-    return placement
+    return plan_run(learners, use_gpu, None, shards, actors, cfg.actor_gpus,
+                    learner_gpu_share=0.5 if distill_plan is not None else 1.0)
 
 
 def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
     import ray
 
-    from cluster.runtime import connect, has_gpu, require_cpus
-    from replay.memory_plan import ray_memory
-
-    started = time.monotonic()
-    connect(cfg.address, cpus_needed=cfg.actors + 2)
-    require_cpus(cfg.actors + 2, f"{cfg.actors} actor(s), the learner, an evaluator")
-    actor_options, actor_device = cfg.actor_options()
-    use_gpu = cfg.device != "cpu" and has_gpu()
     plan = memory_plan(cfg)
-    free, largest = ray_memory()
-    echo(plan.table(free))
-    plan.check(free, largest)
-    placement_plan = teacher_placement(cfg, plan, use_gpu, echo)
-    run = run or RunDir.create(cfg.out, cfg.to_json())
-    placement = placement_plan.reserve()
-    echo = as_progress(echo, f"teacher {run.path}", cfg.frames, "frames")
-    run.observers.append(echo.update)
-    training = DQNTraining(cfg, run, resume, echo)
-    training.start(plan, actor_options, actor_device, 1 if use_gpu else 0,
-                   placement.slots(0, range(len(plan.shards)), range(cfg.actors)))
+    start = start_run("teacher", cfg, run, echo, cpus=cfg.actors + 2, memory=[("memory plan", plan)],
+                      placement=lambda gpu: teacher_placement(cfg, plan, gpu), progress=(cfg.frames, "frames"),
+                      roles=f"{cfg.actors} actor(s), the learner, an evaluator")
+    training = DQNTraining(cfg, start.run, resume, start.echo)
+    training.start(plan, start.actor_options, start.actor_device, 1 if start.use_gpu else 0,
+                   start.placement.slots(0, range(len(plan.shards)), range(cfg.actors)))
     ray.get(training.ready)
-    echo(f"[teacher] {training.spec.title}: replay holds {cfg.min_replay}+ steps, training {cfg.preset} DQN")
+    start.echo(f"[teacher] {training.spec.title}: replay holds {cfg.min_replay}+ steps, training {cfg.preset} DQN")
     frames_at_start = training.frames
-    while not training.after_train(ray.get(training.submit_train()), time.monotonic() - started):
+    while not training.after_train(ray.get(training.submit_train()), start.elapsed()):
         training.poll_scores()
         if stopping.requested():
             training.abandon()
-            placement.release_all()
-            summary = training.stopped_summary(started)
-            run.write_summary(summary, "teacher")
-            return summary
+            return start.stopped(training.stopped_summary())
     training.finish()
-    placement.release_all()
     best, history = training.best(), ray.get(training.registry.history.remote())
     ray.kill(training.registry)
-    elapsed = time.monotonic() - started
-    summary = {
+    return start.finish({
         "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "preset": cfg.preset, "recipe": dqn_config(cfg).__dict__ | {"replay_ratio": cfg.replay_ratio,
                                                                      "epsilon": [cfg.epsilon_start, cfg.epsilon_end,
@@ -315,9 +293,8 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
                          f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
                          f"env mode {training.env_mode}",
-        "frames_per_s": (training.frames - frames_at_start) / elapsed, "learner_device": "cuda" if use_gpu else "cpu",
-        "steps_per_actor": [s["steps"] for s in training.actor_stats], "wall_s": elapsed,
+        "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
+        "learner_device": "cuda" if start.use_gpu else "cpu",
+        "steps_per_actor": [s["steps"] for s in training.actor_stats],
         "restarts": {"actors": training.actor_restarts},
-    }
-    run.write_summary(summary, "teacher")
-    return summary
+    })

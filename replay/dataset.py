@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.checkpoint import WriteError, atomic_write
-from replay.chunk import MAX_MESSAGE_BYTES, VERSION as CHUNK_VERSION, ChunkError, decode
+from replay.chunk import MAX_MESSAGE_BYTES
+from replay.chunk import VERSION as CHUNK_VERSION
+from replay.chunk import ChunkError, decode
 
 FORMAT, VERSION = "atari-distill-dataset", 1
 MAGIC = b"ADC1"

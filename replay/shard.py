@@ -171,3 +171,16 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
         shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate,
                                                                           budget))
     return shards
+
+
+def replay_totals(stats: list[dict]) -> dict:
+    """Every shard's stats (from `ReplayShard.stats`) summed into one replay's."""
+    inserted, sampled = sum(s["limiter"]["inserted"] for s in stats), sum(s["sampled"] for s in stats)
+    return {
+        "replay_size": sum(s["size"] for s in stats), "shard_sizes": [s["size"] for s in stats],
+        "labelled_steps": inserted, "sampled_steps": sampled,
+        "observed_replay_ratio": sampled / inserted if inserted else None,
+        "insert_wait_s": sum(s["insert_s"] for s in stats), "sample_wait_s": sum(s["sample_s"] for s in stats),
+        "rejected_chunks": sum(s["rejected"] for s in stats), "dropped_steps": sum(s["dropped"] for s in stats),
+        "stream_restarts": sum(s["stream_restarts"] for s in stats),
+    }

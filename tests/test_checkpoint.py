@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.checkpoint import (MAX_CHECKPOINT_BYTES, CheckpointError, WriteError, build_network, check_plays,
-                                load_checkpoint, make_payload, save_checkpoint)
+                               load_checkpoint, make_payload, save_checkpoint)
 from models.networks import QNetwork
 
 

@@ -9,10 +9,10 @@ import torch
 
 import launch
 from actors.env import EnvConfig
+from models.checkpoint import build_network
 from pipelines.config import ConfigError, DistillConfig, RecordConfig
 from pipelines.distill import run_distill
 from pipelines.record import run_record
-from models.checkpoint import build_network
 from replay.chunk import ChunkError, decode, encode
 from replay.dataset import RECORD_HEADER, Dataset, DatasetError, DatasetWriter
 from replay.frame_ring import FrameRing

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from actors.rollout import TeacherRollout
-from pipelines.config import DistillConfig
-from pipelines.distill import run_distill
 from models.checkpoint import load_checkpoint
 from models.networks import QNetwork
+from pipelines.config import DistillConfig
+from pipelines.distill import run_distill
 
 SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_params", "updates", "steps_labelled",
                 "teacher_score", "student_score", "student_pct_of_teacher", "action_agreement",

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.config import ConfigError, TeacherConfig
-from models.checkpoint import load_checkpoint
 from learner.dqn import dqn_loss, td_targets
+from models.checkpoint import load_checkpoint
 from models.networks import QNetwork
+from pipelines.config import ConfigError, TeacherConfig
 
 
 def tiny_batch(seed=0):
@@ -77,8 +77,8 @@ TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--ev
 
 
 def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path):
-    from pipelines.config import from_args
     from launch import build_parser
+    from pipelines.config import from_args
     from pipelines.teacher import run_teacher
 
     args = build_parser().parse_args(["teacher", *TINY, "--out", str(tmp_path / "run")])
@@ -131,8 +131,8 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
 @pytest.mark.parametrize("mode, fire", [("auto", False), ("native", False), ("sb3", True)])
 def test_a_teacher_trains_and_records_the_env_mode_it_was_given(tmp_path, mode, fire):
-    from pipelines.teacher import DQNTraining
     from pipelines.rundir import RunDir
+    from pipelines.teacher import DQNTraining
 
     cfg = TeacherConfig(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()
     training = DQNTraining(cfg, RunDir.create(cfg.out, cfg.to_json()), None)

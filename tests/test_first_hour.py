@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from ui.console import THIRD_PARTY
 from tests.conftest import ROOT
+from ui.console import THIRD_PARTY
 
 CI_SIZE = {"distill": ["--updates", "120", "--eval-every", "60", "--eval-episodes", "2", "--holdout-steps", "500",
                        "--min-replay", "500"],

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from learner.losses import make_loss
+from learner.schedule import GameSchedule
+from models.networks import QNetwork
 from pipelines.config import ConfigError, MultitaskConfig
 from pipelines.evaluation import geometric_mean
-from learner.losses import make_loss
-from models.networks import QNetwork
-from learner.schedule import GameSchedule
 
 HEADS = {"pong": 6, "breakout": 4, "space_invaders": 6}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import OnlineConfig, from_args
 from models.checkpoint import load_checkpoint
+from pipelines.config import OnlineConfig, from_args
 from tests.test_dqn import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,8 +21,8 @@ ONLINE = [*TINY, "--frames", "16000", "--distill-min-replay", "256", "--distill-
 
 
 def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
-    from pipelines.online import run_online
     from launch import build_parser
+    from pipelines.online import run_online
 
     args = build_parser().parse_args(["online", *ONLINE, "--out", str(tmp_path / "run")])
     summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, rigged_scores=RIGGED)

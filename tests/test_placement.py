@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipelines.config import ConfigError
 from cluster.placement import Bundle, Node, PlacementPlan, learner_bundle
+from pipelines.config import ConfigError
 
 GIB = 1024**3
 

@@ -16,9 +16,9 @@ TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "2
 
 @pytest.fixture(scope="module")
 def two_runs(ray_runtime, tmp_path_factory):
+    from launch import build_parser
     from pipelines.config import DistillConfig, from_args
     from pipelines.distill import run_distill
-    from launch import build_parser
 
     paths = []
     for student in ("net3", "net1"):
@@ -74,9 +74,9 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
 
 @pytest.fixture(scope="module")
 def teacher_run(ray_runtime, tmp_path_factory):
+    from launch import build_parser
     from pipelines.config import TeacherConfig, from_args
     from pipelines.teacher import run_teacher
-    from launch import build_parser
     from tests.test_dqn import TINY
 
     out = tmp_path_factory.mktemp("runs") / "dqn"

@@ -7,9 +7,9 @@ import torch
 
 from actors.games import game_spec
 from actors.teachers import load_teacher
-from pipelines.config import ConfigError, DistillConfig
 from models.checkpoint import fingerprint, load_checkpoint
 from models.networks import QNetwork
+from pipelines.config import ConfigError, DistillConfig
 from zoo import catalog, publish
 
 ZOO_GAMES = catalog.games()

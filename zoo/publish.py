@@ -45,9 +45,9 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     from actors.rollout import TeacherRollout
     from actors.teachers import load_teacher
     from cluster.registry import CheckpointRegistry
-    from pipelines.rundir import RunDir
     from models.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
     from models.networks import canonical_preset
+    from pipelines.rundir import RunDir
 
     zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:

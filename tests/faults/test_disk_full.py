@@ -5,9 +5,9 @@ import json
 import subprocess
 import sys
 
-from pipelines.rundir import RunDir
 from models.checkpoint import load_checkpoint, make_payload
 from models.networks import QNetwork
+from pipelines.rundir import RunDir
 from tests.conftest import ROOT
 
 LIMITED = """

@@ -1,0 +1,88 @@
+"""The start and the end every run kind shares, so each kind's module states only its own phases.
+
+A run starts in one order whatever its kind: connect to Ray; print and check the memory
+plan(s) and the placement plan, so an impossible run is refused before anything is
+written; create the run directory (or take the resumed one, already locked); reserve the
+placement; show progress. It ends by releasing every bundle and writing a summary that
+names its kind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from cluster.placement import Placement, PlacementPlan
+from cluster.runtime import connect, has_gpu, require_cpus
+from pipelines import stopping
+from pipelines.rundir import RunDir
+from replay.memory_plan import MemoryPlan, ray_memory
+from ui.progress import Progress, as_progress
+
+
+def learner_wants_gpu(device: str) -> bool:
+    """An explicit CUDA device needs a GPU (the placement plan says so if there is none); auto takes one if any."""
+    return device.startswith("cuda") or (device == "auto" and has_gpu())
+
+
+@dataclass
+class RunStart:
+    """A run whose plans fit, with its directory, its reserved placement and its progress view."""
+
+    kind: str
+    run: RunDir
+    plan: PlacementPlan
+    placement: Placement
+    echo: Progress
+    free_memory: float
+    use_gpu: bool
+    actor_options: dict
+    actor_device: str
+    started: float
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def finish(self, summary: dict) -> dict:
+        """Frees every bundle and writes the summary, with the wall time, as this run kind's."""
+        self.placement.release_all()
+        summary["wall_s"] = self.elapsed()
+        self.run.write_summary(summary, self.kind)
+        return summary
+
+    def stopped(self, summary: dict) -> dict:
+        """The summary of a run a stop request ended early: it says by what, and that it is incomplete."""
+        return self.finish({"complete": False, "stopped_by": stopping.requested(), **summary})
+
+
+def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: list[tuple[str, MemoryPlan]],
+              placement: Callable[[bool], PlacementPlan], progress: tuple[int, str],
+              capacity: dict[str, int] | None = None, roles: str | None = None) -> RunStart:
+    """`memory`: (title, plan) pairs, each checked against what the ones before it leave free;
+    `placement(use_gpu)` plans the run's bundles; `progress`: the total and its unit;
+    `roles`: what the CPUs are for, where the run needs them all at once (no placement plan says so)."""
+    started = time.monotonic()
+    connect(cfg.address, cpus_needed=cpus)
+    if roles:
+        require_cpus(cpus, roles)
+    actor_options, actor_device = cfg.actor_options()
+    use_gpu = learner_wants_gpu(cfg.device)
+    free, largest = ray_memory()
+    available, tables = free, []
+    for title, plan in memory:
+        tables.append(plan.table(available, title))
+        available -= plan.total_bytes
+    echo("\n".join(tables))
+    available = free
+    for _, plan in memory:
+        plan.check(available, largest)
+        available -= plan.total_bytes
+    plan = placement(use_gpu)
+    echo(plan.table())
+    plan.check()
+    run = run or RunDir.create(cfg.out, cfg.to_json())
+    reserved = plan.reserve()
+    echo = as_progress(echo, f"{kind} {run.path}", *progress, capacity)
+    run.observers.append(echo.update)
+    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started)
