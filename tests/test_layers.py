@@ -14,7 +14,7 @@ LAYERS = (  # lowest first; a module may import its own layer's modules and thos
     ("actors", "zoo.catalog"),
     ("learner",),
     ("cluster",),
-    ("ui.progress", "ui.console"),
+    ("ui.progress", "ui.console", "ui.summaries"),
     ("pipelines", "zoo.publish"),
     ("ui.report",),
     ("launch",),
@@ -71,3 +71,16 @@ def test_no_module_imports_a_higher_layer():
 def test_every_package_is_on_the_list():
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
     assert packages == set(PACKAGES)
+
+
+def test_every_error_of_ours_is_one_launch_prints_as_one_line():
+    """launch.py prints a ValueError as its one line (exit 2) and anything else as a bug: every
+    error class a user can fix must therefore be a ValueError."""
+    import importlib
+    import inspect
+
+    errors = [cls for name in import_graph() if name != "launch"
+              for _, cls in inspect.getmembers(importlib.import_module(name), inspect.isclass)
+              if cls.__name__.endswith("Error") and cls.__module__ == name]
+    assert len(errors) >= 12
+    assert [cls for cls in errors if not issubclass(cls, ValueError)] == []

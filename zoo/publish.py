@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from zoo.catalog import (CARD_EPISODES, CARD_FORMAT, CARD_NOOP_MAX, HALF_CHECK_STEPS, ZOO_DIR, ZooError, as_float32,
-                         card, file_digest)
+                         card, file_digest, overlaps, teacher_path)
 
 
 def half_precision_keeps_actions(payload: dict, frames) -> tuple[bool, int]:
@@ -34,57 +34,73 @@ def _commit() -> str | None:
         return None
 
 
-def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | None = None,
-            zoo_dir: Path | None = None, commit: str | None = None, echo=print) -> dict:
-    """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy."""
-    import torch
-
-    from actors.env import EVAL_SEED_OFFSET, HOLDOUT_SEED_OFFSET, env_config_for
-    from actors.evaluate import evaluate_parallel
-    from actors.games import game_spec
-    from actors.rollout import TeacherRollout
-    from actors.teachers import load_teacher
+def run_teacher(run_path: str, version: int | None) -> tuple[dict, dict, dict]:
+    """The run's config, the registry entry to publish (the best, or `version`) and its weights as a
+    bare teacher payload that keeps only the env mode it was trained in."""
     from cluster.registry import CheckpointRegistry
-    from models.checkpoint import fingerprint, load_checkpoint, payload_params, save_checkpoint
+    from models.checkpoint import load_checkpoint
     from models.networks import canonical_preset
     from pipelines.rundir import RunDir
 
-    zoo_dir = zoo_dir or ZOO_DIR
-    if episodes < CARD_EPISODES:
-        raise ZooError(f"a zoo card needs at least {CARD_EPISODES} episodes per evaluation, got --episodes {episodes}")
     run = RunDir.open(run_path)
-    config = run.read_config()
     registry = CheckpointRegistry(run.path / "registry.json")
     entry = registry.entries.get(version) if version is not None else registry.best()
     if entry is None:
         raise ZooError(f"{run_path!r} has no scored teacher checkpoint" + (f" version {version}" if version else "")
                        + "; give a teacher run's --out")
-    spec = game_spec(config["game"])
     payload = load_checkpoint(entry["checkpoint"])
     mode = payload["extra"].get("env_mode", "native")  # a teacher trained with FIRE on reset is played so
     payload = {**payload, "preset": canonical_preset(payload["preset"]), "optimizer": None, "role": "teacher",
                "extra": {"env_mode": mode}}
-    env_config = env_config_for(mode, payload, CARD_NOOP_MAX, False)
-    rollout = TeacherRollout(spec.name, payload, num_envs=8, env_config=env_config, epsilon=0.05,
-                             seed=config.get("seed", 0) + HOLDOUT_SEED_OFFSET, actor_id=0)
+    return run.read_config(), entry, payload
+
+
+def shrink(payload: dict, game: str, env_config, seed: int) -> tuple[dict, bool, str]:
+    """Float16 weights where no greedy action changes on held-out frames; the payload and the check's line."""
+    import torch
+
+    from actors.env import HOLDOUT_SEED_OFFSET
+    from actors.rollout import TeacherRollout
+
+    rollout = TeacherRollout(game, payload, num_envs=8, env_config=env_config, epsilon=0.05,
+                             seed=seed + HOLDOUT_SEED_OFFSET, actor_id=0)
     frames, _ = rollout.labelled_stacks(HALF_CHECK_STEPS)
     half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
     if half:
         payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    return payload, half, f"{same}/{len(frames)} held-out frames keep their greedy action in float16"
+
+
+def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | None = None,
+            zoo_dir: Path | None = None, commit: str | None = None, echo=print) -> dict:
+    """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy."""
+    from actors.env import EVAL_SEED_OFFSET, env_config_for
+    from actors.evaluate import evaluate_parallel
+    from actors.games import game_spec
+    from actors.teachers import load_teacher
+    from models.checkpoint import fingerprint, payload_params, save_checkpoint
+
+    zoo_dir = zoo_dir or ZOO_DIR
+    if episodes < CARD_EPISODES:
+        raise ZooError(f"a zoo card needs at least {CARD_EPISODES} episodes per evaluation, got --episodes {episodes}")
+    config, entry, payload = run_teacher(run_path, version)
+    spec, mode = game_spec(config["game"]), payload["extra"]["env_mode"]
+    env_config = env_config_for(mode, payload, CARD_NOOP_MAX, False)
+    payload, half, half_check = shrink(payload, spec.name, env_config, config.get("seed", 0))
     seed = EVAL_SEED_OFFSET
     echo(f"[zoo] {spec.title}: evaluating checkpoint {entry['version']} and the random policy, {episodes} episodes each")
     teacher_eval = evaluate_parallel(as_float32(payload), spec.name, episodes, workers, env_config=env_config,
                                      seed=seed)
     random_eval = evaluate_parallel(load_teacher("random", spec, 0), spec.name, episodes, workers,
                                     env_config=env_config, epsilon=1.0, seed=seed)
-    summary = json.loads((run.path / "summary.json").read_text()) if (run.path / "summary.json").is_file() else {}
+    summary_path = Path(run_path) / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     previous = card(spec.name, zoo_dir) if (zoo_dir / f"{spec.name}.json").is_file() else None
     new_card = {
         "format": CARD_FORMAT, "game": spec.name, "title": spec.title, "preset": payload["preset"],
         "params": payload_params(payload), "num_actions": spec.num_actions,
         "dtype": "float16" if half else "float32",
-        "half_precision_check": f"{same}/{len(frames)} held-out frames keep their greedy action in float16",
-        "fingerprint": fingerprint(payload),
+        "half_precision_check": half_check, "fingerprint": fingerprint(payload),
         "score": _brief(teacher_eval), "random_score": _brief(random_eval),
         "protocol": f"up to {CARD_NOOP_MAX} no-op starts, epsilon 0.05 (random policy: epsilon 1), sticky actions off, "
                     f"env mode {mode}, 108,000-frame cap, {episodes} episodes on seeds from {seed}",
@@ -102,6 +118,24 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     new_card["sha256"] = file_digest(zoo_dir / f"{spec.name}.pt")
     (zoo_dir / f"{spec.name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
     return new_card
+
+
+def verify(game: str, episodes: int, workers: int) -> tuple[dict, object, bool]:
+    """GAME's zoo teacher played again on its card's protocol: the card, the new result, and whether they agree."""
+    from actors.env import EVAL_SEED_OFFSET, env_config_for
+    from actors.evaluate import evaluate_parallel
+    from actors.games import canonical_name, game_spec
+    from actors.teachers import load_teacher
+    from cluster.runtime import connect
+
+    game = canonical_name(game)
+    known = card(game)
+    teacher_path(f"zoo:{game}")  # the weights are the card's, before Ray starts
+    connect(None, cpus_needed=workers)
+    teacher = load_teacher(f"zoo:{game}", game_spec(game))
+    result = evaluate_parallel(teacher, game, episodes, workers, seed=EVAL_SEED_OFFSET,
+                               env_config=env_config_for("auto", teacher, CARD_NOOP_MAX, False))
+    return known, result, overlaps(result.as_dict(), known["score"])
 
 
 def learning_curve(run_path: str | Path) -> list[dict]:

@@ -1,0 +1,120 @@
+"""The run kinds launch.py dispatches to: each one's config, its run function and what a resume continues.
+
+A new run kind is its config (pipelines/config.py), its module, and one row in RUN_KINDS;
+launch.py builds its flags, its new-run and resume paths and its exit from this row.
+Everything here happens before Ray starts, so a bad flag, a busy --out or a damaged run
+directory costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig,
+                              check_teachers, from_args, resume_changes)
+from pipelines.rundir import RunDir, check_new_folder
+from ui import summaries
+
+
+@dataclass(frozen=True)
+class RunKind:
+    name: str
+    help: str
+    config: type
+    run: Callable  # (cfg, run, resume, echo) -> summary; record: (cfg, echo) -> dataset index
+    lines: Callable  # (summary, path) -> the lines printed when it ends
+    resumes: Callable | None = None  # cfg -> [(checkpoint kind, metrics kind)] a resume continues; None: no resume
+    skip_flags: tuple[str, ...] = ()
+
+
+def _run_distill(cfg, run, resume, echo):
+    from pipelines.distill import run_distill
+    return run_distill(cfg, run, resume, echo=echo)
+
+
+def _run_teacher(cfg, run, resume, echo):
+    from pipelines.teacher import run_teacher
+    return run_teacher(cfg, run, (resume or {}).get("dqn"), echo=echo)
+
+
+def _run_online(cfg, run, resume, echo):
+    from pipelines.online import run_online
+    return run_online(cfg, run, resume, echo=echo)
+
+
+def _run_record(cfg, run, resume, echo):
+    from pipelines.record import run_record
+    return run_record(cfg, echo=echo)
+
+
+def _distill_kinds(cfg) -> list[tuple[str, str]]:
+    from pipelines.distill import learner_kinds, metrics_kind
+    return [(kind, metrics_kind(kind)) for kind in learner_kinds(cfg)]
+
+
+RUN_KINDS = {kind.name: kind for kind in (
+    RunKind("distill", "distill a teacher into a student", DistillConfig, _run_distill, summaries.distill_lines,
+            _distill_kinds),
+    RunKind("multitask", "distill several games into one student, a head per game", MultitaskConfig, _run_distill,
+            summaries.distill_lines, _distill_kinds, MultitaskConfig.SINGLE_GAME_FLAGS),
+    RunKind("teacher", "train a DQN teacher (Double DQN, n-step, Adam)", TeacherConfig, _run_teacher,
+            summaries.teacher_lines, lambda cfg: [("dqn", "dqn")], TeacherConfig.SKIPPED_FLAGS),
+    RunKind("online", "train a DQN and distill its best checkpoint so far, at once", OnlineConfig, _run_online,
+            summaries.online_lines, lambda cfg: [("dqn", "dqn"), ("student", "student")], OnlineConfig.SKIPPED_FLAGS),
+    RunKind("record", "record a teacher's labelled chunks to a dataset directory", RecordConfig, _run_record,
+            summaries.record_lines),
+)}
+
+
+def new_run(kind: RunKind, args):
+    """A validated config for a new run whose --out is free."""
+    cfg = from_args(kind.config, args).validate()
+    check_new_folder(cfg.out)
+    check_teachers(cfg)
+    return cfg
+
+
+def resume_state(run: RunDir, kind: str, metrics_kind: str) -> dict | None:
+    """The newest readable checkpoint of `kind` (saying which it skipped), with metrics logged past
+    it dropped so every interval appears once."""
+    state, skipped = run.latest_checkpoint(kind)
+    for note in skipped:
+        print(f"[resume] skipping unreadable checkpoint, falling back to the one before: {note}", file=sys.stderr)
+    updates = state["updates"] if state is not None else 0
+    dropped = run.trim_metrics(metrics_kind, updates, purge=True)
+    if state is not None:
+        print(f"[resume] {run.path}: {kind} continues at update {updates}"
+              + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))
+    return state
+
+
+def open_for_resume(kind: RunKind, args):
+    """The run in --resume (locked) and its config, with the flags given alongside applied if --override lists them."""
+    run = RunDir.open(args.resume)
+    run.lock()
+    stored = run.read_config()
+    config_class = MultitaskConfig if kind.config is DistillConfig and "games" in stored else kind.config
+    changes = resume_changes(config_class, stored, args, args.override)
+    cfg = config_class.from_dict({**stored, **changes}).validate()
+    if changes:
+        run.log({"time": time.time(), "overrides": {k: [stored.get(k), v] for k, v in changes.items()}}, "resumes.jsonl")
+        run.write_config(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True))
+        print(f"[resume] overriding {', '.join(f'{k} {stored.get(k)!r} -> {v!r}' for k, v in changes.items())}")
+    return run, cfg
+
+
+def start_or_resume(kind: RunKind, args, echo) -> tuple[object, object, dict]:
+    """Runs a new run or the one in --resume to its end (or a stop); returns its config, its run
+    directory's path and its summary."""
+    if getattr(args, "resume", None):
+        run, cfg = open_for_resume(kind, args)
+        state = {checkpoint: resume_state(run, checkpoint, metrics) for checkpoint, metrics in kind.resumes(cfg)}
+    else:
+        cfg, run, state = new_run(kind, args), None, None
+    summary = kind.run(cfg, run, state, echo)
+    return cfg, (run.path if run else cfg.out), summary

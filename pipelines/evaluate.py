@@ -1,0 +1,33 @@
+"""The `evaluate` command: one checkpoint played on the run protocol's episodes, in this process or on Ray."""
+
+from __future__ import annotations
+
+from actors.env import EVAL_SEED_OFFSET, env_config_for, resolve_env_mode
+from actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
+from actors.games import GameSpec, game_spec
+from actors.teachers import load_teacher
+from cluster.runtime import connect
+from pipelines.config import need, zoo_game
+
+
+def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int, epsilon: float, noop_max: int,
+                 sticky_actions: bool, env_mode: str, address: str | None, seed: int,
+                 echo=print) -> tuple[GameSpec, EvalResult, str]:
+    """The game played, its result and the env mode; `seed` picks the episodes a run with that seed plays."""
+    game = game or zoo_game(checkpoint)
+    need(game is not None, "--game is required (it is optional only with --checkpoint zoo:GAME)")
+    spec = game_spec(game)
+    need(episodes >= 1, f"--episodes must be at least 1, got {episodes}")
+    need(workers >= 1, f"--workers must be at least 1, got {workers}")
+    need(0 <= epsilon <= 1, f"--epsilon must be in [0, 1], got {epsilon}")
+    need(0 <= noop_max <= 1000, f"--noop-max must be in [0, 1000], got {noop_max}")
+    payload = load_teacher(checkpoint, spec, seed)
+    env_config = env_config_for(env_mode, payload, noop_max, sticky_actions)
+    kwargs = dict(env_config=env_config, epsilon=epsilon, seed=seed + EVAL_SEED_OFFSET)
+    echo(f"[evaluate] {spec.title}: playing {episodes} episode(s) on {workers} worker(s)")
+    if workers == 1 and not address:
+        result = evaluate_policy(payload, spec.name, episodes, **kwargs)
+    else:
+        connect(address, cpus_needed=workers)
+        result = evaluate_parallel(payload, spec.name, episodes, workers, **kwargs)
+    return spec, result, resolve_env_mode(env_mode, payload)
