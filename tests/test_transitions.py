@@ -136,3 +136,36 @@ def test_transitions_are_bit_exact_on_real_pong_with_wrap(pong_teacher):
     assert (batch["seq"] >= oldest).all()
     check_batch(batch, steps, streams, 3, lambda seq: truth[seq])
     assert any(s["truncated"] for s in steps.values()), "the episodes must end inside the run"
+
+
+def test_a_restarted_actors_new_stream_never_joins_its_dead_one():
+    """Ray restarts a dead exploring actor: its new stream begins again at chunk 0 with every env
+    reset. No n-step walk and no stack may cross from the dead stream's last steps (mid-episode)
+    into the new stream's first ones; every valid start of either stream is still sampled."""
+    dead, reborn = synthetic_chunks(seed=5, chunks=3), synthetic_chunks(seed=6, chunks=2)
+    assert not (dead[-1].terminated[-1] | dead[-1].truncated[-1]).all(), "the dead stream must end mid-episode"
+    chunks = [decode(encode(c)) for c in dead + reborn]
+    ring = FrameRing(10_000, num_actions=6)
+    for chunk in chunks:
+        ring.insert(chunk)
+    steps, streams = stream_truth(chunks[:3])
+    later, later_streams = stream_truth(chunks[3:])
+    offset = len(steps)
+    steps.update({seq + offset: facts for seq, facts in later.items()})
+    streams.update({("reborn", env): [seq + offset for seq in stream] for (_, env), stream in later_streams.items()})
+    position = {s: (key, i) for key, stream in streams.items() for i, s in enumerate(stream)}
+
+    def stack_truth(seq):
+        key, i = position[seq]
+        stack = np.zeros((4, 84, 84), np.uint8)
+        for back in range(min(4, i + 1)):
+            stack[3 - back] = ring.frames[streams[key][i - back] % ring.capacity]
+            if steps[streams[key][i - back]]["first"]:
+                break
+        return stack
+
+    batch = ring.sample_transitions(4096, 3, GAMMA, np.random.default_rng(0))
+    check_batch(batch, steps, streams, 3, stack_truth)
+    valid = {s for s, (key, i) in position.items() if expected_transition(streams[key], i, steps, 3)}
+    assert set(batch["seq"].tolist()) == valid
+    assert ring.prev[offset % ring.capacity] == -1  # the new stream's first step has no predecessor
