@@ -402,7 +402,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
         group.kill()
     replay.update(replay_ratio=max(g.limiter["ratio"] for g in games), memory_plan=plan.as_dict(start.free_memory))
     summary = {
-        "complete": True, "loss": cfg.loss, **cfg.loss_settings(), "student": cfg.student, "batch_size": cfg.batch_size,
+        "loss": cfg.loss, **cfg.loss_settings(), "student": cfg.student, "batch_size": cfg.batch_size,
         "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
                          f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
         "replay": replay, "learner_device": "cuda" if start.use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,

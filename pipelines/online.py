@@ -258,7 +258,7 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
     history = ray.get(training.registry.history.remote())
     ray.kill(training.registry)
     return start.finish({
-        "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
+        "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "student": cfg.student, "student_params": payload_params(final_student), "loss": cfg.loss, **cfg.loss_settings(),
         "student_updates": final_student["updates"], "teacher_params": payload_params(teacher),
         "best": best, "evaluations": history, "timeline": timeline.as_list(), **scores,

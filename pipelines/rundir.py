@@ -30,18 +30,17 @@ class RunDirError(ValueError):
     pass
 
 
-def _clean(value):
+def json_safe(value):
     """JSON has no NaN: write null so every reader can parse the file."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
-RUN_KINDS = ("distill", "multitask", "teacher", "online")
 LOCK = ".lock"
 
 
@@ -133,7 +132,7 @@ class RunDir:
     def log(self, record: dict, name: str = "metrics.jsonl") -> None:
         try:
             with open(self.path / name, "a") as handle:
-                handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+                handle.write(json.dumps(json_safe(record), sort_keys=True) + "\n")
         except OSError as error:
             raise WriteError(f"could not append to {str(self.path / name)!r} ({error.strerror or error}); the "
                              f"checkpoints are intact; free disk space and --resume the run") from None
@@ -208,10 +207,8 @@ class RunDir:
                 skipped.append(str(error))
         return None, skipped
 
-    def write_summary(self, summary: dict, kind: str) -> None:
-        """`kind` (distill, multitask, teacher, online) names the run for readers such as the report."""
-        assert kind in RUN_KINDS, kind
-        atomic_write(self.path / "summary.json",
-                     json.dumps(_clean({**summary, "kind": kind}), indent=2, sort_keys=True).encode())
+    def write_summary(self, summary) -> None:
+        """The run's last write (a pipelines.summary.Summary); the run directory is then free for a resume."""
+        summary.write(self.path)
         self.close()
         self.unlock()

@@ -17,6 +17,7 @@ from cluster.placement import Placement, PlacementPlan
 from cluster.runtime import connect, has_gpu, require_cpus
 from pipelines import stopping
 from pipelines.rundir import RunDir
+from pipelines.summary import Summary
 from replay.memory_plan import MemoryPlan, ray_memory
 from ui.progress import Progress, as_progress
 
@@ -44,16 +45,16 @@ class RunStart:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def finish(self, summary: dict) -> dict:
-        """Frees every bundle and writes the summary, with the wall time, as this run kind's."""
+    def finish(self, results: dict, complete: bool = True) -> dict:
+        """Frees every bundle and writes the summary of this run kind, with the wall time; returns it as written."""
         self.placement.release_all()
-        summary["wall_s"] = self.elapsed()
-        self.run.write_summary(summary, self.kind)
-        return summary
+        summary = Summary(self.kind, complete, results, self.elapsed(), None if complete else stopping.requested())
+        self.run.write_summary(summary)
+        return summary.as_dict()
 
-    def stopped(self, summary: dict) -> dict:
-        """The summary of a run a stop request ended early: it says by what, and that it is incomplete."""
-        return self.finish({"complete": False, "stopped_by": stopping.requested(), **summary})
+    def stopped(self, results: dict) -> dict:
+        """The summary of a run a stop request ended early: it says by what, and how far it got."""
+        return self.finish(results, complete=False)
 
 
 def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: list[tuple[str, MemoryPlan]],

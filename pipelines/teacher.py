@@ -285,7 +285,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     best, history = training.best(), ray.get(training.registry.history.remote())
     ray.kill(training.registry)
     return start.finish({
-        "complete": True, "game": training.spec.name, "frames": training.frames, "updates": training.updates,
+        "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "preset": cfg.preset, "recipe": dqn_config(cfg).__dict__ | {"replay_ratio": cfg.replay_ratio,
                                                                      "epsilon": [cfg.epsilon_start, cfg.epsilon_end,
                                                                                  cfg.epsilon_frames]},

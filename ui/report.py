@@ -7,12 +7,12 @@ runs. Each plot has a table in report.md with the numbers drawn in it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.rundir import RunDir, RunDirError
+from pipelines.summary import Summary, kind_of_config
 
 
 class ReportError(ValueError):
@@ -21,13 +21,10 @@ class ReportError(ValueError):
 
 def load_run(path: str) -> dict:
     run = RunDir.open(path)
-    summary_path = run.path / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"complete": False}
-    kind = summary.get("kind") or (  # runs from before summaries named their kind
-        "online" if "timeline" in summary else "teacher" if "recipe" in summary
-        else "multitask" if "per_game" in summary else "distill")
-    return {"name": run.path.name, "path": str(run.path), "kind": kind, "config": run.read_config(),
-            "summary": summary, "metrics": run.metrics(), "timeline": run.metrics("timeline.jsonl")}
+    config = run.read_config()
+    summary = Summary.read(run.path, config) or Summary(kind_of_config(config), complete=False)
+    return {"name": run.path.name, "path": str(run.path), "kind": summary.kind, "config": config,
+            "summary": summary.as_dict(), "metrics": run.metrics(), "timeline": run.metrics("timeline.jsonl")}
 
 
 def _fmt(value, digits: int = 3) -> str:

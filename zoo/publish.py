@@ -79,6 +79,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     from actors.games import game_spec
     from actors.teachers import load_teacher
     from models.checkpoint import fingerprint, payload_params, save_checkpoint
+    from pipelines.summary import Summary
 
     zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:
@@ -93,8 +94,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
                                      seed=seed)
     random_eval = evaluate_parallel(load_teacher("random", spec, 0), spec.name, episodes, workers,
                                     env_config=env_config, epsilon=1.0, seed=seed)
-    summary_path = Path(run_path) / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = (Summary.read(run_path, config) or Summary("teacher", complete=False)).as_dict()
     previous = card(spec.name, zoo_dir) if (zoo_dir / f"{spec.name}.json").is_file() else None
     new_card = {
         "format": CARD_FORMAT, "game": spec.name, "title": spec.title, "preset": payload["preset"],

@@ -8,6 +8,7 @@ import sys
 from models.checkpoint import load_checkpoint, make_payload
 from models.networks import QNetwork
 from pipelines.rundir import RunDir
+from pipelines.summary import Summary
 from tests.conftest import ROOT
 
 LIMITED = """
@@ -16,11 +17,13 @@ sys.path.insert(0, {root!r})
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
 from pipelines.rundir import RunDir
+from pipelines.summary import Summary
 from models.checkpoint import WriteError, make_payload
 from models.networks import QNetwork
+from pipelines.summary import Summary
 run = RunDir.open(sys.argv[1])
 for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pong": 6}}), "student", updates=200)),
-              lambda: run.write_summary({{"complete": True, "padding": "x" * 2_000_000}}, "distill")):
+              lambda: run.write_summary(Summary("distill", True, {{"padding": "x" * 2_000_000}}))):
     try:
         write()
     except WriteError as error:
@@ -31,7 +34,7 @@ for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pon
 def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
     run = RunDir.create(tmp_path / "run", "{}")
     run.save_checkpoint(make_payload(QNetwork("net3", {"pong": 6}), "student", updates=100))
-    run.write_summary({"complete": False, "updates": 100}, "distill")
+    run.write_summary(Summary("distill", False, {"updates": 100}, stopped_by="SIGINT"))
 
     done = subprocess.run([sys.executable, "-c", LIMITED.format(root=str(ROOT)), str(run.path)],
                           capture_output=True, text=True, timeout=120)
@@ -46,4 +49,5 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
     state, skipped = run.latest_checkpoint()
     assert state["updates"] == 100 and not skipped
     assert load_checkpoint(run.checkpoint_paths()[0])["updates"] == 100
-    assert json.loads((run.path / "summary.json").read_text()) == {"complete": False, "updates": 100, "kind": "distill"}
+    assert json.loads((run.path / "summary.json").read_text()) == {"complete": False, "updates": 100, "kind": "distill",
+                                                                    "stopped_by": "SIGINT", "wall_s": None}
