@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -82,20 +83,30 @@ def _from_sb3(path: Path, game: str, source: str) -> dict:
         data = {}
         if "data" in members:
             try:
-                data = json.loads(archive.read("data"))
+                data = json.loads(_member(archive, "data", source))
             except ValueError:
                 raise CheckpointError(f"{source}: its 'data' member is not JSON") from None
+            if not isinstance(data, dict):
+                raise CheckpointError(f"{source}: its 'data' member is not a JSON object")
         policy = str(data.get("policy_class", {}).get(":type:", "") if isinstance(data.get("policy_class"), dict)
                      else data.get("policy_class", ""))
         kwargs = data.get("policy_kwargs", {}) if isinstance(data.get("policy_kwargs"), dict) else {}
         if kwargs.get("normalize_images") is False:
             raise CheckpointError(f"{source} was trained without image normalisation; only CnnPolicy defaults are supported")
-        state = _load_torch(io.BytesIO(archive.read("policy.pth")), source)
+        state = _load_torch(io.BytesIO(_member(archive, "policy.pth", source)), source)
     if not isinstance(state, dict):
         raise CheckpointError(f"{source}: policy.pth is not a state dict")
     model, actions = _rename(state, SB3_NAMES, "q_net.q_net.0", game, source)
     extra = {"source": source, "imported_from": "stable-baselines3", "env_mode": "sb3", "sb3_policy": policy}
     return _payload(model, game, actions, extra)
+
+
+def _member(archive: zipfile.ZipFile, name: str, source: str) -> bytes:
+    """A member's bytes, its CRC-32 checked by the read: a damaged zip is refused, never read as other weights."""
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as error:
+        raise CheckpointError(f"{source} is a damaged zip ({name}: {str(error).splitlines()[0][:100]})") from None
 
 
 def _payload(model: dict, game: str, num_actions: int, extra: dict) -> dict:

@@ -31,6 +31,24 @@ def _better(candidate: dict, incumbent: dict | None) -> bool:
     return candidate["version"] < incumbent["version"]
 
 
+def _checked(state) -> tuple[dict[int, dict], int | None]:
+    """The entries and the best version of a registry file, every field of the type it must have."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
+        raise ValueError(f"not an {FORMAT} file of version {VERSION}")
+    entries = {}
+    for entry in state.get("history") if isinstance(state.get("history"), list) else [None]:
+        number = (int, float)
+        if not (isinstance(entry, dict) and type(entry.get("version")) is int and type(entry.get("frames")) is int
+                and isinstance(entry.get("checkpoint"), str)
+                and (entry.get("score") is None or isinstance(entry.get("score"), number))):
+            raise ValueError(f"a malformed history entry: {json.dumps(entry)[:80]}")
+        entries[entry["version"]] = entry
+    best = state.get("best")
+    if not (best is None or type(best) is int and best in entries and entries[best]["score"] is not None):
+        raise ValueError(f"the best version {best!r} is not a scored entry")
+    return entries, best
+
+
 class CheckpointRegistry:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -43,12 +61,10 @@ class CheckpointRegistry:
     def _load(self) -> None:
         try:
             state = json.loads(self.path.read_text())
-            if state.get("format") != FORMAT or state.get("version") != VERSION:
-                raise ValueError(f"format {state.get('format')!r} version {state.get('version')!r}")
-            self.entries = {int(e["version"]): e for e in state["history"]}
-            self.best_version = state["best"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise RegistryError(f"registry {str(self.path)!r} is unreadable ({error}); restore it or start a new run")
+            self.entries, self.best_version = _checked(state)
+        except (OSError, ValueError) as error:
+            raise RegistryError(f"registry {str(self.path)!r} is unreadable ({str(error).splitlines()[0][:120]}); "
+                                f"restore it or start a new run") from None
 
     def _save(self) -> None:
         state = {"format": FORMAT, "version": VERSION, "best": self.best_version,

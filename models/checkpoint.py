@@ -22,6 +22,7 @@ from models.networks import QNetwork, UnknownPresetError, canonical_preset, para
 FORMAT = "atari-distill-checkpoint"
 VERSION = 1
 ROLES = ("teacher", "student")
+CHECKSUM = "checksum"
 
 
 class CheckpointError(ValueError):
@@ -84,9 +85,36 @@ def make_payload(net: QNetwork, role: str, updates: int = 0, version: int = 0,
     }
 
 
+def content_digest(payload: dict) -> str:
+    """sha256 of everything a checkpoint holds: each tensor's bytes and every other value with its place.
+
+    torch's zip format does not check its entries' CRCs on load, so a flipped bit in the
+    weights would load as a silently different network; this digest, written with the
+    checkpoint and checked on load, turns that into a one-line refusal."""
+    digest = hashlib.sha256()
+
+    def walk(place: str, value) -> None:
+        if isinstance(value, torch.Tensor):
+            flat = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{place}|{value.dtype}|{tuple(value.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        elif isinstance(value, dict):
+            for key in sorted(value, key=repr):
+                walk(f"{place}/{key!r}", value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"{place}|{type(value).__name__}{len(value)}".encode())
+            for i, item in enumerate(value):
+                walk(f"{place}/{i}", item)
+        else:
+            digest.update(f"{place}={value!r}".encode())
+
+    walk("", {k: v for k, v in payload.items() if k != CHECKSUM})
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save({**payload, CHECKSUM: content_digest(payload)}, buffer)
     atomic_write(path, buffer.getvalue())
 
 
@@ -118,7 +146,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as error:
         raise CheckpointError(f"checkpoint {str(path)!r} {why_unloadable(path, error)}; "
                               f"use an intact checkpoint of this project") from None
-    validate_payload(payload, str(path))
+    validate_payload(payload, f"checkpoint {str(path)}")
     return payload
 
 
@@ -138,6 +166,10 @@ def validate_payload(payload, source: str = "checkpoint") -> None:
         raise CheckpointError(f"{source} has a malformed 'heads' entry: {heads!r}")
     if not isinstance(payload.get("model"), dict):
         raise CheckpointError(f"{source} has no model weights")
+    written = payload.pop(CHECKSUM, None)  # checkpoints from before checksums (and the zoo's, checked by card) have none
+    if written is not None and written != content_digest(payload):
+        raise CheckpointError(f"{source} is damaged: its contents do not match the checksum written with it; use "
+                              f"an intact checkpoint (a resume falls back to the one before)")
 
 
 def build_network(payload: dict) -> QNetwork:

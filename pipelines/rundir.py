@@ -118,7 +118,7 @@ class RunDir:
     def read_config(self) -> dict:
         try:
             config = json.loads((self.path / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
             raise RunDirError(f"{str(self.path / 'config.json')!r} cannot be read ({error}); the run directory is "
                               f"damaged, start a new run") from None
         if not isinstance(config, dict):

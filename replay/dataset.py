@@ -157,6 +157,12 @@ def read_index(path: str | os.PathLike) -> dict:
     for key in ("game", "num_actions", "teacher", "files"):
         if key not in index:
             raise DatasetError(f"{path / 'index.json'} lacks {key!r}; record the dataset again")
+    files = index["files"]
+    if not (isinstance(index["game"], str) and type(index["num_actions"]) is int and isinstance(files, list) and all(
+            isinstance(f, dict) and isinstance(f.get("name"), str) and Path(f["name"]).name == f["name"]
+            and f["name"] not in ("", ".", "..") for f in files)):
+        raise DatasetError(f"{path / 'index.json'} is damaged (its game, action count or file list is malformed); "
+                           f"record the dataset again")
     return index
 
 
