@@ -39,6 +39,10 @@ TINY = {
     "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],
                             lambda r: r["bare_emulator_frames_per_s"] > 0 and r["bare_updates_per_s"] > 0
                             and 0 < r["pipeline_over_ceiling"] < 1.5),
+    "soak.py": (["--minutes", "0.3", "--interval", "3", "--warmup", "0", "--kinds", "distill"],
+                lambda r: [run["kind"] for run in r["runs"]] == ["distill"] and {"driver", "object store"} <= {
+                    row["process"] for row in r["runs"][0]["growth"]} and any(
+                    row["process"].startswith("ReplayShard") for row in r["runs"][0]["growth"])),
     "time_to_score.py": ([], lambda r: sorted(row["game"] for row in r["rows"]) == catalog.games() and all(
         row["within_90pct_of_best"]["frames"] <= row["run_frames"] for row in r["rows"])),
 }
