@@ -110,9 +110,27 @@ def main() -> None:
 
     games = catalog.games() if args.games == "zoo" else args.games.split(",")
     connect(None, cpus_needed=len(games) + 4)  # one runtime for every run: actors, learners and evaluators
-    sections = args.sections.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = run_sections(args, games, out)
+    print_rows(rows)
+    geo = {}
+    for section, student, loss in {(r["section"], r["student"], r["loss"]) for r in rows}:
+        pcts = [r["pct_of_teacher"] for r in rows if (r["section"], r["student"], r["loss"]) == (section, student, loss)
+                and r["pct_of_teacher"] is not None]
+        geo[f"{section}/{student}/{loss}"] = geometric_mean(pcts)
+    for key, value in sorted(geo.items()):
+        print(f"geometric mean % of teacher, {key}: {'n/a' if value is None else f'{value:.0f}%'}")
+    report = {"rows": rows, "geometric_means": geo, "paper": PAPER, "args": vars(args), "machine": platform.node(),
+              "cpu_count": os.cpu_count()}
+    (out / "fidelity.json").write_text(json.dumps(report, indent=2))
+    (out / "fidelity.md").write_text(markdown(report))
+    print(f"wrote {out / 'fidelity.json'} and {out / 'fidelity.md'}")
+
+
+def run_sections(args, games: list[str], out: Path) -> list[dict]:
+    """Records each zoo teacher once, then distils every section's students from the recording."""
+    sections = args.sections.split(",")
     common = ["--updates", str(args.updates), "--eval-every", str(args.eval_every), "--eval-episodes",
               str(args.eval_episodes), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
               "--log-every", "250", "--checkpoint-every", str(args.updates), "--holdout-steps", "4000"]
@@ -134,7 +152,10 @@ def main() -> None:
     if "multitask" in sections and len(games) >= 2:
         rows += timed(["multitask", "--games", ",".join(games), "--teachers", "zoo", "--actors", "1", *common],
                       out / "multitask", "multitask")
+    return rows
 
+
+def print_rows(rows: list[dict]) -> None:
     print(f"\n{'section':<12} {'game':<12} {'student':<9} {'loss':<4} {'params':>9} {'score':>16} {'teacher':>16} "
           f"{'% teacher':>9} {'agree':>6} {'base':>5} {'upd->90%':>8} {'wall s':>7}")
     for r in rows:
@@ -143,18 +164,6 @@ def main() -> None:
               f"{r['score']:>8.1f} +/- {r['ci95'] or 0:<5.1f} {r['teacher_score']:>8.1f} +/- {r['teacher_ci95'] or 0:<5.1f} "
               f"{pct:>9} {r['agreement']:>6.3f} {r['majority_baseline']:>5.3f} {str(r['updates_to_90pct']):>8} "
               f"{r['wall_s']:>7.0f}")
-    geo = {}
-    for section, student, loss in {(r["section"], r["student"], r["loss"]) for r in rows}:
-        pcts = [r["pct_of_teacher"] for r in rows if (r["section"], r["student"], r["loss"]) == (section, student, loss)
-                and r["pct_of_teacher"] is not None]
-        geo[f"{section}/{student}/{loss}"] = geometric_mean(pcts)
-    for key, value in sorted(geo.items()):
-        print(f"geometric mean % of teacher, {key}: {'n/a' if value is None else f'{value:.0f}%'}")
-    report = {"rows": rows, "geometric_means": geo, "paper": PAPER, "args": vars(args), "machine": platform.node(),
-              "cpu_count": os.cpu_count()}
-    (out / "fidelity.json").write_text(json.dumps(report, indent=2))
-    (out / "fidelity.md").write_text(markdown(report))
-    print(f"wrote {out / 'fidelity.json'} and {out / 'fidelity.md'}")
 
 
 def pct_interval(row: dict) -> float | None:

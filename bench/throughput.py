@@ -68,11 +68,18 @@ def main() -> None:
     rows.append(("teacher-labelled steps/s (Nature teacher, encoded)", steps / secs,
                  f"ratio to bare {steps / secs / bare_rate:.2f}, teacher on {args.teacher_device}"))
 
+    rows += replay_and_learner_rows(game, rollout, rng, args.seconds)
+    report(rows, args.out)
+
+
+def replay_and_learner_rows(game, rollout, rng, seconds: float) -> list[tuple]:
+    """Samples/s from one ring in process, and the learner's updates/s on batches drawn from it."""
+    rows = []
     ring = FrameRing(20_000, game.num_actions)
     while ring.inserted < 20_000:
         ring.insert(rollout.next_chunk())
     for batch_size in (32, 256):
-        sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), args.seconds / 2)
+        sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), seconds / 2)
         rows.append((f"replay samples/s at batch {batch_size} (one ring, in process)", sampled / secs, ""))
         learner = Learner(LearnerConfig(student="net1", batch_size=batch_size), {game.name: game.num_actions},
                           {game.name: []})  # batches come from the ring above, not from shards
@@ -88,17 +95,20 @@ def main() -> None:
             if learner.device.type == "cuda" and state["i"] % 20 == 0:
                 torch.cuda.synchronize()
             return 1
-        updates, secs = timed(update, args.seconds)
+        updates, secs = timed(update, seconds)
         rows.append((f"learner updates/s at batch {batch_size} (net1, kl)", updates / secs,
                      f"{updates * batch_size / secs:,.0f} samples/s on {learner.device}"))
+    return rows
 
+
+def report(rows: list[tuple], path: str) -> None:
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     print(f"machine: {machine}")
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>10,.1f}  {note}")
-    out = Path(args.out)
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "rows": [{"name": n, "value": v, "note": t} for n, v, t in rows]},
                               indent=2))
