@@ -12,6 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+from cluster.errors import ConfigError
+
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -25,7 +27,15 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
         runtime_env = None  # under `ray job submit` the job's working_dir already carries the code
     if address:
-        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+        if address != "auto" and not listening(address):  # Ray would retry for minutes
+            raise ConfigError(f"no Ray cluster answers at --address {address}; start its head node there or "
+                              f"correct --address")
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+        except ConnectionError:
+            raise ConfigError(f"the Ray cluster at --address {address} refused this driver: its token is missing or "
+                              f"not the cluster's; set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, "
+                              f"or ~/.ray/auth_token) as docs/CLUSTER.md says") from None
     else:
         # Ray enables token authentication for a new local runtime and warns that it did, on every run
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
@@ -34,12 +44,22 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
                  _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING")
 
 
+def listening(address: str) -> bool:
+    """Whether anything accepts connections at HOST:PORT (or ray://HOST:PORT)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def require_cpus(needed: int, roles: str) -> None:
     """Refuses a run whose actors, learners and evaluators cannot all hold a CPU at once:
     Ray would leave the last ones pending and the run would wait forever."""
     import ray
-
-    from cluster.errors import ConfigError
 
     total = ray.cluster_resources().get("CPU", 0)
     if total < needed:

@@ -131,3 +131,28 @@ def test_ray_job_submit_runs_a_distill_job_from_the_working_dir(cluster, tmp_pat
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "succeeded" in done.stdout
     assert json.loads((out / "summary.json").read_text())["updates"] == 20
+
+
+@pytest.mark.parametrize("client", ["wrong token", "auth off on the client"])
+def test_a_driver_without_the_clusters_token_is_refused_in_one_line(cluster, tmp_path, client):
+    """The cluster runs with token authentication (the fixture; the other tests connect with its
+    token): a driver with another token, or with authentication off, is refused, and says so."""
+    env = {**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(16)} if client == "wrong token" else \
+        {**cluster.env, "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run([sys.executable, str(ROOT / "launch.py"), *DISTILL, "--address", f"127.0.0.1:{cluster.port}",
+                           "--out", str(tmp_path / "run")], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refused this driver: its token is missing or not the cluster's" in errors[0], \
+        done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_no_cluster_at_the_address_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "launch.py"), *DISTILL, "--address", f"127.0.0.1:{free_port()}",
+                           "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no Ray cluster answers at --address" in errors[0], done.stderr[-2000:]
