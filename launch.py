@@ -223,7 +223,29 @@ def report_error(args, error: Exception) -> int:
     return 1
 
 
+RUNTIME_LOST = 75  # EX_TEMPFAIL: nothing is wrong with the run; resume it once Ray is back
+
+
+def runtime_lost(args, console):
+    """What the watchdog does when the Ray runtime goes away under a command: one line with the way on, then exit."""
+    import os
+
+    def lost(address: str) -> None:
+        path = getattr(args, "resume", None) or getattr(args, "out", None)
+        kind = getattr(args, "kind", None)
+        then = (f"every checkpoint written so far is intact: continue with python launch.py {args.command} --resume "
+                f"{path}") if kind is not None and kind.resumes else "run the command again"
+        line = f"error: the Ray runtime went away (its GCS at {address} stopped answering: a `ray stop`, or the head " \
+               f"node was lost); {then}\n"
+        os.write(console.terminal if console is not None else 2, line.encode())
+        if console is not None:
+            console.save(path)
+        os._exit(RUNTIME_LOST)
+    return lost
+
+
 def main(argv: list[str] | None = None, script: bool = False) -> int:
+    from cluster import runtime
     from pipelines import stopping
     from ui.console import ConsoleFilter
 
@@ -234,6 +256,8 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
     graceful = getattr(args, "graceful", False)
     code = 1
     console = ConsoleFilter() if script and not args.debug else None
+    if script:  # a library caller (a test) keeps its own process
+        runtime.on_runtime_lost(runtime_lost(args, console))
     with stopping.installed(keep=script) if graceful else contextlib.nullcontext(), console or contextlib.nullcontext():
         try:
             code = args.func(args)

@@ -15,6 +15,14 @@ from pathlib import Path
 from cluster.errors import ConfigError
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+_on_lost = None  # what to do once the runtime is gone (launch.py: say so in one line and exit)
+
+
+def on_runtime_lost(handler) -> None:
+    """`handler(gcs_address)` runs, from a watchdog thread, once the Ray runtime this process connects to
+    stops answering: Ray's own client would end the process a minute later with no word of why."""
+    global _on_lost
+    _on_lost = handler
 
 
 def connect(address: str | None, cpus_needed: int = 1) -> None:
@@ -42,6 +50,21 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
         # Oversubscribe a small laptop rather than leave actors pending forever.
         ray.init(num_cpus=max(os.cpu_count() or 1, cpus_needed), include_dashboard=False,
                  _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING")
+    if _on_lost is not None:
+        import threading
+
+        threading.Thread(target=_watch, args=(ray.get_runtime_context().gcs_address, _on_lost),
+                         name="ray-runtime-watchdog", daemon=True).start()
+
+
+def _watch(address: str, handler, every_s: float = 2.0, misses: int = 3) -> None:
+    import time
+
+    missed = 0
+    while missed < misses:
+        time.sleep(every_s)
+        missed = 0 if listening(address) else missed + 1
+    handler(address)
 
 
 def listening(address: str) -> bool:

@@ -1,0 +1,77 @@
+"""The Ray runtime dies under a run (its GCS killed, as `ray stop` from another shell does): the
+command says so in one line with the way on and exits 75; `--resume` then finishes the run with
+every update, optimizer step and metrics line counted once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from models.checkpoint import load_checkpoint
+from tests.conftest import ROOT
+from tests.processes import descendants
+
+RUNS = {
+    "distill": (["distill", "--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20",
+                 "--checkpoint-every", "40", "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05",
+                 "--eval-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200"], "student", 200),
+    "teacher": (["teacher", "--preset", "net3", "--frames", "40000", "--min-replay", "1000", "--eval-every", "16000",
+                 "--eval-episodes", "1", "--log-every", "50", "--checkpoint-every", "100", "--capacity-hours", "0.05"],
+                "dqn", None),
+}
+
+
+def gcs_of(pid: int) -> list[int]:
+    found = []
+    for child in descendants(pid):
+        try:
+            if b"gcs_server" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("command", sorted(RUNS))
+def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_path):
+    args, kind, updates = RUNS[command]
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args, "--out", str(out)], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(f"checkpoints/{kind}-*.pt")):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-2000:]
+        time.sleep(0.2)
+    victims = gcs_of(run.pid)
+    assert len(victims) == 1, victims
+    os.kill(victims[0], signal.SIGKILL)
+    started = time.monotonic()
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 75, stderr[-2000:]
+    assert time.monotonic() - started < 40  # Ray's own client would take 60 s, and say nothing of ours
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the Ray runtime went away" in errors[0] and \
+        f"launch.py {command} --resume {out}" in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr
+
+    done = subprocess.run([sys.executable, str(ROOT / "launch.py"), command, "--resume", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["kind"] == command
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["updates"] for r in records if r.get("kind", "distill") in ("distill", "dqn")]
+    assert logged == sorted(set(logged)), f"an interval was logged twice: {logged}"
+    final = load_checkpoint(sorted((out / "checkpoints").glob(f"{kind}-*.pt"))[-1])
+    steps = {int(state["step"]) for state in final["optimizer"]["state"].values()}
+    assert steps == {final["updates"]} and final["updates"] == summary["updates"]
+    if updates is not None:
+        assert summary["updates"] == updates and logged == list(range(20, updates + 1, 20))
+    else:  # the DQN's frames, evaluations and registry went on where the dead run left them
+        assert summary["frames"] >= 40000 - 4 * 128 and [e["version"] for e in summary["evaluations"]] == \
+            list(range(1, len(summary["evaluations"]) + 1))
