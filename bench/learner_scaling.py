@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.replay_bench import ACTIONS, messages  # noqa: E402
 from cluster.learner_group import LearnerGroup  # noqa: E402
 from cluster.runtime import connect, has_gpu  # noqa: E402
-from learner.learner import LearnerConfig  # noqa: E402
+from pipelines.config import DistillConfig  # noqa: E402
+from pipelines.distill import learner_config  # noqa: E402
 from replay.shard import launch_shards  # noqa: E402
 
 
@@ -74,8 +75,8 @@ def main() -> None:
     connect(args.address, cpus_needed=max(replicas + sweeps) + 1)
     use_gpu = has_gpu()
     shard = filled_shard(args.steps)
-    config = LearnerConfig(student=args.student, batch_size=args.batch_size, min_replay=1,
-                           device="auto" if use_gpu else "cpu")
+    config = learner_config(DistillConfig(student=args.student, batch_size=args.batch_size,
+                                          device="auto" if use_gpu else "cpu").validate(), args.student, "kl", 1)
 
     def group(label: str, count: int) -> LearnerGroup:
         return LearnerGroup(label, label, config, {"pong": ACTIONS}, {"pong": [shard]}, None, count, use_gpu,

@@ -25,7 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cluster.runtime import connect  # noqa: E402
-from learner.learner import Learner, LearnerConfig  # noqa: E402
+from learner.learner import Learner  # noqa: E402
+from pipelines.config import DistillConfig  # noqa: E402
+from pipelines.distill import learner_config  # noqa: E402
 from replay.chunk import Chunk, encode  # noqa: E402
 from replay.frame_ring import FRAME_BYTES, STACK, bytes_per_step  # noqa: E402
 from replay.shard import ReplayShard, launch_shards  # noqa: E402
@@ -163,7 +165,8 @@ def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:
         ray.get([handle.insert.remote(m) for m in messages(8, actor_id=k, seed=k)])
     gpu = torch.cuda.is_available()
     learner = ray.remote(Learner).options(num_cpus=1, num_gpus=1 if gpu else 0).remote(
-        LearnerConfig(student=student, batch_size=batch, min_replay=1), {"pong": ACTIONS}, {"pong": handles})
+        learner_config(DistillConfig(student=student, batch_size=batch).validate(), student, "kl", 1),
+        {"pong": ACTIONS}, {"pong": handles})
     ray.get(learner.wait_for_replay.remote())
     ray.get(learner.train.remote(max(5, updates // 10)))  # warm-up
     metrics = ray.get(learner.train.remote(updates))

@@ -26,7 +26,9 @@ from actors.env import make_vector_env  # noqa: E402
 from actors.games import game_spec  # noqa: E402
 from actors.rollout import TeacherRollout  # noqa: E402
 from actors.teachers import random_teacher  # noqa: E402
-from learner.learner import Learner, LearnerConfig  # noqa: E402
+from learner.learner import Learner  # noqa: E402
+from pipelines.config import DistillConfig  # noqa: E402
+from pipelines.distill import learner_config  # noqa: E402
 from replay.chunk import encode  # noqa: E402
 from replay.frame_ring import FrameRing  # noqa: E402
 
@@ -81,7 +83,8 @@ def replay_and_learner_rows(game, rollout, rng, seconds: float) -> list[tuple]:
     for batch_size in (32, 256):
         sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), seconds / 2)
         rows.append((f"replay samples/s at batch {batch_size} (one ring, in process)", sampled / secs, ""))
-        learner = Learner(LearnerConfig(student="net1", batch_size=batch_size), {game.name: game.num_actions},
+        config = learner_config(DistillConfig(batch_size=batch_size).validate(), "net1", "kl", 1)
+        learner = Learner(config, {game.name: game.num_actions},
                           {game.name: []})  # batches come from the ring above, not from shards
         batches = [ring.sample(batch_size, rng) for _ in range(8)]
         for batch in batches[:3]:

@@ -24,19 +24,21 @@ from models.networks import QNetwork
 
 @dataclass(frozen=True)
 class DQNConfig:
-    preset: str = "nature"
-    lr: float = 1e-4
-    adam_eps: float = 1.5e-4
-    gamma: float = 0.99
-    n_step: int = 3
-    double: bool = True
-    batch_size: int = 32
-    target_every: int = 2000
+    """Built from a run's TeacherConfig (pipelines/teacher.py::dqn_config), whose flags hold each default once."""
+
+    preset: str
+    lr: float
+    adam_eps: float
+    gamma: float
+    n_step: int
+    double: bool
+    batch_size: int
+    target_every: int
+    prefetch: int
+    min_replay: int
+    device: str
+    seed: int
     grad_clip: float = 10.0
-    prefetch: int = 4
-    min_replay: int = 20_000
-    device: str = "auto"
-    seed: int = 0
     batch_timeout_s: float = 600.0
 
 

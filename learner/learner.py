@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from learner.batches import BatchStream
-from learner.losses import KLLoss, Loss
+from learner.losses import Loss
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
 from models.checkpoint import make_payload
@@ -31,15 +31,17 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    student: str = "net1"
-    loss: Loss = KLLoss()
-    lr: float = 1e-3
-    batch_size: int = 32
-    prefetch: int = 4
-    min_replay: int = 1000
-    device: str = "auto"  # "auto": CUDA when visible, else CPU
+    """Built from a run's config (pipelines/distill.py::learner_config), whose flags hold each default once."""
+
+    student: str
+    loss: Loss
+    lr: float
+    batch_size: int
+    prefetch: int
+    min_replay: int
+    device: str  # "auto": CUDA when visible, else CPU
+    seed: int
     amp: bool = True  # bf16 autocast on CUDA only
-    seed: int = 0
     batch_timeout_s: float = 600.0
 
 

@@ -5,8 +5,9 @@ import ray
 import torch
 
 from cluster.learner_group import rendezvous
-from learner.learner import Learner, LearnerConfig
-from learner.losses import make_loss
+from learner.learner import Learner
+from pipelines.config import DistillConfig
+from pipelines.distill import learner_config
 
 UPDATES = 6
 BATCH = 16
@@ -25,7 +26,7 @@ def weights(state: dict) -> dict[str, torch.Tensor]:
 def test_two_gloo_replicas_stay_identical_and_match_one_process_on_the_same_batches(ray_runtime):
     # the comparison is exact up to float rounding, which RMSProp scales with the step size: a small lr keeps
     # one process and two replicas within the tolerance below after 6 updates
-    config = LearnerConfig(student="net3", loss=make_loss("kl"), device="cpu", seed=0, lr=2.5e-4)
+    config = learner_config(DistillConfig(device="cpu", lr=2.5e-4).validate(), "net3", "kl", 1)
     heads, data = {"pong": 6}, batches(2 * UPDATES)
     address = ray.get(ray.remote(rendezvous).remote())
     replicas = [ray.remote(Learner).options(num_cpus=0).remote(config, heads, {"pong": []}, None, None,
