@@ -96,6 +96,20 @@ def has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) >= 1
 
 
+LOST_RUN = {"lost": True, "steps": 0, "swaps": []}
+
+
+def runs_within(refs: list, timeout_s: float = 30.0) -> list[dict]:
+    """Each producer's final stats, or LOST_RUN for one that has not returned within `timeout_s` after
+    it was told to stop: an actor lost with its node waits for a restart that may never find room, and
+    a wind-down must not wait with it. A run that raised still raises."""
+    import ray
+
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    ready = set(ready)
+    return [ray.get(ref) if ref in ready else dict(LOST_RUN) for ref in refs]
+
+
 def on_this_node():
     """A scheduling strategy that keeps an actor on the driver's node, where its files are."""
     import ray

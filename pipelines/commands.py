@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig,
-                              check_teachers, from_args, resume_changes)
+from pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, check_teachers,
+                              from_args, resume_changes)
 from pipelines.rundir import RunDir, check_new_folder
 from ui import summaries
 

@@ -23,7 +23,7 @@ from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
 from cluster.learner_group import LearnerGroup
 from cluster.placement import PlacementPlan, plan_run
-from cluster.runtime import on_this_node
+from cluster.runtime import on_this_node, runs_within
 from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
@@ -242,15 +242,14 @@ def checkpoint_extra(games: list[GameRun]) -> dict:
 
 
 def stop_producers(games: list[GameRun]) -> dict[str, list[dict]]:
-    """Actors stop, shards stop waiting; each game's producer stats once every `run` has returned."""
-    import ray
-
+    """Actors stop, shards stop waiting; each game's producer stats once every `run` has returned (or
+    was given up on: an actor lost with its node)."""
     for game in games:
         for producer in game.producers:
             producer.stop.remote()
         for shard in game.shards:
             shard.close.remote()
-    return {g.spec.name: ray.get(g.runs) for g in games}
+    return {g.spec.name: runs_within(g.runs) for g in games}
 
 
 def free_producers(games: list[GameRun]) -> None:

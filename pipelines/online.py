@@ -18,6 +18,7 @@ from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
+from cluster.runtime import runs_within
 from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
@@ -113,7 +114,7 @@ class Distillation:
             shard.close.remote()  # the learner's last call no longer waits for labels
         if self.train_ref is not None:
             self.after_train(ray.get(self.train_ref), None, again=False)
-        actor_stats = ray.get(self.runs)
+        actor_stats = runs_within(self.runs)
         shard_stats = ray.get([shard.stats.remote() for shard in self.shards])
         for handle in [*self.actors, *self.shards]:
             ray.kill(handle)

@@ -20,6 +20,7 @@ from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
 from cluster.registry import CheckpointRegistry
+from cluster.runtime import runs_within
 from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
@@ -215,7 +216,7 @@ class DQNTraining:
             actor.stop.remote()
         for shard in self.shards:
             shard.close.remote()
-        stats = ray.get(self.runs)
+        stats = runs_within(self.runs)
         self.actor_restarts = sum(s["stream_restarts"] for s in ray.get([shard.stats.remote() for shard in self.shards]))
         return stats
 

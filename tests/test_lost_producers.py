@@ -1,0 +1,39 @@
+"""A wind-down gives up on a producer that cannot return (an actor lost with its node, whose restart
+waits for room that may not come) instead of waiting on it forever; a run that raised still raises."""
+
+import time
+
+import pytest
+
+from cluster.runtime import LOST_RUN, runs_within
+
+
+class Producer:
+    def __init__(self, behaviour: str):
+        self.behaviour = behaviour
+
+    def run(self) -> dict:
+        if self.behaviour == "hangs":
+            time.sleep(3600)
+        if self.behaviour == "raises":
+            raise RuntimeError("the producer failed")
+        return {"steps": 7, "swaps": []}
+
+
+def test_a_producer_that_never_returns_is_given_up_on(ray_runtime):
+    ray = ray_runtime
+    actors = [ray.remote(Producer).options(num_cpus=0).remote(b) for b in ("returns", "hangs")]
+    started = time.monotonic()
+    stats = runs_within([actor.run.remote() for actor in actors], timeout_s=3)
+    assert time.monotonic() - started < 30
+    assert stats == [{"steps": 7, "swaps": []}, LOST_RUN]
+    for actor in actors:
+        ray.kill(actor)
+
+
+def test_a_producer_that_raised_still_raises(ray_runtime):
+    ray = ray_runtime
+    actor = ray.remote(Producer).options(num_cpus=0).remote("raises")
+    with pytest.raises(ray.exceptions.RayTaskError, match="the producer failed"):
+        runs_within([actor.run.remote()], timeout_s=30)
+    ray.kill(actor)
