@@ -155,9 +155,41 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
     }
 
 
+def bare_loop(student: str, batch: int, updates: int) -> float:
+    """The ceiling for a learner: the same network, loss and optimizer stepping on one fixed batch in
+    this process, with one thread as the learner actor gets, and no replay, Ray or logging around it."""
+    from learner.losses import make_loss
+    from models.networks import QNetwork
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = QNetwork(student, {"pong": ACTIONS})
+    optimizer = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.95, eps=1e-5)
+    loss_fn = make_loss("kl", tau=0.01)
+    obs = torch.randint(0, 256, (batch, STACK, 84, 84), dtype=torch.uint8)
+    q_teacher = torch.randn(batch, ACTIONS)
+
+    def step():
+        loss = loss_fn(net(obs, "pong"), q_teacher)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    for _ in range(3):
+        step()
+    started = time.perf_counter()
+    for _ in range(updates):
+        step()
+    torch.set_num_threads(threads)
+    return updates / (time.perf_counter() - started)
+
+
 def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:
-    """The learner's time waiting for data while it trains on a filled replay (limiter off)."""
+    """The learner's time waiting for data while it trains on a filled replay (limiter off), and its
+    rate against the bare loop's, measured just before it in this run."""
     import ray
+
+    ceiling = bare_loop(student, batch, updates) if not torch.cuda.is_available() else None
 
     limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
     handles = launch_shards("pong", ACTIONS, [8 * STEPS * ENVS] * shards, limiter, concurrency=8)
@@ -173,7 +205,9 @@ def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:
     for handle in [learner, *handles]:
         ray.kill(handle)
     return {"shards": shards, "batch_size": batch, "student": student, "device": "cuda" if gpu else "cpu",
-            "updates_per_s": metrics["updates_per_s"], "wait_fraction": metrics["wait_fraction"]}
+            "updates_per_s": metrics["updates_per_s"], "wait_fraction": metrics["wait_fraction"],
+            "bare_loop_updates_per_s": ceiling,
+            "of_bare_loop": None if ceiling is None else metrics["updates_per_s"] / ceiling}
 
 
 def main() -> None:
@@ -213,10 +247,12 @@ def main() -> None:
                  remote[0]["object_store_put_get_per_s"] / local["ceiling_gather_batches_per_s"]))
     for label, value, ratio in rows:
         print(f"{label:<44} {value:>14,.1f} {ratio:>11.3f}")
-    print(f"\n{'learner (net1)':<32} {'updates/s':>10} {'waiting':>8}")
+    print(f"\n{'learner (net1)':<32} {'updates/s':>10} {'waiting':>8} {'bare loop':>10} {'of bare':>8}")
     for r in idle:
+        bare = "n/a" if r["bare_loop_updates_per_s"] is None else f"{r['bare_loop_updates_per_s']:.1f}"
+        share = "n/a" if r["of_bare_loop"] is None else f"{r['of_bare_loop']:.2f}"
         print(f"{r['shards']} shard(s), batch {r['batch_size']:<4} {r['device']:<8}   "
-              f"{r['updates_per_s']:>10.1f} {100 * r['wait_fraction']:>7.1f}%")
+              f"{r['updates_per_s']:>10.1f} {100 * r['wait_fraction']:>7.1f}% {bare:>10} {share:>8}")
 
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},

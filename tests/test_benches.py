@@ -24,7 +24,8 @@ TINY = {
                         and all(row["labelled_steps_per_s"] <= 1.5 * row["bare_steps_per_s"] for row in r["rows"])),
     "throughput.py": (["--seconds", "1"], lambda r: len(r["rows"]) == 6 and all(row["value"] > 0 for row in r["rows"])),
     "replay_bench.py": (["--capacity", "2000", "--shards", "1", "--seconds", "1", "--learner-updates", "5"],
-                        lambda r: 0.9 < r["local"]["measured_over_formula"] < 1.5 and r["ray"] and r["learner"]),
+                        lambda r: 0.9 < r["local"]["measured_over_formula"] < 1.5 and r["ray"] and r["learner"]
+                        and all(row["of_bare_loop"] > 0 for row in r["learner"])),
     "learner_scaling.py": (["--replicas", "1", "--sweep", "1", "--updates", "10", "--student", "net3", "--steps",
                             "1024"], lambda r: {row["mode"] for row in r["rows"]} == {"data-parallel", "sweep"}
                            and positive_rows(r, ["updates_per_s"])),
