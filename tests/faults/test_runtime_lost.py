@@ -16,13 +16,17 @@ from models.checkpoint import load_checkpoint
 from tests.conftest import ROOT
 from tests.processes import descendants
 
-RUNS = {
-    "distill": (["distill", "--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20",
-                 "--checkpoint-every", "40", "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05",
-                 "--eval-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200"], "student", 200),
-    "teacher": (["teacher", "--preset", "net3", "--frames", "40000", "--min-replay", "1000", "--eval-every", "16000",
-                 "--eval-episodes", "1", "--log-every", "50", "--checkpoint-every", "100", "--capacity-hours", "0.05"],
-                "dqn", None),
+DISTILL = ["--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20", "--checkpoint-every", "40",
+           "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05", "--eval-episodes", "1",
+           "--eval-workers", "1", "--holdout-steps", "200"]
+DQN = ["--preset", "net3", "--frames", "40000", "--min-replay", "1000", "--eval-every", "16000", "--eval-episodes", "1",
+       "--log-every", "50", "--checkpoint-every", "100", "--capacity-hours", "0.05"]
+RUNS = {  # command line, its checkpoint kinds (metrics kind: the same, distill for a student alone), updates
+    "distill": (["distill", *DISTILL], {"student": "distill"}, 200),
+    "multitask": (["multitask", "--games", "pong,breakout", *DISTILL], {"student": "distill"}, 200),
+    "teacher": (["teacher", *DQN], {"dqn": "dqn"}, None),
+    "online": (["online", *DQN, "--distill-min-replay", "256", "--distill-capacity-hours", "0.05",
+                "--holdout-steps", "256"], {"dqn": "dqn", "student": "student"}, None),
 }
 
 
@@ -39,12 +43,12 @@ def gcs_of(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("command", sorted(RUNS))
 def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_path):
-    args, kind, updates = RUNS[command]
+    args, kinds, updates = RUNS[command]
     out = tmp_path / "run"
     run = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args, "--out", str(out)], cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not list(out.glob(f"checkpoints/{kind}-*.pt")):
+    while not all(list(out.glob(f"checkpoints/{kind}-*.pt")) for kind in kinds):
         assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-2000:]
         time.sleep(0.2)
     victims = gcs_of(run.pid)
@@ -65,11 +69,15 @@ def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and summary["kind"] == command
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    logged = [r["updates"] for r in records if r.get("kind", "distill") in ("distill", "dqn")]
-    assert logged == sorted(set(logged)), f"an interval was logged twice: {logged}"
-    final = load_checkpoint(sorted((out / "checkpoints").glob(f"{kind}-*.pt"))[-1])
-    steps = {int(state["step"]) for state in final["optimizer"]["state"].values()}
-    assert steps == {final["updates"]} and final["updates"] == summary["updates"]
+    for kind, metrics_kind in kinds.items():
+        logged = [r["updates"] for r in records if r.get("kind", "distill") == metrics_kind]
+        assert logged == sorted(set(logged)), f"a {metrics_kind} interval was logged twice: {logged}"
+        final = load_checkpoint(sorted((out / "checkpoints").glob(f"{kind}-*.pt"))[-1])
+        steps = {int(state["step"]) for state in final["optimizer"]["state"].values()}
+        # the shared trunk steps every update; a multi-task head steps on its own game's batches only
+        assert max(steps) == final["updates"] and (command == "multitask" or len(steps) == 1), \
+            f"{kind}: {steps} optimizer steps for {final['updates']} updates"
+        assert final["updates"] == summary["student_updates" if command == "online" and kind == "student" else "updates"]
     if updates is not None:
         assert summary["updates"] == updates and logged == list(range(20, updates + 1, 20))
     else:  # the DQN's frames, evaluations and registry went on where the dead run left them
