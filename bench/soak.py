@@ -27,33 +27,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cluster.processes import command_line, descendants  # noqa: E402
 from pipelines import stopping  # noqa: E402
 from pipelines.config import DistillConfig, OnlineConfig  # noqa: E402
 from ui.progress import Progress  # noqa: E402
 
 
-def descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def role(pid: int) -> str | None:
     """What a process is, from its title: ray::CLASS for actors, the executable for Ray's own."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+    cmdline = command_line(pid)
+    if cmdline is None:
         return None
     actor = re.search(r"ray::([A-Za-z_]+)", cmdline)
     if actor:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from cluster.processes import descendants
 from models.checkpoint import load_checkpoint
 from tests.conftest import ROOT
-from tests.processes import descendants
 
 DISTILL = ["--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20", "--checkpoint-every", "40",
            "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05", "--eval-episodes", "1",
