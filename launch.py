@@ -237,7 +237,10 @@ def runtime_lost(args, console):
                 f"{path}") if kind is not None and kind.resumes else "run the command again"
         line = f"error: the Ray runtime went away (its GCS at {address} stopped answering: a `ray stop`, or the head " \
                f"node was lost); {then}\n"
-        os.write(console.terminal if console is not None else 2, line.encode())
+        try:
+            os.write(console.terminal if console is not None else 2, line.encode())
+        except OSError:  # the console filter has just closed its end
+            os.write(2, line.encode())
         if console is not None:
             console.save(path)
         os._exit(RUNTIME_LOST)
@@ -269,6 +272,7 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
             sys.stderr.write("interrupted\n")
             code = 130
         finally:
+            runtime.on_runtime_lost(None)
             if script:
                 stopping.finished(code)
             else:

@@ -53,18 +53,19 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
     if _on_lost is not None:
         import threading
 
-        threading.Thread(target=_watch, args=(ray.get_runtime_context().gcs_address, _on_lost),
+        threading.Thread(target=_watch, args=(ray.get_runtime_context().gcs_address,),
                          name="ray-runtime-watchdog", daemon=True).start()
 
 
-def _watch(address: str, handler, every_s: float = 2.0, misses: int = 3) -> None:
+def _watch(address: str, every_s: float = 2.0, misses: int = 3) -> None:
     import time
 
     missed = 0
     while missed < misses:
         time.sleep(every_s)
         missed = 0 if listening(address) else missed + 1
-    handler(address)
+    if _on_lost is not None:  # none once the command has ended: the runtime going down is then expected
+        _on_lost(address)
 
 
 def listening(address: str) -> bool:

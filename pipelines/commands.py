@@ -49,7 +49,7 @@ def _run_online(cfg, run, resume, echo):
 
 def _run_record(cfg, run, resume, echo):
     from pipelines.record import run_record
-    return run_record(cfg, echo=echo)
+    return run_record(cfg, run, echo=echo)
 
 
 def _distill_kinds(cfg) -> list[tuple[str, str]]:
@@ -67,7 +67,7 @@ RUN_KINDS = {kind.name: kind for kind in (
     RunKind("online", "train a DQN and distill its best checkpoint so far, at once", OnlineConfig, _run_online,
             summaries.online_lines, lambda cfg: [("dqn", "dqn"), ("student", "student")], OnlineConfig.SKIPPED_FLAGS),
     RunKind("record", "record a teacher's labelled chunks to a dataset directory", RecordConfig, _run_record,
-            summaries.record_lines),
+            summaries.record_lines, lambda cfg: []),
 )}
 
 

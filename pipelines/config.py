@@ -523,9 +523,6 @@ class RecordConfig(ActingConfig):
              f"--steps {self.steps} is less than one chunk ({self.chunk_size} = --envs-per-actor {self.envs_per_actor} "
              f"x --chunk-steps {self.chunk_steps}); raise --steps or lower --chunk-steps")
         need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
-        from pipelines.rundir import check_new_folder
-
-        check_new_folder(self.out, "choose a new dataset directory")
         return self
 
 

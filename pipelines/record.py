@@ -3,6 +3,10 @@
 The actors are the same ones a distillation run uses; only their sink differs (a
 DatasetWriter instead of a replay shard), so a recording holds exactly what a live run
 would have trained on. The writer runs on the driver's node, where the dataset lives.
+
+A recording cut short (Ctrl-C, or the Ray runtime lost) keeps its whole chunks, and
+`--resume` continues it to --steps: its actors take new ids (and so new episode seeds), so no
+episode is recorded twice and no stream in the dataset runs on from another.
 """
 
 from __future__ import annotations
@@ -15,24 +19,21 @@ from actors.env import actor_seed, resolve_env_mode
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
-from cluster.runtime import connect, on_this_node
+from cluster.runtime import connect, on_this_node, runs_within
 from models.checkpoint import fingerprint
+from pipelines import stopping
 from pipelines.config import RecordConfig, zoo_game
+from pipelines.rundir import RunDir
 from replay.dataset import DatasetWriter
 from ui.progress import as_progress
 
 
-def run_record(cfg: RecordConfig, echo=print) -> dict:
-    import ray
-
+def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
+    """What the dataset is: a resume must record the same thing."""
     game = game_spec(cfg.game)
-    teacher = load_teacher(cfg.teacher, game, cfg.seed)
-    env_config = cfg.env_config(teacher)
-    connect(cfg.address, cpus_needed=cfg.actors + 1)
-    actor_options, actor_device = cfg.actor_options()
     named = cfg.teacher == "random" or zoo_game(cfg.teacher) is not None  # names travel; paths become absolute
     source = cfg.teacher if named else str(Path(cfg.teacher).resolve())
-    identity = {
+    return {
         "game": game.name, "num_actions": game.num_actions,
         "teacher": {"source": source, "seed": cfg.seed, "fingerprint": fingerprint(teacher),
                     "preset": teacher["preset"]},
@@ -40,34 +41,59 @@ def run_record(cfg: RecordConfig, echo=print) -> dict:
         "epsilon": cfg.epsilon, "actors_recorded": cfg.actors,
         "envs_per_actor": cfg.envs_per_actor, "chunk_steps": cfg.chunk_steps, "seed": cfg.seed,
     }
-    out = str(Path(cfg.out).resolve())
+
+
+def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict:
+    """Records into a new dataset at cfg.out, or continues the one `run` opened for --resume."""
+    import ray
+
+    game = game_spec(cfg.game)
+    teacher = load_teacher(cfg.teacher, game, cfg.seed)
+    env_config = cfg.env_config(teacher)
+    connect(cfg.address, cpus_needed=cfg.actors + 1)
+    actor_options, actor_device = cfg.actor_options()
+    resuming = run is not None
+    run = run or RunDir.create(cfg.out, cfg.to_json(), checkpoints=False)
+    out = str(run.path.resolve())
     writer = ray.remote(DatasetWriter).options(num_cpus=0, scheduling_strategy=on_this_node()).remote(
-        out, identity, cfg.steps, cfg.file_mb * 1024 * 1024)
+        out, identity(cfg, teacher, env_config), cfg.steps, cfg.file_mb * 1024 * 1024, resuming)
+    first_id = cfg.actors * ray.get(writer.times_resumed.remote())
     teacher_ref = ray.put(teacher)
     actors = [
         ray.remote(RolloutActor).options(**actor_options, max_concurrency=2).remote(
             writer, game=game.name, teacher=teacher_ref, num_envs=cfg.envs_per_actor, env_config=env_config,
-            epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps,
-            device=actor_device, groups=cfg.groups(actor_device))
+            epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, first_id + i), actor_id=first_id + i,
+            chunk_steps=cfg.chunk_steps, device=actor_device, groups=cfg.groups(actor_device))
         for i in range(cfg.actors)
     ]
     runs = [actor.run.remote() for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
-    started, last_echo = time.monotonic(), 0.0
-    while not ray.get(writer.is_full.remote()):
+    started = time.monotonic()
+    record_until_full(writer, runs, echo, started)
+    for actor in actors:
+        actor.stop.remote()
+    runs_within(runs)
+    stopped = stopping.requested()
+    index = ray.get(writer.close.remote(complete=not stopped))
+    for handle in [*actors, writer]:
+        ray.kill(handle)
+    run.unlock()
+    echo(f"[record] wrote {index['steps']} steps in {index['chunks']} chunks to {out} "
+         f"({time.monotonic() - started:.0f}s)")
+    return {**index, "stopped_by": stopped} if stopped else index
+
+
+def record_until_full(writer, runs: list, echo, started: float) -> None:
+    """Until the writer holds --steps or a stop is asked for; an actor that ended early raised, and
+    its error ends the recording."""
+    import ray
+
+    last_echo = 0.0
+    while not ray.get(writer.is_full.remote()) and not stopping.requested():
         stored = ray.get(writer.stored_steps.remote())
         finished, _ = ray.wait(runs, timeout=0.5)
         if finished:
-            ray.get(finished)  # an actor that ended early raised: surface its error
+            ray.get(finished)
         if time.monotonic() - last_echo > 10:
             echo.update({"kind": "record", "labelled_steps": stored, "elapsed_s": time.monotonic() - started})
             last_echo = time.monotonic()
-    for actor in actors:
-        actor.stop.remote()
-    ray.get(runs)
-    index = ray.get(writer.close.remote())
-    for handle in [*actors, writer]:
-        ray.kill(handle)
-    echo(f"[record] wrote {index['steps']} steps in {index['chunks']} chunks to {out} "
-         f"({time.monotonic() - started:.0f}s)")
-    return index

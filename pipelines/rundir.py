@@ -75,13 +75,15 @@ class RunDir:
         self.purge_step: int | None = None  # a resumed run hides TensorBoard events from this step on
 
     @classmethod
-    def create(cls, path: str | Path, config_json: str) -> "RunDir":
+    def create(cls, path: str | Path, config_json: str, checkpoints: bool = True) -> "RunDir":
+        """A new run directory, locked; `checkpoints` false for one that keeps none (a dataset)."""
         run = cls(path)
         check_new_folder(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         run.lock()
         check_new_folder(run.path)  # again, now that no other run can be creating it
-        run.checkpoints.mkdir(exist_ok=True)
+        if checkpoints:
+            run.checkpoints.mkdir(exist_ok=True)
         atomic_write(run.path / "config.json", config_json.encode())
         return run
 

@@ -46,17 +46,41 @@ class Record:
 class DatasetWriter:
     """Appends chunks until `max_steps` are stored; the index is rewritten atomically as files fill."""
 
-    def __init__(self, out: str | os.PathLike, identity: dict, max_steps: int, file_bytes: int = FILE_BYTES):
+    def __init__(self, out: str | os.PathLike, identity: dict, max_steps: int, file_bytes: int = FILE_BYTES,
+                 resume: bool = False):
+        """With `resume`, continues the dataset at `out` (a recording cut short): its whole chunks are
+        kept, a torn last record is cut off, and new chunks go to a new file."""
         self.path = Path(out)
-        if self.path.exists() and any(self.path.iterdir()):
-            raise DatasetError(f"{str(self.path)!r} already holds files; choose a new --out")
-        self.path.mkdir(parents=True, exist_ok=True)
         self.identity, self.max_steps, self.file_bytes = identity, max_steps, file_bytes
         self.full = False
         self.files: list[dict] = []
         self.handle = None
         self.actors: set[int] = set()
+        self.resumes = 0
+        if resume:
+            self._reopen()
+        elif (self.path / "index.json").exists() or any(self.path.glob("chunks-*.bin")):
+            raise DatasetError(f"{str(self.path)!r} already holds a dataset; choose a new --out or --resume it")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.full = self.steps >= self.max_steps
         self._write_index(complete=False)
+
+    def _reopen(self) -> None:
+        index = read_index(self.path)
+        changed = [key for key in ("game", "num_actions", "teacher", "env", "epsilon", "envs_per_actor", "chunk_steps",
+                                   "seed") if index.get(key) != self.identity.get(key)]
+        if changed:
+            raise DatasetError(f"{str(self.path)!r} was recorded with another {', '.join(changed)}; resume it with "
+                               f"the flags it was recorded with")
+        for entry in index["files"]:
+            records, _ = scan_file(self.path / entry["name"], index["game"], index["num_actions"])
+            good = records[-1].offset + RECORD_HEADER.size + records[-1].length if records else 0
+            if (self.path / entry["name"]).exists():
+                os.truncate(self.path / entry["name"], good)  # whole chunks only: a torn last one goes
+            self.files.append({"name": entry["name"], "bytes": good, "chunks": len(records),
+                               "steps": sum(r.steps for r in records)})
+            self.actors.update(r.actor_id for r in records)
+        self.resumes = int(index.get("resumes", 0)) + 1
 
     @property
     def steps(self) -> int:
@@ -64,6 +88,9 @@ class DatasetWriter:
 
     def stored_steps(self) -> int:
         return self.steps
+
+    def times_resumed(self) -> int:
+        return self.resumes
 
     def is_full(self) -> bool:
         return self.full
@@ -113,7 +140,7 @@ class DatasetWriter:
 
     def _next_file(self) -> None:
         self._flush()
-        name = f"chunks-{len(self.files):05d}.bin"
+        name = f"chunks-{len(self.files):05d}.bin"  # a resumed recording starts a file of its own
         self.handle = open(self.path / name, "xb")
         self.files.append({"name": name, "bytes": 0, "chunks": 0, "steps": 0})
         self._write_index(complete=False)
@@ -124,18 +151,19 @@ class DatasetWriter:
             os.fsync(self.handle.fileno())
             self._write_index(complete=False)
 
-    def close(self) -> dict:
+    def close(self, complete: bool = True) -> dict:
+        """`complete` false: the recording was stopped early, and `--resume` may continue it."""
         self._flush()
         if self.handle is not None:
             self.handle.close()
             self.handle = None
-        return self._write_index(complete=True)
+        return self._write_index(complete=complete)
 
     def _write_index(self, complete: bool) -> dict:
         index = {
             "format": FORMAT, "version": VERSION, "chunk_format_version": CHUNK_VERSION, "complete": complete,
             **self.identity, "steps": self.steps, "chunks": sum(f["chunks"] for f in self.files),
-            "actors": sorted(self.actors), "files": self.files,
+            "actors": sorted(self.actors), "files": self.files, "resumes": self.resumes,
         }
         atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode())
         return index

@@ -107,8 +107,32 @@ def test_writer_refuses_foreign_chunks_and_existing_directories(tmp_path):
     writer = DatasetWriter(tmp_path / "d", IDENTITY, max_steps=100)
     with pytest.raises(ChunkError, match="does not belong"):
         writer.insert(encode(make_chunk(actions=4)))
-    with pytest.raises(DatasetError, match="already holds files"):
+    with pytest.raises(DatasetError, match="already holds a dataset; choose a new --out or --resume it"):
         DatasetWriter(tmp_path / "d", IDENTITY, max_steps=100)
+
+
+def test_a_resumed_writer_keeps_whole_chunks_cuts_a_torn_one_and_goes_on(tmp_path):
+    import dataclasses
+
+    def chunk(actor, index):
+        return encode(dataclasses.replace(make_chunk(seed=index), actor_id=actor, chunk_index=index))
+
+    writer = DatasetWriter(tmp_path / "d", IDENTITY, max_steps=10_000)
+    for index in range(3):
+        writer.insert(chunk(0, index))
+    writer._flush()
+    first = next((tmp_path / "d").glob("chunks-*.bin"))
+    with open(first, "ab") as torn:  # the process died inside a write
+        torn.write(b"ATDC" + b"\x00" * 9)
+    with pytest.raises(DatasetError, match="recorded with another epsilon"):
+        DatasetWriter(tmp_path / "d", {**IDENTITY, "epsilon": 0.5}, max_steps=10_000, resume=True)
+    resumed = DatasetWriter(tmp_path / "d", IDENTITY, max_steps=10_000, resume=True)
+    assert resumed.times_resumed() == 1 and resumed.stored_steps() == 3 * make_chunk().steps * make_chunk().envs
+    resumed.insert(chunk(1, 0))
+    index = resumed.close()
+    assert index["resumes"] == 1 and [f["chunks"] for f in index["files"]] == [3, 1]
+    dataset = Dataset.open(tmp_path / "d")
+    assert not dataset.damage and dataset.steps == index["steps"] and dataset.actors == [0, 1]
 
 
 def test_dataset_of_another_format_version_is_refused(tmp_path):

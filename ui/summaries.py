@@ -17,6 +17,9 @@ def percent(value) -> str:
 
 
 def stopped(summary: dict, command: str, path) -> str:
+    if command == "record":
+        return (f"[record] stopped by {summary.get('stopped_by')} with {summary.get('steps', 0):,} steps of whole "
+                f"chunks recorded; continue with: python launch.py record --resume {path}")
     if summary.get("updates"):
         return (f"[{command}] stopped by {summary.get('stopped_by')} at update {summary.get('updates')}; wrote a final "
                 f"checkpoint and an incomplete summary; continue with: python launch.py {command} --resume {path}")

@@ -27,7 +27,18 @@ RUNS = {  # command line, its checkpoint kinds (metrics kind: the same, distill 
     "teacher": (["teacher", *DQN], {"dqn": "dqn"}, None),
     "online": (["online", *DQN, "--distill-min-replay", "256", "--distill-capacity-hours", "0.05",
                 "--holdout-steps", "256"], {"dqn": "dqn", "student": "student"}, None),
+    "record": (["record", "--actors", "1", "--chunk-steps", "32", "--steps", "60000"], {}, None),
 }
+
+
+def has_begun(out: Path, kinds: dict) -> bool:
+    """The run has written what a resume continues from: a checkpoint of each kind, or recorded chunks."""
+    if not kinds:
+        try:
+            return json.loads((out / "index.json").read_text())["steps"] >= 1000
+        except (OSError, ValueError, KeyError):
+            return False
+    return all(list(out.glob(f"checkpoints/{kind}-*.pt")) for kind in kinds)
 
 
 def gcs_of(pid: int) -> list[int]:
@@ -48,7 +59,7 @@ def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_pa
     run = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args, "--out", str(out)], cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not all(list(out.glob(f"checkpoints/{kind}-*.pt")) for kind in kinds):
+    while not has_begun(out, kinds):
         assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-2000:]
         time.sleep(0.2)
     victims = gcs_of(run.pid)
@@ -66,6 +77,8 @@ def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_pa
     done = subprocess.run([sys.executable, str(ROOT / "launch.py"), command, "--resume", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    if command == "record":
+        return check_recording(out)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and summary["kind"] == command
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -83,3 +96,15 @@ def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_pa
     else:  # the DQN's frames, evaluations and registry went on where the dead run left them
         assert summary["frames"] >= 40000 - 4 * 128 and [e["version"] for e in summary["evaluations"]] == \
             list(range(1, len(summary["evaluations"]) + 1))
+
+
+def check_recording(out: Path) -> None:
+    """Whole chunks only, up to --steps, every stream once: the resumed actors took new ids."""
+    from replay.chunk import decode
+    from replay.dataset import Dataset
+
+    dataset = Dataset.open(out)
+    assert dataset.index["complete"] and dataset.index["resumes"] == 1 and not dataset.damage
+    assert 60000 - 128 < dataset.steps <= 60000
+    streams = [(chunk.actor_id, chunk.chunk_index) for chunk in (decode(m) for _, m in dataset.messages())]
+    assert len(streams) == len(set(streams)) and {actor for actor, _ in streams} == {0, 1}
