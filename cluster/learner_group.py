@@ -13,6 +13,7 @@ import socket
 
 import numpy as np
 
+from cluster.placement import PLACEMENT_TIMEOUT_S
 from learner.learner import Learner, LearnerConfig
 
 
@@ -24,6 +25,10 @@ def rendezvous() -> str:
         probe.bind(("", 0))
         port = probe.getsockname()[1]
     return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
+
+class LearnerLost(RuntimeError):
+    pass
 
 
 class LearnerGroup:
@@ -44,20 +49,41 @@ class LearnerGroup:
         options = {"num_cpus": 1, "num_gpus": 1 if self.use_gpu else 0}
         address = None
         if self.replicas > 1:
-            address = ray.get(ray.remote(rendezvous).options(num_cpus=0, **self.strategies[0]).remote())
+            address = ray.get(ray.remote(rendezvous).options(num_cpus=0, **self.strategies[0]).remote(),
+                              timeout=PLACEMENT_TIMEOUT_S)
         self.actors = [
             ray.remote(Learner).options(**options, **self.strategies[rank]).remote(
                 self.config, self.heads, self.shards, resume, self.weights,
                 (rank, self.replicas, address) if self.replicas > 1 else None)
             for rank in range(self.replicas)]
 
-    def restart(self, resume: dict | None) -> None:
+    def restart(self, resume: dict | None, placed_within_s: float = PLACEMENT_TIMEOUT_S) -> None:
+        """The replicas again, from `resume`; raises LearnerLost if they cannot be placed within
+        `placed_within_s` (their node left the cluster and no live node has room for their bundles).
+        A replica placed on a node that is dying but not yet known dead is tried again."""
+        import time
+
         import ray
 
-        for actor in self.actors:
-            ray.kill(actor)
         self.restarts += 1
-        self.start(resume)
+        deadline = time.monotonic() + placed_within_s
+        while True:
+            for actor in self.actors:
+                ray.kill(actor)
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise ray.exceptions.GetTimeoutError
+                self.start(resume)
+                ray.get([actor.__ray_ready__.remote() for actor in self.actors], timeout=left)
+                break
+            except ray.exceptions.RayActorError:
+                time.sleep(2)
+            except ray.exceptions.GetTimeoutError:
+                for actor in self.actors:
+                    ray.kill(actor)
+                raise LearnerLost(f"learner {self.label} could not be placed again within {placed_within_s:.0f} s: "
+                                  f"its node left the cluster and no live node has room for it") from None
         self.wait_for_replay()
 
     def wait_for_replay(self) -> bool:

@@ -11,12 +11,14 @@ never starts half-placed, and Ray restarts a dead actor inside its own bundle.
 from __future__ import annotations
 
 import collections
+import os
 from dataclasses import dataclass, field
 
 from cluster.errors import ConfigError
 
 GIB = 1024**3
-PLACEMENT_TIMEOUT_S = 120.0
+# how long Ray may take to place a bundle (the plan at start, a learner again after its node left)
+PLACEMENT_TIMEOUT_S = float(os.environ.get("ATARI_DISTILL_PLACEMENT_TIMEOUT_S", 120))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import GameSpec, game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
-from cluster.learner_group import LearnerGroup
+from cluster.learner_group import LearnerGroup, LearnerLost
 from cluster.placement import PlacementPlan, plan_run
 from cluster.runtime import on_this_node, runs_within
 from learner.learner import LearnerConfig
@@ -93,10 +93,10 @@ class GameRun:
     runs: list = field(default_factory=list)
     limiter: dict = field(default_factory=dict)
 
-    def stats(self) -> dict:
+    def stats(self, timeout_s: float | None = None) -> dict:
         import ray
 
-        return replay_totals(ray.get([shard.stats.remote() for shard in self.shards]))
+        return replay_totals(ray.get([shard.stats.remote() for shard in self.shards], timeout=timeout_s))
 
 
 def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
@@ -153,8 +153,8 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
     game.runs = [actor.run.remote() for actor in game.producers]
 
 
-def interval_metrics(games: list[GameRun], previous: dict) -> dict:
-    per_game = {g.spec.name: g.stats() for g in games}
+def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | None = None) -> dict:
+    per_game = {g.spec.name: g.stats(timeout_s) for g in games}
     totals = {key: sum(r[key] for r in per_game.values()) for key in
               ("replay_size", "labelled_steps", "sampled_steps", "insert_wait_s", "sample_wait_s",
                "rejected_chunks", "dropped_steps", "stream_restarts")}
@@ -199,9 +199,13 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 state, skipped = run.latest_checkpoint(group.kind)
                 echo(f"[distill] learner {group.label} died ({type(error).__name__}); restarting from update "
                      f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
-                group.restart(state)
                 updates[group.kind] = saved[group.kind] = state["updates"] if state else 0
                 run.trim_metrics(metrics_kind(group.kind), updates[group.kind])
+                try:
+                    group.restart(state)
+                except LearnerLost as lost:  # the run stops with every other student's final checkpoint
+                    stopping.request(str(lost))
+                    break
                 continue
             updates[group.kind] = metrics["updates"]
             if replay is None:
@@ -264,10 +268,15 @@ def free_producers(games: list[GameRun]) -> None:
 def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup],
                updates: dict) -> dict:
     """After a stop was asked for: everything down, and a summary that says how far it got."""
+    import ray
+
     for group in groups:  # first, so no learner is left waiting on a shard that goes away
         group.kill()
     stop_producers(games)
-    replay = interval_metrics(games, {})
+    try:
+        replay = interval_metrics(games, {}, timeout_s=30)
+    except ray.exceptions.GetTimeoutError:  # a shard lost with its node
+        replay = {"unavailable": "a replay shard did not answer (its node left the cluster)", "stream_restarts": 0}
     free_producers(games)
     return start.stopped({"student": cfg.student, "loss": cfg.loss, "updates": max(updates.values()),
                           "updates_per_student": updates, "target_updates": cfg.updates, "replay": replay,

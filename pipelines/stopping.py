@@ -70,4 +70,5 @@ def reset() -> None:
 
 
 def exit_code() -> int:
-    return EXIT_CODES.get(_requested or "", 1)
+    """130 or 143 after a signal; 75 (EX_TEMPFAIL: resume later) after a stop the run asked for itself."""
+    return EXIT_CODES.get(_requested or "", 75 if _requested else 1)

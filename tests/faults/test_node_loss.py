@@ -1,0 +1,116 @@
+"""A node leaves a two-node cluster on 127.0.0.1 mid-run. One that held a teacher actor: the actor
+is placed again where there is room and the run finishes. One that held the learner, which no
+other node can hold: the run stops with its last checkpoint and says what could not be placed;
+once such a node joins, --resume finishes it. Either way every update and metrics line counts once."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.processes import command_line, descendants
+from tests.test_cluster import DISTILL, Cluster
+
+
+LEARNER = {"learner_node": 1}
+
+
+def join(cluster: Cluster, nodes: int, *flags: str) -> None:
+    cluster.start_node("--address", f"127.0.0.1:{cluster.port}", *flags)
+    deadline = time.monotonic() + 90
+    while cluster.state("len([n for n in list_nodes(address=A) if n.state == 'ALIVE'])") != nodes:
+        assert time.monotonic() < deadline, cluster.log_tail()
+        time.sleep(1)
+
+
+def two_nodes(head: dict, worker: dict):
+    cluster = Cluster()
+    cluster.env["ATARI_DISTILL_PLACEMENT_TIMEOUT_S"] = "20"
+    try:
+        cluster.start_node("--head", "--port", str(cluster.port), "--num-cpus", "4", "--temp-dir", cluster.temp,
+                           "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+                           "--dashboard-port", str(cluster.dashboard), "--disable-usage-stats",
+                           "--resources", json.dumps(head))
+        deadline = time.monotonic() + 90
+        while cluster.state("len(list_nodes(address=A))") != 1:
+            assert cluster.nodes[0].poll() is None and time.monotonic() < deadline, cluster.log_tail()
+            time.sleep(1)
+        join(cluster, 2, "--num-cpus", "2", "--resources", json.dumps(worker))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def actor_node():
+    yield from two_nodes(LEARNER, {})
+
+
+@pytest.fixture
+def learner_node():
+    yield from two_nodes({}, LEARNER)
+
+
+def start_distill(cluster: Cluster, out: Path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    run = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *DISTILL, "--updates", "200",
+                            "--address", f"127.0.0.1:{cluster.port}", "--learner-resource", "learner_node",
+                            "--out", str(out)], env=cluster.env, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoints").is_dir() or not list((out / "checkpoints").glob("student-*.pt")):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-3000:]
+        time.sleep(0.5)
+    return run
+
+
+def kill_node(cluster: Cluster, index: int, holding: str) -> None:
+    node = cluster.nodes[index]
+    raylets = [pid for pid in descendants(node.pid) if "raylet" in (command_line(pid) or "")]
+    assert len(raylets) == 1 and [pid for pid in descendants(node.pid) if f"ray::{holding}" in (command_line(pid) or "")]
+    os.kill(raylets[0], signal.SIGKILL)
+
+
+def logged(out: Path) -> list[int]:
+    return [json.loads(line)["updates"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_lost_actor_node_is_survived(actor_node, tmp_path):
+    out = tmp_path / "run"
+    run = start_distill(actor_node, out)
+    kill_node(actor_node, 1, "RolloutActor")
+    stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["updates"] == 200
+    assert logged(out) == list(range(20, 201, 20))
+
+
+def test_a_lost_learner_node_stops_the_run_and_resume_finishes_it(learner_node, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "run"
+    run = start_distill(learner_node, out)
+    kill_node(learner_node, 1, "Learner")
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 75, stderr[-3000:]
+    assert "stopped by learner net1/kl could not be placed again" in stdout and f"--resume {out}" in stdout, stdout
+    stopped = json.loads((out / "summary.json").read_text())
+    assert stopped["complete"] is False
+    join(learner_node, 2, "--num-cpus", "2", "--resources", json.dumps(LEARNER))  # a node with room joins
+    done = subprocess.run([sys.executable, str(ROOT / "launch.py"), "distill", "--resume", str(out)],
+                          env=learner_node.env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["updates"] == 200
+    assert logged(out) == list(range(20, 201, 20))
