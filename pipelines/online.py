@@ -51,7 +51,7 @@ class Distillation:
         self.version, self.teacher_ref = None, None
         self.train_ref = self.ready_ref = None
 
-    def start(self, plan: MemoryPlan, learner_gpus: float, slots: dict) -> None:
+    def start(self, plan: MemoryPlan, learner_gpu_share: float, slots: dict) -> None:
         self.slots = slots
         cfg = self.cfg
         limiter = {"ratio": cfg.distill_replay_ratio, "insert_steps": cfg.chunk_size,
@@ -62,7 +62,7 @@ class Distillation:
         config = LearnerConfig(student=cfg.student, loss=loss_for(cfg, cfg.loss), lr=cfg.student_lr,
                                batch_size=cfg.student_batch_size, prefetch=cfg.prefetch,
                                min_replay=cfg.distill_min_replay, device=cfg.device, seed=cfg.seed)
-        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpus, **slots["learner"]).remote(
+        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"]).remote(
             config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
 
     def follow(self, best: dict | None, actor_options: dict, actor_device: str) -> bool:
