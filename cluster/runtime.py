@@ -15,6 +15,10 @@ from pathlib import Path
 from cluster.errors import ConfigError
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+# Ray's GCS keeps an event record of the last N tasks (100,000 by default, a few KiB each); a run makes
+# hundreds of small actor calls a second, so the default grew the GCS by 300+ MiB in 25 minutes
+# (bench/soak.py). Clusters set RAY_task_events_max_num_task_in_gcs on `ray start` (docs/CLUSTER.md).
+GCS_TASK_EVENTS = 10_000
 _on_lost = None  # what to do once the runtime is gone (launch.py: say so in one line and exit)
 
 
@@ -49,7 +53,8 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # Oversubscribe a small laptop rather than leave actors pending forever.
         ray.init(num_cpus=max(os.cpu_count() or 1, cpus_needed), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING")
+                 _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING",
+                 _system_config={"task_events_max_num_task_in_gcs": GCS_TASK_EVENTS})
     if _on_lost is not None:
         import threading
 
