@@ -22,6 +22,7 @@ def test_launcher_config_matches_rays_schema_and_sets_token_auth(name):
         assert starts and all("RAY_AUTH_MODE=token" in c for c in starts)
     head = " ".join(config["head_start_ray_commands"])
     assert "--dashboard-host=0.0.0.0" not in head and "--dashboard-host 0.0.0.0" not in head
+    assert "RAY_task_events_max_num_task_in_gcs=10000 " in head  # the GCS's memory stays bounded (bench/soak.py)
 
 
 def test_the_cloud_config_has_gpu_learner_nodes_carrying_the_learner_resource():
