@@ -26,9 +26,9 @@ class RunKind:
     name: str
     help: str
     config: type
-    run: Callable  # (cfg, run, resume, echo) -> summary; record: (cfg, echo) -> dataset index
+    run: Callable  # (cfg, run dir or None, resume state, echo) -> summary (record: the dataset index)
     lines: Callable  # (summary, path) -> the lines printed when it ends
-    resumes: Callable | None = None  # cfg -> [(checkpoint kind, metrics kind)] a resume continues; None: no resume
+    resumes: Callable | None = None  # cfg -> [(checkpoint kind, metrics kind)] a resume continues; None: none
     skip_flags: tuple[str, ...] = ()
 
 
