@@ -78,19 +78,26 @@ def kill_node(cluster: Cluster, index: int, holding: str) -> None:
     os.kill(raylets[0], signal.SIGKILL)
 
 
-def logged(out: Path) -> list[int]:
-    return [json.loads(line)["updates"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+def assert_finished(out: Path) -> None:
+    """Complete, with every update taken and every metrics line logged once."""
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["updates"] == 200
+    logged = [json.loads(line)["updates"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(20, 201, 20)), logged
+
+
+def lose_a_node_mid_run(cluster: Cluster, holding: str, out: Path) -> tuple[int, str, str]:
+    """A distill run on `cluster` loses its second node, which holds `holding`; the run's exit code and output."""
+    run = start_distill(cluster, out)
+    kill_node(cluster, 1, holding)
+    stdout, stderr = run.communicate(timeout=600)
+    return run.returncode, stdout, stderr
 
 
 def test_a_lost_actor_node_is_survived(actor_node, tmp_path):
-    out = tmp_path / "run"
-    run = start_distill(actor_node, out)
-    kill_node(actor_node, 1, "RolloutActor")
-    stdout, stderr = run.communicate(timeout=600)
-    assert run.returncode == 0, stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["complete"] and summary["updates"] == 200
-    assert logged(out) == list(range(20, 201, 20))
+    code, _, stderr = lose_a_node_mid_run(actor_node, "RolloutActor", tmp_path / "run")
+    assert code == 0, stderr[-3000:]
+    assert_finished(tmp_path / "run")
 
 
 def test_a_lost_learner_node_stops_the_run_and_resume_finishes_it(learner_node, tmp_path):
@@ -100,10 +107,8 @@ def test_a_lost_learner_node_stops_the_run_and_resume_finishes_it(learner_node, 
     from tests.conftest import ROOT
 
     out = tmp_path / "run"
-    run = start_distill(learner_node, out)
-    kill_node(learner_node, 1, "Learner")
-    stdout, stderr = run.communicate(timeout=300)
-    assert run.returncode == 75, stderr[-3000:]
+    code, stdout, stderr = lose_a_node_mid_run(learner_node, "Learner", out)
+    assert code == 75, stderr[-3000:]
     assert "stopped by learner net1/kl could not be placed again" in stdout and f"--resume {out}" in stdout, stdout
     stopped = json.loads((out / "summary.json").read_text())
     assert stopped["complete"] is False
@@ -111,6 +116,4 @@ def test_a_lost_learner_node_stops_the_run_and_resume_finishes_it(learner_node, 
     done = subprocess.run([sys.executable, str(ROOT / "launch.py"), "distill", "--resume", str(out)],
                           env=learner_node.env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["complete"] and summary["updates"] == 200
-    assert logged(out) == list(range(20, 201, 20))
+    assert_finished(out)
