@@ -158,6 +158,7 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
 def bare_loop(student: str, batch: int, updates: int) -> float:
     """The ceiling for a learner: the same network, loss and optimizer stepping on one fixed batch in
     this process, with one thread as the learner actor gets, and no replay, Ray or logging around it."""
+    from learner.learner import student_optimizer
     from learner.losses import make_loss
     from models.networks import QNetwork
 
@@ -165,7 +166,7 @@ def bare_loop(student: str, batch: int, updates: int) -> float:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = QNetwork(student, {"pong": ACTIONS})
-    optimizer = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.95, eps=1e-5)
+    optimizer = student_optimizer(net.parameters(), DistillConfig.lr)
     loss_fn = make_loss("kl", tau=0.01)
     obs = torch.randint(0, 256, (batch, STACK, 84, 84), dtype=torch.uint8)
     q_teacher = torch.randn(batch, ACTIONS)

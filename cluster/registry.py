@@ -35,9 +35,8 @@ def _checked(state) -> tuple[dict[int, dict], int | None]:
     """The entries and the best version of a registry file, every field of the type it must have."""
     if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
         raise ValueError(f"not an {FORMAT} file of version {VERSION}")
-    entries = {}
+    entries, number = {}, (int, float)
     for entry in state.get("history") if isinstance(state.get("history"), list) else [None]:
-        number = (int, float)
         if not (isinstance(entry, dict) and type(entry.get("version")) is int and type(entry.get("frames")) is int
                 and isinstance(entry.get("checkpoint"), str)
                 and (entry.get("score") is None or isinstance(entry.get("score"), number))):

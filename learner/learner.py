@@ -45,6 +45,12 @@ class LearnerConfig:
     batch_timeout_s: float = 600.0
 
 
+def student_optimizer(parameters, lr: float) -> torch.optim.Optimizer:
+    """The student's RMSProp (alpha 0.95, eps 1e-5), defined once for the learner and for the bare loop
+    bench/replay_bench.py measures it against."""
+    return torch.optim.RMSprop(parameters, lr=lr, alpha=0.95, eps=1e-5)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -72,7 +78,7 @@ class Learner:
         self.model = self.student
         if self.world_size > 1:
             self.model = data_parallel(self.student, self.device, *world, find_unused=len(heads) > 1)
-        self.optimizer = torch.optim.RMSprop(self.student.parameters(), lr=config.lr, alpha=0.95, eps=1e-5)
+        self.optimizer = student_optimizer(self.student.parameters(), config.lr)
         if resume is not None:
             if resume.get("optimizer"):
                 self.optimizer.load_state_dict(resume["optimizer"])

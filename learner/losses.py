@@ -95,8 +95,3 @@ def make_loss(name: str, **settings) -> Loss:
         raise LossError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
     cls = LOSSES[name]
     return cls(**{spec.name: settings[spec.name] for spec in dataclasses.fields(cls) if spec.name in settings})
-
-
-def loss_settings(loss: Loss) -> dict:
-    """What a summary records: the loss's name and every hyperparameter it was built with."""
-    return {"loss": loss.name, **dataclasses.asdict(loss)}

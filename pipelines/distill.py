@@ -116,7 +116,6 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
     import ray
 
     placement = start.placement
-
     dataset = game.dataset
     insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.chunk_size
     producers_per_shard = 1 if dataset else -(-cfg.actors // cfg.replay_shards)

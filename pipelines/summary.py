@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.checkpoint import atomic_write
 from pipelines.rundir import json_safe
 
 RUN_KINDS = ("distill", "multitask", "teacher", "online")
@@ -49,16 +50,14 @@ class Summary:
         return json_safe({**self.results, **typed})
 
     def write(self, folder: str | Path) -> None:
-        from models.checkpoint import atomic_write
-
         atomic_write(Path(folder) / FILE, json.dumps(self.as_dict(), indent=2, sort_keys=True).encode())
 
     @classmethod
     def from_dict(cls, record: dict, config: dict | None = None) -> "Summary":
         results = dict(record)
         kind = results.pop("kind", None) or kind_of_config(config or {})
-        complete, wall_s, stopped_by = results.pop("complete", False), results.pop("wall_s", None), \
-            results.pop("stopped_by", None)
+        complete, wall_s = results.pop("complete", False), results.pop("wall_s", None)
+        stopped_by = results.pop("stopped_by", None)
         if not isinstance(complete, bool) or not (wall_s is None or isinstance(wall_s, (int, float))):
             raise SummaryError(f"summary.json has complete = {complete!r}, wall_s = {wall_s!r}")
         return cls(kind, complete, results, wall_s, stopped_by)
@@ -74,6 +73,6 @@ class Summary:
             if not isinstance(record, dict):
                 raise SummaryError(f"holds a {type(record).__name__}, not a record")
             return cls.from_dict(record, config)
-        except (ValueError, UnicodeDecodeError) as error:
+        except ValueError as error:  # not JSON, not UTF-8, or not a summary's shape
             raise SummaryError(f"{str(path)!r} is damaged ({str(error).splitlines()[0][:80]}); run the command "
                                f"again with --resume {folder} to write it anew") from None
