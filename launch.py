@@ -134,7 +134,7 @@ def add_run_kinds(commands) -> None:
 
     for kind in RUN_KINDS.values():
         parser = commands.add_parser(kind.name, help=kind.help)
-        add_flags(parser, kind.config, skip=kind.skip_flags)
+        add_flags(parser, kind.config)
         if kind.resumes:
             parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last "
                                                                     "checkpoint(s)")

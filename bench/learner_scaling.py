@@ -75,7 +75,7 @@ def main() -> None:
     connect(args.address, cpus_needed=max(replicas + sweeps) + 1)
     use_gpu = has_gpu()
     shard = filled_shard(args.steps)
-    config = learner_config(DistillConfig(student=args.student, batch_size=args.batch_size,
+    config = learner_config(DistillConfig.from_flags(student=args.student, batch_size=args.batch_size,
                                           device="auto" if use_gpu else "cpu").validate(), args.student, "kl", 1)
 
     def group(label: str, count: int) -> LearnerGroup:

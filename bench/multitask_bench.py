@@ -51,12 +51,12 @@ def main() -> None:
 
     games = ",".join(PAPER_GAMES) if args.games == "paper" else args.games
     with tempfile.TemporaryDirectory() as folder:
-        cfg = MultitaskConfig(games=games, student=args.student, capacity_hours=args.capacity_hours, replay_ratio=0.0,
+        cfg = MultitaskConfig.from_flags(games=games, student=args.student, capacity_hours=args.capacity_hours, replay_ratio=0.0,
                               min_replay=512, batch_size=args.batch_size, chunk_steps=64, updates=args.updates,
                               log_every=args.log_every, checkpoint_every=args.updates, eval_episodes=1,
                               eval_workers=1, holdout_steps=128, out=str(Path(folder) / "run")).validate()
         summary = run_distill(cfg, echo=print)
-        metrics = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+        metrics = [json.loads(line) for line in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()]
     metrics = [m for m in metrics if m.get("kind", "distill") == "distill"]
     if len(metrics) < 2:
         raise SystemExit(f"--updates {args.updates} gave {len(metrics)} log line(s); give at least two --log-every")

@@ -198,7 +198,7 @@ def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:
         ray.get([handle.insert.remote(m) for m in messages(8, actor_id=k, seed=k)])
     gpu = torch.cuda.is_available()
     learner = ray.remote(Learner).options(num_cpus=1, num_gpus=1 if gpu else 0).remote(
-        learner_config(DistillConfig(student=student, batch_size=batch).validate(), student, "kl", 1),
+        learner_config(DistillConfig.from_flags(student=student, batch_size=batch).validate(), student, "kl", 1),
         {"pong": ACTIONS}, {"pong": handles})
     ray.get(learner.wait_for_replay.remote())
     ray.get(learner.train.remote(max(5, updates // 10)))  # warm-up

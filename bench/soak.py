@@ -106,11 +106,11 @@ def run_kind(kind: str, args, folder: Path) -> dict:
     from pipelines.online import run_online
 
     if kind == "distill":
-        cfg = DistillConfig(game=args.game, updates=10**9, capacity_hours=args.capacity_hours, log_every=200,
+        cfg = DistillConfig.from_flags(game=args.game, updates=10**9, capacity_hours=args.capacity_hours, log_every=200,
                             checkpoint_every=10**6, eval_episodes=1, out=str(folder / kind)).validate()
         run = lambda: run_distill(cfg, echo=Progress.quiet())
     else:
-        cfg = OnlineConfig(game=args.game, preset="net3", frames=10**9, capacity_hours=args.capacity_hours,
+        cfg = OnlineConfig.from_flags(game=args.game, preset="net3", frames=10**9, capacity_hours=args.capacity_hours,
                            distill_capacity_hours=args.capacity_hours, min_replay=2000, distill_min_replay=1000,
                            eval_every=200_000, eval_episodes=1, log_every=100, checkpoint_every=10**6,
                            out=str(folder / kind)).validate()

@@ -72,7 +72,7 @@ def bare_updates_per_s(preset: str, actions: int, batch_size: int, seconds: floa
 def pipeline_frames_per_s(cfg: TeacherConfig) -> tuple[float, float]:
     """(frames/s, updates/s) of a teacher run, between its first and last log line."""
     run_teacher(cfg, echo=print)
-    metrics = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()]
     metrics = [m for m in metrics if m.get("kind") == "dqn"]
     if len(metrics) < 2:
         raise SystemExit(f"--frames {cfg.frames} gave {len(metrics)} log line(s); raise --frames")
@@ -99,7 +99,7 @@ def main() -> None:
     updates = bare_updates_per_s(args.preset, spec.num_actions, args.batch_size, args.seconds)
     frames_per_update = FRAME_SKIP * args.batch_size / args.replay_ratio
     with tempfile.TemporaryDirectory() as folder:
-        cfg = TeacherConfig(game=spec.name, preset=args.preset, frames=args.frames, actors=args.actors,
+        cfg = TeacherConfig.from_flags(game=spec.name, preset=args.preset, frames=args.frames, actors=args.actors,
                             envs_per_actor=args.envs_per_actor, replay_ratio=args.replay_ratio,
                             batch_size=args.batch_size, min_replay=2000, capacity_hours=0.1,
                             log_every=args.log_every, eval_every=args.frames - FRAME_SKIP, eval_episodes=1,

@@ -83,7 +83,7 @@ def replay_and_learner_rows(game, rollout, rng, seconds: float) -> list[tuple]:
     for batch_size in (32, 256):
         sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), seconds / 2)
         rows.append((f"replay samples/s at batch {batch_size} (one ring, in process)", sampled / secs, ""))
-        config = learner_config(DistillConfig(batch_size=batch_size).validate(), "net1", "kl", 1)
+        config = learner_config(DistillConfig.from_flags(batch_size=batch_size).validate(), "net1", "kl", 1)
         learner = Learner(config, {game.name: game.num_actions},
                           {game.name: []})  # batches come from the ring above, not from shards
         batches = [ring.sample(batch_size, rng) for _ in range(8)]

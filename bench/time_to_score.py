@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipelines.rundir import RunDir  # noqa: E402
 from zoo import catalog, publish  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def from_card(game: str) -> dict:
 
 
 def from_run(path: str) -> dict:
-    config = json.loads((Path(path) / "config.json").read_text())
+    config = RunDir(path).read_config()
     summary = json.loads((Path(path) / "summary.json").read_text())
     game = config["game"]
     random = catalog.card(game)["random_score"] if game in catalog.games() else None

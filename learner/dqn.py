@@ -24,16 +24,10 @@ from models.networks import QNetwork
 
 @dataclass(frozen=True)
 class DQNConfig:
-    """Built from a run's TeacherConfig (pipelines/teacher.py::dqn_config), whose flags hold each default once."""
+    """`dqn` is the run's DQN section itself (pipelines/sections.py: preset, lr, adam_eps, gamma,
+    n_step, double, batch_size, target_every); the rest is how the run feeds and places this learner."""
 
-    preset: str
-    lr: float
-    adam_eps: float
-    gamma: float
-    n_step: int
-    double: bool
-    batch_size: int
-    target_every: int
+    dqn: object
     prefetch: int
     min_replay: int
     device: str
@@ -67,15 +61,15 @@ def dqn_loss(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, 
 class DQNLearner:
     def __init__(self, config: DQNConfig, game: str, num_actions: int, shards: list, resume: dict | None = None):
         torch.manual_seed(config.seed)
-        self.config, self.game = config, game
+        self.config, self.game, self.dqn = config, game, config.dqn
         self.device = pick_device(config.device)
-        self.online = QNetwork(config.preset, {game: num_actions}).to(self.device)
+        self.online = QNetwork(self.dqn.preset, {game: num_actions}).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, eps=config.adam_eps)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=self.dqn.lr, eps=self.dqn.adam_eps)
         self.updates = 0
-        self.stream = BatchStream({game: shards}, config.batch_size, config.prefetch, GameSchedule({game: 1.0}),
+        self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
                                   config.seed, config.batch_timeout_s, method="sample_transitions",
-                                  n=config.n_step, gamma=config.gamma)
+                                  n=self.dqn.n_step, gamma=self.dqn.gamma)
         if resume is not None:
             self.online.load_state_dict(resume["model"])
             self.target.load_state_dict(resume["extra"]["target_model"])
@@ -90,18 +84,18 @@ class DQNLearner:
         return {k: torch.from_numpy(batch[k]).to(self.device, non_blocking=True) for k in keys}
 
     def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
-        loss, q_taken = dqn_loss(self.online, self.target, self._tensors(batch), self.config.double)
+        loss, q_taken = dqn_loss(self.online, self.target, self._tensors(batch), self.dqn.double)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.updates += 1
-        if self.updates % self.config.target_every == 0:
+        if self.updates % self.dqn.target_every == 0:
             self.target.load_state_dict(self.online.state_dict())
         return {"loss": loss.detach(), "q_mean": q_taken.mean()}
 
     def train(self, num_updates: int) -> dict:
-        metrics = run_updates(self.stream, num_updates, self.config.batch_size, self._update, ("loss", "q_mean"))
+        metrics = run_updates(self.stream, num_updates, self.dqn.batch_size, self._update, ("loss", "q_mean"))
         return {"updates": self.updates, **metrics}
 
     def policy(self, version: int) -> dict:

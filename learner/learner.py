@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from learner.batches import BatchStream
-from learner.losses import Loss
+from learner.losses import hyperparameters, make_loss
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
 from models.checkpoint import make_payload
@@ -31,12 +31,10 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    """Built from a run's config (pipelines/distill.py::learner_config), whose flags hold each default once."""
+    """`student` is the run's student section itself (pipelines/sections.py: preset, loss and its
+    hyperparameters, lr, batch_size); the rest is how the run feeds and places this learner."""
 
-    student: str
-    loss: Loss
-    lr: float
-    batch_size: int
+    student: object
     prefetch: int
     min_replay: int
     device: str  # "auto": CUDA when visible, else CPU
@@ -63,22 +61,24 @@ class Learner:
         torch.manual_seed(config.seed)
         self.config = config
         self.device = pick_device(config.device)
-        self.student = QNetwork(config.student, heads).to(self.device)
+        settings = config.student
+        self.student = QNetwork(settings.preset, heads).to(self.device)
         self.rank, self.world_size = (world[0], world[1]) if world else (0, 1)
-        self.loss_fn = config.loss
+        self.loss_fn = make_loss(settings.loss, **{s.name: getattr(settings, s.name) for s in hyperparameters()})
+        self.batch_size = settings.batch_size
         self.updates = 0
         self.samples = 0
         weights = weights or {game: 1.0 for game in shards}
         # the stream's schedule runs ahead by the prefetch depth; `trained` is what a checkpoint records
         requests, self.trained = GameSchedule(weights), GameSchedule(weights)
-        self.stream = BatchStream(shards, config.batch_size, config.prefetch, requests, config.seed + self.rank,
+        self.stream = BatchStream(shards, self.batch_size, config.prefetch, requests, config.seed + self.rank,
                                   config.batch_timeout_s)
         if resume is not None:
             self.student.load_state_dict(resume["model"])
         self.model = self.student
         if self.world_size > 1:
             self.model = data_parallel(self.student, self.device, *world, find_unused=len(heads) > 1)
-        self.optimizer = student_optimizer(self.student.parameters(), config.lr)
+        self.optimizer = student_optimizer(self.student.parameters(), settings.lr)
         if resume is not None:
             if resume.get("optimizer"):
                 self.optimizer.load_state_dict(resume["optimizer"])
@@ -108,14 +108,14 @@ class Learner:
         loss = self.step(game, batch)
         self.trained.next()
         self.updates += 1
-        self.samples += self.config.batch_size
+        self.samples += self.batch_size
         return {"loss": loss}
 
     def train(self, num_updates: int) -> dict:
-        metrics = run_updates(self.stream, num_updates, self.config.batch_size, self._update)
+        metrics = run_updates(self.stream, num_updates, self.batch_size, self._update)
         return {
             "updates": self.updates, **metrics, "replay_size": self.stream.replay_size(),
-            "samples_per_game": {g: n * self.config.batch_size for g, n in self.trained.counts.items()},
+            "samples_per_game": {g: n * self.batch_size for g, n in self.trained.counts.items()},
         }
 
     def state(self, extra: dict | None = None) -> dict:

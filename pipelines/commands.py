@@ -8,8 +8,6 @@ directory costs nothing.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +27,6 @@ class RunKind:
     run: Callable  # (cfg, run dir or None, resume state, echo) -> summary (record: the dataset index)
     lines: Callable  # (summary, path) -> the lines printed when it ends
     resumes: Callable | None = None  # cfg -> [(checkpoint kind, metrics kind)] a resume continues; None: none
-    skip_flags: tuple[str, ...] = ()
 
 
 def _run_distill(cfg, run, resume, echo):
@@ -61,11 +58,11 @@ RUN_KINDS = {kind.name: kind for kind in (
     RunKind("distill", "distill a teacher into a student", DistillConfig, _run_distill, summaries.distill_lines,
             _distill_kinds),
     RunKind("multitask", "distill several games into one student, a head per game", MultitaskConfig, _run_distill,
-            summaries.distill_lines, _distill_kinds, MultitaskConfig.SINGLE_GAME_FLAGS),
+            summaries.distill_lines, _distill_kinds),
     RunKind("teacher", "train a DQN teacher (Double DQN, n-step, Adam)", TeacherConfig, _run_teacher,
-            summaries.teacher_lines, lambda cfg: [("dqn", "dqn")], TeacherConfig.SKIPPED_FLAGS),
+            summaries.teacher_lines, lambda cfg: [("dqn", "dqn")]),
     RunKind("online", "train a DQN and distill its best checkpoint so far, at once", OnlineConfig, _run_online,
-            summaries.online_lines, lambda cfg: [("dqn", "dqn"), ("student", "student")], OnlineConfig.SKIPPED_FLAGS),
+            summaries.online_lines, lambda cfg: [("dqn", "dqn"), ("student", "student")]),
     RunKind("record", "record a teacher's labelled chunks to a dataset directory", RecordConfig, _run_record,
             summaries.record_lines, lambda cfg: []),
 )}
@@ -74,7 +71,7 @@ RUN_KINDS = {kind.name: kind for kind in (
 def new_run(kind: RunKind, args):
     """A validated config for a new run whose --out is free."""
     cfg = from_args(kind.config, args).validate()
-    check_new_folder(cfg.out)
+    check_new_folder(cfg.run.out)
     check_teachers(cfg)
     return cfg
 
@@ -103,7 +100,7 @@ def open_for_resume(kind: RunKind, args):
     cfg = config_class.from_dict({**stored, **changes}).validate()
     if changes:
         run.log({"time": time.time(), "overrides": {k: [stored.get(k), v] for k, v in changes.items()}}, "resumes.jsonl")
-        run.write_config(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True))
+        run.write_config(cfg.to_json())
         print(f"[resume] overriding {', '.join(f'{k} {stored.get(k)!r} -> {v!r}' for k, v in changes.items())}")
     return run, cfg
 
@@ -117,4 +114,4 @@ def start_or_resume(kind: RunKind, args, echo) -> tuple[object, object, dict]:
     else:
         cfg, run, state = new_run(kind, args), None, None
     summary = kind.run(cfg, run, state, echo)
-    return cfg, (run.path if run else cfg.out), summary
+    return cfg, (run.path if run else cfg.run.out), summary

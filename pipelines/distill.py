@@ -11,6 +11,7 @@ code drives a laptop and a cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ from cluster.runtime import on_this_node, runs_within
 from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
-from pipelines.config import ConfigError, DistillConfig, MultitaskConfig, loss_for
+from pipelines.config import ConfigError, DistillConfig, MultitaskConfig
 from pipelines.evaluation import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
@@ -42,40 +43,41 @@ def run_kind(cfg: DistillConfig) -> str:
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
-    return LearnerConfig(student=student, loss=loss_for(cfg, loss), lr=cfg.lr, batch_size=cfg.batch_size,
-                         prefetch=cfg.prefetch, min_replay=min_replay, device=cfg.device, seed=cfg.seed)
+    return LearnerConfig(student=dataclasses.replace(cfg.student, preset=student, loss=loss),
+                         prefetch=cfg.replay.prefetch, min_replay=min_replay, device=cfg.run.device, seed=cfg.run.seed)
 
 
 def learner_kinds(cfg: DistillConfig) -> list[str]:
     """Checkpoint kinds, one per student: `student` alone, `student-PRESET-LOSS` in a sweep."""
-    pairs = cfg.sweep()
+    pairs = cfg.student.pairs()
     return ["student"] if len(pairs) == 1 else [f"student-{student}-{loss}" for student, loss in pairs]
 
 
 def teacher_seed(cfg: DistillConfig, dataset: Dataset | None) -> int:
     """A recorded random teacher is rebuilt from the seed it was recorded with."""
-    return int(dataset.index["teacher"].get("seed", cfg.seed)) if dataset else cfg.seed
+    return int(dataset.index["teacher"].get("seed", cfg.run.seed)) if dataset else cfg.run.seed
 
 
 def check_dataset(cfg: DistillConfig, dataset: Dataset, teacher: dict, echo) -> bool:
     """Refuses a dataset the run cannot use; returns whether it fits the replay (load once)."""
     recorded = dataset.index["teacher"]
     if fingerprint(teacher) != recorded.get("fingerprint"):
-        message = (f"--teacher {cfg.teacher!r} (fingerprint {fingerprint(teacher)}) is not the teacher that recorded "
+        message = (f"--teacher {cfg.acting.teacher!r} (fingerprint {fingerprint(teacher)}) is not the teacher that "
+                   f"recorded "
                    f"{cfg.dataset!r} ({recorded.get('source')}, fingerprint {recorded.get('fingerprint')})")
-        if cfg.teacher != "random":
+        if cfg.acting.teacher != "random":
             raise ConfigError(message + "; pass the recording teacher's checkpoint")
         echo(f"[distill] warning: {message}; the random teacher was rebuilt on another machine")
     streams = len(dataset.actors)
-    if cfg.replay_shards > streams:
-        raise ConfigError(f"--replay-shards {cfg.replay_shards} exceeds the {streams} actor stream(s) in "
+    if cfg.replay.replay_shards > streams:
+        raise ConfigError(f"--replay-shards {cfg.replay.replay_shards} exceeds the {streams} actor stream(s) in "
                           f"{cfg.dataset!r}; each stream feeds one shard, so lower --replay-shards")
     for line in dataset.damage:
         echo(f"[distill] skipping damaged data: {line}")
-    per_shard = np.zeros(cfg.replay_shards, np.int64)
+    per_shard = np.zeros(cfg.replay.replay_shards, np.int64)
     for record in dataset.records:
-        per_shard[shard_for_actor(record.actor_id, cfg.replay_shards)] += record.steps
-    return bool((per_shard <= cfg.capacity_steps // cfg.replay_shards).all())
+        per_shard[shard_for_actor(record.actor_id, cfg.replay.replay_shards)] += record.steps
+    return bool((per_shard <= cfg.replay.capacity_steps // cfg.replay.replay_shards).all())
 
 
 @dataclass
@@ -107,7 +109,7 @@ def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
         dataset = Dataset.open(cfg.dataset, cfg.skip_damaged) if cfg.dataset else None
         teacher = load_teacher(source, spec, teacher_seed(cfg, dataset))
         load_once = check_dataset(cfg, dataset, teacher, echo) if dataset else False
-        games.append(GameRun(spec, teacher, cfg.env_config(teacher), dataset, load_once))
+        games.append(GameRun(spec, teacher, cfg.acting.env_config(teacher), dataset, load_once))
     return games
 
 
@@ -117,16 +119,17 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
 
     placement = start.placement
     dataset = game.dataset
-    insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.chunk_size
-    producers_per_shard = 1 if dataset else -(-cfg.actors // cfg.replay_shards)
+    insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.acting.chunk_size
+    producers_per_shard = 1 if dataset else -(-cfg.acting.actors // cfg.replay.replay_shards)
     game.limiter = {"ratio": 0.0 if game.load_once else replay_ratio, "insert_steps": insert_steps,
-                    "min_replay": min(cfg.min_replay, dataset.steps) if dataset else cfg.min_replay,
-                    "batch_size": cfg.batch_size}
+                    "min_replay": min(cfg.replay.min_replay, dataset.steps) if dataset else cfg.replay.min_replay,
+                    "batch_size": cfg.student.batch_size}
     shard_plans = [s for s in plan.shards if s.game == game.spec.name]
-    first_shard = index * cfg.replay_shards
+    first_shard = index * cfg.replay.replay_shards
     game.shards = launch_shards(game.spec.name, game.spec.num_actions, [s.steps for s in shard_plans], game.limiter,
-                                concurrency=producers_per_shard + cfg.prefetch * len(cfg.sweep()) * cfg.learner_gpus + 4,
-                                seed=cfg.seed, memory=[s.bytes for s in shard_plans],
+                                concurrency=producers_per_shard + 4
+                                + cfg.replay.prefetch * len(cfg.student.pairs()) * cfg.learner_gpus,
+                                seed=cfg.run.seed, memory=[s.bytes for s in shard_plans],
                                 placement=[placement.shard(first_shard + j) for j in range(len(shard_plans))])
     game.teacher_ref = ray.put(game.teacher)
     if dataset:
@@ -142,12 +145,12 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
         ray.remote(RolloutActor).options(**start.actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
-                                         **placement.actor(index * cfg.actors + i)).remote(
-            game.shards[shard_for_actor(i, cfg.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
-            num_envs=cfg.envs_per_actor, env_config=game.env_config, epsilon=cfg.epsilon,
-            seed=actor_seed(cfg.seed, i), actor_id=i, chunk_steps=cfg.chunk_steps, device=start.actor_device,
-            groups=cfg.groups(start.actor_device))
-        for i in range(cfg.actors)
+                                         **placement.actor(index * cfg.acting.actors + i)).remote(
+            game.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
+            num_envs=cfg.acting.envs_per_actor, env_config=game.env_config, epsilon=cfg.acting.epsilon,
+            seed=actor_seed(cfg.run.seed, i), actor_id=i, chunk_steps=cfg.acting.chunk_steps, device=start.actor_device,
+            groups=cfg.acting.groups(start.actor_device))
+        for i in range(cfg.acting.actors)
     ]
     game.runs = [actor.run.remote() for actor in game.producers]
 
@@ -169,11 +172,11 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
 
 
 def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool) -> PlacementPlan:
-    labels = [f"learner {student}/{loss} rank {rank}" for student, loss in cfg.sweep()
+    labels = [f"learner {student}/{loss} rank {rank}" for student, loss in cfg.student.pairs()
               for rank in range(cfg.learner_gpus)]
     shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
-    actors = sum(0 if g.dataset else cfg.actors for g in games)
-    return plan_run(labels, use_gpu, cfg.learner_resource, shards, actors, cfg.actor_gpus)
+    actors = sum(0 if g.dataset else cfg.acting.actors for g in games)
+    return plan_run(labels, use_gpu, cfg.learner_resource, shards, actors, cfg.acting.actor_gpus)
 
 
 def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
@@ -215,7 +218,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
             if len(games) == 1:
                 metrics.pop("samples_per_game")
             run.log(metrics)
-            if updates[group.kind] % cfg.checkpoint_every == 0 or updates[group.kind] >= cfg.updates:
+            if updates[group.kind] % cfg.run.checkpoint_every == 0 or updates[group.kind] >= cfg.updates:
                 run.save_checkpoint(group.state(extra), group.kind)
                 saved[group.kind] = updates[group.kind]
             if cfg.eval_every and updates[group.kind] % cfg.eval_every == 0 and updates[group.kind] < cfg.updates:
@@ -231,7 +234,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
 def interval(cfg: DistillConfig, done: int) -> int:
     """Updates until the next log line, checkpoint, evaluation or the end, whichever comes first, so
     each happens at its exact multiple whatever the other flags are."""
-    every = [cfg.log_every, cfg.checkpoint_every] + ([cfg.eval_every] if cfg.eval_every else [])
+    every = [cfg.run.log_every, cfg.run.checkpoint_every] + ([cfg.eval_every] if cfg.eval_every else [])
     return min([m - done % m for m in every] + [cfg.updates - done])
 
 
@@ -277,7 +280,7 @@ def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups
     except ray.exceptions.GetTimeoutError:  # a shard lost with its node
         replay = {"unavailable": "a replay shard did not answer (its node left the cluster)", "stream_restarts": 0}
     free_producers(games)
-    return start.stopped({"student": cfg.student, "loss": cfg.loss, "updates": max(updates.values()),
+    return start.stopped({"student": cfg.student.preset, "loss": cfg.student.loss, "updates": max(updates.values()),
                           "updates_per_student": updates, "target_updates": cfg.updates, "replay": replay,
                           "restarts": {"actors": replay["stream_restarts"],
                                        "learners": sum(g.restarts for g in groups)}})
@@ -290,12 +293,13 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
     per_game = {}
     for g in games:
         name = g.spec.name
-        result = collect_evaluation(pending[name], cfg.eval_epsilon, cfg.noop_max)
+        result = collect_evaluation(pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
         echo.evaluation(f"{group.label} {name}", result.text())
         per_game[name] = {"student_score": result.as_dict(),
                           "student_pct_of_teacher": pct_of_teacher(result.mean, teacher_evals[name].mean),
                           "action_agreement": ray.get(group.agreement(*holdouts[name], name))}
-    row = {"student": group.config.student, "loss": group.config.loss.name, "student_params": payload_params(student),
+    settings = group.config.student
+    row = {"student": settings.preset, "loss": settings.loss, "student_params": payload_params(student),
            "updates": student["updates"], "replicas": group.replicas, "learner_restarts": group.restarts,
            "checkpoint_kind": group.kind}
     if len(games) == 1:
@@ -314,8 +318,10 @@ class TeacherEvaluation:
 
         self.cfg, self.games = cfg, games
         self.holdout_refs = {g.spec.name: ray.remote(holdout_frames).options(num_cpus=1).remote(
-            g.spec.name, g.teacher_ref, cfg.holdout_steps, g.env_config, cfg.epsilon, cfg.seed) for g in games}
-        self.pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
+            g.spec.name, g.teacher_ref, cfg.evaluation.holdout_steps, g.env_config, cfg.acting.epsilon, cfg.run.seed)
+            for g in games}
+        self.pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.evaluation.episodes,
+                                                       cfg.evaluation.workers,
                                                        **eval_kwargs(cfg, g)) for g in games}
 
     def results(self, producer_stats: dict, echo) -> tuple[dict, dict, dict]:
@@ -327,14 +333,14 @@ class TeacherEvaluation:
         scores, per_game = {}, {}
         for g in self.games:
             name = g.spec.name
-            scores[name] = result = collect_evaluation(self.pending[name], cfg.eval_epsilon, cfg.noop_max)
+            scores[name] = result = collect_evaluation(self.pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
             echo.evaluation(f"teacher {name}", result.text())
             per_game[name] = {
                 "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
                 "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,
                 "steps_labelled": sum(s["steps"] for s in producer_stats[name]), "teacher_score": result.as_dict(),
                 "majority_baseline": majority_baseline(holdouts[name][1]), "holdout_steps": int(len(holdouts[name][1])),
-                "env_mode": resolve_env_mode(cfg.env_mode, g.teacher),
+                "env_mode": resolve_env_mode(cfg.acting.env_mode, g.teacher),
             }
         return holdouts, scores, per_game
 
@@ -345,7 +351,7 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
     shards = {g.spec.name: g.shards for g in games}
     min_replay = min(g.limiter["min_replay"] for g in games)
     groups = []
-    for k, ((student, loss), kind) in enumerate(zip(cfg.sweep(), learner_kinds(cfg))):
+    for k, ((student, loss), kind) in enumerate(zip(cfg.student.pairs(), learner_kinds(cfg))):
         group = LearnerGroup(f"{student}/{loss}", kind, learner_config(cfg, student, loss, min_replay), heads, shards,
                              cfg.schedule_weights(), cfg.learner_gpus, start.use_gpu,
                              [start.placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
@@ -358,18 +364,20 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
 def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
     """Distils one game, or several into one multi-head student, into one student or a sweep of
     them; runs into `run` (resuming from `resume`, checkpoint kind -> state) or a new run
-    directory at cfg.out, made once the memory and placement plans are known to fit."""
+    directory at cfg.run.out, made once the memory and placement plans are known to fit."""
     resume = resume or {}
     games = prepare_games(cfg, echo)
-    sweep = cfg.sweep()
-    plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.capacity_steps, cfg.replay_shards)
+    sweep = cfg.student.pairs()
+    plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.replay.capacity_steps,
+                      cfg.replay.replay_shards)
     start = start_run(run_kind(cfg), cfg, run, echo,
-                      cpus=sum(1 if g.dataset else cfg.actors for g in games) + len(sweep) * cfg.learner_gpus + 1,
+                      cpus=sum(1 if g.dataset else cfg.acting.actors for g in games) + len(sweep) * cfg.learner_gpus
+                      + 1,
                       memory=[("memory plan", plan)], placement=lambda gpu: plan_placement(cfg, games, plan, gpu),
                       progress=(cfg.updates, "updates"),
-                      capacity={s.game: s.steps * cfg.replay_shards for s in plan.shards})
+                      capacity={s.game: s.steps * cfg.replay.replay_shards for s in plan.shards})
     for index, game in enumerate(games):  # each student samples at the set ratio: the shards admit len(sweep) x that
-        start_game(cfg, game, index, plan, start, cfg.replay_ratio * len(sweep))
+        start_game(cfg, game, index, plan, start, cfg.replay.replay_ratio * len(sweep))
     groups = start_learners(cfg, games, start, resume)
     teacher = TeacherEvaluation(cfg, games)
     evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
@@ -399,7 +407,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     start.placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]
     refs = [ray.put(student) for student in students]
-    pending = {g.spec.name: [submit_evaluation(ref, g.spec.name, cfg.eval_episodes, cfg.eval_workers,
+    pending = {g.spec.name: [submit_evaluation(ref, g.spec.name, cfg.evaluation.episodes, cfg.evaluation.workers,
                                                **eval_kwargs(cfg, g)) for ref in refs] for g in games}
     holdouts, teacher_scores, per_game = teacher.results(producer_stats, start.echo)
     rows = [student_results(cfg, group, student, games, holdouts, teacher_scores,
@@ -409,9 +417,11 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
         group.kill()
     replay.update(replay_ratio=max(g.limiter["ratio"] for g in games), memory_plan=plan.as_dict(start.free_memory))
     summary = {
-        "loss": cfg.loss, **cfg.loss_settings(), "student": cfg.student, "batch_size": cfg.batch_size,
-        "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, "
-                         f"{cfg.eval_episodes} episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}",
+        "loss": cfg.student.loss, **cfg.student.loss_settings(), "student": cfg.student.preset,
+        "batch_size": cfg.student.batch_size,
+        "eval_protocol": f"no-op starts (max {cfg.acting.noop_max}), epsilon {cfg.evaluation.epsilon}, "
+                         f"{cfg.evaluation.episodes} episodes, sticky actions "
+                         f"{'on' if cfg.acting.sticky_actions else 'off'}",
         "replay": replay, "learner_device": "cuda" if start.use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
         "placement": start.plan.as_dict(), "students": rows,
         "restarts": {"actors": replay["stream_restarts"], "learners": sum(g.restarts for g in groups)},
@@ -435,6 +445,6 @@ def with_games(cfg: DistillConfig, summary: dict, games: list[GameRun], per_game
     summary.update(
         games=[g.spec.name for g in games], per_game=single.pop("per_game", per_game),
         schedule_weights=cfg.schedule_weights(),
-        samples_per_game={g: n * cfg.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
+        samples_per_game={g: n * cfg.student.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
         steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     return summary

@@ -7,7 +7,7 @@ from actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
 from actors.games import GameSpec, game_spec
 from actors.teachers import load_teacher
 from cluster.runtime import connect
-from pipelines.config import need, zoo_game
+from pipelines.sections import need, zoo_game
 
 
 def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int, epsilon: float, noop_max: int,

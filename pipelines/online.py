@@ -22,7 +22,7 @@ from cluster.runtime import runs_within
 from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
-from pipelines.config import ConfigError, OnlineConfig, loss_for
+from pipelines.config import ConfigError, OnlineConfig
 from pipelines.evaluation import holdout_frames, majority_baseline, pct_of_teacher
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
@@ -34,8 +34,8 @@ DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds
 
 
 def distill_memory_plan(cfg: OnlineConfig) -> MemoryPlan:
-    spec = game_spec(cfg.game)
-    return MemoryPlan({spec.name: spec.num_actions}, cfg.distill_capacity_steps, 1)
+    spec = game_spec(cfg.acting.game)
+    return MemoryPlan({spec.name: spec.num_actions}, cfg.distill_replay.capacity_steps, 1)
 
 
 class Distillation:
@@ -54,14 +54,14 @@ class Distillation:
     def start(self, plan: MemoryPlan, learner_gpu_share: float, slots: dict) -> None:
         self.slots = slots
         cfg = self.cfg
-        limiter = {"ratio": cfg.distill_replay_ratio, "insert_steps": cfg.chunk_size,
-                   "min_replay": cfg.distill_min_replay, "batch_size": cfg.student_batch_size}
+        limiter = {"ratio": cfg.distill_replay.replay_ratio, "insert_steps": cfg.acting.chunk_size,
+                   "min_replay": cfg.distill_replay.min_replay, "batch_size": cfg.student.batch_size}
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
-                                    concurrency=cfg.distill_actors + cfg.prefetch + 4, seed=cfg.seed + 1,
+                                    concurrency=cfg.distill_actors + cfg.replay.prefetch + 4, seed=cfg.run.seed + 1,
                                     memory=[s.bytes for s in plan.shards], placement=slots["shards"])
-        config = LearnerConfig(student=cfg.student, loss=loss_for(cfg, cfg.loss), lr=cfg.student_lr,
-                               batch_size=cfg.student_batch_size, prefetch=cfg.prefetch,
-                               min_replay=cfg.distill_min_replay, device=cfg.device, seed=cfg.seed)
+        config = LearnerConfig(student=cfg.student, prefetch=cfg.replay.prefetch,
+                               min_replay=cfg.distill_replay.min_replay,
+                               device=cfg.run.device, seed=cfg.run.seed)
         self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"]).remote(
             config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
 
@@ -76,9 +76,9 @@ class Distillation:
             self.actors = [
                 ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, **self.slots["actors"][i]).remote(
                     self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
-                    num_envs=cfg.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
-                    seed=actor_seed(cfg.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
-                    chunk_steps=cfg.chunk_steps, device=actor_device, groups=cfg.groups(actor_device))
+                    num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
+                    seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
+                    chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
                 for i in range(cfg.distill_actors)
             ]
             self.runs = [actor.run.remote() for actor in self.actors]
@@ -91,7 +91,7 @@ class Distillation:
 
     def on_ready(self) -> None:
         self.ready_ref = None
-        self.train_ref = self.learner.train.remote(self.cfg.log_every)
+        self.train_ref = self.learner.train.remote(self.cfg.run.log_every)
 
     def after_train(self, metrics: dict, elapsed_s: float | None, again: bool = True) -> None:
         self.updates = metrics["updates"]
@@ -99,9 +99,9 @@ class Distillation:
         replay = replay_totals(ray.get([shard.stats.remote() for shard in self.shards]))
         self.run.log({"kind": "student", **metrics, "teacher_version": self.version,
                       "labelled_steps": replay["labelled_steps"], "elapsed_s": elapsed_s})
-        if self.updates - self.last_checkpoint >= self.cfg.checkpoint_every:
+        if self.updates - self.last_checkpoint >= self.cfg.run.checkpoint_every:
             self.checkpoint()
-        self.train_ref = self.learner.train.remote(self.cfg.log_every) if again else None
+        self.train_ref = self.learner.train.remote(self.cfg.run.log_every) if again else None
 
     def checkpoint(self) -> None:
         self.run.save_checkpoint(ray.get(self.learner.state.remote({"game": self.spec.name})), kind="student")
@@ -138,8 +138,8 @@ class Timeline:
         if student.ready_ref is None and student.actors:
             row["student_updates"] = student.updates
             self.student_evals[version] = submit_evaluation(
-                student.learner.state.remote(), self.game, self.cfg.eval_episodes, 1, env_config=self.env_config,
-                epsilon=self.cfg.eval_epsilon, seed=self.cfg.seed + EVAL_SEED_OFFSET)
+                student.learner.state.remote(), self.game, self.cfg.evaluation.episodes, 1, env_config=self.env_config,
+                epsilon=self.cfg.evaluation.epsilon, seed=self.cfg.run.seed + EVAL_SEED_OFFSET)
         self.open[version] = row
 
     def scored(self, result: dict, best: dict | None) -> None:
@@ -154,8 +154,8 @@ class Timeline:
     def poll(self, wait: bool = False) -> None:
         for version, refs in list(self.student_evals.items()):
             if wait or not ray.wait(refs, num_returns=len(refs), timeout=0)[1]:
-                self.open[version]["student_score"] = collect_evaluation(refs, self.cfg.eval_epsilon,
-                                                                         self.cfg.noop_max).mean
+                self.open[version]["student_score"] = collect_evaluation(refs, self.cfg.evaluation.epsilon,
+                                                                         self.cfg.acting.noop_max).mean
                 del self.student_evals[version]
         for version, row in sorted(self.open.items()):
             if row.get("dqn_score") is not None and version not in self.student_evals:
@@ -177,15 +177,16 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     play with fixed scores per DQN checkpoint version (tests)."""
     resume = resume or {}
     dqn_plan, distill_plan = memory_plan(cfg), distill_memory_plan(cfg)
-    start = start_run("online", cfg, run, echo, cpus=cfg.actors + cfg.distill_actors + 4,
+    start = start_run("online", cfg, run, echo, cpus=cfg.acting.actors + cfg.distill_actors + 4,
                       memory=[("memory plan, DQN replay", dqn_plan), ("memory plan, distillation replay", distill_plan)],
                       placement=lambda gpu: teacher_placement(cfg, dqn_plan, gpu, distill_plan),
                       progress=(cfg.frames, "frames"),
-                      roles=f"{cfg.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, two evaluators")
+                      roles=f"{cfg.acting.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, "
+                            f"two evaluators")
     training = DQNTraining(cfg, start.run, resume.get("dqn"), start.echo, rigged_scores)
     student = Distillation(cfg, training, start.run, resume.get("student"), start.echo)
     gpu_share = 0.5 if start.use_gpu else 0  # both learners share one GPU
-    shards, actors = len(dqn_plan.shards), cfg.actors
+    shards, actors = len(dqn_plan.shards), cfg.acting.actors
     training.start(dqn_plan, start.actor_options, start.actor_device, gpu_share,
                    start.placement.slots(0, range(shards), range(actors)))
     student.start(distill_plan, gpu_share, start.placement.slots(1, range(shards, shards + len(distill_plan.shards)),
@@ -193,7 +194,8 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     timeline = Timeline(start.run, cfg, training.spec.name, training.env_config, start.echo)
     student.follow(training.best(), start.actor_options, start.actor_device)  # a resumed run labels with its best
     ray.get(training.ready)
-    start.echo(f"[online] {training.spec.title}: DQN replay holds {cfg.min_replay}+ steps; the student starts with "
+    start.echo(f"[online] {training.spec.title}: DQN replay holds {cfg.replay.min_replay}+ steps; the student "
+               f"starts with "
                f"the first scored checkpoint")
     frames_at_start = training.frames
     if not train_both(start, training, student, timeline):
@@ -260,14 +262,16 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
     ray.kill(training.registry)
     return start.finish({
         "game": training.spec.name, "frames": training.frames, "updates": training.updates,
-        "student": cfg.student, "student_params": payload_params(final_student), "loss": cfg.loss, **cfg.loss_settings(),
+        "student": cfg.student.preset, "student_params": payload_params(final_student), "loss": cfg.student.loss,
+        **cfg.student.loss_settings(),
         "student_updates": final_student["updates"], "teacher_params": payload_params(teacher),
         "best": best, "evaluations": history, "timeline": timeline.as_list(), **scores,
         "teacher_versions_in_replay": distilled["teacher_versions"],
         "swaps_per_actor": [a["swaps"] for a in distilled["actors"]],
         "distill_replay": distilled["replay"],
-        "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
-                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
+        "eval_protocol": f"no-op starts (max {cfg.acting.noop_max}), epsilon {cfg.evaluation.epsilon}, "
+                         f"{cfg.evaluation.episodes} "
+                         f"episodes, sticky actions {'on' if cfg.acting.sticky_actions else 'off'}, "
                          f"env mode {training.env_mode}",
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",
@@ -278,11 +282,12 @@ def final_scores(cfg: OnlineConfig, training: DQNTraining, student: Distillation
                  final_student: dict) -> dict:
     """The best teacher's and the student's scores, and their agreement on frames the best teacher labelled."""
     game = training.spec.name
-    kwargs = dict(env_config=training.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
-    holdout = ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, cfg.holdout_steps,
-                                                                    training.env_config, 0.05, cfg.seed)
-    teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), game, cfg.eval_episodes, 2, **kwargs),
-                                                     cfg.eval_epsilon, cfg.noop_max)
+    kwargs = dict(env_config=training.env_config, epsilon=cfg.evaluation.epsilon, seed=cfg.run.seed + EVAL_SEED_OFFSET)
+    holdout = ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, cfg.evaluation.holdout_steps,
+                                                                    training.env_config, 0.05, cfg.run.seed)
+    episodes = cfg.evaluation.episodes
+    teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), game, episodes, 2, **kwargs),
+                                                     cfg.evaluation.epsilon, cfg.acting.noop_max)
                                   for p in (teacher, final_student))
     holdout_obs, holdout_q = ray.get(holdout)
     return {"teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),

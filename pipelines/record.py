@@ -22,7 +22,8 @@ from actors.teachers import load_teacher
 from cluster.runtime import connect, on_this_node, runs_within
 from models.checkpoint import fingerprint
 from pipelines import stopping
-from pipelines.config import RecordConfig, zoo_game
+from pipelines.config import RecordConfig
+from pipelines.sections import zoo_game
 from pipelines.rundir import RunDir
 from replay.dataset import DatasetWriter
 from ui.progress import as_progress
@@ -30,41 +31,42 @@ from ui.progress import as_progress
 
 def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
     """What the dataset is: a resume must record the same thing."""
-    game = game_spec(cfg.game)
-    named = cfg.teacher == "random" or zoo_game(cfg.teacher) is not None  # names travel; paths become absolute
-    source = cfg.teacher if named else str(Path(cfg.teacher).resolve())
+    game = game_spec(cfg.acting.game)
+    teacher = cfg.acting.teacher
+    named = teacher == "random" or zoo_game(teacher) is not None  # names travel; paths become absolute
+    source = cfg.acting.teacher if named else str(Path(cfg.acting.teacher).resolve())
     return {
         "game": game.name, "num_actions": game.num_actions,
-        "teacher": {"source": source, "seed": cfg.seed, "fingerprint": fingerprint(teacher),
+        "teacher": {"source": source, "seed": cfg.run.seed, "fingerprint": fingerprint(teacher),
                     "preset": teacher["preset"]},
-        "env": dataclasses.asdict(env_config), "env_mode": resolve_env_mode(cfg.env_mode, teacher),
-        "epsilon": cfg.epsilon, "actors_recorded": cfg.actors,
-        "envs_per_actor": cfg.envs_per_actor, "chunk_steps": cfg.chunk_steps, "seed": cfg.seed,
+        "env": dataclasses.asdict(env_config), "env_mode": resolve_env_mode(cfg.acting.env_mode, teacher),
+        "epsilon": cfg.acting.epsilon, "actors_recorded": cfg.acting.actors,
+        "envs_per_actor": cfg.acting.envs_per_actor, "chunk_steps": cfg.acting.chunk_steps, "seed": cfg.run.seed,
     }
 
 
 def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict:
-    """Records into a new dataset at cfg.out, or continues the one `run` opened for --resume."""
+    """Records into a new dataset at cfg.run.out, or continues the one `run` opened for --resume."""
     import ray
 
-    game = game_spec(cfg.game)
-    teacher = load_teacher(cfg.teacher, game, cfg.seed)
-    env_config = cfg.env_config(teacher)
-    connect(cfg.address, cpus_needed=cfg.actors + 1)
-    actor_options, actor_device = cfg.actor_options()
+    game = game_spec(cfg.acting.game)
+    teacher = load_teacher(cfg.acting.teacher, game, cfg.run.seed)
+    env_config = cfg.acting.env_config(teacher)
+    connect(cfg.run.address, cpus_needed=cfg.acting.actors + 1)
+    actor_options, actor_device = cfg.acting.actor_options()
     resuming = run is not None
-    run = run or RunDir.create(cfg.out, cfg.to_json(), checkpoints=False)
+    run = run or RunDir.create(cfg.run.out, cfg.to_json(), checkpoints=False)
     out = str(run.path.resolve())
     writer = ray.remote(DatasetWriter).options(num_cpus=0, scheduling_strategy=on_this_node()).remote(
         out, identity(cfg, teacher, env_config), cfg.steps, cfg.file_mb * 1024 * 1024, resuming)
-    first_id = cfg.actors * ray.get(writer.times_resumed.remote())
+    first_id = cfg.acting.actors * ray.get(writer.times_resumed.remote())
     teacher_ref = ray.put(teacher)
     actors = [
         ray.remote(RolloutActor).options(**actor_options, max_concurrency=2).remote(
-            writer, game=game.name, teacher=teacher_ref, num_envs=cfg.envs_per_actor, env_config=env_config,
-            epsilon=cfg.epsilon, seed=actor_seed(cfg.seed, first_id + i), actor_id=first_id + i,
-            chunk_steps=cfg.chunk_steps, device=actor_device, groups=cfg.groups(actor_device))
-        for i in range(cfg.actors)
+            writer, game=game.name, teacher=teacher_ref, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
+            epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, first_id + i), actor_id=first_id + i,
+            chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
+        for i in range(cfg.acting.actors)
     ]
     runs = [actor.run.remote() for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from models.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
+from pipelines.config_tree import stored_flags
 
 KEEP_CHECKPOINTS = 3
 
@@ -118,6 +119,7 @@ class RunDir:
         return run
 
     def read_config(self) -> dict:
+        """The run's flags, {flag: value}, whether the file holds the config's tree or (older runs) flags alone."""
         try:
             config = json.loads((self.path / "config.json").read_text())
         except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
@@ -126,7 +128,7 @@ class RunDir:
         if not isinstance(config, dict):
             raise RunDirError(f"{str(self.path / 'config.json')!r} holds a JSON {type(config).__name__}, not the run's "
                               f"flags; the run directory is damaged, start a new run")
-        return config
+        return stored_flags(config)
 
     def write_config(self, config_json: str) -> None:
         atomic_write(self.path / "config.json", config_json.encode())

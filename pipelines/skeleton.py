@@ -64,11 +64,11 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     `placement(use_gpu)` plans the run's bundles; `progress`: the total and its unit;
     `roles`: what the CPUs are for, where the run needs them all at once (no placement plan says so)."""
     started = time.monotonic()
-    connect(cfg.address, cpus_needed=cpus)
+    connect(cfg.run.address, cpus_needed=cpus)
     if roles:
         require_cpus(cpus, roles)
-    actor_options, actor_device = cfg.actor_options()
-    use_gpu = learner_wants_gpu(cfg.device)
+    actor_options, actor_device = cfg.acting.actor_options()
+    use_gpu = learner_wants_gpu(cfg.run.device)
     free, largest = ray_memory()
     available, tables = free, []
     for title, plan in memory:
@@ -82,7 +82,7 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     plan = placement(use_gpu)
     echo(plan.table())
     plan.check()
-    run = run or RunDir.create(cfg.out, cfg.to_json())
+    run = run or RunDir.create(cfg.run.out, cfg.to_json())
     reserved = plan.reserve()
     echo = as_progress(echo, f"{kind} {run.path}", *progress, capacity)
     run.observers.append(echo.update)

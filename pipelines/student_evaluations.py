@@ -24,7 +24,7 @@ def eval_kind(metrics_kind: str) -> str:
 
 def eval_kwargs(cfg, game) -> dict:
     """Every evaluation of a run, the teacher's and each student's, plays the same episodes' seeds."""
-    return dict(env_config=game.env_config, epsilon=cfg.eval_epsilon, seed=cfg.seed + EVAL_SEED_OFFSET)
+    return dict(env_config=game.env_config, epsilon=cfg.evaluation.epsilon, seed=cfg.run.seed + EVAL_SEED_OFFSET)
 
 
 class StudentEvaluations:
@@ -41,7 +41,8 @@ class StudentEvaluations:
         entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {}}
         for g in self.games:
             name = g.spec.name
-            entry["scores"][name] = submit_evaluation(weights, name, self.cfg.eval_episodes, self.cfg.eval_workers,
+            evaluation = self.cfg.evaluation
+            entry["scores"][name] = submit_evaluation(weights, name, evaluation.episodes, evaluation.workers,
                                                       **eval_kwargs(self.cfg, g))
             holdout = self.holdouts[name]
             if ray.wait([holdout], timeout=0)[0]:  # the teacher's held-out frames, once they exist
@@ -74,7 +75,7 @@ class StudentEvaluations:
         record = {"kind": entry["kind"], "updates": entry["updates"], "elapsed_s": time.monotonic() - self.started}
         per_game = {}
         for game, parts in entry["scores"].items():
-            result = collect_evaluation(parts, self.cfg.eval_epsilon, self.cfg.noop_max)
+            result = collect_evaluation(parts, self.cfg.evaluation.epsilon, self.cfg.acting.noop_max)
             teacher = self.teacher_score(game)
             agreement = ray.get(entry["agreement"][game]) if game in entry["agreement"] else None
             per_game[game] = {"score": result.mean, "ci95": result.ci95,

@@ -32,9 +32,16 @@ from replay.shard import launch_shards, shard_for_actor, split_budget
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
-    return DQNConfig(preset=cfg.preset, lr=cfg.lr, adam_eps=cfg.adam_eps, gamma=cfg.gamma, n_step=cfg.n_step,
-                     double=cfg.double, batch_size=cfg.batch_size, target_every=cfg.target_every,
-                     prefetch=cfg.prefetch, min_replay=cfg.min_replay, device=cfg.device, seed=cfg.seed)
+    return DQNConfig(dqn=cfg.dqn, prefetch=cfg.replay.prefetch, min_replay=cfg.replay.min_replay, device=cfg.run.device,
+                     seed=cfg.run.seed)
+
+
+def recipe(cfg: TeacherConfig) -> dict:
+    """What the DQN was trained with, for its summary and its zoo card."""
+    learner = dqn_config(cfg)
+    return {**dataclasses.asdict(cfg.dqn), "grad_clip": learner.grad_clip, "prefetch": learner.prefetch,
+            "min_replay": learner.min_replay, "replay_ratio": cfg.replay.replay_ratio, "device": cfg.run.device,
+            "seed": cfg.run.seed}
 
 
 def score_checkpoint(registry, version: int, frames: int, payload: dict, game: str, episodes: int,
@@ -56,8 +63,8 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
 
 
 def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
-    spec = game_spec(cfg.game)
-    return MemoryPlan({spec.name: spec.num_actions}, cfg.capacity_steps, cfg.replay_shards)
+    spec = game_spec(cfg.acting.game)
+    return MemoryPlan({spec.name: spec.num_actions}, cfg.replay.capacity_steps, cfg.replay.replay_shards)
 
 
 class DQNTraining:
@@ -66,9 +73,9 @@ class DQNTraining:
     def __init__(self, cfg: TeacherConfig, run: RunDir, resume: dict | None, echo=print,
                  rigged_scores: list[float] | None = None):
         self.cfg, self.run, self.echo, self.rigged = cfg, run, echo, rigged_scores
-        self.spec = game_spec(cfg.game)
-        self.env_mode = resolve_env_mode(cfg.env_mode, None)  # auto: native; sb3/cleanrl press FIRE on reset
-        self.env_config = env_config_for(self.env_mode, None, cfg.noop_max, cfg.sticky_actions)
+        self.spec = game_spec(cfg.acting.game)
+        self.env_mode = resolve_env_mode(cfg.acting.env_mode, None)  # auto: native; sb3/cleanrl press FIRE on reset
+        self.env_config = env_config_for(self.env_mode, None, cfg.acting.noop_max, cfg.acting.sticky_actions)
         self.resume = resume
         extra = resume["extra"] if resume else {}
         self.frames_base = int(extra.get("frames", 0))
@@ -90,28 +97,32 @@ class DQNTraining:
         cfg = self.cfg
         self.registry = ray.remote(CheckpointRegistry).options(num_cpus=0, max_concurrency=8).remote(
             str(self.run.path / "registry.json"))
-        limiter = {"ratio": cfg.replay_ratio, "insert_steps": cfg.chunk_size, "min_replay": cfg.min_replay,
-                   "batch_size": cfg.batch_size}
+        limiter = {"ratio": cfg.replay.replay_ratio, "insert_steps": cfg.acting.chunk_size,
+                   "min_replay": cfg.replay.min_replay,
+                   "batch_size": cfg.dqn.batch_size}
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
-                                    concurrency=-(-cfg.actors // cfg.replay_shards) + cfg.prefetch + 4,
-                                    seed=cfg.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards],
+                                    concurrency=-(-cfg.acting.actors // cfg.replay.replay_shards)
+                                    + cfg.replay.prefetch + 4,
+                                    seed=cfg.run.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards],
                                     placement=slots["shards"], insert_budget=split_budget(
-                                        (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.actors, cfg.replay_shards))
+                                        (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.acting.actors,
+                                        cfg.replay.replay_shards))
         self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"]).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
         # held for the run's life: an actor Ray restarts is built again from it (then gets fresh weights
         # and epsilon at the next push), and its new stream starts at chunk 0 with every env reset
         self.initial_policy = policy = self.learner.policy.remote(self.updates)
-        epsilon = cfg.epsilon_at(self.frames)
+        epsilon = cfg.dqn.epsilon_at(self.frames)
         self.actors = [
             ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                              **slots["actors"][i]).remote(
-                self.shards[shard_for_actor(i, cfg.replay_shards)], game=self.spec.name, teacher=policy,
-                num_envs=cfg.envs_per_actor, epsilon=epsilon,
-                env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.life_loss_terminal),
-                seed=actor_seed(cfg.seed, i + cfg.actors * self.restarts), actor_id=i, chunk_steps=cfg.chunk_steps,
-                device=actor_device, groups=cfg.groups(actor_device), half_precision=False)
-            for i in range(cfg.actors)
+                self.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=self.spec.name, teacher=policy,
+                num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,
+                env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.dqn.life_loss_terminal),
+                seed=actor_seed(cfg.run.seed, i + cfg.acting.actors * self.restarts), actor_id=i,
+                chunk_steps=cfg.acting.chunk_steps,
+                device=actor_device, groups=cfg.acting.groups(actor_device), half_precision=False)
+            for i in range(cfg.acting.actors)
         ]
         self.runs = [actor.run.remote() for actor in self.actors]
         history = ray.get(self.registry.history.remote())
@@ -131,7 +142,7 @@ class DQNTraining:
         return sum(s["limiter"]["inserted"] for s in stats), all(s["budget_spent"] for s in stats)
 
     def submit_train(self):
-        return self.learner.train.remote(self.cfg.log_every)
+        return self.learner.train.remote(self.cfg.run.log_every)
 
     def after_train(self, metrics: dict, elapsed_s: float) -> bool:
         """Pushes fresh weights and epsilon to the actors, logs, snapshots and checkpoints when due.
@@ -140,7 +151,7 @@ class DQNTraining:
         self.updates = metrics["updates"]
         inserted, spent = self._replay()
         self.frames = self.frames_base + FRAME_SKIP * inserted
-        epsilon = self.cfg.epsilon_at(self.frames)
+        epsilon = self.cfg.dqn.epsilon_at(self.frames)
         policy = self.learner.policy.remote(self.updates)
         for actor in self.actors:
             actor.set_teacher.remote(policy, epsilon)
@@ -148,7 +159,7 @@ class DQNTraining:
         if self.frames >= self.next_eval:  # one snapshot, however many eval points the interval crossed
             self.snapshot()
             self.next_eval = (self.frames // self.cfg.eval_every + 1) * self.cfg.eval_every
-        if self.updates - self.last_checkpoint >= self.cfg.checkpoint_every:
+        if self.updates - self.last_checkpoint >= self.cfg.run.checkpoint_every:
             self.checkpoint()
         return spent
 
@@ -172,8 +183,8 @@ class DQNTraining:
         if self.rigged is not None:
             rigged = self.rigged[version - 1] if version <= len(self.rigged) else min(self.rigged) - 1
         ref = ray.remote(score_checkpoint).options(num_cpus=1).remote(
-            self.registry, version, frames, payload, self.spec.name, self.cfg.eval_episodes, self.env_config,
-            self.cfg.eval_epsilon, self.cfg.seed + EVAL_SEED_OFFSET, rigged)
+            self.registry, version, frames, payload, self.spec.name, self.cfg.evaluation.episodes, self.env_config,
+            self.cfg.evaluation.epsilon, self.cfg.run.seed + EVAL_SEED_OFFSET, rigged)
         self.pending[ref] = self.updates
 
     def poll_scores(self, wait: bool = False) -> list[dict]:
@@ -256,11 +267,11 @@ def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool,
     """The DQN learner, shards and actors (and an online run's student side: its learner shares
     the DQN learner's GPU)."""
     shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
-    learners, actors = ["dqn learner"], cfg.actors
+    learners, actors = ["dqn learner"], cfg.acting.actors
     if distill_plan is not None:
         shards += [(f"student shard {s.game}/{s.index}", s.bytes) for s in distill_plan.shards]
         learners, actors = learners + ["student learner"], actors + cfg.distill_actors
-    return plan_run(learners, use_gpu, None, shards, actors, cfg.actor_gpus,
+    return plan_run(learners, use_gpu, None, shards, actors, cfg.acting.actor_gpus,
                     learner_gpu_share=0.5 if distill_plan is not None else 1.0)
 
 
@@ -268,14 +279,15 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     import ray
 
     plan = memory_plan(cfg)
-    start = start_run("teacher", cfg, run, echo, cpus=cfg.actors + 2, memory=[("memory plan", plan)],
+    start = start_run("teacher", cfg, run, echo, cpus=cfg.acting.actors + 2, memory=[("memory plan", plan)],
                       placement=lambda gpu: teacher_placement(cfg, plan, gpu), progress=(cfg.frames, "frames"),
-                      roles=f"{cfg.actors} actor(s), the learner, an evaluator")
+                      roles=f"{cfg.acting.actors} actor(s), the learner, an evaluator")
     training = DQNTraining(cfg, start.run, resume, start.echo)
     training.start(plan, start.actor_options, start.actor_device, 1 if start.use_gpu else 0,
-                   start.placement.slots(0, range(len(plan.shards)), range(cfg.actors)))
+                   start.placement.slots(0, range(len(plan.shards)), range(cfg.acting.actors)))
     ray.get(training.ready)
-    start.echo(f"[teacher] {training.spec.title}: replay holds {cfg.min_replay}+ steps, training {cfg.preset} DQN")
+    start.echo(f"[teacher] {training.spec.title}: replay holds {cfg.replay.min_replay}+ steps, "
+               f"training {cfg.dqn.preset} DQN")
     frames_at_start = training.frames
     while not training.after_train(ray.get(training.submit_train()), start.elapsed()):
         training.poll_scores()
@@ -287,12 +299,11 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     ray.kill(training.registry)
     return start.finish({
         "game": training.spec.name, "frames": training.frames, "updates": training.updates,
-        "preset": cfg.preset, "recipe": dqn_config(cfg).__dict__ | {"replay_ratio": cfg.replay_ratio,
-                                                                     "epsilon": [cfg.epsilon_start, cfg.epsilon_end,
-                                                                                 cfg.epsilon_frames]},
+        "preset": cfg.dqn.preset, "recipe": recipe(cfg),
         "best": best, "best_teacher": best["checkpoint"] if best else None, "evaluations": history,
-        "eval_protocol": f"no-op starts (max {cfg.noop_max}), epsilon {cfg.eval_epsilon}, {cfg.eval_episodes} "
-                         f"episodes, sticky actions {'on' if cfg.sticky_actions else 'off'}, "
+        "eval_protocol": f"no-op starts (max {cfg.acting.noop_max}), epsilon {cfg.evaluation.epsilon}, "
+                         f"{cfg.evaluation.episodes} "
+                         f"episodes, sticky actions {'on' if cfg.acting.sticky_actions else 'off'}, "
                          f"env mode {training.env_mode}",
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",

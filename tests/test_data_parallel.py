@@ -26,7 +26,7 @@ def weights(state: dict) -> dict[str, torch.Tensor]:
 def test_two_gloo_replicas_stay_identical_and_match_one_process_on_the_same_batches(ray_runtime):
     # the comparison is exact up to float rounding, which RMSProp scales with the step size: a small lr keeps
     # one process and two replicas within the tolerance below after 6 updates
-    config = learner_config(DistillConfig(device="cpu", lr=2.5e-4).validate(), "net3", "kl", 1)
+    config = learner_config(DistillConfig.from_flags(device="cpu", lr=2.5e-4).validate(), "net3", "kl", 1)
     heads, data = {"pong": 6}, batches(2 * UPDATES)
     address = ray.get(ray.remote(rendezvous).remote())
     replicas = [ray.remote(Learner).options(num_cpus=0).remote(config, heads, {"pong": []}, None, None,

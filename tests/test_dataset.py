@@ -25,7 +25,7 @@ IDENTITY = {"game": "pong", "num_actions": 6, "teacher": {"source": "random", "s
 @pytest.fixture(scope="module")
 def recorded(ray_runtime, tmp_path_factory):
     out = tmp_path_factory.mktemp("datasets") / "pong"
-    cfg = RecordConfig(actors=1, envs_per_actor=2, chunk_steps=32, steps=300, out=str(out), file_mb=1).validate()
+    cfg = RecordConfig.from_flags(actors=1, envs_per_actor=2, chunk_steps=32, steps=300, out=str(out), file_mb=1).validate()
     index = run_record(cfg, echo=lambda *_: None)
     return out, index
 
@@ -146,11 +146,11 @@ def test_dataset_of_another_format_version_is_refused(tmp_path):
 def test_distilling_a_pong_dataset_into_a_breakout_student_is_refused(recorded):
     out, _ = recorded
     with pytest.raises(ConfigError, match="holds pong, not breakout"):
-        DistillConfig(dataset=str(out), game="breakout").validate()
-    cfg = DistillConfig(dataset=str(out), min_replay=200).validate()
-    assert (cfg.game, cfg.teacher) == ("pong", "random")
+        DistillConfig.from_flags(dataset=str(out), game="breakout").validate()
+    cfg = DistillConfig.from_flags(dataset=str(out), min_replay=200).validate()
+    assert (cfg.acting.game, cfg.acting.teacher) == ("pong", "random")
     with pytest.raises(ConfigError, match="holds 256 steps, fewer than --min-replay 1,000"):
-        DistillConfig(dataset=str(out)).validate()
+        DistillConfig.from_flags(dataset=str(out)).validate()
 
 
 def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsys):
@@ -170,11 +170,11 @@ def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsy
 
 def test_a_dataset_larger_than_the_replay_streams_through_it(recorded, tmp_path):
     out, index = recorded  # 320 steps in chunks of 64; the replay holds 216
-    cfg = DistillConfig(dataset=str(out), capacity_hours=0.004, updates=60, log_every=30, checkpoint_every=60,
+    cfg = DistillConfig.from_flags(dataset=str(out), capacity_hours=0.004, updates=60, log_every=30, checkpoint_every=60,
                         min_replay=100, eval_episodes=1, holdout_steps=100, student="net3",
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
-    assert summary["replay"]["replay_size"] <= 216 and summary["replay"]["replay_ratio"] == cfg.replay_ratio
+    assert summary["replay"]["replay_size"] <= 216 and summary["replay"]["replay_ratio"] == cfg.replay.replay_ratio
     assert summary["dataset"]["steps"] > summary["replay"]["replay_size"]  # fed more than the ring holds
     assert summary["updates"] == 60
 

@@ -17,12 +17,12 @@ SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_par
 
 
 def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
-    cfg = DistillConfig(game="ALE/Pong-v5", student="net3", updates=40, log_every=20, checkpoint_every=20,
+    cfg = DistillConfig.from_flags(game="ALE/Pong-v5", student="net3", updates=40, log_every=20, checkpoint_every=20,
                         min_replay=300, chunk_steps=32, eval_episodes=2, holdout_steps=300, actors=2, replay_shards=2,
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
     run = tmp_path / "run"
-    assert json.loads((run / "config.json").read_text())["game"] == "pong"
+    assert json.loads((run / "config.json").read_text())["acting"]["game"] == "pong"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["updates"] for m in metrics] == [20, 40]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["student-00000020.pt", "student-00000040.pt"]
@@ -40,7 +40,7 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
 
 
 def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ray_runtime, tmp_path, pong_teacher):
-    cfg = DistillConfig(student="net1", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
+    cfg = DistillConfig.from_flags(student="net1", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
                         min_replay=2000, eval_episodes=1, holdout_steps=2000, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     obs, q = TeacherRollout("pong", pong_teacher, 8, seed=4242).labelled_stacks(2000)
@@ -61,7 +61,7 @@ LEARNING_MARGIN = 0.10
 def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
     from pipelines.distill import interval
 
-    cfg = DistillConfig(updates=130, log_every=50, checkpoint_every=100, eval_every=60)
+    cfg = DistillConfig.from_flags(updates=130, log_every=50, checkpoint_every=100, eval_every=60)
     done, stops = 0, []
     while done < cfg.updates:
         done += interval(cfg, done)

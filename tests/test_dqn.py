@@ -55,8 +55,8 @@ def test_td_target_and_loss_equal_a_hand_computation(double):
 
 
 def test_epsilon_falls_linearly_then_stays():
-    cfg = TeacherConfig(epsilon_start=1.0, epsilon_end=0.1, epsilon_frames=1000)
-    assert [cfg.epsilon_at(f) for f in (0, 500, 1000, 5000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    cfg = TeacherConfig.from_flags(epsilon_start=1.0, epsilon_end=0.1, epsilon_frames=1000)
+    assert [cfg.dqn.epsilon_at(f) for f in (0, 500, 1000, 5000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
 
 
 @pytest.mark.parametrize("change, words", [
@@ -68,7 +68,7 @@ def test_epsilon_falls_linearly_then_stays():
 ])
 def test_bad_teacher_flags_are_refused_by_name(change, words):
     with pytest.raises(ConfigError, match=words):
-        TeacherConfig(**change).validate()
+        TeacherConfig.from_flags(**change).validate()
 
 
 TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--eval-episodes", "1",
@@ -87,7 +87,7 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
     run = tmp_path / "run"
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["complete"] is True and on_disk["kind"] == "teacher"
-    chunk_frames = 4 * cfg.chunk_size  # --frames is an upper bound, met to within one chunk
+    chunk_frames = 4 * cfg.acting.chunk_size  # --frames is an upper bound, met to within one chunk
     assert 6000 - chunk_frames < summary["frames"] <= 6000 and summary["updates"] > 0
     history = summary["evaluations"]
     assert len(history) >= 2 and all(entry["score"] is not None for entry in history)
@@ -134,6 +134,6 @@ def test_a_teacher_trains_and_records_the_env_mode_it_was_given(tmp_path, mode, 
     from pipelines.rundir import RunDir
     from pipelines.teacher import DQNTraining
 
-    cfg = TeacherConfig(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()
-    training = DQNTraining(cfg, RunDir.create(cfg.out, cfg.to_json()), None)
+    cfg = TeacherConfig.from_flags(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()
+    training = DQNTraining(cfg, RunDir.create(cfg.run.out, cfg.to_json()), None)
     assert training.env_config.fire_reset is fire and training.env_mode == ("native" if mode == "auto" else mode)

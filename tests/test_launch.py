@@ -122,7 +122,7 @@ def finished_config(tmp_path):
     from pipelines.config import DistillConfig
     from pipelines.rundir import RunDir
 
-    run = RunDir.create(tmp_path / "run", DistillConfig(out=str(tmp_path / "run")).validate().to_json())
+    run = RunDir.create(tmp_path / "run", DistillConfig.from_flags(out=str(tmp_path / "run")).validate().to_json())
     return run.path
 
 

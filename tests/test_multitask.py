@@ -72,7 +72,7 @@ def test_schedule_resumes_where_it_stopped():
 ])
 def test_bad_multitask_flags_are_refused(flags, words):
     with pytest.raises(ConfigError, match=words):
-        MultitaskConfig(**{"games": "pong,breakout", **flags}).validate()
+        MultitaskConfig.from_flags(**{"games": "pong,breakout", **flags}).validate()
 
 
 def test_teacher_directory_is_matched_by_game_name(tmp_path):
@@ -80,10 +80,10 @@ def test_teacher_directory_is_matched_by_game_name(tmp_path):
 
     for game, actions in (("pong", 6), ("breakout", 4)):
         save_checkpoint(tmp_path / f"{game}.pt", make_payload(QNetwork("nature", {game: actions}), "teacher"))
-    cfg = MultitaskConfig(games="breakout,pong", teachers=str(tmp_path)).validate()
+    cfg = MultitaskConfig.from_flags(games="breakout,pong", teachers=str(tmp_path)).validate()
     assert cfg.game_teachers() == [("breakout", str(tmp_path / "breakout.pt")), ("pong", str(tmp_path / "pong.pt"))]
     with pytest.raises(ConfigError, match="no file for space_invaders"):
-        MultitaskConfig(games="pong,space_invaders", teachers=str(tmp_path)).validate()
+        MultitaskConfig.from_flags(games="pong,space_invaders", teachers=str(tmp_path)).validate()
 
 
 def test_geometric_mean_of_percentages():
@@ -99,11 +99,11 @@ def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
 
     from pipelines.distill import run_distill
 
-    cfg = MultitaskConfig(games="pong,ms_pacman,enduro", student="net1", updates=3000, log_every=1000,
+    cfg = MultitaskConfig.from_flags(games="pong,ms_pacman,enduro", student="net1", updates=3000, log_every=1000,
                           checkpoint_every=3000, capacity_hours=0.2, min_replay=1000, eval_episodes=1,
                           holdout_steps=1500, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
-    assert json.loads((Path(cfg.out) / "summary.json").read_text())["kind"] == "multitask"
+    assert json.loads((Path(cfg.run.out) / "summary.json").read_text())["kind"] == "multitask"
     assert summary["samples_per_game"] == {"pong": 32_000, "ms_pacman": 32_000, "enduro": 32_000}  # 1,000 batches each
     for game, result in summary["per_game"].items():
         print(f"{game}: agreement {result['action_agreement']:.3f}, majority {result['majority_baseline']:.3f}")

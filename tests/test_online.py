@@ -12,6 +12,7 @@ import pytest
 
 from models.checkpoint import load_checkpoint
 from pipelines.config import OnlineConfig, from_args
+from pipelines.rundir import RunDir
 from tests.test_dqn import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +115,7 @@ def test_ctrl_c_stops_gracefully_then_resume_loses_and_repeats_no_update(tmp_pat
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    config = RunDir(run).read_config()
     chunk_frames = 4 * config["chunk_steps"] * config["envs_per_actor"]  # --frames is an upper bound
     assert summary["complete"] and target - chunk_frames < summary["frames"] <= target
     for kind, at in saved.items():

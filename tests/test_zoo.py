@@ -40,8 +40,8 @@ def test_zoo_teacher_loads_as_float32_from_its_name(game):
 
 
 def test_zoo_names_the_game_when_none_is_given():
-    cfg = DistillConfig(teacher=f"zoo:{ZOO_GAMES[0]}").validate()
-    assert cfg.game == ZOO_GAMES[0]
+    cfg = DistillConfig.from_flags(teacher=f"zoo:{ZOO_GAMES[0]}").validate()
+    assert cfg.acting.game == ZOO_GAMES[0]
 
 
 @pytest.mark.parametrize("source,message", [
@@ -50,7 +50,7 @@ def test_zoo_names_the_game_when_none_is_given():
 ])
 def test_missing_zoo_teacher_is_one_clear_line(source, message):
     with pytest.raises(ConfigError, match=message):
-        DistillConfig(teacher=source, game="pong").validate()
+        DistillConfig.from_flags(teacher=source, game="pong").validate()
 
 
 def test_half_precision_check_sees_a_changed_action():
@@ -93,7 +93,7 @@ def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_pa
     from pipelines.distill import run_distill
 
     game = "ms_pacman" if "ms_pacman" in ZOO_GAMES else ZOO_GAMES[0]
-    cfg = DistillConfig(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
+    cfg = DistillConfig.from_flags(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
                         eval_every=DISTILL_UPDATES // 2, eval_episodes=4, holdout_steps=2000, min_replay=2000,
                         log_every=DISTILL_UPDATES // 2, checkpoint_every=DISTILL_UPDATES,
                         out=str(tmp_path / "run")).validate()
@@ -119,11 +119,11 @@ def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_
     from pipelines.record import run_record
 
     game = ZOO_GAMES[0]
-    index = run_record(RecordConfig(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
+    index = run_record(RecordConfig.from_flags(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
                                     out=str(tmp_path / "ds"), file_mb=1).validate(), echo=lambda *_: None)
     assert index["teacher"]["source"] == f"zoo:{game}"
-    cfg = DistillConfig(dataset=str(tmp_path / "ds"), min_replay=64).validate()
-    assert (cfg.game, cfg.teacher) == (game, f"zoo:{game}")
+    cfg = DistillConfig.from_flags(dataset=str(tmp_path / "ds"), min_replay=64).validate()
+    assert (cfg.acting.game, cfg.acting.teacher) == (game, f"zoo:{game}")
 
 
 def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monkeypatch):
@@ -131,11 +131,11 @@ def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monk
     from tests.conftest import ROOT
 
     monkeypatch.chdir(ROOT)  # where zoo/ is a folder too
-    cfg = MultitaskConfig(games=",".join(ZOO_GAMES), teachers="zoo").validate()
+    cfg = MultitaskConfig.from_flags(games=",".join(ZOO_GAMES), teachers="zoo").validate()
     assert cfg.game_teachers() == [(g, f"zoo:{g}") for g in ZOO_GAMES]
-    assert cfg.student == ("multi-3" if len(ZOO_GAMES) <= 3 else "multi-10")
+    assert cfg.student.preset == ("multi-3" if len(ZOO_GAMES) <= 3 else "multi-10")
     with pytest.raises(ConfigError, match="the zoo has no teacher for pong"):
-        MultitaskConfig(games=f"{ZOO_GAMES[0]},pong", teachers="zoo").validate()
+        MultitaskConfig.from_flags(games=f"{ZOO_GAMES[0]},pong", teachers="zoo").validate()
 
 
 def test_zoo_verify_refuses_weights_that_do_not_match_their_card(tmp_path, monkeypatch, capsys):
@@ -156,7 +156,7 @@ def test_zoo_verify_refuses_weights_that_do_not_match_their_card(tmp_path, monke
     assert error.startswith("error:") and "does not match its card" in error and "git checkout --" in error
     assert len(error.splitlines()) == 1
     with pytest.raises(ConfigError, match="does not match its card"):  # and so does every command that loads it
-        DistillConfig(teacher=f"zoo:{game}").validate()
+        DistillConfig.from_flags(teacher=f"zoo:{game}").validate()
 
 
 def test_the_readme_zoo_table_is_generated_from_the_cards():

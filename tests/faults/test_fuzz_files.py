@@ -140,7 +140,7 @@ def json_cases(tmp_path, name: str, record, read, seed: int) -> dict[str, int]:
 
 
 def test_damaged_run_files_are_refused_in_one_line(tmp_path):
-    run = RunDir.create(tmp_path / "run", DistillConfig().validate().to_json())
+    run = RunDir.create(tmp_path / "run", DistillConfig.from_flags().validate().to_json())
     config = json.loads((run.path / "config.json").read_text())
     totals = {}
     totals["config"] = json_cases(run.path, "config.json", config,
@@ -240,7 +240,7 @@ def test_wrong_shapes_are_refused_in_one_line(tmp_path, dataset):
     another tool, or a hand edit gone wrong. Every reader refuses it in one line or reads it."""
     import shutil
 
-    run = RunDir.create(tmp_path / "run", DistillConfig().validate().to_json())
+    run = RunDir.create(tmp_path / "run", DistillConfig.from_flags().validate().to_json())
     registry = CheckpointRegistry(tmp_path / "registry.json")
     registry.register(1, "teachers/teacher-000001.pt", 250_000)
     registry.report(1, 3.0, 0.5, 8)

@@ -47,7 +47,7 @@ def kill_mid_run(job, out, title: str, after_updates: int) -> dict:
 
 def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object]:
     out = tmp_path / "run"
-    cfg = DistillConfig(student="net3", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
+    cfg = DistillConfig.from_flags(student="net3", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
                         min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, eval_workers=1,
                         holdout_steps=200, out=str(out)).validate()
     return kill_mid_run(lambda: run_distill(cfg, echo=lambda *_: None), out, title, after_updates), out
@@ -89,5 +89,5 @@ def test_a_killed_dqn_actor_is_restarted_and_the_teacher_run_finishes(ray_runtim
                                                                  str(out)])).validate()
     result = kill_mid_run(lambda: run_teacher(cfg, echo=lambda *_: None), out, "RolloutActor", after_updates=50)
     assert result["complete"] and result["restarts"]["actors"] == 1
-    assert 12000 - 4 * cfg.chunk_size < result["frames"] <= 12000
+    assert 12000 - 4 * cfg.acting.chunk_size < result["frames"] <= 12000
     assert all(entry["score"] is not None for entry in result["evaluations"])
