@@ -166,7 +166,7 @@ def bare_loop(student: str, batch: int, updates: int) -> float:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = QNetwork(student, {"pong": ACTIONS})
-    optimizer = student_optimizer(net.parameters(), DistillConfig.lr)
+    optimizer = student_optimizer(net.parameters(), DistillConfig().student.lr)
     loss_fn = make_loss("kl", tau=0.01)
     obs = torch.randint(0, 256, (batch, STACK, 84, 84), dtype=torch.uint8)
     q_teacher = torch.randn(batch, ACTIONS)

@@ -32,9 +32,9 @@ from ui.progress import as_progress
 def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
     """What the dataset is: a resume must record the same thing."""
     game = game_spec(cfg.acting.game)
-    teacher = cfg.acting.teacher
-    named = teacher == "random" or zoo_game(teacher) is not None  # names travel; paths become absolute
-    source = cfg.acting.teacher if named else str(Path(cfg.acting.teacher).resolve())
+    asked = cfg.acting.teacher
+    named = asked == "random" or zoo_game(asked) is not None  # names travel; paths become absolute
+    source = asked if named else str(Path(asked).resolve())
     return {
         "game": game.name, "num_actions": game.num_actions,
         "teacher": {"source": source, "seed": cfg.run.seed, "fingerprint": fingerprint(teacher),
