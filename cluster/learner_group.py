@@ -32,11 +32,11 @@ class LearnerLost(RuntimeError):
 
 
 class LearnerGroup:
-    def __init__(self, label: str, kind: str, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list],
+    def __init__(self, label: str, series: str, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list],
                  weights: dict[str, float] | None, replicas: int, use_gpu: bool, strategies: list[dict],
                  stop_requested=lambda: False):
         self.stop_requested = stop_requested  # polled while waiting for the replay, so a Ctrl-C is not held up
-        self.label, self.kind, self.config = label, kind, config
+        self.label, self.series, self.config = label, series, config
         self.heads, self.shards, self.weights = heads, shards, weights
         self.replicas, self.use_gpu, self.strategies = replicas, use_gpu, strategies
         self.actors: list = []

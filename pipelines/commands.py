@@ -1,6 +1,6 @@
 """The run kinds launch.py dispatches to: each one's config, its run function and what a resume continues.
 
-A new run kind is its config (pipelines/config.py), its module, and one row in RUN_KINDS;
+A new run kind is its config (pipelines/config.py, which names it: KIND), its module, and one row in RUN_KINDS;
 launch.py builds its flags, its new-run and resume paths and its exit from this row.
 Everything here happens before Ray starts, so a bad flag, a busy --out or a damaged run
 directory costs nothing.
@@ -21,12 +21,15 @@ from ui import summaries
 
 @dataclass(frozen=True)
 class RunKind:
-    name: str
     help: str
     config: type
     run: Callable  # (cfg, run dir or None, resume state, echo) -> summary (record: the dataset index)
     lines: Callable  # (summary, path) -> the lines printed when it ends
-    resumes: Callable | None = None  # cfg -> [(checkpoint kind, metrics kind)] a resume continues; None: none
+    resumes: Callable | None = None  # cfg -> [(checkpoint series, metrics kind)] a resume continues; None: none
+
+    @property
+    def name(self) -> str:
+        return self.config.KIND
 
 
 def _run_distill(cfg, run, resume, echo):
@@ -49,21 +52,21 @@ def _run_record(cfg, run, resume, echo):
     return run_record(cfg, run, echo=echo)
 
 
-def _distill_kinds(cfg) -> list[tuple[str, str]]:
-    from pipelines.distill import learner_kinds, metrics_kind
-    return [(kind, metrics_kind(kind)) for kind in learner_kinds(cfg)]
+def _distill_series(cfg) -> list[tuple[str, str]]:
+    from pipelines.distill import checkpoint_series, metrics_kind
+    return [(series, metrics_kind(series)) for series in checkpoint_series(cfg)]
 
 
 RUN_KINDS = {kind.name: kind for kind in (
-    RunKind("distill", "distill a teacher into a student", DistillConfig, _run_distill, summaries.distill_lines,
-            _distill_kinds),
-    RunKind("multitask", "distill several games into one student, a head per game", MultitaskConfig, _run_distill,
-            summaries.distill_lines, _distill_kinds),
-    RunKind("teacher", "train a DQN teacher (Double DQN, n-step, Adam)", TeacherConfig, _run_teacher,
+    RunKind("distill a teacher into a student", DistillConfig, _run_distill, summaries.distill_lines,
+            _distill_series),
+    RunKind("distill several games into one student, a head per game", MultitaskConfig, _run_distill,
+            summaries.distill_lines, _distill_series),
+    RunKind("train a DQN teacher (Double DQN, n-step, Adam)", TeacherConfig, _run_teacher,
             summaries.teacher_lines, lambda cfg: [("dqn", "dqn")]),
-    RunKind("online", "train a DQN and distill its best checkpoint so far, at once", OnlineConfig, _run_online,
+    RunKind("train a DQN and distill its best checkpoint so far, at once", OnlineConfig, _run_online,
             summaries.online_lines, lambda cfg: [("dqn", "dqn"), ("student", "student")]),
-    RunKind("record", "record a teacher's labelled chunks to a dataset directory", RecordConfig, _run_record,
+    RunKind("record a teacher's labelled chunks to a dataset directory", RecordConfig, _run_record,
             summaries.record_lines, lambda cfg: []),
 )}
 
@@ -76,16 +79,16 @@ def new_run(kind: RunKind, args):
     return cfg
 
 
-def resume_state(run: RunDir, kind: str, metrics_kind: str) -> dict | None:
-    """The newest readable checkpoint of `kind` (saying which it skipped), with metrics logged past
+def resume_state(run: RunDir, series: str, metrics_kind: str) -> dict | None:
+    """The newest readable checkpoint of `series` (saying which it skipped), with metrics logged past
     it dropped so every interval appears once."""
-    state, skipped = run.latest_checkpoint(kind)
+    state, skipped = run.latest_checkpoint(series)
     for note in skipped:
         print(f"[resume] skipping unreadable checkpoint, falling back to the one before: {note}", file=sys.stderr)
     updates = state["updates"] if state is not None else 0
     dropped = run.trim_metrics(metrics_kind, updates, purge=True)
     if state is not None:
-        print(f"[resume] {run.path}: {kind} continues at update {updates}"
+        print(f"[resume] {run.path}: {series} continues at update {updates}"
               + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))
     return state
 

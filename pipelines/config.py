@@ -33,6 +33,18 @@ def check_teachers(cfg) -> None:
 
 
 class RunConfig(TreeConfig):
+    KIND = ""  # the run kind: its command, and its summary's `kind`
+
+    @classmethod
+    def kinds(cls) -> list[str]:
+        """Every run kind there is: one per run config."""
+        found, classes = [], list(cls.__subclasses__())
+        while classes:
+            kind = classes.pop(0)
+            found.append(kind.KIND)
+            classes.extend(kind.__subclasses__())
+        return found
+
     def game_teachers(self) -> list[tuple[str, str | None]]:
         return [(self.acting.game, self.acting.teacher)]
 
@@ -42,6 +54,8 @@ class RunConfig(TreeConfig):
 
 @dataclass
 class DistillConfig(RunConfig):
+    KIND = "distill"
+
     acting: ActingSettings = section(ActingSettings)
     student: StudentSettings = section(StudentSettings)
     replay: ReplaySettings = section(ReplaySettings)
@@ -116,6 +130,8 @@ class DistillConfig(RunConfig):
 @dataclass
 class MultitaskConfig(DistillConfig):
     """Several games into one student with a head per game; every per-game flag applies to each game."""
+
+    KIND = "multitask"
 
     HIDDEN_FLAGS = ("dataset", "skip_damaged")
 
@@ -203,6 +219,8 @@ class MultitaskConfig(DistillConfig):
 class TeacherConfig(RunConfig):
     """A DQN trained from scratch; the recipe and its sources are in README.md ("Training a teacher")."""
 
+    KIND = "teacher"
+
     # the DQN is the teacher; its epsilon follows the DQN's schedule
     acting: ActingSettings = section(ActingSettings, skip=("teacher", "epsilon"))
     dqn: DQNSettings = section(DQNSettings)
@@ -259,6 +277,8 @@ class TeacherConfig(RunConfig):
 class OnlineConfig(TeacherConfig):
     """A DQN in training, and a student distilled all along from its best checkpoint so far."""
 
+    KIND = "online"
+
     # the DQN has --lr and --batch-size; the student's replay is the labelled one (--distill-...)
     student: StudentSettings = section(StudentSettings, flags={"lr": "student_lr", "batch_size": "student_batch_size"})
     distill_replay: ReplaySettings = section(ReplaySettings, skip=("replay_shards", "prefetch"), prefix="distill_",
@@ -277,6 +297,8 @@ class OnlineConfig(TeacherConfig):
 
 @dataclass
 class RecordConfig(RunConfig):
+    KIND = "record"
+
     acting: ActingSettings = section(ActingSettings)
     run: RunSettings = section(RunSettings, skip=("device", "log_every", "checkpoint_every"), out="datasets/record")
     steps: int = setting(10_000, "most labelled steps to record (whole chunks of --envs-per-actor x --chunk-steps)")

@@ -28,7 +28,7 @@ from cluster.runtime import on_this_node, runs_within
 from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
-from pipelines.config import ConfigError, DistillConfig, MultitaskConfig
+from pipelines.config import ConfigError, DistillConfig
 from pipelines.evaluation import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
@@ -38,17 +38,13 @@ from replay.memory_plan import MemoryPlan
 from replay.shard import launch_shards, replay_totals, shard_for_actor
 
 
-def run_kind(cfg: DistillConfig) -> str:
-    return "multitask" if isinstance(cfg, MultitaskConfig) else "distill"
-
-
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
     return LearnerConfig(student=dataclasses.replace(cfg.student, preset=student, loss=loss),
                          prefetch=cfg.replay.prefetch, min_replay=min_replay, device=cfg.run.device, seed=cfg.run.seed)
 
 
-def learner_kinds(cfg: DistillConfig) -> list[str]:
-    """Checkpoint kinds, one per student: `student` alone, `student-PRESET-LOSS` in a sweep."""
+def checkpoint_series(cfg: DistillConfig) -> list[str]:
+    """Checkpoint series (their files' prefix), one per student: `student` alone, `student-PRESET-LOSS` in a sweep."""
     pairs = cfg.student.pairs()
     return ["student"] if len(pairs) == 1 else [f"student-{student}-{loss}" for student, loss in pairs]
 
@@ -187,47 +183,47 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     import ray
 
     extra = checkpoint_extra(games)
-    updates = {g.kind: (resume.get(g.kind) or {}).get("updates", 0) for g in groups}
+    updates = {g.series: (resume.get(g.series) or {}).get("updates", 0) for g in groups}
     saved = dict(updates)
     previous = interval_metrics(games, {})
-    while any(updates[g.kind] < cfg.updates for g in groups) and not stopping.requested():
-        active = [g for g in groups if updates[g.kind] < cfg.updates]
-        calls = {g.kind: g.submit_train(interval(cfg, updates[g.kind])) for g in active}
+    while any(updates[g.series] < cfg.updates for g in groups) and not stopping.requested():
+        active = [g for g in groups if updates[g.series] < cfg.updates]
+        calls = {g.series: g.submit_train(interval(cfg, updates[g.series])) for g in active}
         replay = None
         for group in active:
             try:
-                metrics = group.collect(calls[group.kind])
+                metrics = group.collect(calls[group.series])
             except ray.exceptions.RayActorError as error:
-                state, skipped = run.latest_checkpoint(group.kind)
+                state, skipped = run.latest_checkpoint(group.series)
                 echo(f"[distill] learner {group.label} died ({type(error).__name__}); restarting from update "
                      f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
-                updates[group.kind] = saved[group.kind] = state["updates"] if state else 0
-                run.trim_metrics(metrics_kind(group.kind), updates[group.kind])
+                updates[group.series] = saved[group.series] = state["updates"] if state else 0
+                run.trim_metrics(metrics_kind(group.series), updates[group.series])
                 try:
                     group.restart(state)
                 except LearnerLost as lost:  # the run stops with every other student's final checkpoint
                     stopping.request(str(lost))
                     break
                 continue
-            updates[group.kind] = metrics["updates"]
+            updates[group.series] = metrics["updates"]
             if replay is None:
                 replay = previous = interval_metrics(games, previous)
             metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
             if len(groups) > 1:
-                metrics["kind"] = metrics_kind(group.kind)
+                metrics["kind"] = metrics_kind(group.series)
             if len(games) == 1:
                 metrics.pop("samples_per_game")
             run.log(metrics)
-            if updates[group.kind] % cfg.run.checkpoint_every == 0 or updates[group.kind] >= cfg.updates:
-                run.save_checkpoint(group.state(extra), group.kind)
-                saved[group.kind] = updates[group.kind]
-            if cfg.eval_every and updates[group.kind] % cfg.eval_every == 0 and updates[group.kind] < cfg.updates:
-                evaluations.submit(group, metrics_kind(group.kind), updates[group.kind], extra)
+            if updates[group.series] % cfg.run.checkpoint_every == 0 or updates[group.series] >= cfg.updates:
+                run.save_checkpoint(group.state(extra), group.series)
+                saved[group.series] = updates[group.series]
+            if cfg.eval_every and updates[group.series] % cfg.eval_every == 0 and updates[group.series] < cfg.updates:
+                evaluations.submit(group, metrics_kind(group.series), updates[group.series], extra)
         evaluations.poll()
     if stopping.requested():  # a final checkpoint where the last interval ended
         for group in groups:
-            if saved[group.kind] != updates[group.kind]:
-                run.save_checkpoint(group.state(extra), group.kind)
+            if saved[group.series] != updates[group.series]:
+                run.save_checkpoint(group.state(extra), group.series)
     return updates
 
 
@@ -238,9 +234,9 @@ def interval(cfg: DistillConfig, done: int) -> int:
     return min([m - done % m for m in every] + [cfg.updates - done])
 
 
-def metrics_kind(checkpoint_kind: str) -> str:
+def metrics_kind(series: str) -> str:
     """The `kind` of a learner's metrics records: `distill` (implicit) alone, `distill-PRESET-LOSS` in a sweep."""
-    return checkpoint_kind.replace("student", "distill", 1)
+    return series.replace("student", "distill", 1)
 
 
 def checkpoint_extra(games: list[GameRun]) -> dict:
@@ -301,7 +297,7 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
     settings = group.config.student
     row = {"student": settings.preset, "loss": settings.loss, "student_params": payload_params(student),
            "updates": student["updates"], "replicas": group.replicas, "learner_restarts": group.restarts,
-           "checkpoint_kind": group.kind}
+           "checkpoint_series": group.series}
     if len(games) == 1:
         return {**row, **per_game[games[0].spec.name]}
     defined = [r["student_pct_of_teacher"] for r in per_game.values() if r["student_pct_of_teacher"] is not None]
@@ -351,26 +347,26 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
     shards = {g.spec.name: g.shards for g in games}
     min_replay = min(g.limiter["min_replay"] for g in games)
     groups = []
-    for k, ((student, loss), kind) in enumerate(zip(cfg.student.pairs(), learner_kinds(cfg))):
-        group = LearnerGroup(f"{student}/{loss}", kind, learner_config(cfg, student, loss, min_replay), heads, shards,
+    for k, ((student, loss), series) in enumerate(zip(cfg.student.pairs(), checkpoint_series(cfg))):
+        group = LearnerGroup(f"{student}/{loss}", series, learner_config(cfg, student, loss, min_replay), heads, shards,
                              cfg.schedule_weights(), cfg.learner_gpus, start.use_gpu,
                              [start.placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
                              stopping.requested)
-        group.start(resume.get(kind))
+        group.start(resume.get(series))
         groups.append(group)
     return groups
 
 
 def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
     """Distils one game, or several into one multi-head student, into one student or a sweep of
-    them; runs into `run` (resuming from `resume`, checkpoint kind -> state) or a new run
+    them; runs into `run` (resuming from `resume`, checkpoint series -> state) or a new run
     directory at cfg.run.out, made once the memory and placement plans are known to fit."""
     resume = resume or {}
     games = prepare_games(cfg, echo)
     sweep = cfg.student.pairs()
     plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.replay.capacity_steps,
                       cfg.replay.replay_shards)
-    start = start_run(run_kind(cfg), cfg, run, echo,
+    start = start_run(cfg.KIND, cfg, run, echo,
                       cpus=sum(1 if g.dataset else cfg.acting.actors for g in games) + len(sweep) * cfg.learner_gpus
                       + 1,
                       memory=[("memory plan", plan)], placement=lambda gpu: plan_placement(cfg, games, plan, gpu),
@@ -383,7 +379,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
                                      start.started)
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
-        return stop_early(cfg, start, games, groups, {g.kind: 0 for g in groups})
+        return stop_early(cfg, start, games, groups, {g.series: 0 for g in groups})
     start.echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds "
                f"{min(g.limiter['min_replay'] for g in games)}+ steps per game, training "
                f"{', '.join(g.label for g in groups)}"

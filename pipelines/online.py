@@ -104,7 +104,7 @@ class Distillation:
         self.train_ref = self.learner.train.remote(self.cfg.run.log_every) if again else None
 
     def checkpoint(self) -> None:
-        self.run.save_checkpoint(ray.get(self.learner.state.remote({"game": self.spec.name})), kind="student")
+        self.run.save_checkpoint(ray.get(self.learner.state.remote({"game": self.spec.name})), series="student")
         self.last_checkpoint = self.updates
 
     def stop(self) -> dict:
@@ -177,7 +177,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
     play with fixed scores per DQN checkpoint version (tests)."""
     resume = resume or {}
     dqn_plan, distill_plan = memory_plan(cfg), distill_memory_plan(cfg)
-    start = start_run("online", cfg, run, echo, cpus=cfg.acting.actors + cfg.distill_actors + 4,
+    start = start_run(cfg.KIND, cfg, run, echo, cpus=cfg.acting.actors + cfg.distill_actors + 4,
                       memory=[("memory plan, DQN replay", dqn_plan), ("memory plan, distillation replay", distill_plan)],
                       placement=lambda gpu: teacher_placement(cfg, dqn_plan, gpu, distill_plan),
                       progress=(cfg.frames, "frames"),

@@ -189,22 +189,22 @@ class RunDir:
             self.purge_step = updates + 1 if self.purge_step is None else min(self.purge_step, updates + 1)
         return len(records) - len(kept)
 
-    def save_checkpoint(self, payload: dict, kind: str = "student") -> Path:
-        path = self.checkpoints / f"{kind}-{payload['updates']:08d}.pt"
+    def save_checkpoint(self, payload: dict, series: str = "student") -> Path:
+        path = self.checkpoints / f"{series}-{payload['updates']:08d}.pt"
         save_checkpoint(path, payload)
-        for old in self.checkpoint_paths(kind)[:-KEEP_CHECKPOINTS]:
+        for old in self.checkpoint_paths(series)[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
         return path
 
-    def checkpoint_paths(self, kind: str = "student") -> list[Path]:
+    def checkpoint_paths(self, series: str = "student") -> list[Path]:
         """KIND-UPDATES.pt only: `student` does not match a sweep's `student-net3-kl-...`."""
-        pattern = re.compile(re.escape(kind) + r"-\d{8}\.pt")
-        return sorted(p for p in self.checkpoints.glob(f"{kind}-*.pt") if pattern.fullmatch(p.name))
+        pattern = re.compile(re.escape(series) + r"-\d{8}\.pt")
+        return sorted(p for p in self.checkpoints.glob(f"{series}-*.pt") if pattern.fullmatch(p.name))
 
-    def latest_checkpoint(self, kind: str = "student") -> tuple[dict | None, list[str]]:
+    def latest_checkpoint(self, series: str = "student") -> tuple[dict | None, list[str]]:
         """The newest checkpoint that loads, and a note for each newer one that did not."""
         skipped = []
-        for path in reversed(self.checkpoint_paths(kind)):
+        for path in reversed(self.checkpoint_paths(series)):
             try:
                 return load_checkpoint(path), skipped
             except CheckpointError as error:

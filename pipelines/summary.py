@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.checkpoint import atomic_write
+from pipelines.config import RunConfig
 from pipelines.rundir import json_safe
 
-RUN_KINDS = ("distill", "multitask", "teacher", "online")
 FILE = "summary.json"
 
 
@@ -40,8 +40,8 @@ class Summary:
     stopped_by: str | None = None
 
     def __post_init__(self):
-        if self.kind not in RUN_KINDS:
-            raise SummaryError(f"unknown run kind {self.kind!r}; one of {', '.join(RUN_KINDS)}")
+        if self.kind not in RunConfig.kinds():
+            raise SummaryError(f"unknown run kind {self.kind!r}; one of {', '.join(RunConfig.kinds())}")
 
     def as_dict(self) -> dict:
         typed = {"kind": self.kind, "complete": self.complete, "wall_s": self.wall_s}

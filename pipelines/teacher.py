@@ -216,7 +216,7 @@ class DQNTraining:
 
         extra = {"frames": self.frames, "next_eval": self.next_eval, "versions": self.version,
                  "restarts": self.restarts, "game": self.spec.name}
-        path = self.run.save_checkpoint(ray.get(self.learner.state.remote(extra)), kind="dqn")
+        path = self.run.save_checkpoint(ray.get(self.learner.state.remote(extra)), series="dqn")
         self.last_checkpoint = self.updates
         return path
 
@@ -279,7 +279,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     import ray
 
     plan = memory_plan(cfg)
-    start = start_run("teacher", cfg, run, echo, cpus=cfg.acting.actors + 2, memory=[("memory plan", plan)],
+    start = start_run(cfg.KIND, cfg, run, echo, cpus=cfg.acting.actors + 2, memory=[("memory plan", plan)],
                       placement=lambda gpu: teacher_placement(cfg, plan, gpu), progress=(cfg.frames, "frames"),
                       roles=f"{cfg.acting.actors} actor(s), the learner, an evaluator")
     training = DQNTraining(cfg, start.run, resume, start.echo)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipelines.config import (ConfigError, DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig,
-                              resume_changes)
+from pipelines.config import (ConfigError, DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, RunConfig,
+                              TeacherConfig, resume_changes)
 from pipelines.config_tree import TreeConfig, section, setting, walk
 from pipelines.sections import ReplaySettings, StudentSettings
 
@@ -111,3 +111,13 @@ def test_the_learners_get_the_runs_sections_themselves():
     assert distill.student.preset == "net1,net3"  # the run's own section is not changed by one learner's pick
     teacher = TeacherConfig.from_flags(lr=3e-4).validate()
     assert dqn_config(teacher).dqn is teacher.dqn
+
+
+def test_a_run_kind_is_named_once_by_its_config_and_has_one_row():
+    from pipelines.commands import RUN_KINDS
+    from pipelines.summary import Summary, SummaryError
+
+    assert sorted(RunConfig.kinds()) == sorted(RUN_KINDS) == sorted(kind.KIND for kind in KINDS)
+    assert all(row.config.KIND == name for name, row in RUN_KINDS.items())
+    with pytest.raises(SummaryError, match="unknown run kind 'sweep'"):
+        Summary("sweep", complete=True)

@@ -51,7 +51,7 @@ def test_two_students_train_from_one_stream_and_get_one_summary_row_each(sweep_r
     assert [r["student_params"] for r in rows] == [61_174, 111_798]
     assert all(r["updates"] == 300 and 0.0 <= r["action_agreement"] <= 1.0 for r in rows)
     on_disk = json.loads((out / "summary.json").read_text())
-    keys = ("student", "loss", "updates", "student_params", "action_agreement", "checkpoint_kind")
+    keys = ("student", "loss", "updates", "student_params", "action_agreement", "checkpoint_series")
     assert [{k: r[k] for k in keys} for r in on_disk["students"]] == [{k: r[k] for k in keys} for r in rows]
     kinds = {m.get("kind") for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
     assert kinds == {"distill-net3-kl", "distill-net2-kl"}
