@@ -25,7 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cluster.runtime import connect  # noqa: E402
+from learner.batches import BatchStream  # noqa: E402
 from learner.learner import Learner  # noqa: E402
+from learner.schedule import GameSchedule  # noqa: E402
 from pipelines.config import DistillConfig  # noqa: E402
 from pipelines.distill import learner_config  # noqa: E402
 from replay.chunk import Chunk, encode  # noqa: E402
@@ -111,6 +113,11 @@ def memory_and_local_rates(capacity: int, seconds: float, batch: int) -> dict:
     }
 
 
+STREAM_PATHS = (  # (label, shared slots, batches per call): today's default last
+    ("object store, 1/call", False, 1), ("object store, 4/call", False, 4),
+    ("shared slots, 1/call", True, 1), ("shared slots, 4/call", True, 4))
+
+
 def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: dict) -> dict:
     """Shard actors as a run starts them: insert from one client per shard, then sample with prefetch."""
     import ray
@@ -141,6 +148,14 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
         got += 1
     ray.get(pending)
     sample_rate = got / (time.perf_counter() - started) / shards
+    streamed = {}
+    for path, shared, per_call in STREAM_PATHS:  # what a learner on the shards' node gets
+        stream = BatchStream({"pong": handles}, batch, prefetch, GameSchedule({"pong": 1.0}), shared=shared,
+                             per_call=per_call)
+        stream.next()
+        streamed[path] = rate(lambda: stream.next() and 1, seconds) / shards
+        assert shared == (stream.slot_batches > 0), "the slot path was not taken"
+        stream.close()
     for handle in handles:
         ray.kill(handle)
     obs = np.zeros((batch, STACK, 84, 84), np.uint8)
@@ -152,6 +167,8 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
         "insert_ratio": insert_rate / ceiling["ceiling_scatter_steps_per_s"],
         "sample_batches_per_s_per_shard": sample_rate,
         "sample_ratio": sample_rate / ceiling["ceiling_gather_batches_per_s"],
+        "stream_batches_per_s_per_shard": streamed,
+        "stream_ratio": {path: r / ceiling["ceiling_gather_batches_per_s"] for path, r in streamed.items()},
     }
 
 
@@ -242,6 +259,9 @@ def main() -> None:
     for r in remote:
         rows.append((f"Ray, {r['shards']} shard(s): sample batches/s per shard", r["sample_batches_per_s_per_shard"],
                      r["sample_ratio"]))
+        for path, shared, per_call in STREAM_PATHS:
+            rows.append((f"  learner's stream, {path}, batches/s", r["stream_batches_per_s_per_shard"][path],
+                         r["stream_ratio"][path]))
         rows.append((f"Ray, {r['shards']} shard(s): insert steps/s per shard", r["insert_steps_per_s_per_shard"],
                      r["insert_ratio"]))
     rows.append(("Ray object store put+get of one batch, /s", remote[0]["object_store_put_get_per_s"],

@@ -4,6 +4,11 @@ Both learners (distillation and DQN) train from this stream: while one batch tra
 next few are already on their way, and the time still spent waiting is measured. A game
 is drawn by the schedule, a shard in proportion to how much it holds, which keeps sampling
 uniform over every step stored for the game.
+
+A shard on the learner's node hands its batches' frames over in shared memory slots
+(replay/batch_slots.py); the stream gives each slot back with its next request to that shard,
+once the update that read it is over (the next call to `next`). Where a slot cannot be mapped,
+the stream falls back to batches through Ray for good.
 """
 
 from __future__ import annotations
@@ -14,24 +19,71 @@ import time
 import numpy as np
 
 from learner.schedule import GameSchedule
+from replay.batch_slots import SlotReader
 from replay.shard import pick_shard
+
+
+PER_CALL = 4  # batches one request brings back from a single game's shard: a call's own cost is paid once
 
 
 class BatchStream:
     def __init__(self, shards: dict[str, list], batch_size: int, prefetch: int, schedule: GameSchedule,
-                 seed: int = 0, timeout_s: float = 600.0, method: str = "sample", **method_kwargs):
-        self.shards, self.batch_size, self.prefetch = shards, batch_size, prefetch
+                 seed: int = 0, timeout_s: float = 600.0, method: str = "sample", shared: bool = True,
+                 per_call: int | None = None, **method_kwargs):
+        """`prefetch`: batches requested ahead; `per_call`: batches per request (PER_CALL for one game:
+        a multi-task schedule alternates games, so one each there)."""
+        self.shards, self.batch_size = shards, batch_size
+        self.per_call = per_call or (PER_CALL if len(shards) == 1 else 1)
+        self.calls = max(2, -(-prefetch // self.per_call))  # requests in flight
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}
         self.rng = np.random.default_rng(seed)
-        self.pending: collections.deque = collections.deque()
+        self.pending: collections.deque = collections.deque()  # (game, shard index, ref), oldest first
+        self.ready: collections.deque = collections.deque()  # (game, shard index, batch) fetched, not yet used
+        self.shared, self.node = shared, None
+        self.readers = collections.defaultdict(SlotReader)  # (game, shard index) -> its slots, mapped
+        self.to_release = collections.defaultdict(list)  # (game, shard index) -> tokens of slots done with
+        self.held = None  # (game, shard index, token): the slot of the batch handed out last
+        self.slot_batches = 0
+
+    def _call(self, game: str, index: int, count: int):
+        kwargs = dict(self.method_kwargs)
+        if self.shared:
+            if self.node is None:
+                import ray
+
+                self.node = ray.get_runtime_context().get_node_id()
+            kwargs["node"] = self.node
+        if self.to_release.get((game, index)):
+            kwargs["release"] = self.to_release.pop((game, index))
+        return self.shards[game][index].sample_batches.remote(self.method, self.batch_size, count, **kwargs)
 
     def _request(self) -> None:
-        game = self.schedule.next()
-        index = pick_shard(self.shard_sizes[game], self.rng)
-        call = getattr(self.shards[game][index], self.method)
-        self.pending.append((game, index, call.remote(self.batch_size, **self.method_kwargs)))
+        games = [self.schedule.next() for _ in range(self.per_call)]
+        index = pick_shard(self.shard_sizes[games[0]], self.rng)
+        for game in games[1:]:
+            assert game == games[0], "several batches per call need a single game"
+        self.pending.append((games[0], index, self._call(games[0], index, len(games))))
+
+    def _open(self, game: str, index: int, batch: dict) -> dict:
+        """The batch with its frames read in place from the shard's slot, or, where the slot cannot be
+        mapped, fetched again through Ray (and the stream stops asking for slots)."""
+        import ray
+
+        while "slot" in batch:
+            described = batch.pop("slot")
+            try:
+                if self.shared:
+                    batch.update(self.readers[(game, index)].arrays(described))
+                    self.held = (game, index, described["token"])
+                    self.slot_batches += 1
+                    return batch
+            except OSError:
+                self.shared = False
+            self.to_release[(game, index)].append(described["token"])
+            batch = ray.get(self._call(game, index, 1), timeout=self.timeout_s)[0]
+        return batch
 
     def wait_for_replay(self, min_replay: int, timeout_s: float = 600.0) -> None:
         import ray
@@ -47,24 +99,59 @@ class BatchStream:
                                    f"{timeout_s:.0f}s, below min_replay={min_replay}; are the actors running?")
             time.sleep(0.2)
 
-    def next(self) -> tuple[str, dict, float]:
-        """(game, batch, seconds waited for it)."""
+    def _fetch(self) -> float:
+        """Waits for the oldest request; returns the seconds waited."""
         import ray
 
-        while len(self.pending) < self.prefetch:
+        while len(self.pending) < self.calls:
             self._request()
         game, index, ref = self.pending.popleft()
         before = time.perf_counter()
         try:
-            batch = ray.get(ref, timeout=self.timeout_s)
+            batches = ray.get(ref, timeout=self.timeout_s)
         except ray.exceptions.GetTimeoutError:
             raise TimeoutError(f"no batch from {game} replay shard {index} in {self.timeout_s:.0f}s; "
                                f"are its actors alive?") from None
         waited = time.perf_counter() - before
-        self.shard_sizes[game][index] = float(batch["shard_size"])
         del ref
+        self.ready.extend((game, index, batch) for batch in batches)
         self._request()
+        return waited
+
+    def next(self) -> tuple[str, dict, float]:
+        """(game, batch, seconds waited for it)."""
+        if self.held is not None:  # the update that read it is over
+            game, index, token = self.held
+            self.to_release[(game, index)].append(token)
+            self.held = None
+        waited = 0.0 if self.ready else self._fetch()
+        game, index, batch = self.ready.popleft()
+        batch = self._open(game, index, batch)
+        self.shard_sizes[game][index] = float(batch["shard_size"])
         return game, batch, waited
+
+    def close(self) -> None:
+        """Gives back every slot this stream holds or has asked for, so the shards can lend them again."""
+        import ray
+
+        tokens = collections.defaultdict(list, self.to_release)
+        if self.held is not None:
+            tokens[self.held[:2]].append(self.held[2])
+        fetched = list(self.ready)
+        for game, index, ref in self.pending:
+            try:
+                fetched += [(game, index, batch) for batch in ray.get(ref, timeout=self.timeout_s)]
+            except ray.exceptions.RayError:
+                continue  # the shard is gone, and its slots with it
+        for game, index, batch in fetched:
+            if "slot" in batch:
+                tokens[(game, index)].append(batch["slot"]["token"])
+        for (game, index), given in tokens.items():
+            self.shards[game][index].release.remote(given)
+        self.pending.clear()
+        self.ready.clear()
+        self.to_release.clear()
+        self.held = None
 
     def replay_size(self) -> dict[str, int]:
         return {g: int(s.sum()) for g, s in self.shard_sizes.items()}

@@ -112,7 +112,14 @@ class FrameRing:
         rows, complete = self._history(slots)
         return self.frames[rows], complete
 
-    def sample(self, batch_size: int, rng: np.random.Generator, max_rounds: int = 64) -> dict[str, np.ndarray]:
+    def _gather(self, rows: np.ndarray, out: dict | None, key: str) -> np.ndarray:
+        """Stacks of frames, written into `out[key]` (a shared-memory slot) when one is given."""
+        if out is None:
+            return self.frames[rows]  # one gather, the same copy a plain fancy index makes
+        return np.take(self.frames, rows, axis=0, out=out[key], mode="clip")  # "raise" would buffer `out`
+
+    def sample(self, batch_size: int, rng: np.random.Generator, max_rounds: int = 64,
+               out: dict | None = None) -> dict[str, np.ndarray]:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay")
         slots = rng.integers(0, self.size, batch_size)
@@ -126,7 +133,7 @@ class FrameRing:
         else:
             raise RuntimeError("replay holds too few steps with a complete frame history to sample")
         return {
-            "obs": self.frames[rows],  # one gather, the same copy a plain fancy index makes
+            "obs": self._gather(rows, out, "obs"),
             "q": self.q[slots],
             "actions": self.actions[slots],
             "teacher_version": self.teacher_version[slots],
@@ -167,7 +174,7 @@ class FrameRing:
                 "bootstrap": bootstrap, "ok": ok}
 
     def sample_transitions(self, batch_size: int, n: int, gamma: float, rng: np.random.Generator,
-                           max_rounds: int = 64) -> dict[str, np.ndarray]:
+                           max_rounds: int = 64, out: dict | None = None) -> dict[str, np.ndarray]:
         """Uniform n-step transitions for DQN: the target is returns + discount * max_a Q(next_obs, a).
 
         Rewards are clipped to their sign, as in the Nature DQN; `discount` is 0 after a terminal step."""
@@ -192,7 +199,7 @@ class FrameRing:
         else:
             raise RuntimeError("replay holds too few steps with a complete n-step future to sample")
         return {
-            "obs": self.frames[walk["rows"]], "next_obs": self.frames[walk["next_rows"]],
+            "obs": self._gather(walk["rows"], out, "obs"), "next_obs": self._gather(walk["next_rows"], out, "next_obs"),
             "actions": self.actions[slots], "returns": walk["returns"], "discount": walk["discount"],
             "teacher_version": self.teacher_version[slots], "seq": self.seq[slots],
         }

@@ -19,8 +19,9 @@ import time
 
 import numpy as np
 
-from replay.chunk import ChunkError, decode
-from replay.frame_ring import FrameRing
+from replay.batch_slots import SlotPool, layout
+from replay.chunk import FRAME_SHAPE, ChunkError, decode
+from replay.frame_ring import STACK, FrameRing
 from replay.rate_limiter import SampleToInsertRatio
 
 
@@ -62,6 +63,9 @@ class ReplayShard:
         self.version_changes: list[tuple[int, int, int]] = []  # (actor, chunk index, teacher version)
         self._last_version: dict[int, int] = {}
         self.stream_restarts = 0  # a known actor starting over at chunk 0: Ray restarted it
+        self.slots = SlotPool()
+        self.slot_batches = 0
+        self._node_id = None
 
     def _wait(self, ready, side: str) -> None:
         started = time.perf_counter()
@@ -102,22 +106,58 @@ class ReplayShard:
             self.changed.notify_all()
             return self.ring.size
 
-    def _draw(self, batch_size: int, draw) -> dict[str, np.ndarray]:
+    def node_id(self) -> str | None:
+        if self._node_id is None:
+            import ray
+
+            self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+        return self._node_id
+
+    def _draw(self, batch_size: int, draw, stacks: tuple[str, ...], node: str | None, release) -> dict:
+        """A batch; its stacks of frames go into a shared slot (replay/batch_slots.py) when the
+        learner asking is on this node (`node`) and a slot is free, else through Ray."""
         with self.changed:
+            self.slots.release(release)
             self._wait(lambda: self.limiter.can_sample(batch_size, self.ring.size), "sample_s")
-            batch = draw()
+            slot = None
+            if node and node == self.node_id():
+                placed, size = layout({key: ((batch_size, STACK, *FRAME_SHAPE), "uint8") for key in stacks})
+                slot = self.slots.acquire(size)
+            batch = draw(slot.arrays(placed) if slot else None)
+            if slot is not None:
+                for key in stacks:
+                    del batch[key]  # it is in the slot
+                batch["slot"] = self.slots.describe(slot, placed)
+                self.slot_batches += 1
             self.limiter.sampled += batch_size
             self.changed.notify_all()
             batch["shard_size"] = np.int64(self.ring.size)
             return batch
 
-    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
-        """Observations and teacher Q vectors, for distillation."""
-        return self._draw(batch_size, lambda: self.ring.sample(batch_size, self.rng))
+    def sample(self, batch_size: int, node: str | None = None, release=()) -> dict:
+        """Observations and teacher Q vectors, for distillation. `node`: the learner's, for a shared
+        slot; `release`: tokens of the slots its finished batches used."""
+        return self._draw(batch_size, lambda out: self.ring.sample(batch_size, self.rng, out=out), ("obs",),
+                          node, release)
 
-    def sample_transitions(self, batch_size: int, n: int, gamma: float) -> dict[str, np.ndarray]:
+    def sample_transitions(self, batch_size: int, n: int, gamma: float, node: str | None = None,
+                           release=()) -> dict:
         """n-step transitions, for a DQN learner."""
-        return self._draw(batch_size, lambda: self.ring.sample_transitions(batch_size, n, gamma, self.rng))
+        return self._draw(batch_size, lambda out: self.ring.sample_transitions(batch_size, n, gamma, self.rng,
+                                                                                 out=out),
+                          ("obs", "next_obs"), node, release)
+
+    def release(self, tokens) -> None:
+        """Slots a learner gives back without asking for more (it is ending)."""
+        with self.changed:
+            self.slots.release(tokens)
+
+    def sample_batches(self, method: str, batch_size: int, count: int, node: str | None = None, release=(),
+                       **kwargs) -> list[dict]:
+        """`count` batches of `method` (sample, sample_transitions) in one call, so the call's own cost
+        (a Ray task each way) is paid once for all of them."""
+        draw = {"sample": self.sample, "sample_transitions": self.sample_transitions}[method]
+        return [draw(batch_size, node=node, release=release if i == 0 else (), **kwargs) for i in range(count)]
 
     def close(self) -> None:
         """No more inserts: later chunks are dropped and sampling no longer waits for data."""
@@ -134,7 +174,8 @@ class ReplayShard:
                 "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
                 "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
                 "dropped": self.dropped, "stream_restarts": self.stream_restarts, "limiter": self.limiter.state(),
-                "budget_spent": self.budget_spent, **self.waits,
+                "budget_spent": self.budget_spent, **self.waits, "slot_batches": self.slot_batches,
+                "slot_bytes": sum(s.size for s in [*self.slots.free, *self.slots.lent.values()]),
                 "teacher_versions": [list(change) for change in self.version_changes],
             }
 

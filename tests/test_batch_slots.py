@@ -1,0 +1,143 @@
+"""Batches through shared memory slots: bit-exact with the Ray path, slots given back and reused,
+never a slot read that is not the shard's, and a learner that cannot map one falls back."""
+
+import os
+
+import numpy as np
+import pytest
+
+from replay.batch_slots import SlotPool, SlotReader, layout
+from replay.chunk import Chunk, encode
+from replay.frame_ring import STACK, FrameRing
+from replay.shard import ReplayShard
+from tests.test_chunk import make_chunk
+
+
+def stream_chunks(count: int, steps: int = 16, envs: int = 4, actor_id: int = 0) -> list[Chunk]:
+    """One actor's consecutive chunks: stacks reach across chunk boundaries and episode starts."""
+    chunks = []
+    for index in range(count):
+        chunk = make_chunk(steps=steps, envs=envs, seed=actor_id * 100 + index)
+        chunks.append(Chunk(**{**chunk.__dict__, "actor_id": actor_id, "chunk_index": index}))
+    return chunks
+
+
+def filled_ring(capacity: int = 256) -> FrameRing:
+    ring = FrameRing(capacity, 6)
+    for chunk in stream_chunks(6):
+        ring.insert(chunk)
+    return ring
+
+
+@pytest.mark.parametrize("method", ["sample", "sample_transitions"])
+def test_a_batch_gathered_into_a_slot_reads_back_bit_exact(method):
+    ring, pool, reader = filled_ring(), SlotPool(), SlotReader()
+    keys = ("obs",) if method == "sample" else ("obs", "next_obs")
+    extra = {} if method == "sample" else {"n": 3, "gamma": 0.99}
+    placed, size = layout({key: ((32, STACK, 84, 84), "uint8") for key in keys})
+    slot = pool.acquire(size)
+    plain = getattr(ring, method)(32, rng=np.random.default_rng(7), **extra)
+    into = getattr(ring, method)(32, rng=np.random.default_rng(7), out=slot.arrays(placed), **extra)
+    read = reader.arrays(pool.describe(slot, placed))  # mapped again, through /proc, as a learner does
+    for key in keys:
+        assert np.array_equal(read[key], plain[key]) and np.array_equal(into[key], plain[key])
+        assert not read[key].flags.writeable
+    assert all(np.array_equal(into[k], plain[k]) for k in plain if k not in keys)
+
+
+def test_slots_are_reused_once_given_back_and_bounded_in_bytes():
+    pool = SlotPool(max_bytes=3 * 4096)
+    slots = [pool.acquire(4000) for _ in range(3)]
+    assert all(slots) and pool.acquire(4000) is None  # the cap: the shard falls back to Ray
+    pool.release([slots[1].token, "not-ours"])
+    again = pool.acquire(4000)
+    assert again is slots[1] and pool.acquire(4000) is None
+    assert len({s.token for s in slots}) == 3
+
+
+def test_a_slot_that_is_not_the_one_described_is_never_read():
+    pool, reader = SlotPool(), SlotReader()
+    placed, size = layout({"obs": ((2, STACK, 84, 84), "uint8")})
+    first, second = pool.acquire(size), pool.acquire(size)
+    described = pool.describe(first, placed)
+    with pytest.raises(OSError, match="not the shard's"):  # the fd now holds another slot (a restarted shard)
+        reader.arrays({**described, "fd": second.fd})
+    with pytest.raises(OSError):  # a process that is gone (or on another node)
+        reader.arrays({**described, "pid": 2 ** 22 + 17})
+    assert reader.arrays(described)["obs"].shape == (2, STACK, 84, 84)
+
+
+def test_the_shard_uses_a_slot_only_for_a_learner_on_its_node():
+    shard = ReplayShard("pong", 6, capacity=256, seed=3)
+    shard._node_id = "node-a"
+    for chunk in stream_chunks(4):
+        shard.insert(encode(chunk))
+    elsewhere = shard.sample(8, node="node-b")
+    assert "slot" not in elsewhere and elsewhere["obs"].shape == (8, STACK, 84, 84)
+    here = shard.sample(8, node="node-a")
+    assert "obs" not in here and here["slot"]["pid"] == os.getpid()
+    shard.sample(8, node="node-a", release=[here["slot"]["token"]])
+    assert shard.stats()["slot_batches"] == 2 and len(shard.slots.lent) == 1
+
+
+@pytest.mark.parametrize("method", ["sample", "sample_transitions"])
+def test_through_ray_the_slot_path_delivers_what_the_ray_path_does(ray_runtime, method):
+    """Two shards with the same chunks and seed, one read through slots and one through Ray, give
+    the same batches; the slots are given back, so a few serve the whole run."""
+    from learner.batches import BatchStream
+    from learner.schedule import GameSchedule
+
+    extra = {} if method == "sample" else {"n": 3, "gamma": 0.99}
+    shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=8).remote("pong", 6, 256, 5)
+              for _ in range(2)]
+    for chunk in stream_chunks(6):
+        ray_runtime.get([shard.insert.remote(encode(chunk)) for shard in shards])
+    streams = [BatchStream({"pong": [shard]}, 32, 3, GameSchedule({"pong": 1.0}), method=method, shared=shared,
+                           **extra) for shard, shared in zip(shards, (True, False))]
+    keys = ("obs",) if method == "sample" else ("obs", "next_obs")
+    seen = [{}, {}]  # by the steps drawn: a threaded shard may serve two requests out of order
+    for _ in range(40):
+        for stream, batches in zip(streams, seen):
+            _, batch, _ = stream.next()
+            batches[batch["seq"].tobytes()] = {key: np.array(batch[key]) for key in [*keys, "actions"]}
+    both = seen[0].keys() & seen[1].keys()
+    assert len(both) >= 30
+    for drawn in both:
+        for key in [*keys, "actions"]:
+            assert np.array_equal(seen[0][drawn][key], seen[1][drawn][key]), key
+    for _ in range(10):  # a batch's slot is not written again while the learner may still read it
+        _, batch, _ = streams[0].next()
+        before = np.array(batch["obs"])
+        ray_runtime.get([ref for *_, ref in streams[0].pending])  # every request in flight served
+        assert np.array_equal(batch["obs"], before)
+    stats = ray_runtime.get([shard.stats.remote() for shard in shards])
+    assert streams[0].slot_batches == 50 and stats[0]["slot_batches"] >= 50 and stats[1]["slot_batches"] == 0
+    slot_bytes = 32 * STACK * 84 * 84 * len(keys)
+    held = (streams[0].calls + 1) * streams[0].per_call + 2  # in flight, fetched, in use, on their way back
+    assert stats[0]["slot_bytes"] <= held * (slot_bytes + 4096)
+    streams[0].close()  # an ending learner gives back all it holds or asked for
+    assert ray_runtime.get(shards[0].stats.remote())["slot_bytes"] > 0
+    lent = ray_runtime.get(shards[0].__ray_call__.remote(lambda shard: len(shard.slots.lent)))
+    assert lent == 0
+    for shard in shards:
+        ray_runtime.kill(shard)
+
+
+def test_a_learner_that_cannot_map_a_slot_falls_back_to_ray(ray_runtime, monkeypatch):
+    from learner.batches import BatchStream
+    from learner.schedule import GameSchedule
+
+    shard = ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=8).remote("pong", 6, 256, 5)
+    for chunk in stream_chunks(4):
+        ray_runtime.get(shard.insert.remote(encode(chunk)))
+
+    def refuse(self, described):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(SlotReader, "arrays", refuse)
+    stream = BatchStream({"pong": [shard]}, 16, 2, GameSchedule({"pong": 1.0}))
+    for _ in range(5):
+        _, batch, _ = stream.next()
+        assert batch["obs"].shape == (16, STACK, 84, 84)
+    assert not stream.shared and stream.slot_batches == 0
+    ray_runtime.kill(shard)
