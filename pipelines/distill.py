@@ -29,7 +29,7 @@ from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, DistillConfig
-from pipelines.evaluation import geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
+from pipelines.evaluation import eval_protocol, geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations, eval_kwargs
@@ -415,9 +415,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     summary = {
         "loss": cfg.student.loss, **cfg.student.loss_settings(), "student": cfg.student.preset,
         "batch_size": cfg.student.batch_size,
-        "eval_protocol": f"no-op starts (max {cfg.acting.noop_max}), epsilon {cfg.evaluation.epsilon}, "
-                         f"{cfg.evaluation.episodes} episodes, sticky actions "
-                         f"{'on' if cfg.acting.sticky_actions else 'off'}",
+        "eval_protocol": eval_protocol(cfg),
         "replay": replay, "learner_device": "cuda" if start.use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
         "placement": start.plan.as_dict(), "students": rows,
         "restarts": {"actors": replay["stream_restarts"], "learners": sum(g.restarts for g in groups)},

@@ -10,6 +10,14 @@ from actors.env import HOLDOUT_SEED_OFFSET, EnvConfig
 from actors.rollout import TeacherRollout
 
 
+def eval_protocol(cfg, env_mode: str | None = None) -> str:
+    """How every score in a summary was played, in one line a reader can compare across runs."""
+    acting, evaluation = cfg.acting, cfg.evaluation
+    protocol = (f"no-op starts (max {acting.noop_max}), epsilon {evaluation.epsilon}, {evaluation.episodes} episodes, "
+                f"sticky actions {'on' if acting.sticky_actions else 'off'}")
+    return protocol + (f", env mode {env_mode}" if env_mode else "")
+
+
 def pct_of_teacher(student: float, teacher: float) -> float | None:
     """Rusu et al.'s ratio; undefined (None) when the teacher's mean score is not positive."""
     return 100.0 * student / teacher if teacher > 0 else None

@@ -23,7 +23,7 @@ from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, OnlineConfig
-from pipelines.evaluation import holdout_frames, majority_baseline, pct_of_teacher
+from pipelines.evaluation import eval_protocol, holdout_frames, majority_baseline, pct_of_teacher
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
@@ -269,10 +269,7 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
         "teacher_versions_in_replay": distilled["teacher_versions"],
         "swaps_per_actor": [a["swaps"] for a in distilled["actors"]],
         "distill_replay": distilled["replay"],
-        "eval_protocol": f"no-op starts (max {cfg.acting.noop_max}), epsilon {cfg.evaluation.epsilon}, "
-                         f"{cfg.evaluation.episodes} "
-                         f"episodes, sticky actions {'on' if cfg.acting.sticky_actions else 'off'}, "
-                         f"env mode {training.env_mode}",
+        "eval_protocol": eval_protocol(cfg, training.env_mode),
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",
     })

@@ -25,6 +25,7 @@ from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
+from pipelines.evaluation import eval_protocol
 from pipelines.rundir import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
@@ -301,10 +302,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
         "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "preset": cfg.dqn.preset, "recipe": recipe(cfg),
         "best": best, "best_teacher": best["checkpoint"] if best else None, "evaluations": history,
-        "eval_protocol": f"no-op starts (max {cfg.acting.noop_max}), epsilon {cfg.evaluation.epsilon}, "
-                         f"{cfg.evaluation.episodes} "
-                         f"episodes, sticky actions {'on' if cfg.acting.sticky_actions else 'off'}, "
-                         f"env mode {training.env_mode}",
+        "eval_protocol": eval_protocol(cfg, training.env_mode),
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",
         "steps_per_actor": [s["steps"] for s in training.actor_stats],
