@@ -34,7 +34,8 @@ class BatchStream:
         a multi-task schedule alternates games, so one each there)."""
         self.shards, self.batch_size = shards, batch_size
         self.per_call = per_call or (PER_CALL if len(shards) == 1 else 1)
-        self.calls = max(2, -(-prefetch // self.per_call))  # requests in flight
+        # requests in flight: --prefetch batches; with several per request, two, so one is always on its way
+        self.calls = prefetch if self.per_call == 1 else max(2, -(-prefetch // self.per_call))
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}

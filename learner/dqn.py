@@ -67,8 +67,10 @@ class DQNLearner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=self.dqn.lr, eps=self.dqn.adam_eps)
         self.updates = 0
+        # one batch per request: what the DQN samples ahead of its updates stays --prefetch, so its updates
+        # per frame (held by the replay ratio) and its checkpoints' frames are what they were
         self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
-                                  config.seed, config.batch_timeout_s, method="sample_transitions",
+                                  config.seed, config.batch_timeout_s, method="sample_transitions", per_call=1,
                                   n=self.dqn.n_step, gamma=self.dqn.gamma)
         if resume is not None:
             self.online.load_state_dict(resume["model"])

@@ -97,6 +97,9 @@ class GameRun:
         return replay_totals(ray.get([shard.stats.remote() for shard in self.shards], timeout=timeout_s))
 
 
+SHARD_ANSWER_S = 30.0
+
+
 def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
     """Loads every teacher and dataset before Ray starts, so bad files fail fast."""
     games = []
@@ -167,6 +170,17 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
     return totals
 
 
+def replay_figures(games: list[GameRun], previous: dict) -> dict:
+    """This interval's replay figures; a shard that does not answer in SHARD_ANSWER_S (its node left,
+    and it waits to be placed again) leaves the last interval's, so the learners' own loss decides."""
+    import ray
+
+    try:
+        return interval_metrics(games, previous, SHARD_ANSWER_S)
+    except ray.exceptions.GetTimeoutError:
+        return previous
+
+
 def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool) -> PlacementPlan:
     labels = [f"learner {student}/{loss} rank {rank}" for student, loss in cfg.student.pairs()
               for rank in range(cfg.learner_gpus)]
@@ -191,32 +205,25 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
         calls = {g.series: g.submit_train(interval(cfg, updates[g.series])) for g in active}
         replay = None
         for group in active:
-            try:
+            try:  # a learner lost mid-interval, or before its checkpoint is taken, is rebuilt from the last one
                 metrics = group.collect(calls[group.series])
+                updates[group.series] = metrics["updates"]
+                if replay is None:
+                    replay = previous = replay_figures(games, previous)
+                metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
+                if len(groups) > 1:
+                    metrics["kind"] = metrics_kind(group.series)
+                if len(games) == 1:
+                    metrics.pop("samples_per_game")
+                run.log(metrics)
+                if updates[group.series] % cfg.run.checkpoint_every == 0 or updates[group.series] >= cfg.updates:
+                    run.save_checkpoint(group.state(extra), group.series)
+                    saved[group.series] = updates[group.series]
             except ray.exceptions.RayActorError as error:
-                state, skipped = run.latest_checkpoint(group.series)
-                echo(f"[distill] learner {group.label} died ({type(error).__name__}); restarting from update "
-                     f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
-                updates[group.series] = saved[group.series] = state["updates"] if state else 0
-                run.trim_metrics(metrics_kind(group.series), updates[group.series])
-                try:
-                    group.restart(state)
-                except LearnerLost as lost:  # the run stops with every other student's final checkpoint
-                    stopping.request(str(lost))
+                updates[group.series] = saved[group.series] = rebuild(run, group, error, echo)
+                if stopping.requested():
                     break
                 continue
-            updates[group.series] = metrics["updates"]
-            if replay is None:
-                replay = previous = interval_metrics(games, previous)
-            metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
-            if len(groups) > 1:
-                metrics["kind"] = metrics_kind(group.series)
-            if len(games) == 1:
-                metrics.pop("samples_per_game")
-            run.log(metrics)
-            if updates[group.series] % cfg.run.checkpoint_every == 0 or updates[group.series] >= cfg.updates:
-                run.save_checkpoint(group.state(extra), group.series)
-                saved[group.series] = updates[group.series]
             if cfg.eval_every and updates[group.series] % cfg.eval_every == 0 and updates[group.series] < cfg.updates:
                 evaluations.submit(group, metrics_kind(group.series), updates[group.series], extra)
         evaluations.poll()
@@ -224,6 +231,22 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
         for group in groups:
             if saved[group.series] != updates[group.series]:
                 run.save_checkpoint(group.state(extra), group.series)
+    return updates
+
+
+def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo) -> int:
+    """A dead learner again, from its last checkpoint (its metrics logged past it dropped); returns
+    its update count. One that cannot be placed again asks the run to stop, with every other
+    student's final checkpoint."""
+    state, skipped = run.latest_checkpoint(group.series)
+    echo(f"[distill] learner {group.label} died ({type(error).__name__}); restarting from update "
+         f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
+    updates = state["updates"] if state else 0
+    run.trim_metrics(metrics_kind(group.series), updates)
+    try:
+        group.restart(state)
+    except LearnerLost as lost:
+        stopping.request(str(lost))
     return updates
 
 
