@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from learner.batches import BatchStream
-from learner.losses import hyperparameters, make_loss
+from learner.losses import make_loss
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
 from models.checkpoint import make_payload
@@ -64,7 +64,7 @@ class Learner:
         settings = config.student
         self.student = QNetwork(settings.preset, heads).to(self.device)
         self.rank, self.world_size = (world[0], world[1]) if world else (0, 1)
-        self.loss_fn = make_loss(settings.loss, **{s.name: getattr(settings, s.name) for s in hyperparameters()})
+        self.loss_fn = make_loss(settings.loss, **settings.loss_settings())
         self.batch_size = settings.batch_size
         self.updates = 0
         self.samples = 0

@@ -34,6 +34,12 @@ def layout(arrays: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, tu
     return placed, offset
 
 
+def views(buffer, placed: dict) -> dict[str, np.ndarray]:
+    """The arrays `layout` placed in `buffer` (a slot's memory, writable for the shard, read-only for the learner)."""
+    return {key: np.frombuffer(buffer, np.dtype(dtype), int(np.prod(shape)), offset).reshape(shape)
+            for key, (offset, shape, dtype) in placed.items()}
+
+
 class Slot:
     def __init__(self, size: int):
         size = max(size, HEADER)
@@ -50,12 +56,7 @@ class Slot:
         self.memory[:16] = self.token.encode()
 
     def arrays(self, placed: dict) -> dict[str, np.ndarray]:
-        return {key: np.frombuffer(self.memory, np.dtype(dtype), int(np.prod(shape)), offset).reshape(shape)
-                for key, (offset, shape, dtype) in placed.items()}
-
-    def close(self) -> None:
-        self.memory.close()
-        os.close(self.fd)
+        return views(self.memory, placed)
 
 
 class SlotPool:
@@ -71,14 +72,16 @@ class SlotPool:
         for i, slot in enumerate(self.free):
             if slot.size >= size:
                 return self._lend(self.free.pop(i))
-        held = sum(s.size for s in self.free) + sum(s.size for s in self.lent.values())
-        if self.failed or held + size > self.max_bytes:
+        if self.failed or self.bytes_held() + size > self.max_bytes:
             return None
         try:
             return self._lend(Slot(size))
         except OSError:  # no memory for it: stop trying
             self.failed = True
             return None
+
+    def bytes_held(self) -> int:
+        return sum(s.size for s in [*self.free, *self.lent.values()])
 
     def _lend(self, slot: Slot) -> Slot:
         self.lent[slot.token] = slot
@@ -93,11 +96,6 @@ class SlotPool:
 
     def describe(self, slot: Slot, placed: dict) -> dict:
         return {"pid": os.getpid(), "fd": slot.fd, "size": slot.size, "token": slot.token, "arrays": placed}
-
-    def close(self) -> None:
-        for slot in [*self.free, *self.lent.values()]:
-            slot.close()
-        self.free, self.lent = [], {}
 
 
 class SlotReader:
@@ -122,5 +120,4 @@ class SlotReader:
                 memory.close()
                 raise OSError("the slot mapped is not the shard's (another node or PID namespace)")
             self.maps[described["token"]] = memory
-        return {key: np.frombuffer(memory, np.dtype(dtype), int(np.prod(shape)), offset).reshape(shape)
-                for key, (offset, shape, dtype) in described["arrays"].items()}
+        return views(memory, described["arrays"])

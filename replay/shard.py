@@ -175,7 +175,7 @@ class ReplayShard:
                 "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
                 "dropped": self.dropped, "stream_restarts": self.stream_restarts, "limiter": self.limiter.state(),
                 "budget_spent": self.budget_spent, **self.waits, "slot_batches": self.slot_batches,
-                "slot_bytes": sum(s.size for s in [*self.slots.free, *self.slots.lent.values()]),
+                "slot_bytes": self.slots.bytes_held(),
                 "teacher_versions": [list(change) for change in self.version_changes],
             }
 
