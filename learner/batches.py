@@ -19,23 +19,44 @@ import time
 import numpy as np
 
 from learner.schedule import GameSchedule
-from replay.batch_slots import SlotReader
+from replay.batch_slots import SlotReader, slot_bytes
 from replay.shard import pick_shard
 
 
 PER_CALL = 4  # batches one request brings back from a single game's shard: a call's own cost is paid once
 
 
+def request_shape(prefetch: int, games: int, per_call: int | None = None) -> tuple[int, int]:
+    """(requests in flight, batches per request): `prefetch` batches ahead, PER_CALL a request for one
+    game (a multi-task schedule alternates games, so one each there); with several per request, at
+    least two requests, so one is always on its way."""
+    per_call = per_call or (PER_CALL if games == 1 else 1)
+    return (prefetch if per_call == 1 else max(2, -(-prefetch // per_call))), per_call
+
+
+def slots_lent(prefetch: int, games: int, per_call: int | None = None) -> int:
+    """The most slots one stream holds from one shard when that shard serves a request: the requests
+    in flight (this one included), the batches fetched and in use, and two on their way back. A
+    stream gives a shard's slots back with its next request to that shard, before the shard lends
+    it more, so however many games or shards it draws from, each shard's share stays within this."""
+    calls, per_call = request_shape(prefetch, games, per_call)
+    return (calls + 1) * per_call + 2
+
+
+def shard_slot_bytes(batch_size: int, prefetch: int, games: int, streams: int = 1, stacks: int = 1,
+                     per_call: int | None = None) -> int:
+    """The shared memory a shard lends to `streams` learners at most: what the memory plan reserves,
+    and the shard's cap (past it, batches go through the object store)."""
+    return streams * slots_lent(prefetch, games, per_call) * slot_bytes(batch_size, stacks)
+
+
 class BatchStream:
     def __init__(self, shards: dict[str, list], batch_size: int, prefetch: int, schedule: GameSchedule,
                  seed: int = 0, timeout_s: float = 600.0, method: str = "sample", shared: bool = True,
                  per_call: int | None = None, **method_kwargs):
-        """`prefetch`: batches requested ahead; `per_call`: batches per request (PER_CALL for one game:
-        a multi-task schedule alternates games, so one each there)."""
+        """`prefetch`: batches requested ahead; `per_call`: batches per request (see request_shape)."""
         self.shards, self.batch_size = shards, batch_size
-        self.per_call = per_call or (PER_CALL if len(shards) == 1 else 1)
-        # requests in flight: --prefetch batches; with several per request, two, so one is always on its way
-        self.calls = prefetch if self.per_call == 1 else max(2, -(-prefetch // self.per_call))
+        self.calls, self.per_call = request_shape(prefetch, len(shards), per_call)
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}

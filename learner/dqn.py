@@ -21,6 +21,10 @@ from learner.updates import run_updates
 from models.checkpoint import make_payload
 from models.networks import QNetwork
 
+# one batch per request: what the DQN samples ahead of its updates stays --prefetch, so its updates per
+# frame (held by the replay ratio) and its checkpoints' frames are what they were
+PER_CALL = 1
+
 
 @dataclass(frozen=True)
 class DQNConfig:
@@ -67,10 +71,8 @@ class DQNLearner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=self.dqn.lr, eps=self.dqn.adam_eps)
         self.updates = 0
-        # one batch per request: what the DQN samples ahead of its updates stays --prefetch, so its updates
-        # per frame (held by the replay ratio) and its checkpoints' frames are what they were
         self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
-                                  config.seed, config.batch_timeout_s, method="sample_transitions", per_call=1,
+                                  config.seed, config.batch_timeout_s, method="sample_transitions", per_call=PER_CALL,
                                   n=self.dqn.n_step, gamma=self.dqn.gamma)
         if resume is not None:
             self.online.load_state_dict(resume["model"])

@@ -25,6 +25,7 @@ from actors.teachers import load_teacher
 from cluster.learner_group import LearnerGroup, LearnerLost
 from cluster.placement import PlacementPlan, plan_run
 from cluster.runtime import on_this_node, runs_within
+from learner.batches import shard_slot_bytes
 from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
@@ -128,7 +129,7 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
     game.shards = launch_shards(game.spec.name, game.spec.num_actions, [s.steps for s in shard_plans], game.limiter,
                                 concurrency=producers_per_shard + 4
                                 + cfg.replay.prefetch * len(cfg.student.pairs()) * cfg.learner_gpus,
-                                seed=cfg.run.seed, memory=[s.bytes for s in shard_plans],
+                                seed=cfg.run.seed, memory=[s.memory for s in shard_plans], slot_bytes=plan.slot_bytes,
                                 placement=[placement.shard(first_shard + j) for j in range(len(shard_plans))])
     game.teacher_ref = ray.put(game.teacher)
     if dataset:
@@ -184,7 +185,7 @@ def replay_figures(games: list[GameRun], previous: dict) -> dict:
 def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, use_gpu: bool) -> PlacementPlan:
     labels = [f"learner {student}/{loss} rank {rank}" for student, loss in cfg.student.pairs()
               for rank in range(cfg.learner_gpus)]
-    shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
+    shards = [(f"shard {s.game}/{s.index}", s.memory) for s in plan.shards]
     actors = sum(0 if g.dataset else cfg.acting.actors for g in games)
     return plan_run(labels, use_gpu, cfg.learner_resource, shards, actors, cfg.acting.actor_gpus)
 
@@ -388,7 +389,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     games = prepare_games(cfg, echo)
     sweep = cfg.student.pairs()
     plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.replay.capacity_steps,
-                      cfg.replay.replay_shards)
+                      cfg.replay.replay_shards, shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch,
+                                                                 len(games), streams=len(sweep) * cfg.learner_gpus))
     start = start_run(cfg.KIND, cfg, run, echo,
                       cpus=sum(1 if g.dataset else cfg.acting.actors for g in games) + len(sweep) * cfg.learner_gpus
                       + 1,

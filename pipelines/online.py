@@ -19,6 +19,7 @@ from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.runtime import runs_within
+from learner.batches import shard_slot_bytes
 from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
@@ -35,7 +36,8 @@ DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds
 
 def distill_memory_plan(cfg: OnlineConfig) -> MemoryPlan:
     spec = game_spec(cfg.acting.game)
-    return MemoryPlan({spec.name: spec.num_actions}, cfg.distill_replay.capacity_steps, 1)
+    return MemoryPlan({spec.name: spec.num_actions}, cfg.distill_replay.capacity_steps, 1,
+                      shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch, 1))
 
 
 class Distillation:
@@ -58,7 +60,8 @@ class Distillation:
                    "min_replay": cfg.distill_replay.min_replay, "batch_size": cfg.student.batch_size}
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=cfg.distill_actors + cfg.replay.prefetch + 4, seed=cfg.run.seed + 1,
-                                    memory=[s.bytes for s in plan.shards], placement=slots["shards"])
+                                    memory=[s.memory for s in plan.shards], slot_bytes=plan.slot_bytes,
+                                    placement=slots["shards"])
         config = LearnerConfig(student=cfg.student, prefetch=cfg.replay.prefetch,
                                min_replay=cfg.distill_replay.min_replay,
                                device=cfg.run.device, seed=cfg.run.seed)

@@ -21,7 +21,8 @@ from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
 from cluster.registry import CheckpointRegistry
 from cluster.runtime import runs_within
-from learner.dqn import DQNConfig, DQNLearner
+from learner.batches import shard_slot_bytes
+from learner.dqn import PER_CALL as DQN_PER_CALL, DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
@@ -65,7 +66,8 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
 
 def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
     spec = game_spec(cfg.acting.game)
-    return MemoryPlan({spec.name: spec.num_actions}, cfg.replay.capacity_steps, cfg.replay.replay_shards)
+    return MemoryPlan({spec.name: spec.num_actions}, cfg.replay.capacity_steps, cfg.replay.replay_shards,
+                      shard_slot_bytes(cfg.dqn.batch_size, cfg.replay.prefetch, 1, stacks=2, per_call=DQN_PER_CALL))
 
 
 class DQNTraining:
@@ -104,7 +106,8 @@ class DQNTraining:
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=-(-cfg.acting.actors // cfg.replay.replay_shards)
                                     + cfg.replay.prefetch + 4,
-                                    seed=cfg.run.seed + 7_919 * self.restarts, memory=[s.bytes for s in plan.shards],
+                                    seed=cfg.run.seed + 7_919 * self.restarts, memory=[s.memory for s in plan.shards],
+                                    slot_bytes=plan.slot_bytes,
                                     placement=slots["shards"], insert_budget=split_budget(
                                         (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.acting.actors,
                                         cfg.replay.replay_shards))
@@ -267,10 +270,10 @@ def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool,
                       distill_plan: MemoryPlan | None = None) -> PlacementPlan:
     """The DQN learner, shards and actors (and an online run's student side: its learner shares
     the DQN learner's GPU)."""
-    shards = [(f"shard {s.game}/{s.index}", s.bytes) for s in plan.shards]
+    shards = [(f"shard {s.game}/{s.index}", s.memory) for s in plan.shards]
     learners, actors = ["dqn learner"], cfg.acting.actors
     if distill_plan is not None:
-        shards += [(f"student shard {s.game}/{s.index}", s.bytes) for s in distill_plan.shards]
+        shards += [(f"student shard {s.game}/{s.index}", s.memory) for s in distill_plan.shards]
         learners, actors = learners + ["student learner"], actors + cfg.distill_actors
     return plan_run(learners, use_gpu, None, shards, actors, cfg.acting.actor_gpus,
                     learner_gpu_share=0.5 if distill_plan is not None else 1.0)

@@ -21,8 +21,12 @@ import secrets
 
 import numpy as np
 
+from replay.chunk import FRAME_SHAPE
+from replay.frame_ring import STACK
+
 HEADER = 64  # the token, then padding that keeps the arrays aligned
 ALIGN = 64
+PAGE = 4096
 
 
 def layout(arrays: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, tuple[int, tuple, str]], int]:
@@ -32,6 +36,17 @@ def layout(arrays: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, tu
         placed[key] = (offset, tuple(shape), dtype)
         offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // ALIGN) * ALIGN
     return placed, offset
+
+
+def stack_layout(batch_size: int, keys: tuple[str, ...]) -> tuple[dict[str, tuple[int, tuple, str]], int]:
+    """A batch's stacks of frames (`obs`, and `next_obs` for transitions) in one slot."""
+    return layout({key: ((batch_size, STACK, *FRAME_SHAPE), "uint8") for key in keys})
+
+
+def slot_bytes(batch_size: int, stacks: int = 1) -> int:
+    """The memory one slot of a batch takes, in whole pages."""
+    size = stack_layout(batch_size, ("obs", "next_obs")[:stacks])[1]
+    return -(-size // PAGE) * PAGE
 
 
 def views(buffer, placed: dict) -> dict[str, np.ndarray]:

@@ -2,8 +2,11 @@
 
 The numbers are exact, not estimates: a shard's ring allocates `bytes_per_step` for
 each step it can hold plus one zero frame, and the replay benchmark measures resident
-memory on a filled ring against the same figure. A plan is refused before anything
-starts when the cluster lacks the memory, or when no single node could hold one shard.
+memory on a filled ring against the same figure. Beside its ring a shard lends its
+learners shared batch slots, at most `slot_bytes` (learner/batches.py sizes them from the
+batch and the requests in flight), which the plan reserves too. A plan is refused before
+anything starts when the cluster lacks the memory, or when no single node could hold one
+shard.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ class ShardPlan:
     game: str
     index: int
     steps: int
-    bytes: int
+    bytes: int  # the ring
+    slot_bytes: int = 0  # batch slots lent to learners
+
+    @property
+    def memory(self) -> int:
+        return self.bytes + self.slot_bytes
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class MemoryPlan:
     games: dict[str, int]  # game -> action count
     steps_per_game: int
     shards_per_game: int
+    slot_bytes: int = 0  # per shard
 
     @property
     def shards(self) -> list[ShardPlan]:
@@ -40,7 +49,8 @@ class MemoryPlan:
         for game, actions in self.games.items():
             for index in range(self.shards_per_game):
                 steps = self.shard_steps(index)
-                out.append(ShardPlan(game, index, steps, steps * bytes_per_step(actions) + FRAME_BYTES))
+                out.append(ShardPlan(game, index, steps, steps * bytes_per_step(actions) + FRAME_BYTES,
+                                     self.slot_bytes))
         return out
 
     def shard_steps(self, index: int) -> int:
@@ -48,11 +58,11 @@ class MemoryPlan:
         return base + (index < extra)
 
     def game_bytes(self, game: str) -> int:
-        return sum(s.bytes for s in self.shards if s.game == game)
+        return sum(s.memory for s in self.shards if s.game == game)
 
     @property
     def total_bytes(self) -> int:
-        return sum(s.bytes for s in self.shards)
+        return sum(s.memory for s in self.shards)
 
     def table(self, available: float | None = None, title: str = "memory plan") -> str:
         lines = [f"{title}: {len(self.games)} game(s) x {self.shards_per_game} shard(s), "
@@ -61,7 +71,8 @@ class MemoryPlan:
             steps = self.shard_steps(0)
             lines.append(f"  {game}: {bytes_per_step(actions):,} bytes/step ({FRAME_BYTES:,} frame + {4 * actions} Q "
                          f"+ {bytes_per_step(actions) - FRAME_BYTES - 4 * actions} metadata); "
-                         f"{steps:,} steps = {steps * bytes_per_step(actions) / GIB:.2f} GiB per shard; "
+                         f"{steps:,} steps = {steps * bytes_per_step(actions) / GIB:.2f} GiB per shard"
+                         + (f" + {self.slot_bytes / 2**20:.0f} MiB batch slots" if self.slot_bytes else "") + "; "
                          f"{self.game_bytes(game) / GIB:.2f} GiB per game")
         free = f"; Ray reports {available / GIB:.2f} GiB free" if available is not None else ""
         lines.append(f"  total {self.total_bytes / GIB:.2f} GiB{free}")
@@ -69,7 +80,7 @@ class MemoryPlan:
 
     def check(self, available: float, largest_node: float) -> None:
         """Refuses a plan the cluster cannot hold; the message names the flag to change."""
-        total, biggest = self.total_bytes, max(s.bytes for s in self.shards)
+        total, biggest = self.total_bytes, max(s.memory for s in self.shards)
         if total > available:
             raise MemoryPlanError(
                 f"replay needs {total / GIB:.2f} GiB ({len(self.games)} game(s) x {self.steps_per_game:,} steps) "
@@ -82,7 +93,8 @@ class MemoryPlan:
 
     def max_hours(self, available: float) -> float:
         per_step = sum(bytes_per_step(a) for a in self.games.values())
-        return available / per_step / STEPS_PER_HOUR
+        slots = self.slot_bytes * self.shards_per_game * len(self.games)
+        return max(0.0, available - slots) / per_step / STEPS_PER_HOUR
 
     def as_dict(self, available: float | None = None) -> dict:
         return {

@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from replay.batch_slots import SlotPool, layout
-from replay.chunk import FRAME_SHAPE, ChunkError, decode
-from replay.frame_ring import STACK, FrameRing
+from replay.batch_slots import SlotPool, stack_layout
+from replay.chunk import ChunkError, decode
+from replay.frame_ring import FrameRing
 from replay.rate_limiter import SampleToInsertRatio
 
 
@@ -45,10 +45,12 @@ def pick_shard(sizes: np.ndarray, rng: np.random.Generator) -> int:
 
 class ReplayShard:
     def __init__(self, game: str, num_actions: int, capacity: int, seed: int = 0,
-                 limiter: SampleToInsertRatio | None = None, insert_budget: int | None = None):
+                 limiter: SampleToInsertRatio | None = None, insert_budget: int | None = None,
+                 slot_bytes: int | None = None):
         """`insert_budget`: the most steps this shard takes (a DQN run's --frames share); the chunk
         that would pass it closes the shard instead, so the budget is an upper bound however many
-        actors insert at once."""
+        actors insert at once. `slot_bytes`: the most shared memory it lends its learners (the
+        memory plan's; SlotPool's default without one)."""
         self.game = game
         self.insert_budget = insert_budget
         self.budget_spent = insert_budget == 0  # no actor feeds it
@@ -63,7 +65,7 @@ class ReplayShard:
         self.version_changes: list[tuple[int, int, int]] = []  # (actor, chunk index, teacher version)
         self._last_version: dict[int, int] = {}
         self.stream_restarts = 0  # a known actor starting over at chunk 0: Ray restarted it
-        self.slots = SlotPool()
+        self.slots = SlotPool() if slot_bytes is None else SlotPool(slot_bytes)
         self.slot_batches = 0
         self._node_id = None
 
@@ -121,7 +123,7 @@ class ReplayShard:
             self._wait(lambda: self.limiter.can_sample(batch_size, self.ring.size), "sample_s")
             slot = None
             if node and node == self.node_id():
-                placed, size = layout({key: ((batch_size, STACK, *FRAME_SHAPE), "uint8") for key in stacks})
+                placed, size = stack_layout(batch_size, stacks)
                 slot = self.slots.acquire(size)
             batch = draw(slot.arrays(placed) if slot else None)
             if slot is not None:
@@ -190,13 +192,13 @@ class ReplayShard:
 
 def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: dict, concurrency: int,
                   seed: int = 0, memory: list[int] | None = None, placement: list[dict] | None = None,
-                  insert_budget: list[int] | None = None) -> list:
+                  insert_budget: list[int] | None = None, slot_bytes: int | None = None) -> list:
     """Starts one threaded Ray actor per shard, each reserving the memory its ring will fill.
 
     `limiter` holds SampleToInsertRatio.for_shard's arguments except min_size, which is
     `min_replay` split evenly over the shards. A shard Ray restarts (its node left) comes
     back empty and refills; the calls in flight to it are retried. `insert_budget`: each
-    shard's most steps (see ReplayShard)."""
+    shard's most steps, `slot_bytes` its batch slots (see ReplayShard)."""
     import ray
 
     shards = []
@@ -210,7 +212,7 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
             options["memory"] = memory[index]
         budget = None if insert_budget is None else insert_budget[index]
         shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate,
-                                                                          budget))
+                                                                          budget, slot_bytes))
     return shards
 
 

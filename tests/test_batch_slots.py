@@ -84,7 +84,7 @@ def test_the_shard_uses_a_slot_only_for_a_learner_on_its_node():
 def test_through_ray_the_slot_path_delivers_what_the_ray_path_does(ray_runtime, method):
     """Two shards with the same chunks and seed, one read through slots and one through Ray, give
     the same batches; the slots are given back, so a few serve the whole run."""
-    from learner.batches import BatchStream
+    from learner.batches import BatchStream, shard_slot_bytes
     from learner.schedule import GameSchedule
 
     extra = {} if method == "sample" else {"n": 3, "gamma": 0.99}
@@ -112,15 +112,38 @@ def test_through_ray_the_slot_path_delivers_what_the_ray_path_does(ray_runtime, 
         assert np.array_equal(batch["obs"], before)
     stats = ray_runtime.get([shard.stats.remote() for shard in shards])
     assert streams[0].slot_batches == 50 and stats[0]["slot_batches"] >= 50 and stats[1]["slot_batches"] == 0
-    slot_bytes = 32 * STACK * 84 * 84 * len(keys)
-    held = (streams[0].calls + 1) * streams[0].per_call + 2  # in flight, fetched, in use, on their way back
-    assert stats[0]["slot_bytes"] <= held * (slot_bytes + 4096)
+    assert stats[0]["slot_bytes"] <= shard_slot_bytes(32, 3, 1, stacks=len(keys))  # what the memory plan reserves
     streams[0].close()  # an ending learner gives back all it holds or asked for
     assert ray_runtime.get(shards[0].stats.remote())["slot_bytes"] > 0
     lent = ray_runtime.get(shards[0].__ray_call__.remote(lambda shard: len(shard.slots.lent)))
     assert lent == 0
     for shard in shards:
         ray_runtime.kill(shard)
+
+
+def test_a_multi_task_stream_stays_within_the_slots_the_memory_plan_reserves(ray_runtime):
+    """Ten games drawn in turn, each game's slots given back when it is drawn again: no shard lends
+    more than the memory plan reserves, so none falls back to the object store."""
+    from learner.batches import BatchStream, shard_slot_bytes, slots_lent
+    from learner.schedule import GameSchedule
+
+    games = [f"game{i}" for i in range(10)]
+    cap = shard_slot_bytes(32, 2, len(games))
+    shards = {game: [ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=8).remote(
+        "pong", 6, 256, 5, slot_bytes=cap)] for game in games}
+    for chunk in stream_chunks(6):
+        ray_runtime.get([handles[0].insert.remote(encode(chunk)) for handles in shards.values()])
+    stream = BatchStream(shards, 32, 2, GameSchedule({game: 1.0 for game in games}))
+    most_lent = 0
+    for _ in range(60):
+        stream.next()
+        lent = ray_runtime.get([h[0].__ray_call__.remote(lambda shard: len(shard.slots.lent)) for h in shards.values()])
+        most_lent = max(most_lent, *lent)
+    assert most_lent <= slots_lent(2, len(games))
+    assert stream.slot_batches == 60, "a batch went through the object store: a shard's slots ran out"
+    stream.close()
+    for handles in shards.values():
+        ray_runtime.kill(handles[0])
 
 
 def test_a_learner_that_cannot_map_a_slot_falls_back_to_ray(ray_runtime, monkeypatch):

@@ -130,3 +130,17 @@ def test_memory_plan_is_exact_and_refuses_what_cannot_fit():
         plan.check(available=100 * GIB, largest_node=0.5 * GIB)
     ten_games = MemoryPlan({f"game{i}": 18 for i in range(10)}, steps_per_game=540_000, shards_per_game=1)
     assert 38e9 < ten_games.total_bytes < 39e9  # the "about 38 GB of frames" plus Q and metadata
+
+
+def test_memory_plan_reserves_each_shards_batch_slots():
+    from learner.batches import shard_slot_bytes
+
+    slots = shard_slot_bytes(256, 4, 1, streams=2)  # a sweep of two students at batch 256
+    assert slots == 2 * 14 * (256 * 4 * 84 * 84 + 4096)  # two requests of 4 in flight, 4 in use, 2 going back
+    plan = MemoryPlan({"pong": 6}, steps_per_game=10_000, shards_per_game=2, slot_bytes=slots)
+    ring = MemoryPlan({"pong": 6}, steps_per_game=10_000, shards_per_game=2)
+    assert plan.total_bytes == ring.total_bytes + 2 * slots
+    assert [s.memory for s in plan.shards] == [s.bytes + slots for s in ring.shards]
+    assert "MiB batch slots" in plan.table()
+    with pytest.raises(MemoryPlanError, match="lower --capacity-hours"):
+        plan.check(available=ring.total_bytes + slots, largest_node=10 * GIB)
