@@ -7,6 +7,10 @@ per game with random teachers, one shard per game, the paper's multi-task studen
 rate limiter off, so both sides run flat out, and reads the rates from the run's own metrics.
 The replay's memory is the run's memory plan (bench/replay_bench.py checks plans against
 measured RSS). Evaluation is cut to one episode, as it is not what this measures.
+
+Where the machine's time goes: every process of the run's CPU seconds over the same window as
+the rates (read from /proc once a second), by role (teacher actors, shards, learner, driver,
+Ray's own), as cores busy and as a share of the machine.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 import platform
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -24,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.games import PAPER_GAMES  # noqa: E402
+from cluster.processes import cpu_seconds, descendants, role  # noqa: E402
 from pipelines.config import MultitaskConfig  # noqa: E402
 from pipelines.distill import run_distill  # noqa: E402
 
@@ -36,6 +43,44 @@ def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:
     per_game = {game: (last["replay_per_game"][game]["labelled_steps"] - first["replay_per_game"][game]["labelled_steps"])
                 / seconds for game in last["replay_per_game"]}
     return (last["updates"] - first["updates"]) / seconds, per_game
+
+
+class CpuSampler:
+    """The run's processes' CPU seconds, by pid, once a second, on a thread beside the run."""
+
+    def __init__(self, interval_s: float = 1.0):
+        self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, args=(interval_s,), daemon=True)
+        self.thread.start()
+
+    def _sample(self, interval_s: float) -> None:
+        while not self.done.wait(0 if not self.samples else interval_s):
+            seen = {}
+            for pid in [os.getpid(), *sorted(descendants(os.getpid()))]:
+                name, used = ("driver" if pid == os.getpid() else role(pid)), cpu_seconds(pid)
+                if name and used is not None:
+                    seen[pid] = (name, used)
+            self.samples.append((time.monotonic(), seen))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def cores_by_role(self, start: float, end: float) -> dict[str, float]:
+        """Cores each role kept busy between `start` and `end` (monotonic): a process started inside
+        the window counts from zero, one gone before its end up to its last sample."""
+        inside = [(t, seen) for t, seen in self.samples if start <= t <= end]
+        if len(inside) < 2:
+            return {}
+        first, seconds = inside[0][1], inside[-1][0] - inside[0][0]
+        last: dict[int, tuple[str, float]] = {}
+        for _, seen in inside:
+            last.update(seen)
+        busy: dict[str, float] = {}
+        for pid, (name, used) in last.items():
+            busy[name] = busy.get(name, 0.0) + (used - first.get(pid, (name, 0.0))[1]) / seconds
+        return dict(sorted(busy.items(), key=lambda item: -item[1]))
 
 
 def main() -> None:
@@ -55,12 +100,17 @@ def main() -> None:
                               min_replay=512, batch_size=args.batch_size, chunk_steps=64, updates=args.updates,
                               log_every=args.log_every, checkpoint_every=args.updates, eval_episodes=1,
                               eval_workers=1, holdout_steps=128, out=str(Path(folder) / "run")).validate()
-        summary = run_distill(cfg, echo=print)
+        sampler, began = CpuSampler(), time.monotonic()
+        try:
+            summary = run_distill(cfg, echo=print)
+        finally:
+            sampler.stop()
         metrics = [json.loads(line) for line in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()]
     metrics = [m for m in metrics if m.get("kind", "distill") == "distill"]
     if len(metrics) < 2:
         raise SystemExit(f"--updates {args.updates} gave {len(metrics)} log line(s); give at least two --log-every")
     updates_per_s, labelled = rates(metrics)
+    cores = sampler.cores_by_role(began + metrics[0]["elapsed_s"], began + metrics[-1]["elapsed_s"])
     plan = summary["replay"]["memory_plan"]
     rows = [{"game": game, "labelled_steps_per_s": labelled[game],
              "stored_steps": summary["replay"]["replay_per_game"][game]["replay_size"],
@@ -68,12 +118,15 @@ def main() -> None:
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
               "student": summary["student"], "student_params": summary["student_params"],
               "batch_size": args.batch_size, "updates": summary["updates"], "learner_updates_per_s": updates_per_s,
-              "games": rows, "plan_total_bytes": plan["total_bytes"]}
+              "games": rows, "plan_total_bytes": plan["total_bytes"], "cores_busy_by_role": cores}
     print(f"\n{'game':<16} {'labelled/s':>10} {'stored':>8} {'ring MiB':>9}")
     for r in rows:
         print(f"{r['game']:<16} {r['labelled_steps_per_s']:>10,.0f} {r['stored_steps']:>8,} {r['ring_bytes'] / 2**20:>9,.1f}")
     print(f"learner ({result['student']}, batch {args.batch_size}, CPU): {updates_per_s:.1f} updates/s; {len(rows)} games "
           f"labelled {sum(labelled.values()):,.0f} steps/s in all; replay plan {plan['total_bytes'] / 2**30:.2f} GiB")
+    print(f"\n{'process (role)':<24} {'cores busy':>10} {'of machine':>11}")
+    for name, busy in cores.items():
+        print(f"{name:<24} {busy:>10.2f} {busy / os.cpu_count():>11.1%}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cluster.runtime import connect  # noqa: E402
-from learner.batches import BatchStream  # noqa: E402
+from learner.batches import BatchStream, shard_slot_bytes  # noqa: E402
 from learner.learner import Learner  # noqa: E402
 from learner.schedule import GameSchedule  # noqa: E402
 from pipelines.config import DistillConfig  # noqa: E402
@@ -115,7 +115,7 @@ def memory_and_local_rates(capacity: int, seconds: float, batch: int) -> dict:
 
 STREAM_PATHS = (  # (label, shared slots, batches per call): today's default last
     ("object store, 1/call", False, 1), ("object store, 4/call", False, 4),
-    ("shared slots, 1/call", True, 1), ("shared slots, 4/call", True, 4))
+    ("shared slots, 1/call", True, 1), ("shared slots, 8/call", True, 8), ("shared slots, 4/call", True, 4))
 
 
 def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: dict) -> dict:
@@ -124,7 +124,8 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
 
     capacity = 4 * 16 * STEPS * ENVS
     limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
-    handles = launch_shards("pong", ACTIONS, [capacity] * shards, limiter, concurrency=prefetch + 4)
+    slots = max(shard_slot_bytes(batch, prefetch, 1, per_call=per_call) for *_, per_call in STREAM_PATHS)
+    handles = launch_shards("pong", ACTIONS, [capacity] * shards, limiter, concurrency=prefetch + 4, slot_bytes=slots)
     ray.get([h.size.remote() for h in handles])  # started: process start-up is not insert time
     pools = [ray.put(m) for m in messages(16)]
     started, sent = time.perf_counter(), 0

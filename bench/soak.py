@@ -27,24 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cluster.processes import command_line, descendants  # noqa: E402
+from cluster.processes import descendants, role  # noqa: E402
 from pipelines import stopping  # noqa: E402
 from pipelines.config import DistillConfig, OnlineConfig  # noqa: E402
 from ui.progress import Progress  # noqa: E402
-
-
-def role(pid: int) -> str | None:
-    """What a process is, from its title: ray::CLASS for actors, the executable for Ray's own."""
-    cmdline = command_line(pid)
-    if cmdline is None:
-        return None
-    actor = re.search(r"ray::([A-Za-z_]+)", cmdline)
-    if actor:
-        return actor.group(1)
-    for name in ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py", "runtime_env", "default_worker"):
-        if name in cmdline:
-            return name.replace(".py", "")
-    return Path(cmdline.split(" ")[0]).name or None
 
 
 def rss_mib(pid: int) -> float | None:

@@ -3,7 +3,11 @@ test finds the Ray workers of its own run, and never another job's on the same m
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def descendants(root: int) -> set[int]:
@@ -29,3 +33,26 @@ def command_line(pid: int) -> str | None:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
+
+
+def role(pid: int) -> str | None:
+    """What a process is, from its title: ray::CLASS for actors, the executable for Ray's own."""
+    cmdline = command_line(pid)
+    if cmdline is None:
+        return None
+    actor = re.search(r"ray::([A-Za-z_]+)", cmdline)
+    if actor:
+        return actor.group(1)
+    for name in ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py", "runtime_env", "default_worker"):
+        if name in cmdline:
+            return name.replace(".py", "")
+    return Path(cmdline.split(" ")[0]).name or None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used so far (user and system, every thread), None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
