@@ -10,7 +10,9 @@ measured RSS). Evaluation is cut to one episode, as it is not what this measures
 
 Where the machine's time goes: every process of the run's CPU seconds over the same window as
 the rates (read from /proc once a second), by role (teacher actors, shards, learner, driver,
-Ray's own), as cores busy and as a share of the machine.
+Ray's own), as cores busy and as a share of the machine. Ceilings, measured in this process just
+before the run: the bare emulator (every game's AtariVectorEnv, as many envs as an actor, stepped
+in turn with random actions) and the bare update loop of the same student (bench/replay_bench.py).
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.games import PAPER_GAMES  # noqa: E402
 from cluster.processes import cpu_seconds, descendants, role  # noqa: E402
+from actors.env import env_seeds, make_vector_env  # noqa: E402
+from actors.games import game_spec  # noqa: E402
 from pipelines.config import MultitaskConfig  # noqa: E402
 from pipelines.distill import run_distill  # noqa: E402
+from replay_bench import bare_loop  # noqa: E402
 
 
 def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:
@@ -43,6 +49,23 @@ def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:
     per_game = {game: (last["replay_per_game"][game]["labelled_steps"] - first["replay_per_game"][game]["labelled_steps"])
                 / seconds for game in last["replay_per_game"]}
     return (last["updates"] - first["updates"]) / seconds, per_game
+
+
+def bare_emulator(games: list[str], envs: int, seconds: float) -> float:
+    """Steps/s of every game's vector env stepped in turn: the emulator's rate on this machine."""
+    pools = [make_vector_env(game, envs) for game in games]
+    rng = np.random.default_rng(0)
+    for pool in pools:
+        pool.reset(seed=env_seeds(0, envs))
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for game, pool in zip(games, pools):
+            pool.step(rng.integers(0, game_spec(game).num_actions, envs))
+            steps += envs
+    elapsed = time.perf_counter() - started
+    for pool in pools:
+        pool.close()
+    return steps / elapsed
 
 
 class CpuSampler:
@@ -91,15 +114,22 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--student", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--replay-ratio", type=float, default=0.0,
+                        help="0 (default): the rate limiter off, both sides flat out; the paper's is 5.93")
+    parser.add_argument("--ceiling-seconds", type=float, default=5.0)
     parser.add_argument("--out", default="bench/out/multitask.json")
     args = parser.parse_args()
 
     games = ",".join(PAPER_GAMES) if args.games == "paper" else args.games
     with tempfile.TemporaryDirectory() as folder:
-        cfg = MultitaskConfig.from_flags(games=games, student=args.student, capacity_hours=args.capacity_hours, replay_ratio=0.0,
+        cfg = MultitaskConfig.from_flags(games=games, student=args.student, capacity_hours=args.capacity_hours, replay_ratio=args.replay_ratio,
                               min_replay=512, batch_size=args.batch_size, chunk_steps=64, updates=args.updates,
                               log_every=args.log_every, checkpoint_every=args.updates, eval_episodes=1,
                               eval_workers=1, holdout_steps=128, out=str(Path(folder) / "run")).validate()
+        games_list = cfg.game_list()
+        emulator = bare_emulator(games_list, cfg.acting.envs_per_actor, args.ceiling_seconds)
+        learner_ceiling = bare_loop(cfg.student.preset, args.batch_size, max(5, int(args.ceiling_seconds * 4)),
+                                    {game: game_spec(game).num_actions for game in games_list})
         sampler, began = CpuSampler(), time.monotonic()
         try:
             summary = run_distill(cfg, echo=print)
@@ -117,13 +147,19 @@ def main() -> None:
              "ring_bytes": sum(s["bytes"] for s in plan["shards"] if s["game"] == game)} for game in cfg.game_list()]
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
               "student": summary["student"], "student_params": summary["student_params"],
-              "batch_size": args.batch_size, "updates": summary["updates"], "learner_updates_per_s": updates_per_s,
-              "games": rows, "plan_total_bytes": plan["total_bytes"], "cores_busy_by_role": cores}
+              "batch_size": args.batch_size, "replay_ratio": args.replay_ratio, "updates": summary["updates"], "learner_updates_per_s": updates_per_s,
+              "games": rows, "plan_total_bytes": plan["total_bytes"], "cores_busy_by_role": cores,
+              "bare_emulator_steps_per_s": emulator, "bare_loop_updates_per_s": learner_ceiling,
+              "labelled_over_bare_emulator": sum(labelled.values()) / emulator,
+              "learner_over_bare_loop": updates_per_s / learner_ceiling}
     print(f"\n{'game':<16} {'labelled/s':>10} {'stored':>8} {'ring MiB':>9}")
     for r in rows:
         print(f"{r['game']:<16} {r['labelled_steps_per_s']:>10,.0f} {r['stored_steps']:>8,} {r['ring_bytes'] / 2**20:>9,.1f}")
     print(f"learner ({result['student']}, batch {args.batch_size}, CPU): {updates_per_s:.1f} updates/s; {len(rows)} games "
           f"labelled {sum(labelled.values()):,.0f} steps/s in all; replay plan {plan['total_bytes'] / 2**30:.2f} GiB")
+    print(f"ceilings (this process, before the run): bare emulator {emulator:,.0f} steps/s over the {len(rows)} games "
+          f"(labelled {result['labelled_over_bare_emulator']:.2f} of it); bare update loop {learner_ceiling:.1f} "
+          f"updates/s, 1 thread (learner {result['learner_over_bare_loop']:.2f} of it)")
     print(f"\n{'process (role)':<24} {'cores busy':>10} {'of machine':>11}")
     for name, busy in cores.items():
         print(f"{name:<24} {busy:>10.2f} {busy / os.cpu_count():>11.1%}")

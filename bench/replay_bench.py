@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -173,24 +174,28 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
     }
 
 
-def bare_loop(student: str, batch: int, updates: int) -> float:
-    """The ceiling for a learner: the same network, loss and optimizer stepping on one fixed batch in
-    this process, with one thread as the learner actor gets, and no replay, Ray or logging around it."""
+def bare_loop(student: str, batch: int, updates: int, heads: dict[str, int] | None = None) -> float:
+    """The ceiling for a learner: the same network, loss and optimizer stepping on one fixed batch per
+    head (game after game, as a multi-task schedule draws them) in this process, with one thread as
+    the learner actor gets, and no replay, Ray or logging around it."""
     from learner.learner import student_optimizer
     from learner.losses import make_loss
     from models.networks import QNetwork
 
+    heads = heads or {"pong": ACTIONS}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    net = QNetwork(student, {"pong": ACTIONS})
+    net = QNetwork(student, heads)
     optimizer = student_optimizer(net.parameters(), DistillConfig().student.lr)
     loss_fn = make_loss("kl", tau=0.01)
     obs = torch.randint(0, 256, (batch, STACK, 84, 84), dtype=torch.uint8)
-    q_teacher = torch.randn(batch, ACTIONS)
+    q_teacher = {game: torch.randn(batch, actions) for game, actions in heads.items()}
+    order = itertools.cycle(heads)
 
     def step():
-        loss = loss_fn(net(obs, "pong"), q_teacher)
+        game = next(order)
+        loss = loss_fn(net(obs, game), q_teacher[game])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -30,10 +30,11 @@ TINY = {
                             "1024"], lambda r: {row["mode"] for row in r["rows"]} == {"data-parallel", "sweep"}
                            and positive_rows(r, ["updates_per_s"])),
     "multitask_bench.py": (["--games", "pong,breakout", "--capacity-hours", "0.02", "--updates", "60",
-                            "--log-every", "20"],
+                            "--log-every", "20", "--ceiling-seconds", "0.5"],
                            lambda r: [g["game"] for g in r["games"]] == ["pong", "breakout"] and r["updates"] == 60
                            and all(g["labelled_steps_per_s"] > 0 and g["stored_steps"] > 0 for g in r["games"])
-                           and r["cores_busy_by_role"]["RolloutActor"] > 0 and r["cores_busy_by_role"]["Learner"] > 0),
+                           and r["cores_busy_by_role"]["RolloutActor"] > 0 and r["cores_busy_by_role"]["Learner"] > 0
+                           and r["labelled_over_bare_emulator"] > 0 and r["learner_over_bare_loop"] > 0),
     "fidelity.py": (["--games", "ms_pacman", "--steps", "2048", "--updates", "40", "--eval-every", "20",
                      "--eval-episodes", "1", "--sections", "compression"],
                     lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
