@@ -154,6 +154,11 @@ class TeacherRollout:
         return np.concatenate(obs)[:num_steps], np.concatenate(q)[:num_steps]
 
 
+# On a node the actors share with a learner, the learner runs first: the run waits on it, and the
+# rate limiter holds the actors to its pace anyway (bench/RESULTS.md, ten games on one node).
+NICENESS = 10
+
+
 class RolloutActor:
     """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` and
     `set_teacher` get in. A new teacher (a hot swap, or a DQN actor's fresh weights and
@@ -166,6 +171,7 @@ class RolloutActor:
         import ray
 
         torch.set_num_threads(1)
+        os.nice(NICENESS)
         with warnings.catch_warnings():  # the property reads a deprecated field inside Ray
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed

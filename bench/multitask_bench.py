@@ -151,7 +151,8 @@ def main() -> None:
               "games": rows, "plan_total_bytes": plan["total_bytes"], "cores_busy_by_role": cores,
               "bare_emulator_steps_per_s": emulator, "bare_loop_updates_per_s": learner_ceiling,
               "labelled_over_bare_emulator": sum(labelled.values()) / emulator,
-              "learner_over_bare_loop": updates_per_s / learner_ceiling}
+              "learner_over_bare_loop": updates_per_s / learner_ceiling,
+              "learner_wait_fraction": float(np.mean([m["wait_fraction"] for m in metrics[1:]]))}
     print(f"\n{'game':<16} {'labelled/s':>10} {'stored':>8} {'ring MiB':>9}")
     for r in rows:
         print(f"{r['game']:<16} {r['labelled_steps_per_s']:>10,.0f} {r['stored_steps']:>8,} {r['ring_bytes'] / 2**20:>9,.1f}")
@@ -159,7 +160,8 @@ def main() -> None:
           f"labelled {sum(labelled.values()):,.0f} steps/s in all; replay plan {plan['total_bytes'] / 2**30:.2f} GiB")
     print(f"ceilings (this process, before the run): bare emulator {emulator:,.0f} steps/s over the {len(rows)} games "
           f"(labelled {result['labelled_over_bare_emulator']:.2f} of it); bare update loop {learner_ceiling:.1f} "
-          f"updates/s, 1 thread (learner {result['learner_over_bare_loop']:.2f} of it)")
+          f"updates/s, 1 thread (learner {result['learner_over_bare_loop']:.2f} of it, waiting for batches "
+          f"{100 * result['learner_wait_fraction']:.0f}% of its time)")
     print(f"\n{'process (role)':<24} {'cores busy':>10} {'of machine':>11}")
     for name, busy in cores.items():
         print(f"{name:<24} {busy:>10.2f} {busy / os.cpu_count():>11.1%}")
