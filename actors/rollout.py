@@ -155,7 +155,9 @@ class TeacherRollout:
 
 
 # On a node the actors share with a learner, the learner runs first: the run waits on it, and the
-# rate limiter holds the actors to its pace anyway (bench/RESULTS.md, ten games on one node).
+# rate limiter holds the actors to its pace anyway. Set on the thread that builds the actor, which
+# the emulator's threads inherit; every thread of the process niced measured no gain (bench/RESULTS.md,
+# ten games on one node).
 NICENESS = 10
 
 
