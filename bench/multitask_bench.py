@@ -9,7 +9,7 @@ The replay's memory is the run's memory plan (bench/replay_bench.py checks plans
 measured RSS). Evaluation is cut to one episode, as it is not what this measures.
 
 Where the machine's time goes: every process of the run's CPU seconds over the same window as
-the rates (read from /proc once a second), by role (teacher actors, shards, learner, driver,
+the rates (read from /proc every half second), by role (teacher actors, shards, learner, driver,
 Ray's own), as cores busy and as a share of the machine. Ceilings, measured in this process just
 before the run: the bare emulator (every game's AtariVectorEnv, as many envs as an actor, stepped
 in turn with random actions) and the bare update loop of the same student (bench/replay_bench.py).
@@ -69,9 +69,9 @@ def bare_emulator(games: list[str], envs: int, seconds: float) -> float:
 
 
 class CpuSampler:
-    """The run's processes' CPU seconds, by pid, once a second, on a thread beside the run."""
+    """The run's processes' CPU seconds, by pid, every half second, on a thread beside the run."""
 
-    def __init__(self, interval_s: float = 1.0):
+    def __init__(self, interval_s: float = 0.5):
         self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, args=(interval_s,), daemon=True)
@@ -91,9 +91,13 @@ class CpuSampler:
         self.thread.join()
 
     def cores_by_role(self, start: float, end: float) -> dict[str, float]:
-        """Cores each role kept busy between `start` and `end` (monotonic): a process started inside
-        the window counts from zero, one gone before its end up to its last sample."""
-        inside = [(t, seen) for t, seen in self.samples if start <= t <= end]
+        """Cores each role kept busy from the last sample at or before `start` to the first at or after
+        `end` (monotonic), so a window shorter than the sampling interval still has two ends: a
+        process started inside counts from zero, one gone before the end up to its last sample."""
+        times = [t for t, _ in self.samples]
+        first = max([i for i, t in enumerate(times) if t <= start], default=0)
+        last = min([i for i, t in enumerate(times) if t >= end], default=len(times) - 1)
+        inside = self.samples[first:last + 1]
         if len(inside) < 2:
             return {}
         first, seconds = inside[0][1], inside[-1][0] - inside[0][0]
