@@ -54,13 +54,14 @@ def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:
 def bare_emulator(games: list[str], envs: int, seconds: float) -> float:
     """Steps/s of every game's vector env stepped in turn: the emulator's rate on this machine."""
     pools = [make_vector_env(game, envs) for game in games]
+    actions = [game_spec(game).num_actions for game in games]
     rng = np.random.default_rng(0)
     for pool in pools:
         pool.reset(seed=env_seeds(0, envs))
     steps, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        for game, pool in zip(games, pools):
-            pool.step(rng.integers(0, game_spec(game).num_actions, envs))
+        for pool, count in zip(pools, actions):
+            pool.step(rng.integers(0, count, envs))
             steps += envs
     elapsed = time.perf_counter() - started
     for pool in pools:
@@ -95,18 +96,18 @@ class CpuSampler:
         `end` (monotonic), so a window shorter than the sampling interval still has two ends: a
         process started inside counts from zero, one gone before the end up to its last sample."""
         times = [t for t, _ in self.samples]
-        first = max([i for i, t in enumerate(times) if t <= start], default=0)
-        last = min([i for i, t in enumerate(times) if t >= end], default=len(times) - 1)
-        inside = self.samples[first:last + 1]
+        opening = max([i for i, t in enumerate(times) if t <= start], default=0)
+        closing = min([i for i, t in enumerate(times) if t >= end], default=len(times) - 1)
+        inside = self.samples[opening:closing + 1]
         if len(inside) < 2:
             return {}
-        first, seconds = inside[0][1], inside[-1][0] - inside[0][0]
-        last: dict[int, tuple[str, float]] = {}
+        at_start, seconds = inside[0][1], inside[-1][0] - inside[0][0]
+        at_end: dict[int, tuple[str, float]] = {}
         for _, seen in inside:
-            last.update(seen)
+            at_end.update(seen)
         busy: dict[str, float] = {}
-        for pid, (name, used) in last.items():
-            busy[name] = busy.get(name, 0.0) + (used - first.get(pid, (name, 0.0))[1]) / seconds
+        for pid, (name, used) in at_end.items():
+            busy[name] = busy.get(name, 0.0) + (used - at_start.get(pid, (name, 0.0))[1]) / seconds
         return dict(sorted(busy.items(), key=lambda item: -item[1]))
 
 
