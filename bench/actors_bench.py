@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=4, help="environments per actor")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--max-actors", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--actors", default=None, help="actor counts to measure, comma-separated (default 1 .. max)")
     parser.add_argument("--groups", default="1,2", help="pipelined env groups per actor to compare")
     parser.add_argument("--actor-gpus", type=float, default=0.0, help="GPU share per teacher actor")
     parser.add_argument("--out", default="bench/out/actors.json")
@@ -106,10 +107,11 @@ def main() -> None:
     import ray
 
     game = game_spec(args.game)
-    connect(None, cpus_needed=args.max_actors + 1)
+    counts = [int(a) for a in args.actors.split(",")] if args.actors else list(range(1, args.max_actors + 1))
+    connect(None, cpus_needed=max(counts) + 1)
     teacher_ref = ray.put(random_teacher(game))
     rows = []
-    for actors in range(1, args.max_actors + 1):
+    for actors in counts:
         bare = bare_rate(game.name, actors, args.envs, args.seconds)
         for groups in (int(g) for g in args.groups.split(",")):
             labelled = labelled_rate(game, teacher_ref, actors, args.envs, args.seconds, groups, args.actor_gpus)

@@ -3,13 +3,14 @@
     python bench/throughput.py [--game pong] [--envs 4] [--seconds 5] [--out bench/out/throughput.json]
 
 Ratios are within this run: labelled steps/s over bare AtariVectorEnv steps/s with the
-same environment count. The learner is timed on batches sampled from a filled frame ring
-(sampling timed separately), on CUDA when visible, else CPU.
+same environment count. The learners are timed on batches sampled from a filled frame ring
+(sampling timed separately), on CUDA when visible (eager and as CUDA graphs), else CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,9 +27,11 @@ from actors.env import make_vector_env  # noqa: E402
 from actors.games import game_spec  # noqa: E402
 from actors.rollout import TeacherRollout  # noqa: E402
 from actors.teachers import random_teacher  # noqa: E402
+from learner.dqn import DQNLearner  # noqa: E402
 from learner.learner import Learner  # noqa: E402
-from pipelines.config import DistillConfig  # noqa: E402
+from pipelines.config import DistillConfig, TeacherConfig  # noqa: E402
 from pipelines.distill import learner_config  # noqa: E402
+from pipelines.teacher import dqn_config  # noqa: E402
 from replay.chunk import encode  # noqa: E402
 from replay.frame_ring import FrameRing  # noqa: E402
 
@@ -75,7 +78,8 @@ def main() -> None:
 
 
 def replay_and_learner_rows(game, rollout, rng, seconds: float) -> list[tuple]:
-    """Samples/s from one ring in process, and the learner's updates/s on batches drawn from it."""
+    """Samples/s from one ring in process, and the learners' updates/s on batches drawn from it: the
+    student (net1, KL) and the DQN (Nature, double, 3-step), each eager and, on CUDA, as graphs."""
     rows = []
     ring = FrameRing(20_000, game.num_actions)
     while ring.inserted < 20_000:
@@ -83,25 +87,42 @@ def replay_and_learner_rows(game, rollout, rng, seconds: float) -> list[tuple]:
     for batch_size in (32, 256):
         sampled, secs = timed(lambda: len(ring.sample(batch_size, rng)["obs"]), seconds / 2)
         rows.append((f"replay samples/s at batch {batch_size} (one ring, in process)", sampled / secs, ""))
-        config = learner_config(DistillConfig.from_flags(batch_size=batch_size).validate(), "net1", "kl", 1)
-        learner = Learner(config, {game.name: game.num_actions},
-                          {game.name: []})  # batches come from the ring above, not from shards
+    modes = (False, True) if torch.cuda.is_available() else (False,)
+    for batch_size in (32, 256):
         batches = [ring.sample(batch_size, rng) for _ in range(8)]
-        for batch in batches[:3]:
-            learner.step(game.name, batch)
-        if learner.device.type == "cuda":
-            torch.cuda.synchronize()
-        state = {"i": 0}
-        def update():
-            learner.step(game.name, batches[state["i"] % len(batches)])
-            state["i"] += 1
-            if learner.device.type == "cuda" and state["i"] % 20 == 0:
-                torch.cuda.synchronize()
-            return 1
-        updates, secs = timed(update, seconds)
-        rows.append((f"learner updates/s at batch {batch_size} (net1, kl)", updates / secs,
-                     f"{updates * batch_size / secs:,.0f} samples/s on {learner.device}"))
+        for graphs in modes:
+            config = learner_config(DistillConfig.from_flags(batch_size=batch_size).validate(), "net1", "kl", 1)
+            learner = Learner(dataclasses.replace(config, graphs=graphs), {game.name: game.num_actions},
+                              {game.name: []})  # batches come from the ring above, not from shards
+            rate = update_rate(lambda i: learner.step(game.name, batches[i % len(batches)]), learner.device, seconds)
+            rows.append((f"learner updates/s at batch {batch_size} (net1, kl{', graphs' if graphs else ''})", rate,
+                         f"{rate * batch_size:,.0f} samples/s on {learner.device}"))
+    cfg = TeacherConfig.from_flags(game=game.name, preset="nature").validate()
+    transitions = [ring.sample_transitions(cfg.dqn.batch_size, cfg.dqn.n_step, cfg.dqn.gamma, rng) for _ in range(8)]
+    for graphs in modes:
+        dqn = DQNLearner(dataclasses.replace(dqn_config(cfg), graphs=graphs), game.name, game.num_actions, [])
+        rate = update_rate(lambda i: dqn._update(game.name, transitions[i % len(transitions)]), dqn.device, seconds)
+        rows.append((f"DQN updates/s at batch {cfg.dqn.batch_size} (nature{', graphs' if graphs else ''})", rate,
+                     f"on {dqn.device}"))
     return rows
+
+
+def update_rate(update, device: torch.device, seconds: float) -> float:
+    """Updates/s after a warm-up long enough to capture every graph; CUDA synchronised every 20."""
+    for i in range(8):
+        update(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    state = {"i": 0}
+
+    def one():
+        update(state["i"])
+        state["i"] += 1
+        if device.type == "cuda" and state["i"] % 20 == 0:
+            torch.cuda.synchronize()
+        return 1
+    updates, secs = timed(one, seconds)
+    return updates / secs
 
 
 def report(rows: list[tuple], path: str) -> None:

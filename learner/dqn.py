@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from learner.batches import BatchStream
+from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
 from learner.learner import pick_device
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
@@ -38,6 +39,7 @@ class DQNConfig:
     seed: int
     grad_clip: float = 10.0
     batch_timeout_s: float = 600.0
+    graphs: bool = True  # each update one CUDA graph replay (learner/graphs.py); CUDA only
 
 
 def td_targets(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, torch.Tensor],
@@ -69,7 +71,10 @@ class DQNLearner:
         self.device = pick_device(config.device)
         self.online = QNetwork(self.dqn.preset, {game: num_actions}).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=self.dqn.lr, eps=self.dqn.adam_eps)
+        graphed = graphs_usable(self.device, config.graphs)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=self.dqn.lr, eps=self.dqn.adam_eps,
+                                          capturable=graphed)
+        self.graphed = GraphedUpdates(self._update_body, self.online.parameters(), self.device) if graphed else None
         self.updates = 0
         self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
                                   config.seed, config.batch_timeout_s, method="sample_transitions", per_call=PER_CALL,
@@ -78,24 +83,30 @@ class DQNLearner:
             self.online.load_state_dict(resume["model"])
             self.target.load_state_dict(resume["extra"]["target_model"])
             self.optimizer.load_state_dict(resume["optimizer"])
+            set_capturable(self.optimizer, graphed, self.device)
             self.updates = int(resume["updates"])
 
     def wait_for_replay(self, timeout_s: float = 600.0) -> None:
         self.stream.wait_for_replay(self.config.min_replay, timeout_s)
 
-    def _tensors(self, batch: dict) -> dict[str, torch.Tensor]:
-        keys = ("obs", "next_obs", "actions", "returns", "discount")
-        return {k: torch.from_numpy(batch[k]).to(self.device, non_blocking=True) for k in keys}
-
     def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
-        loss, q_taken = dqn_loss(self.online, self.target, self._tensors(batch), self.dqn.double)
-        self.optimizer.zero_grad(set_to_none=True)
+        arrays = {k: batch[k] for k in ("obs", "next_obs", "actions", "returns", "discount")}
+        if self.graphed is not None:
+            scalars = self.graphed(game, arrays)
+        else:
+            tensors = {k: torch.from_numpy(a).to(self.device, non_blocking=True) for k, a in arrays.items()}
+            self.optimizer.zero_grad(set_to_none=True)
+            scalars = self._update_body(game, tensors)
+        self.updates += 1
+        if self.updates % self.dqn.target_every == 0:
+            self.target.load_state_dict(self.online.state_dict())  # in place: a graph reads the new weights
+        return scalars
+
+    def _update_body(self, game: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loss, q_taken = dqn_loss(self.online, self.target, tensors, self.dqn.double)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        self.updates += 1
-        if self.updates % self.dqn.target_every == 0:
-            self.target.load_state_dict(self.online.state_dict())
         return {"loss": loss.detach(), "q_mean": q_taken.mean()}
 
     def train(self, num_updates: int) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from learner.batches import BatchStream
+from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
 from learner.losses import make_loss
 from learner.schedule import GameSchedule
 from learner.updates import run_updates
@@ -40,13 +41,14 @@ class LearnerConfig:
     device: str  # "auto": CUDA when visible, else CPU
     seed: int
     amp: bool = True  # bf16 autocast on CUDA only
+    graphs: bool = True  # each update one CUDA graph replay (learner/graphs.py); CUDA without replicas only
     batch_timeout_s: float = 600.0
 
 
-def student_optimizer(parameters, lr: float) -> torch.optim.Optimizer:
+def student_optimizer(parameters, lr: float, capturable: bool = False) -> torch.optim.Optimizer:
     """The student's RMSProp (alpha 0.95, eps 1e-5), defined once for the learner and for the bare loop
     bench/replay_bench.py measures it against."""
-    return torch.optim.RMSprop(parameters, lr=lr, alpha=0.95, eps=1e-5)
+    return torch.optim.RMSprop(parameters, lr=lr, alpha=0.95, eps=1e-5, capturable=capturable)
 
 
 def pick_device(name: str) -> torch.device:
@@ -78,10 +80,13 @@ class Learner:
         self.model = self.student
         if self.world_size > 1:
             self.model = data_parallel(self.student, self.device, *world, find_unused=len(heads) > 1)
-        self.optimizer = student_optimizer(self.student.parameters(), settings.lr)
+        graphed = graphs_usable(self.device, config.graphs, self.world_size)
+        self.optimizer = student_optimizer(self.student.parameters(), settings.lr, capturable=graphed)
+        self.graphed = GraphedUpdates(self._update_body, self.student.parameters(), self.device) if graphed else None
         if resume is not None:
             if resume.get("optimizer"):
                 self.optimizer.load_state_dict(resume["optimizer"])
+                set_capturable(self.optimizer, graphed, self.device)
             self.updates = int(resume["updates"])
             schedule = resume.get("extra", {}).get("schedule")
             if schedule:
@@ -93,16 +98,21 @@ class Learner:
 
     def step(self, game: str, batch: dict) -> torch.Tensor:
         """One optimizer update on one batch (with data parallelism, every replica calls it in step)."""
-        obs = torch.from_numpy(batch["obs"]).to(self.device, non_blocking=True)
-        q_teacher = torch.from_numpy(batch["q"]).to(self.device, non_blocking=True)
-        amp = self.config.amp and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            q_student = self.model(obs, game)
-        loss = self.loss_fn(q_student.float(), q_teacher)
+        arrays = {"obs": batch["obs"], "q": batch["q"]}
+        if self.graphed is not None:
+            return self.graphed(game, arrays)["loss"]
+        tensors = {name: torch.from_numpy(a).to(self.device, non_blocking=True) for name, a in arrays.items()}
         self.optimizer.zero_grad(set_to_none=True)
+        return self._update_body(game, tensors)["loss"]
+
+    def _update_body(self, game: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        amp = self.config.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
+            q_student = self.model(tensors["obs"], game)
+        loss = self.loss_fn(q_student.float(), tensors["q"])
         loss.backward()
         self.optimizer.step()
-        return loss.detach()
+        return {"loss": loss.detach()}
 
     def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
         loss = self.step(game, batch)
