@@ -10,21 +10,24 @@ measured RSS). Evaluation is cut to one episode, as it is not what this measures
 
 Where the machine's time goes: every process of the run's CPU seconds over the same window as
 the rates (read from /proc every half second), by role (teacher actors, shards, learner, driver,
-Ray's own), as cores busy and as a share of the machine. Ceilings, measured in this process just
-before the run: the bare emulator (every game's AtariVectorEnv, as many envs as an actor, stepped
-in turn with random actions) and the bare update loop of the same student (bench/replay_bench.py).
+Ray's own), as cores busy and as a share of the machine. Ceilings, measured just before the run:
+the bare emulator (every game's AtariVectorEnv, as many envs as an actor, random actions, the
+games dealt over one process per core as the actors are) and the bare update loop of the same
+student (bench/replay_bench.py: one CPU thread, or a CUDA graph on a GPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +55,15 @@ def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:
 
 
 def bare_emulator(games: list[str], envs: int, seconds: float) -> float:
-    """Steps/s of every game's vector env stepped in turn: the emulator's rate on this machine."""
+    """Steps/s of every game's vector env, the games dealt over as many processes as there are cores
+    (each steps its games in turn): what the emulator gives on this machine with nothing else running."""
+    workers = max(1, min(os.cpu_count() or 1, len(games)))
+    parts = [games[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(emulator_rate, parts, [envs] * workers, [seconds] * workers))
+
+
+def emulator_rate(games: list[str], envs: int, seconds: float) -> float:
     pools = [make_vector_env(game, envs) for game in games]
     actions = [game_spec(game).num_actions for game in games]
     rng = np.random.default_rng(0)
@@ -150,7 +161,9 @@ def main() -> None:
     rows = [{"game": game, "labelled_steps_per_s": labelled[game],
              "stored_steps": summary["replay"]["replay_per_game"][game]["replay_size"],
              "ring_bytes": sum(s["bytes"] for s in plan["shards"] if s["game"] == game)} for game in cfg.game_list()]
-    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+    device = "cuda" if torch.cuda.is_available() else "cpu, 1 thread"
+    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "student": summary["student"], "student_params": summary["student_params"],
               "batch_size": args.batch_size, "replay_ratio": args.replay_ratio, "updates": summary["updates"], "learner_updates_per_s": updates_per_s,
               "games": rows, "plan_total_bytes": plan["total_bytes"], "cores_busy_by_role": cores,
@@ -161,11 +174,11 @@ def main() -> None:
     print(f"\n{'game':<16} {'labelled/s':>10} {'stored':>8} {'ring MiB':>9}")
     for r in rows:
         print(f"{r['game']:<16} {r['labelled_steps_per_s']:>10,.0f} {r['stored_steps']:>8,} {r['ring_bytes'] / 2**20:>9,.1f}")
-    print(f"learner ({result['student']}, batch {args.batch_size}, CPU): {updates_per_s:.1f} updates/s; {len(rows)} games "
+    print(f"learner ({result['student']}, batch {args.batch_size}, {device}): {updates_per_s:.1f} updates/s; {len(rows)} games "
           f"labelled {sum(labelled.values()):,.0f} steps/s in all; replay plan {plan['total_bytes'] / 2**30:.2f} GiB")
-    print(f"ceilings (this process, before the run): bare emulator {emulator:,.0f} steps/s over the {len(rows)} games "
-          f"(labelled {result['labelled_over_bare_emulator']:.2f} of it); bare update loop {learner_ceiling:.1f} "
-          f"updates/s, 1 thread (learner {result['learner_over_bare_loop']:.2f} of it, waiting for batches "
+    print(f"ceilings (before the run): bare emulator {emulator:,.0f} steps/s over the {len(rows)} games in "
+          f"{min(os.cpu_count() or 1, len(rows))} processes (labelled {result['labelled_over_bare_emulator']:.2f} of "
+          f"it); bare update loop {learner_ceiling:.1f} updates/s on {device} (learner {result['learner_over_bare_loop']:.2f} of it, waiting for batches "
           f"{100 * result['learner_wait_fraction']:.0f}% of its time)")
     print(f"\n{'process (role)':<24} {'cores busy':>10} {'of machine':>11}")
     for name, busy in cores.items():

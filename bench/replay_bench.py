@@ -176,36 +176,67 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
 
 def bare_loop(student: str, batch: int, updates: int, heads: dict[str, int] | None = None) -> float:
     """The ceiling for a learner: the same network, loss and optimizer stepping on one fixed batch per
-    head (game after game, as a multi-task schedule draws them) in this process, with one thread as
-    the learner actor gets, and no replay, Ray or logging around it."""
+    head (game after game, as a multi-task schedule draws them) in this process, with no replay, Ray
+    or logging around it. On CPU with one thread, as the learner actor gets; on CUDA each head's whole
+    step is one graph (PyTorch's own capture recipe) on a batch already on the device, in bf16 autocast
+    as the learner trains."""
     from learner.learner import student_optimizer
     from learner.losses import make_loss
     from models.networks import QNetwork
 
     heads = heads or {"pong": ACTIONS}
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    net = QNetwork(student, heads)
-    optimizer = student_optimizer(net.parameters(), DistillConfig().student.lr)
+    net = QNetwork(student, heads).to(device)
+    optimizer = student_optimizer(net.parameters(), DistillConfig().student.lr, capturable=cuda)
     loss_fn = make_loss("kl", tau=0.01)
-    obs = torch.randint(0, 256, (batch, STACK, 84, 84), dtype=torch.uint8)
-    q_teacher = {game: torch.randn(batch, actions) for game, actions in heads.items()}
-    order = itertools.cycle(heads)
+    obs = torch.randint(0, 256, (batch, STACK, 84, 84), dtype=torch.uint8, device=device)
+    q_teacher = {game: torch.randn(batch, actions, device=device) for game, actions in heads.items()}
 
-    def step():
-        game = next(order)
-        loss = loss_fn(net(obs, game), q_teacher[game])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+    def step(game: str) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda, cache_enabled=False):
+            q = net(obs, game)
+        loss_fn(q.float(), q_teacher[game]).backward()
         optimizer.step()
-    for _ in range(3):
-        step()
+    steps = {game: (lambda g=game: (optimizer.zero_grad(set_to_none=True), step(g))) for game in heads}
+    if cuda:
+        steps = {game: captured(net, lambda g=game: step(g)) for game in heads}
+    order = itertools.cycle(heads)
+    for _ in range(3 * len(heads)):
+        steps[next(order)]()
+    if cuda:
+        torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(updates):
-        step()
+        steps[next(order)]()
+    if cuda:
+        torch.cuda.synchronize()
     torch.set_num_threads(threads)
     return updates / (time.perf_counter() - started)
+
+
+def captured(net: torch.nn.Module, step) -> callable:
+    """`step` (zeroed gradients assumed) as a CUDA graph: warmed up on a side stream, then captured."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            for p in net.parameters():
+                p.grad = None
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    used = [p for p in net.parameters() if p.grad is not None]
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p) if p.grad is not None else None
+    grads = [p.grad for p in used]  # the graph holds their addresses, not the tensors: keep them alive
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        torch._foreach_zero_(grads)
+        step()
+    return lambda: (graph.replay(), grads)
 
 
 def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:

@@ -40,16 +40,36 @@ def relative_gap(a: dict, b: dict) -> float:
     return max(float((a[k].float() - b[k].float()).norm() / b[k].float().norm().clamp_min(1e-12)) for k in b)
 
 
+@pytest.fixture
+def deterministic():
+    """Same kernels in every run: otherwise cuDNN's atomics make two eager runs differ, and Adam and
+    RMSProp turn a gradient's last bits into a whole step for any weight whose gradient is near zero."""
+    backends = torch.backends
+    saved = (backends.cudnn.deterministic, backends.cudnn.benchmark, backends.cuda.matmul.allow_tf32,
+             backends.cudnn.allow_tf32)
+    backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+    backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = False
+    yield
+    (backends.cudnn.deterministic, backends.cudnn.benchmark, backends.cuda.matmul.allow_tf32,
+     backends.cudnn.allow_tf32) = saved
+
+
+def within_eager_noise(graphed: dict, eager: dict, eager_again: dict) -> bool:
+    """The graphed run is as close to an eager run as a second eager run is (or closer than 1e-5)."""
+    return relative_gap(graphed, eager) <= max(1e-5, 10 * relative_gap(eager_again, eager))
+
+
 @cuda
-def test_a_graphed_student_trains_as_an_eager_one_on_every_head():
+def test_a_graphed_student_trains_as_an_eager_one_on_every_head(deterministic):
     batches = student_batches(HEADS, 12)
-    eager, graphed = student_learner(HEADS, False), student_learner(HEADS, True)
-    eager.student.load_state_dict(graphed.student.state_dict())
-    losses = [(eager.step(g, b), graphed.step(g, b)) for g, b in batches]
+    eager, again, graphed = student_learner(HEADS, False), student_learner(HEADS, False), student_learner(HEADS, True)
+    for other in (again, graphed):
+        other.student.load_state_dict(eager.student.state_dict())
+    for game, batch in batches:
+        for learner in (eager, again, graphed):
+            learner.step(game, batch)
     assert graphed.graphed.graphs.keys() == set(HEADS)  # 3 eager updates per head, then captured and replayed
-    for e, g in losses:
-        assert abs(float(e) - float(g)) <= 1e-4 * max(1.0, abs(float(e)))
-    assert relative_gap(graphed.student.state_dict(), eager.student.state_dict()) < 1e-4
+    assert within_eager_noise(*(learner.student.state_dict() for learner in (graphed, eager, again)))
 
 
 @cuda
@@ -65,7 +85,7 @@ def test_a_heads_graph_leaves_the_other_heads_optimizer_state_alone():
 
 
 @cuda
-def test_a_graphed_dqn_trains_as_an_eager_one_across_target_copies():
+def test_a_graphed_dqn_trains_as_an_eager_one_across_target_copies(deterministic):
     cfg = TeacherConfig.from_flags(game="pong", preset="nature").validate()
     cfg = dataclasses.replace(cfg, dqn=dataclasses.replace(cfg.dqn, target_every=4, batch_size=32))
     rng = np.random.default_rng(0)
@@ -75,15 +95,16 @@ def test_a_graphed_dqn_trains_as_an_eager_one_across_target_copies():
                 "returns": rng.standard_normal(32).astype(np.float32),
                 "discount": np.full(32, 0.99 ** 3, np.float32)} for _ in range(10)]
     learners = [DQNLearner(dataclasses.replace(dqn_config(cfg), device="cuda", graphs=graphs), "pong", 6, [])
-                for graphs in (False, True)]
-    learners[1].online.load_state_dict(learners[0].online.state_dict())
-    learners[1].target.load_state_dict(learners[0].target.state_dict())
+                for graphs in (True, False, False)]  # graphed, eager, eager again
+    for other in learners[1:]:
+        other.online.load_state_dict(learners[0].online.state_dict())
+        other.target.load_state_dict(learners[0].target.state_dict())
     for batch in batches:
-        scalars = [learner._update("pong", batch) for learner in learners]
-        assert abs(float(scalars[0]["q_mean"]) - float(scalars[1]["q_mean"])) < 1e-3
-    assert learners[1].graphed.graphs
-    assert relative_gap(learners[1].online.state_dict(), learners[0].online.state_dict()) < 1e-4
-    assert relative_gap(learners[1].target.state_dict(), learners[0].target.state_dict()) < 1e-4
+        for learner in learners:
+            learner._update("pong", batch)
+    assert learners[0].graphed.graphs
+    assert within_eager_noise(*(learner.online.state_dict() for learner in learners))
+    assert within_eager_noise(*(learner.target.state_dict() for learner in learners))
 
 
 def test_an_optimizer_saved_by_a_graphed_learner_steps_eagerly_after_loading():
