@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cluster.runtime import connect  # noqa: E402
-from learner.batches import BatchStream, shard_slot_bytes  # noqa: E402
+from learner.batches import BatchStream, request_shape, shard_slot_bytes  # noqa: E402
 from learner.learner import Learner  # noqa: E402
 from learner.schedule import GameSchedule  # noqa: E402
 from pipelines.config import DistillConfig  # noqa: E402
@@ -114,9 +114,10 @@ def memory_and_local_rates(capacity: int, seconds: float, batch: int) -> dict:
     }
 
 
-STREAM_PATHS = (  # (label, shared slots, batches per call): today's default last
-    ("object store, 1/call", False, 1), ("object store, 4/call", False, 4),
-    ("shared slots, 1/call", True, 1), ("shared slots, 8/call", True, 8), ("shared slots, 4/call", True, 4))
+STREAM_PATHS = (  # (label, shared slots, batches per call): the default for the batch size last
+    ("object store, 1/call", False, 1), ("object store, 4/call", False, 4), ("shared slots, 1/call", True, 1),
+    ("shared slots, 4/call", True, 4), ("shared slots, 8/call", True, 8), ("shared slots, 16/call", True, 16),
+    ("shared slots, default", True, None))
 
 
 def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: dict) -> dict:
@@ -297,7 +298,8 @@ def main() -> None:
         rows.append((f"Ray, {r['shards']} shard(s): sample batches/s per shard", r["sample_batches_per_s_per_shard"],
                      r["sample_ratio"]))
         for path, shared, per_call in STREAM_PATHS:
-            rows.append((f"  learner's stream, {path}, batches/s", r["stream_batches_per_s_per_shard"][path],
+            label = path if per_call else f"{path} ({request_shape(args.prefetch, 1, args.batch)[1]}/call)"
+            rows.append((f"  learner's stream, {label}, batches/s", r["stream_batches_per_s_per_shard"][path],
                          r["stream_ratio"][path]))
         rows.append((f"Ray, {r['shards']} shard(s): insert steps/s per shard", r["insert_steps_per_s_per_shard"],
                      r["insert_ratio"]))

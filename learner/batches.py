@@ -24,22 +24,29 @@ from replay.shard import pick_shard
 
 
 PER_CALL = 4  # batches one request brings back from a single game's shard: a call's own cost is paid once
+# At small batches a request's own cost, not its bytes, sets a stream's rate (batch 32 on 2 cores: 1,393
+# batches/s at 1 a request, 2,858 at 4, 3,901 at 8, against a gather ceiling of 17,950), and a GPU learner
+# takes 2,148 a second: a request carries at least this many samples, up to MAX_PER_CALL batches.
+SAMPLES_PER_CALL = 512
+MAX_PER_CALL = 16
 
 
-def request_shape(prefetch: int, games: int, per_call: int | None = None) -> tuple[int, int]:
-    """(requests in flight, batches per request): `prefetch` batches ahead, PER_CALL a request for one
-    game (a multi-task schedule alternates games, so one each there); with several per request, at
-    least two requests, so one is always on its way."""
-    per_call = per_call or (PER_CALL if games == 1 else 1)
+def request_shape(prefetch: int, games: int, batch_size: int, per_call: int | None = None) -> tuple[int, int]:
+    """(requests in flight, batches per request): `prefetch` batches ahead; for one game PER_CALL a
+    request, or more at small batches (at least SAMPLES_PER_CALL samples: 16 batches of 32), one each
+    for several (a multi-task schedule alternates games); with several per request, at least two
+    requests, so one is always on its way."""
+    if per_call is None:
+        per_call = 1 if games != 1 else max(PER_CALL, min(MAX_PER_CALL, SAMPLES_PER_CALL // batch_size))
     return (prefetch if per_call == 1 else max(2, -(-prefetch // per_call))), per_call
 
 
-def slots_lent(prefetch: int, games: int, per_call: int | None = None) -> int:
+def slots_lent(prefetch: int, games: int, batch_size: int, per_call: int | None = None) -> int:
     """The most slots one stream holds from one shard when that shard serves a request: the requests
     in flight (this one included), the batches fetched and in use, and two on their way back. A
     stream gives a shard's slots back with its next request to that shard, before the shard lends
     it more, so however many games or shards it draws from, each shard's share stays within this."""
-    calls, per_call = request_shape(prefetch, games, per_call)
+    calls, per_call = request_shape(prefetch, games, batch_size, per_call)
     return (calls + 1) * per_call + 2
 
 
@@ -47,7 +54,7 @@ def shard_slot_bytes(batch_size: int, prefetch: int, games: int, streams: int = 
                      per_call: int | None = None) -> int:
     """The shared memory a shard lends to `streams` learners at most: what the memory plan reserves,
     and the shard's cap (past it, batches go through the object store)."""
-    return streams * slots_lent(prefetch, games, per_call) * slot_bytes(batch_size, stacks)
+    return streams * slots_lent(prefetch, games, batch_size, per_call) * slot_bytes(batch_size, stacks)
 
 
 class BatchStream:
@@ -56,7 +63,7 @@ class BatchStream:
                  per_call: int | None = None, **method_kwargs):
         """`prefetch`: batches requested ahead; `per_call`: batches per request (see request_shape)."""
         self.shards, self.batch_size = shards, batch_size
-        self.calls, self.per_call = request_shape(prefetch, len(shards), per_call)
+        self.calls, self.per_call = request_shape(prefetch, len(shards), batch_size, per_call)
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}

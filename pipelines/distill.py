@@ -36,7 +36,7 @@ from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations, eval_kwargs
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan
-from replay.shard import launch_shards, replay_totals, shard_for_actor
+from replay.shard import SHARD_ANSWER_S, UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
@@ -97,8 +97,6 @@ class GameRun:
 
         return replay_totals(ray.get([shard.stats.remote() for shard in self.shards], timeout=timeout_s))
 
-
-SHARD_ANSWER_S = 30.0
 
 
 def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
@@ -296,9 +294,9 @@ def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups
         group.kill()
     stop_producers(games)
     try:
-        replay = interval_metrics(games, {}, timeout_s=30)
+        replay = interval_metrics(games, {}, timeout_s=SHARD_ANSWER_S)
     except ray.exceptions.GetTimeoutError:  # a shard lost with its node
-        replay = {"unavailable": "a replay shard did not answer (its node left the cluster)", "stream_restarts": 0}
+        replay = {"unavailable": UNAVAILABLE, "stream_restarts": 0}
     free_producers(games)
     return start.stopped({"student": cfg.student.preset, "loss": cfg.student.loss, "updates": max(updates.values()),
                           "updates_per_student": updates, "target_updates": cfg.updates, "replay": replay,

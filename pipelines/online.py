@@ -29,7 +29,7 @@ from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
 from replay.memory_plan import MemoryPlan
-from replay.shard import launch_shards, replay_totals, shard_for_actor
+from replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor, stats_if_answered
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
 
@@ -118,9 +118,11 @@ class Distillation:
         if self.train_ref is not None:
             self.after_train(ray.get(self.train_ref), None, again=False)
         actor_stats = runs_within(self.runs)
-        shard_stats = ray.get([shard.stats.remote() for shard in self.shards])
+        shard_stats = stats_if_answered(self.shards)
         for handle in [*self.actors, *self.shards]:
             ray.kill(handle)
+        if shard_stats is None:
+            return {"actors": actor_stats, "replay": {"unavailable": UNAVAILABLE}, "teacher_versions": []}
         return {"actors": actor_stats, "replay": replay_totals(shard_stats),
                 "teacher_versions": [change for s in shard_stats for change in s["teacher_versions"]]}
 

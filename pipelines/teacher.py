@@ -30,7 +30,7 @@ from pipelines.evaluation import eval_protocol
 from pipelines.rundir import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
-from replay.shard import launch_shards, shard_for_actor, split_budget
+from replay.shard import launch_shards, shard_for_actor, split_budget, stats_if_answered
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
@@ -225,14 +225,13 @@ class DQNTraining:
         return path
 
     def stop_acting(self) -> list[dict]:
-        import ray
-
         for actor in self.actors:
             actor.stop.remote()
         for shard in self.shards:
             shard.close.remote()
         stats = runs_within(self.runs)
-        self.actor_restarts = sum(s["stream_restarts"] for s in ray.get([shard.stats.remote() for shard in self.shards]))
+        answered = stats_if_answered(self.shards)
+        self.actor_restarts = None if answered is None else sum(s["stream_restarts"] for s in answered)
         return stats
 
     def abandon(self) -> None:

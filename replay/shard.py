@@ -218,6 +218,21 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
     return shards
 
 
+SHARD_ANSWER_S = 30.0
+UNAVAILABLE = "a replay shard did not answer (its node left the cluster)"
+
+
+def stats_if_answered(shards: list, timeout_s: float = SHARD_ANSWER_S) -> list[dict] | None:
+    """Every shard's stats, or None when one does not answer in time: a wind-down reports what it can
+    rather than wait for ever on a shard lost with its node."""
+    import ray
+
+    try:
+        return ray.get([shard.stats.remote() for shard in shards], timeout=timeout_s)
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+        return None
+
+
 def replay_totals(stats: list[dict]) -> dict:
     """Every shard's stats (from `ReplayShard.stats`) summed into one replay's."""
     inserted, sampled = sum(s["limiter"]["inserted"] for s in stats), sum(s["sampled"] for s in stats)

@@ -144,3 +144,19 @@ def test_memory_plan_reserves_each_shards_batch_slots():
     assert "MiB batch slots" in plan.table()
     with pytest.raises(MemoryPlanError, match="lower --capacity-hours"):
         plan.check(available=ring.total_bytes + slots, largest_node=10 * GIB)
+
+
+def test_a_wind_down_reads_every_shards_stats_or_none_when_one_is_gone(ray_runtime):
+    """A run stopping after a node left must not wait for ever on the shard it took with it."""
+    import time
+
+    from replay.shard import stats_if_answered
+
+    shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0).remote("pong", 6, 256, 5) for _ in range(2)]
+    answered = stats_if_answered(shards)
+    assert [s["capacity"] for s in answered] == [256, 256]
+    ray_runtime.kill(shards[1])
+    started = time.monotonic()
+    assert stats_if_answered(shards, timeout_s=20) is None
+    assert time.monotonic() - started < 20
+    ray_runtime.kill(shards[0])
