@@ -179,7 +179,9 @@ def markdown(report: dict) -> str:
     lines = ["| section | game | student | loss | params | score | teacher | % of teacher (low 95%) | agreement "
              "(majority) | updates | samples | updates to 90% | wall s | device |", "|" + "---|" * 14]
     for r in report["rows"]:
-        pct = "n/a" if r["pct_of_teacher"] is None else f"{r['pct_of_teacher']:.0f}% ({pct_interval(r):.0f}%)"
+        low = pct_interval(r)
+        pct = "n/a" if r["pct_of_teacher"] is None else \
+            f"{r['pct_of_teacher']:.0f}% ({'n/a' if low is None else f'{low:.0f}%'})"
         lines.append(f"| {r['section']} | {r['game']} | {r['student']} | {r['loss']} | {r['params']:,} | "
                      f"{r['score']:.1f} +/- {r['ci95'] or 0:.1f} | {r['teacher_score']:.1f} +/- {r['teacher_ci95'] or 0:.1f} | "
                      f"{pct} | {r['agreement']:.3f} ({r['majority_baseline']:.3f}) | {r['updates']:,} | {r['samples']:,} | "

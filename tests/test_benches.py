@@ -64,3 +64,20 @@ def test_bench_runs_at_tiny_size(script, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     written = json.loads((out / "fidelity.json" if script == "fidelity.py" else out).read_text())
     assert check(written), json.dumps(written)[:2000]
+
+
+def test_the_fidelity_table_takes_a_student_that_scores_below_zero():
+    """Pong's scores run from -21 to 21: a student below zero has no lower bound on its ratio, and the
+    table says so rather than stopping the whole benchmark at its last step."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fidelity", ROOT / "bench" / "fidelity.py")
+    fidelity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fidelity)
+    row = {"section": "compression", "game": "pong", "student": "net3", "loss": "kl", "params": 61174,
+           "score": -2.8, "ci95": 5.1, "teacher_score": 17.0, "teacher_ci95": 0.6, "pct_of_teacher": -16.6,
+           "agreement": 0.569, "majority_baseline": 0.227, "updates": 6000, "samples": 192000,
+           "updates_to_90pct": None, "wall_s": 202.0, "device": "cpu"}
+    table = fidelity.markdown({"rows": [row, {**row, "student": "net1", "score": 6.1, "pct_of_teacher": 35.9}],
+                               "geometric_means": {"compression/net3/kl": None}})
+    assert "| -17% (n/a) |" in table and "| 36% (" in table and "not reached" in table
