@@ -54,13 +54,14 @@ def rates(metrics: list[dict]) -> tuple[float, dict[str, float]]:
     return (last["updates"] - first["updates"]) / seconds, per_game
 
 
-def bare_emulator(games: list[str], envs: int, seconds: float) -> float:
+def bare_emulator(games: list[str], envs: int, seconds: float) -> tuple[float, int]:
     """Steps/s of every game's vector env, the games dealt over as many processes as there are cores
-    (each steps its games in turn): what the emulator gives on this machine with nothing else running."""
+    (each steps its games in turn): what the emulator gives on this machine with nothing else running;
+    and how many processes that took."""
     workers = max(1, min(os.cpu_count() or 1, len(games)))
     parts = [games[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return sum(pool.map(emulator_rate, parts, [envs] * workers, [seconds] * workers))
+        return sum(pool.map(emulator_rate, parts, [envs] * workers, [seconds] * workers)), workers
 
 
 def emulator_rate(games: list[str], envs: int, seconds: float) -> float:
@@ -143,7 +144,7 @@ def main() -> None:
                               log_every=args.log_every, checkpoint_every=args.updates, eval_episodes=1,
                               eval_workers=1, holdout_steps=128, out=str(Path(folder) / "run")).validate()
         games_list = cfg.game_list()
-        emulator = bare_emulator(games_list, cfg.acting.envs_per_actor, args.ceiling_seconds)
+        emulator, emulator_processes = bare_emulator(games_list, cfg.acting.envs_per_actor, args.ceiling_seconds)
         learner_ceiling = bare_loop(cfg.student.preset, args.batch_size, max(5, int(args.ceiling_seconds * 4)),
                                     {game: game_spec(game).num_actions for game in games_list})
         sampler, began = CpuSampler(), time.monotonic()
@@ -167,7 +168,7 @@ def main() -> None:
               "student": summary["student"], "student_params": summary["student_params"],
               "batch_size": args.batch_size, "replay_ratio": args.replay_ratio, "updates": summary["updates"], "learner_updates_per_s": updates_per_s,
               "games": rows, "plan_total_bytes": plan["total_bytes"], "cores_busy_by_role": cores,
-              "bare_emulator_steps_per_s": emulator, "bare_loop_updates_per_s": learner_ceiling,
+              "bare_emulator_steps_per_s": emulator, "bare_emulator_processes": emulator_processes, "bare_loop_updates_per_s": learner_ceiling,
               "labelled_over_bare_emulator": sum(labelled.values()) / emulator,
               "learner_over_bare_loop": updates_per_s / learner_ceiling,
               "learner_wait_fraction": float(np.mean([m["wait_fraction"] for m in metrics[1:]]))}
@@ -177,7 +178,7 @@ def main() -> None:
     print(f"learner ({result['student']}, batch {args.batch_size}, {device}): {updates_per_s:.1f} updates/s; {len(rows)} games "
           f"labelled {sum(labelled.values()):,.0f} steps/s in all; replay plan {plan['total_bytes'] / 2**30:.2f} GiB")
     print(f"ceilings (before the run): bare emulator {emulator:,.0f} steps/s over the {len(rows)} games in "
-          f"{min(os.cpu_count() or 1, len(rows))} processes (labelled {result['labelled_over_bare_emulator']:.2f} of "
+          f"{emulator_processes} processes (labelled {result['labelled_over_bare_emulator']:.2f} of "
           f"it); bare update loop {learner_ceiling:.1f} updates/s on {device} (learner {result['learner_over_bare_loop']:.2f} of it, waiting for batches "
           f"{100 * result['learner_wait_fraction']:.0f}% of its time)")
     print(f"\n{'process (role)':<24} {'cores busy':>10} {'of machine':>11}")
