@@ -126,7 +126,7 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
 
     capacity = 4 * 16 * STEPS * ENVS
     limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
-    slots = max(shard_slot_bytes(batch, prefetch, 1, per_call=per_call) for *_, per_call in STREAM_PATHS)
+    slots = max(shard_slot_bytes(batch, prefetch, per_call=per_call) for *_, per_call in STREAM_PATHS)
     handles = launch_shards("pong", ACTIONS, [capacity] * shards, limiter, concurrency=prefetch + 4, slot_bytes=slots)
     ray.get([h.size.remote() for h in handles])  # started: process start-up is not insert time
     pools = [ray.put(m) for m in messages(16)]
@@ -298,7 +298,7 @@ def main() -> None:
         rows.append((f"Ray, {r['shards']} shard(s): sample batches/s per shard", r["sample_batches_per_s_per_shard"],
                      r["sample_ratio"]))
         for path, shared, per_call in STREAM_PATHS:
-            label = path if per_call else f"{path} ({request_shape(args.prefetch, 1, args.batch)[1]}/call)"
+            label = path if per_call else f"{path} ({request_shape(args.prefetch, args.batch)[1]}/call)"
             rows.append((f"  learner's stream, {label}, batches/s", r["stream_batches_per_s_per_shard"][path],
                          r["stream_ratio"][path]))
         rows.append((f"Ray, {r['shards']} shard(s): insert steps/s per shard", r["insert_steps_per_s_per_shard"],

@@ -1,4 +1,4 @@
-"""Batches from replay shards, with `prefetch` sample requests always in flight.
+"""Batches from replay shards, asked for ahead of the updates that will train on them.
 
 Both learners (distillation and DQN) train from this stream: while one batch trains the
 next few are already on their way, and the time still spent waiting is measured. A game
@@ -14,6 +14,7 @@ the stream falls back to batches through Ray for good.
 from __future__ import annotations
 
 import collections
+import math
 import time
 
 import numpy as np
@@ -31,45 +32,62 @@ SAMPLES_PER_CALL = 512
 MAX_PER_CALL = 16
 
 
-def request_shape(prefetch: int, games: int, batch_size: int, per_call: int | None = None) -> tuple[int, int]:
-    """(requests in flight, batches per request): `prefetch` batches ahead; for one game PER_CALL a
-    request, or more at small batches (at least SAMPLES_PER_CALL samples: 16 batches of 32), one each
-    for several (a multi-task schedule alternates games); with several per request, at least two
-    requests, so one is always on its way."""
+def request_shape(prefetch: int, batch_size: int, per_call: int | None = None) -> tuple[int, int]:
+    """(requests in flight, batches per request): `prefetch` batches ahead, PER_CALL a request, or more
+    at small batches (at least SAMPLES_PER_CALL samples: 16 batches of 32); with several per request,
+    at least two requests, so one is always on its way."""
     if per_call is None:
-        per_call = 1 if games != 1 else max(PER_CALL, min(MAX_PER_CALL, SAMPLES_PER_CALL // batch_size))
+        per_call = max(PER_CALL, min(MAX_PER_CALL, SAMPLES_PER_CALL // batch_size))
     return (prefetch if per_call == 1 else max(2, -(-prefetch // per_call))), per_call
 
 
-def slots_lent(prefetch: int, games: int, batch_size: int, per_call: int | None = None) -> int:
-    """The most slots one stream holds from one shard when that shard serves a request: the requests
-    in flight (this one included), the batches fetched and in use, and two on their way back. A
-    stream gives a shard's slots back with its next request to that shard, before the shard lends
-    it more, so however many games or shards it draws from, each shard's share stays within this."""
-    calls, per_call = request_shape(prefetch, games, batch_size, per_call)
+def per_call_within(samples: float, prefetch: int, batch_size: int) -> int:
+    """The most batches a request may carry (request_shape's default at most) with the stream's
+    look-ahead, `calls * per_call` batches, within `samples`; at least 1."""
+    per_call = request_shape(prefetch, batch_size)[1]
+    while per_call > 1 and math.prod(request_shape(prefetch, batch_size, per_call)) * batch_size > samples:
+        per_call -= 1
+    return per_call
+
+
+def slots_lent(prefetch: int, batch_size: int, per_call: int | None = None) -> int:
+    """The most slots one stream holds from one shard when that shard serves a request: what the
+    stream looks ahead, one request more, and two on their way back. A stream gives a shard's slots
+    back with its next request to that shard, before the shard lends it more, and asks a game for more
+    only while what it holds of that game falls short of what the schedule will draw from it, so
+    however many games or shards it draws from, each shard's share stays within this."""
+    calls, per_call = request_shape(prefetch, batch_size, per_call)
     return (calls + 1) * per_call + 2
 
 
-def shard_slot_bytes(batch_size: int, prefetch: int, games: int, streams: int = 1, stacks: int = 1,
+def shard_slot_bytes(batch_size: int, prefetch: int, streams: int = 1, stacks: int = 1,
                      per_call: int | None = None) -> int:
     """The shared memory a shard lends to `streams` learners at most: what the memory plan reserves,
     and the shard's cap (past it, batches go through the object store)."""
-    return streams * slots_lent(prefetch, games, batch_size, per_call) * slot_bytes(batch_size, stacks)
+    return streams * slots_lent(prefetch, batch_size, per_call) * slot_bytes(batch_size, stacks)
 
 
 class BatchStream:
     def __init__(self, shards: dict[str, list], batch_size: int, prefetch: int, schedule: GameSchedule,
                  seed: int = 0, timeout_s: float = 600.0, method: str = "sample", shared: bool = True,
                  per_call: int | None = None, **method_kwargs):
-        """`prefetch`: batches requested ahead; `per_call`: batches per request (see request_shape)."""
+        """`prefetch`: batches requested ahead; `per_call`: batches per request (see request_shape).
+
+        The stream draws the schedule `calls * per_call` games ahead and keeps, for each game, at
+        least as many batches fetched or on their way as those games hold of it, asking a game's shard
+        for `per_call` more whenever it falls short: batches come out in the schedule's order, and a
+        request of several batches still serves a multi-task schedule that alternates games."""
         self.shards, self.batch_size = shards, batch_size
-        self.calls, self.per_call = request_shape(prefetch, len(shards), batch_size, per_call)
+        self.calls, self.per_call = request_shape(prefetch, batch_size, per_call)
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}
         self.rng = np.random.default_rng(seed)
+        self.upcoming: collections.deque = collections.deque()  # the schedule's next games, in order
+        self.wanted = collections.Counter()  # game -> how many times it is in `upcoming`
+        self.coming = collections.Counter()  # game -> batches fetched or asked for, not yet handed out
         self.pending: collections.deque = collections.deque()  # (game, shard index, ref), oldest first
-        self.ready: collections.deque = collections.deque()  # (game, shard index, batch) fetched, not yet used
+        self.ready = collections.defaultdict(collections.deque)  # game -> (shard index, batch) fetched, unused
         self.shared, self.node = shared, None
         self.readers = collections.defaultdict(SlotReader)  # (game, shard index) -> its slots, mapped
         self.to_release = collections.defaultdict(list)  # (game, shard index) -> tokens of slots done with
@@ -88,12 +106,16 @@ class BatchStream:
             kwargs["release"] = self.to_release.pop((game, index))
         return self.shards[game][index].sample_batches.remote(self.method, self.batch_size, count, **kwargs)
 
-    def _request(self) -> None:
-        games = [self.schedule.next() for _ in range(self.per_call)]
-        index = pick_shard(self.shard_sizes[games[0]], self.rng)
-        for game in games[1:]:
-            assert game == games[0], "several batches per call need a single game"
-        self.pending.append((games[0], index, self._call(games[0], index, len(games))))
+    def _look_ahead(self) -> None:
+        """Draws the schedule up to `calls * per_call` games ahead and asks for what they lack."""
+        while len(self.upcoming) < self.calls * self.per_call:
+            game = self.schedule.next()
+            self.upcoming.append(game)
+            self.wanted[game] += 1
+            if self.coming[game] < self.wanted[game]:
+                index = pick_shard(self.shard_sizes[game], self.rng)
+                self.pending.append((game, index, self._call(game, index, self.per_call)))
+                self.coming[game] += self.per_call
 
     def _open(self, game: str, index: int, batch: dict) -> dict:
         """The batch with its frames read in place from the shard's slot, or, where the slot cannot be
@@ -128,24 +150,21 @@ class BatchStream:
                                    f"{timeout_s:.0f}s, below min_replay={min_replay}; are the actors running?")
             time.sleep(0.2)
 
-    def _fetch(self) -> float:
-        """Waits for the oldest request; returns the seconds waited."""
+    def _fetch(self, game: str) -> float:
+        """Waits for the oldest request for `game`; returns the seconds waited."""
         import ray
 
-        while len(self.pending) < self.calls:
-            self._request()
-        game, index, ref = self.pending.popleft()
+        at = next(i for i, (asked, *_) in enumerate(self.pending) if asked == game)
+        _, index, ref = self.pending[at]
+        del self.pending[at]
         before = time.perf_counter()
         try:
             batches = ray.get(ref, timeout=self.timeout_s)
         except ray.exceptions.GetTimeoutError:
             raise TimeoutError(f"no batch from {game} replay shard {index} in {self.timeout_s:.0f}s; "
                                f"are its actors alive?") from None
-        waited = time.perf_counter() - before
-        del ref
-        self.ready.extend((game, index, batch) for batch in batches)
-        self._request()
-        return waited
+        self.ready[game].extend((index, batch) for batch in batches)
+        return time.perf_counter() - before
 
     def next(self) -> tuple[str, dict, float]:
         """(game, batch, seconds waited for it)."""
@@ -153,8 +172,12 @@ class BatchStream:
             game, index, token = self.held
             self.to_release[(game, index)].append(token)
             self.held = None
-        waited = 0.0 if self.ready else self._fetch()
-        game, index, batch = self.ready.popleft()
+        self._look_ahead()
+        game = self.upcoming.popleft()
+        self.wanted[game] -= 1
+        self.coming[game] -= 1
+        waited = 0.0 if self.ready[game] else self._fetch(game)
+        index, batch = self.ready[game].popleft()
         batch = self._open(game, index, batch)
         self.shard_sizes[game][index] = float(batch["shard_size"])
         return game, batch, waited
@@ -166,7 +189,7 @@ class BatchStream:
         tokens = collections.defaultdict(list, self.to_release)
         if self.held is not None:
             tokens[self.held[:2]].append(self.held[2])
-        fetched = list(self.ready)
+        fetched = [(game, index, batch) for game, batches in self.ready.items() for index, batch in batches]
         for game, index, ref in self.pending:
             try:
                 fetched += [(game, index, batch) for batch in ray.get(ref, timeout=self.timeout_s)]

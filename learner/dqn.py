@@ -22,10 +22,6 @@ from learner.updates import run_updates
 from models.checkpoint import make_payload
 from models.networks import QNetwork
 
-# one batch per request: what the DQN samples ahead of its updates stays --prefetch, so its updates per
-# frame (held by the replay ratio) and its checkpoints' frames are what they were
-PER_CALL = 1
-
 
 @dataclass(frozen=True)
 class DQNConfig:
@@ -40,6 +36,7 @@ class DQNConfig:
     grad_clip: float = 10.0
     batch_timeout_s: float = 600.0
     graphs: bool = True  # each update one CUDA graph replay (learner/graphs.py); CUDA only
+    per_call: int | None = None  # batches per sample request (learner/batches.py::request_shape)
 
 
 def td_targets(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, torch.Tensor],
@@ -77,7 +74,7 @@ class DQNLearner:
         self.graphed = GraphedUpdates(self._update_body, self.online.parameters(), self.device) if graphed else None
         self.updates = 0
         self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
-                                  config.seed, config.batch_timeout_s, method="sample_transitions", per_call=PER_CALL,
+                                  config.seed, config.batch_timeout_s, method="sample_transitions", per_call=config.per_call,
                                   n=self.dqn.n_step, gamma=self.dqn.gamma)
         if resume is not None:
             self.online.load_state_dict(resume["model"])

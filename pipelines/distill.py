@@ -388,7 +388,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     sweep = cfg.student.pairs()
     plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.replay.capacity_steps,
                       cfg.replay.replay_shards, shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch,
-                                                                 len(games), streams=len(sweep) * cfg.learner_gpus))
+                                                                 streams=len(sweep) * cfg.learner_gpus))
     start = start_run(cfg.KIND, cfg, run, echo,
                       cpus=sum(1 if g.dataset else cfg.acting.actors for g in games) + len(sweep) * cfg.learner_gpus
                       + 1,

@@ -37,7 +37,7 @@ DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds
 def distill_memory_plan(cfg: OnlineConfig) -> MemoryPlan:
     spec = game_spec(cfg.acting.game)
     return MemoryPlan({spec.name: spec.num_actions}, cfg.distill_replay.capacity_steps, 1,
-                      shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch, 1))
+                      shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch))
 
 
 class Distillation:

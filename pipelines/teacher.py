@@ -21,8 +21,8 @@ from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
 from cluster.registry import CheckpointRegistry
 from cluster.runtime import runs_within
-from learner.batches import shard_slot_bytes
-from learner.dqn import PER_CALL as DQN_PER_CALL, DQNConfig, DQNLearner
+from learner.batches import per_call_within, shard_slot_bytes
+from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
@@ -30,12 +30,18 @@ from pipelines.evaluation import eval_protocol
 from pipelines.rundir import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
+from replay.rate_limiter import band
 from replay.shard import launch_shards, shard_for_actor, split_budget, stats_if_answered
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
+    """The DQN's sample requests carry several batches, but what it asks for ahead of its updates stays
+    inside the replay ratio's band (replay/rate_limiter.py), so its actors run no further ahead of its
+    updates than the limiter already lets them: its checkpoints' frames and updates keep their ratio."""
+    lead = band(cfg.replay.replay_ratio, cfg.acting.chunk_size, cfg.dqn.batch_size)
     return DQNConfig(dqn=cfg.dqn, prefetch=cfg.replay.prefetch, min_replay=cfg.replay.min_replay, device=cfg.run.device,
-                     seed=cfg.run.seed)
+                     seed=cfg.run.seed,
+                     per_call=per_call_within(lead, cfg.replay.prefetch, cfg.dqn.batch_size))
 
 
 def recipe(cfg: TeacherConfig) -> dict:
@@ -67,7 +73,8 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
 def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
     spec = game_spec(cfg.acting.game)
     return MemoryPlan({spec.name: spec.num_actions}, cfg.replay.capacity_steps, cfg.replay.replay_shards,
-                      shard_slot_bytes(cfg.dqn.batch_size, cfg.replay.prefetch, 1, stacks=2, per_call=DQN_PER_CALL))
+                      shard_slot_bytes(cfg.dqn.batch_size, cfg.replay.prefetch, stacks=2,
+                                       per_call=dqn_config(cfg).per_call))
 
 
 class DQNTraining:

@@ -15,6 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def band(ratio: float, insert_steps: int, batch_size: int) -> float:
+    """The narrowest band that can never stall both sides at once, doubled for jitter: how far, in
+    sampled steps, either side may run ahead of the other."""
+    return 2.0 * (insert_steps * ratio + batch_size)
+
+
 @dataclass
 class SampleToInsertRatio:
     ratio: float  # sampled steps per inserted step; 0 disables the limit
@@ -30,8 +36,7 @@ class SampleToInsertRatio:
 
     @classmethod
     def for_shard(cls, ratio: float, min_size: int, insert_steps: int, batch_size: int) -> "SampleToInsertRatio":
-        """The narrowest band that can never stall both sides at once, doubled for jitter."""
-        return cls(ratio, min_size, 2.0 * (insert_steps * ratio + batch_size))
+        return cls(ratio, min_size, band(ratio, insert_steps, batch_size))
 
     def _diff(self) -> float:
         return self.inserted * self.ratio - self.sampled

@@ -112,7 +112,7 @@ def test_through_ray_the_slot_path_delivers_what_the_ray_path_does(ray_runtime, 
         assert np.array_equal(batch["obs"], before)
     stats = ray_runtime.get([shard.stats.remote() for shard in shards])
     assert streams[0].slot_batches == 50 and stats[0]["slot_batches"] >= 50 and stats[1]["slot_batches"] == 0
-    assert stats[0]["slot_bytes"] <= shard_slot_bytes(32, 3, 1, stacks=len(keys))  # what the memory plan reserves
+    assert stats[0]["slot_bytes"] <= shard_slot_bytes(32, 3, stacks=len(keys))  # what the memory plan reserves
     streams[0].close()  # an ending learner gives back all it holds or asked for
     assert ray_runtime.get(shards[0].stats.remote())["slot_bytes"] > 0
     lent = ray_runtime.get(shards[0].__ray_call__.remote(lambda shard: len(shard.slots.lent)))
@@ -122,24 +122,28 @@ def test_through_ray_the_slot_path_delivers_what_the_ray_path_does(ray_runtime, 
 
 
 def test_a_multi_task_stream_stays_within_the_slots_the_memory_plan_reserves(ray_runtime):
-    """Ten games drawn in turn, each game's slots given back when it is drawn again: no shard lends
-    more than the memory plan reserves, so none falls back to the object store."""
+    """Ten games drawn in turn (one weighted double), each request 16 batches of one game: batches come
+    out in the schedule's order, and no shard lends more than the memory plan reserves, so none falls
+    back to the object store."""
     from learner.batches import BatchStream, shard_slot_bytes, slots_lent
     from learner.schedule import GameSchedule
 
     games = [f"game{i}" for i in range(10)]
-    cap = shard_slot_bytes(32, 2, len(games))
+    cap = shard_slot_bytes(32, 2)
     shards = {game: [ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=8).remote(
         "pong", 6, 256, 5, slot_bytes=cap)] for game in games}
     for chunk in stream_chunks(6):
         ray_runtime.get([handles[0].insert.remote(encode(chunk)) for handles in shards.values()])
-    stream = BatchStream(shards, 32, 2, GameSchedule({game: 1.0 for game in games}))
+    weights = {game: 1.0 + (game == "game0") for game in games}
+    stream, order = BatchStream(shards, 32, 2, GameSchedule(weights)), GameSchedule(weights)
+    assert stream.per_call == 16  # several batches a request, each request from one game's shard
     most_lent = 0
     for _ in range(60):
-        stream.next()
+        game, batch, _ = stream.next()
+        assert game == order.next()  # in the schedule's order, however the requests group them
         lent = ray_runtime.get([h[0].__ray_call__.remote(lambda shard: len(shard.slots.lent)) for h in shards.values()])
         most_lent = max(most_lent, *lent)
-    assert most_lent <= slots_lent(2, len(games), 32)
+    assert most_lent <= slots_lent(2, 32)
     assert stream.slot_batches == 60, "a batch went through the object store: a shard's slots ran out"
     stream.close()
     for handles in shards.values():

@@ -135,7 +135,7 @@ def test_memory_plan_is_exact_and_refuses_what_cannot_fit():
 def test_memory_plan_reserves_each_shards_batch_slots():
     from learner.batches import shard_slot_bytes
 
-    slots = shard_slot_bytes(256, 4, 1, streams=2)  # a sweep of two students at batch 256
+    slots = shard_slot_bytes(256, 4, streams=2)  # a sweep of two students at batch 256
     assert slots == 2 * 14 * (256 * 4 * 84 * 84 + 4096)  # two requests of 4 in flight, 4 in use, 2 going back
     plan = MemoryPlan({"pong": 6}, steps_per_game=10_000, shards_per_game=2, slot_bytes=slots)
     ring = MemoryPlan({"pong": 6}, steps_per_game=10_000, shards_per_game=2)
