@@ -175,6 +175,33 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
     }
 
 
+def request_shapes(games: int, seconds: float, batch: int, prefetch: int) -> dict:
+    """The learners' streams beyond one game's student: a multi-task student's over `games` shards
+    (one a game, drawn in turn) and a DQN's n-step transitions (two stacks a sample) from one shard,
+    each at one batch a request and at the default several, in batches/s, one run."""
+    import ray
+
+    limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
+    slots = shard_slot_bytes(batch, prefetch, stacks=2)
+    handles = {f"game{g}": launch_shards("pong", ACTIONS, [4 * STEPS * ENVS], limiter, concurrency=prefetch + 4,
+                                         slot_bytes=slots)[0] for g in range(games)}
+    for g, handle in enumerate(handles.values()):
+        ray.get([handle.insert.remote(m) for m in messages(4, seed=g)])
+    cases = {"multi-task": ({game: [h] for game, h in handles.items()}, "sample", {}),
+             "DQN transitions": ({"game0": [handles["game0"]]}, "sample_transitions", {"n": 3, "gamma": 0.99})}
+    rates = {}
+    for name, (shards, method, kwargs) in cases.items():
+        for per_call in (1, None):
+            stream = BatchStream(shards, batch, prefetch, GameSchedule({game: 1.0 for game in shards}),
+                                 method=method, per_call=per_call, **kwargs)
+            stream.next()
+            rates[f"{name}, {stream.per_call}/call"] = rate(lambda: stream.next() and 1, seconds)
+            stream.close()
+    for handle in handles.values():
+        ray.kill(handle)
+    return {"games": games, "batch_size": batch, "batches_per_s": rates}
+
+
 def bare_loop(student: str, batch: int, updates: int, heads: dict[str, int] | None = None) -> float:
     """The ceiling for a learner: the same network, loss and optimizer stepping on one fixed batch per
     head (game after game, as a multi-task schedule draws them) in this process, with no replay, Ray
@@ -274,6 +301,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--prefetch", type=int, default=4)
     parser.add_argument("--learner-updates", type=int, default=60)
+    parser.add_argument("--games", type=int, default=10, help="shards of the multi-task stream measured")
     parser.add_argument("--out", default="bench/out/replay.json")
     args = parser.parse_args()
 
@@ -281,6 +309,7 @@ def main() -> None:
     connect(None, cpus_needed=2)
     shard_counts = [int(k) for k in args.shards.split(",")]
     remote = [ray_rates(k, args.seconds, args.batch, args.prefetch, local) for k in shard_counts]
+    shapes = request_shapes(args.games, args.seconds, args.batch, args.prefetch)
     idle = [learner_idle(k, b, args.learner_updates if b == args.batch else 5 * args.learner_updates, "net1")
             for k in shard_counts for b in (32, args.batch)]
 
@@ -307,6 +336,9 @@ def main() -> None:
                  remote[0]["object_store_put_get_per_s"] / local["ceiling_gather_batches_per_s"]))
     for label, value, ratio in rows:
         print(f"{label:<44} {value:>14,.1f} {ratio:>11.3f}")
+    print(f"\n{'stream (' + str(args.games) + ' games; batch ' + str(args.batch) + ')':<44} {'batches/s':>14}")
+    for label, value in shapes["batches_per_s"].items():
+        print(f"{label:<44} {value:>14,.1f}")
     print(f"\n{'learner (net1)':<32} {'updates/s':>10} {'waiting':>8} {'bare loop':>10} {'of bare':>8}")
     for r in idle:
         bare = "n/a" if r["bare_loop_updates_per_s"] is None else f"{r['bare_loop_updates_per_s']:.1f}"
@@ -316,7 +348,8 @@ def main() -> None:
 
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-              "frame_bytes": FRAME_BYTES, "local": local, "ray": remote, "learner": idle}
+              "frame_bytes": FRAME_BYTES, "local": local, "ray": remote, "request_shapes": shapes,
+              "learner": idle}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"\nwrote {args.out}")

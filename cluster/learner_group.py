@@ -102,16 +102,25 @@ class LearnerGroup:
     def submit_train(self, updates: int) -> list:
         return [actor.train.remote(updates) for actor in self.actors]
 
-    def collect(self, calls: list) -> dict:
+    def collect(self, calls: list, watch=None) -> dict:
         """Waits for one interval on every replica; a dead replica raises at once rather than
-        after its partners time out in the all-reduce."""
+        after its partners time out in the all-reduce. `watch` (replay/shard.py::ShardWatch) is
+        checked while waiting: a replay shard lost for good raises ReplayLost, rather than the
+        learner failing when its batch timeout runs out."""
         import ray
 
         pending = list(calls)
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            done, pending = ray.wait(pending, num_returns=1, timeout=None if watch is None else 1.0)
             ray.get(done)
+            if pending and not done and watch is not None:
+                watch.check()
         return self.combine(ray.get(calls))
+
+    def abandon(self, calls: list) -> None:
+        """Leaves `calls` unanswered (they wait on a replay that is gone): `kill` then ends the replicas
+        at once, and the last checkpoint is where this student stopped."""
+        self.abandoned = list(calls)
 
     def combine(self, results: list[dict]) -> dict:
         """Rank 0's record, with the samples of every replica and their mean loss and wait."""

@@ -23,7 +23,7 @@ from actors.games import GameSpec, game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
 from cluster.learner_group import LearnerGroup, LearnerLost
-from cluster.placement import PlacementPlan, plan_run
+from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
 from cluster.runtime import on_this_node, runs_within
 from learner.batches import shard_slot_bytes
 from learner.learner import LearnerConfig
@@ -36,7 +36,8 @@ from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations, eval_kwargs
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan
-from replay.shard import SHARD_ANSWER_S, UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
+from replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, launch_shards, replay_totals,
+                          shard_for_actor)
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
@@ -199,13 +200,15 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     updates = {g.series: (resume.get(g.series) or {}).get("updates", 0) for g in groups}
     saved = dict(updates)
     previous = interval_metrics(games, {})
+    watch = ShardWatch({g.spec.name: g.shards for g in games}, PLACEMENT_TIMEOUT_S)
+    abandoned = set()
     while any(updates[g.series] < cfg.updates for g in groups) and not stopping.requested():
         active = [g for g in groups if updates[g.series] < cfg.updates]
         calls = {g.series: g.submit_train(interval(cfg, updates[g.series])) for g in active}
         replay = None
-        for group in active:
+        for k, group in enumerate(active):
             try:  # a learner lost mid-interval, or before its checkpoint is taken, is rebuilt from the last one
-                metrics = group.collect(calls[group.series])
+                metrics = group.collect(calls[group.series], watch)
                 updates[group.series] = metrics["updates"]
                 if replay is None:
                     replay = previous = replay_figures(games, previous)
@@ -218,17 +221,26 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 if updates[group.series] % cfg.run.checkpoint_every == 0 or updates[group.series] >= cfg.updates:
                     run.save_checkpoint(group.state(extra), group.series)
                     saved[group.series] = updates[group.series]
-            except ray.exceptions.RayActorError as error:
-                updates[group.series] = saved[group.series] = rebuild(run, group, error, echo)
-                if stopping.requested():
-                    break
-                continue
+            except (ray.exceptions.RayActorError, ReplayLost) as error:
+                if isinstance(error, ReplayLost):  # every student samples every shard: none can go on
+                    stopping.request(str(error))
+                else:
+                    updates[group.series] = saved[group.series] = rebuild(run, group, error, echo)
+                if not stopping.requested():
+                    continue
+                for waiting in active[k + isinstance(error, ray.exceptions.RayActorError):]:
+                    # the others' intervals are not waited for (on a lost node or replay they may never
+                    # end): each student stops at its last checkpoint, and a resume goes on from there
+                    waiting.abandon(calls[waiting.series])
+                    updates[waiting.series] = saved[waiting.series]
+                    abandoned.add(waiting.series)
+                break
             if cfg.eval_every and updates[group.series] % cfg.eval_every == 0 and updates[group.series] < cfg.updates:
                 evaluations.submit(group, metrics_kind(group.series), updates[group.series], extra)
         evaluations.poll()
     if stopping.requested():  # a final checkpoint where the last interval ended
         for group in groups:
-            if saved[group.series] != updates[group.series]:
+            if saved[group.series] != updates[group.series] and group.series not in abandoned:
                 run.save_checkpoint(group.state(extra), group.series)
     return updates
 

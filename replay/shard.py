@@ -233,6 +233,41 @@ def stats_if_answered(shards: list, timeout_s: float = SHARD_ANSWER_S) -> list[d
         return None
 
 
+class ReplayLost(RuntimeError):
+    pass
+
+
+class ShardWatch:
+    """Says when a replay shard has not answered for `lost_after_s`: its node left the cluster and
+    Ray could not place it again, so learners that sample it would otherwise wait out their batch
+    timeout and fail. Each `check` is cheap: it looks at one small call per shard, sent earlier."""
+
+    def __init__(self, shards: dict[str, list], lost_after_s: float):
+        self.shards, self.lost_after_s = shards, lost_after_s
+        self.asked: dict[tuple[str, int], tuple] = {}  # (game, index) -> (call, when it was sent)
+
+    def check(self) -> None:
+        """Raises ReplayLost naming the first shard silent for `lost_after_s`."""
+        import ray
+
+        now = time.monotonic()
+        for game, handles in self.shards.items():
+            for index, shard in enumerate(handles):
+                call, sent = self.asked.get((game, index), (None, now))
+                if call is not None:
+                    answered, _ = ray.wait([call], timeout=0)
+                    if not answered:
+                        if now - sent > self.lost_after_s:
+                            raise ReplayLost(f"replay shard {game}/{index} could not be placed again within "
+                                             f"{self.lost_after_s:.0f} s: its node left the cluster and no live "
+                                             f"node has room for it")
+                        continue
+                self.asked[(game, index)] = (shard.size.remote(), now)
+
+    def forget(self) -> None:
+        self.asked.clear()
+
+
 def replay_totals(stats: list[dict]) -> dict:
     """Every shard's stats (from `ReplayShard.stats`) summed into one replay's."""
     inserted, sampled = sum(s["limiter"]["inserted"] for s in stats), sum(s["sampled"] for s in stats)

@@ -23,8 +23,10 @@ TINY = {
                         lambda r: positive_rows(r, ["bare_steps_per_s", "labelled_steps_per_s"])
                         and all(row["labelled_steps_per_s"] <= 1.5 * row["bare_steps_per_s"] for row in r["rows"])),
     "throughput.py": (["--seconds", "1"], lambda r: len(r["rows"]) == 7 and all(row["value"] > 0 for row in r["rows"])),
-    "replay_bench.py": (["--capacity", "2000", "--shards", "1", "--seconds", "1", "--learner-updates", "5"],
+    "replay_bench.py": (["--capacity", "2000", "--shards", "1", "--seconds", "1", "--learner-updates", "5",
+                         "--games", "2"],
                         lambda r: 0.9 < r["local"]["measured_over_formula"] < 1.5 and r["ray"] and r["learner"]
+                        and len(r["request_shapes"]["batches_per_s"]) == 4
                         and all(row["of_bare_loop"] > 0 for row in r["learner"])),
     "learner_scaling.py": (["--replicas", "1", "--sweep", "1", "--updates", "10", "--student", "net3", "--steps",
                             "1024"], lambda r: {row["mode"] for row in r["rows"]} == {"data-parallel", "sweep"}

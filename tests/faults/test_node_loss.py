@@ -1,7 +1,8 @@
 """A node leaves a two-node cluster on 127.0.0.1 mid-run. One that held a teacher actor: the actor
-is placed again where there is room and the run finishes. One that held the learner, which no
-other node can hold: the run stops with its last checkpoint and says what could not be placed;
-once such a node joins, --resume finishes it. Either way every update and metrics line counts once."""
+is placed again where there is room and the run finishes. One that held the learner, or only the
+replay the learner samples, which no other node can hold: the run stops with its last checkpoint
+and says what could not be placed; once such a node joins, --resume finishes it. Either way every
+update and metrics line counts once."""
 
 import json
 import os
@@ -26,14 +27,14 @@ def join(cluster: Cluster, nodes: int, *flags: str) -> None:
         time.sleep(1)
 
 
-def two_nodes(head: dict, worker: dict):
+def two_nodes(head: dict, worker: dict, *head_flags: str):
     cluster = Cluster()
     cluster.env["ATARI_DISTILL_PLACEMENT_TIMEOUT_S"] = "20"
     try:
         cluster.start_node("--head", "--port", str(cluster.port), "--num-cpus", "4", "--temp-dir", cluster.temp,
                            "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                            "--dashboard-port", str(cluster.dashboard), "--disable-usage-stats",
-                           "--resources", json.dumps(head))
+                           "--resources", json.dumps(head), *head_flags)
         deadline = time.monotonic() + 90
         while cluster.state("len(list_nodes(address=A))") != 1:
             assert cluster.nodes[0].poll() is None and time.monotonic() < deadline, cluster.log_tail()
@@ -52,6 +53,12 @@ def actor_node():
 @pytest.fixture
 def learner_node():
     yield from two_nodes({}, LEARNER)
+
+
+@pytest.fixture
+def replay_node():
+    """The learner's node has too little memory for the replay, which goes to the other node."""
+    yield from two_nodes(LEARNER, {}, "--memory", str(32 * 2**20))
 
 
 def start_distill(cluster: Cluster, out: Path):
@@ -100,20 +107,33 @@ def test_a_lost_actor_node_is_survived(actor_node, tmp_path):
     assert_finished(tmp_path / "run")
 
 
-def test_a_lost_learner_node_stops_the_run_and_resume_finishes_it(learner_node, tmp_path):
+def stopped_then_resumed(cluster: Cluster, holding: str, reason: str, out: Path, *joining: str) -> None:
+    """The node holding `holding` lost: the run stops saying `reason`; a node (`joining`) joins, and
+    --resume finishes the run exactly."""
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
-    out = tmp_path / "run"
-    code, stdout, stderr = lose_a_node_mid_run(learner_node, "Learner", out)
+    started = time.monotonic()
+    code, stdout, stderr = lose_a_node_mid_run(cluster, holding, out)
     assert code == 75, stderr[-3000:]
-    assert "stopped by learner net1/kl could not be placed again" in stdout and f"--resume {out}" in stdout, stdout
+    assert f"stopped by {reason}" in stdout and f"--resume {out}" in stdout, stdout
+    assert time.monotonic() - started < 300  # the learners' own batch timeout (600 s) was not waited out
     stopped = json.loads((out / "summary.json").read_text())
     assert stopped["complete"] is False
-    join(learner_node, 2, "--num-cpus", "2", "--resources", json.dumps(LEARNER))  # a node with room joins
+    join(cluster, 2, "--num-cpus", "2", *joining)
     done = subprocess.run([sys.executable, str(ROOT / "launch.py"), "distill", "--resume", str(out)],
-                          env=learner_node.env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_finished(out)
+
+
+def test_a_lost_learner_node_stops_the_run_and_resume_finishes_it(learner_node, tmp_path):
+    stopped_then_resumed(learner_node, "Learner", "learner net1/kl could not be placed again", tmp_path / "run",
+                         "--resources", json.dumps(LEARNER))
+
+
+def test_a_lost_replay_node_stops_the_learner_that_outlived_it_and_resume_finishes_it(replay_node, tmp_path):
+    stopped_then_resumed(replay_node, "ReplayShard", "replay shard pong/0 could not be placed again",
+                         tmp_path / "run")
