@@ -15,6 +15,9 @@ never sampled. Sampling is uniform over every sampleable step.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from replay.chunk import FRAME_SHAPE, Chunk
@@ -24,6 +27,31 @@ _FIRST, _TERMINATED, _TRUNCATED = 1, 2, 4
 FRAME_BYTES = FRAME_SHAPE[0] * FRAME_SHAPE[1]
 # seq (8) + prev (8) + next (8) + rewards (4) + teacher_version (4) + actions (1) + flags (1)
 METADATA_BYTES_PER_STEP = 34
+
+
+# A batch's gather is split over threads (NumPy's take runs without the GIL) once it moves this many
+# bytes: batch 256 (7.2 MB of stacks), not batch 32, whose thread hand-offs would cost more than they save.
+GATHER_SPLIT_BYTES = 2 << 20
+GATHER_THREADS = min(4, os.cpu_count() or 1)
+_gather_pool: ThreadPoolExecutor | None = None
+
+
+def gather(frames: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """frames[rows] into `out`, in up to GATHER_THREADS parts at once when it is large: the one copy
+    that sets a shard's sampling rate, so a shard serving a GPU learner is not held to one core."""
+    global _gather_pool
+    if out is None:
+        out = np.empty((*rows.shape, *frames.shape[1:]), frames.dtype)
+    parts = min(GATHER_THREADS, out.nbytes // GATHER_SPLIT_BYTES)
+    if parts <= 1:
+        return np.take(frames, rows, axis=0, out=out, mode="clip")  # "raise" would buffer `out`
+    if _gather_pool is None:
+        _gather_pool = ThreadPoolExecutor(GATHER_THREADS, thread_name_prefix="gather")
+    bounds = np.linspace(0, len(rows), parts + 1).astype(int)
+    for done in [_gather_pool.submit(np.take, frames, rows[a:b], 0, out[a:b], "clip")
+                 for a, b in zip(bounds[:-1], bounds[1:])]:
+        done.result()
+    return out
 
 
 def bytes_per_step(num_actions: int) -> int:
@@ -114,9 +142,7 @@ class FrameRing:
 
     def _gather(self, rows: np.ndarray, out: dict | None, key: str) -> np.ndarray:
         """Stacks of frames, written into `out[key]` (a shared-memory slot) when one is given."""
-        if out is None:
-            return self.frames[rows]  # one gather, the same copy a plain fancy index makes
-        return np.take(self.frames, rows, axis=0, out=out[key], mode="clip")  # "raise" would buffer `out`
+        return gather(self.frames, rows, None if out is None else out[key])
 
     def sample(self, batch_size: int, rng: np.random.Generator, max_rounds: int = 64,
                out: dict | None = None) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ from actors.env import EnvConfig, env_seeds, make_vector_env
 from actors.rollout import TeacherRollout
 from models.checkpoint import build_network
 from replay.chunk import decode, encode
-from replay.frame_ring import FRAME_BYTES, FrameRing, bytes_per_step
+from replay.frame_ring import FRAME_BYTES, STACK, FrameRing, bytes_per_step
 
 SHORT_EPISODES = EnvConfig(max_episode_frames=240, noop_max=30)  # about 60 steps: many episode starts
 
@@ -107,3 +107,16 @@ def test_ring_memory_is_frame_bytes_plus_q_plus_metadata():
     ring = FrameRing(1000, num_actions=6)
     assert ring.nbytes() == 1000 * bytes_per_step(6) + FRAME_BYTES  # plus the zero padding row
     assert bytes_per_step(6) <= 1.05 * (7056 + 24)
+
+
+@pytest.mark.parametrize("into", [False, True])
+def test_a_large_gather_split_over_threads_is_the_plain_fancy_index(monkeypatch, into):
+    import replay.frame_ring as frame_ring
+
+    monkeypatch.setattr(frame_ring, "GATHER_THREADS", 3)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (1001, 84, 84), dtype=np.uint8)
+    rows = rng.integers(0, 1001, (257, STACK))  # 7.3 MB: three parts, of unequal lengths
+    out = np.full((257, STACK, 84, 84), 7, np.uint8) if into else None
+    got = frame_ring.gather(frames, rows, out)
+    assert np.array_equal(got, frames[rows]) and (got is out or not into)
