@@ -182,24 +182,30 @@ def request_shapes(games: int, seconds: float, batch: int, prefetch: int) -> dic
     import ray
 
     limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
-    slots = shard_slot_bytes(batch, prefetch, stacks=2)
-    handles = {f"game{g}": launch_shards("pong", ACTIONS, [4 * STEPS * ENVS], limiter, concurrency=prefetch + 4,
-                                         slot_bytes=slots)[0] for g in range(games)}
+    handles = {}
+    for g, stacks in enumerate([1] * games + [2]):  # a shard serves one kind of batch, as in a run
+        handles[f"game{g}" if g < games else "dqn"] = launch_shards(
+            "pong", ACTIONS, [4 * STEPS * ENVS], limiter, concurrency=prefetch + 4,
+            slot_bytes=shard_slot_bytes(batch, prefetch, stacks=stacks))[0]
     for g, handle in enumerate(handles.values()):
         ray.get([handle.insert.remote(m) for m in messages(4, seed=g)])
+    dqn = handles.pop("dqn")
     cases = {"multi-task": ({game: [h] for game, h in handles.items()}, "sample", {}),
-             "DQN transitions": ({"game0": [handles["game0"]]}, "sample_transitions", {"n": 3, "gamma": 0.99})}
-    rates = {}
+             "DQN transitions": ({"pong": [dqn]}, "sample_transitions", {"n": 3, "gamma": 0.99})}
+    rates, through_slots = {}, {}
     for name, (shards, method, kwargs) in cases.items():
         for per_call in (1, None):
             stream = BatchStream(shards, batch, prefetch, GameSchedule({game: 1.0 for game in shards}),
                                  method=method, per_call=per_call, **kwargs)
             stream.next()
-            rates[f"{name}, {stream.per_call}/call"] = rate(lambda: stream.next() and 1, seconds)
+            label = f"{name}, {stream.per_call}/call"
+            rates[label] = rate(lambda: stream.next() and 1, seconds)
+            drawn = stream.slot_batches + stream.object_store_batches
+            through_slots[label] = stream.slot_batches / drawn  # 1.0: none fell back to the object store
             stream.close()
-    for handle in handles.values():
+    for handle in [*handles.values(), dqn]:
         ray.kill(handle)
-    return {"games": games, "batch_size": batch, "batches_per_s": rates}
+    return {"games": games, "batch_size": batch, "batches_per_s": rates, "through_slots": through_slots}
 
 
 def bare_loop(student: str, batch: int, updates: int, heads: dict[str, int] | None = None) -> float:

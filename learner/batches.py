@@ -92,7 +92,7 @@ class BatchStream:
         self.readers = collections.defaultdict(SlotReader)  # (game, shard index) -> its slots, mapped
         self.to_release = collections.defaultdict(list)  # (game, shard index) -> tokens of slots done with
         self.held = None  # (game, shard index, token): the slot of the batch handed out last
-        self.slot_batches = 0
+        self.slot_batches = self.object_store_batches = 0  # batches read in place, and through Ray
 
     def _call(self, game: str, index: int, count: int):
         kwargs = dict(self.method_kwargs)
@@ -134,6 +134,7 @@ class BatchStream:
                 self.shared = False
             self.to_release[(game, index)].append(described["token"])
             batch = ray.get(self._call(game, index, 1), timeout=self.timeout_s)[0]
+        self.object_store_batches += 1
         return batch
 
     def wait_for_replay(self, min_replay: int, timeout_s: float = 600.0) -> None:
