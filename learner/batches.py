@@ -21,7 +21,7 @@ import numpy as np
 
 from learner.schedule import GameSchedule
 from replay.batch_slots import SlotReader, slot_bytes
-from replay.shard import pick_shard
+from replay.shard import pick_shard, unpack_batches
 
 
 PER_CALL = 4  # batches one request brings back from a single game's shard: a call's own cost is paid once
@@ -133,7 +133,7 @@ class BatchStream:
             except OSError:
                 self.shared = False
             self.to_release[(game, index)].append(described["token"])
-            batch = ray.get(self._call(game, index, 1), timeout=self.timeout_s)[0]
+            batch = unpack_batches(ray.get(self._call(game, index, 1), timeout=self.timeout_s))[0]
         self.object_store_batches += 1
         return batch
 
@@ -160,7 +160,7 @@ class BatchStream:
         del self.pending[at]
         before = time.perf_counter()
         try:
-            batches = ray.get(ref, timeout=self.timeout_s)
+            batches = unpack_batches(ray.get(ref, timeout=self.timeout_s))
         except ray.exceptions.GetTimeoutError:
             raise TimeoutError(f"no batch from {game} replay shard {index} in {self.timeout_s:.0f}s; "
                                f"are its actors alive?") from None
@@ -193,7 +193,7 @@ class BatchStream:
         fetched = [(game, index, batch) for game, batches in self.ready.items() for index, batch in batches]
         for game, index, ref in self.pending:
             try:
-                fetched += [(game, index, batch) for batch in ray.get(ref, timeout=self.timeout_s)]
+                fetched += [(game, index, batch) for batch in unpack_batches(ray.get(ref, timeout=self.timeout_s))]
             except ray.exceptions.RayError:
                 continue  # the shard is gone, and its slots with it
         for game, index, batch in fetched:

@@ -160,3 +160,19 @@ def test_a_wind_down_reads_every_shards_stats_or_none_when_one_is_gone(ray_runti
     assert stats_if_answered(shards, timeout_s=20) is None
     assert time.monotonic() - started < 20
     ray_runtime.kill(shards[0])
+
+
+def test_a_requests_batches_pack_into_one_array_per_small_key_and_unpack_as_they_were():
+    from replay.shard import pack_batches, unpack_batches
+
+    rng = np.random.default_rng(0)
+    batches = [{"q": rng.standard_normal((32, 6)).astype(np.float32), "seq": np.arange(32) + 32 * i,
+                "obs": rng.integers(0, 256, (32, 4, 84, 84), dtype=np.uint8), "shard_size": np.int64(100 + i),
+                "slot": {"token": i}} for i in range(3)]
+    expected = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in b.items()} for b in batches]
+    packed = pack_batches(batches)
+    assert set(packed["stacked"]) == {"q", "seq"}  # the frames (900 KB a batch) travel as they are
+    for got, want in zip(unpack_batches(packed), expected, strict=True):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert np.array_equal(got[key], value) if isinstance(value, np.ndarray) else got[key] == value
