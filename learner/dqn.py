@@ -74,8 +74,8 @@ class DQNLearner:
         self.graphed = GraphedUpdates(self._update_body, self.online.parameters(), self.device) if graphed else None
         self.updates = 0
         self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
-                                  config.seed, config.batch_timeout_s, method="sample_transitions", per_call=config.per_call,
-                                  n=self.dqn.n_step, gamma=self.dqn.gamma)
+                                  config.seed, config.batch_timeout_s, method="sample_transitions",
+                                  per_call=config.per_call, n=self.dqn.n_step, gamma=self.dqn.gamma)
         if resume is not None:
             self.online.load_state_dict(resume["model"])
             self.target.load_state_dict(resume["extra"]["target_model"])
