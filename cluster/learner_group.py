@@ -14,6 +14,7 @@ import socket
 import numpy as np
 
 from cluster.placement import PLACEMENT_TIMEOUT_S
+from cluster.runtime import NO_TASK_EVENTS
 from learner.learner import Learner, LearnerConfig
 
 
@@ -46,7 +47,7 @@ class LearnerGroup:
     def start(self, resume: dict | None) -> None:
         import ray
 
-        options = {"num_cpus": 1, "num_gpus": 1 if self.use_gpu else 0}
+        options = {"num_cpus": 1, "num_gpus": 1 if self.use_gpu else 0, **NO_TASK_EVENTS}
         address = None
         if self.replicas > 1:
             address = ray.get(ray.remote(rendezvous).options(num_cpus=0, **self.strategies[0]).remote(),

@@ -19,6 +19,9 @@ REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 # hundreds of small actor calls a second, so the default grew the GCS by 300+ MiB in 25 minutes
 # (bench/soak.py). Clusters set RAY_task_events_max_num_task_in_gcs on `ray start` (docs/CLUSTER.md).
 GCS_TASK_EVENTS = 10_000
+# Even capped, the record grew the GCS 25 MiB an hour in an 80-minute online run: our actors' calls
+# (batches, weights, stats, reports) report no task events at all; Ray's state API still lists the actors.
+NO_TASK_EVENTS = {"enable_task_events": False}
 _on_lost = None  # what to do once the runtime is gone (launch.py: say so in one line and exit)
 
 

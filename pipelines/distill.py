@@ -24,7 +24,7 @@ from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
 from cluster.learner_group import LearnerGroup, LearnerLost
 from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
-from cluster.runtime import on_this_node, runs_within
+from cluster.runtime import NO_TASK_EVENTS, on_this_node, runs_within
 from learner.batches import shard_slot_bytes
 from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
@@ -132,7 +132,7 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
                                 placement=[placement.shard(first_shard + j) for j in range(len(shard_plans))])
     game.teacher_ref = ray.put(game.teacher)
     if dataset:
-        feeder = ray.remote(DatasetFeeder).options(num_cpus=1, max_concurrency=2,
+        feeder = ray.remote(DatasetFeeder).options(num_cpus=1, max_concurrency=2, **NO_TASK_EVENTS,
                                                    scheduling_strategy=on_this_node()).remote(dataset, game.shards)
         game.producers, game.runs = [feeder], [feeder.run.remote(loop=not game.load_once)]
         if game.load_once:
@@ -143,7 +143,7 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
         return
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
-        ray.remote(RolloutActor).options(**start.actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+        ray.remote(RolloutActor).options(**start.actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                          **placement.actor(index * cfg.acting.actors + i)).remote(
             game.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
             num_envs=cfg.acting.envs_per_actor, env_config=game.env_config, epsilon=cfg.acting.epsilon,

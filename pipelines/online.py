@@ -18,7 +18,7 @@ from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
-from cluster.runtime import runs_within
+from cluster.runtime import NO_TASK_EVENTS, runs_within
 from learner.batches import shard_slot_bytes
 from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
@@ -65,7 +65,7 @@ class Distillation:
         config = LearnerConfig(student=cfg.student, prefetch=cfg.replay.prefetch,
                                min_replay=cfg.distill_replay.min_replay,
                                device=cfg.run.device, seed=cfg.run.seed)
-        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"]).remote(
+        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"], **NO_TASK_EVENTS).remote(
             config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
 
     def follow(self, best: dict | None, actor_options: dict, actor_device: str) -> bool:
@@ -77,7 +77,7 @@ class Distillation:
         if not self.actors:
             cfg, restarts = self.cfg, self.training.restarts
             self.actors = [
-                ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, **self.slots["actors"][i]).remote(
+                ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, **self.slots["actors"][i]).remote(
                     self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
                     num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
                     seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,

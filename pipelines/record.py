@@ -19,7 +19,7 @@ from actors.env import actor_seed, resolve_env_mode
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
-from cluster.runtime import connect, on_this_node, runs_within
+from cluster.runtime import NO_TASK_EVENTS, connect, on_this_node, runs_within
 from models.checkpoint import fingerprint
 from pipelines import stopping
 from pipelines.config import RecordConfig
@@ -62,7 +62,7 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict
     first_id = cfg.acting.actors * ray.get(writer.times_resumed.remote())
     teacher_ref = ray.put(teacher)
     actors = [
-        ray.remote(RolloutActor).options(**actor_options, max_concurrency=2).remote(
+        ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, **NO_TASK_EVENTS).remote(
             writer, game=game.name, teacher=teacher_ref, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
             epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, first_id + i), actor_id=first_id + i,
             chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))

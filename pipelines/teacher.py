@@ -20,7 +20,7 @@ from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
 from cluster.registry import CheckpointRegistry
-from cluster.runtime import runs_within
+from cluster.runtime import NO_TASK_EVENTS, runs_within
 from learner.batches import per_call_within, shard_slot_bytes
 from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -105,7 +105,7 @@ class DQNTraining:
         import ray
 
         cfg = self.cfg
-        self.registry = ray.remote(CheckpointRegistry).options(num_cpus=0, max_concurrency=8).remote(
+        self.registry = ray.remote(CheckpointRegistry).options(num_cpus=0, max_concurrency=8, **NO_TASK_EVENTS).remote(
             str(self.run.path / "registry.json"))
         limiter = {"ratio": cfg.replay.replay_ratio, "insert_steps": cfg.acting.chunk_size,
                    "min_replay": cfg.replay.min_replay,
@@ -118,14 +118,15 @@ class DQNTraining:
                                     placement=slots["shards"], insert_budget=split_budget(
                                         (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.acting.actors,
                                         cfg.replay.replay_shards))
-        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"]).remote(
+        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"],
+                                                     **NO_TASK_EVENTS).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
         # held for the run's life: an actor Ray restarts is built again from it (then gets fresh weights
         # and epsilon at the next push), and its new stream starts at chunk 0 with every env reset
         self.initial_policy = policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.dqn.epsilon_at(self.frames)
         self.actors = [
-            ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+            ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                              **slots["actors"][i]).remote(
                 self.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=self.spec.name, teacher=policy,
                 num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,

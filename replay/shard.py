@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from cluster.runtime import NO_TASK_EVENTS
 from replay.batch_slots import SlotPool, stack_layout
 from replay.chunk import ChunkError, decode
 from replay.frame_ring import FrameRing
@@ -224,9 +225,8 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
     for index, steps in enumerate(shard_steps):
         rate = SampleToInsertRatio.for_shard(limiter["ratio"], min(min_size, steps), limiter["insert_steps"],
                                              limiter["batch_size"])
-        # hundreds of calls a second: recorded as Ray task events they only fill the GCS (bench/soak.py)
         options = {"num_cpus": 0, "max_concurrency": concurrency, "max_restarts": -1, "max_task_retries": -1,
-                   "enable_task_events": False,
+                   **NO_TASK_EVENTS,
                    **(placement[index] if placement else {})}
         if memory is not None:
             options["memory"] = memory[index]
