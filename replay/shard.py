@@ -282,9 +282,6 @@ class ShardWatch:
                         continue
                 self.asked[(game, index)] = (shard.size.remote(), now)
 
-    def forget(self) -> None:
-        self.asked.clear()
-
 
 def replay_totals(stats: list[dict]) -> dict:
     """Every shard's stats (from `ReplayShard.stats`) summed into one replay's."""
