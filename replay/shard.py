@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from cluster.runtime import NO_TASK_EVENTS
 from replay.batch_slots import SlotPool, stack_layout
 from replay.chunk import ChunkError, decode
 from replay.frame_ring import FrameRing
@@ -225,8 +224,9 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
     for index, steps in enumerate(shard_steps):
         rate = SampleToInsertRatio.for_shard(limiter["ratio"], min(min_size, steps), limiter["insert_steps"],
                                              limiter["batch_size"])
+        # hundreds of calls a second: no Ray task events (cluster/runtime.py::NO_TASK_EVENTS, a layer up)
         options = {"num_cpus": 0, "max_concurrency": concurrency, "max_restarts": -1, "max_task_retries": -1,
-                   **NO_TASK_EVENTS,
+                   "enable_task_events": False,
                    **(placement[index] if placement else {})}
         if memory is not None:
             options["memory"] = memory[index]

@@ -111,7 +111,7 @@ def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
     games = "breakout,enduro,ms_pacman,pong,qbert,riverraid,seaquest,space_invaders,beam_rider,freeway"
     result = launch("multitask", "--games", games, "--out", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr
-    assert "replay needs 35.8" in result.stderr and "lower --capacity-hours" in result.stderr
+    assert "replay needs 36.26 GiB" in result.stderr and "lower --capacity-hours" in result.stderr
     assert "10 game(s) x 1 shard(s), 540,000 steps per game" in result.stdout
     assert not (tmp_path / "run").exists()
 
