@@ -2,10 +2,11 @@
 
     python bench/soak.py [--minutes 30] [--kinds distill,online] [--interval 60] [--out bench/out/soak.json]
 
-Runs a distill run and an online run (one after the other, each for --minutes, ended by a
-stop request as Ctrl-C would) in this process, and every --interval seconds samples the
-resident memory of every process of the run, read from /proc (the driver, each Ray actor
-by its title, Ray's own raylet, GCS and helpers) and the object store's use. The replay is
+Runs a distill run and an online run (one after the other, each for --minutes counted from
+when its replay shard is up, ended by a stop request as Ctrl-C would) in this process, and
+every --interval seconds samples the resident memory of every process of the run, read from
+/proc (the driver, each Ray actor by its title, Ray's own raylet, GCS and helpers) and the
+object store's use. The replay is
 small (--capacity-hours) so its ring is full early; growth per hour is the slope of a line
 fitted to each process's samples after --warmup minutes, as a share of its mean. Writes the
 samples, the growth table and a plot (PNG beside the JSON).
@@ -102,11 +103,14 @@ def run_kind(kind: str, args, folder: Path) -> dict:
                            out=str(folder / kind)).validate()
         run = lambda: run_online(cfg, echo=Progress.quiet())
     samples, started, done = [], time.monotonic(), threading.Event()
+    up: list[float] = []  # when the run's replay shard was first seen: start-up is not soak time
 
     def sampler():
         while not done.wait(0 if not samples else args.interval):
             samples.append(sample(started))
-            if time.monotonic() - started >= args.minutes * 60:
+            if not up and any(name.startswith("ReplayShard") for name in samples[-1]["rss_mib"]):
+                up.append(time.monotonic())
+            if up and time.monotonic() - up[0] >= args.minutes * 60:
                 stopping.request("the soak's duration")
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
