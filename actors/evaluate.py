@@ -19,6 +19,10 @@ import torch
 from actors.env import EnvConfig, make_vector_env
 from models.checkpoint import build_network
 
+# A worker process plays at most this many evaluations, then Ray starts a fresh one: in process the
+# play loop holds its memory flat, but an evaluator worker in an 80-minute soak grew 2.4% an hour.
+EVALUATOR_TASK = {"num_cpus": 1, "max_calls": 10}
+
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
@@ -141,7 +145,7 @@ def submit_evaluation(payload, game: str, episodes: int, workers: int, *, env_co
         raise ValueError(f"episodes and workers must be at least 1, got {episodes} and {workers}")
     quota = episode_slots(episodes)
     groups = [list(range(w, len(quota), workers)) for w in range(min(workers, len(quota)))]
-    task = ray.remote(_play_slots_task).options(num_cpus=1)
+    task = ray.remote(**EVALUATOR_TASK)(_play_slots_task)
     return [task.remote(payload, game, g, [int(quota[s]) for s in g], env_config=env_config,
                         epsilon=epsilon, seed=seed) for g in groups]
 

@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed, env_config_for, resolve_env_mode
-from actors.evaluate import evaluate_policy
+from actors.evaluate import EVALUATOR_TASK, evaluate_policy
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
@@ -194,7 +194,7 @@ class DQNTraining:
         rigged = None
         if self.rigged is not None:
             rigged = self.rigged[version - 1] if version <= len(self.rigged) else min(self.rigged) - 1
-        ref = ray.remote(score_checkpoint).options(num_cpus=1).remote(
+        ref = ray.remote(**EVALUATOR_TASK)(score_checkpoint).remote(
             self.registry, version, frames, payload, self.spec.name, self.cfg.evaluation.episodes, self.env_config,
             self.cfg.evaluation.epsilon, self.cfg.run.seed + EVAL_SEED_OFFSET, rigged)
         self.pending[ref] = self.updates
