@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from cluster.errors import ConfigError
@@ -106,9 +107,23 @@ def has_gpu() -> bool:
 
 
 LOST_RUN = {"lost": True, "steps": 0, "swaps": []}
+# What a run's wind-down waits, in all, on what a lost node may hold (an actor's run, a shard's stats)
+WIND_DOWN_S = float(os.environ.get("ATARI_DISTILL_WIND_DOWN_S", 30))
 
 
-def runs_within(refs: list, timeout_s: float = 30.0) -> list[dict]:
+class WindDown:
+    """One waiting budget for a whole wind-down: a node lost with an actor and a shard costs it once,
+    not once for the actors' runs and again for the shards' stats."""
+
+    def __init__(self, seconds: float = WIND_DOWN_S):
+        self.ends = time.monotonic() + seconds
+
+    def left(self, at_least: float = 5.0) -> float:
+        """What is left, but never less than a live actor needs to answer."""
+        return max(at_least, self.ends - time.monotonic())
+
+
+def runs_within(refs: list, timeout_s: float = WIND_DOWN_S) -> list[dict]:
     """Each producer's final stats, or LOST_RUN for one that has not returned within `timeout_s` after
     it was told to stop: an actor lost with its node waits for a restart that may never find room, and
     a wind-down must not wait with it. A run that raised still raises."""

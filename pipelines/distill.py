@@ -24,7 +24,7 @@ from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
 from cluster.learner_group import LearnerGroup, LearnerLost
 from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
-from cluster.runtime import NO_TASK_EVENTS, on_this_node, runs_within
+from cluster.runtime import NO_TASK_EVENTS, WindDown, on_this_node, runs_within
 from learner.batches import shard_slot_bytes
 from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
@@ -277,7 +277,7 @@ def checkpoint_extra(games: list[GameRun]) -> dict:
     return {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
 
 
-def stop_producers(games: list[GameRun]) -> dict[str, list[dict]]:
+def stop_producers(games: list[GameRun], wind_down: WindDown) -> dict[str, list[dict]]:
     """Actors stop, shards stop waiting; each game's producer stats once every `run` has returned (or
     was given up on: an actor lost with its node)."""
     for game in games:
@@ -285,7 +285,17 @@ def stop_producers(games: list[GameRun]) -> dict[str, list[dict]]:
             producer.stop.remote()
         for shard in game.shards:
             shard.close.remote()
-    return {g.spec.name: runs_within(g.runs) for g in games}
+    stats = iter(runs_within([run for g in games for run in g.runs], wind_down.left()))
+    return {g.spec.name: [next(stats) for _ in g.runs] for g in games}
+
+
+def final_replay(games: list[GameRun], wind_down: WindDown) -> dict:
+    import ray
+
+    try:
+        return interval_metrics(games, {}, timeout_s=wind_down.left())
+    except ray.exceptions.GetTimeoutError:  # a shard lost with its node
+        return {"unavailable": UNAVAILABLE, "stream_restarts": 0}
 
 
 def free_producers(games: list[GameRun]) -> None:
@@ -300,15 +310,11 @@ def free_producers(games: list[GameRun]) -> None:
 def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup],
                updates: dict) -> dict:
     """After a stop was asked for: everything down, and a summary that says how far it got."""
-    import ray
-
     for group in groups:  # first, so no learner is left waiting on a shard that goes away
         group.kill()
-    stop_producers(games)
-    try:
-        replay = interval_metrics(games, {}, timeout_s=SHARD_ANSWER_S)
-    except ray.exceptions.GetTimeoutError:  # a shard lost with its node
-        replay = {"unavailable": UNAVAILABLE, "stream_restarts": 0}
+    wind_down = WindDown()
+    stop_producers(games, wind_down)
+    replay = final_replay(games, wind_down)
     free_producers(games)
     return start.stopped({"student": cfg.student.preset, "loss": cfg.student.loss, "updates": max(updates.values()),
                           "updates_per_student": updates, "target_updates": cfg.updates, "replay": replay,
@@ -432,8 +438,9 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     episodes' seeds, and the summary."""
     import ray
 
-    producer_stats = stop_producers(games)
-    replay = interval_metrics(games, {})
+    wind_down = WindDown()
+    producer_stats = stop_producers(games, wind_down)
+    replay = final_replay(games, wind_down)
     free_producers(games)
     start.placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]

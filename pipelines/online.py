@@ -18,7 +18,7 @@ from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
-from cluster.runtime import NO_TASK_EVENTS, runs_within
+from cluster.runtime import NO_TASK_EVENTS, WindDown, runs_within
 from learner.batches import shard_slot_bytes
 from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
@@ -117,8 +117,9 @@ class Distillation:
             shard.close.remote()  # the learner's last call no longer waits for labels
         if self.train_ref is not None:
             self.after_train(ray.get(self.train_ref), None, again=False)
-        actor_stats = runs_within(self.runs)
-        shard_stats = stats_if_answered(self.shards)
+        wind_down = WindDown()
+        actor_stats = runs_within(self.runs, wind_down.left())
+        shard_stats = stats_if_answered(self.shards, wind_down.left())
         for handle in [*self.actors, *self.shards]:
             ray.kill(handle)
         if shard_stats is None:

@@ -20,7 +20,7 @@ from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
 from cluster.registry import CheckpointRegistry
-from cluster.runtime import NO_TASK_EVENTS, runs_within
+from cluster.runtime import NO_TASK_EVENTS, WindDown, runs_within
 from learner.batches import per_call_within, shard_slot_bytes
 from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -237,8 +237,9 @@ class DQNTraining:
             actor.stop.remote()
         for shard in self.shards:
             shard.close.remote()
-        stats = runs_within(self.runs)
-        answered = stats_if_answered(self.shards)
+        wind_down = WindDown()
+        stats = runs_within(self.runs, wind_down.left())
+        answered = stats_if_answered(self.shards, wind_down.left())
         self.actor_restarts = None if answered is None else sum(s["stream_restarts"] for s in answered)
         return stats
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from cluster.runtime import LOST_RUN, runs_within
+from cluster.runtime import LOST_RUN, WindDown, runs_within
 
 
 class Producer:
@@ -37,3 +37,12 @@ def test_a_producer_that_raised_still_raises(ray_runtime):
     with pytest.raises(ray.exceptions.RayTaskError, match="the producer failed"):
         runs_within([actor.run.remote()], timeout_s=30)
     ray.kill(actor)
+
+
+def test_a_wind_down_spends_one_budget_across_its_stages():
+    """A node lost with an actor and a shard: the actors' runs use up the budget, and the shards' stats
+    then get only the short time a live shard needs, not a second full wait."""
+    wind_down = WindDown(0.3)
+    assert 0.2 < wind_down.left(at_least=0) <= 0.3
+    time.sleep(0.35)
+    assert wind_down.left(at_least=1.5) == 1.5

@@ -29,7 +29,9 @@ def join(cluster: Cluster, nodes: int, *flags: str) -> None:
 
 def two_nodes(head: dict, worker: dict, *head_flags: str):
     cluster = Cluster()
-    cluster.env["ATARI_DISTILL_PLACEMENT_TIMEOUT_S"] = "20"
+    cluster.env["ATARI_DISTILL_PLACEMENT_TIMEOUT_S"] = "10"
+    cluster.env["ATARI_DISTILL_WIND_DOWN_S"] = "10"
+    cluster.env["RAY_health_check_period_ms"] = "1000"  # a killed raylet is declared dead in 5 s, not 15
     try:
         cluster.start_node("--head", "--port", str(cluster.port), "--num-cpus", "4", "--temp-dir", cluster.temp,
                            "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
