@@ -20,7 +20,8 @@ from actors.env import EnvConfig, make_vector_env
 from models.checkpoint import build_network
 
 # A worker process plays at most this many evaluations, then Ray starts a fresh one: in process the
-# play loop holds its memory flat, but an evaluator worker in an 80-minute soak grew 2.4% an hour.
+# play loop holds its memory flat, but a Ray evaluator worker steps up a few MiB at each evaluation
+# (bench/soak.py), and a long run makes hundreds.
 EVALUATOR_TASK = {"num_cpus": 1, "max_calls": 10}
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}

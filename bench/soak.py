@@ -6,10 +6,9 @@ Runs a distill run and an online run (one after the other, each for --minutes co
 when its replay shard is up, ended by a stop request as Ctrl-C would) in this process, and
 every --interval seconds samples the resident memory of every process of the run, read from
 /proc (the driver, each Ray actor by its title, Ray's own raylet, GCS and helpers) and the
-object store's use. The replay is
-small (--capacity-hours) so its ring is full early; growth per hour is the slope of a line
-fitted to each process's samples after --warmup minutes, as a share of its mean. Writes the
-samples, the growth table and a plot (PNG beside the JSON).
+object store's use. The replay is small (--capacity-hours) so its ring is full early; growth
+per hour is the slope of a line fitted to each process's samples after --warmup minutes, as a
+share of its mean. Writes the samples, the growth table and a plot (PNG beside the JSON).
 """
 
 from __future__ import annotations
