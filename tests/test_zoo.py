@@ -94,7 +94,7 @@ def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_pa
 
     game = "ms_pacman" if "ms_pacman" in ZOO_GAMES else ZOO_GAMES[0]
     cfg = DistillConfig.from_flags(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
-                        eval_every=DISTILL_UPDATES // 2, eval_episodes=4, holdout_steps=2000, min_replay=2000,
+                        eval_every=DISTILL_UPDATES // 2, eval_episodes=EVAL_EPISODES, holdout_steps=2000, min_replay=2000,
                         log_every=DISTILL_UPDATES // 2, checkpoint_every=DISTILL_UPDATES,
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
@@ -106,12 +106,13 @@ def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_pa
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     curve = [m for m in metrics if m.get("kind") == "eval"]
     assert [m["updates"] for m in curve] == [DISTILL_UPDATES // 2]  # the final one is the summary's
-    assert curve[0]["episodes"] == 4 and curve[0]["agreement"] is not None
+    assert curve[0]["episodes"] == EVAL_EPISODES and curve[0]["agreement"] is not None
 
 
 DISTILL_UPDATES = 800
 AGREEMENT_MARGIN = 0.25
 SCORE_OVER_RANDOM = 2.0
+EVAL_EPISODES = 8  # 4 averaged 902-950 in three runs, but once 475 on a loaded CI machine
 
 
 def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_runtime, tmp_path):
