@@ -94,8 +94,8 @@ def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_pa
 
     game = "ms_pacman" if "ms_pacman" in ZOO_GAMES else ZOO_GAMES[0]
     cfg = DistillConfig.from_flags(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
-                        eval_every=DISTILL_UPDATES // 2, eval_episodes=EVAL_EPISODES, holdout_steps=2000, min_replay=2000,
-                        log_every=DISTILL_UPDATES // 2, checkpoint_every=DISTILL_UPDATES,
+                        eval_every=DISTILL_UPDATES // 2, eval_episodes=EVAL_EPISODES, holdout_steps=2000,
+                        min_replay=2000, log_every=DISTILL_UPDATES // 2, checkpoint_every=DISTILL_UPDATES,
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     random_play = catalog.card(game)["random_score"]["mean"]
