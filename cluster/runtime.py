@@ -134,6 +134,15 @@ def runs_within(refs: list, timeout_s: float = WIND_DOWN_S) -> list[dict]:
     return [ray.get(ref) if ref in ready else dict(LOST_RUN) for ref in refs]
 
 
+def wind_down(runs: list, shards: list, seconds: float = WIND_DOWN_S) -> tuple[list[dict], list[dict] | None]:
+    """The producers' final runs, then the shards' stats (None if one is gone), under one budget: what
+    online and teacher runs do once their actors are told to stop and their shards to close."""
+    from replay.shard import stats_if_answered
+
+    budget = WindDown(seconds)
+    return runs_within(runs, budget.left()), stats_if_answered(shards, budget.left())
+
+
 def on_this_node():
     """A scheduling strategy that keeps an actor on the driver's node, where its files are."""
     import ray

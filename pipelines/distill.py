@@ -277,7 +277,7 @@ def checkpoint_extra(games: list[GameRun]) -> dict:
     return {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
 
 
-def stop_producers(games: list[GameRun], wind_down: WindDown) -> dict[str, list[dict]]:
+def stop_producers(games: list[GameRun], budget: WindDown) -> dict[str, list[dict]]:
     """Actors stop, shards stop waiting; each game's producer stats once every `run` has returned (or
     was given up on: an actor lost with its node)."""
     for game in games:
@@ -285,15 +285,15 @@ def stop_producers(games: list[GameRun], wind_down: WindDown) -> dict[str, list[
             producer.stop.remote()
         for shard in game.shards:
             shard.close.remote()
-    stats = iter(runs_within([run for g in games for run in g.runs], wind_down.left()))
+    stats = iter(runs_within([run for g in games for run in g.runs], budget.left()))
     return {g.spec.name: [next(stats) for _ in g.runs] for g in games}
 
 
-def final_replay(games: list[GameRun], wind_down: WindDown) -> dict:
+def final_replay(games: list[GameRun], budget: WindDown) -> dict:
     import ray
 
     try:
-        return interval_metrics(games, {}, timeout_s=wind_down.left())
+        return interval_metrics(games, {}, timeout_s=budget.left())
     except ray.exceptions.GetTimeoutError:  # a shard lost with its node
         return {"unavailable": UNAVAILABLE, "stream_restarts": 0}
 
@@ -312,9 +312,9 @@ def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups
     """After a stop was asked for: everything down, and a summary that says how far it got."""
     for group in groups:  # first, so no learner is left waiting on a shard that goes away
         group.kill()
-    wind_down = WindDown()
-    stop_producers(games, wind_down)
-    replay = final_replay(games, wind_down)
+    budget = WindDown()
+    stop_producers(games, budget)
+    replay = final_replay(games, budget)
     free_producers(games)
     return start.stopped({"student": cfg.student.preset, "loss": cfg.student.loss, "updates": max(updates.values()),
                           "updates_per_student": updates, "target_updates": cfg.updates, "replay": replay,
@@ -438,9 +438,9 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     episodes' seeds, and the summary."""
     import ray
 
-    wind_down = WindDown()
-    producer_stats = stop_producers(games, wind_down)
-    replay = final_replay(games, wind_down)
+    budget = WindDown()
+    producer_stats = stop_producers(games, budget)
+    replay = final_replay(games, budget)
     free_producers(games)
     start.placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]

@@ -18,7 +18,7 @@ from actors.env import EVAL_SEED_OFFSET, actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
 from actors.games import game_spec
 from actors.rollout import RolloutActor
-from cluster.runtime import NO_TASK_EVENTS, WindDown, runs_within
+from cluster.runtime import NO_TASK_EVENTS, wind_down
 from learner.batches import shard_slot_bytes
 from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
@@ -29,7 +29,7 @@ from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
 from replay.memory_plan import MemoryPlan
-from replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor, stats_if_answered
+from replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
 
@@ -117,9 +117,7 @@ class Distillation:
             shard.close.remote()  # the learner's last call no longer waits for labels
         if self.train_ref is not None:
             self.after_train(ray.get(self.train_ref), None, again=False)
-        wind_down = WindDown()
-        actor_stats = runs_within(self.runs, wind_down.left())
-        shard_stats = stats_if_answered(self.shards, wind_down.left())
+        actor_stats, shard_stats = wind_down(self.runs, self.shards)
         for handle in [*self.actors, *self.shards]:
             ray.kill(handle)
         if shard_stats is None:

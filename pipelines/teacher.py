@@ -20,7 +20,7 @@ from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
 from cluster.registry import CheckpointRegistry
-from cluster.runtime import NO_TASK_EVENTS, WindDown, runs_within
+from cluster.runtime import NO_TASK_EVENTS, wind_down
 from learner.batches import per_call_within, shard_slot_bytes
 from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -31,7 +31,7 @@ from pipelines.rundir import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
 from replay.rate_limiter import band
-from replay.shard import launch_shards, shard_for_actor, split_budget, stats_if_answered
+from replay.shard import launch_shards, shard_for_actor, split_budget
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
@@ -237,9 +237,7 @@ class DQNTraining:
             actor.stop.remote()
         for shard in self.shards:
             shard.close.remote()
-        wind_down = WindDown()
-        stats = runs_within(self.runs, wind_down.left())
-        answered = stats_if_answered(self.shards, wind_down.left())
+        stats, answered = wind_down(self.runs, self.shards)
         self.actor_restarts = None if answered is None else sum(s["stream_restarts"] for s in answered)
         return stats
 

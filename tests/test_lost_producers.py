@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from cluster.runtime import LOST_RUN, WindDown, runs_within
+from cluster.runtime import LOST_RUN, WindDown, runs_within, wind_down
 
 
 class Producer:
@@ -18,6 +18,11 @@ class Producer:
         if self.behaviour == "raises":
             raise RuntimeError("the producer failed")
         return {"steps": 7, "swaps": []}
+
+    def stats(self) -> dict:
+        if self.behaviour == "hangs":
+            time.sleep(3600)
+        return {"capacity": 256}
 
 
 def test_a_producer_that_never_returns_is_given_up_on(ray_runtime):
@@ -46,3 +51,17 @@ def test_a_wind_down_spends_one_budget_across_its_stages():
     assert 0.2 < wind_down.left(at_least=0) <= 0.3
     time.sleep(0.35)
     assert wind_down.left(at_least=1.5) == 1.5
+
+
+def test_a_wind_down_reports_the_live_and_gives_up_on_the_lost(ray_runtime):
+    """What online and teacher runs do at their end: a lost producer's run and a lost shard's stats
+    cost one short wait, and a live pair is reported whole."""
+    ray = ray_runtime
+    live, lost = (ray.remote(Producer).options(num_cpus=0).remote(b) for b in ("returns", "hangs"))
+    assert wind_down([live.run.remote()], [live], seconds=3) == ([{"steps": 7, "swaps": []}], [{"capacity": 256}])
+    started = time.monotonic()
+    assert wind_down([live.run.remote(), lost.run.remote()], [live, lost], seconds=3) == (
+        [{"steps": 7, "swaps": []}, LOST_RUN], None)
+    assert time.monotonic() - started < 20
+    for actor in (live, lost):
+        ray.kill(actor)
