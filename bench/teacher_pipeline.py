@@ -69,8 +69,9 @@ def bare_updates_per_s(preset: str, actions: int, batch_size: int, seconds: floa
     return updates / (time.perf_counter() - started)
 
 
-def pipeline_frames_per_s(cfg: TeacherConfig) -> tuple[float, float]:
-    """(frames/s, updates/s) of a teacher run, between its first and last log line."""
+def pipeline_frames_per_s(cfg: TeacherConfig) -> tuple[float, float, float, str]:
+    """(frames/s, updates/s, the learner's mean wait for batches, its device) of a teacher run, between
+    its first and last log line: on a GPU the wait says whether the batch path or the update is the bound."""
     run_teacher(cfg, echo=print)
     metrics = [json.loads(line) for line in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()]
     metrics = [m for m in metrics if m.get("kind") == "dqn"]
@@ -78,7 +79,9 @@ def pipeline_frames_per_s(cfg: TeacherConfig) -> tuple[float, float]:
         raise SystemExit(f"--frames {cfg.frames} gave {len(metrics)} log line(s); raise --frames")
     first, last = metrics[0], metrics[-1]
     seconds = last["elapsed_s"] - first["elapsed_s"]
-    return (last["frames"] - first["frames"]) / seconds, (last["updates"] - first["updates"]) / seconds
+    waits = [m["wait_fraction"] for m in metrics[1:]]
+    return ((last["frames"] - first["frames"]) / seconds, (last["updates"] - first["updates"]) / seconds,
+            sum(waits) / len(waits), json.loads((Path(cfg.run.out) / "summary.json").read_text())["learner_device"])
 
 
 def main() -> None:
@@ -105,18 +108,21 @@ def main() -> None:
                             log_every=args.log_every, eval_every=args.frames - FRAME_SKIP, eval_episodes=1,
                             checkpoint_every=10**9, out=str(Path(folder) / "run")).validate()
         connect(None, cpus_needed=args.actors + 2)
-        frames, pipeline_updates = pipeline_frames_per_s(cfg)
+        frames, pipeline_updates, waiting, device = pipeline_frames_per_s(cfg)
     ceiling = min(emulator, updates * frames_per_update)
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "args": vars(args), "bare_emulator_frames_per_s": emulator, "bare_updates_per_s": updates,
               "update_ceiling_frames_per_s": updates * frames_per_update, "pipeline_frames_per_s": frames,
-              "pipeline_updates_per_s": pipeline_updates, "pipeline_over_ceiling": frames / ceiling}
+              "pipeline_updates_per_s": pipeline_updates, "learner_wait_fraction": waiting,
+              "learner_device": device,
+              "pipeline_over_ceiling": frames / ceiling}
     rows = [("bare emulator", emulator, f"{args.actors * args.envs_per_actor} envs, random actions"),
             ("bare DQN update loop", updates * frames_per_update,
              f"{updates:.1f} updates/s x {frames_per_update:.0f} frames per update ({args.preset}, batch "
              f"{args.batch_size}, ratio {args.replay_ratio:g}, 1 thread)"),
-            ("teacher pipeline", frames, f"{pipeline_updates:.1f} updates/s; {frames / ceiling:.0%} of the lower ceiling")]
+            ("teacher pipeline", frames, f"{pipeline_updates:.1f} updates/s, learner on {device} waiting {waiting:.0%}; "
+             f"{frames / ceiling:.0%} of the lower ceiling")]
     print(f"\n{'':<22} {'frames/s':>10}")
     for name, value, note in rows:
         print(f"{name:<22} {value:>10,.0f}  {note}")

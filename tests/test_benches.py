@@ -44,7 +44,8 @@ TINY = {
                     and all(row["updates"] == 40 for row in r["rows"])),
     "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],
                             lambda r: r["bare_emulator_frames_per_s"] > 0 and r["bare_updates_per_s"] > 0
-                            and 0 < r["pipeline_over_ceiling"] < 1.5),
+                            and 0 < r["pipeline_over_ceiling"] < 1.5 and 0 <= r["learner_wait_fraction"] <= 1
+                            and r["learner_device"] == "cpu"),
     "soak.py": (["--minutes", "0.3", "--interval", "3", "--warmup", "0", "--kinds", "distill"],
                 lambda r: [run["kind"] for run in r["runs"]] == ["distill"] and {"driver", "object store"} <= {
                     row["process"] for row in r["runs"][0]["growth"]} and any(
