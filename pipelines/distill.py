@@ -99,7 +99,6 @@ class GameRun:
         return replay_totals(ray.get([shard.stats.remote() for shard in self.shards], timeout=timeout_s))
 
 
-
 def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
     """Loads every teacher and dataset before Ray starts, so bad files fail fast."""
     games = []
@@ -294,7 +293,7 @@ def final_replay(games: list[GameRun], budget: WindDown) -> dict:
 
     try:
         return interval_metrics(games, {}, timeout_s=budget.left())
-    except ray.exceptions.GetTimeoutError:  # a shard lost with its node
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):  # a shard lost with its node, or dead
         return {"unavailable": UNAVAILABLE, "stream_restarts": 0}
 
 

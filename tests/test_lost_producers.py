@@ -65,3 +65,25 @@ def test_a_wind_down_reports_the_live_and_gives_up_on_the_lost(ray_runtime):
     assert time.monotonic() - started < 20
     for actor in (live, lost):
         ray.kill(actor)
+
+
+def test_a_finished_distillation_reports_a_dead_shard_as_unavailable(ray_runtime):
+    """A shard whose actor died for good answers at once with an error, not a timeout: the run's
+    summary must still be written, saying the replay figures are unavailable."""
+    from actors.env import EnvConfig
+    from actors.games import game_spec
+    from pipelines.distill import GameRun, final_replay
+    from replay.shard import UNAVAILABLE, ReplayShard
+
+    ray = ray_runtime
+    shard = ray.remote(ReplayShard).options(num_cpus=0, max_restarts=0).remote("pong", 6, 256, 5)
+    game = GameRun(game_spec("pong"), {}, EnvConfig(), shards=[shard])
+    assert final_replay([game], WindDown(3))["shard_sizes"] == [0]
+    ray.kill(shard)
+    for _ in range(100):  # a kill is asynchronous
+        try:
+            ray.get(shard.size.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            break
+        time.sleep(0.1)
+    assert final_replay([game], WindDown(3)) == {"unavailable": UNAVAILABLE, "stream_restarts": 0}
