@@ -72,7 +72,7 @@ def bare_updates_per_s(preset: str, actions: int, batch_size: int, seconds: floa
 def pipeline_frames_per_s(cfg: TeacherConfig) -> tuple[float, float, float, str]:
     """(frames/s, updates/s, the learner's mean wait for batches, its device) of a teacher run, between
     its first and last log line: on a GPU the wait says whether the batch path or the update is the bound."""
-    run_teacher(cfg, echo=print)
+    summary = run_teacher(cfg, echo=print)
     metrics = [json.loads(line) for line in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()]
     metrics = [m for m in metrics if m.get("kind") == "dqn"]
     if len(metrics) < 2:
@@ -81,7 +81,7 @@ def pipeline_frames_per_s(cfg: TeacherConfig) -> tuple[float, float, float, str]
     seconds = last["elapsed_s"] - first["elapsed_s"]
     waits = [m["wait_fraction"] for m in metrics[1:]]
     return ((last["frames"] - first["frames"]) / seconds, (last["updates"] - first["updates"]) / seconds,
-            sum(waits) / len(waits), json.loads((Path(cfg.run.out) / "summary.json").read_text())["learner_device"])
+            sum(waits) / len(waits), summary["learner_device"])
 
 
 def main() -> None:

@@ -27,3 +27,17 @@ def pong_teacher():
     from actors.teachers import random_teacher
 
     return random_teacher(game_spec("pong"), seed=0)
+
+
+def kill_shard(ray, shard) -> None:
+    """Kills a replay shard and returns once it no longer answers: a kill is asynchronous, and a call
+    sent just after it may still be answered."""
+    import time
+
+    ray.kill(shard)
+    for _ in range(100):
+        try:
+            ray.get(shard.size.remote(), timeout=5)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return
+        time.sleep(0.1)

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from cluster.runtime import LOST_RUN, WindDown, runs_within, wind_down
+from tests.conftest import kill_shard
 
 
 class Producer:
@@ -79,11 +80,5 @@ def test_a_finished_distillation_reports_a_dead_shard_as_unavailable(ray_runtime
     shard = ray.remote(ReplayShard).options(num_cpus=0, max_restarts=0).remote("pong", 6, 256, 5)
     game = GameRun(game_spec("pong"), {}, EnvConfig(), shards=[shard])
     assert final_replay([game], WindDown(3))["shard_sizes"] == [0]
-    ray.kill(shard)
-    for _ in range(100):  # a kill is asynchronous
-        try:
-            ray.get(shard.size.remote(), timeout=5)
-        except ray.exceptions.RayActorError:
-            break
-        time.sleep(0.1)
+    kill_shard(ray, shard)
     assert final_replay([game], WindDown(3)) == {"unavailable": UNAVAILABLE, "stream_restarts": 0}

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from replay.chunk import Chunk, ChunkError, encode
 from replay.memory_plan import GIB, MemoryPlan, MemoryPlanError
 from replay.shard import ReplayShard, pick_shard, shard_for_actor, split_budget
+from tests.conftest import kill_shard
 from tests.test_chunk import make_chunk
 from tests.test_frame_ring import run_actors
 
@@ -155,13 +156,7 @@ def test_a_wind_down_reads_every_shards_stats_or_none_when_one_is_gone(ray_runti
     shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0).remote("pong", 6, 256, 5) for _ in range(2)]
     answered = stats_if_answered(shards)
     assert [s["capacity"] for s in answered] == [256, 256]
-    ray_runtime.kill(shards[1])
-    for _ in range(100):  # a kill is asynchronous: a call sent just after it may still be answered
-        try:
-            ray_runtime.get(shards[1].size.remote(), timeout=5)
-        except (ray_runtime.exceptions.RayActorError, ray_runtime.exceptions.GetTimeoutError):
-            break
-        time.sleep(0.1)
+    kill_shard(ray_runtime, shards[1])
     started = time.monotonic()
     assert stats_if_answered(shards, timeout_s=20) is None
     assert time.monotonic() - started < 20
