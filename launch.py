@@ -97,6 +97,17 @@ def cmd_zoo(args) -> int:
         card = publish(args.add, args.episodes, args.workers, args.version)
         print(f"[zoo] added {card['game']}: {catalog.describe(card)}")
         return 0
+    if args.rescore:
+        from cluster.runtime import connect
+        from zoo.publish import rescore
+
+        connect(None, cpus_needed=args.workers)
+        for game in catalog.games() if args.rescore == "all" else [args.rescore]:
+            card = rescore(game, args.episodes, args.workers)
+            old = card["history"][0]["score"]
+            print(f"[zoo] rescored {card['game']}: {score_text(old['mean'], old['ci95'], old['episodes'], 1)} -> "
+                  f"{score_text(card['score']['mean'], card['score']['ci95'], card['score']['episodes'], 1)}", flush=True)
+        return 0
     if args.verify:
         from zoo.publish import verify
 
@@ -158,9 +169,8 @@ def add_evaluate(commands) -> None:
     evaluate.add_argument("--workers", type=int, default=4, help="evaluator actors sharing the episodes; 1 plays "
                                                                  "in this process without Ray (default: 4)")
     evaluate.add_argument("--address", default=None, help="Ray cluster address; omit for a local runtime")
-    evaluate.add_argument("--seed", type=int, default=0, help="the run seed whose evaluation episodes to play, as "
-                                                              "distill's final evaluation and the zoo cards do "
-                                                              "(default: 0)")
+    evaluate.add_argument("--seed", type=int, default=0, help="the run seed whose report episodes to play, as every "
+                                                              "run's final scores and the zoo cards do (default: 0)")
     evaluate.add_argument("--json", action="store_true", help="also print the result as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -174,7 +184,10 @@ def add_tools(commands) -> None:
     zoo = commands.add_parser("zoo", help="list the zoo's teachers; --add a teacher run; --verify GAME")
     zoo.add_argument("--add", metavar="RUN_DIR", help="publish a teacher run's best checkpoint with a card")
     zoo.add_argument("--version", type=int, default=None, help="with --add: publish this checkpoint version instead")
-    zoo.add_argument("--verify", metavar="GAME", help="re-evaluate GAME's zoo teacher and compare with its card")
+    zoo.add_argument("--verify", metavar="GAME", help="play GAME's zoo teacher on episodes its card was not scored on "
+                                                      "and compare with the card")
+    zoo.add_argument("--rescore", metavar="GAME", help="score GAME's card again on the card protocol's report seeds "
+                                                       "('all': every card); the old figure goes into its history")
     zoo.add_argument("--markdown", action="store_true", help="print the list as the README's markdown table")
     zoo.add_argument("--episodes", type=int, default=30, help="episodes per evaluation (default: 30)")
     zoo.add_argument("--workers", type=int, default=2, help="evaluator actors (default: 2)")

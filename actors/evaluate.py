@@ -100,9 +100,11 @@ def play_slots(payload: dict, game: str, slots: list[int], quotas: list[int], *,
     returns, lengths = np.zeros(num_envs), np.zeros(num_envs, np.int64)
     played = []
     while quota.any():
-        with torch.inference_mode():
-            q = net(torch.from_numpy(obs).to(device), game).float().cpu().numpy()
-        actions = q.argmax(axis=1)
+        if epsilon < 1.0:  # the random policy (epsilon 1) never needs the network
+            with torch.inference_mode():
+                actions = net(torch.from_numpy(obs).to(device), game).argmax(1).cpu().numpy()
+        else:
+            actions = np.zeros(num_envs, np.int64)
         for i, rng in enumerate(rngs):
             if rng.random() < epsilon:
                 actions[i] = rng.integers(0, num_actions)
@@ -162,6 +164,31 @@ def evaluate_parallel(payload, game: str, episodes: int, workers: int, *, env_co
     """The same episodes as `evaluate_policy`, spread over evaluator tasks."""
     pending = submit_evaluation(payload, game, episodes, workers, env_config=env_config, epsilon=epsilon, seed=seed)
     return collect_evaluation(pending, epsilon, env_config.noop_max)
+
+
+def greedy_agreement(net: torch.nn.Module, obs: np.ndarray, q_teacher: np.ndarray, game: str | None,
+                     device="cpu", batch: int = 512) -> float:
+    """Fraction of frames where the network's greedy action equals the teacher's."""
+    matches = 0
+    with torch.inference_mode():
+        for start in range(0, len(obs), batch):
+            q = net(torch.from_numpy(obs[start:start + batch]).to(device), game).float().cpu().numpy()
+            matches += int((q.argmax(1) == q_teacher[start:start + batch].argmax(1)).sum())
+    return matches / len(obs)
+
+
+def submit_agreement(payload, holdout, game: str):
+    """Agreement of `payload` on held-out frames, as an evaluator task that waits for the frames
+    (`holdout`: a reference to actors/holdout.py's result), so a curve's point never lacks it."""
+    import ray
+
+    return ray.remote(**EVALUATOR_TASK)(_agreement_task).remote(payload, holdout, game)
+
+
+def _agreement_task(payload: dict, holdout: tuple, game: str) -> float:
+    torch.set_num_threads(1)
+    obs, q_teacher, _ = holdout
+    return greedy_agreement(build_network(payload).eval(), obs, q_teacher, game)
 
 
 def _play_slots_task(*args, **kwargs):

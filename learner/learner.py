@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from actors.evaluate import greedy_agreement
 from learner.batches import BatchStream
 from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
 from learner.losses import make_loss
@@ -136,14 +137,9 @@ class Learner:
     def agreement(self, obs: np.ndarray, q_teacher: np.ndarray, game: str | None = None, batch: int = 512) -> float:
         """Fraction of frames where the student's greedy action equals the teacher's."""
         self.student.eval()
-        matches = 0
-        with torch.inference_mode():
-            for start in range(0, len(obs), batch):
-                x = torch.from_numpy(obs[start:start + batch]).to(self.device)
-                q = self.student(x, game).float().cpu().numpy()
-                matches += int((q.argmax(1) == q_teacher[start:start + batch].argmax(1)).sum())
+        agreement = greedy_agreement(self.student, obs, q_teacher, game, self.device, batch)
         self.student.train()
-        return matches / len(obs)
+        return agreement
 
     def close(self) -> None:
         if self.world_size > 1 and torch.distributed.is_initialized():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.env import FRAME_SKIP
+from actors.protocol import EvalProtocol
 from cluster.errors import ConfigError
 from pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
 from pipelines.sections import (ActingSettings, DQNSettings, EvalSettings, ReplaySettings, RunSettings, StudentSettings,
@@ -50,6 +51,13 @@ class RunConfig(TreeConfig):
 
     def flag_of(self, section_name: str):
         return lambda name: self.flag(section_name, name)
+
+    def protocol(self) -> EvalProtocol:
+        """How this run's scores and agreement are played: one object for every evaluation it makes."""
+        acting, evaluation = self.acting, self.evaluation
+        return EvalProtocol(episodes=evaluation.episodes, selection_episodes=evaluation.selection_episodes,
+                            epsilon=evaluation.epsilon, noop_max=acting.noop_max, sticky_actions=acting.sticky_actions,
+                            env_mode=acting.env_mode, seed=self.run.seed, holdout_steps=evaluation.holdout_steps)
 
 
 @dataclass
@@ -225,7 +233,7 @@ class TeacherConfig(RunConfig):
     acting: ActingSettings = section(ActingSettings, skip=("teacher", "epsilon"))
     dqn: DQNSettings = section(DQNSettings)
     replay: ReplaySettings = section(ReplaySettings, capacity_hours=2.0, replay_ratio=8.0, min_replay=20_000)
-    evaluation: EvalSettings = section(EvalSettings, skip=("workers", "holdout_steps"), episodes=8)
+    evaluation: EvalSettings = section(EvalSettings, skip=("workers", "holdout_steps"))
     run: RunSettings = section(RunSettings, log_every=250, checkpoint_every=10_000, out="runs/teacher")
     frames: int = setting(10_000_000, "emulator frames to train for (4 per agent step at frame skip 4)")
     eval_every: int = setting(250_000, "frames between teacher checkpoints, each scored by an evaluator")
@@ -283,7 +291,7 @@ class OnlineConfig(TeacherConfig):
     student: StudentSettings = section(StudentSettings, flags={"lr": "student_lr", "batch_size": "student_batch_size"})
     distill_replay: ReplaySettings = section(ReplaySettings, skip=("replay_shards", "prefetch"), prefix="distill_",
                                              capacity_hours=1.0)
-    evaluation: EvalSettings = section(EvalSettings, skip=("workers",), episodes=8)
+    evaluation: EvalSettings = section(EvalSettings, skip=("workers",))
     run: RunSettings = section(RunSettings, log_every=250, checkpoint_every=10_000, out="runs/online")
     distill_actors: int = setting(1, "teacher actors labelling with the best checkpoint so far")
 

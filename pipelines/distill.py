@@ -30,10 +30,12 @@ from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, DistillConfig
-from pipelines.evaluation import eval_protocol, geometric_mean, holdout_frames, majority_baseline, pct_of_teacher
+from actors.holdout import holdout_frames
+from actors.protocol import REPORT
+from pipelines.evaluation import compare, geometric_means, majority_baseline
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
-from pipelines.student_evaluations import StudentEvaluations, eval_kwargs
+from pipelines.student_evaluations import StudentEvaluations
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan
 from replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, launch_shards, replay_totals,
@@ -330,51 +332,62 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
         name = g.spec.name
         result = collect_evaluation(pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
         echo.evaluation(f"{group.label} {name}", result.text())
-        per_game[name] = {"student_score": result.as_dict(),
-                          "student_pct_of_teacher": pct_of_teacher(result.mean, teacher_evals[name].mean),
-                          "action_agreement": ray.get(group.agreement(*holdouts[name], name))}
+        teacher, random = teacher_evals[name]
+        agreement = {key: ray.get(group.agreement(obs, q, name)) for key, (obs, q, _) in holdouts[name].items()}
+        per_game[name] = {"student_score": result.as_dict(), **compare(result.as_dict(), teacher.as_dict(),
+                                                                         random.as_dict()),
+                          "action_agreement": agreement["plain"], "action_agreement_sticky": agreement["sticky"]}
     settings = group.config.student
     row = {"student": settings.preset, "loss": settings.loss, "student_params": payload_params(student),
            "updates": student["updates"], "replicas": group.replicas, "learner_restarts": group.restarts,
            "checkpoint_series": group.series}
     if len(games) == 1:
         return {**row, **per_game[games[0].spec.name]}
-    defined = [r["student_pct_of_teacher"] for r in per_game.values() if r["student_pct_of_teacher"] is not None]
-    return {**row, "per_game": per_game, "geometric_mean_pct_of_teacher": geometric_mean(defined),
-            "geometric_mean_over": [g for g, r in per_game.items() if r["student_pct_of_teacher"] is not None],
+    return {**row, "per_game": per_game, **geometric_means(per_game),
             "mean_action_agreement": float(np.mean([r["action_agreement"] for r in per_game.values()]))}
 
 
 class TeacherEvaluation:
-    """The teacher's score and its held-out frames, made while the students train."""
+    """The teacher's and the random policy's scores on the report seeds and the teacher's held-out
+    frames (across whole episodes, with and without sticky actions), made while the students train."""
 
     def __init__(self, cfg: DistillConfig, games: list[GameRun]):
         import ray
 
-        self.cfg, self.games = cfg, games
-        self.holdout_refs = {g.spec.name: ray.remote(holdout_frames).options(num_cpus=1).remote(
-            g.spec.name, g.teacher_ref, cfg.evaluation.holdout_steps, g.env_config, cfg.acting.epsilon, cfg.run.seed)
-            for g in games}
-        self.pending = {g.spec.name: submit_evaluation(g.teacher_ref, g.spec.name, cfg.evaluation.episodes,
-                                                       cfg.evaluation.workers,
-                                                       **eval_kwargs(cfg, g)) for g in games}
+        self.cfg, self.games, self.protocol = cfg, games, cfg.protocol()
+        play = ray.remote(holdout_frames).options(num_cpus=1)
+        self.holdout_refs = {g.spec.name: {key: play.remote(g.spec.name, g.teacher_ref, self.protocol,
+                                                            cfg.acting.epsilon, sticky)
+                                           for key, sticky in (("plain", False), ("sticky", True))} for g in games}
+        self.pending = {g.spec.name: self.submit(g, g.teacher_ref) for g in games}
+        self.random_pending = {g.spec.name: self.submit(g, g.teacher_ref, random_policy=True) for g in games}
+
+    def submit(self, g: GameRun, policy, random_policy: bool = False) -> list:
+        return submit_evaluation(policy, g.spec.name, self.protocol.episodes, self.cfg.evaluation.workers,
+                                 **self.protocol.play(REPORT, g.teacher, random_policy=random_policy))
 
     def results(self, producer_stats: dict, echo) -> tuple[dict, dict, dict]:
-        """Held-out frames, scores and each game's teacher record for the summary."""
+        """Held-out frames, (teacher, random) results and each game's teacher record for the summary."""
         import ray
 
         cfg = self.cfg
-        holdouts = {name: ray.get(ref) for name, ref in self.holdout_refs.items()}
+        holdouts = {name: {key: ray.get(ref) for key, ref in refs.items()} for name, refs in self.holdout_refs.items()}
         scores, per_game = {}, {}
         for g in self.games:
             name = g.spec.name
-            scores[name] = result = collect_evaluation(self.pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
+            result = collect_evaluation(self.pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
+            random = collect_evaluation(self.random_pending[name], 1.0, cfg.acting.noop_max)
+            scores[name] = (result, random)
             echo.evaluation(f"teacher {name}", result.text())
+            echo.evaluation(f"random policy {name}", random.text())
+            plain, sticky = holdouts[name]["plain"], holdouts[name]["sticky"]
             per_game[name] = {
                 "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
                 "teacher_params": payload_params(g.teacher), "num_actions": g.spec.num_actions,
                 "steps_labelled": sum(s["steps"] for s in producer_stats[name]), "teacher_score": result.as_dict(),
-                "majority_baseline": majority_baseline(holdouts[name][1]), "holdout_steps": int(len(holdouts[name][1])),
+                "random_score": random.as_dict(),
+                "majority_baseline": majority_baseline(plain[1]), "majority_baseline_sticky": majority_baseline(sticky[1]),
+                "holdout_steps": int(len(plain[1])), "holdout": {"plain": plain[2], "sticky": sticky[2]},
                 "env_mode": resolve_env_mode(cfg.acting.env_mode, g.teacher),
             }
         return holdouts, scores, per_game
@@ -444,8 +457,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     start.placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]
     refs = [ray.put(student) for student in students]
-    pending = {g.spec.name: [submit_evaluation(ref, g.spec.name, cfg.evaluation.episodes, cfg.evaluation.workers,
-                                               **eval_kwargs(cfg, g)) for ref in refs] for g in games}
+    pending = {g.spec.name: [teacher.submit(g, ref) for ref in refs] for g in games}
     holdouts, teacher_scores, per_game = teacher.results(producer_stats, start.echo)
     rows = [student_results(cfg, group, student, games, holdouts, teacher_scores,
                             {name: pending[name][k] for name in pending}, start.echo)
@@ -456,7 +468,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     summary = {
         "loss": cfg.student.loss, **cfg.student.loss_settings(), "student": cfg.student.preset,
         "batch_size": cfg.student.batch_size,
-        "eval_protocol": eval_protocol(cfg),
+        "eval_protocol": teacher.protocol.text(), "protocol": teacher.protocol.as_dict(),
         "replay": replay, "learner_device": "cuda" if start.use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
         "placement": start.plan.as_dict(), "students": rows,
         "restarts": {"actors": replay["stream_restarts"], "learners": sum(g.restarts for g in groups)},
@@ -473,7 +485,8 @@ def with_games(cfg: DistillConfig, summary: dict, games: list[GameRun], per_game
         name = games[0].spec.name
         summary.update(game=name, **per_game[name], **single,
                        dataset=({"path": cfg.dataset, **producer_stats[name][0]} if cfg.dataset else None))
-        summary["eval_protocol"] += f", env mode {per_game[name]['env_mode']}"
+        summary["eval_protocol"] = summary["protocol"]["text"] = cfg.protocol().text(per_game[name]["env_mode"])
+        summary["protocol"]["env_mode"] = per_game[name]["env_mode"]
         return summary
     if single:
         single["per_game"] = {g: {**per_game[g], **r} for g, r in single["per_game"].items()}

@@ -1,8 +1,10 @@
-"""The `evaluate` command: one checkpoint played on the run protocol's episodes, in this process or on Ray."""
+"""The `evaluate` command: one checkpoint played on the protocol's report seeds (the episodes a run
+with `--seed` states its scores on), in this process or on Ray."""
 
 from __future__ import annotations
 
-from actors.env import EVAL_SEED_OFFSET, env_config_for, resolve_env_mode
+from actors.env import resolve_env_mode
+from actors.protocol import REPORT, EvalProtocol, ProtocolError
 from actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
 from actors.games import GameSpec, game_spec
 from actors.teachers import load_teacher
@@ -21,9 +23,13 @@ def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int,
     need(workers >= 1, f"--workers must be at least 1, got {workers}")
     need(0 <= epsilon <= 1, f"--epsilon must be in [0, 1], got {epsilon}")
     need(0 <= noop_max <= 1000, f"--noop-max must be in [0, 1000], got {noop_max}")
+    try:
+        protocol = EvalProtocol(episodes=episodes, epsilon=epsilon, noop_max=noop_max, sticky_actions=sticky_actions,
+                                env_mode=env_mode, seed=seed)
+    except ProtocolError as error:
+        need(False, str(error))
     payload = load_teacher(checkpoint, spec, seed)
-    env_config = env_config_for(env_mode, payload, noop_max, sticky_actions)
-    kwargs = dict(env_config=env_config, epsilon=epsilon, seed=seed + EVAL_SEED_OFFSET)
+    kwargs = protocol.play(REPORT, payload)
     echo(f"[evaluate] {spec.title}: playing {episodes} episode(s) on {workers} worker(s)")
     if workers == 1 and not address:
         result = evaluate_policy(payload, spec.name, episodes, **kwargs)

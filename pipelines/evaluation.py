@@ -1,26 +1,51 @@
 """How close a student is to its teacher, the measures every run kind reports alike: % of the
-teacher's score (Rusu et al.), their geometric mean over games, and agreement on held-out
-frames the teacher labelled, beside the majority-action baseline it must beat."""
+teacher's score raw (Rusu et al.) and normalised by the random policy on the same report
+seeds, each with its lower 95% bound; their geometric mean over games; and agreement on
+held-out frames across whole episodes, beside the majority-action baseline it must beat."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from actors.env import HOLDOUT_SEED_OFFSET, EnvConfig
-from actors.rollout import TeacherRollout
-
-
-def eval_protocol(cfg, env_mode: str | None = None) -> str:
-    """How every score in a summary was played, in one line a reader can compare across runs."""
-    acting, evaluation = cfg.acting, cfg.evaluation
-    protocol = (f"no-op starts (max {acting.noop_max}), epsilon {evaluation.epsilon}, {evaluation.episodes} episodes, "
-                f"sticky actions {'on' if acting.sticky_actions else 'off'}")
-    return protocol + (f", env mode {env_mode}" if env_mode else "")
+from actors.protocol import MIN_CLAIM_EPISODES
 
 
 def pct_of_teacher(student: float, teacher: float) -> float | None:
     """Rusu et al.'s ratio; undefined (None) when the teacher's mean score is not positive."""
     return 100.0 * student / teacher if teacher > 0 else None
+
+
+def ratio_bound(a: float, ca: float, b: float, cb: float, cov: float = 0.0) -> tuple[float, float] | None:
+    """100 a / b and its lower 95% bound (delta method; ca, cb are the 95% half-widths of a and b and
+    cov the covariance of their half-widths); None where b is not positive."""
+    if b <= 0:
+        return None
+    ratio = a / b
+    spread = ca**2 / b**2 + a**2 * cb**2 / b**4 - 2 * a * cov / b**3
+    return 100.0 * ratio, 100.0 * (ratio - math.sqrt(max(spread, 0.0)))
+
+
+def compare(student: dict, teacher: dict, random: dict | None) -> dict:
+    """The student against its teacher, raw and normalised ((s - r) / (t - r), random on the same
+    report seeds), each with its lower 95% bound. Below MIN_CLAIM_EPISODES episodes on either side
+    the ratios are withheld (None) and `pct_withheld` says why."""
+    episodes = min(student["episodes"], teacher["episodes"])
+    if episodes < MIN_CLAIM_EPISODES:
+        return {"student_pct_of_teacher": None, "pct_low95": None, "normalised_pct": None, "normalised_low95": None,
+                "pct_withheld": f"{episodes} episodes: % of teacher needs at least {MIN_CLAIM_EPISODES} "
+                                f"(--eval-episodes)"}
+    s, cs = student["mean"], student["ci95"] or 0.0
+    t, ct = teacher["mean"], teacher["ci95"] or 0.0
+    raw = ratio_bound(s, cs, t, ct)
+    normalised = None
+    if random is not None:
+        r, cr = random["mean"], random["ci95"] or 0.0
+        normalised = ratio_bound(s - r, math.hypot(cs, cr), t - r, math.hypot(ct, cr), cov=cr**2)
+    return {"student_pct_of_teacher": raw and raw[0], "pct_low95": raw and raw[1],
+            "normalised_pct": normalised and normalised[0], "normalised_low95": normalised and normalised[1],
+            "pct_withheld": None}
 
 
 def geometric_mean(values: list[float]) -> float | None:
@@ -30,11 +55,17 @@ def geometric_mean(values: list[float]) -> float | None:
     return 0.0 if min(values) == 0 else float(np.exp(np.mean(np.log(values))))
 
 
-def holdout_frames(game: str, teacher: dict, steps: int, env_config: EnvConfig, epsilon: float, seed: int):
-    """(observations, teacher Q) from environments seeded apart from every actor's."""
-    rollout = TeacherRollout(game, teacher, num_envs=8, env_config=env_config, epsilon=epsilon,
-                             seed=seed + HOLDOUT_SEED_OFFSET, actor_id=0)
-    return rollout.labelled_stacks(steps)
+def geometric_means(per_game: dict[str, dict]) -> dict:
+    """The geometric means over games of the raw and the normalised % of teacher, and which one a
+    headline should quote: the raw one (the paper's) when every game defines it, else the normalised
+    one where every game defines that (a negative normalised game is floored at 0: below random)."""
+    raw = [r.get("student_pct_of_teacher") for r in per_game.values()]
+    normalised = [r.get("normalised_pct") for r in per_game.values()]
+    raw_mean = geometric_mean(raw) if all(v is not None for v in raw) else None
+    norm_mean = geometric_mean([max(v, 0.0) for v in normalised]) if all(v is not None for v in normalised) else None
+    headline = "raw" if raw_mean is not None else ("normalised" if norm_mean is not None else None)
+    return {"geometric_mean_pct_of_teacher": raw_mean, "geometric_mean_normalised_pct": norm_mean,
+            "geometric_mean_of": headline, "geometric_mean_over": list(per_game)}
 
 
 def majority_baseline(q_teacher: np.ndarray) -> float:

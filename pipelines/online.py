@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import ray
 
-from actors.env import EVAL_SEED_OFFSET, actor_seed
+from actors.env import actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
+from actors.holdout import holdout_frames
+from actors.protocol import REPORT, SELECTION
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.runtime import NO_TASK_EVENTS, wind_down
@@ -24,10 +26,10 @@ from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, OnlineConfig
-from pipelines.evaluation import eval_protocol, holdout_frames, majority_baseline, pct_of_teacher
+from pipelines.evaluation import compare, majority_baseline
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
-from pipelines.teacher import DQNTraining, memory_plan, teacher_placement
+from pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
 from replay.memory_plan import MemoryPlan
 from replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
 
@@ -129,8 +131,8 @@ class Distillation:
 class Timeline:
     """One row per DQN checkpoint, complete once the DQN score and the student's score are in."""
 
-    def __init__(self, run: RunDir, cfg: OnlineConfig, game: str, env_config, echo):
-        self.run, self.cfg, self.game, self.env_config, self.echo = run, cfg, game, env_config, echo
+    def __init__(self, run: RunDir, cfg: OnlineConfig, game: str, protocol, echo):
+        self.run, self.cfg, self.game, self.protocol, self.echo = run, cfg, game, protocol, echo
         self.rows = {row["version"]: row for row in run.metrics("timeline.jsonl")}
         self.open: dict[int, dict] = {}
         self.student_evals: dict[int, list] = {}
@@ -142,8 +144,8 @@ class Timeline:
         if student.ready_ref is None and student.actors:
             row["student_updates"] = student.updates
             self.student_evals[version] = submit_evaluation(
-                student.learner.state.remote(), self.game, self.cfg.evaluation.episodes, 1, env_config=self.env_config,
-                epsilon=self.cfg.evaluation.epsilon, seed=self.cfg.run.seed + EVAL_SEED_OFFSET)
+                student.learner.state.remote(), self.game, self.protocol.selection_episodes, 1,
+                **self.protocol.play(SELECTION))
         self.open[version] = row
 
     def scored(self, result: dict, best: dict | None) -> None:
@@ -176,9 +178,9 @@ class Timeline:
 
 
 def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
-               rigged_scores: list[float] | None = None) -> dict:
-    """`resume` maps "dqn" and "student" to their last checkpoints; `rigged_scores` replaces evaluation
-    play with fixed scores per DQN checkpoint version (tests)."""
+               scorer=score_checkpoint) -> dict:
+    """`resume` maps "dqn" and "student" to their last checkpoints; `scorer` scores each DQN
+    checkpoint for the registry (DQNTraining's)."""
     resume = resume or {}
     dqn_plan, distill_plan = memory_plan(cfg), distill_memory_plan(cfg)
     start = start_run(cfg.KIND, cfg, run, echo, cpus=cfg.acting.actors + cfg.distill_actors + 4,
@@ -187,7 +189,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
                       progress=(cfg.frames, "frames"),
                       roles=f"{cfg.acting.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, "
                             f"two evaluators")
-    training = DQNTraining(cfg, start.run, resume.get("dqn"), start.echo, rigged_scores)
+    training = DQNTraining(cfg, start.run, resume.get("dqn"), start.echo, scorer)
     student = Distillation(cfg, training, start.run, resume.get("student"), start.echo)
     gpu_share = 0.5 if start.use_gpu else 0  # both learners share one GPU
     shards, actors = len(dqn_plan.shards), cfg.acting.actors
@@ -195,7 +197,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
                    start.placement.slots(0, range(shards), range(actors)))
     student.start(distill_plan, gpu_share, start.placement.slots(1, range(shards, shards + len(distill_plan.shards)),
                                                                  range(actors, actors + cfg.distill_actors)))
-    timeline = Timeline(start.run, cfg, training.spec.name, training.env_config, start.echo)
+    timeline = Timeline(start.run, cfg, training.spec.name, training.protocol, start.echo)
     student.follow(training.best(), start.actor_options, start.actor_device)  # a resumed run labels with its best
     ray.get(training.ready)
     start.echo(f"[online] {training.spec.title}: DQN replay holds {cfg.replay.min_replay}+ steps; the student "
@@ -269,11 +271,16 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
         "student": cfg.student.preset, "student_params": payload_params(final_student), "loss": cfg.student.loss,
         **cfg.student.loss_settings(),
         "student_updates": final_student["updates"], "teacher_params": payload_params(teacher),
-        "best": best, "evaluations": history, "timeline": timeline.as_list(), **scores,
+        "best": best, "evaluations": history, **scores,
+        "timeline": [{**row, "seeds": SELECTION} for row in timeline.as_list()] + [{
+            "version": best["version"], "frames": training.frames, "dqn_updates": training.updates, "seeds": REPORT,
+            "best_version": best["version"], "best_score": scores["teacher_score"]["mean"],
+            "student_updates": final_student["updates"], "student_score": scores["student_score"]["mean"],
+            "teacher_version": best["version"], "final": True}],
         "teacher_versions_in_replay": distilled["teacher_versions"],
         "swaps_per_actor": [a["swaps"] for a in distilled["actors"]],
         "distill_replay": distilled["replay"],
-        "eval_protocol": eval_protocol(cfg, training.env_mode),
+        "eval_protocol": training.protocol.text(), "protocol": training.protocol.as_dict(),
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",
     })
@@ -281,17 +288,23 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
 
 def final_scores(cfg: OnlineConfig, training: DQNTraining, student: Distillation, teacher: dict,
                  final_student: dict) -> dict:
-    """The best teacher's and the student's scores, and their agreement on frames the best teacher labelled."""
-    game = training.spec.name
-    kwargs = dict(env_config=training.env_config, epsilon=cfg.evaluation.epsilon, seed=cfg.run.seed + EVAL_SEED_OFFSET)
-    holdout = ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, cfg.evaluation.holdout_steps,
-                                                                    training.env_config, 0.05, cfg.run.seed)
-    episodes = cfg.evaluation.episodes
-    teacher_eval, student_eval = (collect_evaluation(submit_evaluation(ray.put(p), game, episodes, 2, **kwargs),
-                                                     cfg.evaluation.epsilon, cfg.acting.noop_max)
-                                  for p in (teacher, final_student))
-    holdout_obs, holdout_q = ray.get(holdout)
-    return {"teacher_score": teacher_eval.as_dict(), "student_score": student_eval.as_dict(),
-            "student_pct_of_teacher": pct_of_teacher(student_eval.mean, teacher_eval.mean),
-            "action_agreement": ray.get(student.learner.agreement.remote(holdout_obs, holdout_q, game)),
-            "majority_baseline": majority_baseline(holdout_q)}
+    """The best teacher's, the student's and the random policy's scores on the report seeds (the
+    registry chose the best on selection seeds), and agreement on frames the best teacher labelled."""
+    game, protocol = training.spec.name, training.protocol
+    holdouts = {key: ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, protocol, 0.05, sticky)
+                for key, sticky in (("plain", False), ("sticky", True))}
+    teacher_ref = ray.put(teacher)
+    pending = [submit_evaluation(ref, game, protocol.episodes, 2, **protocol.play(REPORT, random_policy=random))
+               for ref, random in ((teacher_ref, False), (ray.put(final_student), False), (teacher_ref, True))]
+    teacher_eval, student_eval, random_eval = (
+        collect_evaluation(p, epsilon, cfg.acting.noop_max).as_dict()
+        for p, epsilon in zip(pending, (protocol.epsilon, protocol.epsilon, 1.0)))
+    agreement, baseline = {}, {}
+    for key, ref in holdouts.items():
+        obs, q, _ = ray.get(ref)
+        agreement[key] = ray.get(student.learner.agreement.remote(obs, q, game))
+        baseline[key] = majority_baseline(q)
+    return {"teacher_score": teacher_eval, "student_score": student_eval, "random_score": random_eval,
+            **compare(student_eval, teacher_eval, random_eval),
+            "action_agreement": agreement["plain"], "action_agreement_sticky": agreement["sticky"],
+            "majority_baseline": baseline["plain"], "majority_baseline_sticky": baseline["sticky"]}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from actors.env import ENV_MODES, env_config_for
+from actors.protocol import MAX_SEED, MIN_CLAIM_EPISODES
 from cluster.errors import ConfigError
 from learner.losses import LOSSES, LossError, hyperparameters, make_loss
 from models.networks import PRESETS, UnknownPresetError, canonical_preset
@@ -171,17 +172,26 @@ def loss_for(settings, name: str):
 
 @dataclass
 class EvalSettings:
-    """Playing a policy for its score, and the held-out frames its agreement with the teacher is measured on."""
+    """Playing a policy for its score, and the held-out frames its agreement with the teacher is measured on.
 
-    FLAGS = {"episodes": "eval_episodes", "epsilon": "eval_epsilon", "workers": "eval_workers"}
+    Reported scores and choices play disjoint seeds (actors/protocol.py): what selects a checkpoint
+    or draws a curve never sets the number a summary states."""
 
-    episodes: int = setting(2, "episodes for each evaluation")
+    FLAGS = {"episodes": "eval_episodes", "selection_episodes": "select_episodes", "epsilon": "eval_epsilon",
+             "workers": "eval_workers"}
+
+    episodes: int = setting(30, f"episodes for every reported score (teacher, student, random policy), on report "
+                                f"seeds; below {MIN_CLAIM_EPISODES} a run states scores but no % of teacher")
+    selection_episodes: int = setting(8, "episodes for each choice: a DQN checkpoint's score for the registry's best, "
+                                         "each --eval-every point of a learning curve; on selection seeds")
     epsilon: float = setting(0.05, "epsilon during evaluation (the DQN convention)")
     workers: int = setting(2, "evaluator actors (one CPU each) sharing the evaluation episodes")
-    holdout_steps: int = setting(2000, "held-out teacher-labelled frames for action agreement")
+    holdout_steps: int = setting(2000, "held-out teacher-labelled frames for action agreement, sampled across whole "
+                                       "episodes (and as many again with sticky actions)")
 
     def validate(self) -> None:
         need(self.episodes >= 1, f"--eval-episodes must be at least 1, got {self.episodes}")
+        need(self.selection_episodes >= 1, f"--select-episodes must be at least 1, got {self.selection_episodes}")
         need(0.0 <= self.epsilon <= 1.0, f"--eval-epsilon must be in [0, 1], got {self.epsilon}")
         need(1 <= self.workers <= 256, f"--eval-workers must be in [1, 256], got {self.workers}")
         need(self.holdout_steps >= 1, f"--holdout-steps must be at least 1, got {self.holdout_steps}")
@@ -235,6 +245,8 @@ class RunSettings:
     out: str = setting("runs/distill", "directory to create: the run's (record: the dataset's)")
 
     def validate(self) -> None:
+        need(0 <= self.seed < MAX_SEED, f"--seed must be in [0, {MAX_SEED:,}) (every seed range must fit ALE's 32 bits), "
+                                        f"got {self.seed}")
         need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
         need(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),

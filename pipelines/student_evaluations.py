@@ -1,8 +1,10 @@
 """Students scored while they train (`--eval-every`), so a run has a learning curve, not one point.
 
-Every `eval_every` updates a learner's weights are played by evaluator tasks on the same
-episode seeds as the final evaluation and the teacher's, and its held-out agreement is
-measured on the frames the teacher labelled for the final one. Evaluations run beside the
+Every `eval_every` updates a learner's weights are played by evaluator tasks on the protocol's
+selection seeds (a curve is what an early stop would choose by, so it never plays the report
+seeds the final scores are stated on), and its held-out agreement is measured on the frames the
+teacher labelled for the final one. A point of `selection_episodes` episodes states its score
+and CI; "% of teacher" appears only where the point has the episodes to support it. Evaluations run beside the
 training and are logged when they finish, as metrics records of kind `eval` (`eval-PRESET-LOSS`
 in a sweep) at the update they scored, so metrics.jsonl, TensorBoard and the report all
 carry the curve.
@@ -12,8 +14,8 @@ from __future__ import annotations
 
 import time
 
-from actors.env import EVAL_SEED_OFFSET
-from actors.evaluate import collect_evaluation, score_text, submit_evaluation
+from actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
+from actors.protocol import MIN_CLAIM_EPISODES, SELECTION
 from pipelines.evaluation import pct_of_teacher
 
 
@@ -22,14 +24,10 @@ def eval_kind(metrics_kind: str) -> str:
     return metrics_kind.replace("distill", "eval", 1)
 
 
-def eval_kwargs(cfg, game) -> dict:
-    """Every evaluation of a run, the teacher's and each student's, plays the same episodes' seeds."""
-    return dict(env_config=game.env_config, epsilon=cfg.evaluation.epsilon, seed=cfg.run.seed + EVAL_SEED_OFFSET)
-
-
 class StudentEvaluations:
     def __init__(self, cfg, games: list, holdouts: dict, teacher_pending: dict, run, echo, started: float):
         self.cfg, self.games, self.run, self.echo, self.started = cfg, games, run, echo, started
+        self.protocol = cfg.protocol()
         self.holdouts, self.teacher_pending = holdouts, teacher_pending
         self.teacher_scores: dict[str, float] = {}
         self.pending: list[dict] = []
@@ -41,12 +39,10 @@ class StudentEvaluations:
         entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {}}
         for g in self.games:
             name = g.spec.name
-            evaluation = self.cfg.evaluation
-            entry["scores"][name] = submit_evaluation(weights, name, evaluation.episodes, evaluation.workers,
-                                                      **eval_kwargs(self.cfg, g))
-            holdout = self.holdouts[name]
-            if ray.wait([holdout], timeout=0)[0]:  # the teacher's held-out frames, once they exist
-                entry["agreement"][name] = group.agreement(*ray.get(holdout), name)
+            entry["scores"][name] = submit_evaluation(weights, name, self.protocol.selection_episodes,
+                                                      self.cfg.evaluation.workers,
+                                                      **self.protocol.play(SELECTION, g.teacher))
+            entry["agreement"][name] = submit_agreement(weights, self.holdouts[name]["plain"], name)
         self.pending.append(entry)
 
     def poll(self, wait: bool = False) -> None:
@@ -78,10 +74,11 @@ class StudentEvaluations:
             result = collect_evaluation(parts, self.cfg.evaluation.epsilon, self.cfg.acting.noop_max)
             teacher = self.teacher_score(game)
             agreement = ray.get(entry["agreement"][game]) if game in entry["agreement"] else None
-            per_game[game] = {"score": result.mean, "ci95": result.ci95,
+            supported = teacher is not None and result.episodes >= MIN_CLAIM_EPISODES
+            per_game[game] = {"score": result.mean, "ci95": result.ci95, "seeds": SELECTION,
                               "episodes": result.episodes, "agreement": agreement,
-                              "pct_of_teacher": None if teacher is None else pct_of_teacher(result.mean, teacher)}
-            shown = score_text(result.mean, result.ci95, digits=1) + (
+                              "pct_of_teacher": pct_of_teacher(result.mean, teacher) if supported else None}
+            shown = score_text(result.mean, result.ci95, result.episodes, digits=1) + (
                 "" if agreement is None else f", agreement {agreement:.3f}") + (
                 "" if per_game[game]["pct_of_teacher"] is None else f", {per_game[game]['pct_of_teacher']:.0f}% of teacher")
             self.echo.evaluation(f"{entry['label']} {game} @ {entry['updates']}", shown)

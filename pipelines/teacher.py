@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from actors.env import EVAL_SEED_OFFSET, FRAME_SKIP, EnvConfig, actor_seed, env_config_for, resolve_env_mode
-from actors.evaluate import EVALUATOR_TASK, evaluate_policy
+from actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
+from actors.evaluate import EVALUATOR_TASK, evaluate_parallel, evaluate_policy
+from actors.protocol import REPORT, SELECTION, EvalProtocol
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
@@ -26,7 +27,6 @@ from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
-from pipelines.evaluation import eval_protocol
 from pipelines.rundir import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
@@ -52,22 +52,25 @@ def recipe(cfg: TeacherConfig) -> dict:
             "seed": cfg.run.seed}
 
 
-def score_checkpoint(registry, version: int, frames: int, payload: dict, game: str, episodes: int,
-                     env_config: EnvConfig, epsilon: float, seed: int, rigged: float | None = None) -> dict:
-    """An evaluator: plays the checkpoint and reports its mean score to the registry.
-
-    `rigged` replaces play with a fixed score (tests of the registry-driven hot swap)."""
+def score_checkpoint(registry, version: int, frames: int, payload: dict, game: str, protocol: EvalProtocol) -> dict:
+    """An evaluator: plays the checkpoint on the protocol's selection seeds and reports its mean score
+    to the registry, which chooses the best by it (so the best's own score is a selection maximum,
+    never a number to state: `report_best` plays the best again on report seeds)."""
     import ray
     import torch
 
     torch.set_num_threads(1)
-    if rigged is None:
-        result = evaluate_policy(payload, game, episodes, env_config=env_config, epsilon=epsilon, seed=seed)
-        score, ci95, played = result.mean, result.ci95, result.episodes
-    else:
-        score, ci95, played = float(rigged), None, 0
-    improved = ray.get(registry.report.remote(version, score, ci95, played))
-    return {"version": version, "frames": frames, "score": score, "ci95": ci95, "improved": improved}
+    result = evaluate_policy(payload, game, protocol.selection_episodes, **protocol.play(SELECTION, payload))
+    improved = ray.get(registry.report.remote(version, result.mean, result.ci95, result.episodes))
+    return {"version": version, "frames": frames, "score": result.mean, "ci95": result.ci95, "improved": improved}
+
+
+def report_best(best: dict | None, game: str, protocol: EvalProtocol, workers: int) -> dict | None:
+    """The registry's best checkpoint played on the report seeds: the teacher score a summary states."""
+    if best is None:
+        return None
+    payload = load_checkpoint(best["checkpoint"])
+    return evaluate_parallel(payload, game, protocol.episodes, workers, **protocol.play(REPORT, payload)).as_dict()
 
 
 def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
@@ -80,12 +83,14 @@ def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
 class DQNTraining:
     """The DQN side of a run, driven step by step so an online run can interleave it with a student."""
 
-    def __init__(self, cfg: TeacherConfig, run: RunDir, resume: dict | None, echo=print,
-                 rigged_scores: list[float] | None = None):
-        self.cfg, self.run, self.echo, self.rigged = cfg, run, echo, rigged_scores
+    def __init__(self, cfg: TeacherConfig, run: RunDir, resume: dict | None, echo=print, scorer=score_checkpoint):
+        """`scorer(registry, version, frames, payload, game, protocol)` runs as an evaluator task for
+        every checkpoint and reports its score to the registry (tests inject one)."""
+        self.cfg, self.run, self.echo, self.scorer = cfg, run, echo, scorer
         self.spec = game_spec(cfg.acting.game)
         self.env_mode = resolve_env_mode(cfg.acting.env_mode, None)  # auto: native; sb3/cleanrl press FIRE on reset
-        self.env_config = env_config_for(self.env_mode, None, cfg.acting.noop_max, cfg.acting.sticky_actions)
+        self.protocol = dataclasses.replace(cfg.protocol(), env_mode=self.env_mode)
+        self.env_config = self.protocol.env_config()
         self.resume = resume
         extra = resume["extra"] if resume else {}
         self.frames_base = int(extra.get("frames", 0))
@@ -191,12 +196,8 @@ class DQNTraining:
     def _submit_score(self, version: int, frames: int, payload: dict) -> None:
         import ray
 
-        rigged = None
-        if self.rigged is not None:
-            rigged = self.rigged[version - 1] if version <= len(self.rigged) else min(self.rigged) - 1
-        ref = ray.remote(**EVALUATOR_TASK)(score_checkpoint).remote(
-            self.registry, version, frames, payload, self.spec.name, self.cfg.evaluation.episodes, self.env_config,
-            self.cfg.evaluation.epsilon, self.cfg.run.seed + EVAL_SEED_OFFSET, rigged)
+        ref = ray.remote(**EVALUATOR_TASK)(self.scorer).remote(self.registry, version, frames, payload, self.spec.name,
+                                                               self.protocol)
         self.pending[ref] = self.updates
 
     def poll_scores(self, wait: bool = False) -> list[dict]:
@@ -307,11 +308,14 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     training.finish()
     best, history = training.best(), ray.get(training.registry.history.remote())
     ray.kill(training.registry)
+    start.placement.release("actors")  # their CPUs go to the report evaluation
+    best_report = report_best(best, training.spec.name, training.protocol, cfg.evaluation.workers)
     return start.finish({
         "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "preset": cfg.dqn.preset, "recipe": recipe(cfg),
         "best": best, "best_teacher": best["checkpoint"] if best else None, "evaluations": history,
-        "eval_protocol": eval_protocol(cfg, training.env_mode),
+        "best_report_score": best_report,
+        "eval_protocol": training.protocol.text(), "protocol": training.protocol.as_dict(),
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",
         "steps_per_actor": [s["steps"] for s in training.actor_stats],

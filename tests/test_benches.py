@@ -39,7 +39,7 @@ TINY = {
                            and r["cores_busy_by_role"]["RolloutActor"] > 0 and r["cores_busy_by_role"]["Learner"] > 0
                            and r["labelled_over_bare_emulator"] > 0 and r["learner_over_bare_loop"] > 0),
     "fidelity.py": (["--games", "ms_pacman", "--steps", "2048", "--updates", "40", "--eval-every", "20",
-                     "--eval-episodes", "1", "--sections", "compression"],
+                     "--eval-episodes", "1", "--select-episodes", "1", "--sections", "compression"],
                     lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
                     and all(row["updates"] == 40 for row in r["rows"])),
     "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],

@@ -87,7 +87,7 @@ def cluster():
 
 
 DISTILL = ("distill", "--actors", "2", "--updates", "40", "--log-every", "20", "--checkpoint-every", "20",
-           "--min-replay", "300", "--capacity-hours", "0.05", "--chunk-steps", "32", "--eval-episodes", "1",
+           "--min-replay", "300", "--capacity-hours", "0.05", "--chunk-steps", "32", "--eval-episodes", "1", "--select-episodes", "1",
            "--eval-workers", "1", "--holdout-steps", "200")
 
 

@@ -158,7 +158,7 @@ def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsy
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     code = launch.main(["distill", "--dataset", str(copy), "--updates", "30", "--log-every", "15",
-                        "--checkpoint-every", "30", "--min-replay", "200", "--eval-episodes", "1",
+                        "--checkpoint-every", "30", "--min-replay", "200", "--eval-episodes", "1", "--select-episodes", "1",
                         "--holdout-steps", "200", "--student", "net3", "--out", str(tmp_path / "run")])
     assert code == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -171,7 +171,7 @@ def test_distill_from_a_dataset_with_no_teacher_actors(recorded, tmp_path, capsy
 def test_a_dataset_larger_than_the_replay_streams_through_it(recorded, tmp_path):
     out, index = recorded  # 320 steps in chunks of 64; the replay holds 216
     cfg = DistillConfig.from_flags(dataset=str(out), capacity_hours=0.004, updates=60, log_every=30, checkpoint_every=60,
-                        min_replay=100, eval_episodes=1, holdout_steps=100, student="net3",
+                        min_replay=100, eval_episodes=1, select_episodes=1, holdout_steps=100, student="net3",
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
     assert summary["replay"]["replay_size"] <= 216 and summary["replay"]["replay_ratio"] == cfg.replay.replay_ratio

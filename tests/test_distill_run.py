@@ -18,7 +18,7 @@ SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_par
 
 def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     cfg = DistillConfig.from_flags(game="ALE/Pong-v5", student="net3", updates=40, log_every=20, checkpoint_every=20,
-                        min_replay=300, chunk_steps=32, eval_episodes=2, holdout_steps=300, actors=2, replay_shards=2,
+                        min_replay=300, chunk_steps=32, eval_episodes=2, select_episodes=1, holdout_steps=300, actors=2, replay_shards=2,
                         out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
     run = tmp_path / "run"
@@ -41,7 +41,7 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
 
 def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ray_runtime, tmp_path, pong_teacher):
     cfg = DistillConfig.from_flags(student="net1", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
-                        min_replay=2000, eval_episodes=1, holdout_steps=2000, out=str(tmp_path / "run")).validate()
+                        min_replay=2000, eval_episodes=1, select_episodes=1, holdout_steps=2000, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     obs, q = TeacherRollout("pong", pong_teacher, 8, seed=4242).labelled_stacks(2000)
     torch.manual_seed(0)

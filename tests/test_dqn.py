@@ -71,7 +71,7 @@ def test_bad_teacher_flags_are_refused_by_name(change, words):
         TeacherConfig.from_flags(**change).validate()
 
 
-TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--eval-episodes", "1",
+TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--eval-episodes", "1", "--select-episodes", "1",
         "--log-every", "10", "--checkpoint-every", "50", "--replay-ratio", "2", "--capacity-hours", "0.05",
         "--chunk-steps", "32", "--target-every", "40"]
 

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 from ui.console import THIRD_PARTY
 
-CI_SIZE = {"distill": ["--updates", "120", "--eval-every", "60", "--eval-episodes", "2", "--holdout-steps", "500",
+CI_SIZE = {"distill": ["--updates", "120", "--eval-every", "60", "--eval-episodes", "2", "--select-episodes", "1", "--holdout-steps", "500",
                        "--min-replay", "500"],
            "record": ["--steps", "1024"], "report": [], "evaluate": ["--episodes", "2", "--workers", "1"]}
 FORBIDDEN_WORDS = {"None", "nan", "NaN", "Traceback"}

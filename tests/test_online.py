@@ -16,9 +16,24 @@ from pipelines.rundir import RunDir
 from tests.test_dqn import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
-RIGGED = [1.0, 3.0, 2.0, 3.0, 5.0, 4.0]  # best: v1, then v2 (v3 lower, v4 ties: the older stays), then v5
+RIGGED = {1: 1.0, 2: 3.0, 3: 2.0, 4: 3.0, 5: 5.0, 6: 4.0}  # later checkpoints score below all of these
+BESTS = [1, 2, 5]  # v3 is lower, v4 ties (the older stays), v6 is lower
 ONLINE = [*TINY, "--frames", "16000", "--distill-min-replay", "256", "--distill-capacity-hours", "0.05",
           "--holdout-steps", "256"]
+
+
+def rigged_scorer(registry, version, frames, payload, game, protocol):
+    """An evaluator that reports a fixed score per checkpoint (injected as DQNTraining's scorer), each
+    after every earlier checkpoint's, so the registry hears them in version order."""
+    import ray
+
+    deadline = time.monotonic() + 60  # past it, report anyway: the order assertion then says what happened
+    while time.monotonic() < deadline and any(e["score"] is None for e in ray.get(registry.history.remote())
+                                              if e["version"] < version):
+        time.sleep(0.05)
+    score = RIGGED.get(version, 0.0)
+    improved = ray.get(registry.report.remote(version, score, None, 0))
+    return {"version": version, "frames": frames, "score": score, "ci95": None, "improved": improved}
 
 
 def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
@@ -26,21 +41,15 @@ def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
     from pipelines.online import run_online
 
     args = build_parser().parse_args(["online", *ONLINE, "--out", str(tmp_path / "run")])
-    summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, rigged_scores=RIGGED)
+    summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, scorer=rigged_scorer)
 
-    history = summary["evaluations"]
+    history = sorted(summary["evaluations"], key=lambda e: e["order"])
     assert len(history) >= 6, "the run must take every rigged checkpoint"
-    # evaluators report in any order; the best so far is a function of the order the registry heard them
-    ever_best, best = [], None
-    for entry in sorted(history, key=lambda e: e["order"]):
-        if best is None or entry["score"] > best["score"] or (entry["score"] == best["score"]
-                                                               and entry["version"] < best["version"]):
-            best = entry
-            ever_best.append(entry["version"])
-    assert 3 not in ever_best or [e["version"] for e in sorted(history, key=lambda e: e["order"])].index(3) < \
-        [e["version"] for e in sorted(history, key=lambda e: e["order"])].index(2)
-    assert 4 not in ever_best and 6 not in ever_best, "a tie or a lower score must never become the best"
-    assert summary["best"]["version"] == 5 and ever_best[-1] == 5
+    # the scorer reports in version order, so the registry's best must have moved exactly through BESTS
+    assert [e["version"] for e in history] == sorted(e["version"] for e in history)
+    assert [e["score"] for e in history[:6]] == [RIGGED[v] for v in range(1, 7)]
+    assert summary["best"]["version"] == BESTS[-1] and summary["best"]["score"] == RIGGED[BESTS[-1]]
+    ever_best = BESTS
 
     in_replay = summary["teacher_versions_in_replay"]  # (actor, first chunk index, version) per change
     versions = [v for _, _, v in in_replay]
@@ -59,15 +68,18 @@ def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
     kinds = {json.loads(line)["kind"] for line in (run / "metrics.jsonl").read_text().splitlines()}
     assert kinds == {"dqn", "student"}
     assert summary["student_updates"] > 0 and 0 <= summary["action_agreement"] <= 1
-    assert [r["version"] for r in summary["timeline"]] == [e["version"] for e in history]
-    assert all(r["student_score"] is not None for r in summary["timeline"] if r["student_updates"])
+    rows = [r for r in summary["timeline"] if not r.get("final")]
+    assert [r["version"] for r in rows] == [e["version"] for e in history]
+    assert all(r["student_score"] is not None and r["seeds"] == "selection" for r in rows if r["student_updates"])
+    final = summary["timeline"][-1]
+    assert final["final"] and final["seeds"] == "report" and final["student_score"] == summary["student_score"]["mean"]
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
-    assert sorted(e.value for e in events.Scalars("online/dqn_score")) == sorted(r["dqn_score"] for r in summary["timeline"])
-    students = [r["student_score"] for r in summary["timeline"] if r["student_score"] is not None]
+    assert sorted(e.value for e in events.Scalars("online/dqn_score")) == sorted(r["dqn_score"] for r in rows)
+    students = [r["student_score"] for r in rows if r["student_score"] is not None]
     assert sorted(e.value for e in events.Scalars("online/student_score")) == sorted(students) and students
 
 

@@ -10,7 +10,7 @@ import pytest
 from ui.progress import Progress
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
-                "--eval-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
+                "--eval-episodes", "1", "--select-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
                 "--chunk-steps", "32", "--replay-ratio", "0", "--eval-every", "20"]
 
 

@@ -41,6 +41,20 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _ratios(result: dict) -> list[str]:
+    """Raw and normalised % of teacher, each with its lower 95% bound, or why they are withheld."""
+    if result.get("pct_withheld"):
+        return ["withheld", f"withheld ({result['pct_withheld'].split(':')[0]})"]
+    cells = []
+    for value, low in ((result.get("student_pct_of_teacher"), result.get("pct_low95")),
+                       (result.get("normalised_pct"), result.get("normalised_low95"))):
+        cells.append("n/a" if value is None else f"{value:.0f}% ({'n/a' if low is None else f'{low:.0f}%'})")
+    return cells
+
+
+RATIO_HEADER = ["% of teacher (low 95%)", "normalised % (low 95%)"]
+
+
 def _series(metrics: list[dict], key: str, kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     rows = [m for m in metrics if m.get(key) is not None and (kind is None or m.get("kind", "distill") == kind)]
     return np.array([m["updates"] for m in rows], float), np.array([m[key] for m in rows], float)
@@ -308,12 +322,13 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
         for ax in (pct_ax, agree_ax):
             ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games)
         plots.count("per_game", len(games))
-        rows += [[run["name"], g, per_game[g]["student_pct_of_teacher"], per_game[g]["action_agreement"],
+        rows += [[run["name"], g, *_ratios(per_game[g]), per_game[g]["action_agreement"],
                   per_game[g]["majority_baseline"]] for g in games]
-        rows.append([run["name"], "geometric mean", geo, run["summary"].get("mean_action_agreement"), None])
+        normalised = run["summary"].get("geometric_mean_normalised_pct")
+        rows.append([run["name"], "geometric mean", geo, normalised, run["summary"].get("mean_action_agreement"), None])
     image = plots.save("per_game", fig, [pct_ax, agree_ax])
     return f"## Multi-task\n\n![per game]({image})\n\n" + _table(
-        ["run", "game", "% of teacher", "action agreement", "majority baseline"], rows)
+        ["run", "game", *RATIO_HEADER, "action agreement", "majority baseline"], rows)
 
 
 def student_points(runs: list[dict]) -> list[tuple[str, dict]]:
@@ -342,12 +357,11 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
         y = s["student_pct_of_teacher"] if use_pct else 100 * s["action_agreement"]
         ax.scatter([s["student_params"]], [y], color=plots.color(f"{name}/{s['student']}"), label=f"{name} ({s['student']})")
         plots.count("compression", 1)
-        rows.append([name, s["student"], s["student_params"], s.get("student_pct_of_teacher"),
-                     s.get("action_agreement")])
+        rows.append([name, s["student"], s["student_params"], *_ratios(s), s.get("action_agreement")])
     ax.set_xscale("log")
     image = plots.save("compression", fig, [ax])
     return f"## Compression\n\n![compression]({image})\n\n" + _table(
-        ["run", "student", "parameters", "% of teacher", "action agreement"], rows)
+        ["run", "student", "parameters", *RATIO_HEADER, "action agreement"], rows)
 
 
 def summary_section(runs: list[dict]) -> str:
@@ -357,10 +371,10 @@ def summary_section(runs: list[dict]) -> str:
         rows.append([run["name"], run["kind"], s.get("complete"), s.get("game") or ",".join(s.get("games", [])),
                      s.get("student") or s.get("preset"), s.get("student_params"), s.get("updates"),
                      (s.get("student_score") or {}).get("mean"), (s.get("teacher_score") or {}).get("mean"),
-                     s.get("student_pct_of_teacher"), s.get("action_agreement"), s.get("wall_s")])
+                     (s.get("random_score") or {}).get("mean"), *_ratios(s), s.get("action_agreement"), s.get("wall_s")])
     return "## Runs\n\n" + _table(["run", "kind", "complete", "game", "network", "parameters", "updates",
-                                   "student score", "teacher score", "% of teacher", "action agreement",
-                                   "wall s"], rows)
+                                   "student score", "teacher score", "random score", *RATIO_HEADER,
+                                   "action agreement", "wall s"], rows)
 
 
 def write_report(paths: list[str], out: str) -> dict:

@@ -16,6 +16,26 @@ def percent(value) -> str:
     return "n/a" if value is None else f"{value:.0f}%"
 
 
+def ratio_text(result: dict) -> str:
+    """The student against its teacher as a reader may quote it: raw and normalised % of teacher, each
+    with its lower 95% bound, or why they are withheld."""
+    if result.get("pct_withheld"):
+        return f"% of teacher withheld ({result['pct_withheld']})"
+    raw, norm = result.get("student_pct_of_teacher"), result.get("normalised_pct")
+    parts = [f"{percent(raw)} of teacher (low 95% {percent(result.get('pct_low95'))})"]
+    if norm is not None or "normalised_pct" in result:
+        parts.append(f"normalised {percent(norm)} (low 95% {percent(result.get('normalised_low95'))})")
+    return ", ".join(parts)
+
+
+def agreement_text(result: dict, teacher: dict) -> str:
+    text = f"agreement {result['action_agreement']:.3f} (majority {teacher['majority_baseline']:.3f})"
+    if result.get("action_agreement_sticky") is not None:
+        text += (f", sticky actions {result['action_agreement_sticky']:.3f} "
+                 f"(majority {teacher['majority_baseline_sticky']:.3f})")
+    return text
+
+
 def stopped(summary: dict, command: str, path) -> str:
     if command == "record":
         return (f"[record] stopped by {summary.get('stopped_by')} with {summary.get('steps', 0):,} steps of whole "
@@ -34,18 +54,24 @@ def distill_lines(summary: dict, path) -> list[str]:
     for game in games:
         teacher = summary["per_game"][game] if "per_game" in summary else summary
         t = teacher["teacher_score"]
-        lines.append(f"{game}: teacher {score_text(t['mean'], t['ci95'], t['episodes'])}, "
-                     f"majority-action baseline {teacher['majority_baseline']:.3f}")
+        random = teacher.get("random_score")
+        lines.append(f"{game}: teacher {score_text(t['mean'], t['ci95'], t['episodes'])}"
+                     + (f", random policy {score_text(random['mean'], random['ci95'])}" if random else "")
+                     + f", majority-action baseline {teacher['majority_baseline']:.3f}")
     for row in summary["students"]:
         for game, result in (row.get("per_game") or {games[0]: row}).items():
-            score, pct = result["student_score"], result["student_pct_of_teacher"]
+            teacher = summary["per_game"][game] if "per_game" in summary else summary
+            score = result["student_score"]
             lines.append(f"{game}: {row['student']} ({row['student_params']:,} params, {row['loss']}, "
                          f"{row['updates']} updates) {score_text(score['mean'], score['ci95'], score['episodes'])}; "
-                         f"agreement {result['action_agreement']:.3f}; {percent(pct)} of teacher")
-        if "geometric_mean_pct_of_teacher" in row:
-            lines.append(f"{row['student']}/{row['loss']}: geometric mean % of teacher "
-                         f"{percent(row['geometric_mean_pct_of_teacher'])} over "
-                         f"{', '.join(row['geometric_mean_over']) or 'no game'}")
+                         f"{agreement_text(result, teacher)}; {ratio_text(result)}")
+        if "geometric_mean_over" in row:
+            which = row.get("geometric_mean_of")
+            value = row["geometric_mean_pct_of_teacher"] if which == "raw" else row.get("geometric_mean_normalised_pct")
+            lines.append(f"{row['student']}/{row['loss']}: geometric mean {'' if which != 'normalised' else 'normalised '}"
+                         f"% of teacher {percent(value)} over {', '.join(row['geometric_mean_over']) or 'no game'}"
+                         + (" (raw undefined for a game: normalised by the random policy)" if which == "normalised"
+                            else "" if which else " (withheld or undefined)"))
     restarts = summary["restarts"]
     if restarts["actors"] or restarts["learners"]:
         lines.append(f"restarts: {restarts['actors']} actor(s), {restarts['learners']} learner(s)")
@@ -53,20 +79,27 @@ def distill_lines(summary: dict, path) -> list[str]:
 
 
 def teacher_lines(summary: dict, path) -> list[str]:
-    best = summary["best"] or {}
-    return [json.dumps({k: summary[k] for k in ("game", "frames", "updates", "wall_s")}),
-            f"best checkpoint: {best.get('checkpoint')} (version {best.get('version')}, score {best.get('score')}, "
-            f"at {best.get('frames')} frames)"]
+    best, report = summary["best"] or {}, summary.get("best_report_score")
+    lines = [json.dumps({k: summary[k] for k in ("game", "frames", "updates", "wall_s")}),
+             f"best checkpoint: {best.get('checkpoint')} (version {best.get('version')}, at {best.get('frames')} "
+             f"frames; chosen on selection seeds at {number(best.get('score'))})"]
+    if report:
+        lines.append(f"best checkpoint on report seeds: {score_text(report['mean'], report['ci95'], report['episodes'])}")
+    return lines
 
 
 def online_lines(summary: dict, path) -> list[str]:
     lines = [json.dumps({k: summary[k] for k in ("game", "frames", "updates", "student_updates", "wall_s")})]
     for row in summary["timeline"]:
+        if row.get("final"):
+            continue
         best = "not scored" if row["best_version"] is None else f"{number(row['best_score'])} (v{row['best_version']})"
         lines.append(f"frames {row['frames']:>10,}: dqn {number(row['dqn_score'])}, best so far {best}, student "
                      f"{number(row['student_score'], 'not trained yet')}")
-    return lines + [f"final: student {summary['student_score']['mean']:.2f}, best teacher "
-                    f"{summary['teacher_score']['mean']:.2f} ({percent(summary['student_pct_of_teacher'])} of teacher)"]
+    student, teacher = summary["student_score"], summary["teacher_score"]
+    return lines + [f"final, on report seeds: student {score_text(student['mean'], student['ci95'], student['episodes'])}, "
+                    f"best teacher {score_text(teacher['mean'], teacher['ci95'], teacher['episodes'])}; "
+                    f"{ratio_text(summary)}"]
 
 
 def record_lines(index: dict, path) -> list[str]:

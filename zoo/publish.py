@@ -55,29 +55,50 @@ def run_teacher(run_path: str, version: int | None) -> tuple[dict, dict, dict]:
     return run.read_config(), entry, payload
 
 
-def shrink(payload: dict, game: str, env_config, seed: int) -> tuple[dict, bool, str]:
+def card_protocol(mode: str, episodes: int = CARD_EPISODES) -> "EvalProtocol":
+    """Every card's protocol: seed 0's report seeds, which no registry, curve or early stop plays."""
+    from actors.protocol import EvalProtocol
+
+    return EvalProtocol(episodes=episodes, epsilon=0.05, noop_max=CARD_NOOP_MAX, sticky_actions=False, env_mode=mode,
+                        seed=0, holdout_steps=HALF_CHECK_STEPS)
+
+
+def shrink(payload: dict, game: str, protocol) -> tuple[dict, bool, str]:
     """Float16 weights where no greedy action changes on held-out frames; the payload and the check's line."""
     import torch
 
-    from actors.env import HOLDOUT_SEED_OFFSET
-    from actors.rollout import TeacherRollout
+    from actors.holdout import holdout_frames
 
-    rollout = TeacherRollout(game, payload, num_envs=8, env_config=env_config, epsilon=0.05,
-                             seed=seed + HOLDOUT_SEED_OFFSET, actor_id=0)
-    frames, _ = rollout.labelled_stacks(HALF_CHECK_STEPS)
+    frames, _, _ = holdout_frames(game, payload, protocol, epsilon=0.05)
     half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
     if half:
         payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
     return payload, half, f"{same}/{len(frames)} held-out frames keep their greedy action in float16"
 
 
+def score_card(payload: dict, game: str, protocol, workers: int) -> tuple[dict, dict]:
+    """The teacher's and the random policy's scores on the card protocol's report seeds."""
+    from actors.evaluate import evaluate_parallel
+    from actors.protocol import REPORT
+
+    teacher_eval = evaluate_parallel(as_float32(payload), game, protocol.episodes, workers,
+                                     **protocol.play(REPORT, payload))
+    random_eval = evaluate_parallel(payload, game, protocol.episodes, workers,
+                                    **protocol.play(REPORT, payload, random_policy=True))
+    return _brief(teacher_eval), _brief(random_eval)
+
+
+def protocol_fields(protocol, payload: dict) -> dict:
+    record = protocol.as_dict(payload)
+    return {"protocol": record["text"] + "; random policy: epsilon 1 on the same seeds; 108,000-frame cap",
+            "eval_protocol": record}
+
+
 def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | None = None,
             zoo_dir: Path | None = None, commit: str | None = None, echo=print) -> dict:
-    """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy."""
-    from actors.env import EVAL_SEED_OFFSET, env_config_for
-    from actors.evaluate import evaluate_parallel
+    """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy
+    on report seeds (the registry chose it on selection seeds, so its registry score is biased high)."""
     from actors.games import game_spec
-    from actors.teachers import load_teacher
     from models.checkpoint import fingerprint, payload_params, save_checkpoint
     from pipelines.summary import Summary
 
@@ -86,14 +107,10 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
         raise ZooError(f"a zoo card needs at least {CARD_EPISODES} episodes per evaluation, got --episodes {episodes}")
     config, entry, payload = run_teacher(run_path, version)
     spec, mode = game_spec(config["game"]), payload["extra"]["env_mode"]
-    env_config = env_config_for(mode, payload, CARD_NOOP_MAX, False)
-    payload, half, half_check = shrink(payload, spec.name, env_config, config.get("seed", 0))
-    seed = EVAL_SEED_OFFSET
+    protocol = card_protocol(mode, episodes)
+    payload, half, half_check = shrink(payload, spec.name, protocol)
     echo(f"[zoo] {spec.title}: evaluating checkpoint {entry['version']} and the random policy, {episodes} episodes each")
-    teacher_eval = evaluate_parallel(as_float32(payload), spec.name, episodes, workers, env_config=env_config,
-                                     seed=seed)
-    random_eval = evaluate_parallel(load_teacher("random", spec, 0), spec.name, episodes, workers,
-                                    env_config=env_config, epsilon=1.0, seed=seed)
+    score, random_score = score_card(payload, spec.name, protocol, workers)
     summary = (Summary.read(run_path, config) or Summary("teacher", complete=False)).as_dict()
     previous = card(spec.name, zoo_dir) if (zoo_dir / f"{spec.name}.json").is_file() else None
     new_card = {
@@ -101,17 +118,14 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
         "params": payload_params(payload), "num_actions": spec.num_actions,
         "dtype": "float16" if half else "float32",
         "half_precision_check": half_check, "fingerprint": fingerprint(payload),
-        "score": _brief(teacher_eval), "random_score": _brief(random_eval),
-        "protocol": f"up to {CARD_NOOP_MAX} no-op starts, epsilon 0.05 (random policy: epsilon 1), sticky actions off, "
-                    f"env mode {mode}, 108,000-frame cap, {episodes} episodes on seeds from {seed}",
+        "score": score, "random_score": random_score, **protocol_fields(protocol, payload),
         "trained": {"frames": entry["frames"], "checkpoint_version": entry["version"],
                     "registry_score": entry["score"], "registry_episodes": entry["episodes"],
                     "run_frames": summary.get("frames"), "wall_s": summary.get("wall_s"),
                     "device": summary.get("learner_device", config.get("device")), "flags": config,
                     "commit": commit or _commit(), "curve": learning_curve(run_path)},
         "published": datetime.date.today().isoformat(),
-        "history": ([{k: v for k, v in previous.items() if k != "history"}] + previous.get("history", []))
-                   if previous else [],
+        "history": _history(previous, "a new teacher run was published"),
     }
     zoo_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(zoo_dir / f"{spec.name}.pt", payload)
@@ -120,11 +134,49 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     return new_card
 
 
+HISTORY_KEYS = ("score", "random_score", "protocol", "fingerprint", "sha256", "dtype", "published", "rescored")
+
+
+def _history(previous: dict | None, why: str) -> list[dict]:
+    """The card's earlier figures, newest first: what a reader needs to see what changed and why."""
+    if previous is None:
+        return []
+    entry = {k: previous[k] for k in HISTORY_KEYS if k in previous}
+    entry["trained"] = {k: previous["trained"].get(k) for k in ("frames", "checkpoint_version", "registry_score",
+                                                                "registry_episodes")}
+    return [{**entry, "replaced_because": why}] + previous.get("history", [])
+
+
+RESCORE_WHY = ("re-scored on report seeds: the old score was played on seeds from 536,870,912, where the registry had "
+               "scored every checkpoint and chosen this one by its maximum (the winner's curse)")
+
+
+def rescore(game: str, episodes: int, workers: int, zoo_dir: Path | None = None, why: str = RESCORE_WHY) -> dict:
+    """GAME's card scored again, weights untouched, on the card protocol's report seeds; the old
+    figure goes into the card's history with `why`."""
+    from actors.games import canonical_name, game_spec
+    from actors.teachers import load_teacher
+
+    zoo_dir = zoo_dir or ZOO_DIR
+    game = canonical_name(game)
+    old = card(game, zoo_dir)
+    teacher_path(f"zoo:{game}", zoo_dir)  # the weights are the card's
+    payload = load_teacher(f"zoo:{game}", game_spec(game))
+    protocol = card_protocol(payload["extra"].get("env_mode", "native"), episodes)
+    score, random_score = score_card(payload, game, protocol, workers)
+    new_card = {**old, "score": score, "random_score": random_score, **protocol_fields(protocol, payload),
+                "rescored": datetime.date.today().isoformat(), "history": _history(old, why)}
+    (zoo_dir / f"{game}.json").write_text(json.dumps(new_card, indent=2) + "\n")
+    return new_card
+
+
 def verify(game: str, episodes: int, workers: int) -> tuple[dict, object, bool]:
-    """GAME's zoo teacher played again on its card's protocol: the card, the new result, and whether they agree."""
-    from actors.env import EVAL_SEED_OFFSET, env_config_for
+    """GAME's zoo teacher played on episodes its card was not scored on (the next block of report
+    seeds): the card, the new result, and whether their 95% intervals overlap (a real teacher fails
+    that by chance in well under 1% of checks)."""
     from actors.evaluate import evaluate_parallel
     from actors.games import canonical_name, game_spec
+    from actors.protocol import REPORT
     from actors.teachers import load_teacher
     from cluster.runtime import connect
 
@@ -133,8 +185,8 @@ def verify(game: str, episodes: int, workers: int) -> tuple[dict, object, bool]:
     teacher_path(f"zoo:{game}")  # the weights are the card's, before Ray starts
     connect(None, cpus_needed=workers)
     teacher = load_teacher(f"zoo:{game}", game_spec(game))
-    result = evaluate_parallel(teacher, game, episodes, workers, seed=EVAL_SEED_OFFSET,
-                               env_config=env_config_for("auto", teacher, CARD_NOOP_MAX, False))
+    protocol = card_protocol(teacher["extra"].get("env_mode", "native"), episodes)
+    result = evaluate_parallel(teacher, game, episodes, workers, **protocol.play(REPORT, teacher, block=1))
     return known, result, overlaps(result.as_dict(), known["score"])
 
 

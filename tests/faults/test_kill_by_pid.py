@@ -48,7 +48,7 @@ def kill_mid_run(job, out, title: str, after_updates: int) -> dict:
 def run_and_kill(tmp_path, title: str, after_updates: int) -> tuple[dict, object]:
     out = tmp_path / "run"
     cfg = DistillConfig.from_flags(student="net3", actors=2, updates=UPDATES, log_every=20, checkpoint_every=40,
-                        min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, eval_workers=1,
+                        min_replay=300, chunk_steps=32, capacity_hours=0.05, eval_episodes=1, select_episodes=1, eval_workers=1,
                         holdout_steps=200, out=str(out)).validate()
     return kill_mid_run(lambda: run_distill(cfg, echo=lambda *_: None), out, title, after_updates), out
 

@@ -17,9 +17,9 @@ from models.checkpoint import load_checkpoint
 from tests.conftest import ROOT
 
 DISTILL = ["--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20", "--checkpoint-every", "40",
-           "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05", "--eval-episodes", "1",
+           "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05", "--eval-episodes", "1", "--select-episodes", "1",
            "--eval-workers", "1", "--holdout-steps", "200"]
-DQN = ["--preset", "net3", "--frames", "40000", "--min-replay", "1000", "--eval-every", "16000", "--eval-episodes", "1",
+DQN = ["--preset", "net3", "--frames", "40000", "--min-replay", "1000", "--eval-every", "16000", "--eval-episodes", "1", "--select-episodes", "1",
        "--log-every", "50", "--checkpoint-every", "100", "--capacity-hours", "0.05"]
 RUNS = {  # command line, its checkpoint kinds (metrics kind: the same, distill for a student alone), updates
     "distill": (["distill", *DISTILL], {"student": "distill"}, 200),

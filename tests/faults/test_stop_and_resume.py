@@ -11,7 +11,7 @@ from models.checkpoint import CheckpointError, load_checkpoint
 from tests.conftest import ROOT
 
 FLAGS = ["distill", "--student", "net3", "--updates", "100000", "--log-every", "20", "--checkpoint-every", "60",
-         "--min-replay", "300", "--capacity-hours", "0.05", "--chunk-steps", "32", "--eval-episodes", "1",
+         "--min-replay", "300", "--capacity-hours", "0.05", "--chunk-steps", "32", "--eval-episodes", "1", "--select-episodes", "1",
          "--eval-workers", "1", "--holdout-steps", "200"]
 
 

@@ -22,7 +22,7 @@ def sweep_run(ray_runtime, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "run"
     cfg = DistillConfig.from_flags(student="net3,net2", loss="kl", actors=2, updates=300, log_every=50,
                         checkpoint_every=150, min_replay=300, chunk_steps=32, replay_ratio=2.0, capacity_hours=0.05,
-                        eval_episodes=1, eval_workers=1, holdout_steps=200, out=str(out)).validate()
+                        eval_episodes=1, select_episodes=1, eval_workers=1, holdout_steps=200, out=str(out)).validate()
     result, errors = {}, []
 
     def run():

@@ -1,0 +1,104 @@
+"""The evaluation protocol: disjoint seed ranges, whole-episode held-out frames, ratios with their evidence."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.env import actor_seed
+from actors.evaluate import MAX_SLOTS
+from actors.holdout import NUM_ENVS, holdout_frames
+from actors.protocol import (HOLDOUT, MAX_ACTORS, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol,
+                             ProtocolError)
+from pipelines.evaluation import compare, geometric_mean, geometric_means, ratio_bound
+
+
+def seeds_of(protocol: EvalProtocol, purpose: str, block: int = 0) -> set[int]:
+    """Every env seed an evaluation of `purpose` resets (slots of actors/evaluate.py, or held-out envs)."""
+    if purpose == HOLDOUT:
+        plain = protocol.env_seeds(HOLDOUT, NUM_ENVS)
+        return set(plain.tolist()) | set((plain + STICKY_HOLDOUT).tolist())
+    return set(protocol.env_seeds(purpose, MAX_SLOTS, block).tolist())
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, MAX_SEED - 1), actors=st.integers(1, MAX_ACTORS), envs=st.integers(1, 1024))
+def test_seed_ranges_never_overlap(seed, actors, envs):
+    protocol = EvalProtocol(seed=seed)
+    ranges = {purpose: seeds_of(protocol, purpose) for purpose in (HOLDOUT, SELECTION, REPORT)}
+    ranges["verify"] = seeds_of(protocol, REPORT, block=1)
+    first, last = actor_seed(seed, 0), actor_seed(seed, actors - 1) + envs - 1  # actor i: base + 4096 i + env
+    for name, seeds in ranges.items():
+        assert not any(first <= s <= last for s in seeds), f"{name} seeds meet an actor's"
+        assert max(seeds) < 2**31, "ALE seeds are 32-bit"
+        for other, others in ranges.items():
+            assert other == name or not seeds & others, f"{name} and {other} share seeds"
+
+
+def test_a_seed_outside_the_ranges_is_refused():
+    with pytest.raises(ProtocolError, match="--seed must be in"):
+        EvalProtocol(seed=MAX_SEED)
+
+
+def test_the_protocol_is_written_with_its_seed_ranges():
+    record = EvalProtocol(seed=3, episodes=30).as_dict({"extra": {"env_mode": "cleanrl"}})
+    assert record["env_mode"] == "cleanrl" and record["episodes"] == 30
+    assert record["seeds"] == {p: EvalProtocol(seed=3).seed_base(p) for p in (SELECTION, REPORT, HOLDOUT)}
+    assert "report seeds" in record["text"] and "cleanrl" in record["text"]
+
+
+def test_ratios_are_withheld_below_ten_episodes():
+    few = {"mean": 100.0, "ci95": 10.0, "episodes": 2}
+    result = compare(few, {"mean": 50.0, "ci95": 5.0, "episodes": 30}, None)
+    assert result["student_pct_of_teacher"] is None and "2 episodes" in result["pct_withheld"]
+
+
+def test_a_student_below_a_negative_teacher_reads_normalised_far_above_random():
+    """Pong: a student at -2.8 against a teacher at 17.0 is '-16% of teacher' raw, though far above random."""
+    student = {"mean": -2.8, "ci95": 2.0, "episodes": 30}
+    teacher = {"mean": 17.0, "ci95": 0.6, "episodes": 30}
+    random = {"mean": -20.4, "ci95": 0.3, "episodes": 30}
+    result = compare(student, teacher, random)
+    assert result["student_pct_of_teacher"] == pytest.approx(-16.47, abs=0.01)
+    assert result["normalised_pct"] == pytest.approx(100 * 17.6 / 37.4)
+    assert result["normalised_low95"] < result["normalised_pct"] and result["pct_low95"] < result["student_pct_of_teacher"]
+
+
+def test_ratio_bound_matches_a_simulation():
+    """The delta-method lower bound against the 2.5% quantile of simulated ratios of two noisy means."""
+    rng = np.random.default_rng(0)
+    a, b, sa, sb = 80.0, 100.0, 6.0, 4.0
+    ratios = 100 * rng.normal(a, sa, 200_000) / rng.normal(b, sb, 200_000)
+    _, low = ratio_bound(a, 1.96 * sa, b, 1.96 * sb)
+    assert low == pytest.approx(np.quantile(ratios, 0.025), abs=1.0)
+    assert ratio_bound(1.0, 0.1, 0.0, 0.1) is None
+
+
+def test_geometric_mean_of_percentages():
+    assert geometric_mean([50.0, 200.0]) == pytest.approx(100.0)
+    assert geometric_mean([0.0, 150.0]) == 0.0
+    assert geometric_mean([]) is None
+    assert geometric_mean([-16.0, 150.0]) is None, "a negative % has no geometric mean"
+    games = {"pong": {"student_pct_of_teacher": -16.0, "normalised_pct": 47.0},
+             "ms_pacman": {"student_pct_of_teacher": 110.0, "normalised_pct": 113.0}}
+    means = geometric_means(games)
+    assert means["geometric_mean_pct_of_teacher"] is None and means["geometric_mean_of"] == "normalised"
+    assert means["geometric_mean_normalised_pct"] == pytest.approx((47.0 * 113.0) ** 0.5)
+    both = geometric_means({g: {**r, "student_pct_of_teacher": 100.0} for g, r in games.items()})
+    assert both["geometric_mean_of"] == "raw" and both["geometric_mean_pct_of_teacher"] == pytest.approx(100.0)
+
+
+def test_held_out_frames_span_whole_episodes(pong_teacher):
+    """Frames from every part of complete episodes, not the first few hundred steps of each."""
+    protocol = EvalProtocol(holdout_steps=400)
+    obs, q, played = holdout_frames("pong", pong_teacher, protocol, epsilon=0.05)
+    assert obs.shape == (400, 4, 84, 84) and obs.dtype == np.uint8 and q.shape == (400, 6)
+    assert played["episodes"] >= NUM_ENVS and played["steps_played"] >= 4 * 400
+    # the old sample, the first 250 steps of 8 episodes, had its median at step 125
+    assert played["median_step_in_episode"] > 250 and played["max_step_in_episode"] > 600
+    openings = (obs[:, :3] == 0).all(axis=(1, 2, 3)).mean()  # an episode's first step: three zero frames
+    assert openings < 0.05
+    again, q_again, _ = holdout_frames("pong", pong_teacher, protocol, epsilon=0.05)
+    assert np.array_equal(again, obs) and np.array_equal(q_again, q), "held-out frames are a function of the seeds"
+    sticky, _, info = holdout_frames("pong", pong_teacher, protocol, epsilon=0.05, sticky_actions=True)
+    assert info["sticky_actions"] and not np.array_equal(sticky, obs)
