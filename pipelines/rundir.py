@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 from models.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
@@ -165,16 +166,21 @@ class RunDir:
             self._tensorboard = None
 
     def metrics(self, name: str = "metrics.jsonl") -> list[dict]:
-        """Every record; a last line cut short (the disk filled, the process died mid-write) is left out."""
+        """Every record. A damaged line (the last one cut short when the disk filled or the process died
+        mid-write, bytes that are not UTF-8) is left out with a warning naming the file, so one bad
+        line costs the report one point, not the whole report."""
         path = self.path / name
         if not path.exists():
             return []
         records = []
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            if not line.strip():
                 continue
+            try:
+                records.append(json.loads(line.decode("utf-8")))
+            except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
+                why = "not UTF-8" if isinstance(error, UnicodeDecodeError) else "not a JSON record"
+                print(f"warning: skipping line {number} of {str(path)!r}: {why}", file=sys.stderr)
         return records
 
     def trim_metrics(self, kind: str, updates: int, purge: bool = False, name: str = "metrics.jsonl") -> int:

@@ -7,10 +7,12 @@ preceded by up to three predecessors of the same environment stream, with zeros 
 of every frame from before the episode's first step.
 
 Each slot stores its step's global sequence number `seq`, its predecessor's `prev` and its
-successor's `next` (-1 when unknown); `next` lets a DQN learner walk n steps forward. A predecessor is usable only while its slot still holds that sequence
-number, so overwriting a slot silently retires the few steps that needed it; such steps,
-and steps whose stream history never arrived (an actor's chunk lost in transit), are
-never sampled. Sampling is uniform over every sampleable step.
+successor's `next` (-1 when unknown); `next` lets a DQN learner walk n steps forward, and a chunk
+sets it on its stream's previous step only while that step's slot still holds it. A predecessor
+is usable only while its slot still holds that sequence number, so overwriting a slot silently
+retires the few steps that needed it; such steps, and steps whose stream history never
+arrived (an actor's chunk lost in transit), are never sampled. Sampling is uniform over every
+sampleable step.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ class FrameRing:
         last = self._streams.get(chunk.actor_id)
         if last is not None and last[0] == chunk.chunk_index - 1 and len(last[1]) == envs:
             prev[:, 0] = last[1]
-            self.next[last[1] % self.capacity] = seqs[:, 0]  # read only while the slot still holds last[1]
+            held = self.seq[last[1] % self.capacity] == last[1]  # a wrapped ring gave the slot to another step
+            self.next[last[1][held] % self.capacity] = seqs[held, 0]
         else:
             prev[:, 0] = -1
         following = np.full_like(seqs, -1)

@@ -1,5 +1,7 @@
 """Actors seed their environments apart; evaluation is reproducible and independent of its workers."""
 
+import time
+
 import numpy as np
 
 from actors.env import EnvConfig, actor_seed
@@ -73,3 +75,55 @@ def test_a_lost_life_is_terminal_only_where_asked_and_the_game_plays_on():
     assert lost.sum() > ended.sum(), "random Breakout play loses lives within 200 steps"
     after = np.argwhere(lost & ~ended)
     assert not chunks[1].first[np.minimum(after[:, 0] + 1, 199), after[:, 1]].any(), "no reset follows a lost life"
+
+
+def test_a_teacher_sent_while_a_chunk_boundary_takes_the_last_one_is_applied(ray_runtime, pong_teacher):
+    """Ray runs `set_teacher` on another thread than `run`: a teacher sent while a chunk boundary
+    is between reading the pending teacher and clearing it must not be lost. The boundary is held
+    there until the next teacher is sent (or for 0.5 s, while a lock keeps `set_teacher` out)."""
+    import threading
+
+    import ray
+
+    class HeldAtTheSwap(RolloutActor):
+        def __init__(self, *args, **kwargs):
+            self.held, self.sent = threading.Event(), threading.Event()
+            super().__init__(*args, **kwargs)
+
+        @property
+        def next_teacher(self):
+            pending = self.__dict__.get("_next")
+            if pending is not None and not self.held.is_set():
+                self.held.set()
+                self.sent.wait(timeout=0.5)
+            return pending
+
+        @next_teacher.setter
+        def next_teacher(self, value):
+            self.__dict__["_next"] = value
+            if value is not None and self.held.is_set():
+                self.sent.set()
+
+        def wait_held(self) -> bool:
+            return self.held.wait(timeout=60)
+
+    @ray.remote(num_cpus=0)
+    class Sink:
+        def insert(self, message):
+            return len(message)
+
+    version = lambda v: {**pong_teacher, "teacher_version": v}
+    actor = ray.remote(HeldAtTheSwap).options(num_cpus=0, max_concurrency=3).remote(
+        Sink.remote(), game="pong", teacher=version(0), num_envs=1, env_config=SHORT, chunk_steps=2, groups=1)
+    ray.get(actor.set_teacher.remote(version(1)))
+    running = actor.run.remote()
+    assert ray.get(actor.wait_held.remote())
+    ray.get(actor.set_teacher.remote(version(2)))
+    sent_at, deadline = ray.get(actor.stats.remote())["steps"], time.monotonic() + 60
+    while ray.get(actor.stats.remote())["steps"] < sent_at + 4 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until a whole chunk begun after the send is in
+    actor.stop.remote()
+    stats = ray.get(running, timeout=60)
+    assert stats["teacher_version"] == 2, stats["swaps"]
+    assert [v for _, v in stats["swaps"]] == [0, 1, 2]
+    ray.kill(actor)

@@ -191,3 +191,21 @@ def test_a_bug_is_one_line_naming_where_its_traceback_went(monkeypatch, capsys, 
     assert len(saved) == 1 and saved[0].name in lines[0] and "an internal slip" in saved[0].read_text()
     with pytest.raises(KeyError):  # --debug shows it as it is
         cli.main(["--debug", "presets"])
+
+
+def test_report_skips_a_metrics_line_that_is_not_utf8_naming_the_file(finished_config, tmp_path, capsys):
+    """One damaged line (a disk error, a copy gone wrong) costs the report that point, not the whole
+    report, and the user learns which file holds it."""
+    import launch as cli
+    from pipelines.rundir import RunDir
+
+    good = [json.dumps({"kind": "distill", "updates": u, "loss": 1.0 / u}).encode() for u in (10, 20, 30)]
+    metrics = finished_config / "metrics.jsonl"
+    lines = [good[0], b'{"updates": 15, "loss": \xff\xfe}', good[1], b'{"upda', good[2]]
+    metrics.write_bytes(b"\n".join(lines) + b"\n")
+    assert cli.main(["report", str(finished_config), "--out", str(tmp_path / "report")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: skipping line 2 of {str(metrics)!r}: not UTF-8" in err, err
+    assert f"warning: skipping line 4 of {str(metrics)!r}: not a JSON record" in err, err
+    assert "error" not in err and (tmp_path / "report" / "report.md").exists()
+    assert [r["updates"] for r in RunDir.open(finished_config).metrics()] == [10, 20, 30]

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay.chunk import Chunk, ChunkError, encode
+from replay.chunk import Chunk, ChunkError, decode, encode
 from replay.memory_plan import GIB, MemoryPlan, MemoryPlanError
-from replay.shard import ReplayShard, pick_shard, shard_for_actor, split_budget
+from replay.shard import ReplayShard, shard_for_actor, split_budget
 from tests.conftest import kill_shard
-from tests.test_chunk import make_chunk
+from tests.test_chunk import _mutate, make_chunk
 from tests.test_frame_ring import run_actors
 
 
@@ -25,32 +25,37 @@ def chi_square_limit(dof: int, z: float = 3.09) -> float:
     return dof * (1 - 2 / (9 * dof) + z * np.sqrt(2 / (9 * dof))) ** 3
 
 
-def draw_counts(shards, rng, batches, batch_size, proportional=True):
-    sizes = np.array([s.size() for s in shards], float)
-    counts = [np.zeros(s.ring.capacity, np.int64) for s in shards]
-    for _ in range(batches):
-        index = pick_shard(sizes if proportional else np.ones_like(sizes), rng)
-        batch = shards[index].sample(batch_size)
-        np.add.at(counts[index], batch["seq"] % shards[index].ring.capacity, 1)
-    return np.concatenate([c[: int(size)] for c, size in zip(counts, sizes)])
+def test_sampling_is_uniform_over_shards_of_unequal_fill(ray_runtime):
+    """Drives the learner's own BatchStream against shard actors holding 100, 300 and 600 steps: its
+    bookkeeping of shard sizes, not a stand-in loop, must pick shards in proportion to what they
+    hold, so that every stored step is drawn equally often."""
+    from learner.batches import BatchStream
+    from learner.schedule import GameSchedule
 
-
-def test_sampling_is_uniform_over_shards_of_unequal_fill():
-    fills = [1, 3, 6]  # chunks of 100 steps: 100, 300, 600 steps stored
-    shards = [ReplayShard("pong", 6, capacity=1000, seed=k) for k in range(3)]
-    for k, shard in enumerate(shards):
-        for index in range(fills[k]):
-            shard.insert(encode(episode_start_chunk(k, index, steps=25)))
-    assert [s.size() for s in shards] == [100, 300, 600]
-    rng = np.random.default_rng(0)
-    counts = draw_counts(shards, rng, batches=2000, batch_size=32)  # 64,000 draws over 1,000 steps
-    expected = counts.sum() / len(counts)
-    statistic = ((counts - expected) ** 2 / expected).sum()
-    assert statistic < chi_square_limit(len(counts) - 1), statistic
-    # The test has power: picking shards equally (not by fill) is caught.
-    skewed = draw_counts(shards, rng, batches=2000, batch_size=32, proportional=False)
-    skewed_stat = ((skewed - expected) ** 2 / expected).sum()
-    assert skewed_stat > chi_square_limit(len(skewed) - 1)
+    fills = [1, 3, 6]  # chunks of 100 steps
+    shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=2).remote("pong", 6, 1000, k)
+              for k in range(3)]
+    ray_runtime.get([shard.insert.remote(encode(episode_start_chunk(k, index, steps=25)))
+                     for k, shard in enumerate(shards) for index in range(fills[k])])
+    stream = BatchStream({"pong": shards}, 32, 2, GameSchedule({"pong": 1.0}), seed=0, timeout_s=60, per_call=1)
+    stream.wait_for_replay(min_replay=1000, timeout_s=60)
+    sizes = [100, 300, 600]
+    picked = np.zeros(3, np.int64)  # one request, one batch, one shard pick
+    counts = [np.zeros(size, np.int64) for size in sizes]
+    for _ in range(400):
+        _, batch, _ = stream.next()
+        k = sizes.index(int(batch["shard_size"]))  # the sizes tell the shards apart
+        picked[k] += 1
+        np.add.at(counts[k], batch["seq"] % 1000, 1)
+    stream.close()
+    for shard in shards:
+        ray_runtime.kill(shard)
+    expected = picked.sum() * np.array(sizes) / sum(sizes)
+    statistic = ((picked - expected) ** 2 / expected).sum()
+    assert statistic < chi_square_limit(2), (picked, expected)
+    # Within each shard, given its draws (batches of 32 from one pick are not 32 independent picks):
+    statistic = sum(((c - c.mean()) ** 2 / c.mean()).sum() for c in counts)  # 12,800 draws over 1,000 steps
+    assert statistic < chi_square_limit(sum(sizes) - len(sizes)), statistic
 
 
 def test_stacks_are_bit_exact_across_shards_actors_and_wraparound(pong_teacher):
@@ -80,26 +85,55 @@ def test_stacks_are_bit_exact_across_shards_actors_and_wraparound(pong_teacher):
         assert len(seen) > capacity // 2  # sampling covered the ring, not a corner of it
 
 
+RING_ARRAYS = ("frames", "q", "actions", "rewards", "flags", "teacher_version", "seq", "prev", "next")
+
+REFUSED_EDITS = [  # each still msgpack, and wrong in one way the decoder or the shard must catch
+    lambda m: m["header"].__setitem__("game", "breakout"),
+    lambda m: m["header"].__setitem__("version", 2),
+    lambda m: m["header"]["fields"]["q"].__setitem__("shape", [4, 2, 5]),
+    lambda m: m["data"].__setitem__("first", b"\x02" * len(m["data"]["first"])),
+    lambda m: m["data"].__setitem__("q", np.full(48, np.nan, np.float32).tobytes()),
+    lambda m: m["data"].__setitem__("actions", b"\x06" * len(m["data"]["actions"])),
+]
+
+
+def insert_checked(shard: ReplayShard, message: bytes) -> bool:
+    """Whether `message` went in. One refused raises ChunkError and leaves every ring array as it
+    was; one taken is exactly the encoding of the chunk it decodes to, and lands whole in the ring."""
+    ring = shard.ring
+    before = {name: getattr(ring, name).copy() for name in RING_ARRAYS}
+    inserted, rejected = ring.inserted, shard.rejected
+    try:
+        shard.insert(message)
+    except ChunkError:
+        for name, array in before.items():
+            assert np.array_equal(getattr(ring, name), array), name
+        assert ring.inserted == inserted and shard.rejected == rejected + 1
+        return False
+    chunk = decode(message)
+    assert encode(chunk) == bytes(message), "taken, but not a well-formed chunk's encoding"
+    steps = chunk.steps * chunk.envs
+    newest = (inserted + np.arange(steps)) % ring.capacity
+    assert ring.inserted == inserted + steps
+    assert np.array_equal(ring.frames[newest], np.swapaxes(chunk.frames, 0, 1).reshape(steps, 84, 84))
+    assert np.array_equal(ring.q[newest], np.swapaxes(chunk.q, 0, 1).reshape(steps, -1))
+    return True
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=512), st.integers(min_value=0), st.integers(min_value=0, max_value=255))
-def test_hostile_bytes_never_touch_the_ring(prefix, position, value):
+@given(st.binary(max_size=512), st.integers(min_value=0), st.integers(min_value=0, max_value=255),
+       st.integers(min_value=0, max_value=len(REFUSED_EDITS) - 1))
+def test_hostile_bytes_never_touch_the_ring(prefix, position, value, edit):
+    """A flipped byte may leave a valid chunk (a payload byte, an actor id), which goes in; short
+    garbage, a cut message and each targeted edit never can, so each must be refused."""
     shard = ReplayShard("pong", 6, capacity=64)
     good = encode(make_chunk(steps=4, envs=2))
-    shard.insert(good)
-    before = {name: getattr(shard.ring, name).copy() for name in ("frames", "q", "seq", "prev", "flags")}
-    inserted = shard.ring.inserted
+    assert insert_checked(shard, good)
     mutated = bytearray(good)
     mutated[position % len(mutated)] = value
-    for message in (prefix, bytes(mutated), good[: position % len(good)]):
-        try:
-            shard.insert(message)
-        except ChunkError:
-            for name, array in before.items():
-                assert np.array_equal(getattr(shard.ring, name), array), name
-            assert shard.ring.inserted == inserted
-        else:  # a flip inside a payload can leave a valid chunk, which goes in
-            before = {name: getattr(shard.ring, name).copy() for name in before}
-            inserted = shard.ring.inserted
+    insert_checked(shard, bytes(mutated))
+    for refused in (prefix, good[: position % len(good)], _mutate(good, REFUSED_EDITS[edit])):
+        assert not insert_checked(shard, refused)
 
 
 def test_chunk_for_another_game_is_refused_by_name():

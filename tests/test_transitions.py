@@ -169,3 +169,59 @@ def test_a_restarted_actors_new_stream_never_joins_its_dead_one():
     valid = {s for s, (key, i) in position.items() if expected_transition(streams[key], i, steps, 3)}
     assert set(batch["seq"].tolist()) == valid
     assert ring.prev[offset % ring.capacity] == -1  # the new stream's first step has no predecessor
+
+
+def test_a_ring_wrapped_between_two_chunks_never_links_one_actors_step_to_anothers():
+    """Actor 1's chunk wraps the ring between actor 0's two chunks, so the slot of actor 0's last
+    step holds actor 1's step when actor 0's next chunk links its stream on. No n-step target may
+    then bootstrap from the wrong actor's frames (n = 4: a shorter walk never reaches a full stack
+    of the other stream), and every transition still stored whole is sampled."""
+    import dataclasses
+
+    def tagged(chunk, actor_id, index):
+        frames = chunk.frames.copy()
+        frames[:, :, 0, 1] = actor_id + 1  # a stack names its actor too
+        return dataclasses.replace(chunk, actor_id=actor_id, chunk_index=index, frames=frames)
+
+    behind = synthetic_chunks(envs=2, steps=12, chunks=2, seed=1)
+    ahead = synthetic_chunks(envs=2, steps=30, chunks=1, seed=2)
+    chunks = [decode(encode(c)) for c in (tagged(behind[0], 0, 0), tagged(ahead[0], 1, 0), tagged(behind[1], 0, 1))]
+    ring = FrameRing(60, num_actions=6)
+    for chunk in chunks:
+        ring.insert(chunk)
+    steps, streams = stream_truth(chunks)
+    position = {s: (key, i) for key, stream in streams.items() for i, s in enumerate(stream)}
+    for env in range(2):  # the slot of actor 0's last step before its second chunk: actor 1's now
+        assert position[int(ring.seq[streams[(0, env)][11] % ring.capacity])][0][0] == 1
+    produced = iter(frame for chunk in chunks for env in range(chunk.envs) for frame in chunk.frames[:, env])
+    frames = {seq: next(produced) for seq in range(len(steps))}  # stream_truth's numbering: the ring's
+    n = 4
+
+    def history(seq):
+        key, i = position[seq]
+        back = [streams[key][j] for j in range(i, max(i - 4, -1), -1)]
+        cut = next((k for k, s in enumerate(back) if steps[s]["first"]), len(back) - 1)
+        return back[:cut + 1], len(back) == 4 or steps[back[cut]]["first"]
+
+    def stack_truth(seq):
+        stack = np.zeros((4, 84, 84), np.uint8)
+        for k, s in enumerate(history(seq)[0]):
+            stack[3 - k] = frames[s]
+        return stack
+
+    def stored_whole(seq):
+        key, i = position[seq]
+        expected = expected_transition(streams[key], i, steps, n)
+        if expected is None:
+            return False
+        end = expected[2] if expected[2] is not None else next(
+            s for s in streams[key][i:] if steps[s]["terminated"])
+        needed = [*history(seq)[0], *streams[key][i:streams[key].index(end) + 1], *history(end)[0]]
+        whole = history(seq)[1] and history(end)[1]
+        return whole and min(needed) >= ring.inserted - ring.capacity
+
+    batch = ring.sample_transitions(4096, n, GAMMA, np.random.default_rng(0))
+    crossed = (batch["next_obs"][:, 3, 0, 1] != batch["obs"][:, 3, 0, 1]).sum()
+    assert crossed == 0, f"{crossed} of 4096 targets bootstrap from the other actor's frames"
+    check_batch(batch, steps, streams, n, stack_truth)
+    assert set(batch["seq"].tolist()) == {s for s in position if stored_whole(s)}
