@@ -172,7 +172,8 @@ def greedy_agreement(net: torch.nn.Module, obs: np.ndarray, q_teacher: np.ndarra
     matches = 0
     with torch.inference_mode():
         for start in range(0, len(obs), batch):
-            q = net(torch.from_numpy(obs[start:start + batch]).to(device), game).float().cpu().numpy()
+            frames = torch.from_numpy(np.array(obs[start:start + batch]))  # a copy: Ray's arrays are read-only
+            q = net(frames.to(device), game).float().cpu().numpy()
             matches += int((q.argmax(1) == q_teacher[start:start + batch].argmax(1)).sum())
     return matches / len(obs)
 

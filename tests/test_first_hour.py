@@ -70,9 +70,12 @@ def test_every_quick_start_command_succeeds_and_prints_only_our_lines(walked):
         assert result.returncode == 0, (args, result.stderr[-3000:])
         assert_only_our_lines(result, args)
     demo = results[0][1].stdout
-    assert re.search(r"ms_pacman: teacher [\d.]+ \+/- [\d.]+ \(2 episodes\), majority-action baseline 0\.\d+", demo)
+    assert re.search(r"ms_pacman: teacher [\d.]+ \+/- [\d.]+ \(2 episodes\), random policy [\d.]+ \+/- [\d.]+, "
+                     r"majority-action baseline 0\.\d+", demo), demo
     assert re.search(r"ms_pacman: net3 \(61,369 params, kl, 120 updates\) [\d.]+ \+/- [\d.]+ \(2 episodes\); "
-                     r"agreement 0\.\d+; \d+% of teacher", demo), demo
+                     r"agreement [\d.]+ \(majority 0\.\d+\), sticky actions [\d.]+ \(majority 0\.\d+\); "
+                     r"% of teacher withheld \(2 episodes: % of teacher needs at least 10", demo), demo
+    assert "% of teacher (low 95%" not in demo, "two episodes support no percentage"
 
 
 def test_quick_start_runs_are_complete_and_keep_third_party_lines_beside_them(walked):
