@@ -17,20 +17,19 @@ import numpy as np
 import torch
 
 from actors.env import EnvConfig, env_seeds, make_vector_env
+from actors.precision import STRICTEST_LOSS, half_precision_keeps_target
 from models.checkpoint import build_network
 from replay.chunk import Chunk, encode
 
 
-def half_keeps_greedy_actions(net: torch.nn.Module, game: str, device: torch.device) -> bool:
-    """Half precision is used only if it picks the same action as float32 on every held-out frame."""
+def half_keeps_targets(net: torch.nn.Module, game: str, device: torch.device, losses) -> tuple[bool, str]:
+    """Half precision is used only if it keeps the target `losses` train on (actors/precision.py), on
+    held-out frames: the same greedy action is not enough for a KL at a small tau."""
     from actors.teachers import calibration_frames
 
     frames = calibration_frames(game, seed=987_654).to(device)
-    with torch.inference_mode():
-        full = net(frames, game).argmax(1)
-        half = net.half()(frames.half() / 255.0, game).argmax(1)
-    net.float()
-    return bool((full == half).all())
+    ok, _, line = half_precision_keeps_target(net, frames, losses, game)
+    return ok, line
 
 
 class _EnvGroup:
@@ -57,10 +56,12 @@ class TeacherRollout:
 
     def __init__(self, game: str, teacher: dict, num_envs: int, *, env_config: EnvConfig = EnvConfig(),
                  epsilon: float = 0.05, seed: int = 0, actor_id: int = 0, chunk_steps: int = 128,
-                 device: str = "cpu", groups: int = 2, half_precision: bool = True):
+                 device: str = "cpu", groups: int = 2, half_precision: bool = True,
+                 label_losses=STRICTEST_LOSS):
         self.game, self.num_envs, self.epsilon = game, num_envs, epsilon
         self.actor_id, self.chunk_steps, self.device = actor_id, chunk_steps, torch.device(device)
         self.half_precision, self.net = half_precision, None
+        self.label_losses = label_losses  # what the labels train: float16 only if it keeps their targets
         self.set_teacher(teacher)
         seeds = env_seeds(seed, num_envs)
         self.groups = [_EnvGroup(game, part, env_config, np.random.default_rng([seed, actor_id, g]))
@@ -79,8 +80,9 @@ class TeacherRollout:
             self.net = build_network(teacher).to(self.device).eval()
         self.num_actions = teacher["heads"][self.game]
         self.teacher_version = int(teacher.get("teacher_version", 0))
-        self.half = (self.half_precision and self.device.type == "cuda"
-                     and half_keeps_greedy_actions(self.net, self.game, self.device))
+        self.half, self.half_check = False, "float32 labels: float16 is tried on CUDA only"
+        if self.half_precision and self.device.type == "cuda":
+            self.half, self.half_check = half_keeps_targets(self.net, self.game, self.device, self.label_losses)
         if self.half:
             self.net.half()
 
@@ -184,12 +186,14 @@ class RolloutActor:
         self.shard, self.max_inflight = shard, max_inflight
         self.stopping = threading.Event()
         self.next_teacher: tuple[dict, float | None] | None = None
+        self._swap_lock = threading.Lock()  # set_teacher runs on Ray's other thread
         self.swaps = collections.deque([(0, self.rollout.teacher_version)], maxlen=1024)  # (first chunk, version)
         self.steps = 0
         self.timings = {"encode_s": 0.0, "send_wait_s": 0.0}
 
     def _apply_swap(self) -> None:
-        pending, self.next_teacher = self.next_teacher, None
+        with self._swap_lock:  # else a teacher sent between the read and the clear is lost
+            pending, self.next_teacher = self.next_teacher, None
         if pending is None:
             return
         teacher, epsilon = pending
@@ -225,10 +229,12 @@ class RolloutActor:
         self.stopping.set()
 
     def set_teacher(self, teacher: dict, epsilon: float | None = None) -> None:
-        self.next_teacher = (teacher, epsilon)
+        with self._swap_lock:
+            self.next_teacher = (teacher, epsilon)
 
     def stats(self) -> dict:
         return {"actor_id": self.rollout.actor_id, "steps": self.steps, "device": str(self.rollout.device),
-                "half_precision": self.rollout.half, "teacher_version": self.rollout.teacher_version,
+                "half_precision": self.rollout.half, "half_check": self.rollout.half_check,
+                "teacher_version": self.rollout.teacher_version,
                 "epsilon": self.rollout.epsilon, "swaps": [list(s) for s in self.swaps],
                 **self.rollout.timings, **self.timings}

@@ -41,7 +41,7 @@ class LearnerConfig:
     min_replay: int
     device: str  # "auto": CUDA when visible, else CPU
     seed: int
-    amp: bool = True  # bf16 autocast on CUDA only
+    amp: bool = True  # bf16 autocast on CUDA only, and only for a loss that allows it (bf16_autocast)
     graphs: bool = True  # each update one CUDA graph replay (learner/graphs.py); CUDA without replicas only
     batch_timeout_s: float = 600.0
 
@@ -50,6 +50,12 @@ def student_optimizer(parameters, lr: float, capturable: bool = False) -> torch.
     """The student's RMSProp (alpha 0.95, eps 1e-5), defined once for the learner and for the bare loop
     bench/replay_bench.py measures it against."""
     return torch.optim.RMSprop(parameters, lr=lr, alpha=0.95, eps=1e-5, capturable=capturable)
+
+
+def bf16_autocast(amp: bool, device: torch.device, loss) -> bool:
+    """CUDA only; and never for a loss that reads the student's outputs raw (MSE, learner/losses.py),
+    where bf16's rounding of the outputs swamps a fitted student's residual."""
+    return amp and device.type == "cuda" and loss.bf16_outputs
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,7 +113,7 @@ class Learner:
         return self._update_body(game, tensors)["loss"]
 
     def _update_body(self, game: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        amp = self.config.amp and self.device.type == "cuda"
+        amp = bf16_autocast(self.config.amp, self.device, self.loss_fn)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
             q_student = self.model(tensors["obs"], game)
         loss = self.loss_fn(q_student.float(), tensors["q"])

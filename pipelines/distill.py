@@ -149,7 +149,7 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
             game.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
             num_envs=cfg.acting.envs_per_actor, env_config=game.env_config, epsilon=cfg.acting.epsilon,
             seed=actor_seed(cfg.run.seed, i), actor_id=i, chunk_steps=cfg.acting.chunk_steps, device=start.actor_device,
-            groups=cfg.acting.groups(start.actor_device))
+            groups=cfg.acting.groups(start.actor_device), label_losses=cfg.student.label_losses())
         for i in range(cfg.acting.actors)
     ]
     game.runs = [actor.run.remote() for actor in game.producers]

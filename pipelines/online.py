@@ -83,7 +83,8 @@ class Distillation:
                     self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
                     num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
                     seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
-                    chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
+                    chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device),
+                    label_losses=cfg.student.label_losses())
                 for i in range(cfg.distill_actors)
             ]
             self.runs = [actor.run.remote() for actor in self.actors]

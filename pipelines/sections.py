@@ -138,6 +138,10 @@ class _StudentSettings:
         """Every (preset, loss) to train, in flag order."""
         return [(s, l) for s in self.preset.split(",") for l in self.loss.split(",")]
 
+    def label_losses(self) -> tuple:
+        """Every loss this run's labels train: a teacher labels in float16 only where all keep their targets."""
+        return tuple(loss_for(self, name) for name in self.loss.split(","))
+
     def loss_settings(self) -> dict:
         return {spec.name: getattr(self, spec.name) for spec in hyperparameters()}
 
