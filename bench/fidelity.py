@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import launch  # noqa: E402
 from cluster.runtime import connect  # noqa: E402
-from pipelines.evaluation import geometric_mean  # noqa: E402
+from pipelines.evaluation import geometric_means  # noqa: E402
 from zoo import catalog  # noqa: E402
 
 PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}
@@ -62,14 +62,18 @@ def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
             teacher = (summary.get("per_game") or {game: summary})[game]
             final_updates = student["updates"]
             reached = first_update_at(metrics, kind, game, teacher["teacher_score"]["mean"])
-            if reached is None and (result["student_pct_of_teacher"] or 0) >= 90:
+            if reached is None and (result.get("student_pct_of_teacher") or 0) >= 90:
                 reached = final_updates
             rows.append({
                 "section": section, "game": game, "student": student["student"], "loss": student["loss"],
                 "params": student["student_params"], "teacher_params": teacher["teacher_params"],
                 "score": result["student_score"]["mean"], "ci95": result["student_score"]["ci95"],
+                "episodes": result["student_score"]["episodes"],
                 "teacher_score": teacher["teacher_score"]["mean"], "teacher_ci95": teacher["teacher_score"]["ci95"],
-                "pct_of_teacher": result["student_pct_of_teacher"], "agreement": result["action_agreement"],
+                "random_score": teacher["random_score"]["mean"],
+                **{key: result.get(key) for key in ("student_pct_of_teacher", "pct_low95", "normalised_pct",
+                                                    "normalised_low95", "pct_withheld")},
+                "agreement": result["action_agreement"], "agreement_sticky": result["action_agreement_sticky"],
                 "majority_baseline": teacher["majority_baseline"], "updates": final_updates,
                 "samples": final_updates * summary["batch_size"], "updates_to_90pct": reached,
                 "wall_s": wall_s, "device": summary["learner_device"], "run": str(path),
@@ -116,11 +120,10 @@ def main() -> None:
     print_rows(rows)
     geo = {}
     for section, student, loss in {(r["section"], r["student"], r["loss"]) for r in rows}:
-        pcts = [r["pct_of_teacher"] for r in rows if (r["section"], r["student"], r["loss"]) == (section, student, loss)
-                and r["pct_of_teacher"] is not None]
-        geo[f"{section}/{student}/{loss}"] = geometric_mean(pcts)
-    for key, value in sorted(geo.items()):
-        print(f"geometric mean % of teacher, {key}: {'n/a' if value is None else f'{value:.0f}%'}")
+        geo[f"{section}/{student}/{loss}"] = geometric_means(
+            {r["game"]: r for r in rows if (r["section"], r["student"], r["loss"]) == (section, student, loss)})
+    for line in geometric_lines(geo):
+        print(line)
     report = {"rows": rows, "geometric_means": geo, "paper": PAPER, "args": vars(args), "machine": platform.node(),
               "cpu_count": os.cpu_count()}
     (out / "fidelity.json").write_text(json.dumps(report, indent=2))
@@ -155,41 +158,49 @@ def run_sections(args, games: list[str], out: Path) -> list[dict]:
     return rows
 
 
+def ratio_cell(value: float | None, low: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}% ({'n/a' if low is None else f'{low:.0f}%'})"
+
+
 def print_rows(rows: list[dict]) -> None:
     print(f"\n{'section':<12} {'game':<12} {'student':<9} {'loss':<4} {'params':>9} {'score':>16} {'teacher':>16} "
-          f"{'% teacher':>9} {'agree':>6} {'base':>5} {'upd->90%':>8} {'wall s':>7}")
+          f"{'random':>8} {'% teacher (low)':>16} {'normalised (low)':>16} {'agree':>6} {'base':>5} {'upd->90%':>8} "
+          f"{'wall s':>7}")
     for r in rows:
-        pct = "n/a" if r["pct_of_teacher"] is None else f"{r['pct_of_teacher']:.0f}%"
         print(f"{r['section']:<12} {r['game']:<12} {r['student']:<9} {r['loss']:<4} {r['params']:>9,} "
               f"{r['score']:>8.1f} +/- {r['ci95'] or 0:<5.1f} {r['teacher_score']:>8.1f} +/- {r['teacher_ci95'] or 0:<5.1f} "
-              f"{pct:>9} {r['agreement']:>6.3f} {r['majority_baseline']:>5.3f} {str(r['updates_to_90pct']):>8} "
-              f"{r['wall_s']:>7.0f}")
+              f"{r['random_score']:>8.1f} {ratio_cell(r['student_pct_of_teacher'], r['pct_low95']):>16} "
+              f"{ratio_cell(r['normalised_pct'], r['normalised_low95']):>16} {r['agreement']:>6.3f} "
+              f"{r['majority_baseline']:>5.3f} {str(r['updates_to_90pct']):>8} {r['wall_s']:>7.0f}")
 
 
-def pct_interval(row: dict) -> float | None:
-    """Lower 95% bound of % of teacher, both means' intervals combined (delta method on the ratio)."""
-    s, t, cs, ct = row["score"], row["teacher_score"], row["ci95"] or 0.0, row["teacher_ci95"] or 0.0
-    if t <= 0 or s <= 0:
-        return None
-    return 100 * s / t * (1 - ((cs / s) ** 2 + (ct / t) ** 2) ** 0.5)
+def geometric_lines(geo: dict) -> list[str]:
+    lines = []
+    for key, means in sorted(geo.items()):
+        raw, norm = means["geometric_mean_pct_of_teacher"], means["geometric_mean_normalised_pct"]
+        lines.append(f"geometric mean over {len(means['geometric_mean_over'])} game(s), {key}: raw "
+                     f"{'n/a' if raw is None else f'{raw:.0f}%'}, normalised {'n/a' if norm is None else f'{norm:.0f}%'}")
+    return lines
 
 
 def markdown(report: dict) -> str:
-    """The rows as the table in bench/RESULTS.md."""
-    lines = ["| section | game | student | loss | params | score | teacher | % of teacher (low 95%) | agreement "
-             "(majority) | updates | samples | updates to 90% | wall s | device |", "|" + "---|" * 14]
+    """The rows as the table in bench/RESULTS.md: raw and normalised % of teacher, each with its lower
+    95% bound (pipelines/evaluation.py), the random policy on the same report seeds."""
+    lines = ["| section | game | student | loss | params | score | teacher | random | % of teacher (low 95%) | "
+             "normalised (low 95%) | agreement (sticky; majority) | updates | samples | updates to 90% | wall s | "
+             "device |", "|" + "---|" * 16]
     for r in report["rows"]:
-        low = pct_interval(r)
-        pct = "n/a" if r["pct_of_teacher"] is None else \
-            f"{r['pct_of_teacher']:.0f}% ({'n/a' if low is None else f'{low:.0f}%'})"
+        pct = "withheld" if r.get("pct_withheld") else ratio_cell(r["student_pct_of_teacher"], r["pct_low95"])
+        norm = "withheld" if r.get("pct_withheld") else ratio_cell(r["normalised_pct"], r["normalised_low95"])
+        sticky = "" if r.get("agreement_sticky") is None else f"{r['agreement_sticky']:.3f}; "
         lines.append(f"| {r['section']} | {r['game']} | {r['student']} | {r['loss']} | {r['params']:,} | "
                      f"{r['score']:.1f} +/- {r['ci95'] or 0:.1f} | {r['teacher_score']:.1f} +/- {r['teacher_ci95'] or 0:.1f} | "
-                     f"{pct} | {r['agreement']:.3f} ({r['majority_baseline']:.3f}) | {r['updates']:,} | {r['samples']:,} | "
+                     f"{r['random_score']:.1f} | {pct} | {norm} | {r['agreement']:.3f} ({sticky}{r['majority_baseline']:.3f}) | "
+                     f"{r['updates']:,} | {r['samples']:,} | "
                      f"{r['updates_to_90pct'] if r['updates_to_90pct'] is not None else 'not reached'} | "
                      f"{r['wall_s']:.0f} | {r['device']} |")
     lines.append("")
-    for key, value in sorted(report["geometric_means"].items()):
-        lines.append(f"- geometric mean % of teacher, {key}: {'n/a' if value is None else f'{value:.0f}%'}")
+    lines += [f"- {line}" for line in geometric_lines(report["geometric_means"])]
     return "\n".join(lines) + "\n"
 
 

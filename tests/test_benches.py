@@ -71,17 +71,23 @@ def test_bench_runs_at_tiny_size(script, tmp_path):
 
 
 def test_the_fidelity_table_takes_a_student_that_scores_below_zero():
-    """Pong's scores run from -21 to 21: a student below zero has no lower bound on its ratio, and the
-    table says so rather than stopping the whole benchmark at its last step."""
+    """Pong's scores run from -21 to 21: a student below zero is a negative raw % of teacher, but its
+    normalised % shows it far above random; the table states both with their bounds."""
     import importlib.util
+
+    from pipelines.evaluation import compare, geometric_means
 
     spec = importlib.util.spec_from_file_location("fidelity", ROOT / "bench" / "fidelity.py")
     fidelity = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fidelity)
+    teacher, random = {"mean": 17.0, "ci95": 0.6, "episodes": 30}, {"mean": -20.4, "ci95": 0.3, "episodes": 30}
     row = {"section": "compression", "game": "pong", "student": "net3", "loss": "kl", "params": 61174,
-           "score": -2.8, "ci95": 5.1, "teacher_score": 17.0, "teacher_ci95": 0.6, "pct_of_teacher": -16.6,
-           "agreement": 0.569, "majority_baseline": 0.227, "updates": 6000, "samples": 192000,
-           "updates_to_90pct": None, "wall_s": 202.0, "device": "cpu"}
-    table = fidelity.markdown({"rows": [row, {**row, "student": "net1", "score": 6.1, "pct_of_teacher": 35.9}],
-                               "geometric_means": {"compression/net3/kl": None}})
-    assert "| -17% (n/a) |" in table and "| 36% (" in table and "not reached" in table
+           "score": -2.8, "ci95": 5.1, "teacher_score": 17.0, "teacher_ci95": 0.6, "random_score": -20.4,
+           **compare({"mean": -2.8, "ci95": 5.1, "episodes": 30}, teacher, random),
+           "agreement": 0.569, "agreement_sticky": 0.51, "majority_baseline": 0.227, "updates": 6000,
+           "samples": 192000, "updates_to_90pct": None, "wall_s": 202.0, "device": "cpu"}
+    few = {**row, "student": "net1", **compare({"mean": 6.1, "ci95": 3.0, "episodes": 4}, teacher, random)}
+    table = fidelity.markdown({"rows": [row, few], "geometric_means": {"compression/net3/kl": geometric_means(
+        {"pong": row})}})
+    assert "| -16% (-46%) | 47% (33%) |" in table and "| withheld | withheld |" in table and "not reached" in table
+    assert "raw n/a, normalised 47%" in table

@@ -30,10 +30,3 @@ def test_first_update_at_90_percent_reads_the_right_learner_and_game(fidelity):
     multi = [{"kind": "eval", "updates": 300, "per_game": {"pong": {"score": 1.0}, "breakout": {"score": 9.0}}}]
     assert fidelity.first_update_at(multi, "eval", "breakout", 10.0) == 300
     assert fidelity.first_update_at(multi, "eval", "pong", 10.0) is None
-
-
-def test_percent_of_teacher_interval_combines_both_intervals(fidelity):
-    row = {"score": 300.0, "ci95": 30.0, "teacher_score": 300.0, "teacher_ci95": 40.0}
-    assert fidelity.pct_interval(row) == pytest.approx(100 * (1 - (0.1 ** 2 + (40 / 300) ** 2) ** 0.5))
-    assert fidelity.pct_interval({**row, "ci95": 0.0, "teacher_ci95": 0.0}) == pytest.approx(100.0)
-    assert fidelity.pct_interval({**row, "teacher_score": 0.0}) is None
