@@ -81,16 +81,18 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
     )
 
 
-# Environment seeds live in disjoint ranges, so held-out and evaluation episodes never
-# replay a labelling actor's: actor i seeds its envs from base + i * 4096 (at most 1,024 envs
-# each, 65,536 actors); the hold-out and evaluation ranges start 2**28 and 2**29 higher.
+# Actor i seeds its envs from base + i * 4096 (at most 1,024 envs each); the held-out, selection
+# and report ranges lie above every actor's (actors/protocol.py). Ids stop below MAX_ACTOR_ID, so
+# even the highest actor of one run seed stays below another run seed's held-out range.
 ACTOR_SEED_STRIDE = 4096
-HOLDOUT_SEED_OFFSET = 2**28
+MAX_ACTOR_ID = 61_440
 FRAME_SKIP = 4  # emulator frames per agent step: budgets in frames are 4x budgets in steps
-EVAL_SEED_OFFSET = 2**29
 
 
 def actor_seed(base_seed: int, actor_id: int) -> int:
+    if not 0 <= actor_id < MAX_ACTOR_ID:
+        raise ValueError(f"actor id {actor_id} is outside [0, {MAX_ACTOR_ID:,}): its envs' seeds would meet the "
+                         f"evaluation ranges; start the run afresh instead of resuming it again")
     return base_seed + actor_id * ACTOR_SEED_STRIDE
 
 

@@ -2,10 +2,10 @@
 
 The first few hundred steps of every episode look alike (the same maze, the same serve), so
 agreement measured there rewards a student that memorised openings. Each environment plays
-complete episodes from the protocol's held-out seeds and keeps a reservoir sample of every
-step it saw (Vitter's algorithm R), stopping only at an episode's end once it has seen
-`STRIDE` times its share of the budget: every kept frame is as likely to come from an
-episode's end as from its start.
+complete episodes from the protocol's held-out seeds; one reservoir sample (Vitter's algorithm
+R) over every step any environment saw keeps the budget, and an environment stops only at an
+episode's end once it has seen `STRIDE` times its share of the budget: every step played is as
+likely to be kept as any other, an episode's end as its start.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ STRIDE = 4  # steps seen per frame kept, at least: consecutive frames are near-d
 NUM_ENVS = 8
 
 
-def holdout_frames(game: str, teacher: dict, protocol: EvalProtocol, epsilon: float, sticky_actions: bool = False,
+def holdout_frames(game: str, teacher: dict, protocol: EvalProtocol, sticky_actions: bool = False,
                    num_envs: int = NUM_ENVS) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(observations (N, 4, 84, 84) uint8, the teacher's Q (N, A) float32, what was played)."""
+    """(observations (N, 4, 84, 84) uint8, the teacher's Q (N, A) float32, what was played). The
+    teacher acts with the protocol's holdout epsilon, as it does while labelling."""
     torch.set_num_threads(1)
     net = build_network(teacher).eval()
     num_actions = teacher["heads"][net.head_name(game)]
@@ -34,7 +35,7 @@ def holdout_frames(game: str, teacher: dict, protocol: EvalProtocol, epsilon: fl
     env = make_vector_env(game, num_envs, protocol.env_config(teacher, sticky_actions))
     rng = np.random.default_rng([int(seeds[0]), num_envs])
     obs, _ = env.reset(seed=seeds)
-    kept = [[] for _ in range(num_envs)]
+    kept: list[tuple] = []  # one reservoir over every step any env saw: each equally likely to be kept
     seen = np.zeros(num_envs, np.int64)
     episodes = np.zeros(num_envs, np.int64)
     collecting = np.ones(num_envs, bool)
@@ -42,31 +43,29 @@ def holdout_frames(game: str, teacher: dict, protocol: EvalProtocol, epsilon: fl
     while collecting.any():
         with torch.inference_mode():
             q = net(torch.from_numpy(obs), game).float().numpy()
-        for i in np.flatnonzero(collecting):
+        for i in np.flatnonzero(collecting & ~resetting):  # an ended episode's last frame takes no action
             seen[i] += 1
             row = (obs[i].copy(), q[i].copy(), int(position[i]))
-            if len(kept[i]) < share:
-                kept[i].append(row)
+            if len(kept) < protocol.holdout_steps:
+                kept.append(row)
             else:
-                j = rng.integers(0, seen[i])
-                if j < share:
-                    kept[i][j] = row
+                j = rng.integers(0, seen.sum())
+                if j < protocol.holdout_steps:
+                    kept[j] = row
         actions = q.argmax(axis=1)
-        explore = rng.random(num_envs) < epsilon
+        explore = rng.random(num_envs) < protocol.holdout_epsilon
         actions[explore] = rng.integers(0, num_actions, int(explore.sum()))
         obs, _, terminated, truncated, _ = env.step(actions.astype(np.int64))
         position = np.where(resetting, 0, position + 1)
         resetting = terminated | truncated
-        ended = (terminated | truncated) & collecting
+        ended = resetting & collecting
         episodes += ended
         collecting &= ~(ended & (seen >= STRIDE * share))
     env.close()
-    rows = [row for part in kept for row in part]
-    pick = np.sort(rng.choice(len(rows), size=min(protocol.holdout_steps, len(rows)), replace=False))
-    observations = np.stack([rows[k][0] for k in pick])
-    q_values = np.stack([rows[k][1] for k in pick]).astype(np.float32)
-    positions = np.array([rows[k][2] for k in pick])
-    return observations, q_values, {"frames": int(len(pick)), "episodes": int(episodes.sum()),
+    observations = np.stack([row[0] for row in kept])
+    q_values = np.stack([row[1] for row in kept]).astype(np.float32)
+    positions = np.array([row[2] for row in kept])
+    return observations, q_values, {"frames": int(len(kept)), "episodes": int(episodes.sum()),
                                     "steps_played": int(seen.sum()), "sticky_actions": sticky_actions,
                                     "median_step_in_episode": float(np.median(positions)),
                                     "max_step_in_episode": int(positions.max())}

@@ -10,18 +10,19 @@ ranges are disjoint from each other and from every actor's seeds (`tests/test_pr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from actors.env import ACTOR_SEED_STRIDE, EnvConfig, env_config_for, resolve_env_mode
+from actors.env import EnvConfig, env_config_for, resolve_env_mode
 
-MAX_ACTORS = 65_536  # actor ids below this seed below ACTOR_RANGE
-ACTOR_RANGE = MAX_ACTORS * ACTOR_SEED_STRIDE  # 2**28: actor i seeds its envs from base + i * 4096
+ACTOR_RANGE = 2**28  # every actor's env seeds lie below base + 2**28 (actors/env.py's MAX_ACTOR_ID)
 RANGE_WIDTH = 2**26  # each evaluation range: far more envs than any evaluation resets
 HOLDOUT, SELECTION, REPORT = "holdout", "selection", "report"
 OFFSETS = {HOLDOUT: ACTOR_RANGE, SELECTION: ACTOR_RANGE + RANGE_WIDTH, REPORT: ACTOR_RANGE + 2 * RANGE_WIDTH}
-MAX_SEED = 2**30  # ALE takes 32-bit seeds: every range stays below 2**31
+# Below this, no two runs' evaluation ranges meet either (seed s's selection seeds are never seed t's
+# report seeds), so a card scored with seed 0 plays no episode any teacher run chose with.
+MAX_SEED = 2**24
 STICKY_HOLDOUT = RANGE_WIDTH // 2  # the sticky-action held-out frames come from envs of their own
 MIN_CLAIM_EPISODES = 10  # below this a summary states scores with their CIs and withholds "% of teacher"
 RANDOM_EPSILON = 1.0  # the random policy: every action uniform, on the same seeds
@@ -41,16 +42,19 @@ class EvalProtocol:
     env_mode: str = "auto"
     seed: int = 0
     holdout_steps: int = 2000
+    holdout_epsilon: float = 0.05  # the teacher plays the held-out episodes as it plays while labelling
 
     def __post_init__(self):
         if not 0 <= self.seed < MAX_SEED:
-            raise ProtocolError(f"--seed must be in [0, {MAX_SEED:,}) so every seed range fits ALE's 32 bits, "
-                                f"got {self.seed}")
+            raise ProtocolError(f"--seed must be in [0, {MAX_SEED:,}) so no two runs' seed ranges meet, got {self.seed}")
 
     def seed_base(self, purpose: str, block: int = 0) -> int:
         """The first env seed of `purpose`'s range; `block` k > 0 gives episodes disjoint from block 0's
-        (`zoo --verify` plays block 1 of the seeds the card was scored on)."""
-        return self.seed + OFFSETS[purpose] + block * 4096
+        (`zoo --verify` plays block 1 of the seeds the card was scored on, half a range up, where no
+        run seed's block 0 reaches)."""
+        if block not in (0, 1):
+            raise ProtocolError(f"seed block must be 0 or 1, got {block}")
+        return self.seed + OFFSETS[purpose] + block * RANGE_WIDTH // 2
 
     def env_seeds(self, purpose: str, count: int, block: int = 0) -> np.ndarray:
         base = self.seed_base(purpose, block)
@@ -60,20 +64,10 @@ class EvalProtocol:
         sticky = self.sticky_actions if sticky_actions is None else sticky_actions
         return env_config_for(self.env_mode, teacher or {}, self.noop_max, sticky)
 
-    def episodes_for(self, purpose: str) -> int:
-        return self.selection_episodes if purpose == SELECTION else self.episodes
-
     def play(self, purpose: str, teacher: dict | None = None, block: int = 0, random_policy: bool = False) -> dict:
         """Keyword arguments for actors/evaluate.py's evaluators: the env, epsilon and seeds of `purpose`."""
         return dict(env_config=self.env_config(teacher), epsilon=RANDOM_EPSILON if random_policy else self.epsilon,
                     seed=self.seed_base(purpose, block))
-
-    @property
-    def supports_claim(self) -> bool:
-        return self.episodes >= MIN_CLAIM_EPISODES
-
-    def with_episodes(self, episodes: int) -> "EvalProtocol":
-        return replace(self, episodes=episodes)
 
     def as_dict(self, teacher: dict | None = None) -> dict:
         """What summary.json and cards record: the settings, the resolved env mode and each seed range."""
@@ -91,4 +85,5 @@ class EvalProtocol:
                 f"seeds from {self.seed_base(REPORT):,} (choices: {self.selection_episodes} on selection seeds from "
                 f"{self.seed_base(SELECTION):,}), sticky "
                 f"actions {'on' if self.sticky_actions else 'off'}, env mode {mode}; agreement on "
-                f"{self.holdout_steps:,} frames across whole episodes from held-out seeds")
+                f"{self.holdout_steps:,} frames across whole episodes from held-out seeds, teacher epsilon "
+                f"{self.holdout_epsilon}")

@@ -18,6 +18,7 @@ import torch
 
 from actors.env import EnvConfig, env_seeds, make_vector_env
 from actors.precision import STRICTEST_LOSS, half_precision_keeps_target
+from actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
 from models.checkpoint import build_network
 from replay.chunk import Chunk, encode
 
@@ -27,7 +28,7 @@ def half_keeps_targets(net: torch.nn.Module, game: str, device: torch.device, lo
     held-out frames: the same greedy action is not enough for a KL at a small tau."""
     from actors.teachers import calibration_frames
 
-    frames = calibration_frames(game, seed=987_654).to(device)
+    frames = calibration_frames(game, seed=EvalProtocol().seed_base(HOLDOUT) + STICKY_HOLDOUT // 2).to(device)
     ok, _, line = half_precision_keeps_target(net, frames, losses, game)
     return ok, line
 

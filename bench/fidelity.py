@@ -187,7 +187,8 @@ def markdown(report: dict) -> str:
     """The rows as the table in bench/RESULTS.md: raw and normalised % of teacher, each with its lower
     95% bound (pipelines/evaluation.py), the random policy on the same report seeds."""
     lines = ["| section | game | student | loss | params | score | teacher | random | % of teacher (low 95%) | "
-             "normalised (low 95%) | agreement (sticky; majority) | updates | samples | updates to 90% | wall s | "
+             "normalised (low 95%) | agreement (sticky; majority) | updates | samples | updates to 90% (8-episode "
+             "curve, indicative) | wall s | "
              "device |", "|" + "---|" * 16]
     for r in report["rows"]:
         pct = "withheld" if r.get("pct_withheld") else ratio_cell(r["student_pct_of_teacher"], r["pct_low95"])

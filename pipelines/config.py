@@ -57,7 +57,8 @@ class RunConfig(TreeConfig):
         acting, evaluation = self.acting, self.evaluation
         return EvalProtocol(episodes=evaluation.episodes, selection_episodes=evaluation.selection_episodes,
                             epsilon=evaluation.epsilon, noop_max=acting.noop_max, sticky_actions=acting.sticky_actions,
-                            env_mode=acting.env_mode, seed=self.run.seed, holdout_steps=evaluation.holdout_steps)
+                            env_mode=acting.env_mode, seed=self.run.seed, holdout_steps=evaluation.holdout_steps,
+                            holdout_epsilon=acting.epsilon)
 
 
 @dataclass

@@ -356,8 +356,7 @@ class TeacherEvaluation:
 
         self.cfg, self.games, self.protocol = cfg, games, cfg.protocol()
         play = ray.remote(holdout_frames).options(num_cpus=1)
-        self.holdout_refs = {g.spec.name: {key: play.remote(g.spec.name, g.teacher_ref, self.protocol,
-                                                            cfg.acting.epsilon, sticky)
+        self.holdout_refs = {g.spec.name: {key: play.remote(g.spec.name, g.teacher_ref, self.protocol, sticky)
                                            for key, sticky in (("plain", False), ("sticky", True))} for g in games}
         self.pending = {g.spec.name: self.submit(g, g.teacher_ref) for g in games}
         self.random_pending = {g.spec.name: self.submit(g, g.teacher_ref, random_policy=True) for g in games}

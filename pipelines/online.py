@@ -81,7 +81,8 @@ class Distillation:
             self.actors = [
                 ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, **self.slots["actors"][i]).remote(
                     self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
-                    num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config, epsilon=0.05,
+                    num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config,
+                    epsilon=self.training.protocol.holdout_epsilon,
                     seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
                     chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device),
                     label_losses=cfg.student.label_losses())
@@ -92,7 +93,8 @@ class Distillation:
         else:
             for actor in self.actors:
                 actor.set_teacher.remote(self.teacher_ref)
-        self.echo(f"[online] labelling with checkpoint {best['version']} (score {best['score']:.2f})")
+        self.echo(f"[online] labelling with checkpoint {best['version']} (score {best['score']:.2f} on "
+                  f"{best.get('episodes')} selection episodes)")
         return True
 
     def on_ready(self) -> None:
@@ -170,8 +172,9 @@ class Timeline:
                 self.run.to_tensorboard("online", {k: row[k] for k in ("dqn_score", "best_score", "student_score",
                                                                        "frames")}, row["dqn_updates"])
                 if row["student_score"] is not None:
-                    self.echo.evaluation("student", f"{row['student_score']:.2f} after {row['student_updates']} "
-                                                    f"updates (at DQN checkpoint {version})")
+                    self.echo.evaluation("student", f"{row['student_score']:.2f} on {self.protocol.selection_episodes} "
+                                                    f"selection episodes after {row['student_updates']} updates (at "
+                                                    f"DQN checkpoint {version})")
                 self.rows[version] = self.open.pop(version)
 
     def as_list(self) -> list[dict]:
@@ -292,7 +295,7 @@ def final_scores(cfg: OnlineConfig, training: DQNTraining, student: Distillation
     """The best teacher's, the student's and the random policy's scores on the report seeds (the
     registry chose the best on selection seeds), and agreement on frames the best teacher labelled."""
     game, protocol = training.spec.name, training.protocol
-    holdouts = {key: ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, protocol, 0.05, sticky)
+    holdouts = {key: ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, protocol, sticky)
                 for key, sticky in (("plain", False), ("sticky", True))}
     teacher_ref = ray.put(teacher)
     pending = [submit_evaluation(ref, game, protocol.episodes, 2, **protocol.play(REPORT, random_policy=random))

@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
-from actors.evaluate import EVALUATOR_TASK, evaluate_parallel, evaluate_policy
+from actors.evaluate import EVALUATOR_TASK, evaluate_parallel, evaluate_policy, score_text
 from actors.protocol import REPORT, SELECTION, EvalProtocol
 from actors.games import game_spec
 from actors.rollout import RolloutActor
@@ -214,8 +214,9 @@ class DQNTraining:
             self.run.to_tensorboard("dqn_eval", {"score": result["score"], "ci95": result["ci95"],
                                                  "frames": result["frames"], "best_score": best["score"]},
                                     result["updates"])
+            scored = score_text(result["score"], result["ci95"], self.protocol.selection_episodes)
             self.echo.evaluation("dqn", f"checkpoint {result['version']} at {result['frames']:,} frames scored "
-                                        f"{result['score']:.2f}; best so far {best['score']:.2f} "
+                                        f"{scored} on selection seeds; best so far {best['score']:.2f} "
                                         f"(checkpoint {best['version']})")
         return results
 

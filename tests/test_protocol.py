@@ -5,11 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.env import actor_seed
+from actors.env import MAX_ACTOR_ID, actor_seed
 from actors.evaluate import MAX_SLOTS
 from actors.holdout import NUM_ENVS, holdout_frames
-from actors.protocol import (HOLDOUT, MAX_ACTORS, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol,
-                             ProtocolError)
+from actors.protocol import HOLDOUT, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol, ProtocolError
 from pipelines.evaluation import compare, geometric_mean, geometric_means, ratio_bound
 
 
@@ -21,18 +20,33 @@ def seeds_of(protocol: EvalProtocol, purpose: str, block: int = 0) -> set[int]:
     return set(protocol.env_seeds(purpose, MAX_SLOTS, block).tolist())
 
 
-@settings(max_examples=200, deadline=None)
-@given(seed=st.integers(0, MAX_SEED - 1), actors=st.integers(1, MAX_ACTORS), envs=st.integers(1, 1024))
-def test_seed_ranges_never_overlap(seed, actors, envs):
+def ranges_of(seed: int) -> dict[str, set[int]]:
     protocol = EvalProtocol(seed=seed)
     ranges = {purpose: seeds_of(protocol, purpose) for purpose in (HOLDOUT, SELECTION, REPORT)}
     ranges["verify"] = seeds_of(protocol, REPORT, block=1)
+    return ranges
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, MAX_SEED - 1), other_seed=st.integers(0, MAX_SEED - 1),
+       actors=st.integers(1, MAX_ACTOR_ID), envs=st.integers(1, 1024))
+def test_seed_ranges_never_overlap(seed, other_seed, actors, envs):
+    """Within a run, for any seed and actor count; and across runs, no purpose of one seed meets another
+    purpose of any other seed (a card scored with seed 0 plays no episode a run with seed s chose by)."""
+    ranges, others = ranges_of(seed), ranges_of(other_seed)
     first, last = actor_seed(seed, 0), actor_seed(seed, actors - 1) + envs - 1  # actor i: base + 4096 i + env
     for name, seeds in ranges.items():
         assert not any(first <= s <= last for s in seeds), f"{name} seeds meet an actor's"
+        assert not any(first <= s <= last for s in others[name]), f"seed {other_seed}'s {name} meets an actor's"
         assert max(seeds) < 2**31, "ALE seeds are 32-bit"
-        for other, others in ranges.items():
-            assert other == name or not seeds & others, f"{name} and {other} share seeds"
+        for other, theirs in ranges.items():
+            assert other == name or not seeds & theirs, f"{name} and {other} share seeds"
+            assert other == name or not seeds & others[other], f"{name} meets seed {other_seed}'s {other}"
+
+
+def test_an_actor_id_past_the_limit_is_refused():
+    with pytest.raises(ValueError, match="outside"):
+        actor_seed(0, MAX_ACTOR_ID)
 
 
 def test_a_seed_outside_the_ranges_is_refused():
@@ -91,14 +105,14 @@ def test_geometric_mean_of_percentages():
 def test_held_out_frames_span_whole_episodes(pong_teacher):
     """Frames from every part of complete episodes, not the first few hundred steps of each."""
     protocol = EvalProtocol(holdout_steps=400)
-    obs, q, played = holdout_frames("pong", pong_teacher, protocol, epsilon=0.05)
+    obs, q, played = holdout_frames("pong", pong_teacher, protocol)
     assert obs.shape == (400, 4, 84, 84) and obs.dtype == np.uint8 and q.shape == (400, 6)
     assert played["episodes"] >= NUM_ENVS and played["steps_played"] >= 4 * 400
     # the old sample, the first 250 steps of 8 episodes, had its median at step 125
     assert played["median_step_in_episode"] > 250 and played["max_step_in_episode"] > 600
     openings = (obs[:, :3] == 0).all(axis=(1, 2, 3)).mean()  # an episode's first step: three zero frames
     assert openings < 0.05
-    again, q_again, _ = holdout_frames("pong", pong_teacher, protocol, epsilon=0.05)
+    again, q_again, _ = holdout_frames("pong", pong_teacher, protocol)
     assert np.array_equal(again, obs) and np.array_equal(q_again, q), "held-out frames are a function of the seeds"
-    sticky, _, info = holdout_frames("pong", pong_teacher, protocol, epsilon=0.05, sticky_actions=True)
+    sticky, _, info = holdout_frames("pong", pong_teacher, protocol, sticky_actions=True)
     assert info["sticky_actions"] and not np.array_equal(sticky, obs)

@@ -267,7 +267,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
             rows += [[run["name"], kind, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
                      for u, p in points]
     image = plots.save("learning", fig, [score_ax, agree_ax])
-    return (f"## Learning curves\n\n![learning]({image})\n\nDashed: the teacher's score on the same episodes.\n\n"
+    return (f"## Learning curves\n\n![learning]({image})\n\nDashed: the teacher's score on the report seeds; the curve's points play selection seeds.\n\n"
             + _table(["run", "evaluations", "game", "updates", "mean score", "95% CI", "% of teacher", "agreement"], rows))
 
 
@@ -311,11 +311,13 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
         games = list(per_game)
         color = plots.color(f"{run['name']}/multitask")
         x = np.arange(len(games)) + i * width
-        pct = [per_game[g]["student_pct_of_teacher"] for g in games]
+        normalised = run["summary"].get("geometric_mean_of") == "normalised"  # a raw ratio is undefined somewhere
+        pct = [per_game[g].get("normalised_pct" if normalised else "student_pct_of_teacher") for g in games]
         pct_ax.bar(x, [np.nan if p is None else p for p in pct], width, color=color, label=run["name"])
-        geo = run["summary"].get("geometric_mean_pct_of_teacher")
+        geo = run["summary"].get("geometric_mean_normalised_pct" if normalised else "geometric_mean_pct_of_teacher")
         if geo is not None:
-            pct_ax.axhline(geo, linestyle="--", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%")
+            pct_ax.axhline(geo, linestyle="--", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%"
+                                                                   + (" (normalised)" if normalised else ""))
         agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=run["name"])
         agree_ax.bar(x, [per_game[g]["majority_baseline"] for g in games], width, fill=False, hatch="//",
                      edgecolor="black")
@@ -324,8 +326,9 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
         plots.count("per_game", len(games))
         rows += [[run["name"], g, *_ratios(per_game[g]), per_game[g]["action_agreement"],
                   per_game[g]["majority_baseline"]] for g in games]
-        normalised = run["summary"].get("geometric_mean_normalised_pct")
-        rows.append([run["name"], "geometric mean", geo, normalised, run["summary"].get("mean_action_agreement"), None])
+        summary = run["summary"]
+        rows.append([run["name"], "geometric mean", summary.get("geometric_mean_pct_of_teacher"),
+                     summary.get("geometric_mean_normalised_pct"), summary.get("mean_action_agreement"), None])
     image = plots.save("per_game", fig, [pct_ax, agree_ax])
     return f"## Multi-task\n\n![per game]({image})\n\n" + _table(
         ["run", "game", *RATIO_HEADER, "action agreement", "majority baseline"], rows)
@@ -370,7 +373,8 @@ def summary_section(runs: list[dict]) -> str:
         s = run["summary"]
         rows.append([run["name"], run["kind"], s.get("complete"), s.get("game") or ",".join(s.get("games", [])),
                      s.get("student") or s.get("preset"), s.get("student_params"), s.get("updates"),
-                     (s.get("student_score") or {}).get("mean"), (s.get("teacher_score") or {}).get("mean"),
+                     (s.get("student_score") or {}).get("mean"),
+                     (s.get("teacher_score") or s.get("best_report_score") or {}).get("mean"),
                      (s.get("random_score") or {}).get("mean"), *_ratios(s), s.get("action_agreement"), s.get("wall_s")])
     return "## Runs\n\n" + _table(["run", "kind", "complete", "game", "network", "parameters", "updates",
                                    "student score", "teacher score", "random score", *RATIO_HEADER,

@@ -69,7 +69,7 @@ def shrink(payload: dict, game: str, protocol) -> tuple[dict, bool, str]:
 
     from actors.holdout import holdout_frames
 
-    frames, _, _ = holdout_frames(game, payload, protocol, epsilon=0.05)
+    frames, _, _ = holdout_frames(game, payload, protocol)
     half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
     if half:
         payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
@@ -155,14 +155,19 @@ def rescore(game: str, episodes: int, workers: int, zoo_dir: Path | None = None,
     """GAME's card scored again, weights untouched, on the card protocol's report seeds; the old
     figure goes into the card's history with `why`."""
     from actors.games import canonical_name, game_spec
+    from actors.protocol import REPORT
     from actors.teachers import load_teacher
 
     zoo_dir = zoo_dir or ZOO_DIR
+    if episodes < CARD_EPISODES:
+        raise ZooError(f"a zoo card needs at least {CARD_EPISODES} episodes per evaluation, got --episodes {episodes}")
     game = canonical_name(game)
     old = card(game, zoo_dir)
     teacher_path(f"zoo:{game}", zoo_dir)  # the weights are the card's
     payload = load_teacher(f"zoo:{game}", game_spec(game))
     protocol = card_protocol(payload["extra"].get("env_mode", "native"), episodes)
+    if old.get("eval_protocol", {}).get("seeds", {}).get("report") == protocol.seed_base(REPORT) and why == RESCORE_WHY:
+        why = "scored again on the same report seeds"
     score, random_score = score_card(payload, game, protocol, workers)
     new_card = {**old, "score": score, "random_score": random_score, **protocol_fields(protocol, payload),
                 "rescored": datetime.date.today().isoformat(), "history": _history(old, why)}
