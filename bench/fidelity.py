@@ -1,7 +1,7 @@
 """Policy Distillation's tables on the zoo's real teachers: losses, compression, multi-task.
 
     python bench/fidelity.py [--games zoo] [--steps 60000] [--updates 6000] [--eval-every 1500]
-                             [--eval-episodes 30] [--out bench/out/fidelity]
+                             [--eval-episodes 30] [--select-episodes 8] [--out bench/out/fidelity]
 
 Each zoo teacher is recorded once (`launch.py record`); every single-game student distils
 from that same dataset, so the rows differ only in the student and the loss:
@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60_000, help="labelled steps recorded per teacher")
     parser.add_argument("--updates", type=int, default=6000)
     parser.add_argument("--eval-every", type=int, default=1500)
-    parser.add_argument("--eval-episodes", type=int, default=30)
+    parser.add_argument("--eval-episodes", type=int, default=30, help="report episodes for every final score")
+    parser.add_argument("--select-episodes", type=int, default=8, help="episodes for each curve point")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--sections", default="compression,losses,multitask")
@@ -135,7 +136,7 @@ def run_sections(args, games: list[str], out: Path) -> list[dict]:
     """Records each zoo teacher once, then distils every section's students from the recording."""
     sections = args.sections.split(",")
     common = ["--updates", str(args.updates), "--eval-every", str(args.eval_every), "--eval-episodes",
-              str(args.eval_episodes), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+              str(args.eval_episodes), "--select-episodes", str(args.select_episodes), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
               "--log-every", "250", "--checkpoint-every", str(args.updates), "--holdout-steps", "4000"]
     rows = []
     for game in games:
