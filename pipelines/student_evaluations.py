@@ -4,10 +4,10 @@ Every `eval_every` updates a learner's weights are played by evaluator tasks on 
 selection seeds (a curve is what an early stop would choose by, so it never plays the report
 seeds the final scores are stated on), and its held-out agreement is measured on the frames the
 teacher labelled for the final one. A point of `selection_episodes` episodes states its score
-and CI; "% of teacher" appears only where the point has the episodes to support it. Evaluations run beside the
-training and are logged when they finish, as metrics records of kind `eval` (`eval-PRESET-LOSS`
-in a sweep) at the update they scored, so metrics.jsonl, TensorBoard and the report all
-carry the curve.
+and CI; "% of teacher" appears only where the point has the episodes to support it. Evaluations
+run beside the training and are logged when they finish, as metrics records of kind `eval`
+(`eval-PRESET-LOSS` in a sweep) at the update they scored, so metrics.jsonl, TensorBoard and the
+report all carry the curve.
 """
 
 from __future__ import annotations
