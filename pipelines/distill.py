@@ -30,9 +30,8 @@ from learner.learner import LearnerConfig
 from models.checkpoint import fingerprint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, DistillConfig
-from actors.holdout import holdout_frames
 from actors.protocol import REPORT
-from pipelines.evaluation import compare, geometric_means, majority_baseline
+from pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations
@@ -352,12 +351,8 @@ class TeacherEvaluation:
     frames (across whole episodes, with and without sticky actions), made while the students train."""
 
     def __init__(self, cfg: DistillConfig, games: list[GameRun]):
-        import ray
-
         self.cfg, self.games, self.protocol = cfg, games, cfg.protocol()
-        play = ray.remote(holdout_frames).options(num_cpus=1)
-        self.holdout_refs = {g.spec.name: {key: play.remote(g.spec.name, g.teacher_ref, self.protocol, sticky)
-                                           for key, sticky in (("plain", False), ("sticky", True))} for g in games}
+        self.holdout_refs = {g.spec.name: submit_holdouts(g.spec.name, g.teacher_ref, self.protocol) for g in games}
         self.pending = {g.spec.name: self.submit(g, g.teacher_ref) for g in games}
         self.random_pending = {g.spec.name: self.submit(g, g.teacher_ref, random_policy=True) for g in games}
 

@@ -68,6 +68,19 @@ def geometric_means(per_game: dict[str, dict]) -> dict:
             "geometric_mean_of": headline, "geometric_mean_over": list(per_game)}
 
 
+HOLDOUTS = (("plain", False), ("sticky", True))  # held-out frames as played, and with sticky actions
+
+
+def submit_holdouts(game: str, teacher, protocol) -> dict:
+    """The teacher's held-out frames, plain and with sticky actions, each a task of one CPU."""
+    import ray
+
+    from actors.holdout import holdout_frames
+
+    play = ray.remote(holdout_frames).options(num_cpus=1)
+    return {key: play.remote(game, teacher, protocol, sticky) for key, sticky in HOLDOUTS}
+
+
 def majority_baseline(q_teacher: np.ndarray) -> float:
     """The agreement of always playing the teacher's most frequent action."""
     counts = np.bincount(q_teacher.argmax(axis=1), minlength=q_teacher.shape[1])

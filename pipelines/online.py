@@ -16,7 +16,6 @@ import ray
 
 from actors.env import actor_seed
 from actors.evaluate import collect_evaluation, submit_evaluation
-from actors.holdout import holdout_frames
 from actors.protocol import REPORT, SELECTION
 from actors.games import game_spec
 from actors.rollout import RolloutActor
@@ -26,7 +25,7 @@ from learner.learner import Learner, LearnerConfig
 from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, OnlineConfig
-from pipelines.evaluation import compare, majority_baseline
+from pipelines.evaluation import compare, majority_baseline, submit_holdouts
 from pipelines.rundir import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
@@ -295,8 +294,7 @@ def final_scores(cfg: OnlineConfig, training: DQNTraining, student: Distillation
     """The best teacher's, the student's and the random policy's scores on the report seeds (the
     registry chose the best on selection seeds), and agreement on frames the best teacher labelled."""
     game, protocol = training.spec.name, training.protocol
-    holdouts = {key: ray.remote(holdout_frames).options(num_cpus=1).remote(game, teacher, protocol, sticky)
-                for key, sticky in (("plain", False), ("sticky", True))}
+    holdouts = submit_holdouts(game, teacher, protocol)
     teacher_ref = ray.put(teacher)
     pending = [submit_evaluation(ref, game, protocol.episodes, 2, **protocol.play(REPORT, random_policy=random))
                for ref, random in ((teacher_ref, False), (ray.put(final_student), False), (teacher_ref, True))]
