@@ -100,6 +100,13 @@ class LearnerGroup:
             ray.get(done)
         return True
 
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """The multi-task schedule's new shares, on every replica (they draw games in step)."""
+        import ray
+
+        self.weights = dict(weights)  # a restarted replica starts with them
+        ray.get([actor.set_weights.remote(weights) for actor in self.actors])
+
     def submit_train(self, updates: int) -> list:
         return [actor.train.remote(updates) for actor in self.actors]
 

@@ -80,6 +80,7 @@ class Learner:
         weights = weights or {game: 1.0 for game in shards}
         # the stream's schedule runs ahead by the prefetch depth; `trained` is what a checkpoint records
         requests, self.trained = GameSchedule(weights), GameSchedule(weights)
+        self.requests, self.reweights = requests, []  # reweights: (turn, weights) the trained schedule takes next
         self.stream = BatchStream(shards, self.batch_size, config.prefetch, requests, config.seed + self.rank,
                                   config.batch_timeout_s)
         if resume is not None:
@@ -121,8 +122,16 @@ class Learner:
         self.optimizer.step()
         return {"loss": loss.detach()}
 
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """New game shares from the next batch requested; the trained schedule takes them at the same
+        turn, so a checkpoint's schedule replays the order the batches came in."""
+        self.requests.reweight(weights)
+        self.reweights.append((self.requests.turns, dict(weights)))
+
     def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
         loss = self.step(game, batch)
+        while self.reweights and self.reweights[0][0] <= self.trained.turns:
+            self.trained.reweight(self.reweights.pop(0)[1])
         self.trained.next()
         self.updates += 1
         self.samples += self.batch_size

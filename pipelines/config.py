@@ -83,6 +83,32 @@ class DistillConfig(RunConfig):
     def schedule_weights(self) -> dict[str, float] | None:
         return None
 
+    def recorded(self) -> bool:
+        """Whether the run trains from recordings (no teacher actor runs)."""
+        return self.dataset is not None
+
+    def balanced(self) -> bool:
+        """Whether the games' shares follow the student's progress (multitask --schedule balanced)."""
+        return False
+
+    def game_datasets(self) -> dict[str, str | None]:
+        """Each game's recording, None for a game with live teacher actors."""
+        return {self.acting.game: self.dataset}
+
+    def _check_recording(self, flag: str, path: str, index: dict) -> None:
+        """What every recording a run trains from must allow: its chunks reach the replay as recorded."""
+        need(index["steps"] >= self.replay.min_replay,
+             f"{flag} {path!r} holds {index['steps']:,} steps, fewer than --min-replay "
+             f"{self.replay.min_replay:,}, so training would never start; lower --min-replay to at most "
+             f"{index['steps']:,} or record more steps")
+        acting = self.acting
+        recorded = (index.get("envs_per_actor", acting.envs_per_actor), index.get("chunk_steps", acting.chunk_steps))
+        if not self._adopted or recorded[0] * recorded[1] > acting.chunk_size:  # the largest chunk sizes the replay
+            acting.envs_per_actor, acting.chunk_steps = recorded
+        self._adopted = True
+
+    _adopted = False
+
     def validate(self) -> "DistillConfig":
         if self.dataset is not None:
             self._adopt_dataset()
@@ -93,7 +119,7 @@ class DistillConfig(RunConfig):
              f"--learner-resource must name a custom resource (or GPU), got {self.learner_resource!r}")
         need(self.updates >= 1, f"--updates must be at least 1, got {self.updates}")
         self.replay.validate(self.flag_of("replay"), self.acting.chunk_size)
-        if self.dataset is None:
+        if not self.recorded():
             need(self.acting.actors >= self.replay.replay_shards,
                  f"--replay-shards {self.replay.replay_shards} exceeds --actors {self.acting.actors}: each actor "
                  f"streams to one shard, so some would stay empty; raise --actors or lower --replay-shards")
@@ -120,12 +146,7 @@ class DistillConfig(RunConfig):
             need(asked == index["game"], f"--dataset {self.dataset!r} holds {index['game']}, not {asked}; "
                                          f"drop --game or record a {asked} dataset")
         acting.game = index["game"]
-        need(index["steps"] >= self.replay.min_replay,
-             f"--dataset {self.dataset!r} holds {index['steps']:,} steps, fewer than --min-replay "
-             f"{self.replay.min_replay:,}, so training would never start; lower --min-replay to at most "
-             f"{index['steps']:,} or record more steps")
-        acting.chunk_steps = index.get("chunk_steps", acting.chunk_steps)  # the recording's chunks reach the replay
-        acting.envs_per_actor = index.get("envs_per_actor", acting.envs_per_actor)
+        self._check_recording("--dataset", self.dataset, index)
         recorded = index["teacher"]
         if acting.teacher is None:
             acting.teacher = recorded["source"]
@@ -142,41 +163,107 @@ class MultitaskConfig(DistillConfig):
 
     KIND = "multitask"
 
-    HIDDEN_FLAGS = ("dataset", "skip_damaged")
+    HIDDEN_FLAGS = ("dataset",)
+    DEFAULT_GAMES = "pong,breakout,space_invaders"
+    SCHEDULES = ("fixed", "balanced")
 
     acting: ActingSettings = section(ActingSettings, skip=("game", "teacher"))
     student: StudentSettings = section(StudentSettings, preset="auto")
     run: RunSettings = section(RunSettings, out="runs/multitask")
-    games: str = setting("pong,breakout,space_invaders", "comma-separated games, each with its own teacher, "
-                                                         "actors and replay shards")
-    teachers: str = setting("random", "one teacher per game (comma-separated, in --games order), one for all, 'zoo' "
-                                      "(each game's zoo teacher), or a directory holding a file per game named after "
-                                      "it (pong.pt, breakout.zip, ...)")
+    games: str = setting("", "comma-separated games, each with its own teacher and replay shards; if omitted, "
+                             f"{DEFAULT_GAMES}, or with --datasets every game recorded there")
+    teachers: str = setting("", "one teacher per game (comma-separated, in --games order), one for all, 'zoo' "
+                                "(each game's zoo teacher), or a directory holding a file per game named after "
+                                "it (pong.pt, breakout.zip, ...); if omitted, random, or with --datasets the "
+                                "teachers that recorded them")
+    datasets: str = setting("", "train from recordings (launch.py record), one per game, with no teacher actor "
+                                "running: a folder holding a dataset per game (FOLDER/pong, FOLDER/breakout, ...) "
+                                "or comma-separated dataset folders")
     weights: str = setting("", "schedule weights per game, comma-separated in --games order; empty: equal shares")
+    schedule: str = setting("fixed", "fixed: the --weights shares all along; balanced: at every --eval-every, more "
+                                     "batches to the games furthest below their teacher on the selection seeds")
 
     def game_list(self) -> list[str]:
         return [g for g in self.games.split(",") if g]
 
+    def recorded(self) -> bool:
+        return bool(self.datasets)
+
+    def balanced(self) -> bool:
+        return self.schedule == "balanced"
+
+    def game_datasets(self) -> dict[str, str | None]:
+        paths = self.datasets.split(",") if self.datasets else [None] * len(self.game_list())
+        return dict(zip(self.game_list(), paths))
+
     def validate(self) -> "MultitaskConfig":
         from actors.games import UnknownGameError, canonical_name
 
-        need(self.dataset is None, "--dataset is for single-game runs; record and distill each game on its own")
+        need(self.dataset is None, "--dataset is for single-game runs; give multitask --datasets, one per game")
         need(self.acting.game is None and self.acting.teacher is None,
              "multitask takes --games and --teachers, not --game and --teacher")
+        recordings = self._recordings()
         try:
-            games = [canonical_name(g.strip()) for g in self.games.split(",") if g.strip()]
+            games = [canonical_name(g.strip()) for g in (self.games or ",".join(recordings) or self.DEFAULT_GAMES)
+                     .split(",") if g.strip()]
         except UnknownGameError as error:
             raise ConfigError(f"--games: {error}") from None
+        need(len(games) >= 2 or self.games, f"--datasets holds a recording of {', '.join(games)} only; multitask "
+                                            f"needs one per game, two or more (use distill --dataset for one game)")
         need(len(games) >= 2, f"--games needs at least two games, got {self.games!r}; use distill for one")
         need(len(set(games)) == len(games), f"--games lists a game twice: {self.games!r}")
         self.games = ",".join(games)
+        if recordings:
+            missing = [g for g in games if g not in recordings]
+            if missing:
+                raise ConfigError(f"--datasets has no recording of {', '.join(missing)}, and a run trains every game "
+                                  f"from recordings or none; record it (launch.py record --game {missing[0]} --teacher "
+                                  f"zoo:{missing[0]} --out DIR/{missing[0]}) or drop it from --games")
+            self.datasets = ",".join(recordings[g][0] for g in games)
+            for game in games:
+                self._check_recording("--datasets", *recordings[game])
+            if not self.teachers:
+                self.teachers = ",".join(recordings[g][1]["teacher"]["source"] for g in games)
+                try:
+                    self._teacher_sources()
+                except ConfigError as error:
+                    raise ConfigError(f"--datasets were recorded by teachers this machine cannot load ({error}); "
+                                      f"pass --teachers (the same weights, in --games order)") from None
+        self.teachers = self.teachers or "random"
         if self.student.preset == "auto":
             self.student.preset = "multi-3" if len(games) <= 3 else "multi-10"
+        need(self.schedule in self.SCHEDULES, f"--schedule must be one of {', '.join(self.SCHEDULES)}, "
+                                              f"got {self.schedule!r}")
+        need(self.schedule == "fixed" or self.eval_every > 0,
+             "--schedule balanced moves batches at each student evaluation, and --eval-every is 0; "
+             "add --eval-every (e.g. a tenth of --updates)")
         self._teacher_sources()
         self.schedule_weights()
         super().validate()
         self.acting.game = self.acting.teacher = None
         return self
+
+    def _recordings(self) -> dict[str, tuple[str, dict]]:
+        """{game: (dataset folder, its index)} of --datasets: a folder of datasets, or a list of them."""
+        from replay.dataset import DatasetError, read_index
+
+        entries = [d.strip() for d in self.datasets.split(",") if d.strip()]
+        if len(entries) == 1 and Path(entries[0]).is_dir() and not (Path(entries[0]) / "index.json").exists():
+            folder = Path(entries[0])
+            entries = sorted(str(p) for p in folder.iterdir() if (p / "index.json").exists())
+            need(bool(entries), f"--datasets {str(folder)!r} holds no dataset (no {folder}/GAME/index.json); record "
+                                f"one per game: launch.py record --game GAME --teacher zoo:GAME --out {folder}/GAME")
+        found: dict[str, tuple[str, dict]] = {}
+        for path in entries:
+            try:
+                index = read_index(path)
+            except DatasetError as error:
+                raise ConfigError(f"--datasets: {error}") from None
+            game = index["game"]
+            need(game not in found, f"--datasets holds two {game} recordings ({found.get(game, ('',))[0]} and "
+                                    f"{path}); give one per game")
+            found[game] = (str(Path(path).resolve()), index)
+        return found
 
     def _teacher_sources(self) -> list[str]:
         from actors.games import UnknownGameError, canonical_name
@@ -324,8 +411,8 @@ class RecordConfig(RunConfig):
 
 
 # what a run is; changing one would make its checkpoints another run's
-FIXED_ON_RESUME = ("game", "games", "teacher", "teachers", "dataset", "student", "loss", "preset", "out", "seed",
-                   "replay_shards", "learner_gpus")
+FIXED_ON_RESUME = ("game", "games", "teacher", "teachers", "dataset", "datasets", "student", "loss", "preset", "out",
+                   "seed", "replay_shards", "learner_gpus")
 
 
 def resume_changes(config_class, stored: dict, args: argparse.Namespace, override: str | None) -> dict:

@@ -145,7 +145,7 @@ def stored_flags(values: dict) -> dict:
 
 def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
     for spec in walk(config_class):
-        help_text = f"{spec.help} (default: {spec.default})"
+        help_text = (spec.help + ("" if spec.default in (None, "") else f" (default: {spec.default})")).replace("%", "%%")
         # SUPPRESS: a flag left out is absent from the namespace, so `--resume` can tell what was asked for
         if spec.type == "bool":
             parser.add_argument(spec.option, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,

@@ -57,20 +57,19 @@ def teacher_seed(cfg: DistillConfig, dataset: Dataset | None) -> int:
     return int(dataset.index["teacher"].get("seed", cfg.run.seed)) if dataset else cfg.run.seed
 
 
-def check_dataset(cfg: DistillConfig, dataset: Dataset, teacher: dict, echo) -> bool:
+def check_dataset(cfg: DistillConfig, dataset: Dataset, source: str, teacher: dict, echo) -> bool:
     """Refuses a dataset the run cannot use; returns whether it fits the replay (load once)."""
     recorded = dataset.index["teacher"]
     if fingerprint(teacher) != recorded.get("fingerprint"):
-        message = (f"--teacher {cfg.acting.teacher!r} (fingerprint {fingerprint(teacher)}) is not the teacher that "
-                   f"recorded "
-                   f"{cfg.dataset!r} ({recorded.get('source')}, fingerprint {recorded.get('fingerprint')})")
-        if cfg.acting.teacher != "random":
+        message = (f"teacher {source!r} (fingerprint {fingerprint(teacher)}) is not the teacher that recorded "
+                   f"{str(dataset.path)!r} ({recorded.get('source')}, fingerprint {recorded.get('fingerprint')})")
+        if source != "random":
             raise ConfigError(message + "; pass the recording teacher's checkpoint")
         echo(f"[distill] warning: {message}; the random teacher was rebuilt on another machine")
     streams = len(dataset.actors)
     if cfg.replay.replay_shards > streams:
         raise ConfigError(f"--replay-shards {cfg.replay.replay_shards} exceeds the {streams} actor stream(s) in "
-                          f"{cfg.dataset!r}; each stream feeds one shard, so lower --replay-shards")
+                          f"{str(dataset.path)!r}; each stream feeds one shard, so lower --replay-shards")
     for line in dataset.damage:
         echo(f"[distill] skipping damaged data: {line}")
     per_shard = np.zeros(cfg.replay.replay_shards, np.int64)
@@ -102,12 +101,12 @@ class GameRun:
 
 def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
     """Loads every teacher and dataset before Ray starts, so bad files fail fast."""
-    games = []
+    games, recordings = [], cfg.game_datasets()
     for name, source in cfg.game_teachers():
         spec = game_spec(name)
-        dataset = Dataset.open(cfg.dataset, cfg.skip_damaged) if cfg.dataset else None
+        dataset = Dataset.open(recordings[name], cfg.skip_damaged) if recordings[name] else None
         teacher = load_teacher(source, spec, teacher_seed(cfg, dataset))
-        load_once = check_dataset(cfg, dataset, teacher, echo) if dataset else False
+        load_once = check_dataset(cfg, dataset, source, teacher, echo) if dataset else False
         games.append(GameRun(spec, teacher, cfg.acting.env_config(teacher), dataset, load_once))
     return games
 
@@ -139,7 +138,7 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
             ray.get(game.runs)
             for shard in game.shards:
                 shard.close.remote()
-            start.echo(f"[distill] loaded {dataset.steps} steps of {cfg.dataset} into replay")
+            start.echo(f"[distill] loaded {dataset.steps:,} steps of {dataset.path} into replay")
         return
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
@@ -394,8 +393,11 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
     min_replay = min(g.limiter["min_replay"] for g in games)
     groups = []
     for k, ((student, loss), series) in enumerate(zip(cfg.student.pairs(), checkpoint_series(cfg))):
+        weights = cfg.schedule_weights()
+        if cfg.balanced() and resume.get(series):  # the shares the balancing had reached
+            weights = resume[series].get("extra", {}).get("schedule", {}).get("weights", weights)
         group = LearnerGroup(f"{student}/{loss}", series, learner_config(cfg, student, loss, min_replay), heads, shards,
-                             cfg.schedule_weights(), cfg.learner_gpus, start.use_gpu,
+                             weights, cfg.learner_gpus, start.use_gpu,
                              [start.placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
                              stopping.requested)
         group.start(resume.get(series))
@@ -482,11 +484,14 @@ def with_games(cfg: DistillConfig, summary: dict, games: list[GameRun], per_game
         summary["eval_protocol"] = summary["protocol"]["text"] = cfg.protocol().text(per_game[name]["env_mode"])
         summary["protocol"]["env_mode"] = per_game[name]["env_mode"]
         return summary
+    for g in games:
+        if g.dataset:
+            per_game[g.spec.name]["dataset"] = {"path": str(g.dataset.path), **producer_stats[g.spec.name][0]}
     if single:
         single["per_game"] = {g: {**per_game[g], **r} for g, r in single["per_game"].items()}
     summary.update(
-        games=[g.spec.name for g in games], per_game=single.pop("per_game", per_game),
-        schedule_weights=cfg.schedule_weights(),
+        games=[g.spec.name for g in games], per_game=single.pop("per_game", per_game), schedule=cfg.schedule,
+        schedule_weights=students[0]["extra"]["schedule"].get("weights", cfg.schedule_weights()),
         samples_per_game={g: n * cfg.student.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
         steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     return summary

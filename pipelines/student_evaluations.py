@@ -8,6 +8,9 @@ and CI; "% of teacher" appears only where the point has the episodes to support 
 run beside the training and are logged when they finish, as metrics records of kind `eval`
 (`eval-PRESET-LOSS` in a sweep) at the update they scored, so metrics.jsonl, TensorBoard and the
 report all carry the curve.
+
+With `multitask --schedule balanced`, each point also moves the student's batches toward the
+games furthest below their teacher (`Balancer`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,56 @@ import time
 
 from actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
 from actors.protocol import MIN_CLAIM_EPISODES, SELECTION
+from learner.schedule import balanced_weights
 from pipelines.evaluation import pct_of_teacher
 
 
 def eval_kind(metrics_kind: str) -> str:
     """`distill` -> `eval`; `distill-net1-kl` -> `eval-net1-kl`."""
     return metrics_kind.replace("distill", "eval", 1)
+
+
+class Balancer:
+    """Moves a multi-task student's batches toward the games furthest below their teacher. It
+    judges on the selection seeds alone, with the teacher and the random policy played there too:
+    the report seeds state the final scores, and a schedule steered by them would be tuned on its
+    own yardstick."""
+
+    def __init__(self, baselines):
+        """`baselines`: {game: (teacher's mean, random policy's mean)} on the selection seeds, or a
+        callable that returns it once they are played."""
+        self._baselines = baselines
+
+    def weights(self, per_game: dict[str, dict]) -> dict[str, float]:
+        """The schedule's weights from one learning-curve point ({game: {"score", "seeds"}})."""
+        for game, point in per_game.items():
+            if point.get("seeds") != SELECTION:
+                raise ValueError(f"the balancing schedule reads selection-seed scores only; {game}'s point was "
+                                 f"played on {point.get('seeds')!r} seeds")
+        baselines = self._baselines() if callable(self._baselines) else self._baselines
+        progress = {}
+        for game, point in per_game.items():
+            teacher, random = baselines[game]
+            progress[game] = (point["score"] - random) / (teacher - random) if teacher > random else 1.0
+        return balanced_weights(progress)
+
+
+def selection_baselines(cfg, games: list):
+    """The teacher's and the random policy's means on the selection seeds, played from now on;
+    returns a callable that waits for them (once)."""
+    protocol, found = cfg.protocol(), {}
+    pending = {g.spec.name: [submit_evaluation(g.teacher_ref, g.spec.name, protocol.selection_episodes,
+                                               cfg.evaluation.workers,
+                                               **protocol.play(SELECTION, g.teacher, random_policy=random))
+                             for random in (False, True)] for g in games}
+
+    def collect() -> dict[str, tuple[float, float]]:
+        if not found:
+            found.update({game: (collect_evaluation(teacher, 0.0, 0).mean, collect_evaluation(random, 0.0, 0).mean)
+                          for game, (teacher, random) in pending.items()})
+        return found
+
+    return collect
 
 
 class StudentEvaluations:
@@ -31,12 +78,14 @@ class StudentEvaluations:
         self.holdouts, self.teacher_pending = holdouts, teacher_pending
         self.teacher_scores: dict[str, float] = {}
         self.pending: list[dict] = []
+        self.balancer = Balancer(selection_baselines(cfg, games)) if cfg.balanced() else None
 
     def submit(self, group, kind: str, updates: int, extra: dict) -> None:
         import ray
 
         weights = ray.put(group.state(extra))
-        entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {}}
+        entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {},
+                 "group": group}
         for g in self.games:
             name = g.spec.name
             entry["scores"][name] = submit_evaluation(weights, name, self.protocol.selection_episodes,
@@ -86,4 +135,9 @@ class StudentEvaluations:
             record.update(next(iter(per_game.values())))
         else:
             record["per_game"] = per_game
+        if self.balancer is not None:
+            record["schedule_weights"] = weights = self.balancer.weights(per_game)
+            entry["group"].set_weights(weights)
+            self.echo(f"[schedule] {entry['label']}, by its scores at update {entry['updates']:,}: "
+                      + ", ".join(f"{game} {w:.2f}" for game, w in weights.items()))
         self.run.log(record)

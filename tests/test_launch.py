@@ -209,3 +209,15 @@ def test_report_skips_a_metrics_line_that_is_not_utf8_naming_the_file(finished_c
     assert f"warning: skipping line 4 of {str(metrics)!r}: not a JSON record" in err, err
     assert "error" not in err and (tmp_path / "report" / "report.md").exists()
     assert [r["updates"] for r in RunDir.open(finished_config).metrics()] == [10, 20, 30]
+
+
+@pytest.mark.parametrize("command", ["distill", "multitask", "teacher", "online", "record", "evaluate", "report", "zoo",
+                                     "presets"])
+def test_every_commands_help_prints_without_none_defaults(command, capsys):
+    import launch as cli
+
+    with pytest.raises(SystemExit) as exit:
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit.value.code == 0 and "usage:" in out
+    assert "(default: None)" not in out and "(default: )" not in out
