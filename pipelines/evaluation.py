@@ -55,16 +55,33 @@ def geometric_mean(values: list[float]) -> float | None:
     return 0.0 if min(values) == 0 else float(np.exp(np.mean(np.log(values))))
 
 
+def geometric_mean_low95(values: list[float], lows: list[float]) -> float | None:
+    """The lower 95% bound of the geometric mean of independent percentages, each given with its own
+    lower bound (delta method on the mean of their logs); 0 where a game is at or below 0."""
+    if not values or any(v is None for v in values) or any(low is None for low in lows):
+        return None
+    if min(values) <= 0:
+        return 0.0
+    spread = math.sqrt(sum(((v - low) / 1.96 / v) ** 2 for v, low in zip(values, lows))) / len(values)
+    return float(np.exp(np.mean(np.log(values)) - 1.96 * spread))
+
+
 def geometric_means(per_game: dict[str, dict]) -> dict:
-    """The geometric means over games of the raw and the normalised % of teacher, and which one a
-    headline should quote: the raw one (the paper's) when every game defines it, else the normalised
-    one where every game defines that (a negative normalised game is floored at 0: below random)."""
-    raw = [r.get("student_pct_of_teacher") for r in per_game.values()]
-    normalised = [r.get("normalised_pct") for r in per_game.values()]
+    """The geometric means over games of the raw and the normalised % of teacher, each with its lower
+    95% bound, and which one a headline should quote: the raw one (the paper's) when every game
+    defines it, else the normalised one where every game defines that (a negative normalised game
+    is floored at 0: below random)."""
+    rows = list(per_game.values())
+    raw = [r.get("student_pct_of_teacher") for r in rows]
+    normalised = [r.get("normalised_pct") for r in rows]
     raw_mean = geometric_mean(raw) if all(v is not None for v in raw) else None
     norm_mean = geometric_mean([max(v, 0.0) for v in normalised]) if all(v is not None for v in normalised) else None
     headline = "raw" if raw_mean is not None else ("normalised" if norm_mean is not None else None)
-    return {"geometric_mean_pct_of_teacher": raw_mean, "geometric_mean_normalised_pct": norm_mean,
+    return {"geometric_mean_pct_of_teacher": raw_mean,
+            "geometric_mean_pct_low95": raw_mean and geometric_mean_low95(raw, [r.get("pct_low95") for r in rows]),
+            "geometric_mean_normalised_pct": norm_mean,
+            "geometric_mean_normalised_low95": norm_mean and geometric_mean_low95(
+                normalised, [r.get("normalised_low95") for r in rows]),
             "geometric_mean_of": headline, "geometric_mean_over": list(per_game)}
 
 

@@ -42,6 +42,14 @@ TINY = {
                      "--eval-episodes", "1", "--select-episodes", "1", "--sections", "compression"],
                     lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
                     and all(row["updates"] == 40 for row in r["rows"])),
+    "ten_games.py": (["--games", "breakout,seaquest", "--steps", "1024", "--updates", "40", "--eval-every", "20",
+                      "--eval-episodes", "1", "--select-episodes", "1", "--trunks", "net3", "--schedules", "balanced",
+                      "--singles", "net3", "--capacity-hours", "0.05"],
+                     lambda r: [(row["section"], row["game"]) for row in r["rows"]] == [
+                         ("single/net3", "breakout"), ("single/net3", "seaquest"), ("net3/balanced", "breakout"),
+                         ("net3/balanced", "seaquest")]
+                     and all(sum(row["game_batches"] for row in r["rows"] if row["section"] == section) == 40
+                             for section in ("net3/balanced", "single/net3"))),
     "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],
                             lambda r: r["bare_emulator_frames_per_s"] > 0 and r["bare_updates_per_s"] > 0
                             and 0 < r["pipeline_over_ceiling"] < 1.5 and 0 <= r["learner_wait_fraction"] <= 1
@@ -62,11 +70,12 @@ def test_every_bench_script_is_run_here():
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_bench_runs_at_tiny_size(script, tmp_path):
     args, check = TINY[script]
-    out = tmp_path / ("fidelity" if script == "fidelity.py" else "result.json")
+    folder = {"fidelity.py": "fidelity.json", "ten_games.py": "ten_games.json"}.get(script)  # these write a folder
+    out = tmp_path / (script[:-3] if folder else "result.json")
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    written = json.loads((out / "fidelity.json" if script == "fidelity.py" else out).read_text())
+    written = json.loads((out / folder if folder else out).read_text())
     assert check(written), json.dumps(written)[:2000]
 
 

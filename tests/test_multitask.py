@@ -110,3 +110,36 @@ def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
 
 
 MULTITASK_MARGIN = 0.08  # measured: +0.20 pong, +0.13 ms_pacman, +0.23 enduro over the majority action
+
+
+def test_reweighting_a_schedule_moves_its_shares_from_that_turn_on():
+    schedule = GameSchedule({"pong": 1.0, "breakout": 1.0})
+    first = [schedule.next() for _ in range(100)]
+    schedule.reweight({"pong": 3.0, "breakout": 1.0})
+    later = [schedule.next() for _ in range(400)]
+    assert first.count("pong") == 50 and abs(later.count("pong") - 300) <= 1
+    with pytest.raises(ValueError, match="one per game"):
+        schedule.reweight({"pong": 1.0})
+
+
+def test_the_balancing_schedule_gives_a_lagging_game_more_batches_and_reads_only_selection_seeds():
+    from pipelines.student_evaluations import Balancer
+
+    baselines = {"pong": (20.0, -20.0), "breakout": (30.0, 2.0), "freeway": (20.0, 0.0)}  # (teacher, random)
+    balancer = Balancer(baselines)
+    point = {"pong": {"score": 21.0, "seeds": "selection"},  # past its teacher
+             "breakout": {"score": 5.0, "seeds": "selection"},  # barely above random
+             "freeway": {"score": 10.0, "seeds": "selection"}}  # half way
+    weights = balancer.weights(point)
+    schedule = GameSchedule(weights)
+    drawn = [schedule.next() for _ in range(1000)]
+    assert drawn.count("breakout") > drawn.count("freeway") > drawn.count("pong") > 0  # rehearsed, not dropped
+    assert drawn.count("breakout") >= 3 * drawn.count("pong")
+    with pytest.raises(ValueError, match="selection-seed scores only; pong's point was played on 'report' seeds"):
+        balancer.weights({**point, "pong": {"score": 21.0, "seeds": "report"}})
+
+
+def test_balanced_schedule_needs_evaluations_to_steer_by():
+    with pytest.raises(ConfigError, match="--eval-every is 0; add --eval-every"):
+        MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced").validate()
+    assert MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100).validate().balanced()

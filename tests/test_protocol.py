@@ -102,6 +102,22 @@ def test_geometric_mean_of_percentages():
     assert both["geometric_mean_of"] == "raw" and both["geometric_mean_pct_of_teacher"] == pytest.approx(100.0)
 
 
+def test_geometric_mean_lower_bound_matches_a_simulation():
+    from pipelines.evaluation import geometric_mean_low95
+
+    rng = np.random.default_rng(0)
+    means, sds = np.array([95.0, 120.0, 70.0, 100.0]), np.array([8.0, 15.0, 6.0, 12.0])
+    draws = np.exp(np.log(rng.normal(means, sds, (200_000, 4))).mean(axis=1))
+    low = geometric_mean_low95(list(means), list(means - 1.96 * sds))
+    assert low == pytest.approx(np.quantile(draws, 0.025), abs=1.5)  # the draws' logs sit ~1 point low (Jensen)
+    assert geometric_mean_low95([0.0, 100.0], [0.0, 90.0]) == 0.0 and geometric_mean_low95([90.0], [None]) is None
+    games = {"a": {"student_pct_of_teacher": 90.0, "pct_low95": 80.0, "normalised_pct": 85.0, "normalised_low95": 70.0},
+             "b": {"student_pct_of_teacher": 110.0, "pct_low95": 95.0, "normalised_pct": 115.0, "normalised_low95": 90.0}}
+    found = geometric_means(games)
+    assert found["geometric_mean_pct_low95"] < found["geometric_mean_pct_of_teacher"]
+    assert found["geometric_mean_normalised_low95"] < found["geometric_mean_normalised_pct"]
+
+
 def test_held_out_frames_span_whole_episodes(pong_teacher):
     """Frames from every part of complete episodes, not the first few hundred steps of each."""
     protocol = EvalProtocol(holdout_steps=400)

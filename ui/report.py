@@ -104,10 +104,28 @@ class Plots:
         self.drawn[name] = 0
         return fig, list(panels[0])
 
+    def grid(self, name: str, title: str, panels: list[tuple[str, str, str]], columns: int = 5):
+        """A figure of small panels, one per (xlabel, ylabel, panel title), `columns` to a row."""
+        import matplotlib.pyplot as plt
+
+        rows = -(-len(panels) // columns)
+        columns = min(columns, len(panels))
+        fig, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), dpi=100, squeeze=False)
+        axes = list(grid.flat)
+        for ax, (xlabel, ylabel, panel_title) in zip(axes, panels):
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=panel_title)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(panels):]:
+            ax.axis("off")
+        fig.suptitle(title)
+        self.drawn[name] = 0
+        return fig, axes[:len(panels)]
+
     def count(self, name: str, points: int) -> None:
         self.drawn[name] += int(points)
 
-    def save(self, name: str, fig, axes) -> str | None:
+    def save(self, name: str, fig, axes, legends: int | None = None) -> str | None:
+        """Writes NAME.png, with a legend on the first `legends` panels (all by default)."""
         import matplotlib.pyplot as plt
 
         if self.drawn[name] == 0:
@@ -115,7 +133,7 @@ class Plots:
             del self.drawn[name]
             return None
         self.artists[name] = []
-        for ax in axes:
+        for k, ax in enumerate(axes):
             series = []
             for artist in [*ax.lines, *ax.collections, *ax.containers]:
                 label = artist.get_label()
@@ -123,7 +141,7 @@ class Plots:
                     continue
                 series.append({"label": label, **_style(artist)})
             self.artists[name].append({"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "series": series})
-            if series:
+            if series and (legends is None or k < legends):
                 ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(self.out / f"{name}.png")
@@ -303,26 +321,40 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
     if not multi:
         return ""
     fig, (pct_ax, agree_ax) = plots.figure(
-        "per_game", "Multi-task: per game", ("game", "% of teacher score", "Score"),
+        "per_game", "Multi-task: per game", ("game", "normalised % of teacher", "Score (0: random policy, 100: "
+                                                                                "teacher; bars to the lower 95% bound)"),
         ("game", "held-out action agreement", "Agreement (hatched: majority-action baseline)"))
     rows, width = [], 0.8 / len(multi)
+    pct_ax.axhline(100, linestyle="--", color="black", label="teacher")
+    pct_ax.axhline(0, linestyle=":", color="grey", label="random policy")
     for i, run in enumerate(multi):
         per_game = run["summary"]["per_game"]
         games = list(per_game)
         color = plots.color(f"{run['name']}/multitask")
         x = np.arange(len(games)) + i * width
-        normalised = run["summary"].get("geometric_mean_of") == "normalised"  # a raw ratio is undefined somewhere
-        pct = [per_game[g].get("normalised_pct" if normalised else "student_pct_of_teacher") for g in games]
-        pct_ax.bar(x, [np.nan if p is None else p for p in pct], width, color=color, label=run["name"])
-        geo = run["summary"].get("geometric_mean_normalised_pct" if normalised else "geometric_mean_pct_of_teacher")
+        pct = np.array([np.nan if per_game[g].get("normalised_pct") is None else per_game[g]["normalised_pct"]
+                        for g in games], float)
+        low = np.array([np.nan if per_game[g].get("normalised_low95") is None else per_game[g]["normalised_low95"]
+                        for g in games], float)
+        pct_ax.bar(x, pct, width, color=color, label=run["name"])
+        if np.isfinite(low).any():
+            pct_ax.errorbar(x, pct, yerr=[np.nan_to_num(pct - low), np.zeros_like(pct)], fmt="none", ecolor="black",
+                            capsize=3, label=f"{run['name']}: lower 95% bound")
+        withheld = [per_game[g]["pct_withheld"] for g in games if per_game[g].get("pct_withheld")]
+        if withheld:
+            pct_ax.text(0.5, 0.5, f"{run['name']}: withheld ({withheld[0]})", transform=pct_ax.transAxes, ha="center",
+                        wrap=True, fontsize=8)
+        geo = run["summary"].get("geometric_mean_normalised_pct")
         if geo is not None:
-            pct_ax.axhline(geo, linestyle="--", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%"
-                                                                   + (" (normalised)" if normalised else ""))
+            geo_low = run["summary"].get("geometric_mean_normalised_low95")
+            pct_ax.axhline(geo, linestyle="-.", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%"
+                                                                   + ("" if geo_low is None else f" (low {geo_low:.0f}%)"))
         agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=run["name"])
         agree_ax.bar(x, [per_game[g]["majority_baseline"] for g in games], width, fill=False, hatch="//",
                      edgecolor="black")
         for ax in (pct_ax, agree_ax):
-            ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games)
+            ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games, rotation=30 if len(games) > 4 else 0,
+                          ha="right" if len(games) > 4 else "center")
         plots.count("per_game", len(games))
         rows += [[run["name"], g, *_ratios(per_game[g]), per_game[g]["action_agreement"],
                   per_game[g]["majority_baseline"]] for g in games]
@@ -332,6 +364,50 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
     image = plots.save("per_game", fig, [pct_ax, agree_ax])
     return f"## Multi-task\n\n![per game]({image})\n\n" + _table(
         ["run", "game", *RATIO_HEADER, "action agreement", "majority baseline"], rows)
+
+
+def game_curves_section(runs: list[dict], plots: Plots) -> str:
+    """A multi-task student's learning curve per game, each on its own axis (the games' scores differ by
+    orders of magnitude), between its teacher's and the random policy's scores on the report seeds."""
+    multi = [r for r in runs if r["kind"] == "multitask"
+             and any(m.get("kind", "").startswith("eval") for m in r["metrics"])]
+    if not multi:
+        return ""
+    games = list(dict.fromkeys(g for r in multi for g in r["summary"]["per_game"]))
+    fig, axes = plots.grid("curves_per_game", "Score while training, per game\n(band: 95% CI; last point: report "
+                                              "seeds)", [("updates", "score", game) for game in games])
+    for ax, game in zip(axes, games):
+        framed, shown = False, []
+        for run in multi:
+            per_game = run["summary"]["per_game"]
+            if game not in per_game:
+                continue
+            color = plots.color(f"{run['name']}/multitask")
+            for kind in _kinds(run, evaluations=True):
+                points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
+                          if m.get("kind") == kind and game in (m.get("per_game") or {})]
+                points += _final_point(run["summary"], kind, game)
+                x = np.array([u for u, _ in points], float)
+                y = np.array([p["score"] for _, p in points], float)
+                ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
+                ax.plot(x, y, marker="o", color=color, label=run["name"] if len(multi) > 1 else "student")
+                ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
+                plots.count("curves_per_game", len(x))
+                shown += list(y)
+            if not framed:
+                teacher, random = per_game[game]["teacher_score"], per_game[game].get("random_score")
+                ax.axhline(teacher["mean"], linestyle="--", color="black", label="teacher")
+                shown.append(teacher["mean"])
+                if random:
+                    ax.axhline(random["mean"], linestyle=":", color="grey", label="random policy")
+                    shown.append(random["mean"])
+                framed = True
+        span = (max(shown) - min(shown)) or 1.0  # the scores and their frame, not a few episodes' wide bands
+        ax.set_ylim(min(shown) - 0.25 * span, max(shown) + 0.25 * span)
+    image = plots.save("curves_per_game", fig, axes, legends=1)  # one legend says what every panel's lines are
+    return (f"## Multi-task learning curves, per game\n\n![curves per game]({image})\n\nEach panel is one game: "
+            f"the student's score on the selection seeds while it trained, its final score on the report seeds, "
+            f"and the teacher (dashed) and random policy (dotted) on the report seeds.\n") if image else ""
 
 
 def student_points(runs: list[dict]) -> list[tuple[str, dict]]:
@@ -400,7 +476,8 @@ def write_report(paths: list[str], out: str) -> dict:
         "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']})" for r in runs)
         + "".join(f"\n\nEvaluation protocol of {', '.join(names)}: {p}." for p, names in protocols.items()),
         summary_section(runs), loss_section(runs, plots), score_section(runs, plots), learning_section(runs, plots),
-        throughput_section(runs, plots), multitask_section(runs, plots), compression_section(runs, plots),
+        throughput_section(runs, plots), multitask_section(runs, plots), game_curves_section(runs, plots),
+        compression_section(runs, plots),
     ]
     report = out_dir / "report.md"
     report.write_text("\n\n".join(s for s in sections if s) + "\n")

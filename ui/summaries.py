@@ -48,6 +48,22 @@ def stopped(summary: dict, command: str, path) -> str:
             f"--resume {path}")
 
 
+def geometric_text(row: dict) -> str:
+    """A multi-task student's geometric means over its games, normalised and raw, each with its lower 95% bound."""
+    games = row["geometric_mean_over"]
+    withheld = [r["pct_withheld"] for r in row.get("per_game", {}).values() if r.get("pct_withheld")]
+    if withheld:
+        return f"{row['student']}/{row['loss']}: geometric mean over {len(games)} games withheld ({withheld[0]})"
+    if row.get("geometric_mean_of") is None:
+        return f"{row['student']}/{row['loss']}: geometric mean over {len(games)} games undefined"
+    parts = []
+    for label, key, low in (("normalised", "geometric_mean_normalised_pct", "geometric_mean_normalised_low95"),
+                            ("raw", "geometric_mean_pct_of_teacher", "geometric_mean_pct_low95")):
+        parts.append(f"{label} {percent(row.get(key))}" + (f" (low 95% {percent(row.get(low))})" if row.get(key)
+                                                           is not None else " (undefined: a game scored at or below 0)"))
+    return f"{row['student']}/{row['loss']}: geometric mean % of teacher over {len(games)} games: " + ", ".join(parts)
+
+
 def distill_lines(summary: dict, path) -> list[str]:
     games = summary.get("games") or [summary["game"]]
     lines = []
@@ -66,12 +82,7 @@ def distill_lines(summary: dict, path) -> list[str]:
                          f"{row['updates']} updates) {score_text(score['mean'], score['ci95'], score['episodes'])}; "
                          f"{agreement_text(result, teacher)}; {ratio_text(result)}")
         if "geometric_mean_over" in row:
-            which = row.get("geometric_mean_of")
-            value = row["geometric_mean_pct_of_teacher"] if which == "raw" else row.get("geometric_mean_normalised_pct")
-            lines.append(f"{row['student']}/{row['loss']}: geometric mean {'' if which != 'normalised' else 'normalised '}"
-                         f"% of teacher {percent(value)} over {', '.join(row['geometric_mean_over']) or 'no game'}"
-                         + (" (raw undefined for a game: normalised by the random policy)" if which == "normalised"
-                            else "" if which else " (withheld or undefined)"))
+            lines.append(geometric_text(row))
     restarts = summary["restarts"]
     if restarts["actors"] or restarts["learners"]:
         lines.append(f"restarts: {restarts['actors']} actor(s), {restarts['learners']} learner(s)")
