@@ -149,8 +149,9 @@ def add_run_kinds(commands) -> None:
         if kind.resumes:
             parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last "
                                                                     "checkpoint(s)")
-            parser.add_argument("--override", metavar="KEYS", help="with --resume: config keys the flags given may "
-                                                                   "change (comma-separated, e.g. updates,log-every)")
+            parser.add_argument("--override", metavar="KEYS", help=f"with --resume: config keys the flags given may "
+                                                                   f"change (comma-separated, e.g. "
+                                                                   f"{kind.config.OVERRIDE_EXAMPLE})")
         # runs that resume can stop at an interval with a checkpoint
         parser.set_defaults(func=cmd_run, kind=kind, graceful=bool(kind.resumes))
 

@@ -15,8 +15,8 @@ from actors.env import FRAME_SKIP
 from actors.protocol import EvalProtocol
 from cluster.errors import ConfigError
 from pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
-from pipelines.sections import (ActingSettings, DQNSettings, EvalSettings, ReplaySettings, RunSettings, StudentSettings,
-                                check_teacher, loss_for, need)
+from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, DQNSettings, EvalSettings, ReplaySettings,
+                                RunSettings, StudentSettings, check_teacher, loss_for, need)
 
 __all__ = ["ConfigError", "DistillConfig", "MultitaskConfig", "TeacherConfig", "OnlineConfig", "RecordConfig",
            "add_flags", "from_args", "loss_for", "check_teachers", "resume_changes"]
@@ -35,6 +35,7 @@ def check_teachers(cfg) -> None:
 
 class RunConfig(TreeConfig):
     KIND = ""  # the run kind: its command, and its summary's `kind`
+    OVERRIDE_EXAMPLE = "updates"  # the keys a resume of this kind most often changes, for --override's help
 
     @classmethod
     def kinds(cls) -> list[str]:
@@ -64,8 +65,11 @@ class RunConfig(TreeConfig):
 @dataclass
 class DistillConfig(RunConfig):
     KIND = "distill"
+    OVERRIDE_EXAMPLE = "updates,log-every"
 
-    acting: ActingSettings = section(ActingSettings)
+    acting: ActingSettings = section(ActingSettings, helps={
+        "game": GAME_HELP + "; if omitted, the --dataset's game, a zoo:GAME teacher's, else pong",
+        "teacher": TEACHER_HELP + "; if omitted, the teacher that recorded --dataset, else random"})
     student: StudentSettings = section(StudentSettings)
     replay: ReplaySettings = section(ReplaySettings)
     evaluation: EvalSettings = section(EvalSettings)
@@ -316,9 +320,11 @@ class TeacherConfig(RunConfig):
     """A DQN trained from scratch; the recipe and its sources are in README.md ("Training a teacher")."""
 
     KIND = "teacher"
+    OVERRIDE_EXAMPLE = "frames,eval-every"
 
     # the DQN is the teacher; its epsilon follows the DQN's schedule
-    acting: ActingSettings = section(ActingSettings, skip=("teacher", "epsilon"))
+    acting: ActingSettings = section(ActingSettings, skip=("teacher", "epsilon"),
+                                     helps={"game": GAME_HELP + "; if omitted, pong"})
     dqn: DQNSettings = section(DQNSettings)
     replay: ReplaySettings = section(ReplaySettings, capacity_hours=2.0, replay_ratio=8.0, min_replay=20_000)
     evaluation: EvalSettings = section(EvalSettings, skip=("workers", "holdout_steps"))
@@ -394,9 +400,11 @@ class OnlineConfig(TeacherConfig):
 @dataclass
 class RecordConfig(RunConfig):
     KIND = "record"
+    OVERRIDE_EXAMPLE = "steps"
 
     acting: ActingSettings = section(ActingSettings)
-    run: RunSettings = section(RunSettings, skip=("device", "log_every", "checkpoint_every"), out="datasets/record")
+    run: RunSettings = section(RunSettings, skip=("device", "log_every", "checkpoint_every"), out="datasets/record",
+                               helps={"out": "directory to create for the dataset"})
     steps: int = setting(10_000, "most labelled steps to record (whole chunks of --envs-per-actor x --chunk-steps)")
     file_mb: int = setting(256, "size at which a chunk file is closed and the next begun")
 

@@ -24,13 +24,16 @@ def setting(default, help: str):
     return field(default=default, metadata={"help": help})
 
 
-def section(cls, *, skip: tuple[str, ...] = (), flags: dict[str, str] | None = None, prefix: str = "", **defaults):
+def section(cls, *, skip: tuple[str, ...] = (), flags: dict[str, str] | None = None, prefix: str = "",
+            helps: dict[str, str] | None = None, **defaults):
     """A sub-config of `cls` with these defaults; `skip`: its fields that get no flag (they keep
-    their defaults); `flags`/`prefix`: the names its flags take in this run kind."""
-    unknown = set(defaults) | set(skip) | set(flags or {})
+    their defaults); `flags`/`prefix`: the names its flags take in this run kind; `helps`: the help
+    text of the fields whose meaning this run kind changes."""
+    unknown = set(defaults) | set(skip) | set(flags or {}) | set(helps or {})
     assert unknown <= {f.name for f in dataclasses.fields(cls)}, f"{cls.__name__} has no {unknown}"
     return field(default_factory=partial(cls, **defaults),
-                 metadata={"section": cls, "skip": skip, "flags": flags or {}, "prefix": prefix, "defaults": defaults})
+                 metadata={"section": cls, "skip": skip, "flags": flags or {}, "prefix": prefix, "defaults": defaults,
+                           "helps": helps or {}})
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def walk(config_class) -> list[Flag]:
                 if inner.name not in meta["skip"]:
                     name = meta["flags"].get(inner.name) or meta["prefix"] + renames.get(inner.name, inner.name)
                     found.append(Flag(name, (spec.name, inner.name), str(inner.type),
-                                      meta["defaults"].get(inner.name, inner.default), inner.metadata["help"]))
+                                      meta["defaults"].get(inner.name, inner.default),
+                                      meta["helps"].get(inner.name, inner.metadata["help"])))
         elif "help" in meta and spec.name not in hidden:
             found.append(Flag(spec.name, (spec.name,), str(spec.type), spec.default, meta["help"]))
     names = [f.name for f in found]

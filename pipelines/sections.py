@@ -30,15 +30,17 @@ def need(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+GAME_HELP = "game (any ROM ale-py ships: pong, Pong, ALE/Pong-v5)"
+TEACHER_HELP = ("teacher: zoo:GAME (a trained teacher that ships in zoo/; launch.py zoo lists them), a checkpoint "
+                "path, or 'random' (seeded weights)")
+
+
 @dataclass
 class ActingSettings:
     """The teacher actors: which game and teacher, how many, and the environments they step."""
 
-    game: str | None = setting(None, "game (any ROM ale-py ships: pong, Pong, ALE/Pong-v5); with --dataset, the "
-                                     "dataset's game; else pong")
-    teacher: str | None = setting(None, "teacher: zoo:GAME (a trained teacher that ships in zoo/; launch.py zoo "
-                                        "lists them), a checkpoint path, or 'random' (seeded weights); with --dataset, "
-                                        "the teacher that recorded it; else random")
+    game: str | None = setting(None, GAME_HELP + "; if omitted, a zoo:GAME teacher's game, else pong")
+    teacher: str | None = setting(None, TEACHER_HELP + "; if omitted, random")
     actors: int = setting(1, "teacher actors (Ray actors, one CPU each)")
     envs_per_actor: int = setting(4, "environments each actor steps in one AtariVectorEnv")
     chunk_steps: int = setting(64, "steps per environment in one chunk sent to the replay")
@@ -205,7 +207,7 @@ class EvalSettings:
 class DQNSettings:
     """The DQN a teacher run trains (Double DQN, n-step, Adam) and its exploration schedule."""
 
-    preset: str = setting("nature", f"DQN network preset: {', '.join(PRESETS)}")
+    preset: str = setting("nature", f"DQN network preset: {', '.join(p for p in PRESETS if not p.startswith('multi'))}")
     lr: float = setting(1e-4, "Adam learning rate")
     adam_eps: float = setting(1.5e-4, "Adam epsilon")
     gamma: float = setting(0.99, "discount")
@@ -246,7 +248,7 @@ class RunSettings:
     device: str = setting("auto", "learner device: auto, cpu, cuda, cuda:N")
     log_every: int = setting(50, "updates between metrics lines (a DQN also pushes its weights to its actors then)")
     checkpoint_every: int = setting(100, "updates between checkpoints (what --resume continues from)")
-    out: str = setting("runs/distill", "directory to create: the run's (record: the dataset's)")
+    out: str = setting("runs/distill", "directory to create for the run")
 
     def validate(self) -> None:
         need(0 <= self.seed < MAX_SEED, f"--seed must be in [0, {MAX_SEED:,}) (every seed range must fit ALE's 32 bits), "
