@@ -131,11 +131,19 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_presets(args) -> int:
+    from actors.games import PAPER_GAMES, game_spec
     from models.networks import preset_table
+    from pipelines.config import MultitaskConfig
 
-    print(f"{'preset':<10} {'params':>10} {'% nature':>9}  description  ({args.actions} actions)")
-    for row in preset_table(args.actions):
-        print(f"{row['preset']:<10} {row['params']:>10,} {row['pct_of_nature']:>8.1f}%  {row['description']}")
+    games = {"multi-3": MultitaskConfig.DEFAULT_GAMES.split(","), "multi-10": list(PAPER_GAMES)}
+    heads = {preset: {g: game_spec(g).num_actions for g in names} for preset, names in games.items()}
+    print(f"{'preset':<10} {'params':>10} {'% nature':>9}  description  (one head of {args.actions} actions; "
+          f"a multi-task preset with its games' heads)")
+    for row in preset_table(args.actions, heads):
+        counted = "" if row["heads"] is None else (
+            f" [counted with {len(row['heads'])} heads: "
+            + ", ".join(f"{g} {n}" for g, n in row["heads"].items()) + " actions]")
+        print(f"{row['preset']:<10} {row['params']:>10,} {row['pct_of_nature']:>8.1f}%  {row['description']}{counted}")
     return 0
 
 

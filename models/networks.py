@@ -132,12 +132,16 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def preset_table(num_actions: int = 18) -> list[dict]:
-    """Exact parameter counts with one head of `num_actions` (18, as the paper counts, by default)."""
+def preset_table(num_actions: int = 18, multi_heads: dict[str, dict[str, int]] | None = None) -> list[dict]:
+    """Exact parameter counts with one head of `num_actions` (18, as the paper counts, by default); a
+    multi-task preset is counted with the heads `multi_heads` gives it (its games' action sets), and
+    the row says which."""
     teacher = parameter_count(QNetwork("nature", {"g": num_actions}))
     rows = []
     for name, spec in PRESETS.items():
-        count = parameter_count(QNetwork(name, {"g": num_actions}))
+        heads = (multi_heads or {}).get(name, {"g": num_actions})
+        count = parameter_count(QNetwork(name, heads))
         rows.append({"preset": name, "params": count, "pct_of_nature": 100.0 * count / teacher,
-                     "description": spec.description})
+                     "description": spec.description,
+                     "heads": None if list(heads) == ["g"] else heads})
     return rows

@@ -47,7 +47,8 @@ def test_zoo_names_the_game_when_none_is_given():
 
 @pytest.mark.parametrize("source,message", [
     ("zoo:montezuma_revenge", "the zoo has no teacher for montezuma_revenge"),
-    ("zoo:pongg", "unknown game 'pongg'"),
+    ("zoo:pongg", r"no teacher of that name; did you mean: zoo:pong\?"),
+    ("zoo:ms_pacmn", r"did you mean: zoo:ms_pacman\? \(launch.py zoo lists them\)"),  # not pacman, superman
 ])
 def test_missing_zoo_teacher_is_one_clear_line(source, message):
     with pytest.raises(ConfigError, match=message):

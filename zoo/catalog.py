@@ -39,8 +39,13 @@ def zoo_game(source: str | None) -> str | None:
 
     try:
         return canonical_name(source[len(PREFIX):])
-    except UnknownGameError as error:
-        raise ZooError(f"--teacher {source!r}: {error}") from None
+    except UnknownGameError:
+        import difflib
+
+        held = games()
+        close = difflib.get_close_matches(source[len(PREFIX):].lower(), held, n=3, cutoff=0.5)
+        raise ZooError(f"--teacher {source!r}: the zoo has no teacher of that name; did you mean: "
+                       f"{', '.join(PREFIX + g for g in close or held)}? (launch.py zoo lists them)") from None
 
 
 def teacher_path(source: str, zoo_dir: Path | None = None) -> str:
