@@ -105,7 +105,8 @@ class LearnerGroup:
         import ray
 
         self.weights = dict(weights)  # a restarted replica starts with them
-        ray.get([actor.set_weights.remote(weights) for actor in self.actors])
+        for actor in self.actors:  # not waited on: an actor's calls run in order, so it lands before the next train;
+            actor.set_weights.remote(weights)  # a replica busy or dead then is the training loop's to handle
 
     def submit_train(self, updates: int) -> list:
         return [actor.train.remote(updates) for actor in self.actors]

@@ -82,7 +82,8 @@ class DistillConfig(RunConfig):
     learner_resource: str | None = setting(None, "a custom Ray resource learners need one unit of, to pin them (and "
                                                  "the replay) to nodes started with --resources '{\"NAME\": 1}'")
     dataset: str | None = setting(None, "distill from a recorded dataset (launch.py record) instead of live actors")
-    skip_damaged: bool = setting(False, "with --dataset, leave out damaged chunks instead of stopping")
+    skip_damaged: bool = setting(False, "with a recording (--dataset, --datasets), leave out damaged chunks instead "
+                                        "of stopping")
 
     def schedule_weights(self) -> dict[str, float] | None:
         return None
@@ -238,6 +239,8 @@ class MultitaskConfig(DistillConfig):
             self.student.preset = "multi-3" if len(games) <= 3 else "multi-10"
         need(self.schedule in self.SCHEDULES, f"--schedule must be one of {', '.join(self.SCHEDULES)}, "
                                               f"got {self.schedule!r}")
+        need(self.schedule == "fixed" or not self.weights,
+             "--weights sets fixed shares and --schedule balanced sets its own; drop one of them")
         need(self.schedule == "fixed" or self.eval_every > 0,
              "--schedule balanced moves batches at each student evaluation, and --eval-every is 0; "
              "add --eval-every (e.g. a tenth of --updates)")

@@ -63,7 +63,7 @@ def check_dataset(cfg: DistillConfig, dataset: Dataset, source: str, teacher: di
     if fingerprint(teacher) != recorded.get("fingerprint"):
         message = (f"teacher {source!r} (fingerprint {fingerprint(teacher)}) is not the teacher that recorded "
                    f"{str(dataset.path)!r} ({recorded.get('source')}, fingerprint {recorded.get('fingerprint')})")
-        if source != "random":
+        if source != "random" or recorded.get("source") != "random":
             raise ConfigError(message + "; pass the recording teacher's checkpoint")
         echo(f"[distill] warning: {message}; the random teacher was rebuilt on another machine")
     streams = len(dataset.actors)

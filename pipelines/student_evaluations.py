@@ -20,6 +20,7 @@ import time
 from actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
 from actors.protocol import MIN_CLAIM_EPISODES, SELECTION
 from learner.schedule import balanced_weights
+from pipelines import stopping
 from pipelines.evaluation import pct_of_teacher
 
 
@@ -135,7 +136,7 @@ class StudentEvaluations:
             record.update(next(iter(per_game.values())))
         else:
             record["per_game"] = per_game
-        if self.balancer is not None:
+        if self.balancer is not None and not stopping.requested():
             record["schedule_weights"] = weights = self.balancer.weights(per_game)
             entry["group"].set_weights(weights)
             self.echo(f"[schedule] {entry['label']}, by its scores at update {entry['updates']:,}: "

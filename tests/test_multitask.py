@@ -143,3 +143,5 @@ def test_balanced_schedule_needs_evaluations_to_steer_by():
     with pytest.raises(ConfigError, match="--eval-every is 0; add --eval-every"):
         MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced").validate()
     assert MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100).validate().balanced()
+    with pytest.raises(ConfigError, match="--weights sets fixed shares and --schedule balanced sets its own"):
+        MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100, weights="1,2").validate()

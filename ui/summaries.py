@@ -59,8 +59,9 @@ def geometric_text(row: dict) -> str:
     parts = []
     for label, key, low in (("normalised", "geometric_mean_normalised_pct", "geometric_mean_normalised_low95"),
                             ("raw", "geometric_mean_pct_of_teacher", "geometric_mean_pct_low95")):
-        parts.append(f"{label} {percent(row.get(key))}" + (f" (low 95% {percent(row.get(low))})" if row.get(key)
-                                                           is not None else " (undefined: a game scored at or below 0)"))
+        undefined = " (undefined: a game's ratio is below 0, or its teacher not above 0 or random)"
+        parts.append(f"{label} {percent(row.get(key))}"
+                     + (f" (low 95% {percent(row.get(low))})" if row.get(key) is not None else undefined))
     return f"{row['student']}/{row['loss']}: geometric mean % of teacher over {len(games)} games: " + ", ".join(parts)
 
 
