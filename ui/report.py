@@ -158,7 +158,10 @@ def _style(artist) -> dict:
                 "marker": str(artist.get_marker())}
     if hasattr(artist, "patches"):  # BarContainer
         return {"color": matplotlib.colors.to_hex(artist.patches[0].get_facecolor()), "linestyle": "bar", "marker": ""}
-    if hasattr(artist, "lines"):  # ErrorbarContainer
+    if hasattr(artist, "lines"):  # ErrorbarContainer; with fmt="none" it has only its bars
+        if artist.lines[0] is None:
+            return {"color": matplotlib.colors.to_hex(artist.lines[2][0].get_color()[0]), "linestyle": "errorbar",
+                    "marker": ""}
         return _style(artist.lines[0])
     colors = artist.get_facecolor()  # PathCollection (scatter)
     return {"color": matplotlib.colors.to_hex(colors[0]) if len(colors) else "none", "linestyle": "scatter",
