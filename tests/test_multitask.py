@@ -122,6 +122,20 @@ def test_reweighting_a_schedule_moves_its_shares_from_that_turn_on():
         schedule.reweight({"pong": 1.0})
 
 
+def test_a_checkpoint_keeps_the_balancers_newest_weights_before_training_reaches_them():
+    import dataclasses
+
+    from learner.learner import Learner
+    from pipelines.config import DistillConfig
+    from pipelines.distill import learner_config
+
+    config = learner_config(DistillConfig.from_flags(batch_size=32).validate(), "net3", "kl", 1)
+    learner = Learner(dataclasses.replace(config, device="cpu", graphs=False), {"pong": 6, "breakout": 4},
+                      {"pong": [], "breakout": []})
+    learner.set_weights({"pong": 1.25, "breakout": 0.25})  # requested, not yet trained: a resume must not lose it
+    assert learner.state()["extra"]["schedule"]["weights"] == {"pong": 1.25, "breakout": 0.25}
+
+
 def test_the_balancing_schedule_gives_a_lagging_game_more_batches_and_reads_only_selection_seeds():
     from pipelines.student_evaluations import Balancer
 
