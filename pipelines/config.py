@@ -221,9 +221,13 @@ class MultitaskConfig(DistillConfig):
         if recordings:
             missing = [g for g in games if g not in recordings]
             if missing:
+                from zoo.catalog import games as zoo_games
+
+                teacher = f"zoo:{missing[0]}" if missing[0] in zoo_games() else f"{missing[0].upper()}_TEACHER.pt"
+                folder = Path(next(iter(recordings.values()))[0]).parent  # beside the recordings given
                 raise ConfigError(f"--datasets has no recording of {', '.join(missing)}, and a run trains every game "
                                   f"from recordings or none; record it (launch.py record --game {missing[0]} --teacher "
-                                  f"zoo:{missing[0]} --out DIR/{missing[0]}) or drop it from --games")
+                                  f"{teacher} --out {folder / missing[0]}) or drop it from --games")
             self.datasets = ",".join(recordings[g][0] for g in games)
             for game in games:
                 self._check_recording("--datasets", *recordings[game])
