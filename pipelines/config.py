@@ -430,6 +430,23 @@ FIXED_ON_RESUME = ("game", "games", "teacher", "teachers", "dataset", "datasets"
                    "seed", "replay_shards", "learner_gpus")
 
 
+def same_setting(key: str, given, stored) -> bool:
+    """A resume's flag names the run's own setting: recordings by any path to the same folders (a
+    relative path, or --datasets' parent folder for the list the run stored)."""
+    if given == stored:
+        return True
+    if key not in ("dataset", "datasets") or not isinstance(given, str) or not isinstance(stored, str):
+        return False
+
+    def folders(value: str) -> set[Path]:
+        entries = [Path(d.strip()) for d in value.split(",") if d.strip()]
+        if len(entries) == 1 and entries[0].is_dir() and not (entries[0] / "index.json").exists():
+            entries = [p for p in entries[0].iterdir() if (p / "index.json").exists()]
+        return {p.resolve() for p in entries}
+
+    return folders(given) == folders(stored) or (key == "datasets" and folders(stored) <= folders(given))
+
+
 def resume_changes(config_class, stored: dict, args: argparse.Namespace, override: str | None) -> dict:
     """The flags given with --resume that differ from the run's (`stored`: {flag: value}), each listed
     in --override. Anything else is refused with a line naming the flag, both values and the fix."""
@@ -438,7 +455,8 @@ def resume_changes(config_class, stored: dict, args: argparse.Namespace, overrid
     unknown = [k for k in allowed if k not in names]
     need(not unknown, f"--override: unknown config key(s) {unknown}; use flag names without dashes "
                       f"(updates, log-every, ...)")
-    changes = {k: getattr(args, k) for k in sorted(names) if hasattr(args, k) and getattr(args, k) != stored.get(k)}
+    changes = {k: getattr(args, k) for k in sorted(names)
+               if hasattr(args, k) and not same_setting(k, getattr(args, k), stored.get(k))}
     for key, value in changes.items():
         flag = "--" + key.replace("_", "-")
         need(key not in FIXED_ON_RESUME, f"--resume: {flag} {value} differs from the run's {stored.get(key)!r} and "

@@ -1,6 +1,7 @@
 """The run configs as a tree of sections: flags generated from it, one name per flag, config.json
 in its shape and read back (older flat files too), and the learners handed the sections themselves."""
 
+import argparse
 import dataclasses
 import json
 
@@ -121,3 +122,15 @@ def test_a_run_kind_is_named_once_by_its_config_and_has_one_row():
     assert all(row.config.KIND == name for name, row in RUN_KINDS.items())
     with pytest.raises(SummaryError, match="unknown run kind 'sweep'"):
         Summary("sweep", complete=True)
+
+
+def test_a_resume_accepts_the_runs_recordings_by_any_path_and_refuses_others(tmp_path, monkeypatch):
+    for game in ("freeway", "pong", "breakout"):
+        (tmp_path / "rec" / game).mkdir(parents=True)
+        (tmp_path / "rec" / game / "index.json").write_text("{}")
+    stored = {"datasets": f"{tmp_path / 'rec' / 'freeway'},{tmp_path / 'rec' / 'pong'}"}
+    monkeypatch.chdir(tmp_path)
+    for given in ("rec/freeway,rec/pong", "rec/pong,rec/freeway", "rec", stored["datasets"]):
+        assert resume_changes(MultitaskConfig, stored, argparse.Namespace(datasets=given), None) == {}, given
+    with pytest.raises(ConfigError, match="--datasets rec/breakout,rec/pong differs"):
+        resume_changes(MultitaskConfig, stored, argparse.Namespace(datasets="rec/breakout,rec/pong"), None)
