@@ -166,6 +166,7 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
                                        if inserted else None)
     if len(games) > 1:
         totals["replay_per_game"] = per_game
+    totals["from_dataset"] = all(g.dataset for g in games)  # no teacher labels anything: no labelling rate to show
     return totals
 
 

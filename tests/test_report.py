@@ -173,3 +173,12 @@ def test_labelled_rate_is_steady_when_chunks_land_in_bursts():
         progress.update({"updates": 10 * (i + 1), "labelled_steps": labelled, "elapsed_s": 5.0 * (i + 1)})
     rates = [float(re.search(r"labelled/s ([\d,]+)", line).group(1).replace(",", "")) for line in lines[7:]]
     assert rates and all(15 <= r <= 27 for r in rates), rates  # one interval alone would read 0 or 40
+
+
+def test_a_run_from_a_recording_shows_no_labelling_rate():
+    lines = []
+    progress = Progress("distill", 100, "updates", write=lines.append, live=False)
+    for step in (10, 20):
+        progress.update({"updates": step, "labelled_steps": 4000, "replay_size": 4000, "from_dataset": True,
+                         "elapsed_s": float(step)})
+    assert lines and not any("labelled/s" in line for line in lines), lines

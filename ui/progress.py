@@ -70,7 +70,8 @@ class Progress:
     def _enrich(self, kind: str, record: dict) -> dict:
         record = dict(record)
         now = record.get("elapsed_s") or (time.monotonic() - self.started)
-        if "labelled_steps" in record:  # over a window: chunks land in bursts, so one interval reads 0 or double
+        # over a window: chunks land in bursts, so one interval reads 0 or double; a recording labels nothing
+        if "labelled_steps" in record and not record.get("from_dataset"):
             window = self.previous_labelled.setdefault(kind, collections.deque())
             window.append((record["labelled_steps"], now))
             while len(window) > 2 and now - window[1][1] >= RATE_WINDOW_S:
