@@ -147,7 +147,7 @@ class Learner:
     def state(self, extra: dict | None = None) -> dict:
         schedule = self.trained.state()
         if self.reweights:  # the balancer's newest shares, not yet reached by training: a resume takes them at once
-            schedule["weights"] = dict(self.reweights[-1][1])
+            schedule["next_weights"] = dict(self.reweights[-1][1])
         extra = {**(extra or {}), "schedule": schedule}
         return make_payload(self.student, "student", updates=self.updates,
                             optimizer=self.optimizer.state_dict(), extra=extra)

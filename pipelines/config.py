@@ -438,13 +438,19 @@ def same_setting(key: str, given, stored) -> bool:
     if key not in ("dataset", "datasets") or not isinstance(given, str) or not isinstance(stored, str):
         return False
 
-    def folders(value: str) -> set[Path]:
+    def folders(value: str) -> tuple[set[Path], bool]:
+        """The recordings a value names, and whether it named them by their parent folder."""
         entries = [Path(d.strip()) for d in value.split(",") if d.strip()]
         if len(entries) == 1 and entries[0].is_dir() and not (entries[0] / "index.json").exists():
-            entries = [p for p in entries[0].iterdir() if (p / "index.json").exists()]
-        return {p.resolve() for p in entries}
+            return {p.resolve() for p in entries[0].iterdir() if (p / "index.json").exists()}, True
+        return {p.resolve() for p in entries}, False
 
-    return folders(given) == folders(stored) or (key == "datasets" and folders(stored) <= folders(given))
+    try:
+        (ours, _), (theirs, parent) = folders(stored), folders(given)
+    except (OSError, RuntimeError):  # unreadable, or a symlink loop: not the run's setting
+        return False
+    # a parent folder may hold recordings of games the run does not train (its --games chose)
+    return bool(ours) and (theirs == ours or (key == "datasets" and parent and ours <= theirs))
 
 
 def resume_changes(config_class, stored: dict, args: argparse.Namespace, override: str | None) -> dict:

@@ -396,7 +396,8 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
     for k, ((student, loss), series) in enumerate(zip(cfg.student.pairs(), checkpoint_series(cfg))):
         weights = cfg.schedule_weights()
         if cfg.balanced() and resume.get(series):  # the shares the balancing had reached
-            weights = resume[series].get("extra", {}).get("schedule", {}).get("weights", weights)
+            stored = resume[series].get("extra", {}).get("schedule", {})
+            weights = stored.get("next_weights") or stored.get("weights", weights)
         group = LearnerGroup(f"{student}/{loss}", series, learner_config(cfg, student, loss, min_replay), heads, shards,
                              weights, cfg.learner_gpus, start.use_gpu,
                              [start.placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],

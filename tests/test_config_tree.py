@@ -132,5 +132,8 @@ def test_a_resume_accepts_the_runs_recordings_by_any_path_and_refuses_others(tmp
     monkeypatch.chdir(tmp_path)
     for given in ("rec/freeway,rec/pong", "rec/pong,rec/freeway", "rec", stored["datasets"]):
         assert resume_changes(MultitaskConfig, stored, argparse.Namespace(datasets=given), None) == {}, given
-    with pytest.raises(ConfigError, match="--datasets rec/breakout,rec/pong differs"):
-        resume_changes(MultitaskConfig, stored, argparse.Namespace(datasets="rec/breakout,rec/pong"), None)
+    for other in ("rec/breakout,rec/pong", "rec/freeway,rec/pong,rec/breakout"):
+        with pytest.raises(ConfigError, match=f"--datasets {other} differs"):
+            resume_changes(MultitaskConfig, stored, argparse.Namespace(datasets=other), None)
+    with pytest.raises(ConfigError, match="--datasets rec differs"):  # a live run has no recordings to match
+        resume_changes(MultitaskConfig, {"datasets": ""}, argparse.Namespace(datasets="rec"), None)

@@ -133,7 +133,9 @@ def test_a_checkpoint_keeps_the_balancers_newest_weights_before_training_reaches
     learner = Learner(dataclasses.replace(config, device="cpu", graphs=False), {"pong": 6, "breakout": 4},
                       {"pong": [], "breakout": []})
     learner.set_weights({"pong": 1.25, "breakout": 0.25})  # requested, not yet trained: a resume must not lose it
-    assert learner.state()["extra"]["schedule"]["weights"] == {"pong": 1.25, "breakout": 0.25}
+    schedule = learner.state()["extra"]["schedule"]
+    assert schedule["next_weights"] == {"pong": 1.25, "breakout": 0.25}
+    assert schedule["weights"] == {"pong": 1.0, "breakout": 1.0}  # what the trained batches came under
 
 
 def test_the_balancing_schedule_gives_a_lagging_game_more_batches_and_reads_only_selection_seeds():
