@@ -258,10 +258,9 @@ class MultitaskConfig(DistillConfig):
         """{game: (dataset folder, its index)} of --datasets: a folder of datasets, or a list of them."""
         from replay.dataset import DatasetError, read_index
 
-        entries = [d.strip() for d in self.datasets.split(",") if d.strip()]
-        if len(entries) == 1 and Path(entries[0]).is_dir() and not (Path(entries[0]) / "index.json").exists():
-            folder = Path(entries[0])
-            entries = sorted(str(p) for p in folder.iterdir() if (p / "index.json").exists())
+        entries, parent = dataset_entries(self.datasets)
+        if parent:
+            folder = Path(self.datasets.strip())
             need(bool(entries), f"--datasets {str(folder)!r} holds no dataset (no {folder}/GAME/index.json); record "
                                 f"one per game: launch.py record --game GAME --teacher zoo:GAME --out {folder}/GAME")
         found: dict[str, tuple[str, dict]] = {}
@@ -430,6 +429,15 @@ FIXED_ON_RESUME = ("game", "games", "teacher", "teachers", "dataset", "datasets"
                    "seed", "replay_shards", "learner_gpus")
 
 
+def dataset_entries(value: str) -> tuple[list[str], bool]:
+    """The recordings --datasets names (a list, or the datasets in one folder), and whether it named
+    them by their parent folder."""
+    entries = [d.strip() for d in value.split(",") if d.strip()]
+    if len(entries) == 1 and Path(entries[0]).is_dir() and not (Path(entries[0]) / "index.json").exists():
+        return sorted(str(p) for p in Path(entries[0]).iterdir() if (p / "index.json").exists()), True
+    return entries, False
+
+
 def same_setting(key: str, given, stored) -> bool:
     """A resume's flag names the run's own setting: recordings by any path to the same folders (a
     relative path, or --datasets' parent folder for the list the run stored)."""
@@ -439,11 +447,8 @@ def same_setting(key: str, given, stored) -> bool:
         return False
 
     def folders(value: str) -> tuple[set[Path], bool]:
-        """The recordings a value names, and whether it named them by their parent folder."""
-        entries = [Path(d.strip()) for d in value.split(",") if d.strip()]
-        if len(entries) == 1 and entries[0].is_dir() and not (entries[0] / "index.json").exists():
-            return {p.resolve() for p in entries[0].iterdir() if (p / "index.json").exists()}, True
-        return {p.resolve() for p in entries}, False
+        entries, parent = dataset_entries(value)
+        return {Path(p).resolve() for p in entries}, parent
 
     try:
         (ours, _), (theirs, parent) = folders(stored), folders(given)
