@@ -6,7 +6,8 @@
     teacher   train a DQN teacher from scratch (its best checkpoint is a teacher for the others)
     online    train a DQN and, at the same time, distill its best checkpoint so far into a student
     record    teacher actors -> a dataset on disk, to distill many students from later
-    evaluate  play a checkpoint (student or teacher) and report its score
+    evaluate  play a model (a run's student, a checkpoint, a teacher, an exported .onnx) and report its score
+    export    a student or teacher as ONNX (optionally int8) or torch.export, parity-checked before it is written
     report    report.md and PNG plots from one or more run directories
     zoo       the trained teachers that ship with the project: list, add, re-check
     presets   list the network presets with their exact parameter counts
@@ -62,7 +63,7 @@ def cmd_evaluate(args) -> int:
 
     game, result, env_mode = run_evaluate(args.checkpoint, args.game, args.episodes, args.workers, args.epsilon,
                                           args.noop_max, args.sticky_actions, args.env_mode, args.address, args.seed,
-                                          echo=lambda line: print(line, flush=True))
+                                          args.series, echo=lambda line: print(line, flush=True))
     interval = "no 95% CI from one episode" if result.ci95 is None else f"95% CI +/- {result.ci95:.2f}"
     print(f"{game.title}: mean {result.mean:.2f}, {interval}, median {result.median:.2f}, "
           f"min {result.min:.0f}, max {result.max:.0f}, mean length {result.mean_length:.0f} steps "
@@ -71,6 +72,15 @@ def cmd_evaluate(args) -> int:
         import json
 
         print(json.dumps(result.as_dict()))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipelines.export import export_lines, run_export
+
+    metadata = run_export(args.checkpoint, args.out, args.game, args.series, args.int8, args.parity_frames,
+                          args.min_agreement, args.seed, args.force, echo=lambda line: print(line, flush=True))
+    print("\n".join(export_lines(metadata, args.out)))
     return 0
 
 
@@ -165,11 +175,12 @@ def add_run_kinds(commands) -> None:
 
 
 def add_evaluate(commands) -> None:
-    evaluate = commands.add_parser("evaluate", help="play a checkpoint and report its score")
-    evaluate.add_argument("--checkpoint", required=True, help="checkpoint path, zoo:GAME, or 'random' for the random "
-                                                              "teacher")
+    evaluate = commands.add_parser("evaluate", help="play a model and report its score")
+    evaluate.add_argument("--checkpoint", required=True, help=MODEL_HELP + ", or 'random' for the random teacher")
     evaluate.add_argument("--game", default=None, help="game to play (picks the head of a multi-task student); "
-                                                       "defaults to a zoo:GAME teacher's game")
+                                                       "defaults to the model's game when it has one head")
+    evaluate.add_argument("--series", default=None, help="with a run directory: the checkpoint series to play (a "
+                                                         "sweep's student-net3-kl); defaults to its only student")
     evaluate.add_argument("--episodes", type=int, default=30, help="episodes to play (default: 30)")
     evaluate.add_argument("--epsilon", type=float, default=0.05, help="random-action probability (default: 0.05)")
     evaluate.add_argument("--noop-max", type=int, default=30, help="maximum no-op starts (default: 30)")
@@ -182,6 +193,32 @@ def add_evaluate(commands) -> None:
                                                               "run's final scores and the zoo cards do (default: 0)")
     evaluate.add_argument("--json", action="store_true", help="also print the result as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
+
+
+MODEL_HELP = ("a run directory (its newest student), a checkpoint .pt, zoo:GAME, a CleanRL or SB3 teacher file "
+              "(with --game), or an exported .onnx")
+
+
+def add_export(commands) -> None:
+    export = commands.add_parser("export", help="write a student or teacher as ONNX or torch.export, parity-checked")
+    export.add_argument("--checkpoint", required=True, help=MODEL_HELP.replace(", or an exported .onnx", ""))
+    export.add_argument("--out", required=True, metavar="FILE", help="NAME.onnx (onnxruntime; with --int8, "
+                                                                      "quantised) or NAME.pt2 (torch.export)")
+    export.add_argument("--game", default=None, help="export only this game's head; every head by default (an "
+                                                     "imported CleanRL or SB3 teacher needs it)")
+    export.add_argument("--series", default=None, help="with a run directory: the checkpoint series to export (a "
+                                                       "sweep's student-net3-kl); defaults to its only student")
+    export.add_argument("--int8", action="store_true", help="static int8 quantisation (onnxruntime, calibrated on "
+                                                            "held-out frames); output layers stay float32")
+    export.add_argument("--parity-frames", type=int, default=1024, help="held-out frames per game the export is "
+                                                                        "checked on (default: 1024)")
+    export.add_argument("--min-agreement", type=float, default=None,
+                        help="greedy agreement with the source below which nothing is written (default: 0.99; "
+                             "with --int8, 0.9 against the float model)")
+    export.add_argument("--seed", type=int, default=0, help="the run seed whose held-out episodes the check plays "
+                                                            "(default: 0)")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
+    export.set_defaults(func=cmd_export)
 
 
 def add_tools(commands) -> None:
@@ -214,6 +251,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_run_kinds(commands)
     add_evaluate(commands)
+    add_export(commands)
     add_tools(commands)
     return parser
 

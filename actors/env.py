@@ -58,14 +58,11 @@ def env_config_for(mode: str, teacher: dict | None, noop_max: int, sticky_action
     return EnvConfig(noop_max=noop_max, sticky_actions=sticky_actions, fire_reset=resolved in ("sb3", "cleanrl"))
 
 
-def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), num_threads: int = 0):
-    from ale_py.vector_env import AtariVectorEnv
-
+def vector_env_kwargs(config: EnvConfig = EnvConfig()) -> dict:
+    """Every AtariVectorEnv setting besides the game, env count and threads: what an exported model's
+    metadata states, so a user outside this project reproduces our observations bit for bit."""
     config.validate()
-    return AtariVectorEnv(
-        game,
-        num_envs,
-        num_threads=num_threads or min(num_envs, 4),
+    return dict(
         max_num_frames_per_episode=config.max_episode_frames,
         repeat_action_probability=STICKY_ACTION_PROBABILITY if config.sticky_actions else 0.0,
         img_height=FRAME_SHAPE[0],
@@ -79,6 +76,12 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
         reward_clipping=False,  # scores are reported raw; losses never see rewards
         use_fire_reset=config.fire_reset,
     )
+
+
+def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), num_threads: int = 0):
+    from ale_py.vector_env import AtariVectorEnv
+
+    return AtariVectorEnv(game, num_envs, num_threads=num_threads or min(num_envs, 4), **vector_env_kwargs(config))
 
 
 # Actor i seeds its envs from base + i * 4096 (at most 1,024 envs each); the held-out, selection

@@ -18,6 +18,7 @@ import torch
 
 from actors.env import EnvConfig, make_vector_env
 from models.checkpoint import build_network
+from models.export import EXPORT_FORMAT, OnnxQ
 
 # A worker process plays at most this many evaluations, then Ray starts a fresh one: in process the
 # play loop holds its memory flat, but a Ray evaluator worker steps up a few MiB at each evaluation
@@ -90,8 +91,8 @@ def episode_slots(episodes: int) -> np.ndarray:
 def play_slots(payload: dict, game: str, slots: list[int], quotas: list[int], *, env_config: EnvConfig,
                epsilon: float, seed: int, device: str = "cpu") -> list[tuple[int, float, int]]:
     """(slot, score, length) for every episode the given slots play, each slot its full quota."""
-    net = build_network(payload).to(device).eval()
-    num_actions = payload["heads"][net.head_name(game)]
+    q_values, game = policy_for(payload, game, device)
+    num_actions = payload["heads"][game]
     num_envs = len(slots)
     quota = np.array(quotas)
     env = make_vector_env(game, num_envs, env_config)
@@ -101,8 +102,7 @@ def play_slots(payload: dict, game: str, slots: list[int], quotas: list[int], *,
     played = []
     while quota.any():
         if epsilon < 1.0:  # the random policy (epsilon 1) never needs the network
-            with torch.inference_mode():
-                actions = net(torch.from_numpy(obs).to(device), game).argmax(1).cpu().numpy()
+            actions = q_values(obs).argmax(1)
         else:
             actions = np.zeros(num_envs, np.int64)
         for i, rng in enumerate(rngs):
@@ -119,6 +119,25 @@ def play_slots(payload: dict, game: str, slots: list[int], quotas: list[int], *,
             returns[i], lengths[i] = 0.0, -1
     env.close()
     return played
+
+
+def policy_for(payload: dict, game: str | None, device: str = "cpu"):
+    """(uint8 stacks -> Q values as numpy, the head's game): a checkpoint plays through its torch network, an
+    exported file (models/export.py) through onnxruntime, so both play the same episodes on the same seeds."""
+    if payload.get("format") == EXPORT_FORMAT:
+        if game is None and len(payload["heads"]) == 1:
+            game = next(iter(payload["heads"]))
+        if game not in payload["heads"]:
+            raise ValueError(f"this exported model has heads {list(payload['heads'])}; name one of them")
+        session = OnnxQ(payload["data"])
+        return (lambda obs: session(obs)[game]), game
+    net = build_network(payload).to(device).eval()
+    game = net.head_name(game)
+
+    def q_values(obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.from_numpy(obs).to(device), game).float().cpu().numpy()
+    return q_values, game
 
 
 def _result(played: list[tuple[int, float, int]], epsilon: float, noop_max: int) -> EvalResult:

@@ -52,14 +52,19 @@ def _rom_ids() -> dict[str, str]:
 
 
 @functools.cache
-def _minimal_action_count(rom: str) -> int:
+def action_meanings(rom: str) -> tuple[str, ...]:
+    """The minimal action set's names in ALE's order (index i is the network's output i): NOOP, FIRE, ..."""
     import ale_py
     from ale_py import roms
 
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # static: set before the banner would print
     ale = ale_py.ALEInterface()
     ale.loadROM(roms.get_rom_path(rom))
-    return len(ale.getMinimalActionSet())
+    return tuple(action.name for action in ale.getMinimalActionSet())
+
+
+def _minimal_action_count(rom: str) -> int:
+    return len(action_meanings(rom))
 
 
 def canonical_name(name: str) -> str:

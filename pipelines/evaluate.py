@@ -1,5 +1,6 @@
-"""The `evaluate` command: one checkpoint played on the protocol's report seeds (the episodes a run
-with `--seed` states its scores on), in this process or on Ray."""
+"""The `evaluate` command: one model (a run's student, a checkpoint, a teacher or an exported file) played
+on the protocol's report seeds (the episodes a run with `--seed` states its scores on), in this process
+or on Ray."""
 
 from __future__ import annotations
 
@@ -7,18 +8,16 @@ from actors.env import resolve_env_mode
 from actors.protocol import REPORT, EvalProtocol, ProtocolError
 from actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
 from actors.games import GameSpec, game_spec
-from actors.teachers import load_teacher
 from cluster.runtime import connect
-from pipelines.sections import need, zoo_game
+from pipelines.sections import need
+from pipelines.sources import resolve_model
 
 
 def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int, epsilon: float, noop_max: int,
-                 sticky_actions: bool, env_mode: str, address: str | None, seed: int,
+                 sticky_actions: bool, env_mode: str, address: str | None, seed: int, series: str | None = None,
                  echo=print) -> tuple[GameSpec, EvalResult, str]:
-    """The game played, its result and the env mode; `seed` picks the episodes a run with that seed plays."""
-    game = game or zoo_game(checkpoint)
-    need(game is not None, "--game is required (it is optional only with --checkpoint zoo:GAME)")
-    spec = game_spec(game)
+    """The game played, its result and the env mode; `seed` picks the episodes a run with that seed plays.
+    `checkpoint` is anything pipelines/sources.py resolves; the game defaults to the model's one head."""
     need(episodes >= 1, f"--episodes must be at least 1, got {episodes}")
     need(workers >= 1, f"--workers must be at least 1, got {workers}")
     need(0 <= epsilon <= 1, f"--epsilon must be in [0, 1], got {epsilon}")
@@ -28,7 +27,9 @@ def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int,
                                 env_mode=env_mode, seed=seed)
     except ProtocolError as error:
         need(False, str(error))
-    payload = load_teacher(checkpoint, spec, seed)
+    model = resolve_model(checkpoint, game, series, seed)
+    need(len(model.games) == 1, f"{checkpoint!r} has a head for each of {', '.join(model.games)}; pick one with --game")
+    spec, payload = game_spec(model.games[0]), model.payload
     kwargs = protocol.play(REPORT, payload)
     echo(f"[evaluate] {spec.title}: playing {episodes} episode(s) on {workers} worker(s)")
     if workers == 1 and not address:

@@ -1,0 +1,165 @@
+"""The `export` command: a student or teacher as an ONNX (optionally int8) or torch.export file.
+
+Parity comes before the write: the exported model and its PyTorch source play nothing yet, but
+both label the same held-out frames (whole episodes the source plays on the protocol's held-out
+seeds), and a file whose Q values or greedy actions stray past the tolerance is refused, so
+nothing reaches disk that would play differently. int8 is calibrated on half of those frames and
+checked on the other half; its cost in play is what `evaluate --checkpoint FILE.onnx` measures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from actors.env import vector_env_kwargs
+from actors.games import action_meanings
+from actors.holdout import holdout_frames
+from actors.protocol import EvalProtocol
+from models.checkpoint import atomic_write, build_network, fingerprint, parameter_count
+from models.export import (EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OnnxQ, Pt2Q, exported_q, onnx_bytes,
+                           output_name, parity, pt2_bytes, quantize_int8, torch_q, with_metadata)
+from pipelines.sections import need
+from pipelines.sources import resolve_model
+
+FLOAT_DQ_TOLERANCE = 1e-3  # of max(1, |Q|): float32 kernels differ by ~1e-6, a wrong graph by far more
+# Greedy agreement below which a file is refused. float32: only numerical ties may flip. int8: a broken
+# quantisation, not a costly one: where action gaps are small (Ms. Pac-Man) a sound int8 model agrees on
+# about 96% of frames, and what that costs in play is for `evaluate` to measure, not for agreement to guess.
+MIN_AGREEMENT = {"float32": 0.99, "int8": 0.9}
+SUFFIXES = {".onnx": "onnx", ".pt2": "pt2"}
+
+
+def run_export(checkpoint: str, out: str, game: str | None = None, series: str | None = None, int8: bool = False,
+               parity_frames: int = 1024, min_agreement: float | None = None, seed: int = 0, force: bool = False,
+               echo=print) -> dict:
+    """Writes the export to `out` and returns its metadata (parity included)."""
+    target = Path(out)
+    form = SUFFIXES.get(target.suffix)
+    need(form is not None, f"--out {out!r} must end in .onnx (onnxruntime) or .pt2 (torch.export)")
+    need(not (int8 and form != "onnx"), "--int8 quantises an ONNX file; give --out NAME.onnx")
+    need(target.parent.is_dir(), f"--out {out!r}: folder {str(target.parent)!r} does not exist; create it first")
+    need(force or not target.exists(), f"--out {out!r} exists; choose another name or add --force to replace it")
+    need(parity_frames >= 64, f"--parity-frames must be at least 64, got {parity_frames}")
+    need(min_agreement is None or 0 < min_agreement <= 1, f"--min-agreement must be in (0, 1], got {min_agreement}")
+    model = resolve_model(checkpoint, game, series, seed)
+    need(model.payload.get("format") != EXPORT_FORMAT, f"{checkpoint!r} is already exported; export its source "
+                                                       f"checkpoint or run directory instead")
+    payload, games = model.payload, model.games
+    net = build_network(payload).eval()
+    protocol = EvalProtocol(seed=seed, holdout_steps=parity_frames)
+    echo(f"[export] {', '.join(games)}: {payload['preset']} from {model.source}; playing {parity_frames:,} held-out "
+         f"frame(s) per game for the parity check")
+    frames = {g: holdout_frames(g, payload, protocol)[0] for g in games}
+    metadata = _metadata(model, net, games, protocol)
+    data = onnx_bytes(net, games, metadata) if form == "onnx" else pt2_bytes(net, games, metadata)
+    reference = torch_q(net, frames)
+    measured = parity(reference, exported_q(OnnxQ(data) if form == "onnx" else Pt2Q(data), frames))
+    tolerance = FLOAT_DQ_TOLERANCE * max(1.0, measured.max_abs_q)
+    float_agreement = MIN_AGREEMENT["float32"] if min_agreement is None else min_agreement
+    need(measured.max_abs_dq <= tolerance and measured.agreement >= float_agreement,
+         f"the exported model differs from its source on {measured.frames:,} held-out frames (max |dQ| "
+         f"{measured.max_abs_dq:.2g} against a tolerance of {tolerance:.2g}, greedy agreement "
+         f"{measured.agreement:.4f} against {float_agreement}); nothing was written: report it as a bug")
+    metadata["parity"] = {**measured.as_dict(), "max_dq_tolerance": tolerance, "min_agreement": float_agreement,
+                          "against": "the PyTorch source model", "frames_from": "held-out seeds, played by the source"}
+    if int8:
+        data, metadata = _quantise(data, metadata, frames, reference,
+                                   MIN_AGREEMENT["int8"] if min_agreement is None else min_agreement, seed)
+    else:
+        data = _with(data, metadata, form, net, games)
+    atomic_write(target, data)
+    metadata["file_bytes"] = len(data)
+    return metadata
+
+
+def _with(data: bytes, metadata: dict, form: str, net, games) -> bytes:
+    """The file with its final metadata (parity is known only after a first export)."""
+    if form == "pt2":
+        return pt2_bytes(net, games, metadata)
+    import onnx
+
+    return with_metadata(onnx.load_from_string(data), metadata)
+
+
+def _quantise(data: bytes, metadata: dict, frames: dict, reference: dict, min_agreement: float,
+              seed: int) -> tuple[bytes, dict]:
+    """int8 calibrated on a random half of each game's frames; agreement measured on the other half."""
+    rng = np.random.default_rng(seed)
+    halves = {g: rng.permutation(len(obs)) for g, obs in frames.items()}
+    calibrate = np.concatenate([obs[halves[g][: len(obs) // 2]] for g, obs in frames.items()])
+    check = {g: obs[halves[g][len(obs) // 2:]] for g, obs in frames.items()}
+    import onnx
+
+    float_data = with_metadata(onnx.load_from_string(data), metadata)
+    quantised = quantize_int8(float_data, calibrate)
+    measured = parity({g: reference[g][halves[g][len(frames[g]) // 2:]] for g in frames},
+                      exported_q(OnnxQ(quantised), check))
+    need(measured.agreement >= min_agreement,
+         f"int8 agrees with the float model on {measured.agreement:.1%} of {measured.frames:,} held-out frames, below "
+         f"--min-agreement {min_agreement}; nothing was written: export without --int8, or accept it with "
+         f"--min-agreement {max(0.5, np.floor(measured.agreement * 100) / 100):.2f}")
+    metadata = {**metadata, "precision": "int8", "int8": {
+        **measured.as_dict(), "min_agreement": min_agreement,
+        "method": "onnxruntime quantize_static: QDQ, int8 weights per channel, uint8 activations, MinMax "
+                  "calibration; each head's output layer float32", "calibration_frames": int(len(calibrate)),
+        "against": "the float32 model, on held-out frames not used for calibration"}}
+    return with_metadata(onnx.load_from_string(quantised), metadata), metadata
+
+
+def _metadata(model, net, games: list[str], protocol: EvalProtocol) -> dict:
+    import onnxruntime
+    import torch
+
+    env_config = protocol.env_config(model.payload)
+    return {
+        "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "precision": "float32",
+        "heads": {g: net.head_sizes[g] for g in games}, "outputs": list(games),
+        "output_names": {g: output_name(g) for g in games},
+        "action_meanings": {g: list(action_meanings(g)) for g in games},
+        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", 4, 84, 84],
+                  "layout": "the last 4 preprocessed frames, oldest first; [0,0,0,frame] at an episode start",
+                  "scaling": "none: the graph divides by 255"},
+        "preprocessing": {"env": "ale_py.vector_env.AtariVectorEnv", "kwargs": vector_env_kwargs(env_config),
+                          "description": "84x84 grayscale, max of the last 2 frames, frame skip 4, 4-frame stack, "
+                                         "uint8; FIRE on reset only where use_fire_reset says so"},
+        "env_mode": protocol.as_dict(model.payload)["env_mode"],
+        "preset": net.preset_name, "params": parameter_count(net), "role": model.payload.get("role"),
+        "updates": model.payload.get("updates"), "source": model.source, "source_checkpoint": model.checkpoint,
+        "source_fingerprint": fingerprint(model.payload),
+        "scores": {g: _score(s) for g, s in model.scores.items() if g in games and s},
+        "protocol": model.protocol, "exported_with": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                                                      "commit": _commit()},
+    }
+
+
+def _score(result: dict) -> dict:
+    return {k: result.get(k) for k in ("mean", "ci95", "episodes")}
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def export_lines(metadata: dict, out: str) -> list[str]:
+    """The results block `export` ends with."""
+    p = metadata["parity"]
+    lines = [f"{', '.join(metadata['outputs'])}: {metadata['preset']} ({metadata['params']:,} params) from "
+             f"{metadata['source']} -> {out} ({metadata['file_bytes'] / 1e6:.2f} MB, {metadata['precision']})",
+             f"parity with the PyTorch model on {p['frames']:,} held-out frames: max |dQ| {p['max_abs_dq']:.1e} "
+             f"(|Q| up to {p['max_abs_q']:.3g}), greedy agreement {p['agreement']:.2%}"]
+    if metadata.get("int8"):
+        q = metadata["int8"]
+        lines.append(f"int8 against float32 on {q['frames']:,} frames not used for calibration: greedy agreement "
+                     f"{q['agreement']:.2%}, max |dQ| {q['max_abs_dq']:.3g}; its score in play: python launch.py "
+                     f"evaluate --checkpoint {out}")
+    for game, score in metadata["scores"].items():
+        lines.append(f"{game}: the source scored {score['mean']:.1f} +/- {score['ci95'] or 0:.1f} "
+                     f"({score['episodes']} report episodes)")
+    return lines

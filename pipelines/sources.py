@@ -1,0 +1,126 @@
+"""Where a model to play or export comes from: what a run wrote (its folder or one checkpoint), a zoo
+teacher, an imported teacher file (CleanRL, SB3), `random`, or an exported ONNX file.
+
+`evaluate` and `export` both resolve their --checkpoint here, so each takes every form the other
+does, takes the game from a network's one head when it has one, and names the protocol score
+the model was given when a summary or card holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actors.games import game_spec
+from actors.teachers import RANDOM, load_teacher
+from models.checkpoint import CheckpointError, check_plays, load_checkpoint
+from models.export import is_exported, load_exported
+from pipelines.rundir import RunDir
+from pipelines.sections import ConfigError, need, zoo_game
+
+RUN_SERIES = ("student", "dqn")  # a run's own series, tried in this order when --series is not given
+
+
+@dataclass
+class ModelSource:
+    payload: dict
+    source: str
+    games: list[str]  # the heads to play or export: one, or every head of a multi-task student
+    checkpoint: str | None = None  # the file the weights came from, where there is one
+    scores: dict = field(default_factory=dict)  # game -> the protocol score a summary or card states for them
+    protocol: str | None = None  # how those scores were played
+
+
+def resolve_model(source: str, game: str | None = None, series: str | None = None, seed: int = 0) -> ModelSource:
+    """The model `source` names, checked against `game` when given (a head it has, with that game's action
+    count); without `game`, every head it has (a teacher file of another project needs `game`)."""
+    if is_exported(source):
+        need(series is None, "--series picks a checkpoint series of a run directory, not of an exported file; drop it")
+        found = ModelSource(load_exported(source), source, [], checkpoint=source)
+        metadata = found.payload["metadata"]
+        found.scores, found.protocol = dict(metadata.get("scores") or {}), metadata.get("protocol")
+    elif Path(source).is_dir():
+        found = _from_run(Path(source), series)
+    else:
+        need(series is None, f"--series picks a checkpoint series of a run directory; {source!r} is not one: drop it")
+        found = _from_file(source, game, seed)
+    heads = found.payload["heads"]
+    if game is not None:
+        spec = game_spec(game)
+        try:
+            check_plays(found.payload, spec.name, spec.num_actions, source=f"{found.source!r}")
+        except CheckpointError as error:
+            raise ConfigError(str(error)) from None
+        found.games = [spec.name]
+    else:
+        found.games = list(heads)
+    return found
+
+
+def _from_file(source: str, game: str | None, seed: int) -> ModelSource:
+    if game is None:
+        game = zoo_game(source)
+    if game is None and source != RANDOM and Path(source).is_file():
+        try:
+            payload = load_checkpoint(source)  # ours names its heads; another project's file needs --game
+        except CheckpointError:
+            need(False, f"{source!r} is not a checkpoint of this project, so its game is unknown; add --game GAME "
+                        f"(a CleanRL or SB3 teacher file)")
+        return ModelSource(payload, source, [], checkpoint=source)
+    need(game is not None, f"--game is required with {source!r} (a random teacher has no game of its own)"
+         if source == RANDOM else f"{source!r} is not a file or a run directory; give a run directory, a checkpoint, "
+                                  f"an exported .onnx file, zoo:GAME or random")
+    spec = game_spec(game)
+    payload = load_teacher(source, spec, seed)
+    found = ModelSource(payload, source, [], checkpoint=None if source == RANDOM else source)
+    zoo = zoo_game(source)
+    if zoo:
+        from zoo.catalog import card
+
+        teacher_card = card(zoo)
+        found.scores, found.protocol = {zoo: teacher_card["score"]}, teacher_card.get("eval_protocol")
+    return found
+
+
+def _from_run(path: Path, series: str | None) -> ModelSource:
+    """A run directory's newest readable checkpoint of `series` (its only student series when not given)."""
+    run = RunDir.open(path)
+    names = sorted({p.name.rsplit("-", 1)[0] for p in run.checkpoints.glob("*-*.pt")})
+    if series is None:
+        own = [name for name in names if name.startswith("student")] or [n for n in names if n in RUN_SERIES]
+        need(len(own) > 0, f"run {str(path)!r} has no checkpoint yet; give a run that has written one, or a "
+                           f"checkpoint file")
+        need(len(own) == 1, f"run {str(path)!r} holds several students ({', '.join(own)}); pick one with --series, "
+                            f"e.g. --series {own[0]}")
+        series = own[0]
+    need(series in names, f"run {str(path)!r} has no checkpoint series {series!r}; it has: {', '.join(names) or 'none'}")
+    payload, skipped = run.latest_checkpoint(series)
+    need(payload is not None, f"no checkpoint of {series!r} in {str(path)!r} loads ({'; '.join(skipped)[:200]})")
+    checkpoint = str(run.checkpoint_paths(series)[-1 - len(skipped)])
+    found = ModelSource(payload, str(path), [], checkpoint=checkpoint)
+    found.scores, found.protocol = _run_scores(path, series, payload["updates"])
+    return found
+
+
+def _run_scores(path: Path, series: str, updates: int) -> tuple[dict, str | None]:
+    """The report-seed scores the run's summary states for this checkpoint (none if it scored another one)."""
+    file = path / "summary.json"
+    if not file.is_file():
+        return {}, None
+    try:
+        summary = json.loads(file.read_text())
+    except ValueError:
+        return {}, None
+    students = summary.get("students") or [summary]
+    entry = next((s for s in students if s.get("checkpoint_series", "student") == series), None)
+    if entry is None or entry.get("updates") != updates:
+        return {}, None
+    per_game = entry.get("per_game") or (summary.get("per_game") if len(students) == 1 else None)
+    if per_game:
+        scores = {g: r["student_score"] for g, r in per_game.items() if r.get("student_score")}
+    elif entry.get("student_score"):
+        scores = {summary.get("game"): entry["student_score"]}
+    else:
+        scores = {}
+    return scores, summary.get("eval_protocol")

@@ -1,0 +1,169 @@
+"""Exported students: onnxruntime gives the PyTorch Q values on real frames, plays the same episodes,
+and a file that is damaged, for another game or of another shape is refused in one line."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import launch
+from actors.evaluate import evaluate_policy
+from actors.games import game_spec
+from actors.env import make_vector_env
+from actors.protocol import REPORT, EvalProtocol
+from actors.teachers import load_teacher
+from models.checkpoint import make_payload, save_checkpoint
+from models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
+from models.networks import QNetwork
+from pipelines.export import run_export
+from pipelines.rundir import RunDir
+from tests.test_teacher_import import CleanRLQNetwork
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = dict(parity_frames=64, echo=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def breakout_onnx(tmp_path_factory):
+    """The zoo's Breakout teacher (a trained net1) exported: short episodes, FIRE on reset (cleanrl mode)."""
+    path = tmp_path_factory.mktemp("export") / "breakout.onnx"
+    metadata = run_export("zoo:breakout", str(path), **QUIET)
+    return path, metadata
+
+
+def frames_of(game: str, steps: int = 24, envs: int = 4) -> np.ndarray:
+    """Real frames of `game` from uniformly random play (the export itself was checked on held-out ones)."""
+    env = make_vector_env(game, envs)
+    obs, _ = env.reset(seed=11)
+    rng, out = np.random.default_rng(11), []
+    for _ in range(steps):
+        out.append(obs.copy())
+        obs, *_ = env.step(rng.integers(0, env.single_action_space.n, envs))
+    env.close()
+    return np.concatenate(out)
+
+
+def assert_same_q(path: Path, payload: dict, games: list[str], reader=OnnxQ) -> None:
+    net = QNetwork(payload["preset"], payload["heads"])
+    net.load_state_dict(payload["model"])
+    net.eval()
+    exported = reader(path.read_bytes())
+    for game in games:
+        obs = frames_of(game)
+        expected = torch_q(net, {game: obs})[game]
+        np.testing.assert_allclose(exported(obs)[game], expected, rtol=1e-4, atol=1e-4)
+        assert (exported(obs)[game].argmax(1) == expected.argmax(1)).mean() >= 0.99
+
+
+def test_exported_zoo_teacher_gives_its_q_values_and_states_what_it_expects(breakout_onnx):
+    path, metadata = breakout_onnx
+    assert_same_q(path, load_teacher("zoo:breakout", game_spec("breakout")), ["breakout"])
+    stored = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[METADATA_KEY])
+    assert stored["heads"] == {"breakout": 4} and stored["action_meanings"]["breakout"][:2] == ["NOOP", "FIRE"]
+    assert stored["preprocessing"]["kwargs"]["use_fire_reset"] is True and stored["env_mode"] == "cleanrl"
+    assert stored["preset"] == "net1" and stored["params"] == 424_276 and stored["scores"]["breakout"]["episodes"] == 30
+    assert stored["parity"]["agreement"] >= 0.99 and stored["parity"]["frames"] == 64
+    assert stored["parity"]["max_abs_dq"] < 1e-4
+
+
+def test_a_multitask_student_exports_every_head_and_a_run_directory_its_newest_student(tmp_path):
+    torch.manual_seed(0)
+    heads = {"breakout": 4, "qbert": 6}  # games whose random episodes are short: the parity check plays whole ones
+    run = RunDir.create(tmp_path / "run", json.dumps({"games": "breakout,qbert"}))
+    for updates in (10, 20):
+        run.save_checkpoint(make_payload(QNetwork("multi-3", heads), "student", updates=updates))
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({
+        "kind": "multitask", "complete": True, "updates": 20, "eval_protocol": "protocol text",
+        "per_game": {"qbert": {"student_score": {"mean": 150.0, "ci95": 20.5, "episodes": 30}}}}))
+    run.close()
+    metadata = run_export(str(tmp_path / "run"), str(tmp_path / "multi.onnx"), **QUIET)
+    assert metadata["outputs"] == ["breakout", "qbert"] and metadata["updates"] == 20
+    assert metadata["scores"] == {"qbert": {"mean": 150.0, "ci95": 20.5, "episodes": 30}}
+    newest = torch.load(tmp_path / "run" / "checkpoints" / "student-00000020.pt", weights_only=True)
+    assert_same_q(tmp_path / "multi.onnx", newest, ["breakout", "qbert"])
+
+
+def test_an_imported_cleanrl_teacher_exports_to_onnx_and_torch_export(tmp_path):
+    torch.manual_seed(1)
+    torch.save(CleanRLQNetwork(4).state_dict(), tmp_path / "dqn.cleanrl_model")
+    source = str(tmp_path / "dqn.cleanrl_model")
+    with pytest.raises(ValueError, match="add --game"):
+        run_export(source, str(tmp_path / "x.onnx"), **QUIET)
+    run_export(source, str(tmp_path / "breakout.onnx"), game="breakout", **QUIET)
+    run_export(source, str(tmp_path / "breakout.pt2"), game="breakout", **QUIET)
+    payload = load_teacher(source, game_spec("breakout"))
+    assert_same_q(tmp_path / "breakout.onnx", payload, ["breakout"])
+    assert_same_q(tmp_path / "breakout.pt2", payload, ["breakout"], reader=Pt2Q)
+
+
+def test_an_exported_model_plays_the_same_episodes_as_its_checkpoint(breakout_onnx):
+    path, _ = breakout_onnx
+    protocol = EvalProtocol()
+    checkpoint = load_teacher("zoo:breakout", game_spec("breakout"))
+    exported = load_exported(path)
+    played = [evaluate_policy(p, "breakout", 2, **protocol.play(REPORT, p)) for p in (checkpoint, exported)]
+    assert played[0].scores == played[1].scores and played[0].mean_length == played[1].mean_length
+
+
+def test_int8_states_its_agreement_with_the_float_model_and_plays(tmp_path, capsys):
+    out = tmp_path / "breakout-int8.onnx"
+    assert launch.main(["export", "--checkpoint", "zoo:breakout", "--out", str(out), "--int8",
+                        "--parity-frames", "128"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8 against float32 on 64 frames not used for calibration" in printed
+    stored = load_exported(out)["metadata"]
+    assert stored["precision"] == "int8" and stored["int8"]["agreement"] >= 0.9
+    assert out.stat().st_size < 0.5 * 1_720_000  # int8 weights: about a quarter of float32's
+    assert launch.main(["evaluate", "--checkpoint", str(out), "--episodes", "1", "--workers", "1"]) == 0
+    assert "Breakout: mean" in capsys.readouterr().out
+
+
+def refusal(argv, capsys) -> str:
+    assert launch.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_damaged_foreign_and_misshapen_files_are_refused_in_one_line(breakout_onnx, tmp_path, capsys):
+    path, _ = breakout_onnx
+    data = path.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    assert "damaged or truncated" in refusal(["evaluate", "--checkpoint", str(tmp_path / "truncated.onnx")], capsys)
+    assert "trained for breakout, not pong" in refusal(
+        ["evaluate", "--checkpoint", str(path), "--game", "pong"], capsys)
+
+    model = onnx.load(str(path))  # the same metadata on a graph that takes RGB frames
+    wrong = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 84 * 84, 4)).eval()
+    torch.onnx.export(wrong, (torch.zeros(1, 3, 84, 84),), str(tmp_path / "rgb.onnx"), dynamo=True,
+                      input_names=["obs"], output_names=["q_breakout"], external_data=False, verbose=False)
+    rgb = onnx.load(str(tmp_path / "rgb.onnx"))
+    rgb.metadata_props.extend(model.metadata_props)
+    onnx.save(rgb, str(tmp_path / "rgb.onnx"))
+    capsys.readouterr()  # the exporter's own warnings
+    assert "not one uint8 input of shape (N, 4, 84, 84)" in refusal(
+        ["evaluate", "--checkpoint", str(tmp_path / "rgb.onnx")], capsys)
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "bare.onnx"))
+    assert "no atari_distill metadata" in refusal(["evaluate", "--checkpoint", str(tmp_path / "bare.onnx")], capsys)
+    assert "exists; choose another name or add --force" in refusal(
+        ["export", "--checkpoint", "zoo:breakout", "--out", str(path)], capsys)
+    assert path.read_bytes() == data  # nothing already written was touched
+
+
+def test_the_standalone_example_plays_an_episode_without_this_project(breakout_onnx, tmp_path):
+    example = ROOT / "examples" / "play_onnx.py"
+    imports = {alias.name.split(".")[0] for node in ast.walk(ast.parse(example.read_text()))
+               if isinstance(node, (ast.Import, ast.ImportFrom))
+               for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])}
+    assert imports <= {"argparse", "json", "numpy", "onnxruntime", "ale_py", "gymnasium"}, imports
+    result = subprocess.run([sys.executable, str(example), str(breakout_onnx[0])], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("breakout: score ") and " steps (net1, float32" in result.stdout
