@@ -8,6 +8,7 @@
     record    teacher actors -> a dataset on disk, to distill many students from later
     evaluate  play a model (a run's student, a checkpoint, a teacher, an exported .onnx) and report its score
     export    a student or teacher as ONNX (optionally int8) or torch.export, parity-checked before it is written
+    watch     a video of a student and its teacher playing the same episode start, side by side
     report    report.md and PNG plots from one or more run directories
     zoo       the trained teachers that ship with the project: list, add, re-check
     presets   list the network presets with their exact parameter counts
@@ -81,6 +82,15 @@ def cmd_export(args) -> int:
     metadata = run_export(args.checkpoint, args.out, args.game, args.series, args.int8, args.parity_frames,
                           args.min_agreement, args.seed, args.force, echo=lambda line: print(line, flush=True))
     print("\n".join(export_lines(metadata, args.out)))
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from pipelines.watch import run_watch, watch_lines
+
+    result = run_watch(args.student, args.teacher, args.game, args.out, args.series, args.seed, args.max_steps,
+                       echo=lambda line: print(line, flush=True))
+    print("\n".join(watch_lines(result)))
     return 0
 
 
@@ -221,6 +231,23 @@ def add_export(commands) -> None:
     export.set_defaults(func=cmd_export)
 
 
+def add_watch(commands) -> None:
+    watch = commands.add_parser("watch", help="a video of a student and its teacher playing the same episode start")
+    watch.add_argument("--student", required=True, help=MODEL_HELP)
+    watch.add_argument("--teacher", default=None, help="the model beside it (same forms); defaults to the teacher "
+                                                       "of a --student run directory")
+    watch.add_argument("--game", default=None, help="the head to play; defaults to the student's one game")
+    watch.add_argument("--out", default=None, metavar="VIDEO", help="NAME.mp4 or NAME.gif, with a still NAME.png "
+                                                                    "beside it; defaults to RUN_DIR/watch.mp4 (and "
+                                                                    "watch.png, which the report shows)")
+    watch.add_argument("--series", default=None, help="with a run directory: the checkpoint series to watch")
+    watch.add_argument("--seed", type=int, default=0, help="the run seed whose first report episode both play "
+                                                           "(default: 0)")
+    watch.add_argument("--max-steps", type=int, default=2000, help="cut the episode here (default: 2000 agent "
+                                                                   "steps, about 2 minutes of video)")
+    watch.set_defaults(func=cmd_watch)
+
+
 def add_tools(commands) -> None:
     report = commands.add_parser("report", help="write report.md and PNG plots from run directories")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (any command's --out)")
@@ -252,6 +279,7 @@ def build_parser() -> Parser:
     add_run_kinds(commands)
     add_evaluate(commands)
     add_export(commands)
+    add_watch(commands)
     add_tools(commands)
     return parser
 

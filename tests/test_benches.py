@@ -58,6 +58,11 @@ TINY = {
                 lambda r: [run["kind"] for run in r["runs"]] == ["distill"] and {"driver", "object store"} <= {
                     row["process"] for row in r["runs"][0]["growth"]} and any(
                     row["process"].startswith("ReplayShard") for row in r["runs"][0]["growth"])),
+    "inference.py": (["--presets", "net3", "--iters", "20", "--threads", "1"],
+                     lambda r: [row["runtime"] for row in r["rows"]] == ["torch-eager", "torch-export",
+                                                                         "onnxruntime-fp32", "onnxruntime-int8"]
+                     and positive_rows(r, ["batch1_median_us", "batch32_frames_per_s", "file_bytes"])
+                     and r["rows"][3]["file_bytes"] < r["rows"][2]["file_bytes"]),
     "time_to_score.py": ([], lambda r: sorted(row["game"] for row in r["rows"]) == catalog.games() and all(
         row["within_90pct_of_best"]["frames"] <= row["run_frames"] for row in r["rows"])),
 }

@@ -460,6 +460,23 @@ def summary_section(runs: list[dict]) -> str:
                                    "action agreement", "wall s"], rows)
 
 
+def watch_section(runs: list[dict], out_dir: Path) -> str:
+    """The still `launch.py watch` left in a run directory (student and teacher on the same episode start)."""
+    import shutil
+
+    lines = []
+    for r in runs:
+        still = Path(r["path"]) / "watch.png"
+        if still.is_file():
+            name = f"watch-{r['name']}.png"
+            shutil.copyfile(still, out_dir / name)
+            video = next((v.name for v in (Path(r["path"]) / "watch.mp4", Path(r["path"]) / "watch.gif")
+                          if v.is_file()), None)
+            lines.append(f"![{r['name']}: student beside teacher]({name})" + (
+                f"\n\n{r['name']}: a frame from the middle of `{r['path']}/{video}`" if video else ""))
+    return "## Watch: student and teacher on the same episode start\n\n" + "\n\n".join(lines) if lines else ""
+
+
 def write_report(paths: list[str], out: str) -> dict:
     """Returns {"report": path, "plots": {name: points drawn}}."""
     if not paths:
@@ -480,7 +497,7 @@ def write_report(paths: list[str], out: str) -> dict:
         + "".join(f"\n\nEvaluation protocol of {', '.join(names)}: {p}." for p, names in protocols.items()),
         summary_section(runs), loss_section(runs, plots), score_section(runs, plots), learning_section(runs, plots),
         throughput_section(runs, plots), multitask_section(runs, plots), game_curves_section(runs, plots),
-        compression_section(runs, plots),
+        compression_section(runs, plots), watch_section(runs, out_dir),
     ]
     report = out_dir / "report.md"
     report.write_text("\n\n".join(s for s in sections if s) + "\n")
