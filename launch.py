@@ -273,7 +273,8 @@ def add_tools(commands) -> None:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="launch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    prog = "atari-distill" if Path(sys.argv[0]).name == "atari-distill" else "launch.py"
+    parser = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_run_kinds(commands)
@@ -352,6 +353,11 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
     with stopping.installed(keep=script) if graceful else contextlib.nullcontext(), console or contextlib.nullcontext():
         try:
             code = args.func(args)
+        except BrokenPipeError:  # `... | head`: the reader has what it wanted
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 141
         except Exception as error:
             if args.debug:
                 raise
@@ -370,5 +376,10 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
     return code
 
 
-if __name__ == "__main__":
+def console_script() -> None:
+    """`atari-distill COMMAND ...`, the installed name of `python launch.py COMMAND ...`."""
     sys.exit(main(script=True))
+
+
+if __name__ == "__main__":
+    console_script()

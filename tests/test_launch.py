@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -211,8 +212,8 @@ def test_report_skips_a_metrics_line_that_is_not_utf8_naming_the_file(finished_c
     assert [r["updates"] for r in RunDir.open(finished_config).metrics()] == [10, 20, 30]
 
 
-@pytest.mark.parametrize("command", ["distill", "multitask", "teacher", "online", "record", "evaluate", "report", "zoo",
-                                     "presets"])
+@pytest.mark.parametrize("command", ["distill", "multitask", "teacher", "online", "record", "evaluate", "export",
+                                     "watch", "report", "zoo", "presets"])
 def test_every_commands_help_prints_without_none_defaults(command, capsys):
     import launch as cli
 
@@ -221,3 +222,30 @@ def test_every_commands_help_prints_without_none_defaults(command, capsys):
     out = capsys.readouterr().out
     assert exit.value.code == 0 and "usage:" in out
     assert "(default: None)" not in out and "(default: )" not in out
+
+
+def test_evaluate_takes_a_run_directory_or_its_checkpoint_without_naming_the_game(finished_config, capsys):
+    """The game comes from the network's one head; a run directory plays its newest student."""
+    import launch as cli
+    from models.checkpoint import make_payload
+    from models.networks import QNetwork
+    from pipelines.rundir import RunDir
+
+    run = RunDir.open(finished_config)
+    for updates in (10, 20):
+        run.save_checkpoint(make_payload(QNetwork("net3", {"breakout": 4}), "student", updates=updates))
+    run.close()
+    newest = finished_config / "checkpoints" / "student-00000020.pt"
+    for source in (str(finished_config), str(newest)):
+        assert cli.main(["evaluate", "--checkpoint", source, "--episodes", "1", "--workers", "1"]) == 0
+        assert "Breakout: mean" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--checkpoint", str(finished_config), "--series", "dqn"]) == 2
+    assert "has no checkpoint series 'dqn'; it has: student" in capsys.readouterr().err
+
+
+def test_the_console_script_is_launch_py():
+    script = Path(sys.executable).parent / "atari-distill"
+    result = subprocess.run([str(script), "presets", "--actions", "4"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "net3" in result.stdout, result.stderr
+    assert subprocess.run([str(script), "distil"], capture_output=True, text=True,
+                          timeout=120).stderr.startswith("error: atari-distill: argument command: invalid choice")
