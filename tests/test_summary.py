@@ -36,3 +36,23 @@ def test_a_damaged_summary_is_refused_in_one_line(tmp_path, text):
 
 def test_no_summary_yet_is_none(tmp_path):
     assert Summary.read(tmp_path) is None
+
+
+def test_record_teacher_and_online_end_with_human_lines_not_json():
+    from ui.summaries import online_lines, record_lines, teacher_lines
+
+    score = {"mean": 17.5, "ci95": 0.8, "episodes": 30}
+    teacher = teacher_lines({"game": "pong", "frames": 4_000_000, "updates": 250_000, "wall_s": 4_000.0,
+                             "best": {"checkpoint": "dqn-00250000.pt", "version": 40, "frames": 3_900_000, "score": 18.0},
+                             "best_report_score": score}, "runs/pong")
+    online = online_lines({"game": "pong", "frames": 200_000, "updates": 12_500, "student_updates": 11_750,
+                           "wall_s": 95.0, "timeline": [], "student_score": score, "teacher_score": score,
+                           "student_pct_of_teacher": 100.0, "pct_low95": 90.0}, "runs/online")
+    record = record_lines({"game": "pong", "steps": 40_960, "chunks": 160, "teacher": {
+        "source": "zoo:pong", "fingerprint": "abc123"}}, "data/pong")
+    assert teacher[0] == "pong: DQN trained on 4,000,000 frames, 250,000 updates, in 1 h 06 min"
+    assert online[0] == "pong: DQN trained on 200,000 frames (12,500 updates), its student 11,750 updates, in 1 min 35 s"
+    assert record == ["pong: 40,960 labelled steps in 160 chunks from teacher zoo:pong (fingerprint abc123)",
+                      "[record] wrote data/pong"]
+    for lines, kind in ((teacher, "teacher"), (online, "online"), (record, "record")):
+        assert not any(line.lstrip().startswith("{") for line in lines) and lines[-1].startswith(f"[{kind}] wrote ")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from actors.evaluate import score_text
 
 
@@ -90,18 +88,28 @@ def distill_lines(summary: dict, path) -> list[str]:
     return lines + [f"[distill] wrote {path}"]
 
 
+def duration(seconds) -> str:
+    if seconds is None:
+        return "time not recorded"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def teacher_lines(summary: dict, path) -> list[str]:
     best, report = summary["best"] or {}, summary.get("best_report_score")
-    lines = [json.dumps({k: summary[k] for k in ("game", "frames", "updates", "wall_s")}),
+    lines = [f"{summary['game']}: DQN trained on {summary['frames']:,} frames, {summary['updates']:,} updates, in "
+             f"{duration(summary.get('wall_s'))}",
              f"best checkpoint: {best.get('checkpoint')} (version {best.get('version')}, at {best.get('frames')} "
              f"frames; chosen on selection seeds at {number(best.get('score'))})"]
     if report:
         lines.append(f"best checkpoint on report seeds: {score_text(report['mean'], report['ci95'], report['episodes'])}")
-    return lines
+    return lines + [f"[teacher] wrote {path}"]
 
 
 def online_lines(summary: dict, path) -> list[str]:
-    lines = [json.dumps({k: summary[k] for k in ("game", "frames", "updates", "student_updates", "wall_s")})]
+    lines = [f"{summary['game']}: DQN trained on {summary['frames']:,} frames ({summary['updates']:,} updates), its "
+             f"student {summary['student_updates']:,} updates, in {duration(summary.get('wall_s'))}"]
     for row in summary["timeline"]:
         if row.get("final"):
             continue
@@ -111,9 +119,11 @@ def online_lines(summary: dict, path) -> list[str]:
     student, teacher = summary["student_score"], summary["teacher_score"]
     return lines + [f"final, on report seeds: student {score_text(student['mean'], student['ci95'], student['episodes'])}, "
                     f"best teacher {score_text(teacher['mean'], teacher['ci95'], teacher['episodes'])}; "
-                    f"{ratio_text(summary)}"]
+                    f"{ratio_text(summary)}", f"[online] wrote {path}"]
 
 
 def record_lines(index: dict, path) -> list[str]:
-    return [json.dumps({k: index[k] for k in ("game", "steps", "chunks", "teacher")})]
+    teacher = index["teacher"]
+    return [f"{index['game']}: {index['steps']:,} labelled steps in {index['chunks']:,} chunks from teacher "
+            f"{teacher.get('source')} (fingerprint {teacher.get('fingerprint')})", f"[record] wrote {path}"]
 
