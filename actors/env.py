@@ -88,6 +88,7 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
 # and report ranges lie above every actor's (actors/protocol.py). Ids stop below MAX_ACTOR_ID, so
 # even the highest actor of one run seed stays below another run seed's held-out range.
 ACTOR_SEED_STRIDE = 4096
+MAX_ENVS_PER_ACTOR = 1024  # so an actor's stride holds its first incarnation's seeds and three more blocks
 MAX_ACTOR_ID = 61_440
 FRAME_SKIP = 4  # emulator frames per agent step: budgets in frames are 4x budgets in steps
 
@@ -97,6 +98,14 @@ def actor_seed(base_seed: int, actor_id: int) -> int:
         raise ValueError(f"actor id {actor_id} is outside [0, {MAX_ACTOR_ID:,}): its envs' seeds would meet the "
                          f"evaluation ranges; start the run afresh instead of resuming it again")
     return base_seed + actor_id * ACTOR_SEED_STRIDE
+
+
+def restarted_actor_seed(first_seed: int, restart_key: int) -> int:
+    """The seed of an actor Ray restarted: new episodes, not a replay of its first incarnation's, yet inside
+    the actor's own stride (`restart_key`, e.g. the new process id, picks one of the stride's three spare
+    blocks), so its environments never reach another actor's seeds or an evaluation range."""
+    spare = ACTOR_SEED_STRIDE // MAX_ENVS_PER_ACTOR - 1
+    return first_seed + MAX_ENVS_PER_ACTOR * (1 + restart_key % spare)
 
 
 def env_seeds(base_seed: int, num_envs: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-from actors.env import EnvConfig, env_seeds, make_vector_env
+from actors.env import EnvConfig, env_seeds, make_vector_env, restarted_actor_seed
 from actors.precision import STRICTEST_LOSS, half_precision_keeps_target
 from actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
 from models.checkpoint import build_network
@@ -182,7 +182,7 @@ class RolloutActor:
             restarted = ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed
         if restarted:
             # Ray restarted this actor: new episodes, not a replay of the first incarnation's
-            rollout_kwargs["seed"] = int(rollout_kwargs.get("seed", 0)) + 1_000_003 * (os.getpid() % 1000 + 1)
+            rollout_kwargs["seed"] = restarted_actor_seed(int(rollout_kwargs.get("seed", 0)), os.getpid())
         self.rollout = TeacherRollout(**rollout_kwargs)
         self.shard, self.max_inflight = shard, max_inflight
         self.stopping = threading.Event()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from actors.env import ENV_MODES, env_config_for
+from actors.env import ENV_MODES, MAX_ENVS_PER_ACTOR, env_config_for
 from actors.protocol import MAX_SEED, MIN_CLAIM_EPISODES
 from cluster.errors import ConfigError
 from learner.losses import LOSSES, LossError, hyperparameters, make_loss
@@ -62,7 +62,8 @@ class ActingSettings:
             raise ConfigError(f"--game: {error}") from None
         self.teacher = self.teacher or "random"
         need(self.actors >= 1, f"--actors must be at least 1, got {self.actors}")
-        need(1 <= self.envs_per_actor <= 1024, f"--envs-per-actor must be in [1, 1024], got {self.envs_per_actor}")
+        need(1 <= self.envs_per_actor <= MAX_ENVS_PER_ACTOR,
+             f"--envs-per-actor must be in [1, {MAX_ENVS_PER_ACTOR}], got {self.envs_per_actor}")
         need(1 <= self.chunk_steps <= 4096, f"--chunk-steps must be in [1, 4096], got {self.chunk_steps}")
         need(0.0 <= self.epsilon <= 1.0, f"--epsilon must be in [0, 1], got {self.epsilon}")
         need(0 <= self.env_groups <= 64, f"--env-groups must be in [0, 64] (0: automatic), got {self.env_groups}")

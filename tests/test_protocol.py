@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.env import MAX_ACTOR_ID, actor_seed
+from actors.env import ACTOR_SEED_STRIDE, MAX_ACTOR_ID, MAX_ENVS_PER_ACTOR, actor_seed, restarted_actor_seed
 from actors.evaluate import MAX_SLOTS
 from actors.holdout import NUM_ENVS, holdout_frames
 from actors.protocol import HOLDOUT, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol, ProtocolError
@@ -42,6 +42,17 @@ def test_seed_ranges_never_overlap(seed, other_seed, actors, envs):
         for other, theirs in ranges.items():
             assert other == name or not seeds & theirs, f"{name} and {other} share seeds"
             assert other == name or not seeds & others[other], f"{name} meets seed {other_seed}'s {other}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, MAX_SEED - 1), actor=st.integers(0, MAX_ACTOR_ID - 1), pid=st.integers(1, 2**22),
+       envs=st.integers(1, MAX_ENVS_PER_ACTOR))
+def test_a_restarted_actor_plays_new_episodes_inside_its_own_seeds(seed, actor, pid, envs):
+    """Ray restarts a dead actor with its first arguments; its environments move to fresh seeds that stay
+    in its own stride: never its first incarnation's, another actor's, or an evaluation range's."""
+    first = actor_seed(seed, actor)
+    restarted = restarted_actor_seed(first, pid)
+    assert first + envs <= restarted and restarted + envs <= first + ACTOR_SEED_STRIDE
 
 
 def test_an_actor_id_past_the_limit_is_refused():
