@@ -76,7 +76,7 @@ def build_artifacts(preset: str, folder: Path, frames: np.ndarray) -> None:
     torch.manual_seed(0)
     net = QNetwork(preset, {GAME: ACTIONS}).eval()
     metadata = {"format": "atari-distill-export", "version": 1, "heads": {GAME: ACTIONS}, "outputs": [GAME],
-                "env_mode": "native", "preset": preset, "precision": "float32"}
+                "env_modes": {GAME: "native"}, "preset": preset, "precision": "float32"}
     save_checkpoint(folder / FILES["torch-eager"], make_payload(net, "student"))
     (folder / FILES["torch-export"]).write_bytes(pt2_bytes(net, [GAME], metadata))
     data = onnx_bytes(net, [GAME], metadata)
@@ -175,6 +175,7 @@ def play(runs: list[str], episodes: int, workers: int) -> list[dict]:
     from cluster.runtime import connect
     from models.export import load_exported
     from pipelines.export import run_export
+    from pipelines.sources import for_game
 
     connect(None, cpus_needed=workers)
     protocol = EvalProtocol(episodes=episodes)
@@ -185,7 +186,7 @@ def play(runs: list[str], episodes: int, workers: int) -> list[dict]:
             for precision in ("float32", "int8"):
                 path = Path(tmp) / f"{Path(run).name}-{precision}.onnx"
                 metadata = run_export(run, str(path), int8=precision == "int8", echo=lambda *_: None)
-                payload = load_exported(path)
+                payload = for_game(load_exported(path), metadata["outputs"][0])
                 game = metadata["outputs"][0]
                 score = evaluate_parallel(payload, game, episodes, workers, **protocol.play(REPORT, payload))
                 results[precision] = (metadata, score)

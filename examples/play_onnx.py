@@ -27,7 +27,7 @@ def main() -> None:
     metadata = json.loads(session.get_modelmeta().custom_metadata_map["atari_distill"])
     game = args.game or metadata["outputs"][0]
     meanings = metadata["action_meanings"][game]
-    env = AtariVectorEnv(game, 1, **metadata["preprocessing"]["kwargs"])
+    env = AtariVectorEnv(game, 1, **metadata["preprocessing"]["kwargs"][game])
     rng = np.random.default_rng(args.seed)
 
     obs, _ = env.reset(seed=args.seed)

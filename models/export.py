@@ -253,8 +253,12 @@ def load_exported(path: str | Path) -> dict:
     except Exception as error:
         raise ExportError(f"exported model {str(path)!r} does not load in onnxruntime "
                           f"({str(error).strip().splitlines()[0][:120]}); export it again") from None
+    modes = dict(metadata["env_modes"])
+    extra = {"env_modes": modes, "source": str(path)}
+    if len(modes) == 1:  # the one game's mode, as a single-game checkpoint states it
+        extra["env_mode"] = next(iter(modes.values()))
     return {"format": EXPORT_FORMAT, "data": data, "metadata": metadata, "heads": dict(metadata["heads"]),
-            "extra": {"env_mode": metadata["env_mode"], "source": str(path)}}
+            "extra": extra}
 
 
 def is_exported(source: str) -> bool:

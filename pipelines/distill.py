@@ -87,6 +87,7 @@ class GameRun:
     env_config: EnvConfig
     dataset: Dataset | None = None
     load_once: bool = False
+    env_mode: str = "native"  # how the teacher saw the game; the student is played the same way
     teacher_ref: object = None
     shards: list = field(default_factory=list)
     producers: list = field(default_factory=list)
@@ -107,7 +108,8 @@ def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
         dataset = Dataset.open(recordings[name], cfg.skip_damaged) if recordings[name] else None
         teacher = load_teacher(source, spec, teacher_seed(cfg, dataset))
         load_once = check_dataset(cfg, dataset, source, teacher, echo) if dataset else False
-        games.append(GameRun(spec, teacher, cfg.acting.env_config(teacher), dataset, load_once))
+        games.append(GameRun(spec, teacher, cfg.acting.env_config(teacher), dataset, load_once,
+                             env_mode=resolve_env_mode(cfg.acting.env_mode, teacher)))
     return games
 
 
@@ -274,7 +276,12 @@ def metrics_kind(series: str) -> str:
 
 
 def checkpoint_extra(games: list[GameRun]) -> dict:
-    return {"game": games[0].spec.name} if len(games) == 1 else {"games": [g.spec.name for g in games]}
+    """What a student checkpoint says besides its weights: its game(s) and the env mode each was played in
+    (`evaluate` and `export` read `env_modes`, so a student of a CleanRL teacher plays with FIRE on reset)."""
+    modes = {"env_modes": {g.spec.name: g.env_mode for g in games}}
+    if len(games) == 1:
+        return {"game": games[0].spec.name, "env_mode": games[0].env_mode, **modes}
+    return {"games": [g.spec.name for g in games], **modes}
 
 
 def stop_producers(games: list[GameRun], budget: WindDown) -> dict[str, list[dict]]:
@@ -382,7 +389,7 @@ class TeacherEvaluation:
                 "random_score": random.as_dict(),
                 "majority_baseline": majority_baseline(plain[1]), "majority_baseline_sticky": majority_baseline(sticky[1]),
                 "holdout_steps": int(len(plain[1])), "holdout": {"plain": plain[2], "sticky": sticky[2]},
-                "env_mode": resolve_env_mode(cfg.acting.env_mode, g.teacher),
+                "env_mode": g.env_mode,
             }
         return holdouts, scores, per_game
 

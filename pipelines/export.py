@@ -22,7 +22,7 @@ from models.checkpoint import atomic_write, build_network, fingerprint, paramete
 from models.export import (EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OnnxQ, Pt2Q, exported_q, onnx_bytes,
                            output_name, parity, pt2_bytes, quantize_int8, torch_q, with_metadata)
 from pipelines.sections import need
-from pipelines.sources import resolve_model
+from pipelines.sources import for_game, resolve_model
 
 FLOAT_DQ_TOLERANCE = 1e-3  # of max(1, |Q|): float32 kernels differ by ~1e-6, a wrong graph by far more
 # Greedy agreement below which a file is refused. float32: only numerical ties may flip. int8: a broken
@@ -52,7 +52,7 @@ def run_export(checkpoint: str, out: str, game: str | None = None, series: str |
     protocol = EvalProtocol(seed=seed, holdout_steps=parity_frames)
     echo(f"[export] {', '.join(games)}: {payload['preset']} from {model.source}; playing {parity_frames:,} held-out "
          f"frame(s) per game for the parity check")
-    frames = {g: holdout_frames(g, payload, protocol)[0] for g in games}
+    frames = {g: holdout_frames(g, for_game(payload, g), protocol)[0] for g in games}
     metadata = _metadata(model, net, games, protocol)
     data = onnx_bytes(net, games, metadata) if form == "onnx" else pt2_bytes(net, games, metadata)
     reference = torch_q(net, frames)
@@ -113,7 +113,8 @@ def _metadata(model, net, games: list[str], protocol: EvalProtocol) -> dict:
     import onnxruntime
     import torch
 
-    env_config = protocol.env_config(model.payload)
+    envs = {g: (protocol.as_dict(for_game(model.payload, g))["env_mode"],
+                vector_env_kwargs(protocol.env_config(for_game(model.payload, g)))) for g in games}
     return {
         "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "precision": "float32",
         "heads": {g: net.head_sizes[g] for g in games}, "outputs": list(games),
@@ -122,10 +123,10 @@ def _metadata(model, net, games: list[str], protocol: EvalProtocol) -> dict:
         "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", 4, 84, 84],
                   "layout": "the last 4 preprocessed frames, oldest first; [0,0,0,frame] at an episode start",
                   "scaling": "none: the graph divides by 255"},
-        "preprocessing": {"env": "ale_py.vector_env.AtariVectorEnv", "kwargs": vector_env_kwargs(env_config),
-                          "description": "84x84 grayscale, max of the last 2 frames, frame skip 4, 4-frame stack, "
-                                         "uint8; FIRE on reset only where use_fire_reset says so"},
-        "env_mode": protocol.as_dict(model.payload)["env_mode"],
+        "preprocessing": {"env": "ale_py.vector_env.AtariVectorEnv", "kwargs": {g: envs[g][1] for g in games},
+                          "description": "per game: 84x84 grayscale, max of the last 2 frames, frame skip 4, 4-frame "
+                                         "stack, uint8; FIRE on reset only where use_fire_reset says so"},
+        "env_modes": {g: envs[g][0] for g in games},
         "preset": net.preset_name, "params": parameter_count(net), "role": model.payload.get("role"),
         "updates": model.payload.get("updates"), "source": model.source, "source_checkpoint": model.checkpoint,
         "source_fingerprint": fingerprint(model.payload),

@@ -30,6 +30,7 @@ class ModelSource:
     checkpoint: str | None = None  # the file the weights came from, where there is one
     scores: dict = field(default_factory=dict)  # game -> the protocol score a summary or card states for them
     protocol: str | None = None  # how those scores were played
+    run_env_modes: dict = field(default_factory=dict)  # game -> env mode, from the run's summary (older checkpoints)
 
 
 def resolve_model(source: str, game: str | None = None, series: str | None = None, seed: int = 0) -> ModelSource:
@@ -46,6 +47,8 @@ def resolve_model(source: str, game: str | None = None, series: str | None = Non
         need(series is None, f"--series picks a checkpoint series of a run directory; {source!r} is not one: drop it")
         found = _from_file(source, game, seed)
     heads = found.payload["heads"]
+    if "env_modes" not in found.payload.get("extra", {}) and found.run_env_modes:
+        found.payload["extra"] = {**found.payload.get("extra", {}), "env_modes": found.run_env_modes}
     if game is not None:
         spec = game_spec(game)
         try:
@@ -55,7 +58,18 @@ def resolve_model(source: str, game: str | None = None, series: str | None = Non
         found.games = [spec.name]
     else:
         found.games = list(heads)
+    if len(found.games) == 1:
+        found.payload = for_game(found.payload, found.games[0])
     return found
+
+
+def for_game(payload: dict, game: str) -> dict:
+    """`payload` as one game's player sees it: `extra.env_mode` is that game's, where the model states one per
+    game (a student's `env_modes`: a student of a CleanRL teacher plays with FIRE on reset, as it was taught)."""
+    modes = payload.get("extra", {}).get("env_modes") or {}
+    if game not in modes:
+        return payload
+    return {**payload, "extra": {**payload["extra"], "env_mode": modes[game]}}
 
 
 def _from_file(source: str, game: str | None, seed: int) -> ModelSource:
@@ -99,18 +113,25 @@ def _from_run(path: Path, series: str | None) -> ModelSource:
     need(payload is not None, f"no checkpoint of {series!r} in {str(path)!r} loads ({'; '.join(skipped)[:200]})")
     checkpoint = str(run.checkpoint_paths(series)[-1 - len(skipped)])
     found = ModelSource(payload, str(path), [], checkpoint=checkpoint)
-    found.scores, found.protocol = _run_scores(path, series, payload["updates"])
+    summary = _summary(path)
+    found.scores, found.protocol = _run_scores(summary, series, payload["updates"])
+    per_game = summary.get("per_game") or {summary.get("game"): summary}
+    found.run_env_modes = {g: r["env_mode"] for g, r in per_game.items() if g and r.get("env_mode")}
     return found
 
 
-def _run_scores(path: Path, series: str, updates: int) -> tuple[dict, str | None]:
-    """The report-seed scores the run's summary states for this checkpoint (none if it scored another one)."""
+def _summary(path: Path) -> dict:
     file = path / "summary.json"
-    if not file.is_file():
-        return {}, None
     try:
-        summary = json.loads(file.read_text())
+        summary = json.loads(file.read_text()) if file.is_file() else {}
     except ValueError:
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def _run_scores(summary: dict, series: str, updates: int) -> tuple[dict, str | None]:
+    """The report-seed scores the run's summary states for this checkpoint (none if it scored another one)."""
+    if not summary:
         return {}, None
     students = summary.get("students") or [summary]
     entry = next((s for s in students if s.get("checkpoint_series", "student") == series), None)

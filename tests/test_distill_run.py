@@ -37,6 +37,7 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     assert on_disk["teacher_score"]["episodes"] == on_disk["student_score"]["episodes"] == 2
     final = load_checkpoint(run / "checkpoints" / "student-00000040.pt")
     assert final["updates"] == 40 and final["optimizer"] is not None
+    assert final["extra"]["env_modes"] == {"pong": "native"}  # what evaluate and export play the student in
 
 
 def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ray_runtime, tmp_path, pong_teacher):

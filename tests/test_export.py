@@ -23,6 +23,7 @@ from models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
 from models.networks import QNetwork
 from pipelines.export import run_export
 from pipelines.rundir import RunDir
+from pipelines.sources import resolve_model
 from tests.test_teacher_import import CleanRLQNetwork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ def test_exported_zoo_teacher_gives_its_q_values_and_states_what_it_expects(brea
     assert_same_q(path, load_teacher("zoo:breakout", game_spec("breakout")), ["breakout"])
     stored = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[METADATA_KEY])
     assert stored["heads"] == {"breakout": 4} and stored["action_meanings"]["breakout"][:2] == ["NOOP", "FIRE"]
-    assert stored["preprocessing"]["kwargs"]["use_fire_reset"] is True and stored["env_mode"] == "cleanrl"
+    assert stored["preprocessing"]["kwargs"]["breakout"]["use_fire_reset"] is True
+    assert stored["env_modes"] == {"breakout": "cleanrl"}
     assert stored["preset"] == "net1" and stored["params"] == 424_276 and stored["scores"]["breakout"]["episodes"] == 30
     assert stored["parity"]["agreement"] >= 0.99 and stored["parity"]["frames"] == 64
     assert stored["parity"]["max_abs_dq"] < 1e-4
@@ -80,11 +82,16 @@ def test_a_multitask_student_exports_every_head_and_a_run_directory_its_newest_s
         run.save_checkpoint(make_payload(QNetwork("multi-3", heads), "student", updates=updates))
     (tmp_path / "run" / "summary.json").write_text(json.dumps({
         "kind": "multitask", "complete": True, "updates": 20, "eval_protocol": "protocol text",
-        "per_game": {"qbert": {"student_score": {"mean": 150.0, "ci95": 20.5, "episodes": 30}}}}))
+        "per_game": {"qbert": {"student_score": {"mean": 150.0, "ci95": 20.5, "episodes": 30},
+                               "env_mode": "cleanrl"}}}))  # a checkpoint from before env_modes: the summary says
     run.close()
     metadata = run_export(str(tmp_path / "run"), str(tmp_path / "multi.onnx"), **QUIET)
     assert metadata["outputs"] == ["breakout", "qbert"] and metadata["updates"] == 20
     assert metadata["scores"] == {"qbert": {"mean": 150.0, "ci95": 20.5, "episodes": 30}}
+    assert metadata["env_modes"] == {"breakout": "native", "qbert": "cleanrl"}
+    assert [metadata["preprocessing"]["kwargs"][g]["use_fire_reset"] for g in ("breakout", "qbert")] == [False, True]
+    one = resolve_model(str(tmp_path / "multi.onnx"), "qbert")  # one head of the file, played as it was taught
+    assert one.payload["extra"]["env_mode"] == "cleanrl"
     newest = torch.load(tmp_path / "run" / "checkpoints" / "student-00000020.pt", weights_only=True)
     assert_same_q(tmp_path / "multi.onnx", newest, ["breakout", "qbert"])
 
