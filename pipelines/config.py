@@ -130,6 +130,9 @@ class DistillConfig(RunConfig):
                  f"streams to one shard, so some would stay empty; raise --actors or lower --replay-shards")
         self.evaluation.validate()
         need(self.eval_every >= 0, f"--eval-every must be at least 0 (0: only the final evaluation), got {self.eval_every}")
+        need(self.eval_every <= self.updates,
+             f"--eval-every {self.eval_every:,} is above --updates {self.updates:,}, so no curve point would be drawn; "
+             f"use --eval-every {max(1, self.updates // 4):,} or drop it")
         self.run.validate()
         return self
 
@@ -374,11 +377,21 @@ class TeacherConfig(RunConfig):
                 middle = (low + enough) // 2 // FRAME_SKIP * FRAME_SKIP
                 low, enough = (middle, enough) if self.steps_within(middle) < min_replay else (low, middle)
             raise ConfigError(f"--frames {self.frames:,} ends before the first DQN update: the whole chunks it "
-                              f"allows hold {stored:,} steps, fewer than --min-replay {min_replay:,}; raise "
-                              f"--frames to {enough:,} or lower --min-replay to {max(stored, 1):,}")
+                              f"allows hold {stored:,} steps, fewer than --min-replay {min_replay:,}; use "
+                              f"{self._with_eval_every(f'--frames {enough}', enough)}, or "
+                              f"{self._with_eval_every(f'--min-replay {max(stored, 1)}', self.frames)}")
         need(self.eval_every < self.frames,
              f"--eval-every {self.eval_every:,} frames is not below --frames {self.frames:,}, so no checkpoint would be "
-             f"scored; lower --eval-every below --frames")
+             f"scored; use --eval-every {eval_every_within(self.frames)}")
+
+    def _with_eval_every(self, change: str, frames: int) -> str:
+        """A suggested change, with the --eval-every it needs to start too: every refusal names a run that starts."""
+        return change if self.eval_every < frames else f"{change} --eval-every {eval_every_within(frames)}"
+
+
+def eval_every_within(frames: int) -> int:
+    """An --eval-every that scores four checkpoints of a run of `frames` (a multiple of 4: whole agent steps)."""
+    return max(4, frames // 4 // FRAME_SKIP * FRAME_SKIP)
 
 
 @dataclass

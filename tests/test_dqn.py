@@ -1,6 +1,7 @@
 """The DQN learner's update, the epsilon schedule, and a tiny `launch.py teacher` run end to end."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 from learner.dqn import dqn_loss, td_targets
 from models.checkpoint import load_checkpoint
 from models.networks import QNetwork
-from pipelines.config import ConfigError, TeacherConfig
+from pipelines.config import ConfigError, DistillConfig, OnlineConfig, TeacherConfig
 
 
 def tiny_batch(seed=0):
@@ -63,12 +64,28 @@ def test_epsilon_falls_linearly_then_stays():
     ({"replay_ratio": 0}, "--replay-ratio"), ({"n_step": 0}, "--n-step"), ({"gamma": 1.5}, "--gamma"),
     ({"teacher": "x.pt"}, r"has no flag\(s\) \['teacher'\]"), ({"epsilon_end": 2}, "--epsilon-end"), ({"preset": "huge"}, "--preset"),
     ({"frames": 20_000}, "ends before the first DQN update: the whole chunks it allows hold 4,864 steps, fewer than "
-                         "--min-replay 20,000; raise --frames to 80,896 or lower --min-replay to 4,864"),
+                         "--min-replay 20,000; use --frames 80896 --eval-every 20224, or --min-replay 4864 "
+                         "--eval-every 5000"),
     ({"frames": 200_000, "eval_every": 200_000}, "no checkpoint would be scored"),
 ])
 def test_bad_teacher_flags_are_refused_by_name(change, words):
     with pytest.raises(ConfigError, match=words):
         TeacherConfig.from_flags(**change).validate()
+
+
+@pytest.mark.parametrize("config, flags", [
+    (TeacherConfig, {"frames": 30_000}), (OnlineConfig, {"frames": 50_000}), (TeacherConfig, {"frames": 80_896}),
+    (TeacherConfig, {"frames": 30_000, "eval_every": 1_000}), (DistillConfig, {"updates": 100, "eval_every": 500}),
+])
+def test_every_command_a_budget_refusal_suggests_starts(config, flags):
+    """A refusal names all the flags that together make a valid run, not one that leads to the next refusal."""
+    with pytest.raises(ConfigError) as refused:
+        config.from_flags(**flags).validate()
+    suggestions = str(refused.value).split("; ", 1)[1].removeprefix("use ").split(", or ")
+    for suggestion in suggestions:
+        pairs = re.findall(r"--([a-z-]+) (\d+)", suggestion)
+        assert pairs, str(refused.value)
+        config.from_flags(**{**flags, **{k.replace("-", "_"): int(v) for k, v in pairs}}).validate()
 
 
 TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--eval-episodes", "1", "--select-episodes", "1",
