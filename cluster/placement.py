@@ -136,6 +136,10 @@ class PlacementPlan:
             lines.append(f"  {node.address} {node.id[:8]} [{_fmt(node.total)}]: {held}")
         if self.unplaced:
             lines.append(f"  unplaced: {', '.join(b.label for b in self.unplaced)}")
+        cores = os.cpu_count() or 1
+        if any(node.address.startswith("127.") and node.total.get("CPU", 0) > cores for node in self.nodes):
+            lines.append(f"  (CPU counts are Ray's logical slots, one per role that runs at once; this machine has "
+                         f"{cores} core(s), which they share: a local runtime declares more so no role waits)")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:

@@ -60,3 +60,12 @@ def test_a_group_too_big_for_one_node_is_packed_over_several():
     p.check()
     assert p.learner_strategy == "PACK"
     assert roles_on(p, "a").count("learner") == roles_on(p, "b").count("learner") == 1
+
+
+def test_a_local_runtime_with_more_cpus_than_cores_says_why_in_its_table():
+    import os
+
+    cores = os.cpu_count() or 1
+    local = Node("local", "127.0.0.1", {"CPU": cores + 4, "memory": 8 * GIB}, {"CPU": cores + 4, "memory": 8 * GIB})
+    assert f"this machine has {cores} core(s), which they share" in plan([local]).table()
+    assert "logical slots" not in plan([node("a", CPU=cores, memory=8 * GIB)]).table()
