@@ -241,10 +241,11 @@ def add_watch(commands) -> None:
                                                                     "beside it; defaults to RUN_DIR/watch.mp4 (and "
                                                                     "watch.png, which the report shows)")
     watch.add_argument("--series", default=None, help="with a run directory: the checkpoint series to watch")
-    watch.add_argument("--seed", type=int, default=0, help="the run seed whose first report episode both play "
-                                                           "(default: 0)")
-    watch.add_argument("--max-steps", type=int, default=2000, help="cut the episode here (default: 2000 agent "
-                                                                   "steps, about 2 minutes of video)")
+    watch.add_argument("--seed", type=int, default=None, help="the run seed whose first report episode both play "
+                                                              "(default: a --student run's seed, else 0)")
+    watch.add_argument("--max-steps", type=int, default=2000, help="cut the episodes here (default: 2000 agent "
+                                                                   "steps, about 2 minutes of video; at most 27,000, "
+                                                                   "a whole episode)")
     watch.set_defaults(func=cmd_watch)
 
 

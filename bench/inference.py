@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.env import make_vector_env  # noqa: E402
 from models.checkpoint import make_payload, save_checkpoint  # noqa: E402
-from models.export import INPUT_SHAPE, OnnxQ, Pt2Q, onnx_bytes, pt2_bytes, quantize_int8  # noqa: E402
+from models.export import OnnxQ, Pt2Q, onnx_bytes, pt2_bytes, pt2_program, quantize_int8  # noqa: E402
 from models.networks import KERNELS, PRESETS, QNetwork, parameter_count  # noqa: E402
 
 RUNTIMES = ("torch-eager", "torch-export", "onnxruntime-fp32", "onnxruntime-int8")
@@ -78,7 +78,7 @@ def build_artifacts(preset: str, folder: Path, frames: np.ndarray) -> None:
     metadata = {"format": "atari-distill-export", "version": 1, "heads": {GAME: ACTIONS}, "outputs": [GAME],
                 "env_modes": {GAME: "native"}, "preset": preset, "precision": "float32"}
     save_checkpoint(folder / FILES["torch-eager"], make_payload(net, "student"))
-    (folder / FILES["torch-export"]).write_bytes(pt2_bytes(net, [GAME], metadata))
+    (folder / FILES["torch-export"]).write_bytes(pt2_bytes(pt2_program(net, [GAME]), metadata))
     data = onnx_bytes(net, [GAME], metadata)
     (folder / FILES["onnxruntime-fp32"]).write_bytes(data)
     (folder / FILES["onnxruntime-int8"]).write_bytes(quantize_int8(data, frames[:128]))
@@ -96,6 +96,8 @@ def memory_mib(field: str) -> float:
 
 def worker(runtime: str, path: str, iters: int, threads_list: list[int]) -> dict:
     """Runs in its own process: load, time batch 1 and batch 32 at each thread count, report memory."""
+    import onnxruntime  # noqa: F401  (imported before the baseline, as torch is: the column is the model's own)
+
     frames = np.load(Path(path).parent / "frames.npy")
     before = memory_mib("VmRSS")
     out = {"rows": []}
@@ -191,16 +193,17 @@ def play(runs: list[str], episodes: int, workers: int) -> list[dict]:
                 score = evaluate_parallel(payload, game, episodes, workers, **protocol.play(REPORT, payload))
                 results[precision] = (metadata, score)
             (meta, fp), (meta8, q8) = results["float32"], results["int8"]
-            source = meta["scores"].get(game)
+            source = meta["source_scores"].get(game)
             rows.append({"run": run, "game": game, "preset": meta["preset"], "episodes": episodes,
                          "source_score": source, "float32": {"mean": fp.mean, "ci95": fp.ci95},
-                         "int8": {"mean": q8.mean, "ci95": q8.ci95}, "int8_agreement": meta8["int8"]["agreement"],
-                         "int8_frames": meta8["int8"]["frames"],
+                         "int8": {"mean": q8.mean, "ci95": q8.ci95},
+                         "int8_agreement": meta8["int8"]["per_game"][game]["agreement"],
+                         "int8_frames": meta8["int8"]["per_game"][game]["frames"],
                          "int8_within_float_ci": abs(q8.mean - fp.mean) <= (fp.ci95 or 0),
                          "float_bytes": len(Path(tmp, f"{Path(run).name}-float32.onnx").read_bytes()),
                          "int8_bytes": len(Path(tmp, f"{Path(run).name}-int8.onnx").read_bytes())})
             print(f"  {game:<15} float32 {fp.mean:8.1f} +/- {fp.ci95 or 0:6.1f}   int8 {q8.mean:8.1f} +/- "
-                  f"{q8.ci95 or 0:6.1f}   agreement {meta8['int8']['agreement']:.3f}", flush=True)
+                  f"{q8.ci95 or 0:6.1f}   agreement {meta8['int8']['per_game'][game]['agreement']:.3f}", flush=True)
     return rows
 
 

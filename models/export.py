@@ -92,16 +92,27 @@ def with_metadata(model, metadata: dict) -> bytes:
     return model.SerializeToString()
 
 
-def pt2_bytes(net: QNetwork, games: list[str], metadata: dict) -> bytes:
+def pt2_program(net: QNetwork, games: list[str]):
+    """The network's `games` heads as a torch.export program, batch dimension dynamic."""
     import warnings
 
-    module = AllHeads(net, games)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(module, (_example(),), dynamic_shapes={"obs": {0: torch.export.Dim("batch")}})
+        return torch.export.export(AllHeads(net, games), (_example(),),
+                                   dynamic_shapes={"obs": {0: torch.export.Dim("batch")}})
+
+
+def pt2_bytes(program, metadata: dict) -> bytes:
+    """`program` saved with our record as the extra file METADATA_KEY.json."""
     buffer = io.BytesIO()
     torch.export.save(program, buffer, extra_files={f"{METADATA_KEY}.json": json.dumps(metadata, sort_keys=True)})
     return buffer.getvalue()
+
+
+def exported_params(net: QNetwork, games: list[str]) -> int:
+    """Parameters of the trunk and the exported heads only (a multi-task student exported with one --game)."""
+    return sum(p.numel() for p in net.trunk.parameters()) + sum(
+        p.numel() for g in games for p in net.heads[g].parameters())
 
 
 class Pt2Q:
@@ -180,13 +191,12 @@ class Parity:
                 "agreement": self.agreement}
 
 
-def parity(reference: dict[str, np.ndarray], exported: dict[str, np.ndarray]) -> Parity:
-    """Over every head: the largest |dQ|, the largest |Q| (the scale it is read against), greedy agreement."""
-    frames = sum(len(q) for q in reference.values())
-    dq = max(float(np.abs(reference[g] - exported[g]).max()) for g in reference)
-    scale = max(float(np.abs(reference[g]).max()) for g in reference)
-    same = sum(int((reference[g].argmax(1) == exported[g].argmax(1)).sum()) for g in reference)
-    return Parity(frames, dq, scale, same / frames)
+def parity(reference: dict[str, np.ndarray], exported: dict[str, np.ndarray]) -> dict[str, Parity]:
+    """Per head: the largest |dQ|, the largest |Q| (the scale it is read against), greedy agreement. Per head,
+    so one broken head of ten is not averaged away."""
+    return {g: Parity(len(reference[g]), float(np.abs(reference[g] - exported[g]).max()),
+                      float(np.abs(reference[g]).max()),
+                      float((reference[g].argmax(1) == exported[g].argmax(1)).mean())) for g in reference}
 
 
 def torch_q(net: QNetwork, frames: dict[str, np.ndarray], batch: int = 256) -> dict[str, np.ndarray]:

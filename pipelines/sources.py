@@ -36,11 +36,14 @@ class ModelSource:
 def resolve_model(source: str, game: str | None = None, series: str | None = None, seed: int = 0) -> ModelSource:
     """The model `source` names, checked against `game` when given (a head it has, with that game's action
     count); without `game`, every head it has (a teacher file of another project needs `game`)."""
+    need(not str(source).endswith(".pt2"), f"{source!r} is a torch.export program: it runs in PyTorch "
+                                            f"(torch.export.load), not here; play an exported .onnx, or the checkpoint "
+                                            f"or run directory it came from")
     if is_exported(source):
         need(series is None, "--series picks a checkpoint series of a run directory, not of an exported file; drop it")
         found = ModelSource(load_exported(source), source, [], checkpoint=source)
         metadata = found.payload["metadata"]
-        found.scores, found.protocol = dict(metadata.get("scores") or {}), metadata.get("protocol")
+        found.scores, found.protocol = dict(metadata.get("source_scores") or {}), metadata.get("protocol")
     elif Path(source).is_dir():
         found = _from_run(Path(source), series)
     else:
@@ -81,13 +84,14 @@ def _from_file(source: str, game: str | None, seed: int) -> ModelSource:
         except CheckpointError:
             need(False, f"{source!r} is not a checkpoint of this project, so its game is unknown; add --game GAME "
                         f"(a CleanRL or SB3 teacher file)")
-        return ModelSource(payload, source, [], checkpoint=source)
+        return ModelSource(payload, source, [], checkpoint=source, run_env_modes=_enclosing_run_env_modes(source))
     need(game is not None, f"--game is required with {source!r} (a random teacher has no game of its own)"
          if source == RANDOM else f"{source!r} is not a file or a run directory; give a run directory, a checkpoint, "
                                   f"an exported .onnx file, zoo:GAME or random")
     spec = game_spec(game)
     payload = load_teacher(source, spec, seed)
-    found = ModelSource(payload, source, [], checkpoint=None if source == RANDOM else source)
+    found = ModelSource(payload, source, [], checkpoint=None if source == RANDOM else source,
+                        run_env_modes=_enclosing_run_env_modes(source))
     zoo = zoo_game(source)
     if zoo:
         from zoo.catalog import card
@@ -95,6 +99,12 @@ def _from_file(source: str, game: str | None, seed: int) -> ModelSource:
         teacher_card = card(zoo)
         found.scores, found.protocol = {zoo: teacher_card["score"]}, teacher_card.get("eval_protocol")
     return found
+
+
+def _enclosing_run_env_modes(source: str) -> dict:
+    """A checkpoint in RUN/checkpoints/ written before checkpoints named their env modes: the run's summary's."""
+    folder = Path(source).resolve().parent
+    return summary_env_modes(run_summary(folder.parent)) if folder.name == "checkpoints" else {}
 
 
 def _from_run(path: Path, series: str | None) -> ModelSource:
@@ -109,18 +119,35 @@ def _from_run(path: Path, series: str | None) -> ModelSource:
                             f"e.g. --series {own[0]}")
         series = own[0]
     need(series in names, f"run {str(path)!r} has no checkpoint series {series!r}; it has: {', '.join(names) or 'none'}")
+    summary = run_summary(path)
+    best = (summary.get("best") or {}).get("checkpoint") if series == "dqn" else None
+    if best:  # a DQN run's teacher is its best checkpoint, not its newest
+        checkpoint = Path(best) if Path(best).is_file() else run.checkpoints / Path(best).name
+        try:
+            payload = load_checkpoint(checkpoint)
+        except CheckpointError as error:
+            raise ConfigError(f"the best checkpoint of {str(path)!r} does not load ({error})") from None
+        found = ModelSource(payload, str(path), [], checkpoint=str(checkpoint))
+        report = summary.get("best_report_score")
+        found.scores, found.protocol = ({summary["game"]: report} if report else {}), summary.get("eval_protocol")
+        return found
     payload, skipped = run.latest_checkpoint(series)
     need(payload is not None, f"no checkpoint of {series!r} in {str(path)!r} loads ({'; '.join(skipped)[:200]})")
     checkpoint = str(run.checkpoint_paths(series)[-1 - len(skipped)])
     found = ModelSource(payload, str(path), [], checkpoint=checkpoint)
-    summary = _summary(path)
     found.scores, found.protocol = _run_scores(summary, series, payload["updates"])
-    per_game = summary.get("per_game") or {summary.get("game"): summary}
-    found.run_env_modes = {g: r["env_mode"] for g, r in per_game.items() if g and r.get("env_mode")}
+    found.run_env_modes = summary_env_modes(summary)
     return found
 
 
-def _summary(path: Path) -> dict:
+def summary_env_modes(summary: dict) -> dict:
+    """game -> the env mode a run's students were played in, as its summary states it."""
+    per_game = summary.get("per_game") or {summary.get("game"): summary}
+    return {g: r["env_mode"] for g, r in per_game.items() if g and isinstance(r, dict) and r.get("env_mode")}
+
+
+def run_summary(path: Path) -> dict:
+    """A run directory's summary.json as a dict ({} when it has none yet, or it is unreadable)."""
     file = path / "summary.json"
     try:
         summary = json.loads(file.read_text()) if file.is_file() else {}
@@ -135,7 +162,8 @@ def _run_scores(summary: dict, series: str, updates: int) -> tuple[dict, str | N
         return {}, None
     students = summary.get("students") or [summary]
     entry = next((s for s in students if s.get("checkpoint_series", "student") == series), None)
-    if entry is None or entry.get("updates") != updates:
+    trained = None if entry is None else entry.get("student_updates", entry.get("updates"))  # online: the DQN's differ
+    if entry is None or trained != updates:
         return {}, None
     per_game = entry.get("per_game") or (summary.get("per_game") if len(students) == 1 else None)
     if per_game:

@@ -465,10 +465,10 @@ def watch_section(runs: list[dict], out_dir: Path) -> str:
     import shutil
 
     lines = []
-    for r in runs:
+    for index, r in enumerate(runs, 1):
         still = Path(r["path"]) / "watch.png"
         if still.is_file():
-            name = f"watch-{r['name']}.png"
+            name = f"watch-{index}-{r['name']}.png"  # two runs may share a folder name
             shutil.copyfile(still, out_dir / name)
             video = next((v.name for v in (Path(r["path"]) / "watch.mp4", Path(r["path"]) / "watch.gif")
                           if v.is_file()), None)

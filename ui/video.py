@@ -1,5 +1,6 @@
 """The side-by-side video of `launch.py watch`: each policy's view, scaled up, under its name and running
-score, written by imageio (MP4 through imageio-ffmpeg's bundled ffmpeg, or GIF), plus a still for the report.
+score, streamed frame by frame to imageio (MP4 through imageio-ffmpeg's bundled ffmpeg, or GIF), so a
+long episode costs no more memory than a short one; plus a still for the report.
 
 Panel sizes are multiples of 16 so ffmpeg's encoder takes the frames as they are.
 """
@@ -7,6 +8,7 @@ Panel sizes are multiples of 16 so ffmpeg's encoder takes the frames as they are
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -17,37 +19,40 @@ GAP = 16
 FPS = 15  # agent steps per second of video: a quarter of real time (frame skip 4)
 
 
-def compose(views: list[tuple[str, list[np.ndarray], list[float]]]) -> list[np.ndarray]:
-    """RGB frames: per step, every policy's 84x84 view with `name  score N` above it; a policy whose episode
-    ended holds its last frame, marked 'episode over'."""
+def compose(views: list[tuple[str, list[np.ndarray], list[float], bool]]) -> Iterator[np.ndarray]:
+    """RGB frames, one per step: every policy's 84x84 view with `name  score N` above it. A policy whose
+    episode ended holds its last frame, marked 'episode over'; one cut at --max-steps, 'cut'."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=14)
-    steps = max(len(frames) for _, frames, _ in views)
+    steps = max(len(frames) for _, frames, _, _ in views)
     width = len(views) * PANEL + (len(views) - 1) * GAP
-    out = []
     for step in range(steps):
         canvas = Image.new("RGB", (width, PANEL + HEADER), (20, 20, 20))
         draw = ImageDraw.Draw(canvas)
-        for i, (name, frames, scores) in enumerate(views):
+        for i, (name, frames, scores, ended) in enumerate(views):
             t = min(step, len(frames) - 1)
             view = np.kron(frames[t], np.ones((SCALE, SCALE), np.uint8))
             left = i * (PANEL + GAP)
             canvas.paste(Image.fromarray(view).convert("RGB"), (left + 2, HEADER + 2))
-            over = "  (episode over)" if step >= len(frames) - 1 else ""
-            draw.text((left + 4, 8), f"{name}   score {scores[t]:,.0f}{over}", fill=(240, 240, 240), font=font)
-        out.append(np.asarray(canvas))
-    return out
+            last = "  (episode over)" if ended else "  (cut)"
+            draw.text((left + 4, 8), f"{name}   score {scores[t]:,.0f}{last if t == len(frames) - 1 else ''}",
+                      fill=(240, 240, 240), font=font)
+        yield np.asarray(canvas)
 
 
-def write_video(path: str | Path, frames: list[np.ndarray]) -> None:
-    import imageio.v3 as iio
+def write_video(path: str | Path, frames: Iterator[np.ndarray], still_at: int) -> np.ndarray:
+    """Streams `frames` into `path` and returns frame `still_at` (the still)."""
+    import imageio.v2 as imageio
 
-    path = Path(path)
-    if path.suffix == ".gif":
-        iio.imwrite(path, frames, duration=1000 / FPS, loop=0)
-    else:
-        iio.imwrite(path, frames, fps=FPS)
+    path, still = Path(path), None
+    options = {"duration": 1000 / FPS, "loop": 0} if path.suffix == ".gif" else {"fps": FPS, "macro_block_size": 16}
+    with imageio.get_writer(path, **options) as writer:
+        for index, frame in enumerate(frames):
+            writer.append_data(frame)
+            if index == still_at or still is None:
+                still = frame
+    return still
 
 
 def write_still(path: str | Path, frame: np.ndarray) -> None:
