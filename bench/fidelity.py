@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--sections", default="compression,losses,multitask")
+    parser.add_argument("--holdout-steps", type=int, default=4000, help="held-out frames for each agreement figure")
     parser.add_argument("--out", default="bench/out/fidelity")
     parser.add_argument("--render", action="store_true", help="only rewrite fidelity.md from --out's fidelity.json")
     args = parser.parse_args()
@@ -137,7 +138,7 @@ def run_sections(args, games: list[str], out: Path) -> list[dict]:
     sections = args.sections.split(",")
     common = ["--updates", str(args.updates), "--eval-every", str(args.eval_every), "--eval-episodes",
               str(args.eval_episodes), "--select-episodes", str(args.select_episodes), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-              "--log-every", "250", "--checkpoint-every", str(args.updates), "--holdout-steps", "4000"]
+              "--log-every", "250", "--checkpoint-every", str(args.updates), "--holdout-steps", str(args.holdout_steps)]
     rows = []
     for game in games:
         data = out / f"{game}-data"

@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40_000, help="labelled steps recorded per teacher")
     parser.add_argument("--updates", type=int, default=30_000, help="multi-task updates in all (a tenth per game)")
     parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--holdout-steps", type=int, default=2000, help="held-out frames per game for agreement")
     parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--select-episodes", type=int, default=8)
     parser.add_argument("--schedules", default="fixed,balanced")
@@ -110,7 +111,8 @@ def main() -> None:
             run(["record", "--teacher", f"zoo:{game}", "--steps", str(args.steps), "--actors", "2",
                  "--out", str(data / game)])
     common = ["--eval-episodes", str(args.eval_episodes), "--select-episodes", str(args.select_episodes),
-              "--log-every", "1000", "--capacity-hours", str(args.capacity_hours)]
+              "--log-every", "1000", "--capacity-hours", str(args.capacity_hours), "--holdout-steps",
+              str(args.holdout_steps)]
     source = (["--teachers", "zoo", "--actors", str(args.actors)] if args.live
               else ["--datasets", ",".join(str(data / g) for g in games)])
     jobs = [(trunk, schedule) for trunk in args.trunks.split(",") if trunk

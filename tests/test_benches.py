@@ -39,12 +39,13 @@ TINY = {
                            and r["cores_busy_by_role"]["RolloutActor"] > 0 and r["cores_busy_by_role"]["Learner"] > 0
                            and r["labelled_over_bare_emulator"] > 0 and r["learner_over_bare_loop"] > 0),
     "fidelity.py": (["--games", "ms_pacman", "--steps", "2048", "--updates", "40", "--eval-every", "20",
-                     "--eval-episodes", "1", "--select-episodes", "1", "--sections", "compression"],
+                     "--eval-episodes", "1", "--select-episodes", "1", "--sections", "compression",
+                     "--holdout-steps", "200"],
                     lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
                     and all(row["updates"] == 40 for row in r["rows"])),
     "ten_games.py": (["--games", "breakout,seaquest", "--steps", "1024", "--updates", "40", "--eval-every", "20",
                       "--eval-episodes", "1", "--select-episodes", "1", "--trunks", "net3", "--schedules", "balanced",
-                      "--singles", "net3", "--capacity-hours", "0.05"],
+                      "--singles", "net3", "--capacity-hours", "0.05", "--holdout-steps", "200"],
                      lambda r: [(row["section"], row["game"]) for row in r["rows"]] == [
                          ("single/net3", "breakout"), ("single/net3", "seaquest"), ("net3/balanced", "breakout"),
                          ("net3/balanced", "seaquest")]
