@@ -19,7 +19,7 @@ def positive_rows(result, keys):
 
 
 TINY = {
-    "actors_bench.py": (["--seconds", "1", "--max-actors", "1", "--groups", "1"],
+    "actors_bench.py": (["--seconds", "3", "--max-actors", "1", "--groups", "1"],  # >= one 256-step chunk when loaded
                         lambda r: positive_rows(r, ["bare_steps_per_s", "labelled_steps_per_s"])
                         and all(row["labelled_steps_per_s"] <= 1.5 * row["bare_steps_per_s"] for row in r["rows"])),
     "throughput.py": (["--seconds", "1"], lambda r: len(r["rows"]) == 7 and all(row["value"] > 0 for row in r["rows"])),
