@@ -33,9 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.env import make_vector_env  # noqa: E402
+from actors.teachers import calibration_frames  # noqa: E402
 from models.checkpoint import make_payload, save_checkpoint  # noqa: E402
-from models.export import OnnxQ, Pt2Q, onnx_bytes, pt2_bytes, pt2_program, quantize_int8  # noqa: E402
+from models.export import (EXPORT_FORMAT, EXPORT_VERSION, OnnxQ, Pt2Q, onnx_bytes, pt2_bytes,  # noqa: E402
+                           pt2_program, quantize_int8)
 from models.networks import KERNELS, PRESETS, QNetwork, parameter_count  # noqa: E402
 
 RUNTIMES = ("torch-eager", "torch-export", "onnxruntime-fp32", "onnxruntime-int8")
@@ -62,20 +63,13 @@ def multiply_adds(preset: str) -> int:
 
 
 def real_frames(count: int = 256) -> np.ndarray:
-    env = make_vector_env(GAME, 8)
-    obs, _ = env.reset(seed=0)
-    rng, out = np.random.default_rng(0), []
-    while sum(len(o) for o in out) < count:
-        out.append(obs.copy())
-        obs, *_ = env.step(rng.integers(0, env.single_action_space.n, 8))
-    env.close()
-    return np.concatenate(out)[:count]
+    return calibration_frames(GAME, 0).numpy()[:count]
 
 
 def build_artifacts(preset: str, folder: Path, frames: np.ndarray) -> None:
     torch.manual_seed(0)
     net = QNetwork(preset, {GAME: ACTIONS}).eval()
-    metadata = {"format": "atari-distill-export", "version": 1, "heads": {GAME: ACTIONS}, "outputs": [GAME],
+    metadata = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "heads": {GAME: ACTIONS}, "outputs": [GAME],
                 "env_modes": {GAME: "native"}, "preset": preset, "precision": "float32"}
     save_checkpoint(folder / FILES["torch-eager"], make_payload(net, "student"))
     (folder / FILES["torch-export"]).write_bytes(pt2_bytes(pt2_program(net, [GAME]), metadata))

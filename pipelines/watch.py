@@ -12,6 +12,7 @@ from pathlib import Path
 from actors.protocol import REPORT, EvalProtocol
 from actors.watch import play_side_by_side
 from models.checkpoint import fingerprint
+from models.export import EXPORT_FORMAT
 from pipelines.rundir import RunDir
 from pipelines.sections import need
 from pipelines.sources import resolve_model, run_summary
@@ -76,7 +77,7 @@ def _run_teacher(run_dir: Path, game: str) -> tuple[str | None, int | None, str 
 
 def _name(model) -> str:
     payload = model.payload
-    if payload.get("format") == "atari-distill-export":
+    if payload.get("format") == EXPORT_FORMAT:
         return f"{payload['metadata']['preset']}, {payload['metadata']['precision']} ONNX"
     return payload["preset"]
 

@@ -15,9 +15,8 @@ import torch
 import launch
 from actors.evaluate import evaluate_policy
 from actors.games import game_spec
-from actors.env import make_vector_env
 from actors.protocol import REPORT, EvalProtocol
-from actors.teachers import load_teacher
+from actors.teachers import calibration_frames, load_teacher
 from models.checkpoint import make_payload, save_checkpoint
 from models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
 from models.networks import QNetwork
@@ -38,16 +37,9 @@ def breakout_onnx(tmp_path_factory):
     return path, metadata
 
 
-def frames_of(game: str, steps: int = 24, envs: int = 4) -> np.ndarray:
+def frames_of(game: str) -> np.ndarray:
     """Real frames of `game` from uniformly random play (the export itself was checked on held-out ones)."""
-    env = make_vector_env(game, envs)
-    obs, _ = env.reset(seed=11)
-    rng, out = np.random.default_rng(11), []
-    for _ in range(steps):
-        out.append(obs.copy())
-        obs, *_ = env.step(rng.integers(0, env.single_action_space.n, envs))
-    env.close()
-    return np.concatenate(out)
+    return calibration_frames(game, 11).numpy()[:96]
 
 
 def assert_same_q(path: Path, payload: dict, games: list[str], reader=OnnxQ) -> None:
