@@ -14,7 +14,7 @@ LAYERS = (  # lowest first; a module may import its own layer's modules and thos
     ("actors", "zoo.catalog"),
     ("learner",),
     ("cluster",),
-    ("ui.progress", "ui.console", "ui.summaries", "ui.video"),
+    ("ui.progress", "ui.console", "ui.summaries", "ui.video", "ui.plots"),
     ("pipelines", "zoo.publish"),
     ("ui.report",),
     ("launch",),

@@ -2,7 +2,8 @@
 
 Everything is read from the run directories (metrics.jsonl, summary.json, timeline.jsonl,
 registry.json), never from a live run, so a report can be made on any machine from copied
-runs. Each plot has a table in report.md with the numbers drawn in it.
+runs. Each plot has a table in report.md with the numbers drawn in it. Games never share a
+score axis: a plot over several games has a panel per game.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import numpy as np
 
 from pipelines.rundir import RunDir, RunDirError
 from pipelines.summary import Summary, kind_of_config
+from ui.plots import MARKERS, Plots, series_key
+
+BY_FRAMES = ("teacher", "online")
 
 
 class ReportError(ValueError):
@@ -27,11 +31,16 @@ def load_run(path: str) -> dict:
             "summary": summary.as_dict(), "metrics": run.metrics(), "timeline": run.metrics("timeline.jsonl")}
 
 
-def _fmt(value, digits: int = 3) -> str:
+def _fmt(value, digits: int = 1) -> str:
+    """Counts with thousands separators, scores to one decimal, agreements and fractions to three."""
     if value is None:
         return "n/a"
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+        return f"{int(value):,}"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:,.{3 if abs(value) < 1 else digits}f}"
     return str(value)
 
 
@@ -66,106 +75,79 @@ def _kinds(run: dict, evaluations: bool = False) -> list[str]:
     return sorted(k for k in kinds if k.startswith("eval") == evaluations)
 
 
-class Plots:
-    """Draws into REPORT_DIR; remembers, per plot, how many points it drew and what each axis shows.
-
-    A series (a run's learner, a run's game) keeps one colour in every plot of the report, and
-    within a plot each labelled series has its own colour, line style and marker; every axis has
-    one unit. `artists` records what was drawn so tests can check both.
-    """
-
-    def __init__(self, out: Path):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        self.out, self.drawn, self.artists = out, {}, {}
-        self.colors: dict[str, str] = {}
-
-    def color(self, key: str) -> str:
-        import matplotlib
-
-        if key not in self.colors:
-            palette = matplotlib.colormaps["tab10" if len(self.colors) < 10 else "tab20"].colors
-            self.colors[key] = matplotlib.colors.to_hex(palette[len(self.colors) % len(palette)])
-        return self.colors[key]
-
-    def figure(self, name: str, title: str, *axes: tuple[str, str, str]):
-        """A figure with one panel per (xlabel, ylabel, panel title)."""
-        import matplotlib.pyplot as plt
-
-        fig, panels = plt.subplots(1, len(axes), figsize=(6.5 * len(axes), 4), dpi=100, squeeze=False)
-        for ax, (xlabel, ylabel, panel_title) in zip(panels[0], axes):
-            ax.set(xlabel=xlabel, ylabel=ylabel, title=panel_title)
-            ax.grid(alpha=0.3)
-        if len(axes) > 1:
-            fig.suptitle(title)
-        else:
-            panels[0][0].set_title(title)
-        self.drawn[name] = 0
-        return fig, list(panels[0])
-
-    def grid(self, name: str, title: str, panels: list[tuple[str, str, str]], columns: int = 5):
-        """A figure of small panels, one per (xlabel, ylabel, panel title), `columns` to a row."""
-        import matplotlib.pyplot as plt
-
-        rows = -(-len(panels) // columns)
-        columns = min(columns, len(panels))
-        fig, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), dpi=100, squeeze=False)
-        axes = list(grid.flat)
-        for ax, (xlabel, ylabel, panel_title) in zip(axes, panels):
-            ax.set(xlabel=xlabel, ylabel=ylabel, title=panel_title)
-            ax.grid(alpha=0.3)
-        for ax in axes[len(panels):]:
-            ax.axis("off")
-        fig.suptitle(title)
-        self.drawn[name] = 0
-        return fig, axes[:len(panels)]
-
-    def count(self, name: str, points: int) -> None:
-        self.drawn[name] += int(points)
-
-    def save(self, name: str, fig, axes, legends: int | None = None) -> str | None:
-        """Writes NAME.png, with a legend on the first `legends` panels (all by default)."""
-        import matplotlib.pyplot as plt
-
-        if self.drawn[name] == 0:
-            plt.close(fig)
-            del self.drawn[name]
-            return None
-        self.artists[name] = []
-        for k, ax in enumerate(axes):
-            series = []
-            for artist in [*ax.lines, *ax.collections, *ax.containers]:
-                label = artist.get_label()
-                if not label or label.startswith("_"):
-                    continue
-                series.append({"label": label, **_style(artist)})
-            self.artists[name].append({"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "series": series})
-            if series and (legends is None or k < legends):
-                ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(self.out / f"{name}.png")
-        plt.close(fig)
-        return f"{name}.png"
+def _games(summary: dict, config: dict) -> list[str]:
+    return summary.get("games") or [summary.get("game") or config.get("game")]
 
 
-def _style(artist) -> dict:
-    """Colour, line style and marker of a line, a scatter, a bar group or an error bar."""
-    import matplotlib.colors
+def students(run: dict) -> list[dict]:
+    """Every student a run trained, in one shape whatever the run's kind: its series key, preset,
+    parameters and own updates, and per game its results beside the frame they are read against
+    (the teacher's and the random policy's scores on the report seeds, the majority baseline)."""
+    summary, name = run["summary"], run["name"]
+    if run["kind"] == "teacher":
+        return []
+    rows = summary.get("students") or ([summary] if summary.get("student_score") or summary.get("per_game") else [])
+    games = _games(summary, run["config"])
+    found = []
+    for row in rows:
+        per_game = {}
+        for game in games:
+            result = (row.get("per_game") or {games[0]: row}).get(game)
+            frame = (summary.get("per_game") or {games[0]: summary}).get(game) or {}
+            if result and result.get("student_score"):
+                per_game[game] = {**result, **{k: frame.get(k) for k in ("teacher_score", "random_score",
+                                                                         "majority_baseline", "teacher_fingerprint")}}
+        found.append({"key": series_key(name, row.get("checkpoint_series") or "student"), "run": run,
+                      "preset": row.get("student"), "loss": row.get("loss"), "params": row.get("student_params"),
+                      "updates": row.get("student_updates", row.get("updates")), "per_game": per_game,
+                      "geometric": row if len(games) > 1 else None})
+    return found
 
-    if hasattr(artist, "get_linestyle") and hasattr(artist, "get_marker"):  # Line2D
-        return {"color": matplotlib.colors.to_hex(artist.get_color()), "linestyle": artist.get_linestyle(),
-                "marker": str(artist.get_marker())}
-    if hasattr(artist, "patches"):  # BarContainer
-        return {"color": matplotlib.colors.to_hex(artist.patches[0].get_facecolor()), "linestyle": "bar", "marker": ""}
-    if hasattr(artist, "lines"):  # ErrorbarContainer; with fmt="none" it has only its bars
-        if artist.lines[0] is None:
-            return {"color": matplotlib.colors.to_hex(artist.lines[2][0].get_color()[0]), "linestyle": "errorbar",
-                    "marker": ""}
-        return _style(artist.lines[0])
-    colors = artist.get_facecolor()  # PathCollection (scatter)
-    return {"color": matplotlib.colors.to_hex(colors[0]) if len(colors) else "none", "linestyle": "scatter",
-            "marker": "o"}
+
+def series_keys(runs: list[dict]) -> list[str]:
+    """Every series of the report in the order the runs were named: a run's DQN, then its students."""
+    keys = []
+    for run in runs:
+        if run["kind"] in BY_FRAMES:
+            keys.append(series_key(run["name"], "dqn"))
+        keys += [s["key"] for s in students(run)]
+        keys += [series_key(run["name"], kind) for kind in _kinds(run) + _kinds(run, evaluations=True)]
+    return keys
+
+
+def _frame_lines(ax, frames: list[dict], labels: set) -> list[float]:
+    """The teacher's (dashed) and random policy's (dotted) scores across a panel; returns the values
+    drawn. One black line when every student there shares one, else one per student in its colour."""
+    drawn = []
+    for which, style, colour in (("teacher_score", "--", "black"), ("random_score", ":", "grey")):
+        values = {(f["key"], f["color"]): f[which]["mean"] for f in frames if f.get(which)}
+        if not values:
+            continue
+        shared = len({round(v, 6) for v in values.values()}) == 1
+        name = "teacher" if which == "teacher_score" else "random policy"
+        for (key, color), value in (list(values.items())[:1] if shared else values.items()):
+            label = f"{name} (report seeds)" if shared else f"{key}: {name}"
+            ax.axhline(value, linestyle=style, color=colour if shared else color,
+                       label=label if label not in labels else "_" + label)
+            labels.add(label)
+            drawn.append(value)
+    return drawn
+
+
+def _thousands(axis) -> None:
+    """Frames and updates as 250k, 1.5M: five ticks that never run into each other."""
+    import matplotlib.ticker as ticker
+
+    axis.set_major_locator(ticker.MaxNLocator(5))
+    axis.set_major_formatter(ticker.EngFormatter(sep=""))
+
+
+def _frame_y(ax, values: list[float]) -> None:
+    """Frames the means and the lines they are read against, not a few episodes' wide intervals."""
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if values:
+        span = (max(values) - min(values)) or max(1.0, abs(max(values)) * 0.2)
+        ax.set_ylim(min(values) - 0.15 * span, max(values) + 0.15 * span)
 
 
 def loss_section(runs: list[dict], plots: Plots) -> str:
@@ -181,64 +163,94 @@ def loss_section(runs: list[dict], plots: Plots) -> str:
                                                         [panels[1] if dqn else panels[0]]))
     for run, kind, x, y in series:
         ax = axes[-1] if kind == "dqn" else axes[0]
-        ax.plot(x, y, color=plots.color(f"{run['name']}/{kind}"), label=f"{run['name']} ({kind})")
+        key = series_key(run["name"], kind)
+        ax.plot(x, y, color=plots.color(key), label=key)
         plots.count("loss", len(x))
-        rows.append([run["name"], kind, int(x[0]), float(y[0]), int(x[-1]), float(y[-1]), float(y.min())])
+        rows.append([key, int(x[0]), f"{y[0]:.4f}", int(x[-1]), f"{y[-1]:.4f}", f"{y.min():.4f}"])
     image = plots.save("loss", fig, axes)
     return (f"## Loss\n\n![loss]({image})\n\n" if image else "## Loss\n\n") + _table(
-        ["run", "learner", "first update", "first loss", "last update", "last loss", "lowest loss"], rows)
+        ["series", "first update", "first loss", "last update", "last loss", "lowest loss"], rows)
 
 
 def score_section(runs: list[dict], plots: Plots) -> str:
-    """Scores with 95% bands: distillation students against their teachers over updates; DQN and online
-    runs over frames, each on its own panel so no axis mixes units."""
-    by_frames = [r for r in runs if r["kind"] in ("teacher", "online")]
-    by_updates = [r for r in runs if r["kind"] not in ("teacher", "online")]
-    panels = ([("updates", "mean score", "Distillation: final evaluation")] if by_updates else []) + (
-        [("frames", "mean score", "DQN checkpoints and online students")] if by_frames else [])
+    """Every score with its 95% CI, a panel per game: students (their final report-seed scores) beside
+    their teacher and the random policy; DQN checkpoints and online students over frames."""
+    every = [s for run in runs for s in students(run)]
+    student_games = list(dict.fromkeys(g for s in every for g in s["per_game"]))
+    dqn_runs = [r for r in runs if r["kind"] in BY_FRAMES and r["summary"].get("evaluations")]
+    frame_games = list(dict.fromkeys(_games(r["summary"], r["config"])[0] for r in dqn_runs))
+    panels = ([("", "score", f"{g}: students (report seeds)") for g in student_games]
+              + [("frames", "score", f"{g}: DQN checkpoints and online students") for g in frame_games])
     if not panels:
         return ""
-    fig, axes = plots.figure("scores", "Evaluation score (bands: 95% CI)", *panels)
-    update_ax, frame_ax = (axes[0] if by_updates else None), (axes[-1] if by_frames else None)
+    fig, axes = plots.grid("scores", "Scores (bars: 95% CI)", panels)
     rows = []
-    for run in by_frames:
-        summary, name = run["summary"], run["name"]
-        color = plots.color(f"{name}/dqn")
-        history = [e for e in summary.get("evaluations", []) if e.get("score") is not None]
-        if history:
-            frames = np.array([e["frames"] for e in history], float)
-            score = np.array([e["score"] for e in history], float)
-            ci = np.array([e.get("ci95") or 0.0 for e in history], float)
-            frame_ax.plot(frames, score, marker="o", color=color, label=f"{name}: DQN checkpoints")
-            frame_ax.fill_between(frames, score - ci, score + ci, alpha=0.2, color=color)
-            best = np.maximum.accumulate(score)
-            frame_ax.step(frames, best, where="post", linestyle="--", color=color, label=f"{name}: best so far")
-            plots.count("scores", len(frames))
-            rows += [[name, "dqn", int(e["frames"]), e["score"], e.get("ci95"), float(b)] for e, b in zip(history, best)]
-        timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None]
-        if timeline:
-            frame_ax.plot([r["frames"] for r in timeline], [r["student_score"] for r in timeline], marker="s",
-                          linestyle=":", color=plots.color(f"{name}/student"), label=f"{name}: student")
-            plots.count("scores", len(timeline))
-            rows += [[name, "student", r["frames"], r["student_score"], None, r.get("best_score")] for r in timeline]
-    for run in by_updates:
-        summary, name = run["summary"], run["name"]
-        per_game = summary.get("per_game") or ({summary["game"]: summary} if "student_score" in summary else {})
-        for game, result in per_game.items():
-            updates = summary.get("updates", 0)
-            teacher, student = result["teacher_score"], result["student_score"]
-            color = plots.color(f"{name}/{game}")
-            update_ax.axhspan(teacher["mean"] - (teacher["ci95"] or 0), teacher["mean"] + (teacher["ci95"] or 0),
-                              alpha=0.12, color=color)
-            update_ax.axhline(teacher["mean"], linestyle="--", color=color, label=f"{name} {game}: teacher")
-            update_ax.errorbar([updates], [student["mean"]], yerr=[student["ci95"] or 0], fmt="o", capsize=4,
-                               color=color, label=f"{name} {game}: student")
-            plots.count("scores", 2)
-            rows += [[name, f"teacher {game}", updates, teacher["mean"], teacher["ci95"], None],
-                     [name, f"student {game}", updates, student["mean"], student["ci95"], None]]
+    for ax, game in zip(axes, student_games):
+        here = [s for s in every if game in s["per_game"]]
+        shown = []
+        for i, s in enumerate(here):
+            result, color = s["per_game"][game], plots.color(s["key"])
+            score = result["student_score"]
+            ax.errorbar([i], [score["mean"]], yerr=[score.get("ci95") or 0], fmt=MARKERS[i % len(MARKERS)],
+                        capsize=4, color=color, label=s["key"])
+            shown.append(score["mean"])
+            for which, colour, name in (("teacher_score", "black", "teacher"), ("random_score", "grey", "random policy")):
+                if result.get(which):  # its own teacher's and random policy's score, on its own episodes
+                    ax.hlines(result[which]["mean"], i - 0.3, i + 0.3, colors=colour, linewidth=2,
+                              label=f"{name} (report seeds)" if i == 0 else "_")
+                    shown.append(result[which]["mean"])
+            plots.count("scores", 1)
+            rows.append([s["key"], game, s["updates"], score["mean"], score.get("ci95"), score.get("episodes"),
+                         (result.get("teacher_score") or {}).get("mean"), (result.get("random_score") or {}).get("mean")])
+        ax.set_xticks(range(len(here)), [s["key"].replace(" ", "\n") for s in here], fontsize=8)
+        ax.set_xlim(-0.6, len(here) - 0.4)
+        _frame_y(ax, shown)
+    for ax, game in zip(axes[len(student_games):], frame_games):
+        shown, frames, labels = [], [], set()
+        for run in (r for r in dqn_runs if _games(r["summary"], r["config"])[0] == game):
+            summary, name = run["summary"], run["name"]
+            dqn_key = series_key(name, "dqn")
+            color = plots.color(dqn_key)
+            history = [e for e in summary.get("evaluations", []) if e.get("score") is not None]
+            if history:
+                x = np.array([e["frames"] for e in history], float)
+                y = np.array([e["score"] for e in history], float)
+                ax.errorbar(x, y, yerr=[e.get("ci95") or 0.0 for e in history], fmt="o", capsize=3, color=color,
+                            label=f"{dqn_key} checkpoints (selection seeds)")
+                ax.step(x, np.maximum.accumulate(y), where="post", linestyle="--", color=color,
+                        label=f"{dqn_key}: best so far")
+                plots.count("scores", len(x))
+                shown += list(y)
+                rows += [[dqn_key, game, int(e["frames"]), e["score"], e.get("ci95"), e.get("episodes"), None, None]
+                         for e in history]
+            timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None]
+            if timeline:
+                student_color = plots.color(series_key(name, "student"))
+                ax.plot([r["frames"] for r in timeline], [r["student_score"] for r in timeline], marker="s",
+                        linestyle=":", color=student_color, label=f"{name}: student")
+                plots.count("scores", len(timeline))
+                shown += [r["student_score"] for r in timeline]
+            final = summary.get("student_score") if run["kind"] == "online" else summary.get("best_report_score")
+            if final and final.get("mean") is not None:
+                x_end = summary.get("frames") or (history[-1]["frames"] if history else 0)
+                final_color = student_color if run["kind"] == "online" else color
+                ax.errorbar([x_end], [final["mean"]], yerr=[final.get("ci95") or 0], fmt="*", markersize=11,
+                            capsize=4, color=final_color,
+                            label=f"{name}: {'student' if run['kind'] == 'online' else 'best checkpoint'} on report seeds")
+                shown.append(final["mean"])
+            frames.append({"key": dqn_key, "color": color, "random_score": summary.get("random_score"),
+                           "teacher_score": summary.get("teacher_score") if run["kind"] == "online" else None})
+        shown += _frame_lines(ax, frames, labels)
+        _frame_y(ax, shown)
+        _thousands(ax.xaxis)
+        ax.set_xlim(left=0)
     image = plots.save("scores", fig, axes)
-    return (f"## Scores\n\n![scores]({image})\n\n" if image else "## Scores\n\n") + _table(
-        ["run", "policy", "updates or frames", "mean score", "95% CI", "best so far"], rows)
+    return ((f"## Scores\n\n![scores]({image})\n\n" if image else "## Scores\n\n")
+            + "A panel per game. Students: their final score on the report seeds, beside their teacher's (black "
+              "bar) and the random policy's (grey bar) on the same run's episodes. DQN runs: each checkpoint's score on the selection seeds over frames; "
+              "the star is the score stated in the summary, on the report seeds.\n\n"
+            + _table(["series", "game", "updates or frames", "mean score", "95% CI", "episodes", "teacher", "random"],
+                     rows))
 
 
 def _final_point(summary: dict, kind: str, game: str) -> list:
@@ -256,67 +268,86 @@ def _final_point(summary: dict, kind: str, game: str) -> list:
 
 
 def learning_section(runs: list[dict], plots: Plots) -> str:
-    """Students scored while they trained (`--eval-every`): score and held-out agreement over updates."""
-    curves = [(run, kind) for run in runs for kind in _kinds(run, evaluations=True)]
+    """Single-game students scored while they trained (`--eval-every`), a row of panels per game: score
+    between the teacher and the random policy, and held-out agreement from 0 to 1 above the majority
+    baseline. A multi-task student's curves are in curves_per_game.png."""
+    curves = [(run, kind) for run in runs if run["kind"] != "multitask" for kind in _kinds(run, evaluations=True)]
     if not curves:
         return ""
-    fig, (score_ax, agree_ax) = plots.figure(
-        "learning", "Students while training", ("updates", "mean score", "Score (bands: 95% CI; dashed: teacher)"),
-        ("updates", "held-out action agreement", "Agreement with the teacher"))
+    games = list(dict.fromkeys(_games(run["summary"], run["config"])[0] for run, _ in curves))
+    panels = []
+    for game in games:
+        panels += [("updates", "score", f"{game}: score (band: 95% CI)"),
+                   ("updates", "held-out action agreement", f"{game}: agreement with the teacher")]
+    fig, axes = plots.grid("learning", "Students while training", panels, columns=2, size=(6.2, 3.6))
     rows = []
-    for run, kind in curves:
-        summary = run["summary"]
-        records = [m for m in run["metrics"] if m.get("kind") == kind]
-        per_game = {g: [(m["updates"], (m.get("per_game") or {g: m})[g]) for m in records] + _final_point(summary, kind, g)
-                    for g in (summary.get("games") or [summary.get("game") or run["config"].get("game")])}
-        for game, points in per_game.items():
-            label = f"{run['name']} {kind.replace('eval', 'student', 1)} {game}"
-            color = plots.color(f"{run['name']}/{kind}/{game}")
+    for g, game in enumerate(games):
+        score_ax, agree_ax = axes[2 * g], axes[2 * g + 1]
+        shown, frames, baselines, labels = [], [], [], set()
+        for run, kind in curves:
+            summary = run["summary"]
+            if _games(summary, run["config"])[0] != game:
+                continue
+            key = series_key(run["name"], kind)
+            color = plots.color(key)
+            points = [(m["updates"], m) for m in run["metrics"] if m.get("kind") == kind] + _final_point(summary, kind, game)
             x = np.array([u for u, _ in points], float)
             y = np.array([p["score"] for _, p in points], float)
             ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
-            score_ax.plot(x, y, marker="o", color=color, label=label)
+            score_ax.plot(x, y, marker="o", color=color, label=key)
             score_ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
+            shown += list(y)
             agree = [(u, p["agreement"]) for u, p in points if p.get("agreement") is not None]
             if agree:
-                agree_ax.plot(*zip(*agree), marker="o", color=color, label=label)
-            teacher = ((summary.get("per_game") or {game: summary}).get(game) or {}).get("teacher_score")
-            if teacher:
-                score_ax.axhline(teacher["mean"], linestyle="--", color=color, alpha=0.6,
-                                 label=f"{run['name']} {game}: teacher")
+                agree_ax.plot(*zip(*agree), marker="o", color=color, label=key)
+            frames.append({"key": key, "color": color, "teacher_score": summary.get("teacher_score"),
+                           "random_score": summary.get("random_score")})
+            if summary.get("majority_baseline") is not None:
+                baselines.append((key, color, summary["majority_baseline"]))
             plots.count("learning", len(x))
-            rows += [[run["name"], kind, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
+            rows += [[key, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
                      for u, p in points]
-    image = plots.save("learning", fig, [score_ax, agree_ax])
-    return (f"## Learning curves\n\n![learning]({image})\n\nDashed: the teacher's score on the report seeds; the curve's points play selection seeds.\n\n"
-            + _table(["run", "evaluations", "game", "updates", "mean score", "95% CI", "% of teacher", "agreement"], rows))
+        shown += _frame_lines(score_ax, frames, labels)
+        _frame_y(score_ax, shown)
+        shared = len({round(b, 6) for _, _, b in baselines}) == 1
+        for key, color, baseline in baselines[:1] if shared else baselines:
+            agree_ax.axhline(baseline, linestyle=":", color="grey" if shared else color,
+                             label="majority-action baseline" if shared else f"{key}: majority-action baseline")
+        agree_ax.set_ylim(0, 1)
+    image = plots.save("learning", fig, axes)
+    return (f"## Learning curves\n\n![learning]({image})\n\nA row per game. Dashed: the teacher's score on the "
+            f"report seeds; dotted: the random policy's; the curve's points play selection seeds, its last point "
+            f"the report seeds. Agreement runs from 0; its dotted line is the majority-action baseline.\n\n"
+            + _table(["series", "game", "updates", "mean score", "95% CI", "% of teacher", "agreement"], rows))
 
 
 def throughput_section(runs: list[dict], plots: Plots) -> str:
     fig, (update_ax, labelled_ax) = plots.figure(
         "throughput", "Throughput", ("elapsed seconds", "learner updates/s", "Learner"),
-        ("elapsed seconds", "labelled steps/s", "Teacher actors"))
+        ("elapsed seconds", "labelled steps/s", "Teacher actors (over five records)"))
     rows = []
     for run in runs:
         for kind in _kinds(run):
             records = [m for m in run["metrics"] if m.get("kind", "distill") == kind and m.get("elapsed_s")]
             if not records:
                 continue
-            color = plots.color(f"{run['name']}/{kind}")
+            key = series_key(run["name"], kind)
+            color = plots.color(key)
             elapsed = np.array([m["elapsed_s"] for m in records], float)
             updates = np.array([m.get("updates_per_s", np.nan) for m in records], float)
-            update_ax.plot(elapsed, updates, color=color, label=f"{run['name']} ({kind})")
+            update_ax.plot(elapsed, updates, color=color, label=key)
             plots.count("throughput", len(elapsed))
             labelled = np.array([m.get("labelled_steps", np.nan) for m in records], float)
             rate = None
-            if np.isfinite(labelled).sum() >= 2:
-                rates = np.diff(labelled) / np.maximum(np.diff(elapsed), 1e-9)
-                labelled_ax.plot(elapsed[1:], rates, color=color, label=f"{run['name']} ({kind})")
-                rate = float(np.nanmean(rates))
-            rows.append([run["name"], kind, float(np.nanmean(updates)), rate, float(elapsed[-1])])
+            if np.isfinite(labelled).sum() >= 2 and not any(m.get("from_dataset") for m in records):
+                lag = min(5, len(labelled) - 1)  # chunks land in bursts: a rate over five records, not one
+                rates = (labelled[lag:] - labelled[:-lag]) / np.maximum(elapsed[lag:] - elapsed[:-lag], 1e-9)
+                labelled_ax.plot(elapsed[lag:], rates, color=color, label=key)
+                rate = float((labelled[-1] - labelled[0]) / max(elapsed[-1] - elapsed[0], 1e-9))
+            rows.append([key, float(np.nanmean(updates)), rate, float(elapsed[-1])])
     image = plots.save("throughput", fig, [update_ax, labelled_ax])
     return (f"## Throughput\n\n![throughput]({image})\n\n" if image else "## Throughput\n\n") + _table(
-        ["run", "learner", "mean updates/s", "mean labelled steps/s", "elapsed s"], rows)
+        ["series", "mean updates/s", "mean labelled steps/s", "elapsed s"], rows)
 
 
 def multitask_section(runs: list[dict], plots: Plots) -> str:
@@ -333,7 +364,7 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
     for i, run in enumerate(multi):
         per_game = run["summary"]["per_game"]
         games = list(per_game)
-        color = plots.color(f"{run['name']}/multitask")
+        color = plots.color(series_key(run["name"], "distill"))
         x = np.arange(len(games)) + i * width
         pct = np.array([np.nan if per_game[g].get("normalised_pct") is None else per_game[g]["normalised_pct"]
                         for g in games], float)
@@ -353,6 +384,7 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
             pct_ax.axhline(geo, linestyle="-.", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%"
                                                                    + ("" if geo_low is None else f" (low {geo_low:.0f}%)"))
         agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=run["name"])
+        agree_ax.set_ylim(0, 1)
         agree_ax.bar(x, [per_game[g]["majority_baseline"] for g in games], width, fill=False, hatch="//",
                      edgecolor="black")
         for ax in (pct_ax, agree_ax):
@@ -385,7 +417,7 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
             per_game = run["summary"]["per_game"]
             if game not in per_game:
                 continue
-            color = plots.color(f"{run['name']}/multitask")
+            color = plots.color(series_key(run["name"], "distill"))
             for kind in _kinds(run, evaluations=True):
                 points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
                           if m.get("kind") == kind and game in (m.get("per_game") or {})]
@@ -413,50 +445,113 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
             f"and the teacher (dashed) and random policy (dotted) on the report seeds.\n") if image else ""
 
 
-def student_points(runs: list[dict]) -> list[tuple[str, dict]]:
-    """(label, result) per single-game student: one per run, or one per student of a sweep."""
-    points = []
-    for run in runs:
-        if run["kind"] not in ("distill", "online"):
-            continue
-        summary = run["summary"]
-        rows = [r for r in summary.get("students") or [summary] if r.get("student_params") and "student_score" in r]
-        for row in rows:
-            label = run["name"] if len(rows) == 1 else f"{run['name']} {row['student']}/{row['loss']}"
-            points.append((label, row))
-    return points
-
-
 def compression_section(runs: list[dict], plots: Plots) -> str:
-    points = student_points(runs)
+    """Students' size against their score, a panel per game: normalised % of teacher (0: random policy,
+    100: teacher) with a bar down to its lower 95% bound; where a game's teacher does not beat the
+    random policy, held-out agreement above the majority baseline instead, and the panel says so."""
+    import matplotlib.ticker as ticker
+
+    points = [(s, game) for run in runs if run["kind"] != "multitask" for s in students(run)
+              for game in s["per_game"] if s["params"]]
     if len(points) < 2:
         return ""
-    use_pct = all(row.get("student_pct_of_teacher") is not None for _, row in points)
-    label = "% of teacher score" if use_pct else "action agreement with the teacher (%)"
-    fig, (ax,) = plots.figure("compression", "Compression curve", ("student parameters", label, ""))
-    rows = []
-    for name, s in sorted(points, key=lambda point: point[1]["student_params"]):
-        y = s["student_pct_of_teacher"] if use_pct else 100 * s["action_agreement"]
-        ax.scatter([s["student_params"]], [y], color=plots.color(f"{name}/{s['student']}"), label=f"{name} ({s['student']})")
-        plots.count("compression", 1)
-        rows.append([name, s["student"], s["student_params"], *_ratios(s), s.get("action_agreement")])
-    ax.set_xscale("log")
-    image = plots.save("compression", fig, [ax])
-    return f"## Compression\n\n![compression]({image})\n\n" + _table(
-        ["run", "student", "parameters", *RATIO_HEADER, "action agreement"], rows)
+    games = list(dict.fromkeys(game for _, game in points))
+    results = {g: [s["per_game"][g] for s, game in points if game == g] for g in games}
+    scored = {g: all(r.get("normalised_pct") is not None or r.get("pct_withheld") for r in results[g])
+              and any(r.get("normalised_pct") is not None for r in results[g]) for g in games}
+    why = {g: "% withheld: too few episodes" if all(r.get("pct_withheld") for r in results[g])
+           else "teacher not above random" for g in games}
+    fig, axes = plots.grid("compression", "Compression: student size against score", [
+        ("student parameters (thousands)", "normalised % of teacher" if scored[g] else "held-out action agreement (%)",
+         f"{g}" + ("" if scored[g] else f": agreement ({why[g]})")) for g in games])
+    rows, runs_named = [], list(dict.fromkeys(s["run"]["name"] for s, _ in points))
+    for ax, game in zip(axes, games):
+        here = sorted(((s, s["per_game"][game]) for s, g in points if g == game), key=lambda p: p[0]["params"])
+        xs, withheld = [], []
+        for s, result in here:
+            x = float(s["params"])
+            while any(abs(x / other - 1) < 0.04 for other in xs):  # a point never hides another of the same size
+                x *= 1.06
+            xs.append(x)
+            marker = MARKERS[runs_named.index(s["run"]["name"]) % len(MARKERS)]
+            rows.append([s["key"], game, s["preset"], s["params"], *_ratios(result), result.get("action_agreement"),
+                         result.get("majority_baseline")])
+            if scored[game]:
+                if result.get("pct_withheld"):
+                    withheld.append(f"{s['key']} ({result['pct_withheld'].split(':')[0]})")
+                    continue
+                y, low = result["normalised_pct"], result.get("normalised_low95")
+            else:
+                y, low = 100 * result["action_agreement"], None
+            ax.errorbar([x], [y], yerr=[[0 if low is None else max(0.0, y - low)], [0]], fmt=marker, capsize=4,
+                        markersize=7, color=plots.color(s["key"]), label=f"{s['key']} ({s['preset']})")
+            plots.count("compression", 1)
+        if scored[game]:
+            ax.axhline(100, linestyle="--", color="black", label="teacher")
+            ax.axhline(0, linestyle=":", color="grey", label="random policy")
+        else:
+            baseline = here[0][1].get("majority_baseline")
+            if baseline is not None:
+                ax.axhline(100 * baseline, linestyle=":", color="grey", label="majority-action baseline")
+            ax.set_ylim(0, 100)
+        if withheld:
+            ax.text(0.5, -0.2, "not drawn, % withheld: " + ", ".join(withheld), transform=ax.transAxes, fontsize=7,
+                    ha="center", va="top", wrap=True)
+        ax.set_xscale("log")
+        ax.set_xlim(min(xs) / 1.8, max(xs) * 1.8)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    image = plots.save("compression", fig, axes)
+    return ((f"## Compression\n\n![compression]({image})\n\n" if image else "## Compression\n\n")
+            + "A panel per game; bars run down to the lower 95% bound. Points of one size are drawn a little apart.\n\n"
+            + _table(["series", "game", "student", "parameters", *RATIO_HEADER, "action agreement", "majority baseline"],
+                     rows))
+
+
+def _params(preset: str | None, game: str) -> int | None:
+    """A DQN's parameters from its preset, for teacher runs whose summary does not state them."""
+    from actors.games import game_spec
+    from models.networks import QNetwork, parameter_count
+
+    try:
+        return parameter_count(QNetwork(preset, {game: game_spec(game).num_actions}))
+    except (KeyError, ValueError):
+        return None
 
 
 def summary_section(runs: list[dict]) -> str:
+    """A row per student (a sweep's each, an online run's own, a multi-task student with its geometric
+    mean) and per DQN, with the updates that series itself made."""
     rows = []
     for run in runs:
         s = run["summary"]
-        rows.append([run["name"], run["kind"], s.get("complete"), s.get("game") or ",".join(s.get("games", [])),
-                     s.get("student") or s.get("preset"), s.get("student_params"), s.get("updates"),
-                     (s.get("student_score") or {}).get("mean"),
-                     (s.get("teacher_score") or s.get("best_report_score") or {}).get("mean"),
-                     (s.get("random_score") or {}).get("mean"), *_ratios(s), s.get("action_agreement"), s.get("wall_s")])
-    return "## Runs\n\n" + _table(["run", "kind", "complete", "game", "network", "parameters", "updates",
-                                   "student score", "teacher score", "random score", *RATIO_HEADER,
+        common = [run["kind"], s.get("complete")]
+        if run["kind"] in BY_FRAMES:
+            best = s.get("best_report_score") or (s.get("teacher_score") if run["kind"] == "online" else None) or {}
+            game, preset = _games(s, run["config"])[0], s.get("preset") or run["config"].get("preset")
+            rows.append([series_key(run["name"], "dqn"), *common, game, preset,
+                         s.get("teacher_params") or _params(preset, game), s.get("updates"), best.get("mean"), best.get("ci95"),
+                         None, (s.get("random_score") or {}).get("mean"), "n/a", "n/a", None, s.get("wall_s")])
+        for student in students(run):
+            games = list(student["per_game"])
+            if len(games) == 1:
+                r = student["per_game"][games[0]]
+                rows.append([student["key"], *common, games[0], student["preset"], student["params"], student["updates"],
+                             r["student_score"]["mean"], r["student_score"].get("ci95"),
+                             (r.get("teacher_score") or {}).get("mean"), (r.get("random_score") or {}).get("mean"),
+                             *_ratios(r), r.get("action_agreement"), s.get("wall_s")])
+            else:
+                g = student["geometric"] or {}
+                geometric = _ratios({"student_pct_of_teacher": g.get("geometric_mean_pct_of_teacher"),
+                                     "pct_low95": g.get("geometric_mean_pct_low95"),
+                                     "normalised_pct": g.get("geometric_mean_normalised_pct"),
+                                     "normalised_low95": g.get("geometric_mean_normalised_low95")})
+                rows.append([student["key"], *common, f"{len(games)} games (geometric mean)", student["preset"],
+                             student["params"], student["updates"], "per game: Multi-task", None, None, None,
+                             *geometric, g.get("mean_action_agreement"), s.get("wall_s")])
+    return "## Runs\n\n" + _table(["series", "kind", "complete", "game", "network", "parameters", "updates",
+                                   "score", "95% CI", "teacher score", "random score", *RATIO_HEADER,
                                    "action agreement", "wall s"], rows)
 
 
@@ -488,6 +583,7 @@ def write_report(paths: list[str], out: str) -> dict:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = Plots(out_dir)
+    plots.assign(series_keys(runs))
     protocols: dict[str, list[str]] = {}
     for r in runs:
         if r["summary"].get("eval_protocol"):

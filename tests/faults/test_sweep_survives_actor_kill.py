@@ -79,4 +79,4 @@ def test_the_report_draws_one_compression_point_per_student_of_the_sweep(sweep_r
     assert result["plots"]["compression"] == 2
     text = (tmp_path / "report" / "report.md").read_text()
     for row in summary["students"]:
-        assert f"run {row['student']}/kl | {row['student']} | {row['student_params']}" in text
+        assert f"run {row['student']}/kl | {summary['game']} | {row['student']} | {row['student_params']:,}" in text

@@ -1,0 +1,147 @@
+"""The report's drawing surface: figures, one colour per series across every plot, and a record
+of what was drawn so tests read a plot's promises from its artists rather than its pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def series_key(run_name: str, kind: str) -> str:
+    """The series a learner's records, its evaluations and its checkpoints belong to, named as the
+    reader sees it: `RUN` for a run's one student, `RUN net1/kl` for a sweep's pair, `RUN DQN`."""
+    if kind == "dqn":
+        return f"{run_name} DQN"
+    for prefix in ("distill", "eval", "student"):
+        if kind == prefix:
+            return run_name
+        if kind.startswith(prefix + "-"):
+            return f"{run_name} {kind[len(prefix) + 1:].replace('-', '/', 1)}"
+    return f"{run_name} {kind}"
+
+
+class Plots:
+    """Draws into the report's folder; remembers, per plot, how many points it drew and, per panel,
+    its axes, labelled series, error bars and overlapping tick labels.
+
+    Colours are given out up front (`assign`) in the order the runs were named, so a series keeps
+    its colour in every plot and in every report over the same runs.
+    """
+
+    def __init__(self, out: Path):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        self.out, self.drawn, self.artists = out, {}, {}
+        self.colors: dict[str, str] = {}
+
+    def assign(self, keys: list[str]) -> None:
+        import matplotlib
+
+        keys = list(dict.fromkeys(keys))
+        palette = [c for c in matplotlib.colormaps["tab10" if len(keys) <= 9 else "tab20"].colors
+                   if len(set(c)) > 1]  # no greys: grey is the random policy's and the baselines' colour
+        for key in keys:
+            self.colors.setdefault(key, matplotlib.colors.to_hex(palette[len(self.colors) % len(palette)]))
+
+    def color(self, key: str) -> str:
+        if key not in self.colors:
+            self.assign([key])
+        return self.colors[key]
+
+    def grid(self, name: str, title: str, panels: list[tuple[str, str, str]], columns: int = 3,
+             size: tuple[float, float] = (4.6, 3.4)):
+        """A figure of panels, one per (xlabel, ylabel, panel title), `columns` to a row."""
+        import matplotlib.pyplot as plt
+
+        rows = -(-len(panels) // columns)
+        columns = min(columns, len(panels))
+        fig, grid = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows + 0.6), dpi=100,
+                                 squeeze=False)
+        axes = list(grid.flat)
+        for ax, (xlabel, ylabel, panel_title) in zip(axes, panels):
+            ax.set(xlabel=xlabel, ylabel=ylabel)
+            ax.set_title(panel_title, fontsize=10)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(panels):]:
+            ax.axis("off")
+        fig.suptitle(title)
+        self.drawn[name] = 0
+        return fig, axes[:len(panels)]
+
+    def figure(self, name: str, title: str, *axes: tuple[str, str, str]):
+        """A figure with one panel per (xlabel, ylabel, panel title), side by side."""
+        return self.grid(name, title, list(axes), columns=len(axes), size=(6.5, 4))
+
+    def count(self, name: str, points: int) -> None:
+        self.drawn[name] += int(points)
+
+    def save(self, name: str, fig, axes, legends: int | None = None) -> str | None:
+        """Writes NAME.png, with a legend on the first `legends` panels (all by default)."""
+        import matplotlib.pyplot as plt
+
+        if self.drawn[name] == 0:
+            plt.close(fig)
+            del self.drawn[name]
+            return None
+        for k, ax in enumerate(axes):
+            if any(_labelled(a) for a in [*ax.lines, *ax.collections, *ax.containers]) and (legends is None or k < legends):
+                ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        self.artists[name] = [_panel_record(ax, renderer) for ax in axes]
+        fig.savefig(self.out / f"{name}.png")
+        plt.close(fig)
+        return f"{name}.png"
+
+
+def _labelled(artist) -> bool:
+    label = artist.get_label()
+    return bool(label) and not label.startswith("_")
+
+
+def _panel_record(ax, renderer) -> dict:
+    series = [{"label": a.get_label(), **_style(a)} for a in [*ax.lines, *ax.collections, *ax.containers]
+              if _labelled(a)]
+    bars = [c for c in ax.containers if getattr(c, "has_yerr", False)]
+    points = [(float(x), float(y)) for c in bars if c.lines[0] is not None for x, y in c.lines[0].get_xydata()]
+    return {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+            "ylim": tuple(float(v) for v in ax.get_ylim()), "series": series, "errorbars": len(bars), "points": points,
+            "overlapping_ticks": _overlapping_ticks(ax, renderer)}
+
+
+def _overlapping_ticks(ax, renderer) -> list[str]:
+    """Tick labels of one axis whose drawn boxes meet, as 'a / b' pairs."""
+    pairs = []
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [t for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
+        boxes = [(t.get_text(), t.get_window_extent(renderer).expanded(1.0, 1.0).padded(2)) for t in labels]  # touching counts
+        view = ax.get_window_extent(renderer)
+        boxes = [(text, box) for text, box in boxes  # matplotlib keeps labels of ticks outside the view
+                 if box.x1 >= view.x0 - 60 and box.x0 <= view.x1 + 60 and box.y1 >= view.y0 - 60 and box.y0 <= view.y1 + 60]
+        for i, (a, box_a) in enumerate(boxes):
+            pairs += [f"{a} / {b}" for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    return pairs
+
+
+def _style(artist) -> dict:
+    """Colour, line style and marker of a line, a scatter, a bar group or an error bar."""
+    import matplotlib.colors
+
+    if hasattr(artist, "get_linestyle") and hasattr(artist, "get_marker"):  # Line2D
+        return {"color": matplotlib.colors.to_hex(artist.get_color()), "linestyle": artist.get_linestyle(),
+                "marker": str(artist.get_marker())}
+    if hasattr(artist, "patches"):  # BarContainer
+        return {"color": matplotlib.colors.to_hex(artist.patches[0].get_facecolor()), "linestyle": "bar", "marker": ""}
+    if hasattr(artist, "lines"):  # ErrorbarContainer; with fmt="none" it has only its bars
+        if artist.lines[0] is None:
+            return {"color": matplotlib.colors.to_hex(artist.lines[2][0].get_color()[0]), "linestyle": "errorbar",
+                    "marker": ""}
+        return _style(artist.lines[0])
+    if hasattr(artist, "get_segments"):  # LineCollection (hlines)
+        return {"color": matplotlib.colors.to_hex(artist.get_color()[0]), "linestyle": "segment", "marker": ""}
+    colors = artist.get_facecolor()  # PathCollection (scatter) or a band
+    return {"color": matplotlib.colors.to_hex(colors[0]) if len(colors) else "none", "linestyle": "scatter",
+            "marker": "o"}
