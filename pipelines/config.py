@@ -14,6 +14,8 @@ from pathlib import Path
 from actors.env import FRAME_SKIP
 from actors.protocol import EvalProtocol
 from cluster.errors import ConfigError
+from learner.losses import LOSSES
+from models.networks import PRESETS
 from pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
 from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, DQNSettings, EvalSettings, ReplaySettings,
                                 RunSettings, StudentSettings, check_teacher, loss_for, need)
@@ -401,7 +403,10 @@ class OnlineConfig(TeacherConfig):
     KIND = "online"
 
     # the DQN has --lr and --batch-size; the student's replay is the labelled one (--distill-...)
-    student: StudentSettings = section(StudentSettings, flags={"lr": "student_lr", "batch_size": "student_batch_size"})
+    student: StudentSettings = section(StudentSettings, flags={"lr": "student_lr", "batch_size": "student_batch_size"},
+                                       helps={"preset": f"student preset: {', '.join(PRESETS)} (one: an online run distils one "
+                                                        f"student)",
+                                              "loss": f"distillation loss: {', '.join(LOSSES)} (one)"})
     distill_replay: ReplaySettings = section(ReplaySettings, skip=("replay_shards", "prefetch"), prefix="distill_",
                                              capacity_hours=1.0)
     evaluation: EvalSettings = section(EvalSettings, skip=("workers",))

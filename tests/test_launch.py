@@ -224,6 +224,23 @@ def test_every_commands_help_prints_without_none_defaults(command, capsys):
     assert "(default: None)" not in out and "(default: )" not in out
 
 
+FOREIGN = {  # flag text that belongs to another command
+    "online": ["--dataset", "(record:", "e.g. updates", "sweeps every pair", "comma-separated to sweep"],
+    "teacher": ["--dataset", "(record:", "distillation loss", "multi-3"],
+    "record": ["--updates", "sweeps every pair"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(FOREIGN))
+def test_a_commands_help_carries_no_other_commands_text(command, capsys):
+    import launch as cli
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert [text for text in FOREIGN[command] if text in out] == []
+
+
 def test_evaluate_takes_a_run_directory_or_its_checkpoint_without_naming_the_game(finished_config, capsys):
     """The game comes from the network's one head; a run directory plays its newest student."""
     import launch as cli
