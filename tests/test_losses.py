@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from learner.losses import LOSSES, KLLoss, MSELoss, NLLLoss, hyperparameters, make_loss
+from learner.losses import (LOSSES, EntropyWeightedKLLoss, GapWeightedNLLLoss, KLLoss, MSELoss, NLLLoss,
+                            hyperparameters, make_loss)
 
 
 def log_softmax64(x):
@@ -61,8 +62,9 @@ def test_bad_loss_settings_are_refused():
 def test_a_loss_carries_its_settings_and_takes_only_its_own():
     assert make_loss("kl", tau=0.1) == KLLoss(0.1)
     assert make_loss("mse", tau=0.1) == MSELoss()  # another loss's setting is not this one's
-    assert [spec.name for spec in hyperparameters()] == ["tau"]
-    assert set(LOSSES) == {"kl", "nll", "mse"}
+    assert make_loss("entropy_kl", tau=0.1, gap_tau=2.0) == EntropyWeightedKLLoss(tau=0.1)
+    assert [spec.name for spec in hyperparameters()] == ["tau", "gap_tau", "entropy_tau"]
+    assert set(LOSSES) == {"kl", "nll", "mse", "gap_nll", "entropy_kl"}
 
 
 def test_a_new_loss_in_one_place_gets_its_flag_checked_and_into_the_learner(monkeypatch):
@@ -84,7 +86,32 @@ def test_a_new_loss_in_one_place_gets_its_flag_checked_and_into_the_learner(monk
     monkeypatch.setattr(HuberLoss, "name", "huber", raising=False)
     settings = dataclasses.make_dataclass(
         "Settings", [(s.name, s.type, dataclasses.field(default=s.default)) for s in hyperparameters()])
-    assert {spec.name for spec in dataclasses.fields(settings)} == {"tau", "delta"}
+    assert {spec.name for spec in dataclasses.fields(settings)} == {"tau", "gap_tau", "entropy_tau", "delta"}
     assert config.loss_for(settings(delta=0.5), "huber") == HuberLoss(0.5)
     with pytest.raises(config.ConfigError, match="^--delta must be positive, got -1"):
         config.loss_for(settings(delta=-1.0), "huber")
+
+
+def test_the_weighted_losses_are_the_plain_ones_when_every_frame_is_alike():
+    """Every frame with the same action gaps (the teacher's Q rows shifted by a constant) weighs the
+    same: gap_nll is then NLL, entropy_kl is KL, to rounding."""
+    generator = torch.Generator().manual_seed(3)
+    row, qs = torch.randn(1, 6, generator=generator), torch.randn(32, 6, generator=generator)
+    qt = row + 5 * torch.randn(32, 1, generator=generator)
+    assert float(GapWeightedNLLLoss(0.1)(qs, qt)) == pytest.approx(float(NLLLoss()(qs, qt)), rel=1e-5)
+    assert float(EntropyWeightedKLLoss(0.01, 0.1)(qs, qt)) == pytest.approx(float(KLLoss(0.01)(qs, qt)), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", [GapWeightedNLLLoss(0.1), EntropyWeightedKLLoss(0.01, 0.1)], ids=lambda l: l.name)
+def test_a_weighted_loss_pushes_harder_on_the_frame_where_one_action_clearly_wins(loss):
+    """Two frames, the same student row and the same greedy action; the teacher's gap is 2.0 on one
+    and 0.05 on the other. The plain loss's gradients on the two student rows are about equal (NLL:
+    exactly); the weighted loss's gradient on the clear frame is the larger."""
+    qt = torch.tensor([[2.0, 0.0, 0.0], [0.05, 0.0, 0.0]])
+    qs = torch.zeros(2, 3, requires_grad=True)
+    loss(qs, qt).backward()
+    clear, close = qs.grad.norm(dim=1)
+    assert clear > 2 * close
+    qs.grad = None
+    NLLLoss()(qs, qt).backward()
+    assert qs.grad.norm(dim=1)[0] == pytest.approx(float(qs.grad.norm(dim=1)[1]))
