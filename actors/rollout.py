@@ -167,12 +167,19 @@ NICENESS = 10
 class RolloutActor:
     """Runs a TeacherRollout until stopped; Ray runs it with max_concurrency=2 so `stop` and
     `set_teacher` get in. A new teacher (a hot swap, or a DQN actor's fresh weights and
-    epsilon) takes effect at the next chunk boundary, and every swap is logged.
+    epsilon) takes effect at the next chunk boundary; `swaps` logs each version from the first
+    chunk it labels, as the replay records them.
 
     One insert in flight: Ray does not order calls to a threaded actor (the shard), so a
-    second would let chunks overtake each other; the next chunk is generated meanwhile."""
+    second would let chunks overtake each other; the next chunk is generated meanwhile.
 
-    def __init__(self, shard, max_inflight: int = 1, **rollout_kwargs):
+    The shard and the first teacher come with `run`; the constructor takes plain settings only. An
+    actor Ray restarts is built again from its constructor's arguments, and Ray keeps those only as
+    long as the driver happens to (ray-project/ray#53727; it logs an error for any restartable actor
+    given object refs or actor handles), while the `run` it retries comes with the call's own
+    arguments, which Ray keeps until the call is done."""
+
+    def __init__(self, max_inflight: int = 1, **rollout_kwargs):
         import ray
 
         torch.set_num_threads(1)
@@ -183,12 +190,12 @@ class RolloutActor:
         if restarted:
             # Ray restarted this actor: new episodes, not a replay of the first incarnation's
             rollout_kwargs["seed"] = restarted_actor_seed(int(rollout_kwargs.get("seed", 0)), os.getpid())
-        self.rollout = TeacherRollout(**rollout_kwargs)
-        self.shard, self.max_inflight = shard, max_inflight
+        self.rollout_kwargs, self.rollout = rollout_kwargs, None
+        self.max_inflight = max_inflight
         self.stopping = threading.Event()
         self.next_teacher: tuple[dict, float | None] | None = None
         self._swap_lock = threading.Lock()  # set_teacher runs on Ray's other thread
-        self.swaps = collections.deque([(0, self.rollout.teacher_version)], maxlen=1024)  # (first chunk, version)
+        self.swaps = collections.deque(maxlen=1024)  # (first chunk, version)
         self.steps = 0
         self.timings = {"encode_s": 0.0, "send_wait_s": 0.0}
 
@@ -202,12 +209,18 @@ class RolloutActor:
         version = self.rollout.teacher_version
         if epsilon is not None:
             self.rollout.epsilon = epsilon
-        if self.swaps[-1][1] != version:
+        if self.swaps[-1][0] == self.rollout.chunk_index:  # it labelled no chunk
+            self.swaps.pop()
+        if not self.swaps or self.swaps[-1][1] != version:
             self.swaps.append((self.rollout.chunk_index, version))
 
-    def run(self, max_chunks: int | None = None) -> dict:
+    def run(self, shard, teacher: dict, max_chunks: int | None = None) -> dict:
+        """Streams chunks into `shard`, labelled by `teacher` until `set_teacher` sends another."""
         import ray
 
+        if self.rollout is None:
+            self.rollout = TeacherRollout(teacher=teacher, **self.rollout_kwargs)
+            self.swaps.append((0, self.rollout.teacher_version))
         inflight, sent = [], 0
         while not self.stopping.is_set() and (max_chunks is None or sent < max_chunks):
             self._apply_swap()
@@ -218,7 +231,7 @@ class RolloutActor:
             if len(inflight) >= self.max_inflight:
                 done, inflight = ray.wait(inflight, num_returns=1)
                 ray.get(done)
-            inflight.append(self.shard.insert.remote(message))
+            inflight.append(shard.insert.remote(message))
             self.timings["encode_s"] += encoded - started
             self.timings["send_wait_s"] += time.perf_counter() - encoded
             self.steps += chunk.steps * chunk.envs

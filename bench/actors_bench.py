@@ -69,9 +69,9 @@ def labelled_rate(game, teacher_ref, actors: int, envs: int, seconds: float, gro
                           concurrency=actors + 4)[0]
     options = {"num_cpus": 1, "max_concurrency": 2, **({"num_gpus": gpus} if gpus else {})}
     handles = [ray.remote(RolloutActor).options(**options).remote(
-        shard, game=game.name, teacher=teacher_ref, num_envs=envs, seed=actor_seed(0, i), actor_id=i,
+        game=game.name, num_envs=envs, seed=actor_seed(0, i), actor_id=i,
         chunk_steps=64, groups=groups, device="cuda" if gpus else "cpu") for i in range(actors)]
-    runs = [h.run.remote() for h in handles]
+    runs = [h.run.remote(shard, teacher_ref) for h in handles]
     while ray.get(shard.stats.remote())["inserted"] < actors * 64 * envs:  # every actor has warmed up
         time.sleep(0.1)
     before, started = ray.get(shard.stats.remote())["inserted"], time.perf_counter()

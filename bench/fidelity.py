@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import launch  # noqa: E402
 from cluster.runtime import connect  # noqa: E402
 from pipelines.evaluation import geometric_means  # noqa: E402
+from rundir.summary import Summary  # noqa: E402
 from zoo import catalog  # noqa: E402
 
 PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}
@@ -52,14 +53,13 @@ def first_update_at(metrics: list[dict], kind: str, game: str, teacher: float, f
 
 
 def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
-    summary = json.loads((path / "summary.json").read_text())
+    summary = Summary.read(path).as_dict()
     metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     rows = []
     for student in summary["students"]:
         kind = "eval" if len(summary["students"]) == 1 else f"eval-{student['student']}-{student['loss']}"
-        per_game = student.get("per_game") or {summary["game"]: student}
-        for game, result in per_game.items():
-            teacher = (summary.get("per_game") or {game: summary})[game]
+        for game, result in student["per_game"].items():
+            teacher = summary["per_game"][game]
             final_updates = student["updates"]
             reached = first_update_at(metrics, kind, game, teacher["teacher_score"]["mean"])
             if reached is None and (result.get("student_pct_of_teacher") or 0) >= 90:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.rundir import RunDir  # noqa: E402
+from rundir.directory import RunDir  # noqa: E402
 from zoo import catalog, publish  # noqa: E402
 
 

@@ -9,23 +9,13 @@ run's last checkpoint, so no optimizer step is counted that is not in the weight
 
 from __future__ import annotations
 
-import socket
+import secrets
 
 import numpy as np
 
 from cluster.placement import PLACEMENT_TIMEOUT_S
 from cluster.runtime import NO_TASK_EVENTS
 from learner.learner import Learner, LearnerConfig
-
-
-def rendezvous() -> str:
-    """A free TCP port on this node, for rank 0's torch.distributed store."""
-    import ray
-
-    with socket.socket() as probe:
-        probe.bind(("", 0))
-        port = probe.getsockname()[1]
-    return f"tcp://{ray.util.get_node_ip_address()}:{port}"
 
 
 class LearnerLost(RuntimeError):
@@ -41,22 +31,26 @@ class LearnerGroup:
         self.heads, self.shards, self.weights = heads, shards, weights
         self.replicas, self.use_gpu, self.strategies = replicas, use_gpu, strategies
         self.actors: list = []
+        self.joined: list = []  # each replica's join_group, not waited on by `start`
         self.restarts = 0
         self.abandoned: list = []  # replay waits a stop left pending
 
     def start(self, resume: dict | None) -> None:
+        """The replicas, and their group formed behind them: every call they are sent next waits for it.
+        Each start draws a new secret, so a replica of an earlier one cannot join (learner/rendezvous.py)."""
         import ray
 
         options = {"num_cpus": 1, "num_gpus": 1 if self.use_gpu else 0, **NO_TASK_EVENTS}
-        address = None
-        if self.replicas > 1:
-            address = ray.get(ray.remote(rendezvous).options(num_cpus=0, **self.strategies[0]).remote(),
-                              timeout=PLACEMENT_TIMEOUT_S)
         self.actors = [
             ray.remote(Learner).options(**options, **self.strategies[rank]).remote(
                 self.config, self.heads, self.shards, resume, self.weights,
-                (rank, self.replicas, address) if self.replicas > 1 else None)
+                (rank, self.replicas) if self.replicas > 1 else None)
             for rank in range(self.replicas)]
+        self.joined = []
+        if self.replicas > 1:
+            secret = secrets.token_hex(16)
+            address = self.actors[0].open_group.remote(secret)
+            self.joined = [actor.join_group.remote(address, secret) for actor in self.actors]
 
     def restart(self, resume: dict | None, placed_within_s: float = PLACEMENT_TIMEOUT_S) -> None:
         """The replicas again, from `resume`; raises LearnerLost if they cannot be placed within
@@ -76,9 +70,9 @@ class LearnerGroup:
                 if left <= 0:
                     raise ray.exceptions.GetTimeoutError
                 self.start(resume)
-                ray.get([actor.__ray_ready__.remote() for actor in self.actors], timeout=left)
+                ray.get(self.joined or [actor.__ray_ready__.remote() for actor in self.actors], timeout=left)
                 break
-            except ray.exceptions.RayActorError:
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):  # a join fails if a partner dies
                 time.sleep(2)
             except ray.exceptions.GetTimeoutError:
                 for actor in self.actors:
@@ -88,10 +82,11 @@ class LearnerGroup:
         self.wait_for_replay()
 
     def wait_for_replay(self) -> bool:
-        """Waits for the replay's minimum fill; returns False at once if a stop is asked for meanwhile."""
+        """Waits for the group to form and the replay's minimum fill; returns False at once if a stop is
+        asked for meanwhile."""
         import ray
 
-        pending = [actor.wait_for_replay.remote() for actor in self.actors]
+        pending = self.joined + [actor.wait_for_replay.remote() for actor in self.actors]
         while pending:
             if self.stop_requested():
                 self.abandoned = pending

@@ -3,7 +3,9 @@
 Both learners (distillation and DQN) train from this stream: while one batch trains the
 next few are already on their way, and the time still spent waiting is measured. A game
 is drawn by the schedule, a shard in proportion to how much it holds, which keeps sampling
-uniform over every step stored for the game.
+uniform over every step stored for the game. The stream numbers the batches it asks for and a
+shard draws each from its number (replay/shard.py), so the batches do not depend on the order in
+which the shard's threads serve the requests in flight.
 
 A shard on the learner's node hands its batches' frames over in shared memory slots
 (replay/batch_slots.py); the stream gives each slot back with its next request to that shard,
@@ -70,8 +72,10 @@ def shard_slot_bytes(batch_size: int, prefetch: int, streams: int = 1, stacks: i
 class BatchStream:
     def __init__(self, shards: dict[str, list], batch_size: int, prefetch: int, schedule: GameSchedule,
                  seed: int = 0, timeout_s: float = 600.0, method: str = "sample", shared: bool = True,
-                 per_call: int | None = None, **method_kwargs):
-        """`prefetch`: batches requested ahead; `per_call`: batches per request (see request_shape).
+                 per_call: int | None = None, first_batch: int = 0, **method_kwargs):
+        """`prefetch`: batches requested ahead; `per_call`: batches per request (see request_shape);
+        `first_batch`: the number of the first batch asked for (a resumed learner's update count, so it
+        does not draw its first batches again).
 
         The stream draws the schedule `calls * per_call` games ahead and keeps, for each game, at
         least as many batches fetched or on their way as those games hold of it, asking a game's shard
@@ -82,20 +86,21 @@ class BatchStream:
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
         self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}
+        self.seed, self.numbered = seed, first_batch  # numbered: the next batch's number
         self.rng = np.random.default_rng(seed)
         self.upcoming: collections.deque = collections.deque()  # the schedule's next games, in order
         self.wanted = collections.Counter()  # game -> how many times it is in `upcoming`
         self.coming = collections.Counter()  # game -> batches fetched or asked for, not yet handed out
-        self.pending: collections.deque = collections.deque()  # (game, shard index, ref), oldest first
-        self.ready = collections.defaultdict(collections.deque)  # game -> (shard index, batch) fetched, unused
+        self.pending: collections.deque = collections.deque()  # (game, shard index, first number, ref), oldest first
+        self.ready = collections.defaultdict(collections.deque)  # game -> (shard index, number, batch) fetched, unused
         self.shared, self.node = shared, None
         self.readers = collections.defaultdict(SlotReader)  # (game, shard index) -> its slots, mapped
         self.to_release = collections.defaultdict(list)  # (game, shard index) -> tokens of slots done with
         self.held = None  # (game, shard index, token): the slot of the batch handed out last
         self.slot_batches = self.object_store_batches = 0  # batches read in place, and through Ray
 
-    def _call(self, game: str, index: int, count: int):
-        kwargs = dict(self.method_kwargs)
+    def _call(self, game: str, index: int, count: int, first: int):
+        kwargs = dict(self.method_kwargs, key=(self.seed, first))
         if self.shared:
             if self.node is None:
                 import ray
@@ -114,10 +119,11 @@ class BatchStream:
             self.wanted[game] += 1
             if self.coming[game] < self.wanted[game]:
                 index = pick_shard(self.shard_sizes[game], self.rng)
-                self.pending.append((game, index, self._call(game, index, self.per_call)))
+                first, self.numbered = self.numbered, self.numbered + self.per_call
+                self.pending.append((game, index, first, self._call(game, index, self.per_call, first)))
                 self.coming[game] += self.per_call
 
-    def _open(self, game: str, index: int, batch: dict) -> dict:
+    def _open(self, game: str, index: int, number: int, batch: dict) -> dict:
         """The batch with its frames read in place from the shard's slot, or, where the slot cannot be
         mapped, fetched again through Ray (and the stream stops asking for slots)."""
         import ray
@@ -133,7 +139,7 @@ class BatchStream:
             except OSError:
                 self.shared = False
             self.to_release[(game, index)].append(described["token"])
-            batch = unpack_batches(ray.get(self._call(game, index, 1), timeout=self.timeout_s))[0]
+            batch = unpack_batches(ray.get(self._call(game, index, 1, number), timeout=self.timeout_s))[0]
         self.object_store_batches += 1
         return batch
 
@@ -156,7 +162,7 @@ class BatchStream:
         import ray
 
         at = next(i for i, (asked, *_) in enumerate(self.pending) if asked == game)
-        _, index, ref = self.pending[at]
+        _, index, first, ref = self.pending[at]
         del self.pending[at]
         before = time.perf_counter()
         try:
@@ -164,7 +170,7 @@ class BatchStream:
         except ray.exceptions.GetTimeoutError:
             raise TimeoutError(f"no batch from {game} replay shard {index} in {self.timeout_s:.0f}s; "
                                f"are its actors alive?") from None
-        self.ready[game].extend((index, batch) for batch in batches)
+        self.ready[game].extend((index, first + i, batch) for i, batch in enumerate(batches))
         return time.perf_counter() - before
 
     def next(self) -> tuple[str, dict, float]:
@@ -178,8 +184,8 @@ class BatchStream:
         self.wanted[game] -= 1
         self.coming[game] -= 1
         waited = 0.0 if self.ready[game] else self._fetch(game)
-        index, batch = self.ready[game].popleft()
-        batch = self._open(game, index, batch)
+        index, number, batch = self.ready[game].popleft()
+        batch = self._open(game, index, number, batch)
         self.shard_sizes[game][index] = float(batch["shard_size"])
         return game, batch, waited
 
@@ -190,8 +196,8 @@ class BatchStream:
         tokens = collections.defaultdict(list, self.to_release)
         if self.held is not None:
             tokens[self.held[:2]].append(self.held[2])
-        fetched = [(game, index, batch) for game, batches in self.ready.items() for index, batch in batches]
-        for game, index, ref in self.pending:
+        fetched = [(game, index, batch) for game, batches in self.ready.items() for index, _, batch in batches]
+        for game, index, _, ref in self.pending:
             try:
                 fetched += [(game, index, batch) for batch in unpack_batches(ray.get(ref, timeout=self.timeout_s))]
             except ray.exceptions.RayError:

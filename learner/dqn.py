@@ -75,7 +75,8 @@ class DQNLearner:
         self.updates = 0
         self.stream = BatchStream({game: shards}, self.dqn.batch_size, config.prefetch, GameSchedule({game: 1.0}),
                                   config.seed, config.batch_timeout_s, method="sample_transitions",
-                                  per_call=config.per_call, n=self.dqn.n_step, gamma=self.dqn.gamma)
+                                  per_call=config.per_call, first_batch=int(resume["updates"]) if resume else 0,
+                                  n=self.dqn.n_step, gamma=self.dqn.gamma)
         if resume is not None:
             self.online.load_state_dict(resume["model"])
             self.target.load_state_dict(resume["extra"]["target_model"])

@@ -4,10 +4,12 @@ Batches come from a BatchStream (requests in flight across the shards); the time
 waits is reported as `wait_fraction`. All file I/O stays with the driver: the
 learner hands its state over, so it can run on any node of a cluster.
 
-Data parallel: given a `world` (rank, size, rendezvous address) the learner joins a
-torch.distributed group (NCCL on CUDA, gloo on CPU) and wraps the student in
-DistributedDataParallel, which averages gradients in the backward pass; each replica
-draws its own batches, so G replicas train on G x batch_size samples per update.
+Data parallel: given a `world` (rank, size) the learner joins a torch.distributed group
+(NCCL on CUDA, gloo on CPU) in two steps, as the others need the address of rank 0's store
+(learner/rendezvous.py) before any rank can join: rank 0 `open_group`, then every rank
+`join_group`, which wraps the student in DistributedDataParallel, averaging gradients in the
+backward pass; each replica draws its own batches, so G replicas train on G x batch_size
+samples per update.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from actors.evaluate import greedy_agreement
+from learner.rendezvous import JOIN_TIMEOUT, join_store, open_store
 from learner.batches import BatchStream
 from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
 from learner.losses import make_loss
@@ -66,13 +69,13 @@ def pick_device(name: str) -> torch.device:
 
 class Learner:
     def __init__(self, config: LearnerConfig, heads: dict[str, int], shards: dict[str, list], resume: dict | None = None,
-                 weights: dict[str, float] | None = None, world: tuple[int, int, str] | None = None):
+                 weights: dict[str, float] | None = None, world: tuple[int, int] | None = None):
         torch.manual_seed(config.seed)
         self.config = config
         self.device = pick_device(config.device)
         settings = config.student
         self.student = QNetwork(settings.preset, heads).to(self.device)
-        self.rank, self.world_size = (world[0], world[1]) if world else (0, 1)
+        self.rank, self.world_size = world or (0, 1)
         self.loss_fn = make_loss(settings.loss, **settings.loss_settings())
         self.batch_size = settings.batch_size
         self.updates = 0
@@ -82,12 +85,11 @@ class Learner:
         requests, self.trained = GameSchedule(weights), GameSchedule(weights)
         self.requests, self.reweights = requests, []  # reweights: (turn, weights) the trained schedule takes next
         self.stream = BatchStream(shards, self.batch_size, config.prefetch, requests, config.seed + self.rank,
-                                  config.batch_timeout_s)
+                                  config.batch_timeout_s, first_batch=int(resume["updates"]) if resume else 0)
         if resume is not None:
             self.student.load_state_dict(resume["model"])
         self.model = self.student
-        if self.world_size > 1:
-            self.model = data_parallel(self.student, self.device, *world, find_unused=len(heads) > 1)
+        self.store = None
         graphed = graphs_usable(self.device, config.graphs, self.world_size)
         self.optimizer = student_optimizer(self.student.parameters(), settings.lr, capturable=graphed)
         self.graphed = GraphedUpdates(self._update_body, self.student.parameters(), self.device) if graphed else None
@@ -100,6 +102,17 @@ class Learner:
             if schedule:
                 requests.load(schedule)
                 self.trained.load(schedule)
+
+    def open_group(self, secret: str) -> str:
+        """Rank 0: opens the group's store; returns the address the other ranks join."""
+        self.store, address = open_store(self.world_size, secret)
+        return address
+
+    def join_group(self, address: str, secret: str) -> None:
+        """Every rank, rank 0 too: returns once all have joined."""
+        store = self.store if self.rank == 0 else join_store(address, secret)
+        self.model = data_parallel(self.student, self.device, store, self.rank, self.world_size,
+                                   find_unused=len(self.student.head_sizes) > 1)
 
     def wait_for_replay(self, timeout_s: float = 600.0) -> None:
         self.stream.wait_for_replay(self.config.min_replay, timeout_s)
@@ -164,16 +177,13 @@ class Learner:
             torch.distributed.destroy_process_group()
 
 
-def data_parallel(model: torch.nn.Module, device: torch.device, rank: int, size: int, address: str,
+def data_parallel(model: torch.nn.Module, device: torch.device, store, rank: int, size: int,
                   find_unused: bool) -> torch.nn.Module:
     """Joins the replicas' process group and wraps the model; DDP broadcasts rank 0's weights."""
-    import datetime
-
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, init_method=address, rank=rank, world_size=size,
-                            timeout=datetime.timedelta(minutes=10))
+    dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=JOIN_TIMEOUT)
     ids = [device.index or 0] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)

@@ -15,7 +15,7 @@ from typing import Callable
 
 from pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, check_teachers,
                               from_args, resume_changes)
-from pipelines.rundir import RunDir, check_new_folder
+from rundir.directory import RunDir, check_new_folder
 from ui import summaries
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from cluster.errors import ConfigError
+from rundir.directory import stored_flags
 
 
 def setting(default, help: str):
@@ -137,14 +138,6 @@ class TreeConfig:
 
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "str | None": (str, type(None))}
-
-
-def stored_flags(values: dict) -> dict:
-    """config.json as {flag: value}, whether it holds the tree or (older runs) the flags flat."""
-    flat = {}
-    for key, value in values.items():
-        flat.update(value if isinstance(value, dict) else {key: value})
-    return flat
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class) -> None:

@@ -32,7 +32,7 @@ from pipelines import stopping
 from pipelines.config import ConfigError, DistillConfig
 from actors.protocol import REPORT
 from pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations
 from replay.dataset import Dataset, DatasetFeeder
@@ -146,13 +146,14 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
     game.producers = [
         ray.remote(RolloutActor).options(**start.actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                          **placement.actor(index * cfg.acting.actors + i)).remote(
-            game.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=game.spec.name, teacher=game.teacher_ref,
-            num_envs=cfg.acting.envs_per_actor, env_config=game.env_config, epsilon=cfg.acting.epsilon,
-            seed=actor_seed(cfg.run.seed, i), actor_id=i, chunk_steps=cfg.acting.chunk_steps, device=start.actor_device,
+            game=game.spec.name, num_envs=cfg.acting.envs_per_actor, env_config=game.env_config,
+            epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, i), actor_id=i,
+            chunk_steps=cfg.acting.chunk_steps, device=start.actor_device,
             groups=cfg.acting.groups(start.actor_device), label_losses=cfg.student.label_losses())
         for i in range(cfg.acting.actors)
     ]
-    game.runs = [actor.run.remote() for actor in game.producers]
+    game.runs = [actor.run.remote(game.shards[shard_for_actor(i, cfg.replay.replay_shards)], game.teacher_ref)
+                 for i, actor in enumerate(game.producers)]
 
 
 def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | None = None) -> dict:

@@ -26,7 +26,7 @@ from models.checkpoint import load_checkpoint, payload_params
 from pipelines import stopping
 from pipelines.config import ConfigError, OnlineConfig
 from pipelines.evaluation import compare, majority_baseline, submit_holdouts
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
 from replay.memory_plan import MemoryPlan
@@ -79,15 +79,15 @@ class Distillation:
             cfg, restarts = self.cfg, self.training.restarts
             self.actors = [
                 ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, **self.slots["actors"][i]).remote(
-                    self.shards[shard_for_actor(i, 1)], game=self.spec.name, teacher=self.teacher_ref,
-                    num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config,
+                    game=self.spec.name, num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config,
                     epsilon=self.training.protocol.holdout_epsilon,
                     seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
                     chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device),
                     label_losses=cfg.student.label_losses())
                 for i in range(cfg.distill_actors)
             ]
-            self.runs = [actor.run.remote() for actor in self.actors]
+            self.runs = [actor.run.remote(self.shards[shard_for_actor(i, 1)], self.teacher_ref)
+                         for i, actor in enumerate(self.actors)]
             self.ready_ref = self.learner.wait_for_replay.remote()
         else:
             for actor in self.actors:

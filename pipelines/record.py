@@ -24,7 +24,7 @@ from models.checkpoint import fingerprint
 from pipelines import stopping
 from pipelines.config import RecordConfig
 from pipelines.sections import zoo_game
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from replay.dataset import DatasetWriter
 from ui.progress import as_progress
 
@@ -63,12 +63,12 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict
     teacher_ref = ray.put(teacher)
     actors = [
         ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, **NO_TASK_EVENTS).remote(
-            writer, game=game.name, teacher=teacher_ref, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
+            game=game.name, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
             epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, first_id + i), actor_id=first_id + i,
             chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
         for i in range(cfg.acting.actors)
     ]
-    runs = [actor.run.remote() for actor in actors]
+    runs = [actor.run.remote(writer, teacher_ref) for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started = time.monotonic()
     record_until_full(writer, runs, echo, started)

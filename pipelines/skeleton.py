@@ -16,8 +16,8 @@ from typing import Callable
 from cluster.placement import Placement, PlacementPlan
 from cluster.runtime import connect, has_gpu, require_cpus
 from pipelines import stopping
-from pipelines.rundir import RunDir
-from pipelines.summary import Summary
+from rundir.directory import RunDir
+from rundir.summary import Summary
 from replay.memory_plan import MemoryPlan, ray_memory
 from ui.progress import Progress, as_progress
 

@@ -8,7 +8,6 @@ the model was given when a summary or card holds it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from actors.games import game_spec
 from actors.teachers import RANDOM, load_teacher
 from models.checkpoint import CheckpointError, check_plays, load_checkpoint
 from models.export import is_exported, load_exported
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
+from rundir.summary import Summary, SummaryError
 from pipelines.sections import ConfigError, need, zoo_game
 
 RUN_SERIES = ("student", "dqn")  # a run's own series, tried in this order when --series is not given
@@ -142,18 +142,17 @@ def _from_run(path: Path, series: str | None) -> ModelSource:
 
 def summary_env_modes(summary: dict) -> dict:
     """game -> the env mode a run's students were played in, as its summary states it."""
-    per_game = summary.get("per_game") or {summary.get("game"): summary}
-    return {g: r["env_mode"] for g, r in per_game.items() if g and isinstance(r, dict) and r.get("env_mode")}
+    return {g: r["env_mode"] for g, r in (summary.get("per_game") or {}).items()
+            if isinstance(r, dict) and r.get("env_mode")}
 
 
 def run_summary(path: Path) -> dict:
     """A run directory's summary.json as a dict ({} when it has none yet, or it is unreadable)."""
-    file = path / "summary.json"
     try:
-        summary = json.loads(file.read_text()) if file.is_file() else {}
-    except ValueError:
+        summary = Summary.read(path)
+    except SummaryError:
         return {}
-    return summary if isinstance(summary, dict) else {}
+    return {} if summary is None else summary.as_dict()
 
 
 def _run_scores(summary: dict, series: str, updates: int) -> tuple[dict, str | None]:
@@ -165,11 +164,5 @@ def _run_scores(summary: dict, series: str, updates: int) -> tuple[dict, str | N
     trained = None if entry is None else entry.get("student_updates", entry.get("updates"))  # online: the DQN's differ
     if entry is None or trained != updates:
         return {}, None
-    per_game = entry.get("per_game") or (summary.get("per_game") if len(students) == 1 else None)
-    if per_game:
-        scores = {g: r["student_score"] for g, r in per_game.items() if r.get("student_score")}
-    elif entry.get("student_score"):
-        scores = {summary.get("game"): entry["student_score"]}
-    else:
-        scores = {}
-    return scores, summary.get("eval_protocol")
+    per_game = entry.get("per_game") or (summary.get("per_game") if len(students) == 1 else None) or {}
+    return {g: r["student_score"] for g, r in per_game.items() if r.get("student_score")}, summary.get("eval_protocol")

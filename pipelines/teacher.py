@@ -27,7 +27,7 @@ from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
 from replay.rate_limiter import band
@@ -126,22 +126,22 @@ class DQNTraining:
         self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"],
                                                      **NO_TASK_EVENTS).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
-        # held for the run's life: an actor Ray restarts is built again from it (then gets fresh weights
-        # and epsilon at the next push), and its new stream starts at chunk 0 with every env reset
-        self.initial_policy = policy = self.learner.policy.remote(self.updates)
+        # an actor Ray restarts retries its `run` with this first policy (then gets fresh weights and
+        # epsilon at the next push), and its new stream starts at chunk 0 with every env reset
+        policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.dqn.epsilon_at(self.frames)
         self.actors = [
             ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                              **slots["actors"][i]).remote(
-                self.shards[shard_for_actor(i, cfg.replay.replay_shards)], game=self.spec.name, teacher=policy,
-                num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,
+                game=self.spec.name, num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,
                 env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.dqn.life_loss_terminal),
                 seed=actor_seed(cfg.run.seed, i + cfg.acting.actors * self.restarts), actor_id=i,
                 chunk_steps=cfg.acting.chunk_steps,
                 device=actor_device, groups=cfg.acting.groups(actor_device), half_precision=False)
             for i in range(cfg.acting.actors)
         ]
-        self.runs = [actor.run.remote() for actor in self.actors]
+        self.runs = [actor.run.remote(self.shards[shard_for_actor(i, cfg.replay.replay_shards)], policy)
+                     for i, actor in enumerate(self.actors)]
         history = ray.get(self.registry.history.remote())
         # snapshots registered after the checkpoint this run resumes from (it died, not stopped) keep
         # their versions; new ones follow them

@@ -13,7 +13,7 @@ from actors.protocol import REPORT, EvalProtocol
 from actors.watch import play_side_by_side
 from models.checkpoint import fingerprint
 from models.export import EXPORT_FORMAT
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from pipelines.sections import need
 from pipelines.sources import resolve_model, run_summary
 from ui.video import compose, write_still, write_video
@@ -69,7 +69,7 @@ def run_watch(student: str, teacher: str | None = None, game: str | None = None,
 def _run_teacher(run_dir: Path, game: str) -> tuple[str | None, int | None, str | None]:
     """(teacher source, run seed, teacher fingerprint) of the run that trained this student."""
     summary = run_summary(run_dir)
-    entry = (summary.get("per_game") or {}).get(game) or summary
+    entry = (summary.get("per_game") or {}).get(game) or {}
     config = RunDir(run_dir).read_config() if (run_dir / "config.json").is_file() else {}
     source = entry.get("teacher") or (config.get("teacher") if config.get("game") in (None, game) else None)
     return source, config.get("seed"), entry.get("teacher_fingerprint")

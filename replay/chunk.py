@@ -16,6 +16,9 @@ Fields, time-major:
   first       bool    (T, N)          the observation is an episode's first (a reset stack)
   terminated  bool    (T, N)          the episode ended after this step (or a life, for a DQN trained so)
   truncated   bool    (T, N)          the episode hit the frame cap after this step
+and, only in chunks where a student may have driven (`--behaviour student|mixed`):
+  student_acted bool  (T, N)          the student's policy chose the action, not the teacher's
+A chunk without it (every recording before it) is all the teacher's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ _DTYPES = {
     "terminated": np.dtype("?"),
     "truncated": np.dtype("?"),
 }
+
+
+OPTIONAL = {"student_acted": np.dtype("?")}
 
 
 class ChunkError(ValueError):
@@ -67,6 +73,7 @@ class Chunk:
     first: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
+    student_acted: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -81,13 +88,21 @@ class Chunk:
         return self.q.shape[2]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in _DTYPES}
+        return {name: getattr(self, name) for name in _fields(self)}
+
+    @property
+    def student_steps(self) -> int:
+        return 0 if self.student_acted is None else int(self.student_acted.sum())
+
+
+def _fields(chunk: Chunk) -> dict[str, np.dtype]:
+    return {**_DTYPES, **{name: dtype for name, dtype in OPTIONAL.items() if getattr(chunk, name) is not None}}
 
 
 def encode(chunk: Chunk) -> bytes:
     steps, envs, actions = chunk.steps, chunk.envs, chunk.num_actions
     fields, data = {}, {}
-    for name, dtype in _DTYPES.items():
+    for name, dtype in _fields(chunk).items():
         array = np.ascontiguousarray(getattr(chunk, name), dtype=dtype)
         expected = _shape(name, steps, envs, actions)
         if array.shape != expected:
@@ -138,10 +153,12 @@ def decode(message: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Chunk:
     steps = _int(header, "steps", 1, MAX_STEPS)
     envs = _int(header, "envs", 1, MAX_ENVS)
     actions = _int(header, "num_actions", 1, MAX_ACTIONS)
-    if set(data) != set(_DTYPES) or not isinstance(header.get("fields"), dict) or set(header["fields"]) != set(_DTYPES):
-        raise ChunkError(f"a chunk must carry exactly the fields {sorted(_DTYPES)}")
+    carried = set(data) - set(_DTYPES)
+    if (not set(_DTYPES) <= set(data) or not carried <= set(OPTIONAL) or not isinstance(header.get("fields"), dict)
+            or set(header["fields"]) != set(data)):
+        raise ChunkError(f"a chunk must carry exactly the fields {sorted(_DTYPES)} (and optionally {sorted(OPTIONAL)})")
     arrays = {}
-    for name, dtype in _DTYPES.items():
+    for name, dtype in {**_DTYPES, **{k: OPTIONAL[k] for k in sorted(carried)}}.items():
         described, expected = header["fields"][name], _shape(name, steps, envs, actions)
         if not isinstance(described, dict) or described.get("dtype") != dtype.str:
             raise ChunkError(f"field {name!r} must have dtype {dtype.str!r}")

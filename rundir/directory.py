@@ -23,13 +23,20 @@ import sys
 from pathlib import Path
 
 from models.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
-from pipelines.config_tree import stored_flags
 
 KEEP_CHECKPOINTS = 3
 
 
 class RunDirError(ValueError):
     pass
+
+
+def stored_flags(values: dict) -> dict:
+    """config.json as {flag: value}, whether it holds the tree or (older runs) the flags flat."""
+    flat = {}
+    for key, value in values.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    return flat
 
 
 def json_safe(value):
@@ -218,7 +225,7 @@ class RunDir:
         return None, skipped
 
     def write_summary(self, summary) -> None:
-        """The run's last write (a pipelines.summary.Summary); the run directory is then free for a resume."""
+        """The run's last write (a rundir.summary.Summary); the run directory is then free for a resume."""
         summary.write(self.path)
         self.close()
         self.unlock()

@@ -12,14 +12,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.checkpoint import atomic_write
-from pipelines.config import RunConfig
-from pipelines.rundir import json_safe
+from rundir.directory import json_safe
 
 FILE = "summary.json"
+KINDS = ("distill", "multitask", "teacher", "online", "record")  # one per run config (tests/test_summary.py)
 
 
 class SummaryError(ValueError):
     pass
+
+
+GAME_RESULTS = ("teacher", "teacher_fingerprint", "teacher_params", "teacher_score", "random_score", "student_score",
+                "student_pct_of_teacher", "pct_low95", "normalised_pct", "normalised_low95", "pct_withheld",
+                "action_agreement", "action_agreement_sticky", "majority_baseline", "majority_baseline_sticky",
+                "holdout", "holdout_steps", "env_mode", "num_actions", "dataset", "steps_labelled", "best_report_score",
+                "steps")
+
+
+def with_per_game(results: dict) -> dict:
+    """One shape for every run kind: a game's results under `per_game`, for one game as for ten, and
+    each student's under its own `per_game`. A one-game run keeps them at the top level too, as
+    runs written before this shape have them only there; they get the same view when read."""
+    game = results.get("game")
+    if not game or not isinstance(game, str):
+        return results
+    results = dict(results)
+    if not isinstance(results.get("per_game"), dict):
+        results["per_game"] = {game: {k: results[k] for k in GAME_RESULTS if k in results}}
+    if isinstance(results.get("students"), list):
+        results["students"] = [row if not isinstance(row, dict) or "per_game" in row else
+                               {**row, "per_game": {game: {k: row[k] for k in GAME_RESULTS if k in row}}}
+                               for row in results["students"]]
+    return results
 
 
 def kind_of_config(config: dict) -> str:
@@ -40,14 +64,14 @@ class Summary:
     stopped_by: str | None = None
 
     def __post_init__(self):
-        if self.kind not in RunConfig.kinds():
-            raise SummaryError(f"unknown run kind {self.kind!r}; one of {', '.join(RunConfig.kinds())}")
+        if self.kind not in KINDS:
+            raise SummaryError(f"unknown run kind {self.kind!r}; one of {', '.join(KINDS)}")
 
     def as_dict(self) -> dict:
         typed = {"kind": self.kind, "complete": self.complete, "wall_s": self.wall_s}
         if not self.complete:
             typed["stopped_by"] = self.stopped_by
-        return json_safe({**self.results, **typed})
+        return json_safe({**with_per_game(self.results), **typed})
 
     def write(self, folder: str | Path) -> None:
         atomic_write(Path(folder) / FILE, json.dumps(self.as_dict(), indent=2, sort_keys=True).encode())

@@ -28,9 +28,9 @@ def test_two_actors_never_produce_identical_episode_streams(ray_runtime, pong_te
 
     sink = Sink.remote()
     actors = [ray.remote(RolloutActor).options(num_cpus=1, max_concurrency=2).remote(
-        sink, game="pong", teacher=pong_teacher, num_envs=3, env_config=SHORT, seed=actor_seed(0, i),
-        actor_id=i, chunk_steps=48) for i in range(2)]
-    ray.get([a.run.remote(max_chunks=2) for a in actors])
+        game="pong", num_envs=3, env_config=SHORT, seed=actor_seed(0, i), actor_id=i, chunk_steps=48)
+        for i in range(2)]
+    ray.get([a.run.remote(sink, pong_teacher, max_chunks=2) for a in actors])
     chunks = ray.get(sink.frames.remote())
     streams = {}
     for chunk in sorted(chunks, key=lambda c: c.chunk_index):
@@ -114,9 +114,9 @@ def test_a_teacher_sent_while_a_chunk_boundary_takes_the_last_one_is_applied(ray
 
     version = lambda v: {**pong_teacher, "teacher_version": v}
     actor = ray.remote(HeldAtTheSwap).options(num_cpus=0, max_concurrency=3).remote(
-        Sink.remote(), game="pong", teacher=version(0), num_envs=1, env_config=SHORT, chunk_steps=2, groups=1)
+        game="pong", num_envs=1, env_config=SHORT, chunk_steps=2, groups=1)
     ray.get(actor.set_teacher.remote(version(1)))
-    running = actor.run.remote()
+    running = actor.run.remote(Sink.remote(), version(0))
     assert ray.get(actor.wait_held.remote())
     ray.get(actor.set_teacher.remote(version(2)))
     sent_at, deadline = ray.get(actor.stats.remote())["steps"], time.monotonic() + 60
@@ -125,5 +125,46 @@ def test_a_teacher_sent_while_a_chunk_boundary_takes_the_last_one_is_applied(ray
     actor.stop.remote()
     stats = ray.get(running, timeout=60)
     assert stats["teacher_version"] == 2, stats["swaps"]
-    assert [v for _, v in stats["swaps"]] == [0, 1, 2]
+    assert [v for _, v in stats["swaps"]] == [1, 2]  # version 0 was replaced before it labelled a chunk
     ray.kill(actor)
+
+
+def test_a_restarted_rollout_actor_streams_on_and_ray_logs_no_error_about_its_arguments(ray_runtime, pong_teacher,
+                                                                                      capfd):
+    """The pipelines let Ray restart their rollout actors. Here the driver drops its ref to the teacher
+    at once: only the pending `run` holds it, and the restarted actor, retrying that run, streams on
+    from chunk 0. Its constructor takes no object refs, so Ray does not log that a restart may fail."""
+    import ray
+
+    from replay.chunk import decode
+
+    @ray.remote(num_cpus=0)
+    class Sink:
+        def __init__(self):
+            self.chunk_indices = []
+
+        def insert(self, message):
+            self.chunk_indices.append(decode(message).chunk_index)
+
+        def received(self):
+            return self.chunk_indices
+
+    def wait_for(condition):
+        deadline = time.monotonic() + 120
+        while not condition(ray.get(sink.received.remote())):
+            assert time.monotonic() < deadline, ray.get(sink.received.remote())
+            time.sleep(0.1)
+
+    sink, teacher = Sink.remote(), ray.put(pong_teacher)
+    restartable = {"max_restarts": -1, "max_task_retries": -1}  # as the pipelines start theirs
+    actor = ray.remote(RolloutActor).options(num_cpus=0, max_concurrency=2, **restartable).remote(
+        game="pong", num_envs=1, env_config=SHORT, chunk_steps=8, groups=1)
+    running = actor.run.remote(sink, teacher)
+    del teacher
+    wait_for(lambda chunks: len(chunks) >= 2)
+    ray.kill(actor, no_restart=False)
+    wait_for(lambda chunks: chunks.count(0) == 2 and chunks[-1] >= 2)  # a new stream, three chunks in
+    actor.stop.remote()
+    assert ray.get(running, timeout=60)["steps"] > 0
+    ray.kill(actor)
+    assert "constructor arguments in the object store" not in capfd.readouterr().err

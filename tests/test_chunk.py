@@ -30,6 +30,22 @@ def test_round_trip_is_exact():
         assert getattr(back, name).dtype == array.dtype
 
 
+def test_a_chunk_says_which_steps_the_student_drove_and_an_older_one_is_the_teachers():
+    import dataclasses
+
+    plain = make_chunk()
+    acted = np.array([[True, False], [False, False], [True, True]])
+    driven = decode(encode(dataclasses.replace(plain, student_acted=acted)))
+    assert np.array_equal(driven.student_acted, acted) and driven.student_steps == 3
+    back = decode(encode(plain))  # a recording made before the field: all the teacher's
+    assert back.student_acted is None and back.student_steps == 0
+    outer = msgpack.unpackb(encode(plain), raw=False)
+    outer["data"]["learner_acted"] = outer["data"]["first"]
+    outer["header"]["fields"]["learner_acted"] = outer["header"]["fields"]["first"]
+    with pytest.raises(ChunkError, match="exactly the fields"):
+        decode(msgpack.packb(outer, use_bin_type=True))
+
+
 def _mutate(message: bytes, edit) -> bytes:
     outer = msgpack.unpackb(message, raw=False)
     edit(outer)

@@ -116,7 +116,7 @@ def test_the_learners_get_the_runs_sections_themselves():
 
 def test_a_run_kind_is_named_once_by_its_config_and_has_one_row():
     from pipelines.commands import RUN_KINDS
-    from pipelines.summary import Summary, SummaryError
+    from rundir.summary import Summary, SummaryError
 
     assert sorted(RunConfig.kinds()) == sorted(RUN_KINDS) == sorted(kind.KIND for kind in KINDS)
     assert all(row.config.KIND == name for name, row in RUN_KINDS.items())

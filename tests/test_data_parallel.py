@@ -1,10 +1,16 @@
-"""The data-parallel learner: two gloo replicas in two Ray actor processes."""
+"""The data-parallel learner: two gloo replicas in two Ray actor processes, and the store where they meet."""
+
+import errno
+import socket
 
 import numpy as np
+import pytest
 import ray
 import torch
+import torch.distributed as dist
 
-from cluster.learner_group import rendezvous
+from cluster.learner_group import LearnerGroup
+from learner.rendezvous import NotThisGroup, join_store, open_store
 from learner.learner import Learner
 from pipelines.config import DistillConfig
 from pipelines.distill import learner_config
@@ -28,15 +34,14 @@ def test_two_gloo_replicas_stay_identical_and_match_one_process_on_the_same_batc
     # one process and two replicas within the tolerance below after 6 updates
     config = learner_config(DistillConfig.from_flags(device="cpu", lr=2.5e-4).validate(), "net3", "kl", 1)
     heads, data = {"pong": 6}, batches(2 * UPDATES)
-    address = ray.get(ray.remote(rendezvous).remote())
-    replicas = [ray.remote(Learner).options(num_cpus=0).remote(config, heads, {"pong": []}, None, None,
-                                                               (rank, 2, address)) for rank in range(2)]
+    group = LearnerGroup("dp", "dp", config, heads, {"pong": []}, None, replicas=2, use_gpu=False, strategies=[{}, {}])
+    group.start(None)
+    ray.get(group.joined)
+    replicas = group.actors
     for step in range(UPDATES):
         ray.get([replicas[rank].step.remote("pong", data[2 * step + rank]) for rank in range(2)])
     first, second = (weights(s) for s in ray.get([r.state.remote() for r in replicas]))
-    ray.get([r.close.remote() for r in replicas])
-    for replica in replicas:
-        ray.kill(replica)
+    group.kill()
 
     single = Learner(config, heads, {"pong": []})
     initial = {k: v.clone() for k, v in weights(single.state()).items()}
@@ -50,3 +55,26 @@ def test_two_gloo_replicas_stay_identical_and_match_one_process_on_the_same_batc
         assert torch.equal(first[name], second[name]), f"replicas differ in {name}"
         torch.testing.assert_close(first[name], reference[name], rtol=1e-4, atol=1e-5, msg=f"{name} differs")
     assert any(not torch.equal(reference[n], initial[n]) for n in reference)  # training moved the weights
+
+
+def test_the_store_holds_its_port_from_the_moment_it_is_chosen(ray_runtime):
+    store, address = open_store(2, "secret")
+    host, port = address.rsplit(":", 1)
+    with socket.socket(socket.getaddrinfo(host, 0)[0][0]) as squatter, pytest.raises(OSError) as taken:
+        squatter.bind((host, int(port)))
+    assert taken.value.errno == errno.EADDRINUSE
+    del store
+
+
+def test_a_rank_of_another_start_is_refused_and_a_client_without_the_secret_misses_the_groups_keys(ray_runtime):
+    store, address = open_store(2, "secret")
+    store.set("rank0", "weights")
+    assert join_store(address, "secret").get("rank0") == b"weights"
+    with pytest.raises(NotThisGroup):
+        join_store(address, "an earlier start's")
+    host, port = address.rsplit(":", 1)
+    stranger = dist.TCPStore(host, int(port), is_master=False)  # by accident only: it could list the keys
+    assert not stranger.check(["rank0"])
+    stranger.set("rank0", "junk")
+    assert store.get("rank0") == b"weights"
+    del store

@@ -148,7 +148,7 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
 @pytest.mark.parametrize("mode, fire", [("auto", False), ("native", False), ("sb3", True)])
 def test_a_teacher_trains_and_records_the_env_mode_it_was_given(tmp_path, mode, fire):
-    from pipelines.rundir import RunDir
+    from rundir.directory import RunDir
     from pipelines.teacher import DQNTraining
 
     cfg = TeacherConfig.from_flags(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()

@@ -21,7 +21,7 @@ from models.checkpoint import make_payload, save_checkpoint
 from models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
 from models.networks import QNetwork
 from pipelines.export import run_export
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from pipelines.sources import resolve_model
 from tests.test_teacher_import import CleanRLQNetwork
 

@@ -121,7 +121,7 @@ def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
 def finished_config(tmp_path):
     """A run directory as a distill run leaves it (its config; no run is needed to test refusals)."""
     from pipelines.config import DistillConfig
-    from pipelines.rundir import RunDir
+    from rundir.directory import RunDir
 
     run = RunDir.create(tmp_path / "run", DistillConfig.from_flags(out=str(tmp_path / "run")).validate().to_json())
     return run.path
@@ -198,7 +198,7 @@ def test_report_skips_a_metrics_line_that_is_not_utf8_naming_the_file(finished_c
     """One damaged line (a disk error, a copy gone wrong) costs the report that point, not the whole
     report, and the user learns which file holds it."""
     import launch as cli
-    from pipelines.rundir import RunDir
+    from rundir.directory import RunDir
 
     good = [json.dumps({"kind": "distill", "updates": u, "loss": 1.0 / u}).encode() for u in (10, 20, 30)]
     metrics = finished_config / "metrics.jsonl"
@@ -246,7 +246,7 @@ def test_evaluate_takes_a_run_directory_or_its_checkpoint_without_naming_the_gam
     import launch as cli
     from models.checkpoint import make_payload
     from models.networks import QNetwork
-    from pipelines.rundir import RunDir
+    from rundir.directory import RunDir
 
     run = RunDir.open(finished_config)
     for updates in (10, 20):

@@ -7,16 +7,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("models", "actors", "learner", "replay", "cluster", "pipelines", "ui", "zoo")
+PACKAGES = ("models", "actors", "learner", "replay", "cluster", "rundir", "pipelines", "ui", "zoo")
 LAYERS = (  # lowest first; a module may import its own layer's modules and those below
     ("models",),
     ("replay",),
     ("actors", "zoo.catalog"),
     ("learner",),
     ("cluster",),
-    ("ui.progress", "ui.console", "ui.summaries", "ui.video", "ui.plots"),
-    ("pipelines", "zoo.publish"),
-    ("ui.report",),
+    ("rundir", "zoo.publish"),
+    ("ui",),
+    ("pipelines",),
     ("launch",),
 )
 

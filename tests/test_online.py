@@ -12,7 +12,7 @@ import pytest
 
 from models.checkpoint import load_checkpoint
 from pipelines.config import OnlineConfig, from_args
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from tests.test_dqn import TINY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from pipelines.summary import Summary, SummaryError, kind_of_config
+from rundir.summary import Summary, SummaryError, kind_of_config
+
+
+def test_every_run_config_has_a_summary_kind():
+    from pipelines.config import RunConfig
+    from rundir.summary import KINDS
+
+    assert sorted(KINDS) == sorted(RunConfig.kinds())
 
 
 def test_a_summary_reads_back_as_written(tmp_path):
@@ -56,3 +63,24 @@ def test_record_teacher_and_online_end_with_human_lines_not_json():
                       "[record] wrote data/pong"]
     for lines, kind in ((teacher, "teacher"), (online, "online"), (record, "record")):
         assert not any(line.lstrip().startswith("{") for line in lines) and lines[-1].startswith(f"[{kind}] wrote ")
+
+
+def test_every_run_kind_has_its_results_per_game_and_old_runs_read_the_same(tmp_path):
+    """A one-game run writes per_game as a ten-game run does (its top-level keys stay, as a view); a
+    summary written before that shape reads back with the same per_game."""
+    flat = {"game": "pong", "teacher_score": {"mean": 17.0}, "random_score": {"mean": -20.7}, "action_agreement": 0.8,
+            "student_score": {"mean": 15.0}, "normalised_pct": 94.7, "updates": 500, "placement": {"nodes": {}},
+            "students": [{"student": "net3", "loss": "kl", "student_score": {"mean": 15.0}, "normalised_pct": 94.7,
+                          "updates": 500}]}
+    Summary("distill", True, flat, 9.0).write(tmp_path)
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["per_game"]["pong"]["teacher_score"] == {"mean": 17.0} and written["teacher_score"] == {"mean": 17.0}
+    assert "placement" not in written["per_game"]["pong"] and "updates" not in written["per_game"]["pong"]
+    assert written["students"][0]["per_game"] == {"pong": {"student_score": {"mean": 15.0}, "normalised_pct": 94.7}}
+    (tmp_path / "summary.json").write_text(json.dumps({"kind": "distill", "complete": True, "wall_s": 9.0, **flat}))
+    assert Summary.read(tmp_path).as_dict() == written
+    Summary("teacher", True, {"game": "pong", "best_report_score": {"mean": 19.0}}).write(tmp_path)
+    assert Summary.read(tmp_path).as_dict()["per_game"] == {"pong": {"best_report_score": {"mean": 19.0}}}
+    ten = {"games": ["pong", "breakout"], "per_game": {"pong": {"teacher_score": {"mean": 17.0}}, "breakout": {}}}
+    Summary("multitask", True, ten).write(tmp_path)
+    assert Summary.read(tmp_path).as_dict()["per_game"] == ten["per_game"]

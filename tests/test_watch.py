@@ -11,7 +11,7 @@ from actors.teachers import load_teacher
 from models.checkpoint import fingerprint, make_payload
 from models.networks import QNetwork
 from pipelines.config import DistillConfig
-from pipelines.rundir import RunDir
+from rundir.directory import RunDir
 from ui.report import write_report
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.rundir import RunDir, RunDirError
-from pipelines.summary import Summary, kind_of_config
+from rundir.directory import RunDir, RunDirError
+from rundir.summary import Summary, kind_of_config
 from ui.plots import MARKERS, Plots, series_key
 
 BY_FRAMES = ("teacher", "online")
@@ -92,8 +92,8 @@ def students(run: dict) -> list[dict]:
     for row in rows:
         per_game = {}
         for game in games:
-            result = (row.get("per_game") or {games[0]: row}).get(game)
-            frame = (summary.get("per_game") or {games[0]: summary}).get(game) or {}
+            result = (row.get("per_game") or {}).get(game)
+            frame = (summary.get("per_game") or {}).get(game) or {}
             if result and result.get("student_score"):
                 per_game[game] = {**result, **{k: frame.get(k) for k in ("teacher_score", "random_score",
                                                                          "majority_baseline", "teacher_fingerprint")}}
@@ -258,7 +258,7 @@ def _final_point(summary: dict, kind: str, game: str) -> list:
     students = summary.get("students") or []
     for student in students:
         if kind == "eval" and len(students) == 1 or kind == f"eval-{student['student']}-{student['loss']}":
-            result = (student.get("per_game") or {game: student}).get(game)
+            result = (student.get("per_game") or {}).get(game)
             if result and result.get("student_score"):
                 score = result["student_score"]
                 return [(student["updates"], {"score": score["mean"], "ci95": score.get("ci95"),

@@ -67,15 +67,15 @@ def distill_lines(summary: dict, path) -> list[str]:
     games = summary.get("games") or [summary["game"]]
     lines = []
     for game in games:
-        teacher = summary["per_game"][game] if "per_game" in summary else summary
+        teacher = summary["per_game"][game]
         t = teacher["teacher_score"]
         random = teacher.get("random_score")
         lines.append(f"{game}: teacher {score_text(t['mean'], t['ci95'], t['episodes'])}"
                      + (f", random policy {score_text(random['mean'], random['ci95'])}" if random else "")
                      + f", majority-action baseline {teacher['majority_baseline']:.3f}")
     for row in summary["students"]:
-        for game, result in (row.get("per_game") or {games[0]: row}).items():
-            teacher = summary["per_game"][game] if "per_game" in summary else summary
+        for game, result in row["per_game"].items():
+            teacher = summary["per_game"][game]
             score = result["student_score"]
             lines.append(f"{game}: {row['student']} ({row['student_params']:,} params, {row['loss']}, "
                          f"{row['updates']} updates) {score_text(score['mean'], score['ci95'], score['episodes'])}; "

@@ -40,7 +40,7 @@ def run_teacher(run_path: str, version: int | None) -> tuple[dict, dict, dict]:
     from cluster.registry import CheckpointRegistry
     from models.checkpoint import load_checkpoint
     from models.networks import canonical_preset
-    from pipelines.rundir import RunDir
+    from rundir.directory import RunDir
 
     run = RunDir.open(run_path)
     registry = CheckpointRegistry(run.path / "registry.json")
@@ -100,7 +100,7 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
     on report seeds (the registry chose it on selection seeds, so its registry score is biased high)."""
     from actors.games import game_spec
     from models.checkpoint import fingerprint, payload_params, save_checkpoint
-    from pipelines.summary import Summary
+    from rundir.summary import Summary
 
     zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:
@@ -199,7 +199,7 @@ def learning_curve(run_path: str | Path) -> list[dict]:
     """Every scored checkpoint of a teacher run, with the wall time at which training had made
     its frames: what bench/time_to_score.py reads, so time-to-score needs no run directory."""
     from cluster.registry import CheckpointRegistry
-    from pipelines.rundir import RunDir
+    from rundir.directory import RunDir
 
     run = RunDir.open(str(run_path))
     elapsed = [(m["frames"], m["elapsed_s"]) for m in run.metrics() if m.get("kind") == "dqn" and m.get("elapsed_s")]

@@ -23,8 +23,8 @@ from cluster.registry import CheckpointRegistry
 from models.checkpoint import content_digest, load_checkpoint, make_payload, save_checkpoint
 from models.networks import QNetwork
 from pipelines.config import DistillConfig
-from pipelines.rundir import RunDir
-from pipelines.summary import Summary
+from rundir.directory import RunDir
+from rundir.summary import Summary
 from replay.chunk import Chunk, encode
 from replay.dataset import Dataset, DatasetWriter
 
