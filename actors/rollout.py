@@ -43,6 +43,7 @@ class _EnvGroup:
         self.lives = info["lives"]
         self.first = np.ones(len(seeds), bool)
         self.resetting = np.zeros(len(seeds), bool)  # ended last step: the env resets on the next step
+        self.student_episode = np.zeros(len(seeds), bool)  # the student chooses this episode's actions
         self.rng = rng
         self.pending: dict | None = None  # labelled and sent; the env is computing what follows
 
@@ -62,6 +63,7 @@ class TeacherRollout:
         self.game, self.num_envs, self.epsilon = game, num_envs, epsilon
         self.actor_id, self.chunk_steps, self.device = actor_id, chunk_steps, torch.device(device)
         self.half_precision, self.net = half_precision, None
+        self.student_net, self.beta = None, 1.0  # beta: the teacher's share of new episodes
         self.label_losses = label_losses  # what the labels train: float16 only if it keeps their targets
         self.set_teacher(teacher)
         seeds = env_seeds(seed, num_envs)
@@ -87,19 +89,47 @@ class TeacherRollout:
         if self.half:
             self.net.half()
 
+    def set_student(self, student: dict, beta: float) -> None:
+        """The student whose greedy actions drive the episodes the teacher does not (a share 1 - beta of
+        those that start from now; all at once when beta is 0). The teacher still labels every step.
+        Call between chunks only, as set_teacher."""
+        if self.student_net is not None and self.student_net.preset_name == student["preset"]:
+            self.student_net.load_state_dict(student["model"])
+        else:
+            self.student_net = build_network(student).to(self.device).eval()
+        self.beta = float(beta)
+        if self.beta == 0.0:
+            for group in self.groups:
+                group.student_episode[:] = True
+
     def _q_values(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(obs).to(self.device, non_blocking=True)
             q = self.net(x.half() / 255.0 if self.half else x, self.game)
         return q.float().cpu().numpy()
 
+    def _greedy(self, group: _EnvGroup, q: np.ndarray) -> np.ndarray:
+        """The teacher's greedy actions, or the student's in the episodes it drives."""
+        actions = q.argmax(axis=1)
+        if self.student_net is None:
+            return actions
+        starting = group.first
+        group.student_episode[starting] = group.rng.random(int(starting.sum())) >= self.beta
+        if group.student_episode.any():
+            with torch.inference_mode():
+                q_student = self.student_net(torch.from_numpy(group.obs).to(self.device), self.game)
+            actions = np.where(group.student_episode, q_student.argmax(dim=1).cpu().numpy(), actions)
+        return actions
+
     def _launch(self, group: _EnvGroup) -> None:
         started = time.perf_counter()
         q = self._q_values(group.obs)
-        actions = q.argmax(axis=1)
+        actions = self._greedy(group, q)
         explore = group.rng.random(len(actions)) < self.epsilon
         actions[explore] = group.rng.integers(0, self.num_actions, int(explore.sum()))
         group.pending = {"frames": group.obs[:, -1].copy(), "q": q, "actions": actions, "first": group.first}
+        if self.student_net is not None:
+            group.pending["student_acted"] = group.student_episode.copy()
         if self.keep_obs:
             group.pending["obs"] = group.obs.copy()
         group.env.send(actions.astype(np.int64))
@@ -194,6 +224,7 @@ class RolloutActor:
         self.max_inflight = max_inflight
         self.stopping = threading.Event()
         self.next_teacher: tuple[dict, float | None] | None = None
+        self.next_student: tuple[dict, float] | None = None
         self._swap_lock = threading.Lock()  # set_teacher runs on Ray's other thread
         self.swaps = collections.deque(maxlen=1024)  # (first chunk, version)
         self.steps = 0
@@ -202,6 +233,9 @@ class RolloutActor:
     def _apply_swap(self) -> None:
         with self._swap_lock:  # else a teacher sent between the read and the clear is lost
             pending, self.next_teacher = self.next_teacher, None
+            student, self.next_student = self.next_student, None
+        if student is not None:
+            self.rollout.set_student(*student)
         if pending is None:
             return
         teacher, epsilon = pending
@@ -242,6 +276,12 @@ class RolloutActor:
     def stop(self) -> None:
         self.stopping.set()
 
+    def set_student(self, student: dict, beta: float) -> None:
+        """The student's newest weights and the teacher's share of new episodes (--behaviour), from the
+        next chunk on."""
+        with self._swap_lock:
+            self.next_student = (student, beta)
+
     def set_teacher(self, teacher: dict, epsilon: float | None = None) -> None:
         with self._swap_lock:
             self.next_teacher = (teacher, epsilon)
@@ -250,5 +290,5 @@ class RolloutActor:
         return {"actor_id": self.rollout.actor_id, "steps": self.steps, "device": str(self.rollout.device),
                 "half_precision": self.rollout.half, "half_check": self.rollout.half_check,
                 "teacher_version": self.rollout.teacher_version,
-                "epsilon": self.rollout.epsilon, "swaps": [list(s) for s in self.swaps],
+                "epsilon": self.rollout.epsilon, "beta": self.rollout.beta, "swaps": [list(s) for s in self.swaps],
                 **self.rollout.timings, **self.timings}

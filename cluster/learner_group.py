@@ -141,6 +141,10 @@ class LearnerGroup:
 
         return ray.get(self.actors[0].state.remote(extra))
 
+    def policy(self):
+        """Rank 0's student without its optimizer, as an object ref (every replica holds the same weights)."""
+        return self.actors[0].policy.remote()
+
     def agreement(self, obs, q, game: str):
         return self.actors[0].agreement.remote(obs, q, game)
 

@@ -165,6 +165,10 @@ class Learner:
         return make_payload(self.student, "student", updates=self.updates,
                             optimizer=self.optimizer.state_dict(), extra=extra)
 
+    def policy(self) -> dict:
+        """The student's weights without its optimizer: what teacher actors act with (--behaviour student)."""
+        return make_payload(self.student, "student", updates=self.updates)
+
     def agreement(self, obs: np.ndarray, q_teacher: np.ndarray, game: str | None = None, batch: int = 512) -> float:
         """Fraction of frames where the student's greedy action equals the teacher's."""
         self.student.eval()

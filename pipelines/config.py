@@ -17,7 +17,7 @@ from cluster.errors import ConfigError
 from learner.losses import LOSSES
 from models.networks import PRESETS
 from pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
-from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, DQNSettings, EvalSettings, ReplaySettings,
+from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, BehaviourSettings, DQNSettings, EvalSettings, ReplaySettings,
                                 RunSettings, StudentSettings, check_teacher, loss_for, need)
 
 __all__ = ["ConfigError", "DistillConfig", "MultitaskConfig", "TeacherConfig", "OnlineConfig", "RecordConfig",
@@ -73,6 +73,7 @@ class DistillConfig(RunConfig):
         "game": GAME_HELP + "; if omitted, the --dataset's game, a zoo:GAME teacher's, else pong",
         "teacher": TEACHER_HELP + "; if omitted, the teacher that recorded --dataset, else random"})
     student: StudentSettings = section(StudentSettings)
+    drive: BehaviourSettings = section(BehaviourSettings)
     replay: ReplaySettings = section(ReplaySettings)
     evaluation: EvalSettings = section(EvalSettings)
     run: RunSettings = section(RunSettings)
@@ -121,6 +122,12 @@ class DistillConfig(RunConfig):
             self._adopt_dataset()
         self.acting.validate()
         self.student.validate(self.flag_of("student"), sweep=True)
+        self.drive.validate()
+        if self.drive.student_drives():
+            need(not self.recorded(), f"--behaviour {self.drive.behaviour} needs live actors (a recording holds only "
+                                      f"its teacher's episodes); leave out --dataset/--datasets, or use --behaviour teacher")
+            need(len(self.student.pairs()) == 1, f"--behaviour {self.drive.behaviour} lets one student act; give one "
+                                                 f"--student and one --loss, not a sweep")
         need(1 <= self.learner_gpus <= 64, f"--learner-gpus must be in [1, 64], got {self.learner_gpus}")
         need(self.learner_resource is None or (self.learner_resource and self.learner_resource not in ("CPU", "memory")),
              f"--learner-resource must name a custom resource (or GPU), got {self.learner_resource!r}")

@@ -160,7 +160,7 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
     per_game = {g.spec.name: g.stats(timeout_s) for g in games}
     totals = {key: sum(r[key] for r in per_game.values()) for key in
               ("replay_size", "labelled_steps", "sampled_steps", "insert_wait_s", "sample_wait_s",
-               "rejected_chunks", "dropped_steps", "stream_restarts")}
+               "rejected_chunks", "dropped_steps", "stream_restarts", "student_acted_steps")}
     totals["shard_sizes"] = [size for r in per_game.values() for size in r["shard_sizes"]]
     totals["observed_replay_ratio"] = (totals["sampled_steps"] / totals["labelled_steps"]
                                        if totals["labelled_steps"] else None)
@@ -240,12 +240,23 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 break
             if cfg.eval_every and updates[group.series] % cfg.eval_every == 0 and updates[group.series] < cfg.updates:
                 evaluations.submit(group, metrics_kind(group.series), updates[group.series], extra)
+            if cfg.drive.student_drives() and updates[group.series] % cfg.drive.behaviour_every == 0:
+                push_student(group, games, cfg.drive.beta(updates[group.series]))
         evaluations.poll()
     if stopping.requested():  # a final checkpoint where the last interval ended
         for group in groups:
             if saved[group.series] != updates[group.series] and group.series not in abandoned:
                 run.save_checkpoint(group.state(extra), group.series)
     return updates
+
+
+def push_student(group: LearnerGroup, games: list[GameRun], beta: float) -> None:
+    """The student's current weights to every teacher actor, to act with in a share 1 - beta of the
+    episodes (--behaviour); not waited on: an actor takes them at its next chunk boundary."""
+    policy = group.policy()
+    for game in games:
+        for actor in game.producers:
+            actor.set_student.remote(policy, beta)
 
 
 def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo) -> int:
@@ -267,7 +278,8 @@ def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo) -> int:
 def interval(cfg: DistillConfig, done: int) -> int:
     """Updates until the next log line, checkpoint, evaluation or the end, whichever comes first, so
     each happens at its exact multiple whatever the other flags are."""
-    every = [cfg.run.log_every, cfg.run.checkpoint_every] + ([cfg.eval_every] if cfg.eval_every else [])
+    every = [cfg.run.log_every, cfg.run.checkpoint_every] + ([cfg.eval_every] if cfg.eval_every else []) + (
+        [cfg.drive.behaviour_every] if cfg.drive.student_drives() else [])
     return min([m - done % m for m in every] + [cfg.updates - done])
 
 
@@ -473,7 +485,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     replay.update(replay_ratio=max(g.limiter["ratio"] for g in games), memory_plan=plan.as_dict(start.free_memory))
     summary = {
         "loss": cfg.student.loss, **cfg.student.loss_settings(), "student": cfg.student.preset,
-        "batch_size": cfg.student.batch_size,
+        "batch_size": cfg.student.batch_size, "behaviour": cfg.drive.behaviour,
         "eval_protocol": teacher.protocol.text(), "protocol": teacher.protocol.as_dict(),
         "replay": replay, "learner_device": "cuda" if start.use_gpu else "cpu", "learner_replicas": cfg.learner_gpus,
         "placement": start.plan.as_dict(), "students": rows,

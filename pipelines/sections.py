@@ -177,6 +177,36 @@ def loss_for(settings, name: str):
         raise ConfigError(f"--{str(error).replace('_', '-')}") from None
 
 
+BEHAVIOURS = ("teacher", "student", "mixed")
+
+
+@dataclass
+class BehaviourSettings:
+    """Who chooses the actions the teacher labels: the teacher (Rusu et al.), the student (its states,
+    as DAgger and Czarnecki et al. 2019 ask), or per episode the teacher with share beta, which
+    halves every --beta-half-life updates (DAgger's decaying beta_i). The teacher labels every step."""
+
+    behaviour: str = setting("teacher", "who acts in the actors' environments: teacher, student (its current weights, "
+                                        "pushed every --behaviour-every updates), or mixed (per episode, the teacher "
+                                        "with share beta, halving every --beta-half-life updates)")
+    behaviour_every: int = setting(250, "with --behaviour student or mixed: updates between pushes of the student's "
+                                        "weights to the actors")
+    beta_half_life: int = setting(2000, "with --behaviour mixed: updates over which the teacher's share of episodes "
+                                        "halves (1 at the start)")
+
+    def beta(self, updates: int) -> float:
+        """The teacher's share of new episodes after `updates` (1: all the teacher's, 0: all the student's)."""
+        return {"teacher": 1.0, "student": 0.0}.get(self.behaviour, 0.5 ** (updates / self.beta_half_life))
+
+    def student_drives(self) -> bool:
+        return self.behaviour != "teacher"
+
+    def validate(self) -> None:
+        need(self.behaviour in BEHAVIOURS, f"--behaviour must be one of {', '.join(BEHAVIOURS)}, got {self.behaviour!r}")
+        need(self.behaviour_every >= 1, f"--behaviour-every must be at least 1, got {self.behaviour_every}")
+        need(self.beta_half_life >= 1, f"--beta-half-life must be at least 1, got {self.beta_half_life}")
+
+
 @dataclass
 class EvalSettings:
     """Playing a policy for its score, and the held-out frames its agreement with the teacher is measured on.

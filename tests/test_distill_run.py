@@ -68,3 +68,19 @@ def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
         done += interval(cfg, done)
         stops.append(done)
     assert stops == [50, 60, 100, 120, 130]
+
+
+def test_with_the_student_driving_the_replay_holds_steps_it_chose(ray_runtime, tmp_path):
+    """--behaviour student: after the first push the actors act with the student's weights, and the
+    replay counts the steps it chose (the labels stay the teacher's: tests/test_behaviour.py)."""
+    cfg = DistillConfig.from_flags(game="pong", student="net3", updates=60, log_every=20, checkpoint_every=60,
+                                   min_replay=256, chunk_steps=32, eval_episodes=1, select_episodes=1, holdout_steps=100,
+                                   replay_ratio=0, behaviour="student", behaviour_every=5, eval_workers=1,
+                                   out=str(tmp_path / "run")).validate()
+    summary = run_distill(cfg, echo=lambda *_: None)
+    assert summary["behaviour"] == "student"
+    assert 0 < summary["replay"]["student_acted_steps"] < summary["replay"]["labelled_steps"]  # the teacher filled min_replay
+    from ui.summaries import distill_lines
+
+    assert any(line.startswith("--behaviour student: the student chose the actions of ") for line in
+               distill_lines(summary, tmp_path / "run"))

@@ -82,6 +82,12 @@ def distill_lines(summary: dict, path) -> list[str]:
                          f"{agreement_text(result, teacher)}; {ratio_text(result)}")
         if "geometric_mean_over" in row:
             lines.append(geometric_text(row))
+    if summary.get("behaviour", "teacher") != "teacher":
+        replay = summary.get("replay") or {}
+        acted, labelled = replay.get("student_acted_steps"), replay.get("labelled_steps")
+        lines.append(f"--behaviour {summary['behaviour']}: the student chose the actions of "
+                     + (f"{acted:,} of the {labelled:,} steps the teacher labelled" if acted is not None and labelled
+                        else "an unknown share of the steps (the replay did not answer)"))
     restarts = summary["restarts"]
     if restarts["actors"] or restarts["learners"]:
         lines.append(f"restarts: {restarts['actors']} actor(s), {restarts['learners']} learner(s)")
