@@ -51,6 +51,10 @@ TINY = {
                          ("net3/balanced", "seaquest")]
                      and all(sum(row["game_batches"] for row in r["rows"] if row["section"] == section) == 40
                              for section in ("net3/balanced", "single/net3"))),
+    "behaviour.py": (["--games", "pong", "--variants", "student/kl", "--updates", "40", "--behaviour-every", "10",
+                      "--eval-episodes", "1", "--holdout-steps", "200"],
+                     lambda r: [(row["section"], row["loss"], row["updates"]) for row in r["rows"]] == [
+                         ("student", "kl", 40)] and r["rows"][0]["student_acted_share"] is not None),
     "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],
                             lambda r: r["bare_emulator_frames_per_s"] > 0 and r["bare_updates_per_s"] > 0
                             and 0 < r["pipeline_over_ceiling"] < 1.5 and 0 <= r["learner_wait_fraction"] <= 1
@@ -76,7 +80,7 @@ def test_every_bench_script_is_run_here():
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_bench_runs_at_tiny_size(script, tmp_path):
     args, check = TINY[script]
-    folder = {"fidelity.py": "fidelity.json", "ten_games.py": "ten_games.json"}.get(script)  # these write a folder
+    folder = {"fidelity.py": "fidelity.json", "ten_games.py": "ten_games.json", "behaviour.py": "behaviour.json"}.get(script)  # these write a folder
     out = tmp_path / (script[:-3] if folder else "result.json")
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
