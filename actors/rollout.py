@@ -287,6 +287,9 @@ class RolloutActor:
             self.next_teacher = (teacher, epsilon)
 
     def stats(self) -> dict:
+        if self.rollout is None:  # before `run` has built it (or a restarted actor before its retried run)
+            return {"actor_id": self.rollout_kwargs.get("actor_id", 0), "steps": self.steps, "built": False,
+                    "swaps": [list(s) for s in self.swaps], **self.timings}
         return {"actor_id": self.rollout.actor_id, "steps": self.steps, "device": str(self.rollout.device),
                 "half_precision": self.rollout.half, "half_check": self.rollout.half_check,
                 "teacher_version": self.rollout.teacher_version,

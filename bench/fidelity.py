@@ -41,13 +41,13 @@ def run(argv: list[str]) -> None:
         raise SystemExit(f"launch.py {' '.join(argv)} exited {code}")
 
 
-def first_update_at(metrics: list[dict], kind: str, game: str, teacher: float, fraction: float = 0.9) -> int | None:
-    """The first scored update at which the student reached `fraction` of the teacher's mean."""
+def first_update_at(metrics: list[dict], kind: str, game: str, threshold: float) -> int | None:
+    """The first curve point (`kind`'s evaluations, selection seeds) at which the student scored `threshold`."""
     for record in metrics:
         if record.get("kind") != kind:
             continue
         score = record["per_game"][game]["score"] if "per_game" in record else record["score"]
-        if teacher > 0 and score >= fraction * teacher:
+        if score >= threshold:
             return record["updates"]
     return None
 
@@ -61,7 +61,8 @@ def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
         for game, result in student["per_game"].items():
             teacher = summary["per_game"][game]
             final_updates = student["updates"]
-            reached = first_update_at(metrics, kind, game, teacher["teacher_score"]["mean"])
+            teacher_mean = teacher["teacher_score"]["mean"]
+            reached = first_update_at(metrics, kind, game, 0.9 * teacher_mean) if teacher_mean > 0 else None
             if reached is None and (result.get("student_pct_of_teacher") or 0) >= 90:
                 reached = final_updates
             rows.append({

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster.runtime import connect  # noqa: E402
-from fidelity import ratio_cell, run, timed  # noqa: E402
+from fidelity import first_update_at, ratio_cell, run, timed  # noqa: E402
 from pipelines.evaluation import geometric_means  # noqa: E402
 from zoo import catalog  # noqa: E402
 
@@ -53,12 +53,8 @@ def normalised_90pct_at(metrics: list[dict], row: dict) -> int | None:
     """The first update whose curve point (selection seeds) is 90% of the way from the random policy to
     the teacher (both on the report seeds), or the final update if only the final score is; None if neither."""
     threshold = row["random_score"] + 0.9 * (row["teacher_score"] - row["random_score"])
-    for record in metrics:
-        if record.get("kind") == "eval":
-            point = record["per_game"][row["game"]] if "per_game" in record else record
-            if point["score"] >= threshold:
-                return record["updates"]
-    return row["updates"] if (row.get("normalised_pct") or 0) >= 90 else None
+    reached = first_update_at(metrics, "eval", row["game"], threshold)
+    return reached if reached is not None else row["updates"] if (row.get("normalised_pct") or 0) >= 90 else None
 
 
 def with_game_batches(rows: list[dict], path: Path) -> list[dict]:

@@ -62,6 +62,7 @@ class LearnerGroup:
 
         self.restarts += 1
         deadline = time.monotonic() + placed_within_s
+        last_error = None
         while True:
             for actor in self.actors:
                 ray.kill(actor)
@@ -72,13 +73,16 @@ class LearnerGroup:
                 self.start(resume)
                 ray.get(self.joined or [actor.__ray_ready__.remote() for actor in self.actors], timeout=left)
                 break
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):  # a join fails if a partner dies
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:  # a join fails if a partner dies
+                last_error = error
                 time.sleep(2)
             except ray.exceptions.GetTimeoutError:
                 for actor in self.actors:
                     ray.kill(actor)
+                cause = "" if last_error is None else (
+                    f"; the last try failed with {type(last_error).__name__}: {str(last_error).splitlines()[0][:200]}")
                 raise LearnerLost(f"learner {self.label} could not be placed again within {placed_within_s:.0f} s: "
-                                  f"its node left the cluster and no live node has room for it") from None
+                                  f"its node left the cluster and no live node has room for it{cause}") from None
         self.wait_for_replay()
 
     def wait_for_replay(self) -> bool:

@@ -344,7 +344,9 @@ class TeacherConfig(RunConfig):
     acting: ActingSettings = section(ActingSettings, skip=("teacher", "epsilon"),
                                      helps={"game": GAME_HELP + "; if omitted, pong"})
     dqn: DQNSettings = section(DQNSettings)
-    replay: ReplaySettings = section(ReplaySettings, capacity_hours=2.0, replay_ratio=8.0, min_replay=20_000)
+    replay: ReplaySettings = section(ReplaySettings, capacity_hours=2.0, replay_ratio=8.0, min_replay=20_000, helps={
+        "replay_ratio": "the DQN's sampled steps per inserted step (8: one batch of 32 every 4 agent steps), held by "
+                        "backpressure on both sides"})
     evaluation: EvalSettings = section(EvalSettings, skip=("workers", "holdout_steps"))
     run: RunSettings = section(RunSettings, log_every=250, checkpoint_every=10_000, out="runs/teacher")
     frames: int = setting(10_000_000, "emulator frames to train for (4 per agent step at frame skip 4)")
@@ -415,7 +417,9 @@ class OnlineConfig(TeacherConfig):
                                                         f"student)",
                                               "loss": f"distillation loss: {', '.join(LOSSES)} (one)"})
     distill_replay: ReplaySettings = section(ReplaySettings, skip=("replay_shards", "prefetch"), prefix="distill_",
-                                             capacity_hours=1.0)
+                                             capacity_hours=1.0, helps={
+        "replay_ratio": "the student's sampled steps per labelled step, held by backpressure on both sides (the "
+                        "paper's 5.93); 0 turns the limit off"})
     evaluation: EvalSettings = section(EvalSettings, skip=("workers",))
     run: RunSettings = section(RunSettings, log_every=250, checkpoint_every=10_000, out="runs/online")
     distill_actors: int = setting(1, "teacher actors labelling with the best checkpoint so far")

@@ -145,9 +145,11 @@ class ReplayShard:
     def _generator(self, key: tuple[int, int] | None) -> np.random.Generator:
         """Batch `key` = (stream seed, batch number)'s own random numbers, or without a key the shard's.
         Philox is counter-based: keyed by (shard seed, stream seed), with the batch number in the
-        counter's second word (a batch's draws advance the first), every batch has a stream of its own,
-        and setting one costs a microsecond where a new generator cost a tenth of sampling at batch 32.
-        One generator for the shard, so only under the lock."""
+        counter's second word (a batch's draws advance the first), every batch of a stream has numbers of
+        its own, and setting one costs a microsecond where a new generator cost a tenth of sampling at
+        batch 32. One generator for the shard, so only under the lock. A sweep's students share the run's
+        seed, so from a recording they draw the same batches in the same order: common random numbers,
+        which leave the preset and the loss as the only differences between them."""
         if key is None:
             return self.rng
         self.keyed.bit_generator.state = {

@@ -23,10 +23,9 @@ def test_first_update_at_90_percent_reads_the_right_learner_and_game(fidelity):
         {"kind": "eval-net1-kl", "updates": 1000, "score": 905.0},
         {"kind": "eval-net1-kl", "updates": 1500, "score": 990.0},
     ]
-    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 1000.0) == 1000
-    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 1000.0, fraction=0.95) == 1500
-    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 2000.0) is None
-    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", -5.0) is None  # undefined for a teacher <= 0
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 900.0) == 1000
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 950.0) == 1500
+    assert fidelity.first_update_at(metrics, "eval-net1-kl", "pong", 1800.0) is None
     multi = [{"kind": "eval", "updates": 300, "per_game": {"pong": {"score": 1.0}, "breakout": {"score": 9.0}}}]
-    assert fidelity.first_update_at(multi, "eval", "breakout", 10.0) == 300
-    assert fidelity.first_update_at(multi, "eval", "pong", 10.0) is None
+    assert fidelity.first_update_at(multi, "eval", "breakout", 9.0) == 300
+    assert fidelity.first_update_at(multi, "eval", "pong", 9.0) is None

@@ -225,8 +225,9 @@ def test_every_commands_help_prints_without_none_defaults(command, capsys):
 
 
 FOREIGN = {  # flag text that belongs to another command
-    "online": ["--dataset", "(record:", "e.g. updates", "sweeps every pair", "comma-separated to sweep"],
-    "teacher": ["--dataset", "(record:", "distillation loss", "multi-3"],
+    "online": ["--dataset", "(record:", "e.g. updates", "sweeps every pair", "comma-separated to sweep",
+               "(not for a DQN)", "(a DQN's 8"],
+    "teacher": ["--dataset", "(record:", "distillation loss", "multi-3", "(not for a DQN)"],
     "record": ["--updates", "sweeps every pair"],
 }
 

@@ -94,7 +94,7 @@ def test_the_report_draws_a_curve_per_game_between_teacher_and_random(trained, t
     panels = result["artists"]["curves_per_game"]
     assert [p["ylabel"] for p in panels] == ["score", "score"] and result["plots"]["curves_per_game"] == 4
     for panel in panels:  # the curve (one point on selection seeds, the final on report seeds) and its frame
-        assert {s["label"] for s in panel["series"]} >= {"student", "teacher", "random policy"}
+        assert {s["label"] for s in panel["series"]} >= {run.name, "teacher", "random policy"}
     assert "per_game" in result["plots"]
     lines = distill_lines(summary, run)
     assert any("geometric mean over 2 games withheld (2 episodes" in line for line in lines), lines

@@ -129,6 +129,7 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     for name, panels in artists.items():
         for panel in panels:
             assert not panel["overlapping_ticks"], (name, panel["title"], panel["overlapping_ticks"])
+            assert panel["bar_ends_outside"] == panel["clip_marks"], (name, panel["title"])  # no CI cut off unmarked
 
     colour_of: dict[str, str] = {}
     series = ["demo", "sweep net1/kl", "sweep net2/kl", "sweep net3/kl", "from-dataset", "mt2", "teacher DQN",
@@ -243,3 +244,30 @@ def test_a_run_from_a_recording_shows_no_labelling_rate():
         progress.update({"updates": step, "labelled_steps": 4000, "replay_size": 4000, "from_dataset": True,
                          "elapsed_s": float(step)})
     assert lines and not any("labelled/s" in line for line in lines), lines
+
+
+def test_runs_without_final_scores_and_a_multitask_sweep_still_get_their_rows(tmp_path):
+    """A stopped quick start (no scores yet), a multi-task sweep (teacher fields at the top, each
+    student's under its row) and two runs of one folder name: drawn apart, none dropped."""
+    import shutil
+
+    runs = {}
+    for name, source in (("stopped/demo", "demo"), ("other/demo", "demo"), ("mt-sweep", "mt2")):
+        runs[name] = tmp_path / name
+        shutil.copytree(MIXED / source, runs[name])
+    (runs["stopped/demo"] / "summary.json").write_text(json.dumps({"kind": "distill", "complete": False,
+                                                                     "stopped_by": "SIGINT", "wall_s": 5.0}))
+    summary = json.loads((runs["mt-sweep"] / "summary.json").read_text())
+    row = summary["students"][0]
+    summary["students"] = [{**row, "checkpoint_series": f"student-multi-3-{loss}", "loss": loss} for loss in ("kl", "nll")]
+    summary["per_game"] = {g: {k: v for k, v in r.items() if k in ("teacher_score", "random_score", "majority_baseline")}
+                           for g, r in summary["per_game"].items()}
+    (runs["mt-sweep"] / "summary.json").write_text(json.dumps(summary))
+    from ui.report import write_report
+
+    result = write_report([str(p) for p in runs.values()], str(tmp_path / "report"))
+    rows = {row["series"]: row for row in markdown_table((tmp_path / "report" / "report.md").read_text(), "Runs")}
+    assert rows["stopped/demo (1)"]["score"] == "not scored" and rows["stopped/demo (1)"]["updates"] == "2,000"
+    assert "other/demo (2)" in rows and {"mt-sweep multi-3/kl", "mt-sweep multi-3/nll"} <= set(rows)
+    assert {s["label"] for s in result["artists"]["per_game"][0]["series"]} >= {"mt-sweep multi-3/kl",
+                                                                                "mt-sweep multi-3/nll"}

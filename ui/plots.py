@@ -16,8 +16,9 @@ def series_key(run_name: str, kind: str) -> str:
     for prefix in ("distill", "eval", "student"):
         if kind == prefix:
             return run_name
-        if kind.startswith(prefix + "-"):
-            return f"{run_name} {kind[len(prefix) + 1:].replace('-', '/', 1)}"
+        if kind.startswith(prefix + "-"):  # PREFIX-PRESET-LOSS; a preset may hold a dash (multi-3), a loss not
+            preset, _, loss = kind[len(prefix) + 1:].rpartition("-")
+            return f"{run_name} {preset}/{loss}" if preset else f"{run_name} {loss}"
     return f"{run_name} {kind}"
 
 
@@ -57,8 +58,8 @@ class Plots:
 
         rows = -(-len(panels) // columns)
         columns = min(columns, len(panels))
-        fig, grid = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows + 0.6), dpi=100,
-                                 squeeze=False)
+        fig, grid = plt.subplots(rows, columns, figsize=(size[0] * columns + 2.4, size[1] * rows + 0.6), dpi=100,
+                                 squeeze=False, layout="constrained")
         axes = list(grid.flat)
         for ax, (xlabel, ylabel, panel_title) in zip(axes, panels):
             ax.set(xlabel=xlabel, ylabel=ylabel)
@@ -77,18 +78,22 @@ class Plots:
     def count(self, name: str, points: int) -> None:
         self.drawn[name] += int(points)
 
-    def save(self, name: str, fig, axes, legends: int | None = None) -> str | None:
-        """Writes NAME.png, with a legend on the first `legends` panels (all by default)."""
+    def save(self, name: str, fig, axes) -> str | None:
+        """Writes NAME.png with one legend for all its panels, outside them, so no legend hides data
+        (a series has one colour in every panel, so one entry says what it is everywhere)."""
         import matplotlib.pyplot as plt
 
         if self.drawn[name] == 0:
             plt.close(fig)
             del self.drawn[name]
             return None
-        for k, ax in enumerate(axes):
-            if any(_labelled(a) for a in [*ax.lines, *ax.collections, *ax.containers]) and (legends is None or k < legends):
-                ax.legend(fontsize=7)
-        fig.tight_layout()
+        entries = {}
+        for ax in axes:
+            handles, labels = ax.get_legend_handles_labels()
+            for handle, label in zip(handles, labels):
+                entries.setdefault(label, handle)
+        if entries:
+            fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize=7)
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         self.artists[name] = [_panel_record(ax, renderer) for ax in axes]
@@ -107,8 +112,13 @@ def _panel_record(ax, renderer) -> dict:
               if _labelled(a)]
     bars = [c for c in ax.containers if getattr(c, "has_yerr", False)]
     points = [(float(x), float(y)) for c in bars if c.lines[0] is not None for x, y in c.lines[0].get_xydata()]
+    bottom, top = ax.get_ylim()
+    ends_outside = sum(1 for c in bars for segment in c.lines[2][0].get_segments() for _, y in segment
+                       if y > top + 1e-9 or y < bottom - 1e-9)
+    clip_marks = sum(1 for line in ax.lines if line.get_label() == "_clipped")
     return {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
             "ylim": tuple(float(v) for v in ax.get_ylim()), "series": series, "errorbars": len(bars), "points": points,
+            "bar_ends_outside": ends_outside, "clip_marks": clip_marks,
             "overlapping_ticks": _overlapping_ticks(ax, renderer)}
 
 

@@ -119,7 +119,7 @@ def _frame_lines(ax, frames: list[dict], labels: set) -> list[float]:
     """The teacher's (dashed) and random policy's (dotted) scores across a panel; returns the values
     drawn. One black line when every student there shares one, else one per student in its colour."""
     drawn = []
-    for which, style, colour in (("teacher_score", "--", "black"), ("random_score", ":", "grey")):
+    for which, style, colour in (("random_score", ":", "grey"), ("teacher_score", "--", "black")):  # teacher on top
         values = {(f["key"], f["color"]): f[which]["mean"] for f in frames if f.get(which)}
         if not values:
             continue
@@ -142,12 +142,35 @@ def _thousands(axis) -> None:
     axis.set_major_formatter(ticker.EngFormatter(sep=""))
 
 
-def _frame_y(ax, values: list[float]) -> None:
-    """Frames the means and the lines they are read against, not a few episodes' wide intervals."""
+MAX_STRETCH = 3.0  # intervals may widen an axis to this many times what the means and baselines need
+
+
+def _frame_y(ax, values: list[float], intervals: list[float] = ()) -> None:
+    """Frames the means and the lines they are read against, widened to hold their intervals' ends up to
+    MAX_STRETCH times that span (so one 2-episode interval cannot squash every point); an error bar
+    that still runs past the axis gets a triangle at the edge, in its colour."""
     values = [v for v in values if v is not None and np.isfinite(v)]
-    if values:
-        span = (max(values) - min(values)) or max(1.0, abs(max(values)) * 0.2)
-        ax.set_ylim(min(values) - 0.15 * span, max(values) + 0.15 * span)
+    if not values:
+        return
+    low, high = min(values), max(values)
+    span = (high - low) or max(1.0, abs(high) * 0.2)
+    ends = [v for v in intervals if v is not None and np.isfinite(v)]
+    for container in ax.containers:
+        if getattr(container, "has_yerr", False):
+            ends += [y for segment in container.lines[2][0].get_segments() for _, y in segment]
+    room = (MAX_STRETCH - 1) * span / 2
+    bottom = max(min([low, *ends]), low - room) - 0.08 * span
+    top = min(max([high, *ends]), high + room) + 0.08 * span
+    ax.set_ylim(bottom, top)
+    for container in ax.containers:
+        if getattr(container, "has_yerr", False):
+            color = container.lines[2][0].get_color()[0]
+            for segment in container.lines[2][0].get_segments():
+                (x, y0), (_, y1) = segment
+                for end, edge, marker in ((max(y0, y1), top, "^"), (min(y0, y1), bottom, "v")):
+                    if (end > edge) if marker == "^" else (end < edge):
+                        ax.plot([x], [edge], marker=marker, color=color, markersize=7, linestyle="",
+                                label="_clipped", clip_on=False)
 
 
 def loss_section(runs: list[dict], plots: Plots) -> str:
@@ -164,7 +187,7 @@ def loss_section(runs: list[dict], plots: Plots) -> str:
     for run, kind, x, y in series:
         ax = axes[-1] if kind == "dqn" else axes[0]
         key = series_key(run["name"], kind)
-        ax.plot(x, y, color=plots.color(key), label=key)
+        ax.plot(x, y, color=plots.color(key), label=key, marker="o" if len(x) < 3 else None)  # one point shows
         plots.count("loss", len(x))
         rows.append([key, int(x[0]), f"{y[0]:.4f}", int(x[-1]), f"{y[-1]:.4f}", f"{y.min():.4f}"])
     image = plots.save("loss", fig, axes)
@@ -194,7 +217,7 @@ def score_section(runs: list[dict], plots: Plots) -> str:
             ax.errorbar([i], [score["mean"]], yerr=[score.get("ci95") or 0], fmt=MARKERS[i % len(MARKERS)],
                         capsize=4, color=color, label=s["key"])
             shown.append(score["mean"])
-            for which, colour, name in (("teacher_score", "black", "teacher"), ("random_score", "grey", "random policy")):
+            for which, colour, name in (("random_score", "grey", "random policy"), ("teacher_score", "black", "teacher")):
                 if result.get(which):  # its own teacher's and random policy's score, on its own episodes
                     ax.hlines(result[which]["mean"], i - 0.3, i + 0.3, colors=colour, linewidth=2,
                               label=f"{name} (report seeds)" if i == 0 else "_")
@@ -223,16 +246,21 @@ def score_section(runs: list[dict], plots: Plots) -> str:
                 shown += list(y)
                 rows += [[dqn_key, game, int(e["frames"]), e["score"], e.get("ci95"), e.get("episodes"), None, None]
                          for e in history]
-            timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None]
+            student_color = plots.color(series_key(name, "student"))
+            timeline = [r for r in summary.get("timeline", []) if r.get("student_score") is not None
+                        and not r.get("final")]  # the final row is on the report seeds: the star
             if timeline:
-                student_color = plots.color(series_key(name, "student"))
                 ax.plot([r["frames"] for r in timeline], [r["student_score"] for r in timeline], marker="s",
-                        linestyle=":", color=student_color, label=f"{name}: student")
+                        linestyle=":", color=student_color, label=f"{name}: student (selection seeds)")
                 plots.count("scores", len(timeline))
                 shown += [r["student_score"] for r in timeline]
+                rows += [[f"{name} (student)", game, r["frames"], r["student_score"], None, None, None, None]
+                         for r in timeline]
             final = summary.get("student_score") if run["kind"] == "online" else summary.get("best_report_score")
             if final and final.get("mean") is not None:
-                x_end = summary.get("frames") or (history[-1]["frames"] if history else 0)
+                best_frames = (summary.get("best") or {}).get("frames")
+                x_end = (summary.get("frames") if run["kind"] == "online" else best_frames) or (
+                    history[-1]["frames"] if history else 0)
                 final_color = student_color if run["kind"] == "online" else color
                 ax.errorbar([x_end], [final["mean"]], yerr=[final.get("ci95") or 0], fmt="*", markersize=11,
                             capsize=4, color=final_color,
@@ -283,7 +311,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
     rows = []
     for g, game in enumerate(games):
         score_ax, agree_ax = axes[2 * g], axes[2 * g + 1]
-        shown, frames, baselines, labels = [], [], [], set()
+        shown, bands, frames, baselines, labels = [], [], [], [], set()
         for run, kind in curves:
             summary = run["summary"]
             if _games(summary, run["config"])[0] != game:
@@ -297,6 +325,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
             score_ax.plot(x, y, marker="o", color=color, label=key)
             score_ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
             shown += list(y)
+            bands += list(y - ci) + list(y + ci)
             agree = [(u, p["agreement"]) for u, p in points if p.get("agreement") is not None]
             if agree:
                 agree_ax.plot(*zip(*agree), marker="o", color=color, label=key)
@@ -308,7 +337,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
             rows += [[key, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
                      for u, p in points]
         shown += _frame_lines(score_ax, frames, labels)
-        _frame_y(score_ax, shown)
+        _frame_y(score_ax, shown, bands)
         shared = len({round(b, 6) for _, _, b in baselines}) == 1
         for key, color, baseline in baselines[:1] if shared else baselines:
             agree_ax.axhline(baseline, linestyle=":", color="grey" if shared else color,
@@ -335,7 +364,7 @@ def throughput_section(runs: list[dict], plots: Plots) -> str:
             color = plots.color(key)
             elapsed = np.array([m["elapsed_s"] for m in records], float)
             updates = np.array([m.get("updates_per_s", np.nan) for m in records], float)
-            update_ax.plot(elapsed, updates, color=color, label=key)
+            update_ax.plot(elapsed, updates, color=color, label=key, marker="o" if len(elapsed) < 3 else None)
             plots.count("throughput", len(elapsed))
             labelled = np.array([m.get("labelled_steps", np.nan) for m in records], float)
             rate = None
@@ -351,7 +380,9 @@ def throughput_section(runs: list[dict], plots: Plots) -> str:
 
 
 def multitask_section(runs: list[dict], plots: Plots) -> str:
-    multi = [r for r in runs if r["kind"] == "multitask"]
+    """Each multi-task student (a sweep's each) per game: normalised % of teacher with its lower bound,
+    and agreement above the majority baseline."""
+    multi = [s for run in runs if run["kind"] == "multitask" for s in students(run) if s["per_game"]]
     if not multi:
         return ""
     fig, (pct_ax, agree_ax) = plots.figure(
@@ -361,50 +392,53 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
     rows, width = [], 0.8 / len(multi)
     pct_ax.axhline(100, linestyle="--", color="black", label="teacher")
     pct_ax.axhline(0, linestyle=":", color="grey", label="random policy")
-    for i, run in enumerate(multi):
-        per_game = run["summary"]["per_game"]
+    for i, student in enumerate(multi):
+        per_game, key = student["per_game"], student["key"]
         games = list(per_game)
-        color = plots.color(series_key(run["name"], "distill"))
+        color = plots.color(key)
         x = np.arange(len(games)) + i * width
         pct = np.array([np.nan if per_game[g].get("normalised_pct") is None else per_game[g]["normalised_pct"]
                         for g in games], float)
         low = np.array([np.nan if per_game[g].get("normalised_low95") is None else per_game[g]["normalised_low95"]
                         for g in games], float)
-        pct_ax.bar(x, pct, width, color=color, label=run["name"])
+        pct_ax.bar(x, pct, width, color=color, label=key)
         if np.isfinite(low).any():
             pct_ax.errorbar(x, pct, yerr=[np.nan_to_num(pct - low), np.zeros_like(pct)], fmt="none", ecolor="black",
-                            capsize=3, label=f"{run['name']}: lower 95% bound")
+                            capsize=3, label=f"{key}: lower 95% bound")
         withheld = [per_game[g]["pct_withheld"] for g in games if per_game[g].get("pct_withheld")]
         if withheld:
-            pct_ax.text(0.5, 0.5, f"{run['name']}: withheld ({withheld[0]})", transform=pct_ax.transAxes, ha="center",
+            pct_ax.text(0.5, 0.5, f"{key}: withheld ({withheld[0]})", transform=pct_ax.transAxes, ha="center",
                         wrap=True, fontsize=8)
-        geo = run["summary"].get("geometric_mean_normalised_pct")
+        geometric = student["geometric"] or {}
+        geo = geometric.get("geometric_mean_normalised_pct")
         if geo is not None:
-            geo_low = run["summary"].get("geometric_mean_normalised_low95")
-            pct_ax.axhline(geo, linestyle="-.", color=color, label=f"{run['name']}: geometric mean {geo:.0f}%"
+            geo_low = geometric.get("geometric_mean_normalised_low95")
+            pct_ax.axhline(geo, linestyle="-.", color=color, label=f"{key}: geometric mean {geo:.0f}%"
                                                                    + ("" if geo_low is None else f" (low {geo_low:.0f}%)"))
-        agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=run["name"])
-        agree_ax.set_ylim(0, 1)
-        agree_ax.bar(x, [per_game[g]["majority_baseline"] for g in games], width, fill=False, hatch="//",
+        agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=key)
+        agree_ax.bar(x, [per_game[g].get("majority_baseline") or 0 for g in games], width, fill=False, hatch="//",
                      edgecolor="black")
+        agree_ax.set_ylim(0, 1)
         for ax in (pct_ax, agree_ax):
             ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games, rotation=30 if len(games) > 4 else 0,
                           ha="right" if len(games) > 4 else "center")
         plots.count("per_game", len(games))
-        rows += [[run["name"], g, *_ratios(per_game[g]), per_game[g]["action_agreement"],
-                  per_game[g]["majority_baseline"]] for g in games]
-        summary = run["summary"]
-        rows.append([run["name"], "geometric mean", summary.get("geometric_mean_pct_of_teacher"),
-                     summary.get("geometric_mean_normalised_pct"), summary.get("mean_action_agreement"), None])
+        rows += [[key, g, *_ratios(per_game[g]), per_game[g]["action_agreement"],
+                  per_game[g].get("majority_baseline")] for g in games]
+        rows.append([key, "geometric mean", *_ratios({
+            "student_pct_of_teacher": geometric.get("geometric_mean_pct_of_teacher"),
+            "pct_low95": geometric.get("geometric_mean_pct_low95"), "normalised_pct": geo,
+            "normalised_low95": geometric.get("geometric_mean_normalised_low95")}),
+            geometric.get("mean_action_agreement"), None])
     image = plots.save("per_game", fig, [pct_ax, agree_ax])
     return f"## Multi-task\n\n![per game]({image})\n\n" + _table(
-        ["run", "game", *RATIO_HEADER, "action agreement", "majority baseline"], rows)
+        ["series", "game", *RATIO_HEADER, "action agreement", "majority baseline"], rows)
 
 
 def game_curves_section(runs: list[dict], plots: Plots) -> str:
     """A multi-task student's learning curve per game, each on its own axis (the games' scores differ by
     orders of magnitude), between its teacher's and the random policy's scores on the report seeds."""
-    multi = [r for r in runs if r["kind"] == "multitask"
+    multi = [r for r in runs if r["kind"] == "multitask" and r["summary"].get("per_game")
              and any(m.get("kind", "").startswith("eval") for m in r["metrics"])]
     if not multi:
         return ""
@@ -412,23 +446,24 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
     fig, axes = plots.grid("curves_per_game", "Score while training, per game\n(band: 95% CI; last point: report "
                                               "seeds)", [("updates", "score", game) for game in games])
     for ax, game in zip(axes, games):
-        framed, shown = False, []
+        framed, shown, bands = False, [], []
         for run in multi:
             per_game = run["summary"]["per_game"]
             if game not in per_game:
                 continue
-            color = plots.color(series_key(run["name"], "distill"))
             for kind in _kinds(run, evaluations=True):
+                color = plots.color(series_key(run["name"], kind))
                 points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
                           if m.get("kind") == kind and game in (m.get("per_game") or {})]
                 points += _final_point(run["summary"], kind, game)
                 x = np.array([u for u, _ in points], float)
                 y = np.array([p["score"] for _, p in points], float)
                 ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
-                ax.plot(x, y, marker="o", color=color, label=run["name"] if len(multi) > 1 else "student")
+                ax.plot(x, y, marker="o", color=color, label=series_key(run["name"], kind))
                 ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
                 plots.count("curves_per_game", len(x))
                 shown += list(y)
+                bands += list(y - ci) + list(y + ci)
             if not framed:
                 teacher, random = per_game[game]["teacher_score"], per_game[game].get("random_score")
                 ax.axhline(teacher["mean"], linestyle="--", color="black", label="teacher")
@@ -437,9 +472,8 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
                     ax.axhline(random["mean"], linestyle=":", color="grey", label="random policy")
                     shown.append(random["mean"])
                 framed = True
-        span = (max(shown) - min(shown)) or 1.0  # the scores and their frame, not a few episodes' wide bands
-        ax.set_ylim(min(shown) - 0.25 * span, max(shown) + 0.25 * span)
-    image = plots.save("curves_per_game", fig, axes, legends=1)  # one legend says what every panel's lines are
+        _frame_y(ax, shown, bands)
+    image = plots.save("curves_per_game", fig, axes)
     return (f"## Multi-task learning curves, per game\n\n![curves per game]({image})\n\nEach panel is one game: "
             f"the student's score on the selection seeds while it trained, its final score on the report seeds, "
             f"and the teacher (dashed) and random policy (dotted) on the report seeds.\n") if image else ""
@@ -457,10 +491,9 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
         return ""
     games = list(dict.fromkeys(game for _, game in points))
     results = {g: [s["per_game"][g] for s, game in points if game == g] for g in games}
-    scored = {g: all(r.get("normalised_pct") is not None or r.get("pct_withheld") for r in results[g])
-              and any(r.get("normalised_pct") is not None for r in results[g]) for g in games}
+    scored = {g: any(r.get("normalised_pct") is not None for r in results[g]) for g in games}  # per game
     why = {g: "% withheld: too few episodes" if all(r.get("pct_withheld") for r in results[g])
-           else "teacher not above random" for g in games}
+           else "no normalised %: teacher not above random, or no random score" for g in games}
     fig, axes = plots.grid("compression", "Compression: student size against score", [
         ("student parameters (thousands)", "normalised % of teacher" if scored[g] else "held-out action agreement (%)",
          f"{g}" + ("" if scored[g] else f": agreement ({why[g]})")) for g in games])
@@ -477,8 +510,9 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
             rows.append([s["key"], game, s["preset"], s["params"], *_ratios(result), result.get("action_agreement"),
                          result.get("majority_baseline")])
             if scored[game]:
-                if result.get("pct_withheld"):
-                    withheld.append(f"{s['key']} ({result['pct_withheld'].split(':')[0]})")
+                if result.get("normalised_pct") is None:  # named under the panel, not moved to another scale
+                    withheld.append(f"{s['key']} ({result['pct_withheld'].split(':')[0]})" if result.get("pct_withheld")
+                                    else f"{s['key']} (no normalised %)")
                     continue
                 y, low = result["normalised_pct"], result.get("normalised_low95")
             else:
@@ -495,7 +529,7 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
                 ax.axhline(100 * baseline, linestyle=":", color="grey", label="majority-action baseline")
             ax.set_ylim(0, 100)
         if withheld:
-            ax.text(0.5, -0.2, "not drawn, % withheld: " + ", ".join(withheld), transform=ax.transAxes, fontsize=7,
+            ax.text(0.5, -0.2, "not drawn: " + ", ".join(withheld), transform=ax.transAxes, fontsize=7,
                     ha="center", va="top", wrap=True)
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 1.8, max(xs) * 1.8)
@@ -533,6 +567,13 @@ def summary_section(runs: list[dict]) -> str:
             rows.append([series_key(run["name"], "dqn"), *common, game, preset,
                          s.get("teacher_params") or _params(preset, game), s.get("updates"), best.get("mean"), best.get("ci95"),
                          None, (s.get("random_score") or {}).get("mean"), "n/a", "n/a", None, s.get("wall_s")])
+        if run["kind"] not in BY_FRAMES and not any(st["per_game"] for st in students(run)):
+            updates = max((m.get("updates", 0) for m in run["metrics"] if not m.get("kind", "").startswith("eval")),
+                          default=None)  # stopped or still running: no final scores yet, but how far it got
+            rows.append([run["name"], *common, ", ".join(g for g in _games(s, run["config"]) if g),
+                         s.get("student") or run["config"].get("student"), s.get("student_params"), updates,
+                         "not scored", None, None, None, "n/a", "n/a", None, s.get("wall_s")])
+            continue
         for student in students(run):
             games = list(student["per_game"])
             if len(games) == 1:
@@ -548,7 +589,7 @@ def summary_section(runs: list[dict]) -> str:
                                      "normalised_pct": g.get("geometric_mean_normalised_pct"),
                                      "normalised_low95": g.get("geometric_mean_normalised_low95")})
                 rows.append([student["key"], *common, f"{len(games)} games (geometric mean)", student["preset"],
-                             student["params"], student["updates"], "per game: Multi-task", None, None, None,
+                             student["params"], student["updates"], "per game: see Multi-task", None, None, None,
                              *geometric, g.get("mean_action_agreement"), s.get("wall_s")])
     return "## Runs\n\n" + _table(["series", "kind", "complete", "game", "network", "parameters", "updates",
                                    "score", "95% CI", "teacher score", "random score", *RATIO_HEADER,
@@ -578,6 +619,10 @@ def write_report(paths: list[str], out: str) -> dict:
         raise ReportError("give at least one run directory")
     try:
         runs = [load_run(p) for p in paths]
+        names = [r["name"] for r in runs]
+        for index, run in enumerate(runs, 1):  # two runs of one folder name (seeds in three parents) stay apart
+            if names.count(run["name"]) > 1:
+                run["name"] = f"{Path(run['path']).parent.name}/{run['name']} ({index})"
     except RunDirError as error:
         raise ReportError(str(error)) from None
     out_dir = Path(out)
