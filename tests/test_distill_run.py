@@ -84,3 +84,7 @@ def test_with_the_student_driving_the_replay_holds_steps_it_chose(ray_runtime, t
 
     assert any(line.startswith("--behaviour student: the student chose the actions of ") for line in
                distill_lines(summary, tmp_path / "run"))
+    from ui.report import write_report
+
+    write_report([str(tmp_path / "run")], str(tmp_path / "report"))
+    assert "(distill, --behaviour student: the student chose " in (tmp_path / "report" / "report.md").read_text()

@@ -613,6 +613,16 @@ def watch_section(runs: list[dict], out_dir: Path) -> str:
     return "## Watch: student and teacher on the same episode start\n\n" + "\n\n".join(lines) if lines else ""
 
 
+def _driven(summary: dict) -> str:
+    """Who acted while the teacher labelled, where it was not the teacher alone (--behaviour)."""
+    if summary.get("behaviour", "teacher") == "teacher":
+        return ""
+    replay = summary.get("replay") or {}
+    acted, labelled = replay.get("student_acted_steps"), replay.get("labelled_steps")
+    share = f": the student chose {100 * acted / labelled:.0f}% of the labelled steps" if acted is not None and labelled else ""
+    return f", --behaviour {summary['behaviour']}{share}"
+
+
 def write_report(paths: list[str], out: str) -> dict:
     """Returns {"report": path, "plots": {name: points drawn}}."""
     if not paths:
@@ -634,7 +644,7 @@ def write_report(paths: list[str], out: str) -> dict:
         if r["summary"].get("eval_protocol"):
             protocols.setdefault(r["summary"]["eval_protocol"], []).append(r["name"])
     sections = [
-        "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']})" for r in runs)
+        "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']}{_driven(r['summary'])})" for r in runs)
         + "".join(f"\n\nEvaluation protocol of {', '.join(names)}: {p}." for p, names in protocols.items()),
         summary_section(runs), loss_section(runs, plots), score_section(runs, plots), learning_section(runs, plots),
         throughput_section(runs, plots), multitask_section(runs, plots), game_curves_section(runs, plots),
