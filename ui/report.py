@@ -8,6 +8,7 @@ score axis: a plot over several games has a panel per game.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +226,7 @@ def score_section(runs: list[dict], plots: Plots) -> str:
             plots.count("scores", 1)
             rows.append([s["key"], game, s["updates"], score["mean"], score.get("ci95"), score.get("episodes"),
                          (result.get("teacher_score") or {}).get("mean"), (result.get("random_score") or {}).get("mean")])
-        ax.set_xticks(range(len(here)), [s["key"].replace(" ", "\n") for s in here], fontsize=8)
+        ax.set_xticks(range(len(here)), [textwrap.fill(s["key"], 10) for s in here], fontsize=8)
         ax.set_xlim(-0.6, len(here) - 0.4)
         _frame_y(ax, shown)
     for ax, game in zip(axes[len(student_games):], frame_games):
