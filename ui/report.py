@@ -16,6 +16,7 @@ import numpy as np
 from rundir.directory import RunDir, RunDirError
 from rundir.summary import Summary, kind_of_config
 from ui.plots import MARKERS, Plots, series_key
+from ui.summaries import student_acted
 
 BY_FRAMES = ("teacher", "online")
 
@@ -618,9 +619,8 @@ def _driven(summary: dict) -> str:
     """Who acted while the teacher labelled, where it was not the teacher alone (--behaviour)."""
     if summary.get("behaviour", "teacher") == "teacher":
         return ""
-    replay = summary.get("replay") or {}
-    acted, labelled = replay.get("student_acted_steps"), replay.get("labelled_steps")
-    share = f": the student chose {100 * acted / labelled:.0f}% of the labelled steps" if acted is not None and labelled else ""
+    acted = student_acted(summary)
+    share = f": the student chose {100 * acted[0] / acted[1]:.0f}% of the labelled steps" if acted else ""
     return f", --behaviour {summary['behaviour']}{share}"
 
 

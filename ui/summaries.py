@@ -63,6 +63,13 @@ def geometric_text(row: dict) -> str:
     return f"{row['student']}/{row['loss']}: geometric mean % of teacher over {len(games)} games: " + ", ".join(parts)
 
 
+def student_acted(summary: dict) -> tuple[int, int] | None:
+    """(steps whose action the student chose, steps the teacher labelled) of a --behaviour run, if known."""
+    replay = summary.get("replay") or {}
+    acted, labelled = replay.get("student_acted_steps"), replay.get("labelled_steps")
+    return (acted, labelled) if acted is not None and labelled else None
+
+
 def distill_lines(summary: dict, path) -> list[str]:
     games = summary.get("games") or [summary["game"]]
     lines = []
@@ -83,10 +90,9 @@ def distill_lines(summary: dict, path) -> list[str]:
         if "geometric_mean_over" in row:
             lines.append(geometric_text(row))
     if summary.get("behaviour", "teacher") != "teacher":
-        replay = summary.get("replay") or {}
-        acted, labelled = replay.get("student_acted_steps"), replay.get("labelled_steps")
+        acted = student_acted(summary)
         lines.append(f"--behaviour {summary['behaviour']}: the student chose the actions of "
-                     + (f"{acted:,} of the {labelled:,} steps the teacher labelled" if acted is not None and labelled
+                     + (f"{acted[0]:,} of the {acted[1]:,} steps the teacher labelled" if acted
                         else "an unknown share of the steps (the replay did not answer)"))
     restarts = summary["restarts"]
     if restarts["actors"] or restarts["learners"]:
