@@ -107,6 +107,12 @@ class LearnerGroup:
         for actor in self.actors:  # not waited on: an actor's calls run in order, so it lands before the next train;
             actor.set_weights.remote(weights)  # a replica busy or dead then is the training loop's to handle
 
+    def set_distill_weight(self, weight: float) -> None:
+        """lambda, the distillation term's weight (--rl-weight with --handoff qdagger), on every replica; a
+        restarted replica reads it from its checkpoint."""
+        for actor in self.actors:
+            actor.set_distill_weight.remote(weight)
+
     def submit_train(self, updates: int) -> list:
         return [actor.train.remote(updates) for actor in self.actors]
 

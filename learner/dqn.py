@@ -12,12 +12,12 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from learner.batches import BatchStream
 from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
 from learner.learner import pick_device
 from learner.schedule import GameSchedule
+from learner.td import dqn_loss
 from learner.updates import run_updates
 from models.checkpoint import make_payload
 from models.networks import QNetwork
@@ -37,28 +37,6 @@ class DQNConfig:
     batch_timeout_s: float = 600.0
     graphs: bool = True  # each update one CUDA graph replay (learner/graphs.py); CUDA only
     per_call: int | None = None  # batches per sample request (learner/batches.py::request_shape)
-
-
-def td_targets(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, torch.Tensor],
-               double: bool = True) -> torch.Tensor:
-    """returns + discount * Q_target(s', a*), with a* from the online network (double) or the target's max.
-
-    `discount` is gamma**k for a k-step return, and 0 after a terminal step."""
-    with torch.no_grad():
-        q_next = target(batch["next_obs"])
-        if double:
-            best = online(batch["next_obs"]).argmax(dim=1, keepdim=True)
-            bootstrap = q_next.gather(1, best).squeeze(1)
-        else:
-            bootstrap = q_next.max(dim=1).values
-        return batch["returns"] + batch["discount"] * bootstrap
-
-
-def dqn_loss(online: torch.nn.Module, target: torch.nn.Module, batch: dict[str, torch.Tensor],
-             double: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Huber loss of Q(s, a) against the TD target, and Q(s, a) itself (for logging)."""
-    q_taken = online(batch["obs"]).gather(1, batch["actions"].long().unsqueeze(1)).squeeze(1)
-    return F.smooth_l1_loss(q_taken, td_targets(online, target, batch, double)), q_taken.detach()
 
 
 class DQNLearner:

@@ -14,6 +14,7 @@ samples per update.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from learner.batches import BatchStream
 from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
 from learner.losses import make_loss
 from learner.schedule import GameSchedule
+from learner.td import rl_loss
 from learner.updates import run_updates
 from models.checkpoint import make_payload
 from models.networks import QNetwork
@@ -47,6 +49,8 @@ class LearnerConfig:
     amp: bool = True  # bf16 autocast on CUDA only, and only for a loss that allows it (bf16_autocast)
     graphs: bool = True  # each update one CUDA graph replay (learner/graphs.py); CUDA without replicas only
     batch_timeout_s: float = 600.0
+    rl: object = None  # the run's RL section (pipelines/sections.py::RLSettings): the student also learns from the reward
+    grad_clip: float = 10.0  # the DQN's clip, with rl only (a pure distillation step stays as it was)
 
 
 def student_optimizer(parameters, lr: float, capturable: bool = False) -> torch.optim.Optimizer:
@@ -84,11 +88,20 @@ class Learner:
         # the stream's schedule runs ahead by the prefetch depth; `trained` is what a checkpoint records
         requests, self.trained = GameSchedule(weights), GameSchedule(weights)
         self.requests, self.reweights = requests, []  # reweights: (turn, weights) the trained schedule takes next
+        rl = config.rl if config.rl is not None and config.rl.active() else None
+        self.rl = rl
+        transitions = dict(method="sample_transitions", n=rl.rl_n_step, gamma=rl.rl_gamma) if rl else {}
         self.stream = BatchStream(shards, self.batch_size, config.prefetch, requests, config.seed + self.rank,
-                                  config.batch_timeout_s, first_batch=int(resume["updates"]) if resume else 0)
+                                  config.batch_timeout_s, first_batch=int(resume["updates"]) if resume else 0,
+                                  **transitions)
         if resume is not None:
             self.student.load_state_dict(resume["model"])
         self.model = self.student
+        self.target = copy.deepcopy(self.student).requires_grad_(False) if rl else None
+        self.distill_weight = torch.ones((), device=self.device)  # lambda: a tensor, so a captured graph reads it
+        if rl and resume is not None:
+            self.target.load_state_dict(resume["extra"]["target_model"])
+            self.distill_weight.fill_(float(resume["extra"]["distill_weight"]))
         self.store = None
         graphed = graphs_usable(self.device, config.graphs, self.world_size)
         self.optimizer = student_optimizer(self.student.parameters(), settings.lr, capturable=graphed)
@@ -117,23 +130,32 @@ class Learner:
     def wait_for_replay(self, timeout_s: float = 600.0) -> None:
         self.stream.wait_for_replay(self.config.min_replay, timeout_s)
 
-    def step(self, game: str, batch: dict) -> torch.Tensor:
-        """One optimizer update on one batch (with data parallelism, every replica calls it in step)."""
-        arrays = {"obs": batch["obs"], "q": batch["q"]}
+    def step(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
+        """One optimizer update on one batch (with data parallelism, every replica calls it in step); its scalars."""
+        keys = ("obs", "q") + (("next_obs", "actions", "returns", "discount") if self.rl else ())
+        arrays = {key: batch[key] for key in keys}
         if self.graphed is not None:
-            return self.graphed(game, arrays)["loss"]
+            return self.graphed(game, arrays)
         tensors = {name: torch.from_numpy(a).to(self.device, non_blocking=True) for name, a in arrays.items()}
         self.optimizer.zero_grad(set_to_none=True)
-        return self._update_body(game, tensors)["loss"]
+        return self._update_body(game, tensors)
 
     def _update_body(self, game: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         amp = bf16_autocast(self.config.amp, self.device, self.loss_fn)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
             q_student = self.model(tensors["obs"], game)
         loss = self.loss_fn(q_student.float(), tensors["q"])
+        if self.rl is None:
+            loss.backward()
+            self.optimizer.step()
+            return {"loss": loss.detach()}
+        distill = loss
+        td, _ = rl_loss(q_student.float(), self.student, self.target, tensors, game)
+        loss = self.distill_weight * distill + self.rl.rl_weight * td
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return {"loss": loss.detach()}
+        return {"loss": loss.detach(), "distill_loss": distill.detach(), "td_loss": td.detach()}
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New game shares from the next batch requested; the trained schedule takes them at the same
@@ -141,17 +163,28 @@ class Learner:
         self.requests.reweight(weights)
         self.reweights.append((self.requests.turns, dict(weights)))
 
+    def set_distill_weight(self, weight: float) -> None:
+        """lambda from the student's latest selection-seed score (--handoff qdagger), on every replica."""
+        self.distill_weight.fill_(float(weight))
+
     def _update(self, game: str, batch: dict) -> dict[str, torch.Tensor]:
-        loss = self.step(game, batch)
+        if self.rl is not None and self.rl.handoff == "kickstart":
+            self.distill_weight.fill_(self.rl.distill_weight(updates=self.updates))
+        scalars = self.step(game, batch)
+        if self.rl is not None and (self.updates + 1) % self.rl.rl_target_every == 0:
+            self.target.load_state_dict(self.student.state_dict())  # in place: a graph reads the new weights
         while self.reweights and self.reweights[0][0] <= self.trained.turns:
             self.trained.reweight(self.reweights.pop(0)[1])
         self.trained.next()
         self.updates += 1
         self.samples += self.batch_size
-        return {"loss": loss}
+        return scalars
 
     def train(self, num_updates: int) -> dict:
-        metrics = run_updates(self.stream, num_updates, self.batch_size, self._update)
+        scalars = ("loss", "distill_loss", "td_loss") if self.rl else ("loss",)
+        metrics = run_updates(self.stream, num_updates, self.batch_size, self._update, scalars)
+        if self.rl:
+            metrics["distill_weight"] = float(self.distill_weight)
         return {
             "updates": self.updates, **metrics, "replay_size": self.stream.replay_size(),
             "samples_per_game": {g: n * self.batch_size for g, n in self.trained.counts.items()},
@@ -162,6 +195,9 @@ class Learner:
         if self.reweights:  # the balancer's newest shares, not yet reached by training: a resume takes them at once
             schedule["next_weights"] = dict(self.reweights[-1][1])
         extra = {**(extra or {}), "schedule": schedule}
+        if self.rl is not None:
+            extra.update(target_model={k: v.detach().cpu().clone() for k, v in self.target.state_dict().items()},
+                         distill_weight=float(self.distill_weight))
         return make_payload(self.student, "student", updates=self.updates,
                             optimizer=self.optimizer.state_dict(), extra=extra)
 

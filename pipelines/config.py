@@ -8,6 +8,7 @@ what to do instead; a section checks its own fields, a run kind what spans secti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from learner.losses import LOSSES
 from models.networks import PRESETS
 from pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
 from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, BehaviourSettings, DQNSettings, EvalSettings, ReplaySettings,
-                                RunSettings, StudentSettings, check_teacher, loss_for, need)
+                                RLSettings, RunSettings, StudentSettings, check_teacher, loss_for, need)
 
 __all__ = ["ConfigError", "DistillConfig", "MultitaskConfig", "TeacherConfig", "OnlineConfig", "RecordConfig",
            "add_flags", "from_args", "loss_for", "check_teachers", "resume_changes"]
@@ -74,6 +75,7 @@ class DistillConfig(RunConfig):
         "teacher": TEACHER_HELP + "; if omitted, the teacher that recorded --dataset, else random"})
     student: StudentSettings = section(StudentSettings)
     drive: BehaviourSettings = section(BehaviourSettings)
+    rl: RLSettings = section(RLSettings)
     replay: ReplaySettings = section(ReplaySettings)
     evaluation: EvalSettings = section(EvalSettings)
     run: RunSettings = section(RunSettings)
@@ -138,6 +140,10 @@ class DistillConfig(RunConfig):
                  f"--replay-shards {self.replay.replay_shards} exceeds --actors {self.acting.actors}: each actor "
                  f"streams to one shard, so some would stay empty; raise --actors or lower --replay-shards")
         self.evaluation.validate()
+        self.rl.validate(self.eval_every)
+        if self.rl.active():
+            need(len(self.student.pairs()) == 1, f"--rl-weight trains one student on the reward; give one --student "
+                                                 f"and one --loss, not a sweep")
         need(self.eval_every >= 0, f"--eval-every must be at least 0 (0: only the final evaluation), got {self.eval_every}")
         need(self.eval_every <= self.updates,
              f"--eval-every {self.eval_every:,} is above --updates {self.updates:,}, so no curve point would be drawn; "
@@ -186,6 +192,7 @@ class MultitaskConfig(DistillConfig):
 
     acting: ActingSettings = section(ActingSettings, skip=("game", "teacher"))
     student: StudentSettings = section(StudentSettings, preset="auto")
+    rl: RLSettings = section(RLSettings, skip=tuple(f.name for f in dataclasses.fields(RLSettings)))  # one game's
     run: RunSettings = section(RunSettings, out="runs/multitask")
     games: str = setting("", "comma-separated games, each with its own teacher and replay shards; if omitted, "
                              f"{DEFAULT_GAMES}, or with --datasets every game recorded there")

@@ -43,7 +43,8 @@ from replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, l
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
     return LearnerConfig(student=dataclasses.replace(cfg.student, preset=student, loss=loss),
-                         prefetch=cfg.replay.prefetch, min_replay=min_replay, device=cfg.run.device, seed=cfg.run.seed)
+                         prefetch=cfg.replay.prefetch, min_replay=min_replay, device=cfg.run.device, seed=cfg.run.seed,
+                         rl=cfg.rl)
 
 
 def checkpoint_series(cfg: DistillConfig) -> list[str]:
@@ -108,7 +109,8 @@ def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
         dataset = Dataset.open(recordings[name], cfg.skip_damaged) if recordings[name] else None
         teacher = load_teacher(source, spec, teacher_seed(cfg, dataset))
         load_once = check_dataset(cfg, dataset, source, teacher, echo) if dataset else False
-        games.append(GameRun(spec, teacher, cfg.acting.env_config(teacher), dataset, load_once,
+        env_config = dataclasses.replace(cfg.acting.env_config(teacher), life_loss_terminal=cfg.rl.rl_life_loss_terminal)
+        games.append(GameRun(spec, teacher, env_config, dataset, load_once,
                              env_mode=resolve_env_mode(cfg.acting.env_mode, teacher)))
     return games
 
@@ -366,6 +368,30 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
             "mean_action_agreement": float(np.mean([r["action_agreement"] for r in per_game.values()]))}
 
 
+def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: LearnerGroup, student: dict,
+               best: dict | None, best_pending: list | None, teacher_scores: dict) -> dict:
+    """A student that learnt from the reward too: its handoff, when its selection score reached the
+    teacher's, and its best selection-seed checkpoint played on the report seeds (the final student's
+    score stays the summary's own; a best chosen on selection seeds is stated on the others, as a DQN's)."""
+    from pipelines.student_evaluations import eval_kind, passed_teacher_at
+
+    kind = eval_kind(metrics_kind(group.series))
+    result = {"rl_weight": cfg.rl.rl_weight, "handoff": cfg.rl.handoff, "n_step": cfg.rl.rl_n_step,
+              "gamma": cfg.rl.rl_gamma, "target_every": cfg.rl.rl_target_every,
+              "life_loss_terminal": cfg.rl.rl_life_loss_terminal,
+              "distill_weight": student["extra"].get("distill_weight"),
+              "passed_teacher_at": passed_teacher_at(start.run.metrics(), kind), "best": None}
+    if best is not None:
+        name = game.spec.name
+        played = collect_evaluation(best_pending, cfg.evaluation.epsilon, cfg.acting.noop_max)
+        start.echo.evaluation(f"{group.label} best (update {best['updates']:,}) {name}", played.text())
+        teacher, random = teacher_scores[name]
+        result["best"] = {"updates": best["updates"], "selection_score": best["score"],
+                          "student_score": played.as_dict(), **compare(played.as_dict(), teacher.as_dict(),
+                                                                         random.as_dict())}
+    return result
+
+
 class TeacherEvaluation:
     """The teacher's and the random policy's scores on the report seeds and the teacher's held-out
     frames (across whole episodes, with and without sticky actions), made while the students train."""
@@ -459,11 +485,11 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     if stopping.requested():
         return stop_early(cfg, start, games, groups, updates)
     evaluations.poll(wait=True)
-    return finish(cfg, start, games, groups, plan, teacher)
+    return finish(cfg, start, games, groups, plan, teacher, evaluations)
 
 
 def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup], plan: MemoryPlan,
-           teacher: TeacherEvaluation) -> dict:
+           teacher: TeacherEvaluation, evaluations: StudentEvaluations) -> dict:
     """Producers down (their CPUs go to the evaluators), every student played on the teacher's
     episodes' seeds, and the summary."""
     import ray
@@ -476,10 +502,14 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     students = [group.state(checkpoint_extra(games)) for group in groups]
     refs = [ray.put(student) for student in students]
     pending = {g.spec.name: [teacher.submit(g, ref) for ref in refs] for g in games}
+    best = evaluations.handoff.best if evaluations.handoff else None
+    best_pending = teacher.submit(games[0], ray.put(best["state"])) if best else None
     holdouts, teacher_scores, per_game = teacher.results(producer_stats, start.echo)
     rows = [student_results(cfg, group, student, games, holdouts, teacher_scores,
                             {name: pending[name][k] for name in pending}, start.echo)
             for k, (group, student) in enumerate(zip(groups, students))]
+    if cfg.rl.active():
+        rows[0]["rl"] = rl_results(cfg, start, games[0], groups[0], students[0], best, best_pending, teacher_scores)
     for group in groups:
         group.kill()
     replay.update(replay_ratio=max(g.limiter["ratio"] for g in games), memory_plan=plan.as_dict(start.free_memory))

@@ -207,6 +207,56 @@ class BehaviourSettings:
         need(self.beta_half_life >= 1, f"--beta-half-life must be at least 1, got {self.beta_half_life}")
 
 
+HANDOFFS = ("qdagger", "kickstart", "none")
+
+
+@dataclass
+class RLSettings:
+    """A student that also learns from the reward (QDagger, Agarwal et al. 2022; Kickstarting, Schmitt et
+    al. 2018): its loss is lambda * distillation + --rl-weight * the project's n-step double-DQN TD loss on
+    the same transitions, against a target copy of the student. lambda starts at 1 and hands off to the
+    reward: with qdagger it is 1 minus the student's normalised selection-seed score at each --eval-every
+    point ((student - random) / (teacher - random), clipped to [0, 1]), so it reaches 0 once the student
+    plays as well as its teacher; with kickstart it halves every --handoff-half-life updates."""
+
+    rl_weight: float = setting(0.0, "weight of the student's own TD loss on the reward (0: pure distillation); with "
+                                    "it the student can pass its teacher")
+    handoff: str = setting("qdagger", "with --rl-weight: how the distillation weight falls from 1: qdagger (1 minus "
+                                      "the student's normalised selection score, at each --eval-every), kickstart "
+                                      "(halving every --handoff-half-life updates) or none (stays 1)")
+    handoff_half_life: int = setting(5000, "with --handoff kickstart: updates over which the distillation weight halves")
+    rl_n_step: int = setting(3, "with --rl-weight: steps in the return before bootstrapping")
+    rl_gamma: float = setting(0.99, "with --rl-weight: discount")
+    rl_target_every: int = setting(2000, "with --rl-weight: updates between copies of the student into its target "
+                                         "network")
+    rl_life_loss_terminal: bool = setting(False, "with --rl-weight: treat a lost life as terminal in the TD targets "
+                                                 "(the game plays on), as a DQN teacher of Breakout was trained")
+
+    def active(self) -> bool:
+        return self.rl_weight > 0
+
+    def distill_weight(self, progress: float | None = None, updates: int = 0) -> float:
+        """lambda, the distillation term's weight: from the student's normalised selection-seed score
+        `progress` (qdagger) or its update count (kickstart)."""
+        if not self.active() or self.handoff == "none":
+            return 1.0
+        if self.handoff == "kickstart":
+            return 0.5 ** (updates / self.handoff_half_life)
+        return 1.0 if progress is None else min(1.0, max(0.0, 1.0 - progress))
+
+    def validate(self, eval_every: int) -> None:
+        need(0.0 <= self.rl_weight <= 1000.0, f"--rl-weight must be in [0, 1000] (0: pure distillation), "
+                                              f"got {self.rl_weight}")
+        need(self.handoff in HANDOFFS, f"--handoff must be one of {', '.join(HANDOFFS)}, got {self.handoff!r}")
+        need(self.handoff_half_life >= 1, f"--handoff-half-life must be at least 1, got {self.handoff_half_life}")
+        need(1 <= self.rl_n_step <= 100, f"--rl-n-step must be in [1, 100], got {self.rl_n_step}")
+        need(0.0 < self.rl_gamma <= 1.0, f"--rl-gamma must be in (0, 1], got {self.rl_gamma}")
+        need(self.rl_target_every >= 1, f"--rl-target-every must be at least 1, got {self.rl_target_every}")
+        need(not self.active() or self.handoff != "qdagger" or eval_every > 0,
+             f"--rl-weight {self.rl_weight} with --handoff qdagger hands off at the student's evaluations, but "
+             f"--eval-every is 0; add --eval-every 1000, or use --handoff kickstart")
+
+
 @dataclass
 class EvalSettings:
     """Playing a policy for its score, and the held-out frames its agreement with the teacher is measured on.

@@ -10,7 +10,10 @@ run beside the training and are logged when they finish, as metrics records of k
 report all carry the curve.
 
 With `multitask --schedule balanced`, each point also moves the student's batches toward the
-games furthest below their teacher (`Balancer`).
+games furthest below their teacher (`Balancer`). With `--rl-weight`, each point is a checkpoint
+scored like a DQN's: the best so far is kept (`student-best`), the distillation weight is handed
+off by it (--handoff qdagger), and the first point at or above the teacher's selection score is
+where the student passed its teacher (`Handoff`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ from pipelines.evaluation import pct_of_teacher
 def eval_kind(metrics_kind: str) -> str:
     """`distill` -> `eval`; `distill-net1-kl` -> `eval-net1-kl`."""
     return metrics_kind.replace("distill", "eval", 1)
+
+
+def progress(score: float, teacher: float, random: float) -> float:
+    """How far from the random policy's score to the teacher's a score lies (1: the teacher's); a teacher
+    no better than random counts as reached."""
+    return (score - random) / (teacher - random) if teacher > random else 1.0
 
 
 class Balancer:
@@ -47,11 +56,7 @@ class Balancer:
                 raise ValueError(f"the balancing schedule reads selection-seed scores only; {game}'s point was "
                                  f"played on {point.get('seeds')!r} seeds")
         baselines = self._baselines() if callable(self._baselines) else self._baselines
-        progress = {}
-        for game, point in per_game.items():
-            teacher, random = baselines[game]
-            progress[game] = (point["score"] - random) / (teacher - random) if teacher > random else 1.0
-        return balanced_weights(progress)
+        return balanced_weights({game: progress(point["score"], *baselines[game]) for game, point in per_game.items()})
 
 
 def selection_baselines(cfg, games: list):
@@ -72,6 +77,47 @@ def selection_baselines(cfg, games: list):
     return collect
 
 
+class Handoff:
+    """A student learning from the reward too (--rl-weight): its best selection-seed checkpoint so far,
+    its distillation weight set from each point (--handoff qdagger), and the update at which its
+    selection score first reached the teacher's."""
+
+    def __init__(self, settings, baselines, run, echo):
+        self.settings, self.baselines, self.run, self.echo = settings, baselines, run, echo
+        self.best: dict | None = None  # {"updates", "score", "state"}
+
+    def point(self, label: str, game: str, updates: int, point: dict, state: dict, group) -> dict:
+        """What one curve point adds to its metrics record."""
+        teacher, random = self.baselines()[game]
+        reached = progress(point["score"], teacher, random)
+        if self.best is None:
+            self.best = self.resumed_best(label)
+        added = {"progress": reached, "teacher_selection_score": teacher, "passed_teacher": point["score"] >= teacher}
+        if self.best is None or point["score"] > self.best["score"]:
+            self.best = {"updates": updates, "score": point["score"], "state": state}
+            self.run.save_checkpoint(state, "student-best")
+        if self.settings.handoff == "qdagger" and not stopping.requested():
+            added["distill_weight"] = weight = self.settings.distill_weight(reached)
+            group.set_distill_weight(weight)
+            self.echo(f"[handoff] {label} at update {updates:,}: selection score {point['score']:.1f} is "
+                      f"{100 * reached:.0f}% of the way from random ({random:.1f}) to the teacher ({teacher:.1f}); "
+                      f"distillation weight {weight:.2f}")
+        return added
+
+    def resumed_best(self, label: str) -> dict | None:
+        """A resumed run's best so far: its newest `student-best` checkpoint, with the score it was kept for."""
+        state, _ = self.run.latest_checkpoint("student-best")
+        if state is None:
+            return None
+        scores = [r["score"] for r in self.run.metrics() if r.get("updates") == state["updates"] and "progress" in r]
+        return {"updates": state["updates"], "score": scores[-1] if scores else float("-inf"), "state": state}
+
+
+def passed_teacher_at(records: list[dict], kind: str) -> int | None:
+    """The first update whose curve point (metrics `kind`) reached the teacher's selection score."""
+    return next((r["updates"] for r in records if r.get("kind") == kind and r.get("passed_teacher")), None)
+
+
 class StudentEvaluations:
     def __init__(self, cfg, games: list, holdouts: dict, teacher_pending: dict, run, echo, started: float):
         self.cfg, self.games, self.run, self.echo, self.started = cfg, games, run, echo, started
@@ -79,14 +125,17 @@ class StudentEvaluations:
         self.holdouts, self.teacher_pending = holdouts, teacher_pending
         self.teacher_scores: dict[str, float] = {}
         self.pending: list[dict] = []
-        self.balancer = Balancer(selection_baselines(cfg, games)) if cfg.balanced() else None
+        baselines = selection_baselines(cfg, games) if cfg.balanced() or cfg.rl.active() else None
+        self.balancer = Balancer(baselines) if cfg.balanced() else None
+        self.handoff = Handoff(cfg.rl, baselines, run, echo) if cfg.rl.active() else None
 
     def submit(self, group, kind: str, updates: int, extra: dict) -> None:
         import ray
 
-        weights = ray.put(group.state(extra))
+        state = group.state(extra)
+        weights = ray.put(state)
         entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {},
-                 "group": group}
+                 "group": group, "state": state if self.handoff else None}
         for g in self.games:
             name = g.spec.name
             entry["scores"][name] = submit_evaluation(weights, name, self.protocol.selection_episodes,
@@ -134,6 +183,10 @@ class StudentEvaluations:
             self.echo.evaluation(f"{entry['label']} {game} @ {entry['updates']}", shown)
         if len(per_game) == 1:
             record.update(next(iter(per_game.values())))
+            if self.handoff is not None:
+                game = next(iter(per_game))
+                record.update(self.handoff.point(entry["label"], game, entry["updates"], per_game[game],
+                                                 entry["state"], entry["group"]))
         else:
             record["per_game"] = per_game
         if self.balancer is not None and not stopping.requested():

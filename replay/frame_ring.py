@@ -204,7 +204,8 @@ class FrameRing:
 
     def sample_transitions(self, batch_size: int, n: int, gamma: float, rng: np.random.Generator,
                            max_rounds: int = 64, out: dict | None = None) -> dict[str, np.ndarray]:
-        """Uniform n-step transitions for DQN: the target is returns + discount * max_a Q(next_obs, a).
+        """Uniform n-step transitions for DQN: the target is returns + discount * max_a Q(next_obs, a); with
+        the teacher's Q labels of `obs`, for a student that distils and learns from the reward at once.
 
         Rewards are clipped to their sign, as in the Nature DQN; `discount` is 0 after a terminal step."""
         if self.size == 0:
@@ -230,7 +231,7 @@ class FrameRing:
         return {
             "obs": self._gather(walk["rows"], out, "obs"), "next_obs": self._gather(walk["next_rows"], out, "next_obs"),
             "actions": self.actions[slots], "returns": walk["returns"], "discount": walk["discount"],
-            "teacher_version": self.teacher_version[slots], "seq": self.seq[slots],
+            "q": self.q[slots], "teacher_version": self.teacher_version[slots], "seq": self.seq[slots],
         }
 
     def nbytes(self) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from learner.dqn import dqn_loss, td_targets
+from learner.td import dqn_loss, td_targets
 from models.checkpoint import load_checkpoint
 from models.networks import QNetwork
 from pipelines.config import ConfigError, DistillConfig, OnlineConfig, TeacherConfig

@@ -16,7 +16,7 @@ import numpy as np
 from rundir.directory import RunDir, RunDirError
 from rundir.summary import Summary, kind_of_config
 from ui.plots import MARKERS, Plots, series_key
-from ui.summaries import student_acted
+from ui.summaries import rl_text, student_acted
 
 BY_FRAMES = ("teacher", "online")
 
@@ -624,6 +624,12 @@ def _driven(summary: dict) -> str:
     return f", --behaviour {summary['behaviour']}{share}"
 
 
+def _learnt_from_reward(run: dict) -> str:
+    """Its students that learnt from the reward too (--rl-weight), each a line under the run's."""
+    return "".join(f"\n  - {row['student']}/{row['loss']}: {rl_text(row['rl'])}"
+                   for row in run["summary"].get("students", []) if row.get("rl"))
+
+
 def write_report(paths: list[str], out: str) -> dict:
     """Returns {"report": path, "plots": {name: points drawn}}."""
     if not paths:
@@ -645,7 +651,8 @@ def write_report(paths: list[str], out: str) -> dict:
         if r["summary"].get("eval_protocol"):
             protocols.setdefault(r["summary"]["eval_protocol"], []).append(r["name"])
     sections = [
-        "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']}{_driven(r['summary'])})" for r in runs)
+        "# Report\n\n" + "\n".join(f"- `{r['path']}` ({r['kind']}{_driven(r['summary'])})" + _learnt_from_reward(r)
+                                    for r in runs)
         + "".join(f"\n\nEvaluation protocol of {', '.join(names)}: {p}." for p, names in protocols.items()),
         summary_section(runs), loss_section(runs, plots), score_section(runs, plots), learning_section(runs, plots),
         throughput_section(runs, plots), multitask_section(runs, plots), game_curves_section(runs, plots),

@@ -70,6 +70,22 @@ def student_acted(summary: dict) -> tuple[int, int] | None:
     return (acted, labelled) if acted is not None and labelled else None
 
 
+def rl_text(rl: dict) -> str:
+    """A student that learnt from the reward too (--rl-weight): its handoff and where it passed its teacher."""
+    weight = rl.get("distill_weight")
+    passed = rl.get("passed_teacher_at")
+    text = (f"--rl-weight {rl['rl_weight']:g} (--handoff {rl['handoff']}): distillation weight "
+            f"{'unknown' if weight is None else f'{weight:.2f}'} at the end; "
+            + (f"its selection score first reached the teacher's at update {passed:,}" if passed is not None
+               else "its selection score never reached the teacher's"))
+    best = rl.get("best")
+    if best:
+        score = best["student_score"]
+        text += (f"; its best selection checkpoint (update {best['updates']:,}) on report seeds "
+                 f"{score_text(score['mean'], score['ci95'], score['episodes'])}, {ratio_text(best)}")
+    return text
+
+
 def distill_lines(summary: dict, path) -> list[str]:
     games = summary.get("games") or [summary["game"]]
     lines = []
@@ -89,6 +105,8 @@ def distill_lines(summary: dict, path) -> list[str]:
                          f"{agreement_text(result, teacher)}; {ratio_text(result)}")
         if "geometric_mean_over" in row:
             lines.append(geometric_text(row))
+        if row.get("rl"):
+            lines.append(rl_text(row["rl"]))
     if summary.get("behaviour", "teacher") != "teacher":
         acted = student_acted(summary)
         lines.append(f"--behaviour {summary['behaviour']}: the student chose the actions of "
