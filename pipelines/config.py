@@ -140,7 +140,7 @@ class DistillConfig(RunConfig):
                  f"--replay-shards {self.replay.replay_shards} exceeds --actors {self.acting.actors}: each actor "
                  f"streams to one shard, so some would stay empty; raise --actors or lower --replay-shards")
         self.evaluation.validate()
-        self.rl.validate(self.eval_every)
+        self.rl.validate(self.eval_every, self.updates)
         if self.rl.active():
             need(len(self.student.pairs()) == 1, f"--rl-weight trains one student on the reward; give one --student "
                                                  f"and one --loss, not a sweep")

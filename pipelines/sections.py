@@ -244,7 +244,7 @@ class RLSettings:
             return 0.5 ** (updates / self.handoff_half_life)
         return 1.0 if progress is None else min(1.0, max(0.0, 1.0 - progress))
 
-    def validate(self, eval_every: int) -> None:
+    def validate(self, eval_every: int, updates: int) -> None:
         need(0.0 <= self.rl_weight <= 1000.0, f"--rl-weight must be in [0, 1000] (0: pure distillation), "
                                               f"got {self.rl_weight}")
         need(self.handoff in HANDOFFS, f"--handoff must be one of {', '.join(HANDOFFS)}, got {self.handoff!r}")
@@ -254,7 +254,7 @@ class RLSettings:
         need(self.rl_target_every >= 1, f"--rl-target-every must be at least 1, got {self.rl_target_every}")
         need(not self.active() or self.handoff != "qdagger" or eval_every > 0,
              f"--rl-weight {self.rl_weight} with --handoff qdagger hands off at the student's evaluations, but "
-             f"--eval-every is 0; add --eval-every 1000, or use --handoff kickstart")
+             f"--eval-every is 0; add --eval-every {max(1, updates // 4):,}, or use --handoff kickstart")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from models.checkpoint import load_checkpoint
 from models.networks import QNetwork
 from pipelines.config import DistillConfig
 from pipelines.distill import run_distill
+from rundir.directory import RunDir
 
 SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_params", "updates", "steps_labelled",
                 "teacher_score", "student_score", "student_pct_of_teacher", "action_agreement",
@@ -70,21 +71,32 @@ def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
     assert stops == [50, 60, 100, 120, 130]
 
 
-def test_with_the_student_driving_the_replay_holds_steps_it_chose(ray_runtime, tmp_path):
+def test_with_the_student_driving_and_learning_from_the_reward_the_run_says_so(ray_runtime, tmp_path):
     """--behaviour student: after the first push the actors act with the student's weights, and the
-    replay counts the steps it chose (the labels stay the teacher's: tests/test_behaviour.py)."""
+    replay counts the steps it chose (the labels stay the teacher's: tests/test_behaviour.py). With
+    --rl-weight, each curve point hands the distillation weight off and keeps the best checkpoint, which
+    the summary plays on the report seeds (the losses themselves: tests/test_rl_student.py)."""
     cfg = DistillConfig.from_flags(game="pong", student="net3", updates=60, log_every=20, checkpoint_every=60,
                                    min_replay=256, chunk_steps=32, eval_episodes=1, select_episodes=1, holdout_steps=100,
                                    replay_ratio=0, behaviour="student", behaviour_every=5, eval_workers=1,
-                                   out=str(tmp_path / "run")).validate()
+                                   rl_weight=1.0, eval_every=30, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
     assert summary["behaviour"] == "student"
     assert 0 < summary["replay"]["student_acted_steps"] < summary["replay"]["labelled_steps"]  # the teacher filled min_replay
+    points = [m for m in RunDir.open(tmp_path / "run").metrics() if m.get("kind") == "eval"]
+    assert [p["updates"] for p in points] == [30] and 0.0 <= points[0]["distill_weight"] <= 1.0
+    rl = summary["students"][0]["rl"]
+    assert rl["distill_weight"] == points[0]["distill_weight"] and rl["best"]["updates"] == 30
+    assert rl["best"]["student_score"]["episodes"] == 1
+    assert (tmp_path / "run" / "checkpoints" / "student-best-00000030.pt").is_file()
+    assert "target_model" in load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00000060.pt")["extra"]
     from ui.summaries import distill_lines
 
-    assert any(line.startswith("--behaviour student: the student chose the actions of ") for line in
-               distill_lines(summary, tmp_path / "run"))
+    lines = distill_lines(summary, tmp_path / "run")
+    assert any(line.startswith("--behaviour student: the student chose the actions of ") for line in lines)
+    assert any(line.startswith("--rl-weight 1 (--handoff qdagger): distillation weight ") for line in lines)
     from ui.report import write_report
 
     write_report([str(tmp_path / "run")], str(tmp_path / "report"))
-    assert "(distill, --behaviour student: the student chose " in (tmp_path / "report" / "report.md").read_text()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "(distill, --behaviour student: the student chose " in report and "  - net3/kl: --rl-weight 1" in report

@@ -1,0 +1,120 @@
+"""A student that learns from the reward as well as from its teacher (--rl-weight): its TD term is the
+DQN's, its distillation weight hands off as its selection score nears the teacher's, and with that
+weight at zero the teacher's labels no longer move it while the reward still does."""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from learner.learner import Learner
+from learner.td import dqn_loss, rl_loss
+from models.networks import QNetwork
+from pipelines.config import ConfigError, DistillConfig
+from pipelines.distill import learner_config
+from pipelines.sections import RLSettings
+from pipelines.student_evaluations import Handoff, passed_teacher_at
+from rundir.directory import RunDir
+
+
+def rl_learner(**flags) -> Learner:
+    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=10, **flags).validate()
+    return Learner(dataclasses.replace(learner_config(cfg, "net3", "kl", 1), graphs=False), {"pong": 6}, {"pong": []})
+
+
+def transitions(q: np.ndarray, seed: int = 0, batch: int = 16) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"obs": rng.integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8),
+            "next_obs": rng.integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8),
+            "actions": rng.integers(0, 6, batch).astype(np.uint8), "returns": rng.choice([-1.0, 0.0, 1.0], batch)
+            .astype(np.float32), "discount": np.full(batch, 0.99**3, np.float32), "q": q.astype(np.float32)}
+
+
+def weights(learner: Learner) -> dict:
+    return {k: v.clone() for k, v in learner.student.state_dict().items()}
+
+
+def test_the_reward_term_is_the_dqns_td_loss_on_the_students_outputs():
+    torch.manual_seed(0)
+    student, target = QNetwork("net3", {"pong": 6}), QNetwork("net3", {"pong": 6})
+    batch = {k: torch.from_numpy(v) for k, v in transitions(np.zeros((16, 6))).items()}
+    ours, _ = rl_loss(student(batch["obs"], "pong"), student, target, batch, "pong")
+    theirs, _ = dqn_loss(student, target, batch)
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-6)
+
+
+def test_at_distillation_weight_zero_the_teachers_labels_no_longer_move_the_student_but_the_reward_does():
+    learners = [rl_learner(), rl_learner()]
+    start = weights(learners[0])
+    rng = np.random.default_rng(1)
+    labels = [rng.standard_normal((16, 6)) * 5, rng.standard_normal((16, 6)) * 5]  # two teachers that disagree
+    for learner, q in zip(learners, labels):
+        learner.set_distill_weight(0.0)
+        learner.step("pong", transitions(q))
+    after = [weights(learner) for learner in learners]
+    assert all(torch.equal(after[0][k], after[1][k]) for k in start)
+    assert any(not torch.equal(after[0][k], start[k]) for k in start)  # the TD term moved it
+    moved = [rl_learner(), rl_learner()]  # and at weight 1 the labels do
+    for learner, q in zip(moved, labels):
+        learner.step("pong", transitions(q))
+    assert any(not torch.equal(a, b) for a, b in zip(weights(moved[0]).values(), weights(moved[1]).values()))
+
+
+def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_the_teachers(tmp_path):
+    run = RunDir.create(tmp_path / "run", "{}")
+    learner = rl_learner()
+    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0)}, run, echo=lambda *_: None)
+    records = []
+    for updates, score in ((100, -20.0), (200, -5.0), (300, 10.0), (400, 14.0), (500, 2.0)):
+        state = learner.state({"game": "pong"})
+        state["updates"] = updates
+        record = {"kind": "eval", "updates": updates, **handoff.point("net3/kl", "pong", updates, {"score": score},
+                                                                     state, learner)}
+        records.append(record)
+        assert float(learner.distill_weight) == pytest.approx(record["distill_weight"])
+    assert [r["distill_weight"] for r in records] == pytest.approx([1.0, 0.5, 0.0, 0.0, 1 - 22 / 30])
+    assert passed_teacher_at(records, "eval") == 300
+    assert handoff.best["updates"] == 400  # the best selection score, kept on disk for the report seeds
+    assert [p.name for p in run.checkpoint_paths("student-best")][-1] == "student-best-00000400.pt"
+
+
+def test_kickstarting_halves_the_weight_by_updates_and_none_keeps_it():
+    kick = RLSettings(rl_weight=1.0, handoff="kickstart", handoff_half_life=100)
+    assert [kick.distill_weight(updates=u) for u in (0, 100, 200)] == [1.0, 0.5, 0.25]
+    assert RLSettings(rl_weight=1.0, handoff="none").distill_weight(progress=5.0) == 1.0
+    assert RLSettings().distill_weight(progress=5.0) == 1.0  # without --rl-weight, distillation alone
+    learner = rl_learner(handoff="kickstart", handoff_half_life=2)
+    for _ in range(4):
+        learner._update("pong", transitions(np.zeros((16, 6))))
+    assert float(learner.distill_weight) == pytest.approx(0.5 ** 1.5)  # set before the 4th update, at 3 done
+
+
+def test_a_checkpoint_carries_the_target_and_weight_and_a_resume_takes_them():
+    learner = rl_learner(rl_target_every=3)
+    for seed in range(3):
+        learner._update("pong", transitions(np.zeros((16, 6)), seed))
+    assert all(torch.equal(a, b) for a, b in zip(learner.target.state_dict().values(),
+                                                   learner.student.state_dict().values()))  # copied at update 3
+    learner.set_distill_weight(0.25)
+    learner._update("pong", transitions(np.zeros((16, 6)), 9))
+    state = copy.deepcopy(learner.state())
+    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=10, rl_target_every=3).validate()
+    again = Learner(dataclasses.replace(learner_config(cfg, "net3", "kl", 1), graphs=False), {"pong": 6}, {"pong": []},
+                    resume=state)
+    assert float(again.distill_weight) == 0.25 and again.updates == 4
+    assert all(torch.equal(a, b) for a, b in zip(again.target.state_dict().values(), learner.target.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(again.target.state_dict().values(),
+                                                       again.student.state_dict().values()))
+
+
+@pytest.mark.parametrize("flags, words", [
+    ({"rl_weight": 1.0}, "--eval-every is 0; add --eval-every 75, or use --handoff kickstart"),
+    ({"rl_weight": -1.0}, "--rl-weight must be in"),
+    ({"rl_weight": 1.0, "handoff": "slow", "eval_every": 10}, "--handoff must be one of qdagger, kickstart, none"),
+    ({"rl_weight": 1.0, "eval_every": 10, "student": "net1,net3"}, "--rl-weight trains one student"),
+])
+def test_bad_rl_flags_are_refused_by_name(flags, words):
+    with pytest.raises(ConfigError, match=words):
+        DistillConfig.from_flags(updates=300, **flags).validate()
