@@ -10,7 +10,8 @@ the report seeds (chosen on other seeds, as a DQN's best is) and the update at w
 score first reached the teacher's. Prints a table (normalised % of teacher with lower 95% bounds)
 and writes outgrow.json and outgrow.md. A finished run directory is read back, not run again.
 
-    nice python bench/outgrow.py --games breakout,seaquest --updates 20000 --eval-every 2500
+    nice python bench/outgrow.py --games breakout,seaquest --updates 20000 --eval-every 2500 --lr 2.5e-4
+    nice python bench/outgrow.py --games breakout --teacher random --variants kl+rl --lr 2.5e-4 --out bench/out/outgrow-random
     python bench/outgrow.py --games pong --updates 60 --eval-every 30 --eval-episodes 2 --select-episodes 1 \\
         --holdout-steps 200 --out /tmp/o  # tiny
 """
@@ -61,6 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--games", default="breakout,seaquest", help="comma-separated zoo games")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="kl+rl (with --rl-weight) and/or kl")
+    parser.add_argument("--teacher", default="zoo", help="zoo (each game's zoo teacher) or random: seeded weights, "
+                                                          "a teacher no better than random play, which hands off at "
+                                                          "once (does the student learn from the reward alone?)")
     parser.add_argument("--student", default="net3")
     parser.add_argument("--updates", type=int, default=20_000)
     parser.add_argument("--eval-every", type=int, default=2500, help="updates between selection-seed points (the "
@@ -82,8 +86,9 @@ def main() -> None:
     rows = []
     for game in args.games.split(","):
         for variant in args.variants.split(","):
-            path = out / f"{game}-student-{variant}"
-            argv = ["distill", "--teacher", f"zoo:{game}", "--student", args.student, "--loss", "kl",
+            teacher = f"zoo:{game}" if args.teacher == "zoo" else "random"
+            path = out / f"{game}-student-{variant}" if args.teacher == "zoo" else out / f"{game}-random-teacher-{variant}"
+            argv = ["distill", "--game", game, "--teacher", teacher, "--student", args.student, "--loss", "kl",
                     "--behaviour", "student", "--behaviour-every", str(args.behaviour_every), "--lr", str(args.lr),
                     "--updates", str(args.updates), "--eval-every", str(args.eval_every),
                     "--eval-episodes", str(args.eval_episodes), "--select-episodes", str(args.select_episodes),
@@ -91,10 +96,10 @@ def main() -> None:
                     "--checkpoint-every", str(args.eval_every), "--seed", str(args.seed)]
             if variant == "kl+rl":
                 argv += ["--rl-weight", str(args.rl_weight), "--handoff", args.handoff, "--rl-life-loss-terminal"]
-            for row in timed(argv, path, f"student/{variant}"):
+            for row in timed(argv, path, f"student/{variant}" + ("" if args.teacher == "zoo" else " (random teacher)")):
                 rows.append({**row, **rl_columns(path)})
     print_rows(rows)
-    lines = [best_line(row) for row in rows if row["section"].endswith("+rl")]
+    lines = [best_line(row) for row in rows if "+rl" in row["section"]]
     print("\n".join(lines))
     report = {"rows": rows, "geometric_means": {}, "args": vars(args), "machine": platform.node(),
               "cpu_count": os.cpu_count(), "paper": {}}

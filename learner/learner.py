@@ -98,6 +98,10 @@ class Learner:
             self.student.load_state_dict(resume["model"])
         self.model = self.student
         self.target = copy.deepcopy(self.student).requires_grad_(False) if rl else None
+        # with the reward, the student's outputs must stay Q values in the teacher's units for the TD term: the
+        # distillation term reads them at the loss's temperature too, KL(softmax(q_T/tau) || softmax(q_S/tau)) as
+        # QDagger's; at 1, a tau-0.01 KL would make them logits 100x the teacher's Q, and TD then wrecks the policy
+        self.student_tau = getattr(self.loss_fn, "tau", 1.0) if rl else 1.0
         self.distill_weight = torch.ones((), device=self.device)  # lambda: a tensor, so a captured graph reads it
         if rl and resume is not None:
             self.target.load_state_dict(resume["extra"]["target_model"])
@@ -141,15 +145,15 @@ class Learner:
         return self._update_body(game, tensors)
 
     def _update_body(self, game: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        amp = bf16_autocast(self.config.amp, self.device, self.loss_fn)
+        amp = bf16_autocast(self.config.amp, self.device, self.loss_fn) and self.rl is None  # TD reads Q raw, as MSE
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
             q_student = self.model(tensors["obs"], game)
-        loss = self.loss_fn(q_student.float(), tensors["q"])
         if self.rl is None:
+            loss = self.loss_fn(q_student.float(), tensors["q"])
             loss.backward()
             self.optimizer.step()
             return {"loss": loss.detach()}
-        distill = loss
+        distill = self.loss_fn(q_student.float() / self.student_tau, tensors["q"])
         td, _ = rl_loss(q_student.float(), self.student, self.target, tensors, game)
         loss = self.distill_weight * distill + self.rl.rl_weight * td
         loss.backward()

@@ -45,6 +45,19 @@ def test_the_reward_term_is_the_dqns_td_loss_on_the_students_outputs():
     assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-6)
 
 
+def test_the_distillation_term_reads_the_students_outputs_at_the_teachers_temperature():
+    """So they stay Q values in the teacher's units, which the TD term needs (a tau-0.01 KL on raw outputs
+    makes them logits a hundred times the teacher's Q)."""
+    from learner.losses import KLLoss
+
+    learner = rl_learner(tau=0.05)
+    batch = transitions(np.random.default_rng(2).standard_normal((16, 6)))
+    with torch.no_grad():
+        q_student = learner.student(torch.from_numpy(batch["obs"]), "pong")
+    expected = KLLoss(tau=0.05)(q_student / 0.05, torch.from_numpy(batch["q"]))
+    assert float(learner.step("pong", batch)["distill_loss"]) == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_at_distillation_weight_zero_the_teachers_labels_no_longer_move_the_student_but_the_reward_does():
     learners = [rl_learner(), rl_learner()]
     start = weights(learners[0])
