@@ -10,8 +10,9 @@ the report seeds (chosen on other seeds, as a DQN's best is) and the update at w
 score first reached the teacher's. Prints a table (normalised % of teacher with lower 95% bounds)
 and writes outgrow.json and outgrow.md. A finished run directory is read back, not run again.
 
-    nice python bench/outgrow.py --games breakout,seaquest --updates 20000 --eval-every 2500 --lr 2.5e-4
-    nice python bench/outgrow.py --games breakout --teacher random --variants kl+rl --lr 2.5e-4 --out bench/out/outgrow-random
+    nice python bench/outgrow.py --games breakout,seaquest --updates 40000 --eval-every 4000 --lr 2.5e-4
+    nice python bench/outgrow.py --games breakout --teacher random --variants kl+rl --updates 40000 --eval-every 4000 \\
+        --lr 2.5e-4 --out bench/out/outgrow-random
     python bench/outgrow.py --games pong --updates 60 --eval-every 30 --eval-episodes 2 --select-episodes 1 \\
         --holdout-steps 200 --out /tmp/o  # tiny
 """

@@ -141,3 +141,15 @@ def test_bf16_autocast_keeps_the_loss_within_1_percent_except_mse(name):
     assert bf16_autocast(True, torch.device("cuda"), loss_fn) == (name != "mse")
     assert not bf16_autocast(True, torch.device("cpu"), loss_fn)
     assert not bf16_autocast(False, torch.device("cuda"), loss_fn)
+
+
+def test_the_weighted_losses_are_judged_on_their_target_and_their_weights():
+    from learner.losses import EntropyWeightedKLLoss, GapWeightedNLLLoss
+
+    net, x = close_top_two(), frames()
+    ok, measured, line = half_precision_keeps_target(net, x, GapWeightedNLLLoss(gap_tau=0.01))
+    assert not ok and measured > KL_TV_TOLERANCE and "gap weight's softmax at tau 0.01" in line, line
+    assert half_precision_keeps_target(net, x, GapWeightedNLLLoss(gap_tau=1.0))[0]  # the greedy action holds
+    ok, _, line = half_precision_keeps_target(net, x, EntropyWeightedKLLoss(tau=1.0, entropy_tau=0.01))
+    assert not ok and "entropy weight's softmax at tau 0.01" in line, line
+    assert half_precision_keeps_target(net, x, EntropyWeightedKLLoss(tau=1.0, entropy_tau=1.0))[0]
