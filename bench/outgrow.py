@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fidelity import markdown, print_rows, timed  # noqa: E402
 from cluster.runtime import connect  # noqa: E402
+from rundir.directory import RunDir  # noqa: E402
 from rundir.summary import Summary  # noqa: E402
 
 VARIANTS = ("kl+rl", "kl")  # the reward-weighted run first: it is the one the target is about
@@ -41,8 +42,11 @@ def rl_columns(path: Path) -> dict:
     rl = (summary.get("students") or [{}])[0].get("rl") or {}
     best = rl.get("best") or {}
     replay = summary.get("replay") or {}
+    points = [r for r in RunDir.open(path).metrics() if r.get("kind") == "eval" and "teacher_selection_score" in r]
+    reached = next((r["updates"] for r in points if r["score"] >= r["teacher_selection_score"]), None)
+    passed = next((r["updates"] for r in points if r["score"] - (r["ci95"] or 0) > r["teacher_selection_score"]), None)
     return {"labelled_frames": 4 * replay["labelled_steps"] if replay.get("labelled_steps") else None,
-            "passed_teacher_at": rl.get("passed_teacher_at"), "final_distill_weight": rl.get("distill_weight"),
+            "reached_teacher_at": reached, "passed_teacher_at": passed, "final_distill_weight": rl.get("distill_weight"),
             "best_updates": best.get("updates"), "best_score": (best.get("student_score") or {}).get("mean"),
             "best_ci95": (best.get("student_score") or {}).get("ci95"), "best_normalised_pct": best.get("normalised_pct"),
             "best_normalised_low95": best.get("normalised_low95")}
@@ -50,9 +54,11 @@ def rl_columns(path: Path) -> dict:
 
 def best_line(row: dict) -> str:
     percent = lambda v: "n/a" if v is None else f"{v:.0f}%"  # noqa: E731
-    passed = row["passed_teacher_at"]
-    return (f"{row['game']} {row['section']}: its selection score "
-            + (f"first reached the teacher's at update {passed:,}" if passed is not None else "never reached the teacher's")
+    reached, passed = row["reached_teacher_at"], row["passed_teacher_at"]
+    return (f"{row['game']} {row['section']}: on selection seeds its mean "
+            + (f"first reached the teacher's at update {reached:,}" if reached is not None else "never reached the teacher's")
+            + (f", its lower 95% bound passed it at update {passed:,}" if passed is not None else
+               ", its lower 95% bound never passed it")
             + (f"; best selection checkpoint (update {row['best_updates']:,}) on report seeds {row['best_score']:.1f} "
                f"+/- {row['best_ci95'] or 0:.1f}, normalised {percent(row['best_normalised_pct'])} "
                f"(low 95% {percent(row['best_normalised_low95'])})" if row["best_updates"] is not None else "")

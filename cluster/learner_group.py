@@ -34,6 +34,7 @@ class LearnerGroup:
         self.joined: list = []  # each replica's join_group, not waited on by `start`
         self.restarts = 0
         self.abandoned: list = []  # replay waits a stop left pending
+        self.distill_weight: float | None = None  # lambda, once a curve point set it (--rl-weight)
 
     def start(self, resume: dict | None) -> None:
         """The replicas, and their group formed behind them: every call they are sent next waits for it.
@@ -47,6 +48,9 @@ class LearnerGroup:
                 (rank, self.replicas) if self.replicas > 1 else None)
             for rank in range(self.replicas)]
         self.joined = []
+        if self.distill_weight is not None:
+            for actor in self.actors:
+                actor.set_distill_weight.remote(self.distill_weight)
         if self.replicas > 1:
             secret = secrets.token_hex(16)
             address = self.actors[0].open_group.remote(secret)
@@ -108,8 +112,10 @@ class LearnerGroup:
             actor.set_weights.remote(weights)  # a replica busy or dead then is the training loop's to handle
 
     def set_distill_weight(self, weight: float) -> None:
-        """lambda, the distillation term's weight (--rl-weight with --handoff qdagger), on every replica; a
-        restarted replica reads it from its checkpoint."""
+        """lambda, the distillation term's weight (--rl-weight with --handoff qdagger), on every replica. A
+        checkpoint may hold the one before (it is taken before its update's curve point is scored), so a
+        restarted replica is sent this one too."""
+        self.distill_weight = float(weight)
         for actor in self.actors:
             actor.set_distill_weight.remote(weight)
 
@@ -140,7 +146,9 @@ class LearnerGroup:
         """Rank 0's record, with the samples of every replica and their mean loss and wait."""
         record = dict(results[0])
         if len(results) > 1:
-            record["loss"] = float(np.mean([r["loss"] for r in results]))
+            for name in ("loss", "distill_loss", "td_loss"):
+                if name in record:
+                    record[name] = float(np.mean([r[name] for r in results]))
             record["samples_per_s"] = float(sum(r["samples_per_s"] for r in results))
             record["wait_fraction"] = float(np.mean([r["wait_fraction"] for r in results]))
             record["replicas"] = len(results)

@@ -103,7 +103,7 @@ class Learner:
         # QDagger's; at 1, a tau-0.01 KL would make them logits 100x the teacher's Q, and TD then wrecks the policy
         self.student_tau = getattr(self.loss_fn, "tau", 1.0) if rl else 1.0
         self.distill_weight = torch.ones((), device=self.device)  # lambda: a tensor, so a captured graph reads it
-        if rl and resume is not None:
+        if rl and resume is not None and "target_model" in resume.get("extra", {}):  # else a plain run's: start anew
             self.target.load_state_dict(resume["extra"]["target_model"])
             self.distill_weight.fill_(float(resume["extra"]["distill_weight"]))
         self.store = None

@@ -87,6 +87,8 @@ def resume_state(run: RunDir, series: str, metrics_kind: str) -> dict | None:
         print(f"[resume] skipping unreadable checkpoint, falling back to the one before: {note}", file=sys.stderr)
     updates = state["updates"] if state is not None else 0
     dropped = run.trim_metrics(metrics_kind, updates, purge=True)
+    if metrics_kind.startswith("distill"):  # its curve points past the checkpoint are drawn again
+        dropped += run.trim_metrics(metrics_kind.replace("distill", "eval", 1), updates)
     if state is not None:
         print(f"[resume] {run.path}: {series} continues at update {updates}"
               + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))

@@ -21,6 +21,8 @@ from pipelines.config_tree import TreeConfig, add_flags, from_args, section, set
 from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, BehaviourSettings, DQNSettings, EvalSettings, ReplaySettings,
                                 RLSettings, RunSettings, StudentSettings, check_teacher, loss_for, need)
 
+RL_LOSSES = ("kl", "entropy_kl", "mse")  # those whose target reads the student's outputs on the teacher's Q scale
+
 __all__ = ["ConfigError", "DistillConfig", "MultitaskConfig", "TeacherConfig", "OnlineConfig", "RecordConfig",
            "add_flags", "from_args", "loss_for", "check_teachers", "resume_changes"]
 
@@ -140,11 +142,17 @@ class DistillConfig(RunConfig):
                  f"--replay-shards {self.replay.replay_shards} exceeds --actors {self.acting.actors}: each actor "
                  f"streams to one shard, so some would stay empty; raise --actors or lower --replay-shards")
         self.evaluation.validate()
+        need(self.eval_every >= 0, f"--eval-every must be at least 0 (0: only the final evaluation), got {self.eval_every}")
         self.rl.validate(self.eval_every, self.updates)
         if self.rl.active():
             need(len(self.student.pairs()) == 1, f"--rl-weight trains one student on the reward; give one --student "
                                                  f"and one --loss, not a sweep")
-        need(self.eval_every >= 0, f"--eval-every must be at least 0 (0: only the final evaluation), got {self.eval_every}")
+            need(self.student.loss in RL_LOSSES, f"--rl-weight needs a loss that keeps the student's outputs Q values "
+                                                 f"for its TD term: {', '.join(RL_LOSSES)} (kl read at --tau on both "
+                                                 f"sides); got --loss {self.student.loss}")
+            need(not (self.rl.rl_life_loss_terminal and self.recorded()),
+                 "--rl-life-loss-terminal changes the actors' terminal flags, and a recording's are fixed; drop it, "
+                 "or distil from live actors (no --dataset)")
         need(self.eval_every <= self.updates,
              f"--eval-every {self.eval_every:,} is above --updates {self.updates:,}, so no curve point would be drawn; "
              f"use --eval-every {max(1, self.updates // 4):,} or drop it")

@@ -34,7 +34,7 @@ from actors.protocol import REPORT
 from pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
 from rundir.directory import RunDir
 from pipelines.skeleton import RunStart, start_run
-from pipelines.student_evaluations import StudentEvaluations
+from pipelines.student_evaluations import StudentEvaluations, eval_kind
 from replay.dataset import Dataset, DatasetFeeder
 from replay.memory_plan import MemoryPlan
 from replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, launch_shards, replay_totals,
@@ -270,6 +270,7 @@ def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo) -> int:
          f"{state['updates'] if state else 0}" + (f", skipping {len(skipped)} unreadable" if skipped else ""))
     updates = state["updates"] if state else 0
     run.trim_metrics(metrics_kind(group.series), updates)
+    run.trim_metrics(eval_kind(metrics_kind(group.series)), updates)  # its curve points past it are drawn again
     try:
         group.restart(state)
     except LearnerLost as lost:
@@ -371,16 +372,20 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
 def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: LearnerGroup, student: dict,
                best: dict | None, best_pending: list | None, teacher_scores: dict) -> dict:
     """A student that learnt from the reward too: its handoff, when its selection score reached the
-    teacher's, and its best selection-seed checkpoint played on the report seeds (the final student's
-    score stays the summary's own; a best chosen on selection seeds is stated on the others, as a DQN's)."""
-    from pipelines.student_evaluations import eval_kind, passed_teacher_at
+    teacher's and when it passed it (its lower 95% bound above), and its best selection-seed checkpoint
+    played on the report seeds (the final student's score stays the summary's own; a best chosen on
+    selection seeds is stated on the others, as a DQN's)."""
+    from pipelines.student_evaluations import first_update
 
     kind = eval_kind(metrics_kind(group.series))
     result = {"rl_weight": cfg.rl.rl_weight, "handoff": cfg.rl.handoff, "n_step": cfg.rl.rl_n_step,
               "gamma": cfg.rl.rl_gamma, "target_every": cfg.rl.rl_target_every,
               "life_loss_terminal": cfg.rl.rl_life_loss_terminal,
               "distill_weight": student["extra"].get("distill_weight"),
-              "passed_teacher_at": passed_teacher_at(start.run.metrics(), kind), "best": None}
+              "selection_episodes": cfg.evaluation.selection_episodes, "best": None}
+    records = start.run.metrics()
+    result.update(reached_teacher_at=first_update(records, kind, "reached_teacher"),
+                  passed_teacher_at=first_update(records, kind, "passed_teacher"))
     if best is not None:
         name = game.spec.name
         played = collect_evaluation(best_pending, cfg.evaluation.epsilon, cfg.acting.noop_max)
@@ -462,7 +467,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     sweep = cfg.student.pairs()
     plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.replay.capacity_steps,
                       cfg.replay.replay_shards, shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch,
-                                                                 streams=len(sweep) * cfg.learner_gpus))
+                                                                 streams=len(sweep) * cfg.learner_gpus,
+                                                                 stacks=2 if cfg.rl.active() else 1))
     start = start_run(cfg.KIND, cfg, run, echo,
                       cpus=sum(1 if g.dataset else cfg.acting.actors for g in games) + len(sweep) * cfg.learner_gpus
                       + 1,
@@ -475,6 +481,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     teacher = TeacherEvaluation(cfg, games)
     evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
                                      start.started)
+    if evaluations.handoff is not None and resume:
+        evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)))
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
         return stop_early(cfg, start, games, groups, {g.series: 0 for g in groups})
     start.echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds "
@@ -502,7 +510,7 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
     students = [group.state(checkpoint_extra(games)) for group in groups]
     refs = [ray.put(student) for student in students]
     pending = {g.spec.name: [teacher.submit(g, ref) for ref in refs] for g in games}
-    best = evaluations.handoff.best if evaluations.handoff else None
+    best = evaluations.handoff.best_so_far() if evaluations.handoff else None
     best_pending = teacher.submit(games[0], ray.put(best["state"])) if best else None
     holdouts, teacher_scores, per_game = teacher.results(producer_stats, start.echo)
     rows = [student_results(cfg, group, student, games, holdouts, teacher_scores,

@@ -252,9 +252,16 @@ class RLSettings:
         need(1 <= self.rl_n_step <= 100, f"--rl-n-step must be in [1, 100], got {self.rl_n_step}")
         need(0.0 < self.rl_gamma <= 1.0, f"--rl-gamma must be in (0, 1], got {self.rl_gamma}")
         need(self.rl_target_every >= 1, f"--rl-target-every must be at least 1, got {self.rl_target_every}")
-        need(not self.active() or self.handoff != "qdagger" or eval_every > 0,
+        defaults = {spec.name: spec.default for spec in dataclasses.fields(self)}
+        unused = [name for name in defaults if name != "rl_weight" and getattr(self, name) != defaults[name]]
+        need(self.active() or not unused, f"--{unused[0].replace('_', '-') if unused else ''} does nothing without "
+                                          f"--rl-weight; add --rl-weight 1 or drop it")
+        need(self.handoff == "kickstart" or self.handoff_half_life == defaults["handoff_half_life"],
+             f"--handoff-half-life is for --handoff kickstart, not {self.handoff}; drop it or add --handoff kickstart")
+        need(not self.active() or self.handoff != "qdagger" or 0 < eval_every < updates,
              f"--rl-weight {self.rl_weight} with --handoff qdagger hands off at the student's evaluations, but "
-             f"--eval-every is 0; add --eval-every {max(1, updates // 4):,}, or use --handoff kickstart")
+             f"--eval-every {eval_every} draws none before update {updates:,}; use --eval-every "
+             f"{max(1, updates // 4):,}, or --handoff kickstart")
 
 
 @dataclass

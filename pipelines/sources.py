@@ -112,7 +112,8 @@ def _from_run(path: Path, series: str | None) -> ModelSource:
     run = RunDir.open(path)
     names = sorted({p.name.rsplit("-", 1)[0] for p in run.checkpoints.glob("*-*.pt")})
     if series is None:
-        own = [name for name in names if name.startswith("student")] or [n for n in names if n in RUN_SERIES]
+        own = [name for name in names if name.startswith("student") and not name.endswith("-best")] or [
+            n for n in names if n in RUN_SERIES]  # student-best (--rl-weight) is the same student, by --series
         need(len(own) > 0, f"run {str(path)!r} has no checkpoint yet; give a run that has written one, or a "
                            f"checkpoint file")
         need(len(own) == 1, f"run {str(path)!r} holds several students ({', '.join(own)}); pick one with --series, "

@@ -12,8 +12,8 @@ report all carry the curve.
 With `multitask --schedule balanced`, each point also moves the student's batches toward the
 games furthest below their teacher (`Balancer`). With `--rl-weight`, each point is a checkpoint
 scored like a DQN's: the best so far is kept (`student-best`), the distillation weight is handed
-off by it (--handoff qdagger), and the first point at or above the teacher's selection score is
-where the student passed its teacher (`Handoff`).
+off by it (--handoff qdagger), and the summary names the first point at or above the teacher's
+selection score and the first whose lower 95% bound is above it (`Handoff`).
 """
 
 from __future__ import annotations
@@ -90,9 +90,10 @@ class Handoff:
         """What one curve point adds to its metrics record."""
         teacher, random = self.baselines()[game]
         reached = progress(point["score"], teacher, random)
-        if self.best is None:
-            self.best = self.resumed_best(label)
-        added = {"progress": reached, "teacher_selection_score": teacher, "passed_teacher": point["score"] >= teacher}
+        self.best = self.best_so_far()
+        low = point["score"] - (point.get("ci95") or 0.0)
+        added = {"progress": reached, "teacher_selection_score": teacher, "reached_teacher": point["score"] >= teacher,
+                 "passed_teacher": bool(point.get("ci95") is not None and low > teacher)}
         if self.best is None or point["score"] > self.best["score"]:
             self.best = {"updates": updates, "score": point["score"], "state": state}
             self.run.save_checkpoint(state, "student-best")
@@ -104,18 +105,30 @@ class Handoff:
                       f"distillation weight {weight:.2f}")
         return added
 
-    def resumed_best(self, label: str) -> dict | None:
-        """A resumed run's best so far: its newest `student-best` checkpoint, with the score it was kept for."""
+    def best_so_far(self) -> dict | None:
+        """This run's best curve point, or a resumed run's: its newest `student-best` checkpoint, with the
+        score it was kept for."""
+        if self.best is not None:
+            return self.best
         state, _ = self.run.latest_checkpoint("student-best")
         if state is None:
             return None
         scores = [r["score"] for r in self.run.metrics() if r.get("updates") == state["updates"] and "progress" in r]
-        return {"updates": state["updates"], "score": scores[-1] if scores else float("-inf"), "state": state}
+        self.best = {"updates": state["updates"], "score": scores[-1] if scores else float("-inf"), "state": state}
+        return self.best
 
 
-def passed_teacher_at(records: list[dict], kind: str) -> int | None:
-    """The first update whose curve point (metrics `kind`) reached the teacher's selection score."""
-    return next((r["updates"] for r in records if r.get("kind") == kind and r.get("passed_teacher")), None)
+    def resume(self, group, kind: str) -> None:
+        """A resumed run's lambda: its last curve point's (the checkpoint's may be the one before)."""
+        weights = [r["distill_weight"] for r in self.run.metrics() if r.get("kind") == kind and "distill_weight" in r]
+        if weights and self.settings.handoff == "qdagger":
+            group.set_distill_weight(weights[-1])
+
+
+def first_update(records: list[dict], kind: str, flag: str) -> int | None:
+    """The first update whose curve point (metrics `kind`) has `flag`: `reached_teacher`, its selection mean at
+    or above the teacher's there (what hands the weight off), or `passed_teacher`, its lower 95% bound above it."""
+    return next((r["updates"] for r in records if r.get("kind") == kind and r.get(flag)), None)
 
 
 class StudentEvaluations:

@@ -15,12 +15,12 @@ from models.networks import QNetwork
 from pipelines.config import ConfigError, DistillConfig
 from pipelines.distill import learner_config
 from pipelines.sections import RLSettings
-from pipelines.student_evaluations import Handoff, passed_teacher_at
+from pipelines.student_evaluations import Handoff, first_update
 from rundir.directory import RunDir
 
 
 def rl_learner(**flags) -> Learner:
-    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=10, **flags).validate()
+    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=20, **flags).validate()
     return Learner(dataclasses.replace(learner_config(cfg, "net3", "kl", 1), graphs=False), {"pong": 6}, {"pong": []})
 
 
@@ -80,15 +80,16 @@ def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_
     learner = rl_learner()
     handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0)}, run, echo=lambda *_: None)
     records = []
-    for updates, score in ((100, -20.0), (200, -5.0), (300, 10.0), (400, 14.0), (500, 2.0)):
+    for updates, score in ((100, -20.0), (200, -5.0), (300, 10.0), (400, 14.0), (500, 2.0)):  # ci95 3
         state = learner.state({"game": "pong"})
         state["updates"] = updates
-        record = {"kind": "eval", "updates": updates, **handoff.point("net3/kl", "pong", updates, {"score": score},
+        record = {"kind": "eval", "updates": updates, **handoff.point("net3/kl", "pong", updates, {"score": score, "ci95": 3.0},
                                                                      state, learner)}
         records.append(record)
         assert float(learner.distill_weight) == pytest.approx(record["distill_weight"])
     assert [r["distill_weight"] for r in records] == pytest.approx([1.0, 0.5, 0.0, 0.0, 1 - 22 / 30])
-    assert passed_teacher_at(records, "eval") == 300
+    assert first_update(records, "eval", "reached_teacher") == 300
+    assert first_update(records, "eval", "passed_teacher") == 400  # 14 - 3 > 10; 10 - 3 is not
     assert handoff.best["updates"] == 400  # the best selection score, kept on disk for the report seeds
     assert [p.name for p in run.checkpoint_paths("student-best")][-1] == "student-best-00000400.pt"
 
@@ -113,7 +114,7 @@ def test_a_checkpoint_carries_the_target_and_weight_and_a_resume_takes_them():
     learner.set_distill_weight(0.25)
     learner._update("pong", transitions(np.zeros((16, 6)), 9))
     state = copy.deepcopy(learner.state())
-    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=10, rl_target_every=3).validate()
+    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=20, rl_target_every=3).validate()
     again = Learner(dataclasses.replace(learner_config(cfg, "net3", "kl", 1), graphs=False), {"pong": 6}, {"pong": []},
                     resume=state)
     assert float(again.distill_weight) == 0.25 and again.updates == 4
@@ -123,7 +124,11 @@ def test_a_checkpoint_carries_the_target_and_weight_and_a_resume_takes_them():
 
 
 @pytest.mark.parametrize("flags, words", [
-    ({"rl_weight": 1.0}, "--eval-every is 0; add --eval-every 75, or use --handoff kickstart"),
+    ({"rl_weight": 1.0}, "--eval-every 0 draws none before update 300; use --eval-every 75, or --handoff kickstart"),
+    ({"rl_weight": 1.0, "eval_every": 300}, "--eval-every 300 draws none before update 300"),
+    ({"handoff": "kickstart"}, "--handoff does nothing without --rl-weight; add --rl-weight 1 or drop it"),
+    ({"rl_weight": 1.0, "eval_every": 10, "handoff_half_life": 10}, "--handoff-half-life is for --handoff kickstart"),
+    ({"rl_weight": 1.0, "eval_every": 10, "loss": "nll"}, "--rl-weight needs a loss that keeps the student's outputs Q"),
     ({"rl_weight": -1.0}, "--rl-weight must be in"),
     ({"rl_weight": 1.0, "handoff": "slow", "eval_every": 10}, "--handoff must be one of qdagger, kickstart, none"),
     ({"rl_weight": 1.0, "eval_every": 10, "student": "net1,net3"}, "--rl-weight trains one student"),
@@ -131,3 +136,16 @@ def test_a_checkpoint_carries_the_target_and_weight_and_a_resume_takes_them():
 def test_bad_rl_flags_are_refused_by_name(flags, words):
     with pytest.raises(ConfigError, match=words):
         DistillConfig.from_flags(updates=300, **flags).validate()
+
+
+def test_a_run_with_a_best_checkpoint_still_names_one_student(tmp_path):
+    """`evaluate RUN` and `export RUN` take its student; `--series student-best` its best curve point."""
+    from pipelines.sources import resolve_model
+
+    run = RunDir.create(tmp_path / "run", "{}")
+    learner = rl_learner()
+    state = learner.state({"game": "pong"})
+    run.save_checkpoint(state, "student")
+    run.save_checkpoint({**state, "updates": 5}, "student-best")
+    assert resolve_model(str(tmp_path / "run")).payload["updates"] == 0
+    assert resolve_model(str(tmp_path / "run"), series="student-best").payload["updates"] == 5

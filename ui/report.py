@@ -179,7 +179,10 @@ def loss_section(runs: list[dict], plots: Plots) -> str:
     rows, series = [], []
     for run in runs:
         for kind in _kinds(run):
-            x, y = _series(run["metrics"], "loss", kind)
+            # a student learning from the reward too logs its distillation term apart: that is what compares
+            x, y = _series(run["metrics"], "distill_loss", kind)
+            if not len(x):
+                x, y = _series(run["metrics"], "loss", kind)
             if len(x):
                 series.append((run, kind, x, y))
     dqn = [s for s in series if s[1] == "dqn"]

@@ -73,11 +73,13 @@ def student_acted(summary: dict) -> tuple[int, int] | None:
 def rl_text(rl: dict) -> str:
     """A student that learnt from the reward too (--rl-weight): its handoff and where it passed its teacher."""
     weight = rl.get("distill_weight")
-    passed = rl.get("passed_teacher_at")
+    reached, passed = rl.get("reached_teacher_at"), rl.get("passed_teacher_at")
+    episodes = f" ({rl['selection_episodes']} episodes a point)" if rl.get("selection_episodes") else ""
     text = (f"--rl-weight {rl['rl_weight']:g} (--handoff {rl['handoff']}): distillation weight "
-            f"{'unknown' if weight is None else f'{weight:.2f}'} at the end; "
-            + (f"its selection score first reached the teacher's at update {passed:,}" if passed is not None
-               else "its selection score never reached the teacher's"))
+            f"{'unknown' if weight is None else f'{weight:.2f}'} at the end; on selection seeds{episodes} its mean "
+            + (f"first reached the teacher's at update {reached:,}" if reached is not None else "never reached the teacher's")
+            + (f" and its lower 95% bound first passed it at update {passed:,}" if passed is not None
+               else ", its lower 95% bound never passed it"))
     best = rl.get("best")
     if best:
         score = best["student_score"]
