@@ -291,16 +291,30 @@ class MultitaskConfig(DistillConfig):
             need(bool(entries), f"--datasets {str(folder)!r} holds no dataset (no {folder}/GAME/index.json); record "
                                 f"one per game: launch.py record --game GAME --teacher zoo:GAME --out {folder}/GAME")
         found: dict[str, tuple[str, dict]] = {}
+        wanted = self._named_games() if parent else set()  # a folder's recordings of other games do not count
         for path in entries:
             try:
                 index = read_index(path)
             except DatasetError as error:
+                if wanted and Path(path).name not in wanted:  # another game's, by its folder's name
+                    continue
                 raise ConfigError(f"--datasets: {error}") from None
             game = index["game"]
+            if wanted and game not in wanted:
+                continue
             need(game not in found, f"--datasets holds two {game} recordings ({found.get(game, ('',))[0]} and "
                                     f"{path}); give one per game")
             found[game] = (str(Path(path).resolve()), index)
         return found
+
+    def _named_games(self) -> set[str]:
+        """--games as canonical names (empty when not given, or when a name is unknown: validate says so)."""
+        from actors.games import UnknownGameError, canonical_name
+
+        try:
+            return {canonical_name(g.strip()) for g in self.games.split(",") if g.strip()}
+        except UnknownGameError:
+            return set()
 
     def _teacher_sources(self) -> list[str]:
         from actors.games import UnknownGameError, canonical_name

@@ -142,6 +142,8 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
             ray.get(game.runs)
             for shard in game.shards:
                 shard.close.remote()
+            ray.kill(feeder)  # its CPU to the evaluators; its run's stats stay with its finished task
+            game.producers = []
             start.echo(f"[distill] loaded {dataset.steps:,} steps of {dataset.path} into replay")
         return
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on

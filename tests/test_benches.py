@@ -68,6 +68,10 @@ TINY = {
                                                                          "onnxruntime-fp32", "onnxruntime-int8"]
                      and positive_rows(r, ["batch1_median_us", "batch32_frames_per_s", "file_bytes"])
                      and r["rows"][3]["file_bytes"] < r["rows"][2]["file_bytes"]),
+    "outgrow.py": (["--games", "pong", "--variants", "kl+rl", "--updates", "60", "--eval-every", "30", "--eval-episodes",
+                    "2", "--select-episodes", "1", "--holdout-steps", "200"],
+                   lambda r: [(row["section"], row["best_updates"]) for row in r["rows"]] == [("student/kl+rl", 30)]
+                   and all(r["rows"][0][key] is not None for key in ("labelled_frames", "final_distill_weight", "best_score"))),
     "time_to_score.py": ([], lambda r: sorted(row["game"] for row in r["rows"]) == catalog.games() and all(
         row["within_90pct_of_best"]["frames"] <= row["run_frames"] for row in r["rows"])),
 }
@@ -80,7 +84,8 @@ def test_every_bench_script_is_run_here():
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_bench_runs_at_tiny_size(script, tmp_path):
     args, check = TINY[script]
-    folder = {"fidelity.py": "fidelity.json", "ten_games.py": "ten_games.json", "behaviour.py": "behaviour.json"}.get(script)  # these write a folder
+    folder = {"fidelity.py": "fidelity.json", "ten_games.py": "ten_games.json", "behaviour.py": "behaviour.json",
+              "outgrow.py": "outgrow.json"}.get(script)  # these write a folder
     out = tmp_path / (script[:-3] if folder else "result.json")
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)

@@ -29,6 +29,7 @@ class Producer:
 def test_a_producer_that_never_returns_is_given_up_on(ray_runtime):
     ray = ray_runtime
     actors = [ray.remote(Producer).options(num_cpus=0).remote(b) for b in ("returns", "hangs")]
+    ray.get([actor.__ray_ready__.remote() for actor in actors])  # on a loaded machine, starting one may take seconds
     started = time.monotonic()
     stats = runs_within([actor.run.remote() for actor in actors], timeout_s=3)
     assert time.monotonic() - started < 30
@@ -59,6 +60,7 @@ def test_a_wind_down_reports_the_live_and_gives_up_on_the_lost(ray_runtime):
     cost one short wait, and a live pair is reported whole."""
     ray = ray_runtime
     live, lost = (ray.remote(Producer).options(num_cpus=0).remote(b) for b in ("returns", "hangs"))
+    ray.get([live.__ray_ready__.remote(), lost.__ray_ready__.remote()])  # the waits below are the wind-down's alone
     assert wind_down([live.run.remote()], [live], seconds=3) == ([{"steps": 7, "swaps": []}], [{"capacity": 256}])
     started = time.monotonic()
     assert wind_down([live.run.remote(), lost.run.remote()], [live, lost], seconds=3) == (
@@ -78,6 +80,7 @@ def test_a_finished_distillation_reports_a_dead_shard_as_unavailable(ray_runtime
 
     ray = ray_runtime
     shard = ray.remote(ReplayShard).options(num_cpus=0, max_restarts=0).remote("pong", 6, 256, 5)
+    ray.get(shard.__ray_ready__.remote())
     game = GameRun(game_spec("pong"), {}, EnvConfig(), shards=[shard])
     assert final_replay([game], WindDown(3))["shard_sizes"] == [0]
     kill_shard(ray, shard)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 import launch
-from pipelines.config import MultitaskConfig, RecordConfig
+from pipelines.config import ConfigError, MultitaskConfig, RecordConfig
 from pipelines.distill import run_distill
 from pipelines.record import run_record
 from replay.dataset import RECORD_HEADER, Dataset
@@ -98,3 +98,17 @@ def test_the_report_draws_a_curve_per_game_between_teacher_and_random(trained, t
     assert "per_game" in result["plots"]
     lines = distill_lines(summary, run)
     assert any("geometric mean over 2 games withheld (2 episodes" in line for line in lines), lines
+
+
+def test_games_picked_from_a_folder_leave_its_other_recordings_unread(recordings, tmp_path):
+    """A folder of recordings may hold games a run does not name: a broken one of those does not stop it."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for game in GAMES:
+        (folder / game).symlink_to(recordings / game)
+    (folder / "pong").mkdir()
+    (folder / "pong" / "index.json").write_text("{not json")
+    cfg = MultitaskConfig.from_flags(datasets=str(folder), games=",".join(GAMES), min_replay=500).validate()
+    assert cfg.game_list() == list(GAMES)
+    with pytest.raises(ConfigError, match="pong"):  # named, it is read and refused
+        MultitaskConfig.from_flags(datasets=str(folder), min_replay=500).validate()
