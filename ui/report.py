@@ -102,7 +102,7 @@ def students(run: dict) -> list[dict]:
         found.append({"key": series_key(name, row.get("checkpoint_series") or "student"), "run": run,
                       "preset": row.get("student"), "loss": row.get("loss"), "params": row.get("student_params"),
                       "updates": row.get("student_updates", row.get("updates")), "per_game": per_game,
-                      "geometric": row if len(games) > 1 else None})
+                      "geometric": row if len(games) > 1 else None, "best": (row.get("rl") or {}).get("best")})
     return found
 
 
@@ -230,6 +230,15 @@ def score_section(runs: list[dict], plots: Plots) -> str:
             plots.count("scores", 1)
             rows.append([s["key"], game, s["updates"], score["mean"], score.get("ci95"), score.get("episodes"),
                          (result.get("teacher_score") or {}).get("mean"), (result.get("random_score") or {}).get("mean")])
+            best = s.get("best")
+            if best and len(s["per_game"]) == 1:  # --rl-weight: its best curve point, chosen on selection seeds
+                played = best["student_score"]
+                ax.errorbar([i + 0.15], [played["mean"]], yerr=[played.get("ci95") or 0], fmt="*", markersize=11,
+                            capsize=4, color=color, label=f"{s['key']}: best checkpoint on report seeds")
+                shown.append(played["mean"])
+                rows.append([f"{s['key']} (best, update {best['updates']:,})", game, best["updates"], played["mean"],
+                             played.get("ci95"), played.get("episodes"),
+                             (result.get("teacher_score") or {}).get("mean"), (result.get("random_score") or {}).get("mean")])
         ax.set_xticks(range(len(here)), [textwrap.fill(s["key"], 10) for s in here], fontsize=8)
         ax.set_xlim(-0.6, len(here) - 0.4)
         _frame_y(ax, shown)
@@ -280,7 +289,9 @@ def score_section(runs: list[dict], plots: Plots) -> str:
     image = plots.save("scores", fig, axes)
     return ((f"## Scores\n\n![scores]({image})\n\n" if image else "## Scores\n\n")
             + "A panel per game. Students: their final score on the report seeds, beside their teacher's (black "
-              "bar) and the random policy's (grey bar) on the same run's episodes. DQN runs: each checkpoint's score on the selection seeds over frames; "
+              "bar) and the random policy's (grey bar) on the same run's episodes; a star beside one that learnt "
+              "from the reward too (--rl-weight) is its best curve point, chosen on the selection seeds, played on "
+              "the report seeds. DQN runs: each checkpoint's score on the selection seeds over frames; "
               "the star is the score stated in the summary, on the report seeds.\n\n"
             + _table(["series", "game", "updates or frames", "mean score", "95% CI", "episodes", "teacher", "random"],
                      rows))
