@@ -90,11 +90,11 @@ class Handoff:
         """What one curve point adds to its metrics record."""
         teacher, random = self.baselines()[game]
         reached = progress(point["score"], teacher, random)
-        self.best = self.best_so_far()
+        best = self.best_so_far()
         low = point["score"] - (point.get("ci95") or 0.0)
         added = {"progress": reached, "teacher_selection_score": teacher, "reached_teacher": point["score"] >= teacher,
                  "passed_teacher": bool(point.get("ci95") is not None and low > teacher)}
-        if self.best is None or point["score"] > self.best["score"]:
+        if best is None or point["score"] > best["score"]:
             self.best = {"updates": updates, "score": point["score"], "state": state}
             self.run.save_checkpoint(state, "student-best")
         if self.settings.handoff == "qdagger" and not stopping.requested():
@@ -116,7 +116,6 @@ class Handoff:
         scores = [r["score"] for r in self.run.metrics() if r.get("updates") == state["updates"] and "progress" in r]
         self.best = {"updates": state["updates"], "score": scores[-1] if scores else float("-inf"), "state": state}
         return self.best
-
 
     def resume(self, group, kind: str) -> None:
         """A resumed run's lambda: its last curve point's (the checkpoint's may be the one before)."""
