@@ -32,10 +32,17 @@ def eval_kind(metrics_kind: str) -> str:
     return metrics_kind.replace("distill", "eval", 1)
 
 
-def progress(score: float, teacher: float, random: float) -> float:
+def progress(score: float, teacher: float, random: float, distinct: bool = True) -> float:
     """How far from the random policy's score to the teacher's a score lies (1: the teacher's); a teacher
-    no better than random counts as reached."""
-    return (score - random) / (teacher - random) if teacher > random else 1.0
+    no better than random counts as reached, as does one whose interval overlaps random's (`distinct`
+    False): there is nothing to distil from it that the reward does not teach better."""
+    return (score - random) / (teacher - random) if distinct and teacher > random else 1.0
+
+
+def distinct(teacher, random) -> bool:
+    """Whether the teacher's lower 95% bound lies above the random policy's upper one (EvalResults);
+    an interval not stated (too few episodes) leaves the means to decide."""
+    return teacher.mean - (teacher.ci95 or 0.0) > random.mean + (random.ci95 or 0.0)
 
 
 class Balancer:
@@ -60,18 +67,19 @@ class Balancer:
 
 
 def selection_baselines(cfg, games: list):
-    """The teacher's and the random policy's means on the selection seeds, played from now on;
-    returns a callable that waits for them (once)."""
+    """The teacher's and the random policy's means on the selection seeds, played from now on, and
+    whether the teacher is distinct from random there; returns a callable that waits for them (once)."""
     protocol, found = cfg.protocol(), {}
     pending = {g.spec.name: [submit_evaluation(g.teacher_ref, g.spec.name, protocol.selection_episodes,
                                                cfg.evaluation.workers,
                                                **protocol.play(SELECTION, g.teacher, random_policy=random))
                              for random in (False, True)] for g in games}
 
-    def collect() -> dict[str, tuple[float, float]]:
+    def collect() -> dict[str, tuple[float, float, bool]]:
         if not found:
-            found.update({game: (collect_evaluation(teacher, 0.0, 0).mean, collect_evaluation(random, 0.0, 0).mean)
-                          for game, (teacher, random) in pending.items()})
+            for game, parts in pending.items():
+                teacher, random = (collect_evaluation(part, 0.0, 0) for part in parts)
+                found[game] = (teacher.mean, random.mean, distinct(teacher, random))
         return found
 
     return collect
@@ -88,8 +96,8 @@ class Handoff:
 
     def point(self, label: str, game: str, updates: int, point: dict, state: dict, group) -> dict:
         """What one curve point adds to its metrics record."""
-        teacher, random = self.baselines()[game]
-        reached = progress(point["score"], teacher, random)
+        teacher, random, *apart = self.baselines()[game]
+        reached = progress(point["score"], teacher, random, *apart)
         best = self.best_so_far()
         low = point["score"] - (point.get("ci95") or 0.0)
         added = {"progress": reached, "teacher_selection_score": teacher, "reached_teacher": point["score"] >= teacher,
@@ -100,8 +108,10 @@ class Handoff:
         if self.settings.handoff == "qdagger" and not stopping.requested():
             added["distill_weight"] = weight = self.settings.distill_weight(reached)
             group.set_distill_weight(weight)
-            self.echo(f"[handoff] {label} at update {updates:,}: selection score {point['score']:.1f} is "
-                      f"{100 * reached:.0f}% of the way from random ({random:.1f}) to the teacher ({teacher:.1f}); "
+            where = (f"is {100 * reached:.0f}% of the way from random ({random:.1f}) to the teacher ({teacher:.1f})"
+                     if apart != [False] else f"(the teacher's {teacher:.1f} is not above random's {random:.1f} "
+                                              f"on these seeds, so there is nothing to hand off)")
+            self.echo(f"[handoff] {label} at update {updates:,}: selection score {point['score']:.1f} {where}; "
                       f"distillation weight {weight:.2f}")
         return added
 

@@ -94,6 +94,24 @@ def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_
     assert [p.name for p in run.checkpoint_paths("student-best")][-1] == "student-best-00000400.pt"
 
 
+def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the_first_point(tmp_path):
+    """A random-weight teacher (1.4 against random's 0.6, intervals overlapping): the reward alone teaches."""
+    from actors.evaluate import EvalResult
+    from pipelines.student_evaluations import distinct
+
+    def result(mean, ci95):
+        return EvalResult(8, mean, ci95, mean, 0.0, 3.0, 100.0, 0.05, 30, [mean] * 8)
+
+    assert not distinct(result(1.4, 0.8), result(0.6, 0.5)) and distinct(result(6.9, 1.0), result(0.6, 0.5))
+    learner = rl_learner()
+    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"breakout": (1.4, 0.6, False)}, RunDir.create(tmp_path / "r", "{}"),
+                      echo=lambda *_: None)
+    state = learner.state({"game": "breakout"})
+    record = handoff.point("net3/kl", "breakout", 100, {"score": 0.2, "ci95": 0.3}, state, learner)
+    assert record["distill_weight"] == 0.0 and float(learner.distill_weight) == 0.0
+    assert not record["reached_teacher"]  # the teacher's score is still what "reached" means
+
+
 def test_kickstarting_halves_the_weight_by_updates_and_none_keeps_it():
     kick = RLSettings(rl_weight=1.0, handoff="kickstart", handoff_half_life=100)
     assert [kick.distill_weight(updates=u) for u in (0, 100, 200)] == [1.0, 0.5, 0.25]
