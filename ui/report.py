@@ -297,6 +297,28 @@ def score_section(runs: list[dict], plots: Plots) -> str:
                      rows))
 
 
+FINAL_STAR = "star: the final student (report seeds)"
+
+
+def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[list, list, int]:
+    """A learning curve: its selection-seed points joined, with a 95% band, and the final student's
+    report-seed score apart as a star with its CI (other seeds, so not one more point of the line).
+    Returns the y values and band ends drawn (to frame the axis) and the points drawn."""
+    x = np.array([u for u, _ in points], float)
+    y = np.array([p["score"] for _, p in points], float)
+    ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
+    if len(x):
+        ax.plot(x, y, marker="o", color=color, label=key)
+        ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
+    for u, p in final:
+        ax.errorbar([u], [p["score"]], yerr=[p.get("ci95") or 0.0], fmt="*", markersize=12, capsize=3, color=color,
+                    label=f"{key} (final, report seeds)" if not len(x) else "_final")
+        ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label=FINAL_STAR)
+    shown = list(y) + [p["score"] for _, p in final]
+    bands = list(y - ci) + list(y + ci) + [p["score"] + s * (p.get("ci95") or 0.0) for _, p in final for s in (-1, 1)]
+    return shown, bands, len(x) + len(final)
+
+
 def _final_point(summary: dict, kind: str, game: str) -> list:
     """The run's final evaluation as the curve's last point (it is in summary.json, not metrics)."""
     students = summary.get("students") or []
@@ -334,24 +356,27 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
                 continue
             key = series_key(run["name"], kind)
             color = plots.color(key)
-            points = [(m["updates"], m) for m in run["metrics"] if m.get("kind") == kind] + _final_point(summary, kind, game)
-            x = np.array([u for u, _ in points], float)
-            y = np.array([p["score"] for _, p in points], float)
-            ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
-            score_ax.plot(x, y, marker="o", color=color, label=key)
-            score_ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
-            shown += list(y)
-            bands += list(y - ci) + list(y + ci)
+            points = [(m["updates"], m) for m in run["metrics"] if m.get("kind") == kind]
+            final = _final_point(summary, kind, game)
+            drawn_y, drawn_bands, drawn = _draw_curve(score_ax, points, final, color, key)
+            shown += drawn_y
+            bands += drawn_bands
             agree = [(u, p["agreement"]) for u, p in points if p.get("agreement") is not None]
             if agree:
                 agree_ax.plot(*zip(*agree), marker="o", color=color, label=key)
+            for u, p in final:
+                if p.get("agreement") is not None:
+                    agree_ax.plot([u], [p["agreement"]], marker="*", markersize=12, linestyle="none", color=color,
+                                  label="_final" if agree else key)
             frames.append({"key": key, "color": color, "teacher_score": summary.get("teacher_score"),
                            "random_score": summary.get("random_score")})
             if summary.get("majority_baseline") is not None:
                 baselines.append((key, color, summary["majority_baseline"]))
-            plots.count("learning", len(x))
-            rows += [[key, game, u, p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
+            plots.count("learning", drawn)
+            rows += [[key, game, u, "selection", p["score"], p.get("ci95"), p.get("pct_of_teacher"), p.get("agreement")]
                      for u, p in points]
+            rows += [[key, game, u, "report (final)", p["score"], p.get("ci95"), p.get("pct_of_teacher"),
+                      p.get("agreement")] for u, p in final]
         shown += _frame_lines(score_ax, frames, labels)
         _frame_y(score_ax, shown, bands)
         shared = len({round(b, 6) for _, _, b in baselines}) == 1
@@ -361,9 +386,10 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
         agree_ax.set_ylim(0, 1)
     image = plots.save("learning", fig, axes)
     return (f"## Learning curves\n\n![learning]({image})\n\nA row per game. Dashed: the teacher's score on the "
-            f"report seeds; dotted: the random policy's; the curve's points play selection seeds, its last point "
-            f"the report seeds. Agreement runs from 0; its dotted line is the majority-action baseline.\n\n"
-            + _table(["series", "game", "updates", "mean score", "95% CI", "% of teacher", "agreement"], rows))
+            f"report seeds; dotted: the random policy's; the joined points play the selection seeds, the star "
+            f"apart is the final student on the report seeds. Agreement runs from 0; its dotted line is the "
+            f"majority-action baseline.\n\n"
+            + _table(["series", "game", "updates", "seeds", "mean score", "95% CI", "% of teacher", "agreement"], rows))
 
 
 def throughput_section(runs: list[dict], plots: Plots) -> str:
@@ -459,8 +485,8 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
     if not multi:
         return ""
     games = list(dict.fromkeys(g for r in multi for g in r["summary"]["per_game"]))
-    fig, axes = plots.grid("curves_per_game", "Score while training, per game\n(band: 95% CI; last point: report "
-                                              "seeds)", [("updates", "score", game) for game in games])
+    fig, axes = plots.grid("curves_per_game", "Score while training, per game\n(band: 95% CI; star: the final "
+                                              "student, report seeds)", [("updates", "score", game) for game in games])
     for ax, game in zip(axes, games):
         framed, shown, bands = False, [], []
         for run in multi:
@@ -471,15 +497,11 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
                 color = plots.color(series_key(run["name"], kind))
                 points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
                           if m.get("kind") == kind and game in (m.get("per_game") or {})]
-                points += _final_point(run["summary"], kind, game)
-                x = np.array([u for u, _ in points], float)
-                y = np.array([p["score"] for _, p in points], float)
-                ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
-                ax.plot(x, y, marker="o", color=color, label=series_key(run["name"], kind))
-                ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
-                plots.count("curves_per_game", len(x))
-                shown += list(y)
-                bands += list(y - ci) + list(y + ci)
+                drawn_y, drawn_bands, drawn = _draw_curve(ax, points, _final_point(run["summary"], kind, game), color,
+                                                          series_key(run["name"], kind))
+                plots.count("curves_per_game", drawn)
+                shown += drawn_y
+                bands += drawn_bands
             if not framed:
                 teacher, random = per_game[game]["teacher_score"], per_game[game].get("random_score")
                 ax.axhline(teacher["mean"], linestyle="--", color="black", label="teacher")
@@ -491,7 +513,8 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
         _frame_y(ax, shown, bands)
     image = plots.save("curves_per_game", fig, axes)
     return (f"## Multi-task learning curves, per game\n\n![curves per game]({image})\n\nEach panel is one game: "
-            f"the student's score on the selection seeds while it trained, its final score on the report seeds, "
+            f"the student's score on the selection seeds while it trained, its final score on the report seeds "
+            f"(the star, apart from the curve), "
             f"and the teacher (dashed) and random policy (dotted) on the report seeds.\n") if image else ""
 
 
