@@ -157,6 +157,8 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
                                                     "pong: agreement with the teacher"]
     for score, agreement in zip(learning[::2], learning[1::2]):
         assert {"teacher (report seeds)", "random policy (report seeds)"} <= {s["label"] for s in score["series"]}
+        # the final student's report-seed score is a star apart, not one more point of the selection-seed line
+        assert "star: the final student (report seeds)" in {s["label"] for s in score["series"]}, score["series"]
         assert "majority-action baseline" in {s["label"] for s in agreement["series"]}
         assert tuple(agreement["ylim"]) == (0, 1)
 

@@ -313,6 +313,7 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
     for u, p in final:
         ax.errorbar([u], [p["score"]], yerr=[p.get("ci95") or 0.0], fmt="*", markersize=12, capsize=3, color=color,
                     label=f"{key} (final, report seeds)" if not len(x) else "_final")
+    if final and FINAL_STAR not in [line.get_label() for line in ax.lines]:
         ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label=FINAL_STAR)
     shown = list(y) + [p["score"] for _, p in final]
     bands = list(y - ci) + list(y + ci) + [p["score"] + s * (p.get("ci95") or 0.0) for _, p in final for s in (-1, 1)]
