@@ -386,8 +386,10 @@ def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: Learne
               "distill_weight": student["extra"].get("distill_weight"),
               "selection_episodes": cfg.evaluation.selection_episodes, "best": None}
     records = start.run.metrics()
+    apart = [r["teacher_apart_from_random"] for r in records if r.get("kind") == kind and "teacher_apart_from_random" in r]
     result.update(reached_teacher_at=first_update(records, kind, "reached_teacher"),
-                  passed_teacher_at=first_update(records, kind, "passed_teacher"))
+                  passed_teacher_at=first_update(records, kind, "passed_teacher"),
+                  teacher_apart_from_random=apart[-1] if apart else None)
     if best is not None:
         name = game.spec.name
         played = collect_evaluation(best_pending, cfg.evaluation.epsilon, cfg.acting.noop_max)

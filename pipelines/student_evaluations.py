@@ -32,17 +32,18 @@ def eval_kind(metrics_kind: str) -> str:
     return metrics_kind.replace("distill", "eval", 1)
 
 
-def progress(score: float, teacher: float, random: float, distinct: bool = True) -> float:
+def progress(score: float, teacher: float, random: float, apart: bool = True) -> float:
     """How far from the random policy's score to the teacher's a score lies (1: the teacher's); a teacher
-    no better than random counts as reached, as does one whose interval overlaps random's (`distinct`
-    False): there is nothing to distil from it that the reward does not teach better."""
-    return (score - random) / (teacher - random) if distinct and teacher > random else 1.0
+    no better than random counts as reached, and so, for a student that also learns from the reward,
+    does one not `apart` from random (see `distinct`): the reward teaches more than it can."""
+    return (score - random) / (teacher - random) if apart and teacher > random else 1.0
 
 
 def distinct(teacher, random) -> bool:
-    """Whether the teacher's lower 95% bound lies above the random policy's upper one (EvalResults);
-    an interval not stated (too few episodes) leaves the means to decide."""
-    return teacher.mean - (teacher.ci95 or 0.0) > random.mean + (random.ci95 or 0.0)
+    """Whether the teacher beats the random policy beyond chance (EvalResults): the difference of the
+    means above the 95% half-width of that difference; an interval not stated (too few episodes)
+    leaves the means to decide."""
+    return teacher.mean - random.mean > ((teacher.ci95 or 0.0) ** 2 + (random.ci95 or 0.0) ** 2) ** 0.5
 
 
 class Balancer:
@@ -52,7 +53,7 @@ class Balancer:
     own yardstick."""
 
     def __init__(self, baselines):
-        """`baselines`: {game: (teacher's mean, random policy's mean)} on the selection seeds, or a
+        """`baselines`: {game: (teacher's mean, random policy's mean, ...)} on the selection seeds, or a
         callable that returns it once they are played."""
         self._baselines = baselines
 
@@ -63,7 +64,9 @@ class Balancer:
                 raise ValueError(f"the balancing schedule reads selection-seed scores only; {game}'s point was "
                                  f"played on {point.get('seeds')!r} seeds")
         baselines = self._baselines() if callable(self._baselines) else self._baselines
-        return balanced_weights({game: progress(point["score"], *baselines[game]) for game, point in per_game.items()})
+        # means alone: a game whose teacher is near random still has its labels to learn, and no reward term
+        return balanced_weights({game: progress(point["score"], *baselines[game][:2])
+                                 for game, point in per_game.items()})
 
 
 def selection_baselines(cfg, games: list):
@@ -77,9 +80,11 @@ def selection_baselines(cfg, games: list):
 
     def collect() -> dict[str, tuple[float, float, bool]]:
         if not found:
+            collected = {}
             for game, parts in pending.items():
                 teacher, random = (collect_evaluation(part, 0.0, 0) for part in parts)
-                found[game] = (teacher.mean, random.mean, distinct(teacher, random))
+                collected[game] = (teacher.mean, random.mean, distinct(teacher, random))
+            found.update(collected)
         return found
 
     return collect
@@ -96,11 +101,13 @@ class Handoff:
 
     def point(self, label: str, game: str, updates: int, point: dict, state: dict, group) -> dict:
         """What one curve point adds to its metrics record."""
-        teacher, random, *apart = self.baselines()[game]
-        reached = progress(point["score"], teacher, random, *apart)
+        teacher, random, *rest = self.baselines()[game]
+        apart = rest[0] if rest else teacher > random
+        reached = progress(point["score"], teacher, random, apart)
         best = self.best_so_far()
         low = point["score"] - (point.get("ci95") or 0.0)
-        added = {"progress": reached, "teacher_selection_score": teacher, "reached_teacher": point["score"] >= teacher,
+        added = {"progress": reached, "teacher_selection_score": teacher, "random_selection_score": random,
+                 "teacher_apart_from_random": apart, "reached_teacher": point["score"] >= teacher,
                  "passed_teacher": bool(point.get("ci95") is not None and low > teacher)}
         if best is None or point["score"] > best["score"]:
             self.best = {"updates": updates, "score": point["score"], "state": state}
@@ -109,8 +116,8 @@ class Handoff:
             added["distill_weight"] = weight = self.settings.distill_weight(reached)
             group.set_distill_weight(weight)
             where = (f"is {100 * reached:.0f}% of the way from random ({random:.1f}) to the teacher ({teacher:.1f})"
-                     if apart != [False] else f"(the teacher's {teacher:.1f} is not above random's {random:.1f} "
-                                              f"on these seeds, so there is nothing to hand off)")
+                     if apart else f"(the teacher's {teacher:.1f} does not beat random's {random:.1f} beyond chance "
+                                   f"on these seeds: the reward alone teaches)")
             self.echo(f"[handoff] {label} at update {updates:,}: selection score {point['score']:.1f} {where}; "
                       f"distillation weight {weight:.2f}")
         return added

@@ -72,6 +72,7 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
         curve = [r for r in markdown_table(text, "Learning curves") if r["series"] == path.name]
         scored = [m for m in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if m.get("kind") == "eval"]
         assert [int(r["updates"]) for r in curve] == [20, 40]  # one evaluation while training, then the final one
+        assert [r["seeds"] for r in curve] == ["selection", "report (final)"]
         assert number(curve[0]["mean score"]) == pytest.approx(scored[0]["score"], abs=0.06)
         assert number(curve[-1]["mean score"]) == pytest.approx(summary["student_score"]["mean"], abs=0.06)
         assert float(curve[-1]["agreement"]) == pytest.approx(summary["action_agreement"], abs=0.0006)
@@ -159,6 +160,10 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
         assert {"teacher (report seeds)", "random policy (report seeds)"} <= {s["label"] for s in score["series"]}
         # the final student's report-seed score is a star apart, not one more point of the selection-seed line
         assert "star: the final student (report seeds)" in {s["label"] for s in score["series"]}, score["series"]
+        curves = [s for s in score["series"] if s["marker"] == "o"]
+        stars = [s for s in score["series"] if s["marker"] == "*" and s["color"] != "#000000"]
+        assert curves and not stars  # the stars carry no label of their own: the curve's colour names them
+        assert score["errorbars"] == len(curves), score  # each curve's final star, with its interval
         assert "majority-action baseline" in {s["label"] for s in agreement["series"]}
         assert tuple(agreement["ylim"]) == (0, 1)
 

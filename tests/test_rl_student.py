@@ -94,22 +94,42 @@ def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_
     assert [p.name for p in run.checkpoint_paths("student-best")][-1] == "student-best-00000400.pt"
 
 
-def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the_first_point(tmp_path):
-    """A random-weight teacher (1.4 against random's 0.6, intervals overlapping): the reward alone teaches."""
+def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the_first_point(tmp_path, monkeypatch):
+    """A random-weight teacher (1.4 +/- 0.8 against random's 0.6 +/- 0.5 on the selection seeds): the
+    reward alone teaches. The selection episodes' results are injected; what is checked is the order the
+    baselines carry them in, the test of chance, the handoff and what the run records and says."""
+    from types import SimpleNamespace
+
     from actors.evaluate import EvalResult
-    from pipelines.student_evaluations import distinct
+    from pipelines import student_evaluations
+    from pipelines.student_evaluations import Balancer, distinct, selection_baselines
 
     def result(mean, ci95):
         return EvalResult(8, mean, ci95, mean, 0.0, 3.0, 100.0, 0.05, 30, [mean] * 8)
 
-    assert not distinct(result(1.4, 0.8), result(0.6, 0.5)) and distinct(result(6.9, 1.0), result(0.6, 0.5))
-    learner = rl_learner()
-    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"breakout": (1.4, 0.6, False)}, RunDir.create(tmp_path / "r", "{}"),
-                      echo=lambda *_: None)
-    state = learner.state({"game": "breakout"})
-    record = handoff.point("net3/kl", "breakout", 100, {"score": 0.2, "ci95": 0.3}, state, learner)
+    assert not distinct(result(1.4, 0.8), result(0.6, 0.5))  # 0.8 apart, half-width 0.94
+    assert distinct(result(3.0, 1.5), result(1.0, 0.6)) and distinct(result(6.9, 1.0), result(0.6, 0.5))
+    from actors.protocol import RANDOM_EPSILON
+
+    played = {False: result(1.4, 0.8), True: result(0.6, 0.5)}  # the random policy? -> what it scored
+    monkeypatch.setattr(student_evaluations, "submit_evaluation", lambda *a, epsilon, **k: epsilon == RANDOM_EPSILON)
+    monkeypatch.setattr(student_evaluations, "collect_evaluation", lambda pending, *_: played[pending])
+    cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=20).validate()
+    baselines = selection_baselines(cfg, [SimpleNamespace(spec=SimpleNamespace(name="breakout"), teacher_ref=None,
+                                                          teacher=None)])
+    assert baselines() == {"breakout": (1.4, 0.6, False)}
+
+    said, learner = [], rl_learner()
+    handoff = Handoff(RLSettings(rl_weight=1.0), baselines, RunDir.create(tmp_path / "r", "{}"), echo=said.append)
+    record = handoff.point("net3/kl", "breakout", 100, {"score": 0.2, "ci95": 0.3}, learner.state({"game": "breakout"}),
+                           learner)
     assert record["distill_weight"] == 0.0 and float(learner.distill_weight) == 0.0
+    assert record["teacher_apart_from_random"] is False and record["random_selection_score"] == 0.6
     assert not record["reached_teacher"]  # the teacher's score is still what "reached" means
+    assert "does not beat random's 0.6 beyond chance" in said[-1] and "weight 0.00" in said[-1]
+    # a balanced multi-task schedule has no reward term: it goes by the means alone
+    assert Balancer(baselines).weights({"breakout": {"score": 0.6, "seeds": "selection"}}) == \
+        Balancer({"breakout": (1.4, 0.6)}).weights({"breakout": {"score": 0.6, "seeds": "selection"}})
 
 
 def test_kickstarting_halves_the_weight_by_updates_and_none_keeps_it():

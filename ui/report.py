@@ -311,8 +311,11 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
         ax.plot(x, y, marker="o", color=color, label=key)
         ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
     for u, p in final:
-        ax.errorbar([u], [p["score"]], yerr=[p.get("ci95") or 0.0], fmt="*", markersize=12, capsize=3, color=color,
-                    label=f"{key} (final, report seeds)" if not len(x) else "_final")
+        label = f"{key} (final, report seeds)" if not len(x) else "_final"
+        if p.get("ci95") is None:  # one episode: no interval to draw
+            ax.plot([u], [p["score"]], marker="*", markersize=12, linestyle="none", color=color, label=label)
+        else:
+            ax.errorbar([u], [p["score"]], yerr=[p["ci95"]], fmt="*", markersize=12, capsize=3, color=color, label=label)
     if final and FINAL_STAR not in [line.get_label() for line in ax.lines]:
         ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label=FINAL_STAR)
     shown = list(y) + [p["score"] for _, p in final]
@@ -321,7 +324,7 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
 
 
 def _final_point(summary: dict, kind: str, game: str) -> list:
-    """The run's final evaluation as the curve's last point (it is in summary.json, not metrics)."""
+    """The run's final evaluation (in summary.json, not metrics), drawn apart from its curve."""
     students = summary.get("students") or []
     for student in students:
         if kind == "eval" and len(students) == 1 or kind == f"eval-{student['student']}-{student['loss']}":
@@ -362,13 +365,9 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
             drawn_y, drawn_bands, drawn = _draw_curve(score_ax, points, final, color, key)
             shown += drawn_y
             bands += drawn_bands
-            agree = [(u, p["agreement"]) for u, p in points if p.get("agreement") is not None]
-            if agree:
+            agree = [(u, p["agreement"]) for u, p in points + final if p.get("agreement") is not None]
+            if agree:  # the final student's on the same held-out frames as the curve's: one more point of it
                 agree_ax.plot(*zip(*agree), marker="o", color=color, label=key)
-            for u, p in final:
-                if p.get("agreement") is not None:
-                    agree_ax.plot([u], [p["agreement"]], marker="*", markersize=12, linestyle="none", color=color,
-                                  label="_final" if agree else key)
             frames.append({"key": key, "color": color, "teacher_score": summary.get("teacher_score"),
                            "random_score": summary.get("random_score")})
             if summary.get("majority_baseline") is not None:

@@ -80,6 +80,9 @@ def rl_text(rl: dict) -> str:
             + (f"first reached the teacher's at update {reached:,}" if reached is not None else "never reached the teacher's")
             + (f" and its lower 95% bound first passed it at update {passed:,}" if passed is not None
                else ", its lower 95% bound never passed it"))
+    if rl.get("teacher_apart_from_random") is False:
+        text += ("; the teacher did not beat the random policy beyond chance on the selection seeds, so the "
+                 "reward taught alone from the first point")
     best = rl.get("best")
     if best:
         score = best["student_score"]

@@ -14,6 +14,7 @@ import pytest
 
 from cluster.processes import descendants
 from models.checkpoint import load_checkpoint
+from rundir.directory import RunDir
 from tests.conftest import ROOT
 
 DISTILL = ["--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20", "--checkpoint-every", "40",
@@ -100,10 +101,12 @@ def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_pa
         assert final["updates"] == summary["student_updates" if command == "online" and kind == "student" else "updates"]
     if updates is not None:
         assert summary["updates"] == updates and logged == list(range(20, updates + 1, 20))
-    else:  # the DQN's frames (each of the two runs stops within a chunk of its budget), evaluations and
-        # registry went on where the dead run left them
-        assert summary["frames"] >= FRAMES - 2 * 4 * 128 and [e["version"] for e in summary["evaluations"]] == \
-            list(range(1, len(summary["evaluations"]) + 1))
+    else:  # the DQN's frames (its shards stop on whole chunks), evaluations and registry went on where the dead
+        # run left them
+        config = RunDir(out).read_config()
+        chunk_frames = 4 * config["chunk_steps"] * config["envs_per_actor"]
+        assert FRAMES - chunk_frames < summary["frames"] <= FRAMES and [e["version"] for e in summary["evaluations"]] \
+            == list(range(1, len(summary["evaluations"]) + 1))
 
 
 def check_recording(out: Path) -> None:
