@@ -39,13 +39,18 @@ def compare(student: dict, teacher: dict, random: dict | None) -> dict:
     s, cs = student["mean"], student["ci95"] or 0.0
     t, ct = teacher["mean"], teacher["ci95"] or 0.0
     raw = ratio_bound(s, cs, t, ct)
-    normalised = None
+    normalised, withheld = None, {}
     if random is not None:
         r, cr = random["mean"], random["ci95"] or 0.0
-        normalised = ratio_bound(s - r, math.hypot(cs, cr), t - r, math.hypot(ct, cr), cov=cr**2)
+        if t - r > math.hypot(ct, cr):
+            normalised = ratio_bound(s - r, math.hypot(cs, cr), t - r, math.hypot(ct, cr), cov=cr**2)
+        else:  # a normalised % would divide by noise: say how far above random the student is instead
+            withheld = {"normalised_withheld": f"the teacher ({t:.1f} +/- {ct:.1f}) does not beat the random policy "
+                                               f"({r:.1f} +/- {cr:.1f}) beyond chance",
+                        "above_random": s - r, "above_random_low95": s - r - math.hypot(cs, cr)}
     return {"student_pct_of_teacher": raw and raw[0], "pct_low95": raw and raw[1],
             "normalised_pct": normalised and normalised[0], "normalised_low95": normalised and normalised[1],
-            "pct_withheld": None}
+            "pct_withheld": None, **withheld}
 
 
 def geometric_mean(values: list[float]) -> float | None:

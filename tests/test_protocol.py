@@ -89,6 +89,21 @@ def test_a_student_below_a_negative_teacher_reads_normalised_far_above_random():
     assert result["normalised_low95"] < result["normalised_pct"] and result["pct_low95"] < result["student_pct_of_teacher"]
 
 
+def test_a_teacher_no_better_than_random_gets_no_normalised_percentage_but_the_margin_over_random():
+    """A random-weight Breakout teacher (1.8 +/- 0.5 against random's 1.6 +/- 0.6) and a student that
+    learnt from the reward (6.6 +/- 0.7): a normalised % would be 3700% with a lower bound of -18901%."""
+    from ui.summaries import ratio_text
+
+    result = compare({"mean": 6.57, "ci95": 0.69, "episodes": 30}, {"mean": 1.77, "ci95": 0.53, "episodes": 30},
+                     {"mean": 1.63, "ci95": 0.63, "episodes": 30})
+    assert result["normalised_pct"] is None and "beyond chance" in result["normalised_withheld"]
+    assert result["above_random"] == pytest.approx(4.94) and 3.9 < result["above_random_low95"] < 4.1
+    assert "normalised % withheld" in ratio_text(result) and "4.9 above the random policy (low 95% 4.0)" in ratio_text(result)
+    kept = compare({"mean": 6.1, "ci95": 0.7, "episodes": 30}, {"mean": 6.87, "ci95": 0.99, "episodes": 30},
+                   {"mean": 1.57, "ci95": 0.58, "episodes": 30})  # the zoo teacher: far above random
+    assert kept["normalised_pct"] == pytest.approx(100 * 4.53 / 5.3) and "normalised_withheld" not in kept
+
+
 def test_ratio_bound_matches_a_simulation():
     """The delta-method lower bound against the 2.5% quantile of simulated ratios of two noisy means."""
     rng = np.random.default_rng(0)

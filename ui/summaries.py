@@ -21,7 +21,10 @@ def ratio_text(result: dict) -> str:
         return f"% of teacher withheld ({result['pct_withheld']})"
     raw, norm = result.get("student_pct_of_teacher"), result.get("normalised_pct")
     parts = [f"{percent(raw)} of teacher (low 95% {percent(result.get('pct_low95'))})"]
-    if norm is not None or "normalised_pct" in result:
+    if result.get("normalised_withheld"):
+        parts.append(f"normalised % withheld ({result['normalised_withheld']}): {result['above_random']:.1f} above "
+                     f"the random policy (low 95% {result['above_random_low95']:.1f})")
+    elif norm is not None or "normalised_pct" in result:
         parts.append(f"normalised {percent(norm)} (low 95% {percent(result.get('normalised_low95'))})")
     return ", ".join(parts)
 
