@@ -45,7 +45,10 @@ def rl_columns(path: Path) -> dict:
     points = [r for r in RunDir.open(path).metrics() if r.get("kind") == "eval" and "teacher_selection_score" in r]
     reached = next((r["updates"] for r in points if r["score"] >= r["teacher_selection_score"]), None)
     passed = next((r["updates"] for r in points if r["score"] - (r["ci95"] or 0) > r["teacher_selection_score"]), None)
+    final = next(iter(((summary.get("students") or [{}])[0].get("per_game") or {}).values()), {})
     return {"labelled_frames": 4 * replay["labelled_steps"] if replay.get("labelled_steps") else None,
+            "above_random": final.get("above_random"), "above_random_low95": final.get("above_random_low95"),
+            "best_above_random": best.get("above_random"), "best_above_random_low95": best.get("above_random_low95"),
             "reached_teacher_at": reached, "passed_teacher_at": passed, "final_distill_weight": rl.get("distill_weight"),
             "best_updates": best.get("updates"), "best_score": (best.get("student_score") or {}).get("mean"),
             "best_ci95": (best.get("student_score") or {}).get("ci95"), "best_normalised_pct": best.get("normalised_pct"),
@@ -53,16 +56,26 @@ def rl_columns(path: Path) -> dict:
 
 
 def best_line(row: dict) -> str:
-    percent = lambda v: "n/a" if v is None else f"{v:.0f}%"  # noqa: E731
     reached, passed = row["reached_teacher_at"], row["passed_teacher_at"]
     return (f"{row['game']} {row['section']}: on selection seeds its mean "
             + (f"first reached the teacher's at update {reached:,}" if reached is not None else "never reached the teacher's")
             + (f", its lower 95% bound passed it at update {passed:,}" if passed is not None else
                ", its lower 95% bound never passed it")
             + (f"; best selection checkpoint (update {row['best_updates']:,}) on report seeds {row['best_score']:.1f} "
-               f"+/- {row['best_ci95'] or 0:.1f}, normalised {percent(row['best_normalised_pct'])} "
-               f"(low 95% {percent(row['best_normalised_low95'])})" if row["best_updates"] is not None else "")
+               f"+/- {row['best_ci95'] or 0:.1f}, " + versus(row, "best_") if row["best_updates"] is not None else "")
+            + (f"; the final student {row['above_random']:.1f} above the random policy (low 95% "
+               f"{row['above_random_low95']:.1f})" if row.get("above_random") is not None else "")
             + f"; {row['labelled_frames']:,} frames labelled")
+
+
+def versus(row: dict, prefix: str) -> str:
+    """Normalised % of teacher, or, where the teacher does not beat random beyond chance (so the summary
+    withholds that %), the margin over the random policy."""
+    if row.get(f"{prefix}above_random") is not None:
+        return (f"{row[f'{prefix}above_random']:.1f} above the random policy (low 95% "
+                f"{row[f'{prefix}above_random_low95']:.1f}; no normalised %: the teacher does not beat random)")
+    percent = lambda v: "n/a" if v is None else f"{v:.0f}%"  # noqa: E731
+    return f"normalised {percent(row[f'{prefix}normalised_pct'])} (low 95% {percent(row[f'{prefix}normalised_low95'])})"
 
 
 def main() -> None:
