@@ -27,6 +27,12 @@ def ratio_bound(a: float, ca: float, b: float, cb: float, cov: float = 0.0) -> t
     return 100.0 * ratio, 100.0 * (ratio - math.sqrt(max(spread, 0.0)))
 
 
+def beats_beyond_chance(a: float, ca: float | None, b: float, cb: float | None) -> bool:
+    """Whether mean a exceeds mean b by more than the 95% half-width of their difference (ca, cb: each
+    mean's half-width; None, too few episodes for one, counts as 0)."""
+    return a - b > math.hypot(ca or 0.0, cb or 0.0)
+
+
 def compare(student: dict, teacher: dict, random: dict | None) -> dict:
     """The student against its teacher, raw and normalised ((s - r) / (t - r), random on the same
     report seeds), each with its lower 95% bound. Below MIN_CLAIM_EPISODES episodes on either side
@@ -42,7 +48,7 @@ def compare(student: dict, teacher: dict, random: dict | None) -> dict:
     normalised, withheld = None, {}
     if random is not None:
         r, cr = random["mean"], random["ci95"] or 0.0
-        if t - r > math.hypot(ct, cr):
+        if beats_beyond_chance(t, ct, r, cr):
             normalised = ratio_bound(s - r, math.hypot(cs, cr), t - r, math.hypot(ct, cr), cov=cr**2)
         else:  # a normalised % would divide by noise: say how far above random the student is instead
             withheld = {"normalised_withheld": f"the teacher ({t:.1f} +/- {ct:.1f}) does not beat the random policy "

@@ -24,7 +24,7 @@ from actors.evaluate import collect_evaluation, score_text, submit_agreement, su
 from actors.protocol import MIN_CLAIM_EPISODES, SELECTION
 from learner.schedule import balanced_weights
 from pipelines import stopping
-from pipelines.evaluation import pct_of_teacher
+from pipelines.evaluation import beats_beyond_chance, pct_of_teacher
 
 
 def eval_kind(metrics_kind: str) -> str:
@@ -43,7 +43,7 @@ def distinct(teacher, random) -> bool:
     """Whether the teacher beats the random policy beyond chance (EvalResults): the difference of the
     means above the 95% half-width of that difference; an interval not stated (too few episodes)
     leaves the means to decide."""
-    return teacher.mean - random.mean > ((teacher.ci95 or 0.0) ** 2 + (random.ci95 or 0.0) ** 2) ** 0.5
+    return beats_beyond_chance(teacher.mean, teacher.ci95, random.mean, random.ci95)
 
 
 class Balancer:
@@ -101,8 +101,7 @@ class Handoff:
 
     def point(self, label: str, game: str, updates: int, point: dict, state: dict, group) -> dict:
         """What one curve point adds to its metrics record."""
-        teacher, random, *rest = self.baselines()[game]
-        apart = rest[0] if rest else teacher > random
+        teacher, random, apart = self.baselines()[game]
         reached = progress(point["score"], teacher, random, apart)
         best = self.best_so_far()
         low = point["score"] - (point.get("ci95") or 0.0)

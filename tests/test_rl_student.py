@@ -78,7 +78,7 @@ def test_at_distillation_weight_zero_the_teachers_labels_no_longer_move_the_stud
 def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_the_teachers(tmp_path):
     run = RunDir.create(tmp_path / "run", "{}")
     learner = rl_learner()
-    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0)}, run, echo=lambda *_: None)
+    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0, True)}, run, echo=lambda *_: None)
     records = []
     for updates, score in ((100, -20.0), (200, -5.0), (300, 10.0), (400, 14.0), (500, 2.0)):  # ci95 3
         state = learner.state({"game": "pong"})
