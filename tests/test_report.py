@@ -163,9 +163,14 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
         curves = [s for s in score["series"] if s["marker"] == "o"]
         stars = [s for s in score["series"] if s["marker"] == "*" and s["color"] != "#000000"]
         assert curves and not stars  # the stars carry no label of their own: the curve's colour names them
-        assert score["errorbars"] == len(curves), score  # each curve's final star, with its interval
+        lone = [s for s in curves if s["length"] == 1]  # a band one point wide would not show
+        assert score["errorbars"] == len(curves) + len(lone), score  # each final star's interval, each lone point's
         assert "majority-action baseline" in {s["label"] for s in agreement["series"]}
         assert tuple(agreement["ylim"]) == (0, 1)
+
+    for panel in artists["curves_per_game"]:  # mt2 was scored once while it trained
+        curves = [s for s in panel["series"] if s["marker"] == "o"]
+        assert [s["length"] for s in curves] == [1] and panel["errorbars"] == 2, panel  # its point's CI, the star's
 
     for panel in artists["compression"]:
         labels = {s["label"] for s in panel["series"]}

@@ -142,7 +142,7 @@ def _style(artist) -> dict:
 
     if hasattr(artist, "get_linestyle") and hasattr(artist, "get_marker"):  # Line2D
         return {"color": matplotlib.colors.to_hex(artist.get_color()), "linestyle": artist.get_linestyle(),
-                "marker": str(artist.get_marker())}
+                "marker": str(artist.get_marker()), "length": len(artist.get_xdata())}
     if hasattr(artist, "patches"):  # BarContainer
         return {"color": matplotlib.colors.to_hex(artist.patches[0].get_facecolor()), "linestyle": "bar", "marker": ""}
     if hasattr(artist, "lines"):  # ErrorbarContainer; with fmt="none" it has only its bars

@@ -309,7 +309,10 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
     ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
     if len(x):
         ax.plot(x, y, marker="o", color=color, label=key)
-        ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
+        if len(x) == 1:  # a band one point wide is invisible
+            ax.errorbar(x, y, yerr=ci, fmt="none", capsize=3, color=color)
+        else:
+            ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
     for u, p in final:
         label = f"{key} (final, report seeds)" if not len(x) else "_final"
         if p.get("ci95") is None:  # one episode: no interval to draw
@@ -347,7 +350,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
     games = list(dict.fromkeys(_games(run["summary"], run["config"])[0] for run, _ in curves))
     panels = []
     for game in games:
-        panels += [("updates", "score", f"{game}: score (band: 95% CI)"),
+        panels += [("updates", "score", f"{game}: score (95% CI)"),
                    ("updates", "held-out action agreement", f"{game}: agreement with the teacher")]
     fig, axes = plots.grid("learning", "Students while training", panels, columns=2, size=(6.2, 3.6))
     rows = []
@@ -485,8 +488,9 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
     if not multi:
         return ""
     games = list(dict.fromkeys(g for r in multi for g in r["summary"]["per_game"]))
-    fig, axes = plots.grid("curves_per_game", "Score while training, per game\n(band: 95% CI; star: the final "
-                                              "student, report seeds)", [("updates", "score", game) for game in games])
+    fig, axes = plots.grid("curves_per_game", "Score while training, per game\n(band, or bar at a lone point: 95% "
+                                              "CI; star: the final student, report seeds)",
+                           [("updates", "score", game) for game in games])
     for ax, game in zip(axes, games):
         framed, shown, bands = False, [], []
         for run in multi:
