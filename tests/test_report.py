@@ -111,6 +111,9 @@ def test_mixed_runs_get_one_unit_per_axis_and_one_style_per_series(two_runs, tea
             styles = [(s["color"], s["linestyle"], s["marker"]) for s in panel["series"]]
             assert len(styles) == len(set(styles)), (name, panel["series"])
             assert panel["series"], (name, panel)
+    score = artists["learning"][0]  # two students' curves: the star's legend key comes after both, not between
+    labels = [s["label"] for s in score["series"]]
+    assert labels[:3] == [two_runs[0].name, two_runs[1].name, "star: the final student (report seeds)"], labels
     frame_panel = {s["label"] for s in artists["scores"][1]["series"]}
     assert {"dqn DQN checkpoints (selection seeds)", "dqn DQN: best so far"} <= frame_panel
     text = (tmp_path / "report" / "report.md").read_text()
@@ -171,6 +174,7 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     for panel in artists["curves_per_game"]:  # mt2 was scored once while it trained
         curves = [s for s in panel["series"] if s["marker"] == "o"]
         assert [s["length"] for s in curves] == [1] and panel["errorbars"] == 2, panel  # its point's CI, the star's
+        assert [s["label"] for s in panel["series"]][:2] == ["mt2", "star: the final student (report seeds)"]
 
     for panel in artists["compression"]:
         labels = {s["label"] for s in panel["series"]}

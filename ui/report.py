@@ -319,11 +319,16 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
             ax.plot([u], [p["score"]], marker="*", markersize=12, linestyle="none", color=color, label=label)
         else:
             ax.errorbar([u], [p["score"]], yerr=[p["ci95"]], fmt="*", markersize=12, capsize=3, color=color, label=label)
-    if final and FINAL_STAR not in [line.get_label() for line in ax.lines]:
-        ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label=FINAL_STAR)
     shown = list(y) + [p["score"] for _, p in final]
     bands = list(y - ci) + list(y + ci) + [p["score"] + s * (p.get("ci95") or 0.0) for _, p in final for s in (-1, 1)]
     return shown, bands, len(x) + len(final)
+
+
+def _key_the_stars(ax) -> None:
+    """One legend entry says what a star is, added once a panel's curves are drawn so it does not
+    split their entries (the legend keeps the order of first appearance)."""
+    if any(line.get_marker() == "*" for line in ax.lines):
+        ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label=FINAL_STAR)
 
 
 def _final_point(summary: dict, kind: str, game: str) -> list:
@@ -380,6 +385,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
                      for u, p in points]
             rows += [[key, game, u, "report (final)", p["score"], p.get("ci95"), p.get("pct_of_teacher"),
                       p.get("agreement")] for u, p in final]
+        _key_the_stars(score_ax)
         shown += _frame_lines(score_ax, frames, labels)
         _frame_y(score_ax, shown, bands)
         shared = len({round(b, 6) for _, _, b in baselines}) == 1
@@ -492,11 +498,8 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
                                               "CI; star: the final student, report seeds)",
                            [("updates", "score", game) for game in games])
     for ax, game in zip(axes, games):
-        framed, shown, bands = False, [], []
-        for run in multi:
-            per_game = run["summary"]["per_game"]
-            if game not in per_game:
-                continue
+        shown, bands = [], []
+        for run in (r for r in multi if game in r["summary"]["per_game"]):
             for kind in _kinds(run, evaluations=True):
                 color = plots.color(series_key(run["name"], kind))
                 points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
@@ -506,14 +509,14 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
                 plots.count("curves_per_game", drawn)
                 shown += drawn_y
                 bands += drawn_bands
-            if not framed:
-                teacher, random = per_game[game]["teacher_score"], per_game[game].get("random_score")
-                ax.axhline(teacher["mean"], linestyle="--", color="black", label="teacher")
-                shown.append(teacher["mean"])
-                if random:
-                    ax.axhline(random["mean"], linestyle=":", color="grey", label="random policy")
-                    shown.append(random["mean"])
-                framed = True
+        _key_the_stars(ax)
+        per_game = next(r for r in multi if game in r["summary"]["per_game"])["summary"]["per_game"]
+        teacher, random = per_game[game]["teacher_score"], per_game[game].get("random_score")
+        ax.axhline(teacher["mean"], linestyle="--", color="black", label="teacher")
+        shown.append(teacher["mean"])
+        if random:
+            ax.axhline(random["mean"], linestyle=":", color="grey", label="random policy")
+            shown.append(random["mean"])
         _frame_y(ax, shown, bands)
     image = plots.save("curves_per_game", fig, axes)
     return (f"## Multi-task learning curves, per game\n\n![curves per game]({image})\n\nEach panel is one game: "
