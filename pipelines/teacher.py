@@ -15,8 +15,8 @@ import dataclasses
 from pathlib import Path
 
 from actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
-from actors.evaluate import EVALUATOR_TASK, evaluate_parallel, evaluate_policy, score_text
-from actors.protocol import REPORT, SELECTION, EvalProtocol
+from actors.evaluate import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
+from actors.protocol import RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
@@ -27,6 +27,7 @@ from learner.dqn import DQNConfig, DQNLearner
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines import stopping
 from pipelines.config import TeacherConfig
+from pipelines.evaluation import beats_beyond_chance
 from rundir.directory import RunDir
 from pipelines.skeleton import start_run
 from replay.memory_plan import MemoryPlan
@@ -65,12 +66,22 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
     return {"version": version, "frames": frames, "score": result.mean, "ci95": result.ci95, "improved": improved}
 
 
-def report_best(best: dict | None, game: str, protocol: EvalProtocol, workers: int) -> dict | None:
-    """The registry's best checkpoint played on the report seeds: the teacher score a summary states."""
+def report_best(best: dict | None, game: str, protocol: EvalProtocol, workers: int) -> dict:
+    """The registry's best checkpoint played on the report seeds, the teacher score a summary states,
+    beside the random policy on the same seeds: a score alone does not say the DQN learnt anything."""
+    import ray
+
     if best is None:
-        return None
+        return {"best_report_score": None, "random_report_score": None}
     payload = load_checkpoint(best["checkpoint"])
-    return evaluate_parallel(payload, game, protocol.episodes, workers, **protocol.play(REPORT, payload)).as_dict()
+    ref = ray.put(payload)
+    pending = [submit_evaluation(ref, game, protocol.episodes, workers,
+                                 **protocol.play(REPORT, payload, random_policy=random)) for random in (False, True)]
+    best_eval, random_eval = (collect_evaluation(p, epsilon, protocol.noop_max).as_dict()
+                              for p, epsilon in zip(pending, (protocol.epsilon, RANDOM_EPSILON)))
+    return {"best_report_score": best_eval, "random_report_score": random_eval,
+            "beats_random": beats_beyond_chance(best_eval["mean"], best_eval["ci95"], random_eval["mean"],
+                                                random_eval["ci95"])}
 
 
 def memory_plan(cfg: TeacherConfig) -> MemoryPlan:
@@ -310,12 +321,12 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     best, history = training.best(), ray.get(training.registry.history.remote())
     ray.kill(training.registry)
     start.placement.release("actors")  # their CPUs go to the report evaluation
-    best_report = report_best(best, training.spec.name, training.protocol, cfg.evaluation.workers)
+    scores = report_best(best, training.spec.name, training.protocol, cfg.evaluation.workers)
     return start.finish({
         "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "preset": cfg.dqn.preset, "recipe": recipe(cfg),
         "best": best, "best_teacher": best["checkpoint"] if best else None, "evaluations": history,
-        "best_report_score": best_report,
+        **scores,
         "eval_protocol": training.protocol.text(), "protocol": training.protocol.as_dict(),
         "frames_per_s": (training.frames - frames_at_start) / start.elapsed(),
         "learner_device": "cuda" if start.use_gpu else "cpu",

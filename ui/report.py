@@ -280,7 +280,8 @@ def score_section(runs: list[dict], plots: Plots) -> str:
                             capsize=4, color=final_color,
                             label=f"{name}: {'student' if run['kind'] == 'online' else 'best checkpoint'} on report seeds")
                 shown.append(final["mean"])
-            frames.append({"key": dqn_key, "color": color, "random_score": summary.get("random_score"),
+            frames.append({"key": dqn_key, "color": color,
+                           "random_score": summary.get("random_score") or summary.get("random_report_score"),
                            "teacher_score": summary.get("teacher_score") if run["kind"] == "online" else None})
         shown += _frame_lines(ax, frames, labels)
         _frame_y(ax, shown)

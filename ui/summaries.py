@@ -142,6 +142,12 @@ def teacher_lines(summary: dict, path) -> list[str]:
              f"frames; chosen on selection seeds at {number(best.get('score'))})"]
     if report:
         lines.append(f"best checkpoint on report seeds: {score_text(report['mean'], report['ci95'], report['episodes'])}")
+    random = summary.get("random_report_score")
+    if report and random:
+        verdict = ("beats it beyond chance" if summary.get("beats_random") else
+                   "does not beat it beyond chance: no policy learnt yet to distill")
+        lines.append(f"random policy on the same seeds: {score_text(random['mean'], random['ci95'], random['episodes'])}"
+                     f"; the best checkpoint {verdict}")
     return lines + [f"[teacher] wrote {path}"]
 
 
