@@ -16,7 +16,7 @@ from pathlib import Path
 
 from actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
 from actors.evaluate import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
-from actors.protocol import RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
+from actors.protocol import MIN_CLAIM_EPISODES, RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
 from actors.games import game_spec
 from actors.rollout import RolloutActor
 from cluster.placement import PlacementPlan, plan_run
@@ -68,20 +68,21 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
 
 def report_best(best: dict | None, game: str, protocol: EvalProtocol, workers: int) -> dict:
     """The registry's best checkpoint played on the report seeds, the teacher score a summary states,
-    beside the random policy on the same seeds: a score alone does not say the DQN learnt anything."""
+    beside the random policy on the same seeds: a score alone does not say the DQN learnt anything
+    (`beats_random`: None below MIN_CLAIM_EPISODES, as compare() withholds its ratios)."""
     import ray
 
     if best is None:
-        return {"best_report_score": None, "random_report_score": None}
+        return {"best_report_score": None, "random_score": None, "beats_random": None}
     payload = load_checkpoint(best["checkpoint"])
     ref = ray.put(payload)
     pending = [submit_evaluation(ref, game, protocol.episodes, workers,
                                  **protocol.play(REPORT, payload, random_policy=random)) for random in (False, True)]
     best_eval, random_eval = (collect_evaluation(p, epsilon, protocol.noop_max).as_dict()
                               for p, epsilon in zip(pending, (protocol.epsilon, RANDOM_EPSILON)))
-    return {"best_report_score": best_eval, "random_report_score": random_eval,
-            "beats_random": beats_beyond_chance(best_eval["mean"], best_eval["ci95"], random_eval["mean"],
-                                                random_eval["ci95"])}
+    return {"best_report_score": best_eval, "random_score": random_eval,
+            "beats_random": None if protocol.episodes < MIN_CLAIM_EPISODES else beats_beyond_chance(
+                best_eval["mean"], best_eval["ci95"], random_eval["mean"], random_eval["ci95"])}
 
 
 def memory_plan(cfg: TeacherConfig) -> MemoryPlan:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ui.progress import Progress
+from ui.report import FINAL_STAR
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
                 "--eval-episodes", "1", "--select-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
@@ -111,11 +112,11 @@ def test_mixed_runs_get_one_unit_per_axis_and_one_style_per_series(two_runs, tea
             styles = [(s["color"], s["linestyle"], s["marker"]) for s in panel["series"]]
             assert len(styles) == len(set(styles)), (name, panel["series"])
             assert panel["series"], (name, panel)
-    score = artists["learning"][0]  # two students' curves: the star's legend key comes after both, not between
-    labels = [s["label"] for s in score["series"]]
-    assert labels[:3] == [two_runs[0].name, two_runs[1].name, "star: the final student (report seeds)"], labels
+    # two students' curves: the star's legend key comes after both, not between them
+    assert result["legends"]["learning"][:3] == [two_runs[0].name, two_runs[1].name, FINAL_STAR], result["legends"]
     frame_panel = {s["label"] for s in artists["scores"][1]["series"]}
     assert {"dqn DQN checkpoints (selection seeds)", "dqn DQN: best so far"} <= frame_panel
+    assert "random policy (report seeds)" in frame_panel  # the teacher run played it on its report seeds
     text = (tmp_path / "report" / "report.md").read_text()
     named = [line.split(":")[0] for line in text.splitlines() if line.startswith("Evaluation protocol of ")]
     assert all(any(path.name in line for line in named) for path in [*two_runs, teacher_run]), named
@@ -174,7 +175,10 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     for panel in artists["curves_per_game"]:  # mt2 was scored once while it trained
         curves = [s for s in panel["series"] if s["marker"] == "o"]
         assert [s["length"] for s in curves] == [1] and panel["errorbars"] == 2, panel  # its point's CI, the star's
-        assert [s["label"] for s in panel["series"]][:2] == ["mt2", "star: the final student (report seeds)"]
+    for name, labels in result["legends"].items():  # every series before the black and grey keys, in every figure
+        colour = {s["label"]: s["color"] for panel in artists[name] for s in panel["series"]}
+        keys = [colour.get(label) in ("#000000", "#808080") for label in labels]
+        assert keys == sorted(keys), (name, labels)
 
     for panel in artists["compression"]:
         labels = {s["label"] for s in panel["series"]}

@@ -60,9 +60,12 @@ def test_record_teacher_and_online_end_with_human_lines_not_json():
     assert teacher[0] == "pong: DQN trained on 4,000,000 frames, 250,000 updates, in 1 h 06 min"
     random = {"mean": -20.4, "ci95": 0.3, "episodes": 30}
     beside = teacher_lines({"game": "pong", "frames": 10_000, "updates": 500, "best": {}, "best_report_score": score,
-                            "random_report_score": random, "beats_random": False}, "runs/pong")
+                            "random_score": random, "beats_random": False}, "runs/pong")
     assert beside[-2] == ("random policy on the same seeds: -20.40 +/- 0.30 (30 episodes); the best checkpoint does "
                           "not beat it beyond chance: no policy learnt yet to distill"), beside
+    few = teacher_lines({"game": "pong", "frames": 10_000, "updates": 500, "best": {}, "best_report_score": score,
+                         "random_score": {**random, "ci95": None, "episodes": 1}, "beats_random": None}, "runs/pong")
+    assert few[-2].endswith("; whether the best checkpoint beats it needs at least 10 episodes (--eval-episodes)")
     assert online[0] == "pong: DQN trained on 200,000 frames (12,500 updates), its student 11,750 updates, in 1 min 35 s"
     assert record == ["pong: 40,960 labelled steps in 160 chunks from teacher zoo:pong (fingerprint abc123)",
                       "[record] wrote data/pong"]

@@ -34,7 +34,7 @@ class Plots:
         import matplotlib
 
         matplotlib.use("Agg")
-        self.out, self.drawn, self.artists = out, {}, {}
+        self.out, self.drawn, self.artists, self.legends = out, {}, {}, {}
         self.colors: dict[str, str] = {}
 
     def assign(self, keys: list[str]) -> None:
@@ -92,14 +92,21 @@ class Plots:
             handles, labels = ax.get_legend_handles_labels()
             for handle, label in zip(handles, labels):
                 entries.setdefault(label, handle)
-        if entries:
-            fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize=7)
+        # the series first, then the keys drawn in black or grey (baselines, what a star means), so a
+        # later panel's series never come after an earlier panel's keys
+        labels = sorted(entries, key=lambda label: _style(entries[label])["color"] in KEY_COLOURS)
+        if labels:
+            fig.legend([entries[label] for label in labels], labels, loc="outside right upper", fontsize=7)
+        self.legends[name] = labels
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         self.artists[name] = [_panel_record(ax, renderer) for ax in axes]
         fig.savefig(self.out / f"{name}.png")
         plt.close(fig)
         return f"{name}.png"
+
+
+KEY_COLOURS = ("#000000", "#808080")  # black and grey: marks that explain, not series
 
 
 def _labelled(artist) -> bool:
@@ -154,4 +161,4 @@ def _style(artist) -> dict:
         return {"color": matplotlib.colors.to_hex(artist.get_color()[0]), "linestyle": "segment", "marker": ""}
     colors = artist.get_facecolor()  # PathCollection (scatter) or a band
     return {"color": matplotlib.colors.to_hex(colors[0]) if len(colors) else "none", "linestyle": "scatter",
-            "marker": "o"}
+            "marker": "o", "length": len(artist.get_offsets())}

@@ -280,8 +280,7 @@ def score_section(runs: list[dict], plots: Plots) -> str:
                             capsize=4, color=final_color,
                             label=f"{name}: {'student' if run['kind'] == 'online' else 'best checkpoint'} on report seeds")
                 shown.append(final["mean"])
-            frames.append({"key": dqn_key, "color": color,
-                           "random_score": summary.get("random_score") or summary.get("random_report_score"),
+            frames.append({"key": dqn_key, "color": color, "random_score": summary.get("random_score"),
                            "teacher_score": summary.get("teacher_score") if run["kind"] == "online" else None})
         shown += _frame_lines(ax, frames, labels)
         _frame_y(ax, shown)
@@ -293,7 +292,8 @@ def score_section(runs: list[dict], plots: Plots) -> str:
               "bar) and the random policy's (grey bar) on the same run's episodes; a star beside one that learnt "
               "from the reward too (--rl-weight) is its best curve point, chosen on the selection seeds, played on "
               "the report seeds. DQN runs: each checkpoint's score on the selection seeds over frames; "
-              "the star is the score stated in the summary, on the report seeds.\n\n"
+              "the star is the score stated in the summary, on the report seeds, the dotted line the random "
+              "policy's on those seeds.\n\n"
             + _table(["series", "game", "updates or frames", "mean score", "95% CI", "episodes", "teacher", "random"],
                      rows))
 
@@ -302,8 +302,9 @@ FINAL_STAR = "star: the final student (report seeds)"
 
 
 def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[list, list, int]:
-    """A learning curve: its selection-seed points joined, with a 95% band, and the final student's
-    report-seed score apart as a star with its CI (other seeds, so not one more point of the line).
+    """A learning curve: its selection-seed points joined, with a 95% band (a bar at a lone point), and
+    the final student's report-seed score apart as a star with its CI (other seeds, so not one more
+    point of the line).
     Returns the y values and band ends drawn (to frame the axis) and the points drawn."""
     x = np.array([u for u, _ in points], float)
     y = np.array([p["score"] for _, p in points], float)
@@ -311,7 +312,8 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
     if len(x):
         ax.plot(x, y, marker="o", color=color, label=key)
         if len(x) == 1:  # a band one point wide is invisible
-            ax.errorbar(x, y, yerr=ci, fmt="none", capsize=3, color=color)
+            if points[0][1].get("ci95") is not None:  # one episode: no interval to draw
+                ax.errorbar(x, y, yerr=ci, fmt="none", capsize=3, color=color)
         else:
             ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
     for u, p in final:
@@ -326,8 +328,8 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
 
 
 def _key_the_stars(ax) -> None:
-    """One legend entry says what a star is, added once a panel's curves are drawn so it does not
-    split their entries (the legend keeps the order of first appearance)."""
+    """One legend entry says what a star is, once per panel that has one (Plots.save lists such keys
+    after every series)."""
     if any(line.get_marker() == "*" for line in ax.lines):
         ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label=FINAL_STAR)
 
@@ -705,4 +707,4 @@ def write_report(paths: list[str], out: str) -> dict:
     ]
     report = out_dir / "report.md"
     report.write_text("\n\n".join(s for s in sections if s) + "\n")
-    return {"report": str(report), "plots": dict(plots.drawn), "artists": plots.artists}
+    return {"report": str(report), "plots": dict(plots.drawn), "artists": plots.artists, "legends": plots.legends}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actors.evaluate import score_text
+from actors.protocol import MIN_CLAIM_EPISODES
 
 
 def number(value, missing: str = "not scored") -> str:
@@ -142,12 +143,14 @@ def teacher_lines(summary: dict, path) -> list[str]:
              f"frames; chosen on selection seeds at {number(best.get('score'))})"]
     if report:
         lines.append(f"best checkpoint on report seeds: {score_text(report['mean'], report['ci95'], report['episodes'])}")
-    random = summary.get("random_report_score")
+    random = summary.get("random_score")
     if report and random:
-        verdict = ("beats it beyond chance" if summary.get("beats_random") else
-                   "does not beat it beyond chance: no policy learnt yet to distill")
+        beats = summary.get("beats_random")
+        verdict = (f"whether the best checkpoint beats it needs at least {MIN_CLAIM_EPISODES} episodes (--eval-episodes)"
+                   if beats is None else "the best checkpoint beats it beyond chance" if beats else
+                   "the best checkpoint does not beat it beyond chance: no policy learnt yet to distill")
         lines.append(f"random policy on the same seeds: {score_text(random['mean'], random['ci95'], random['episodes'])}"
-                     f"; the best checkpoint {verdict}")
+                     f"; {verdict}")
     return lines + [f"[teacher] wrote {path}"]
 
 
