@@ -311,11 +311,10 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
     ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
     if len(x):
         ax.plot(x, y, marker="o", color=color, label=key)
-        if len(x) == 1:  # a band one point wide is invisible
-            if points[0][1].get("ci95") is not None:  # one episode: no interval to draw
-                ax.errorbar(x, y, yerr=ci, fmt="none", capsize=3, color=color)
-        else:
+        if len(x) > 1:
             ax.fill_between(x, y - ci, y + ci, alpha=0.15, color=color)
+        elif points[0][1].get("ci95") is not None:  # a band one point wide is invisible; one episode has none
+            ax.errorbar(x, y, yerr=ci, fmt="none", capsize=3, color=color)
     for u, p in final:
         label = f"{key} (final, report seeds)" if not len(x) else "_final"
         if p.get("ci95") is None:  # one episode: no interval to draw
