@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ui.progress import Progress
+from ui.plots import KEY_COLOURS
 from ui.report import FINAL_STAR
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
@@ -194,6 +195,29 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     assert rows["online DQN"]["updates"] == f"{online['updates']:,}"
     assert set(rows) == set(series)
     assert all(re.fullmatch(r"[\d,]+", row["parameters"]) for row in rows.values()), rows
+
+
+def test_students_scored_at_the_same_updates_are_drawn_side_by_side(tmp_path):
+    """Two runs of one command score at the same updates: their points, stars and bars sit a few points
+    apart instead of one hiding the other, while the axis still spans the updates."""
+    import shutil
+
+    from ui.report import write_report
+
+    for name in ("demo", "mt2"):
+        for copy in ("a", "b"):
+            shutil.copytree(MIXED / name, tmp_path / f"{name}-{copy}")
+    runs = sorted(str(p) for p in tmp_path.iterdir())
+    artists = write_report(runs, str(tmp_path / "report"))["artists"]
+    panels = artists["learning"][::2] + artists["curves_per_game"]
+    for panel in panels:
+        at = [(m["color"], x, px) for m in panel["markers"] if m["color"] not in KEY_COLOURS
+              for x, px in zip(m["x"], m["px"])]
+        assert len({colour for colour, _, _ in at}) == 2, panel["title"]
+        hidden = [(a, b) for a in at for b in at if a[0] < b[0] and a[1] == b[1] and abs(a[2] - b[2]) < 3]
+        assert not hidden, (panel["title"], hidden)
+        pixels = [px for _, _, px in at]
+        assert max(pixels) - min(pixels) > 100, panel["title"]  # the axis spans the updates, not a dodge's points
 
 
 def test_tensorboard_holds_the_metrics_scalars(two_runs):

@@ -123,8 +123,13 @@ def _panel_record(ax, renderer) -> dict:
     ends_outside = sum(1 for c in bars for segment in c.lines[2][0].get_segments() for _, y in segment
                        if y > top + 1e-9 or y < bottom - 1e-9)
     clip_marks = sum(1 for line in ax.lines if line.get_label() == "_clipped")
+    markers = [{"color": _style(line)["color"], "x": [float(x) for x in line.get_xdata()],
+                "px": [float(x) for x, _ in line.get_transform().transform(line.get_xydata())]}
+               for line in ax.lines if line.get_marker() not in (None, "", "None", "_", "|")  # not bars' caps
+               and line.get_label() != "_clipped" and len(line.get_xdata())]
     return {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
             "ylim": tuple(float(v) for v in ax.get_ylim()), "series": series, "errorbars": len(bars), "points": points,
+            "markers": markers,
             "bar_ends_outside": ends_outside, "clip_marks": clip_marks,
             "overlapping_ticks": _overlapping_ticks(ax, renderer)}
 

@@ -166,13 +166,14 @@ def _frame_y(ax, values: list[float], intervals: list[float] = ()) -> None:
     ax.set_ylim(bottom, top)
     for container in ax.containers:
         if getattr(container, "has_yerr", False):
-            color = container.lines[2][0].get_color()[0]
-            for segment in container.lines[2][0].get_segments():
+            bars = container.lines[2][0]
+            color = bars.get_color()[0]
+            for segment in bars.get_segments():
                 (x, y0), (_, y1) = segment
                 for end, edge, marker in ((max(y0, y1), top, "^"), (min(y0, y1), bottom, "v")):
                     if (end > edge) if marker == "^" else (end < edge):
                         ax.plot([x], [edge], marker=marker, color=color, markersize=7, linestyle="",
-                                label="_clipped", clip_on=False)
+                                label="_clipped", clip_on=False, transform=bars.get_transform())
 
 
 def loss_section(runs: list[dict], plots: Plots) -> str:
@@ -301,11 +302,12 @@ def score_section(runs: list[dict], plots: Plots) -> str:
 FINAL_STAR = "star: the final student (report seeds)"
 
 
-def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[list, list, int]:
+def _draw_curve(ax, points: list, final: list, color: str, key: str, shift=None) -> tuple[list, list, int]:
     """A learning curve: its selection-seed points joined, with a 95% band (a bar at a lone point), and
     the final student's report-seed score apart as a star with its CI (other seeds, so not one more
-    point of the line).
+    point of the line). `shift`: the transform that sets this series a little apart (`_dodge`).
     Returns the y values and band ends drawn (to frame the axis) and the points drawn."""
+    drawn_before = {*ax.lines, *ax.collections}
     x = np.array([u for u, _ in points], float)
     y = np.array([p["score"] for _, p in points], float)
     ci = np.array([p.get("ci95") or 0.0 for _, p in points], float)
@@ -321,9 +323,21 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str) -> tuple[li
             ax.plot([u], [p["score"]], marker="*", markersize=12, linestyle="none", color=color, label=label)
         else:
             ax.errorbar([u], [p["score"]], yerr=[p["ci95"]], fmt="*", markersize=12, capsize=3, color=color, label=label)
+    for artist in {*ax.lines, *ax.collections} - drawn_before if shift else ():  # the axis still spans the data
+        artist.set_transform(shift)
     shown = list(y) + [p["score"] for _, p in final]
     bands = list(y - ci) + list(y + ci) + [p["score"] + s * (p.get("ci95") or 0.0) for _, p in final for s in (-1, 1)]
     return shown, bands, len(x) + len(final)
+
+
+def _dodge(ax, index: int, count: int, step_pt: float = 5.0):
+    """The transform that draws series `index` of the `count` in a panel a few points left or right of
+    its x: students scored at the same updates (a sweep's, two runs') would hide one another's points,
+    stars and bars. Set on artists already drawn, so the axis limits still come from the data; the
+    tables keep the true x."""
+    from matplotlib.transforms import offset_copy
+
+    return offset_copy(ax.transData, fig=ax.figure, x=(index - (count - 1) / 2) * step_pt, y=0, units="points")
 
 
 def _key_the_stars(ax) -> None:
@@ -364,20 +378,21 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
     for g, game in enumerate(games):
         score_ax, agree_ax = axes[2 * g], axes[2 * g + 1]
         shown, bands, frames, baselines, labels = [], [], [], [], set()
-        for run, kind in curves:
+        here = [(run, kind) for run, kind in curves if _games(run["summary"], run["config"])[0] == game]
+        for index, (run, kind) in enumerate(here):
             summary = run["summary"]
-            if _games(summary, run["config"])[0] != game:
-                continue
             key = series_key(run["name"], kind)
             color = plots.color(key)
             points = [(m["updates"], m) for m in run["metrics"] if m.get("kind") == kind]
             final = _final_point(summary, kind, game)
-            drawn_y, drawn_bands, drawn = _draw_curve(score_ax, points, final, color, key)
+            drawn_y, drawn_bands, drawn = _draw_curve(score_ax, points, final, color, key,
+                                                      _dodge(score_ax, index, len(here)))
             shown += drawn_y
             bands += drawn_bands
             agree = [(u, p["agreement"]) for u, p in points + final if p.get("agreement") is not None]
             if agree:  # the final student's on the same held-out frames as the curve's: one more point of it
-                agree_ax.plot(*zip(*agree), marker="o", color=color, label=key)
+                agree_ax.plot(*zip(*agree), marker="o", color=color, label=key)[0].set_transform(
+                    _dodge(agree_ax, index, len(here)))
             frames.append({"key": key, "color": color, "teacher_score": summary.get("teacher_score"),
                            "random_score": summary.get("random_score")})
             if summary.get("majority_baseline") is not None:
@@ -501,16 +516,17 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
                            [("updates", "score", game) for game in games])
     for ax, game in zip(axes, games):
         shown, bands = [], []
-        for run in (r for r in multi if game in r["summary"]["per_game"]):
-            for kind in _kinds(run, evaluations=True):
-                color = plots.color(series_key(run["name"], kind))
-                points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
-                          if m.get("kind") == kind and game in (m.get("per_game") or {})]
-                drawn_y, drawn_bands, drawn = _draw_curve(ax, points, _final_point(run["summary"], kind, game), color,
-                                                          series_key(run["name"], kind))
-                plots.count("curves_per_game", drawn)
-                shown += drawn_y
-                bands += drawn_bands
+        here = [(run, kind) for run in multi if game in run["summary"]["per_game"]
+                for kind in _kinds(run, evaluations=True)]
+        for index, (run, kind) in enumerate(here):
+            color = plots.color(series_key(run["name"], kind))
+            points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
+                      if m.get("kind") == kind and game in (m.get("per_game") or {})]
+            drawn_y, drawn_bands, drawn = _draw_curve(ax, points, _final_point(run["summary"], kind, game), color,
+                                                      series_key(run["name"], kind), _dodge(ax, index, len(here)))
+            plots.count("curves_per_game", drawn)
+            shown += drawn_y
+            bands += drawn_bands
         _key_the_stars(ax)
         per_game = next(r for r in multi if game in r["summary"]["per_game"])["summary"]["per_game"]
         teacher, random = per_game[game]["teacher_score"], per_game[game].get("random_score")
