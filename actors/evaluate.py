@@ -140,7 +140,7 @@ def policy_for(payload: dict, game: str | None, device: str = "cpu"):
     return q_values, game
 
 
-def _result(played: list[tuple[int, float, int]], epsilon: float, noop_max: int) -> EvalResult:
+def result_of(played: list[tuple[int, float, int]], epsilon: float, noop_max: int) -> EvalResult:
     played = sorted(played, key=lambda row: row[0])  # stable: a slot's episodes stay in play order
     return summarize([p[1] for p in played], [p[2] for p in played], epsilon, noop_max)
 
@@ -153,7 +153,7 @@ def evaluate_policy(payload: dict, game: str, episodes: int, *, env_config: EnvC
     quota = episode_slots(episodes)
     played = play_slots(payload, game, list(range(len(quota))), list(quota), env_config=env_config,
                         epsilon=epsilon, seed=seed, device=device)
-    return _result(played, epsilon, env_config.noop_max)
+    return result_of(played, epsilon, env_config.noop_max)
 
 
 def submit_evaluation(payload, game: str, episodes: int, workers: int, *, env_config: EnvConfig = EnvConfig(),
@@ -172,10 +172,15 @@ def submit_evaluation(payload, game: str, episodes: int, workers: int, *, env_co
                         epsilon=epsilon, seed=seed) for g in groups]
 
 
-def collect_evaluation(pending: list, epsilon: float, noop_max: int) -> EvalResult:
+def collect_rows(pending: list) -> list[tuple[int, float, int]]:
+    """Every episode's (slot, score, length) row of a `submit_evaluation`."""
     import ray
 
-    return _result([row for part in ray.get(pending) for row in part], epsilon, noop_max)
+    return [row for part in ray.get(pending) for row in part]
+
+
+def collect_evaluation(pending: list, epsilon: float, noop_max: int) -> EvalResult:
+    return result_of(collect_rows(pending), epsilon, noop_max)
 
 
 def evaluate_parallel(payload, game: str, episodes: int, workers: int, *, env_config: EnvConfig = EnvConfig(),

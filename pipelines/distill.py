@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actors.env import EnvConfig, actor_seed, resolve_env_mode
-from actors.evaluate import collect_evaluation, submit_evaluation
+from actors.evaluate import collect_evaluation, result_of, submit_evaluation
 from actors.games import GameSpec, game_spec
 from actors.rollout import RolloutActor
 from actors.teachers import load_teacher
@@ -32,6 +32,7 @@ from pipelines import stopping
 from pipelines.config import ConfigError, DistillConfig
 from actors.protocol import REPORT
 from pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
+from pipelines.score_cache import KeptOrPlayed, ScoreCache, policy_key
 from rundir.directory import RunDir
 from pipelines.skeleton import RunStart, start_run
 from pipelines.student_evaluations import StudentEvaluations, eval_kind
@@ -403,17 +404,26 @@ def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: Learne
 
 class TeacherEvaluation:
     """The teacher's and the random policy's scores on the report seeds and the teacher's held-out
-    frames (across whole episodes, with and without sticky actions), made while the students train."""
+    frames (across whole episodes, with and without sticky actions), made while the students train.
+    Report episodes an earlier run played with the same teacher, seeds and code are read from the
+    score cache instead (pipelines/score_cache.py)."""
 
-    def __init__(self, cfg: DistillConfig, games: list[GameRun]):
+    def __init__(self, cfg: DistillConfig, games: list[GameRun], scores: ScoreCache | None = None):
         self.cfg, self.games, self.protocol = cfg, games, cfg.protocol()
+        self.scores = scores or ScoreCache()
         self.holdout_refs = {g.spec.name: submit_holdouts(g.spec.name, g.teacher_ref, self.protocol) for g in games}
-        self.pending = {g.spec.name: self.submit(g, g.teacher_ref) for g in games}
-        self.random_pending = {g.spec.name: self.submit(g, g.teacher_ref, random_policy=True) for g in games}
+        self.baselines = {(g.spec.name, random): self.baseline(g, random) for g in games for random in (False, True)}
+        self.pending = {g.spec.name: self.baselines[g.spec.name, False].pending for g in games}
 
     def submit(self, g: GameRun, policy, random_policy: bool = False) -> list:
         return submit_evaluation(policy, g.spec.name, self.protocol.episodes, self.cfg.evaluation.workers,
                                  **self.protocol.play(REPORT, g.teacher, random_policy=random_policy))
+
+    def baseline(self, g: GameRun, random_policy: bool) -> KeptOrPlayed:
+        play = self.protocol.play(REPORT, g.teacher, random_policy=random_policy)
+        key = self.scores.key(g.spec.name, policy_key(g.teacher, g.spec.num_actions, random_policy),
+                              self.protocol.episodes, play)
+        return KeptOrPlayed(self.scores, key, lambda: self.submit(g, g.teacher_ref, random_policy))
 
     def results(self, producer_stats: dict, echo) -> tuple[dict, dict, dict]:
         """Held-out frames, (teacher, random) results and each game's teacher record for the summary."""
@@ -424,11 +434,12 @@ class TeacherEvaluation:
         scores, per_game = {}, {}
         for g in self.games:
             name = g.spec.name
-            result = collect_evaluation(self.pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
-            random = collect_evaluation(self.random_pending[name], 1.0, cfg.acting.noop_max)
+            result, random = (result_of(self.baselines[name, r].rows(), 1.0 if r else cfg.evaluation.epsilon,
+                                        cfg.acting.noop_max) for r in (False, True))
             scores[name] = (result, random)
-            echo.evaluation(f"teacher {name}", result.text())
-            echo.evaluation(f"random policy {name}", random.text())
+            kept = {r: " (kept)" if self.baselines[name, r].kept else "" for r in (False, True)}
+            echo.evaluation(f"teacher {name}", result.text() + kept[False])
+            echo.evaluation(f"random policy {name}", random.text() + kept[True])
             plain, sticky = holdouts[name]["plain"], holdouts[name]["sticky"]
             per_game[name] = {
                 "teacher": g.teacher["extra"].get("source", "random"), "teacher_fingerprint": fingerprint(g.teacher),
@@ -438,7 +449,11 @@ class TeacherEvaluation:
                 "majority_baseline": majority_baseline(plain[1]), "majority_baseline_sticky": majority_baseline(sticky[1]),
                 "holdout_steps": int(len(plain[1])), "holdout": {"plain": plain[2], "sticky": sticky[2]},
                 "env_mode": g.env_mode,
+                "scores_kept": [who for who, r in (("teacher", False), ("random", True)) if self.baselines[name, r].kept],
             }
+        if any(b.kept for b in self.baselines.values()):
+            echo(f"[distill] (kept): read from {self.scores.folder}, where an earlier run left the same episodes "
+                 f"played by the same code; delete it to play them again")
         return holdouts, scores, per_game
 
 

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# report episodes kept between runs (pipelines/score_cache.py) are shared by this session's runs only
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="atari-distill-cache-")
 
 
 @pytest.fixture(scope="session")

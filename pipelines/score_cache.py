@@ -1,0 +1,116 @@
+"""Report-seed episodes of the policies that do not change between runs (a teacher, the random
+policy), kept so the next run that plays the very same episodes reads them instead.
+
+Evaluation slots carry their own seeds and epsilon streams (actors/evaluate.py), so a teacher's 30
+report episodes come out the same every time they are played. A ten-game run played 600 of them
+(its teachers' and the random policy's) at its start, about ten minutes of two cores beside its
+learner, and every further student from the same recordings played them again. The key holds all
+those episodes depend on: the game, the policy (the teacher's fingerprint of architecture and
+weights, or the random policy's action count), the episodes, the env, epsilon and seeds, the source
+of the code that plays them (actors/, models/) and the versions of ale-py, gymnasium, torch and
+numpy; a change to any of them plays afresh. A student's episodes are never kept: its weights are
+new every run. The folder is $XDG_CACHE_HOME/atari-distill/scores (~/.cache by default); deleting it
+only costs the replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAYING_CODE = ("actors", "models")  # what turns a policy, a game and seeds into episodes
+
+
+def default_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "atari-distill" / "scores"
+
+
+@lru_cache(maxsize=1)
+def _code_and_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    for path in sorted(p for folder in PLAYING_CODE for p in (ROOT / folder).rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    versions = {}
+    for package in ("ale-py", "gymnasium", "torch", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {"code": digest.hexdigest()[:16], "versions": versions}
+
+
+def policy_key(teacher: dict, num_actions: int, random_policy: bool) -> str:
+    """What names the policy that plays: the teacher's fingerprint, or the random policy's action count
+    (it never reads the network)."""
+    from models.checkpoint import fingerprint
+
+    return f"random/{num_actions}" if random_policy else fingerprint(teacher)
+
+
+class ScoreCache:
+    def __init__(self, folder: Path | None = None):
+        self.folder = Path(folder) if folder is not None else default_folder()
+
+    def key(self, game: str, policy: str, episodes: int, play: dict) -> dict:
+        """Everything the episodes depend on. `policy`: `policy_key`; `play`: the protocol's env_config, epsilon and seed (EvalProtocol.play)."""
+        return {"game": game, "policy": policy, "episodes": int(episodes), "env": asdict(play["env_config"]),
+                "epsilon": float(play["epsilon"]), "seed": int(play["seed"]), **_code_and_versions()}
+
+    def _path(self, key: dict) -> Path:
+        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+        return self.folder / f"{key['game']}-{name}.json"
+
+    def get(self, key: dict) -> list | None:
+        """The episodes' (slot, score, length) rows, or None where none were kept (or what was kept is
+        unreadable, or not these episodes: then they are played again)."""
+        try:
+            kept = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        rows = kept.get("rows") if isinstance(kept, dict) and kept.get("key") == key else None
+        return rows if isinstance(rows, list) and len(rows) == key["episodes"] else None
+
+    def put(self, key: dict, rows: list) -> None:
+        """Keeps the rows, written whole or not at all; a folder that cannot be written only means the
+        next run plays them again."""
+        path = self._path(key)
+        part = path.with_suffix(f".part{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.write_text(json.dumps({"key": key, "rows": [list(row) for row in rows]}))
+            os.replace(part, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
+
+
+class KeptOrPlayed:
+    """One fixed policy's episodes: read from the cache where kept, else played by the evaluator tasks
+    `submit()` starts and kept once collected. `pending` reads alike either way (the kept rows are one
+    ready object), so whoever waits on it needs no second path."""
+
+    def __init__(self, cache: ScoreCache, key: dict, submit):
+        import ray
+
+        self.cache, self.key = cache, key
+        rows = cache.get(key)
+        self.kept = rows is not None
+        self.pending = [ray.put(rows)] if self.kept else submit()
+
+    def rows(self) -> list:
+        from actors.evaluate import collect_rows
+
+        rows = collect_rows(self.pending)
+        if not self.kept:
+            self.cache.put(self.key, rows)
+        return rows
