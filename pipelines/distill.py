@@ -410,10 +410,14 @@ class TeacherEvaluation:
 
     def __init__(self, cfg: DistillConfig, games: list[GameRun], scores: ScoreCache | None = None):
         self.cfg, self.games, self.protocol = cfg, games, cfg.protocol()
-        self.scores = scores or ScoreCache()
+        self.scores = scores or ScoreCache.default()
         self.holdout_refs = {g.spec.name: submit_holdouts(g.spec.name, g.teacher_ref, self.protocol) for g in games}
         self.baselines = {(g.spec.name, random): self.baseline(g, random) for g in games for random in (False, True)}
         self.pending = {g.spec.name: self.baselines[g.spec.name, False].pending for g in games}
+
+    def keep_if_played(self) -> None:
+        for baseline in self.baselines.values():
+            baseline.keep_if_played()
 
     def submit(self, g: GameRun, policy, random_policy: bool = False) -> list:
         return submit_evaluation(policy, g.spec.name, self.protocol.episodes, self.cfg.evaluation.workers,
@@ -422,7 +426,7 @@ class TeacherEvaluation:
     def baseline(self, g: GameRun, random_policy: bool) -> KeptOrPlayed:
         play = self.protocol.play(REPORT, g.teacher, random_policy=random_policy)
         key = self.scores.key(g.spec.name, policy_key(g.teacher, g.spec.num_actions, random_policy),
-                              self.protocol.episodes, play)
+                              self.protocol.episodes, self.cfg.evaluation.workers, play)
         return KeptOrPlayed(self.scores, key, lambda: self.submit(g, g.teacher_ref, random_policy))
 
     def results(self, producer_stats: dict, echo) -> tuple[dict, dict, dict]:
@@ -503,6 +507,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     if evaluations.handoff is not None and resume:
         evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)))
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
+        teacher.keep_if_played()
         return stop_early(cfg, start, games, groups, {g.series: 0 for g in groups})
     start.echo(f"[distill] {', '.join(g.spec.title for g in games)}: replay holds "
                f"{min(g.limiter['min_replay'] for g in games)}+ steps per game, training "
@@ -510,6 +515,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
                + (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
     updates = train_learners(cfg, start.run, groups, games, resume, start.started, evaluations, start.echo)
     if stopping.requested():
+        teacher.keep_if_played()
         return stop_early(cfg, start, games, groups, updates)
     evaluations.poll(wait=True)
     return finish(cfg, start, games, groups, plan, teacher, evaluations)

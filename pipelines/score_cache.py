@@ -2,15 +2,17 @@
 policy), kept so the next run that plays the very same episodes reads them instead.
 
 Evaluation slots carry their own seeds and epsilon streams (actors/evaluate.py), so a teacher's 30
-report episodes come out the same every time they are played. A ten-game run played 600 of them
-(its teachers' and the random policy's) at its start, about ten minutes of two cores beside its
-learner, and every further student from the same recordings played them again. The key holds all
-those episodes depend on: the game, the policy (the teacher's fingerprint of architecture and
-weights, or the random policy's action count), the episodes, the env, epsilon and seeds, the source
-of the code that plays them (actors/, models/) and the versions of ale-py, gymnasium, torch and
-numpy; a change to any of them plays afresh. A student's episodes are never kept: its weights are
-new every run. The folder is $XDG_CACHE_HOME/atari-distill/scores (~/.cache by default); deleting it
-only costs the replay.
+report episodes come out the same every time they are played the same way. A ten-game run played
+600 of them (its teachers' and the random policy's) at its start, about ten minutes of two cores
+beside its learner, and every further student from the same recordings played them again. The key
+holds all those episodes depend on: the game, the policy (the teacher's fingerprint of architecture
+and weights, or the random policy's action count), the episodes, the env, epsilon and seeds, the
+evaluator tasks they are split over (the batch a network sees), the source of the code that plays
+them (actors/, models/), the versions of ale-py, gymnasium, torch and numpy and the CPU; a change to
+any of them plays afresh. A student's episodes are never kept: its weights are new every run.
+
+The folder is $ATARI_DISTILL_SCORE_CACHE if set ("off": keep nothing), else
+$XDG_CACHE_HOME/atari-distill/scores (~/.cache by default); deleting it only costs the replay.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -27,9 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAYING_CODE = ("actors", "models")  # what turns a policy, a game and seeds into episodes
 
 
-def default_folder() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "atari-distill" / "scores"
+def default_folder() -> Path | None:
+    """Where runs keep their episodes; None (keep nothing) where it is "off" or no home is known."""
+    chosen = os.environ.get("ATARI_DISTILL_SCORE_CACHE")
+    if chosen:
+        return None if chosen == "off" else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    try:
+        base = Path(base) if os.path.isabs(base) else Path.home() / ".cache"  # XDG: a relative path is ignored
+    except RuntimeError:  # no home directory (an unnamed uid in a container): play every time
+        return None
+    return base / "atari-distill" / "scores"
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +57,12 @@ def _code_and_versions() -> dict:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = None
-    return {"code": digest.hexdigest()[:16], "versions": versions}
+    import platform
+
+    import torch
+
+    cpu = f"{platform.machine()}/{torch.backends.cpu.get_cpu_capability()}"  # kernels differ in their last bits
+    return {"code": digest.hexdigest()[:16], "versions": versions, "cpu": cpu}
 
 
 def policy_key(teacher: dict, num_actions: int, random_policy: bool) -> str:
@@ -58,13 +74,20 @@ def policy_key(teacher: dict, num_actions: int, random_policy: bool) -> str:
 
 
 class ScoreCache:
-    def __init__(self, folder: Path | None = None):
-        self.folder = Path(folder) if folder is not None else default_folder()
+    def __init__(self, folder: Path | None):
+        """`folder`: where to keep episodes; None keeps nothing."""
+        self.folder = Path(folder) if folder is not None else None
 
-    def key(self, game: str, policy: str, episodes: int, play: dict) -> dict:
-        """Everything the episodes depend on. `policy`: `policy_key`; `play`: the protocol's env_config, epsilon and seed (EvalProtocol.play)."""
-        return {"game": game, "policy": policy, "episodes": int(episodes), "env": asdict(play["env_config"]),
-                "epsilon": float(play["epsilon"]), "seed": int(play["seed"]), **_code_and_versions()}
+    @classmethod
+    def default(cls) -> "ScoreCache":
+        return cls(default_folder())
+
+    def key(self, game: str, policy: str, episodes: int, workers: int, play: dict) -> dict:
+        """Everything the episodes depend on. `policy`: `policy_key`; `workers`: the evaluator tasks
+        (submit_evaluation); `play`: the protocol's env_config, epsilon and seed (EvalProtocol.play)."""
+        return {"game": game, "policy": policy, "episodes": int(episodes), "workers": int(workers),
+                "env": asdict(play["env_config"]), "epsilon": float(play["epsilon"]), "seed": int(play["seed"]),
+                **_code_and_versions()}
 
     def _path(self, key: dict) -> Path:
         name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
@@ -73,6 +96,8 @@ class ScoreCache:
     def get(self, key: dict) -> list | None:
         """The episodes' (slot, score, length) rows, or None where none were kept (or what was kept is
         unreadable, or not these episodes: then they are played again)."""
+        if self.folder is None:
+            return None
         try:
             kept = json.loads(self._path(key).read_text())
         except (OSError, ValueError):
@@ -83,15 +108,19 @@ class ScoreCache:
     def put(self, key: dict, rows: list) -> None:
         """Keeps the rows, written whole or not at all; a folder that cannot be written only means the
         next run plays them again."""
-        path = self._path(key)
-        part = path.with_suffix(f".part{os.getpid()}")
+        if self.folder is None:
+            return
+        path, part = self._path(key), None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            part.write_text(json.dumps({"key": key, "rows": [list(row) for row in rows]}))
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".part", delete=False) as out:
+                part = Path(out.name)
+                out.write(json.dumps({"key": key, "rows": [list(row) for row in rows]}))
             os.replace(part, path)
         except OSError:
-            with contextlib.suppress(OSError):
-                part.unlink(missing_ok=True)
+            if part is not None:
+                with contextlib.suppress(OSError):
+                    part.unlink(missing_ok=True)
 
 
 class KeptOrPlayed:
@@ -114,3 +143,11 @@ class KeptOrPlayed:
         if not self.kept:
             self.cache.put(self.key, rows)
         return rows
+
+    def keep_if_played(self) -> None:
+        """Keeps the episodes if they are all played by now: a run that stops early still saves the
+        next one (its --resume) the replay."""
+        import ray
+
+        if not self.kept and len(ray.wait(self.pending, num_returns=len(self.pending), timeout=0)[0]) == len(self.pending):
+            self.rows()

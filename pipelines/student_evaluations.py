@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import time
 
-from actors.evaluate import collect_evaluation, result_of, score_text, submit_agreement, submit_evaluation
+from actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
 from actors.protocol import MIN_CLAIM_EPISODES, SELECTION
 from learner.schedule import balanced_weights
 from pipelines import stopping
 from pipelines.evaluation import beats_beyond_chance, pct_of_teacher
-from pipelines.score_cache import KeptOrPlayed, ScoreCache, policy_key
 
 
 def eval_kind(metrics_kind: str) -> str:
@@ -70,27 +69,20 @@ class Balancer:
                                  for game, point in per_game.items()})
 
 
-def selection_baselines(cfg, games: list, scores: ScoreCache | None = None):
-    """The teacher's and the random policy's means on the selection seeds, played from now on (or kept
-    from an earlier run that played them), and whether the teacher is distinct from random there;
-    returns a callable that waits for them (once)."""
-    protocol, found, scores = cfg.protocol(), {}, scores or ScoreCache()
-
-    def baseline(g, random: bool) -> KeptOrPlayed:
-        play = protocol.play(SELECTION, g.teacher, random_policy=random)
-        key = scores.key(g.spec.name, policy_key(g.teacher, g.spec.num_actions, random), protocol.selection_episodes,
-                         play)
-        return KeptOrPlayed(scores, key, lambda: submit_evaluation(g.teacher_ref, g.spec.name,
-                                                                   protocol.selection_episodes,
-                                                                   cfg.evaluation.workers, **play))
-
-    pending = {g.spec.name: [baseline(g, random) for random in (False, True)] for g in games}
+def selection_baselines(cfg, games: list):
+    """The teacher's and the random policy's means on the selection seeds, played from now on, and
+    whether the teacher is distinct from random there; returns a callable that waits for them (once)."""
+    protocol, found = cfg.protocol(), {}
+    pending = {g.spec.name: [submit_evaluation(g.teacher_ref, g.spec.name, protocol.selection_episodes,
+                                               cfg.evaluation.workers,
+                                               **protocol.play(SELECTION, g.teacher, random_policy=random))
+                             for random in (False, True)] for g in games}
 
     def collect() -> dict[str, tuple[float, float, bool]]:
         if not found:
             collected = {}
             for game, parts in pending.items():
-                teacher, random = (result_of(part.rows(), 0.0, 0) for part in parts)
+                teacher, random = (collect_evaluation(part, 0.0, 0) for part in parts)
                 collected[game] = (teacher.mean, random.mean, distinct(teacher, random))
             found.update(collected)
         return found

@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -8,8 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-# report episodes kept between runs (pipelines/score_cache.py) are shared by this session's runs only
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="atari-distill-cache-")
+# report episodes kept between runs (pipelines/score_cache.py): this session's runs share their own
+os.environ["ATARI_DISTILL_SCORE_CACHE"] = SCORE_CACHE = tempfile.mkdtemp(prefix="atari-distill-scores-")
+atexit.register(shutil.rmtree, SCORE_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -192,7 +192,7 @@ def distilled_weights(dataset, out, seed: int) -> dict[str, bytes]:
 def test_a_dataset_distilled_twice_with_one_seed_gives_the_same_student_byte_for_byte(recorded, tmp_path, monkeypatch):
     """...and the second run reads the teacher's and the random policy's report episodes the first one
     played from the score cache: the same scores, not played again."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATARI_DISTILL_SCORE_CACHE", str(tmp_path / "cache"))
     out, _ = recorded  # fits the replay, so it is all there before the first batch is drawn
     first, again = (distilled_weights(out, tmp_path / name, seed=1) for name in ("a", "b"))
     assert [name for name in first if first[name] != again[name]] == []  # fails with the shards' shared generator
@@ -200,7 +200,7 @@ def test_a_dataset_distilled_twice_with_one_seed_gives_the_same_student_byte_for
     assert (played["scores_kept"], kept["scores_kept"]) == ([], ["teacher", "random"])
     assert [(s["teacher_score"], s["random_score"]) for s in (played, kept)] == [
         (played["teacher_score"], played["random_score"])] * 2
-    assert len(list((tmp_path / "cache" / "atari-distill" / "scores").glob("pong-*.json"))) == 2
+    assert len(list((tmp_path / "cache").glob("pong-*.json"))) == 2
 
 
 FULL_DISK = """

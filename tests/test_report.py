@@ -198,24 +198,28 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
 
 
 def test_students_scored_at_the_same_updates_are_drawn_side_by_side(tmp_path):
-    """Two runs of one command score at the same updates: their points, stars and bars sit a few points
-    apart instead of one hiding the other, while the axis still spans the updates."""
+    """Runs of one command score at the same updates: their points, stars and bars sit apart instead of
+    one hiding another (two 12-point stars are told apart), every one inside its axes however many
+    there are, while the axis still spans the updates."""
     import shutil
 
     from ui.report import write_report
 
-    for name in ("demo", "mt2"):
-        for copy in ("a", "b"):
+    for name, copies in (("demo", 9), ("mt2", 2)):
+        for copy in range(copies):
             shutil.copytree(MIXED / name, tmp_path / f"{name}-{copy}")
     runs = sorted(str(p) for p in tmp_path.iterdir())
     artists = write_report(runs, str(tmp_path / "report"))["artists"]
-    panels = artists["learning"][::2] + artists["curves_per_game"]
-    for panel in panels:
+    for panel in artists["learning"] + artists["curves_per_game"]:
         at = [(m["color"], x, px) for m in panel["markers"] if m["color"] not in KEY_COLOURS
               for x, px in zip(m["x"], m["px"])]
-        assert len({colour for colour, _, _ in at}) == 2, panel["title"]
-        hidden = [(a, b) for a in at for b in at if a[0] < b[0] and a[1] == b[1] and abs(a[2] - b[2]) < 3]
+        series = len({colour for colour, _, _ in at})
+        assert series == (2 if panel in artists["curves_per_game"] else 9), panel["title"]
+        apart = 3 if series > 2 else 10  # pixels: 20 points spread over the series, or 8 points a step for two
+        hidden = [(a, b) for a in at for b in at if a[0] < b[0] and a[1] == b[1] and abs(a[2] - b[2]) < apart]
         assert not hidden, (panel["title"], hidden)
+        left, right = panel["x_px"]
+        assert all(left + 5 < px < right - 5 for _, _, px in at), (panel["title"], panel["x_px"], at)
         pixels = [px for _, _, px in at]
         assert max(pixels) - min(pixels) > 100, panel["title"]  # the axis spans the updates, not a dodge's points
 

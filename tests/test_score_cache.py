@@ -1,11 +1,12 @@
 """The score cache keeps a fixed policy's report episodes between runs: read back only for the very
 same episodes (any part of the key changed plays them again), written whole or not at all, and a
-folder that cannot be written or a damaged file costs a replay, never a run."""
+folder that cannot be written, a damaged file or no home directory costs a replay, never a run."""
 
 import json
+from pathlib import Path
 
 from actors.env import EnvConfig
-from pipelines.score_cache import ScoreCache
+from pipelines.score_cache import ScoreCache, default_folder
 
 PLAY = {"env_config": EnvConfig(), "epsilon": 0.05, "seed": 1000}
 ROWS = [[0, 21.0, 812], [1, 19.0, 790]]
@@ -13,22 +14,23 @@ ROWS = [[0, 21.0, 812], [1, 19.0, 790]]
 
 def test_kept_rows_come_back_for_the_same_episodes_only(tmp_path):
     cache = ScoreCache(tmp_path)
-    key = cache.key("pong", "a1b2", 2, PLAY)
+    key = cache.key("pong", "a1b2", 2, 1, PLAY)
     assert cache.get(key) is None
     cache.put(key, [tuple(row) for row in ROWS])
     assert cache.get(key) == ROWS
-    others = [cache.key("breakout", "a1b2", 2, PLAY), cache.key("pong", "c3d4", 2, PLAY),
-              cache.key("pong", "random/6", 2, PLAY), cache.key("pong", "a1b2", 2, {**PLAY, "seed": 1001}),
-              cache.key("pong", "a1b2", 2, {**PLAY, "epsilon": 0.01}),
-              cache.key("pong", "a1b2", 2, {**PLAY, "env_config": EnvConfig(sticky_actions=True)})]
+    others = [cache.key("breakout", "a1b2", 2, 1, PLAY), cache.key("pong", "c3d4", 2, 1, PLAY),
+              cache.key("pong", "random/6", 2, 1, PLAY), cache.key("pong", "a1b2", 2, 2, PLAY),
+              cache.key("pong", "a1b2", 2, 1, {**PLAY, "seed": 1001}),
+              cache.key("pong", "a1b2", 2, 1, {**PLAY, "epsilon": 0.01}),
+              cache.key("pong", "a1b2", 2, 1, {**PLAY, "env_config": EnvConfig(sticky_actions=True)})]
     assert all(cache.get(other) is None for other in others)
-    assert {"code", "versions"} <= set(key) and key["versions"]["ale-py"]  # the playing code and ALE are in it
+    assert {"code", "versions", "cpu"} <= set(key) and key["versions"]["ale-py"]  # the playing code, ALE, the CPU
     assert ScoreCache(tmp_path).get(key) == ROWS  # another run's cache object, the same folder
 
 
 def test_a_damaged_or_foreign_file_is_played_again_and_an_unwritable_folder_is_no_error(tmp_path):
     cache = ScoreCache(tmp_path)
-    key = cache.key("pong", "a1b2", 2, PLAY)
+    key = cache.key("pong", "a1b2", 2, 1, PLAY)
     cache.put(key, ROWS)
     (path,) = tmp_path.glob("pong-*.json")
     path.write_text(path.read_text()[:-10])  # torn
@@ -40,4 +42,19 @@ def test_a_damaged_or_foreign_file_is_played_again_and_an_unwritable_folder_is_n
     blocked = tmp_path / "file"
     blocked.write_text("")
     ScoreCache(blocked / "scores").put(key, ROWS)  # its parent is a file: nothing kept, nothing raised
-    assert not list(tmp_path.glob("**/*.part*"))
+    ScoreCache(None).put(key, ROWS)
+    assert ScoreCache(None).get(key) is None
+    assert not list(tmp_path.glob("**/*.part"))
+
+
+def test_the_folder_is_chosen_by_the_environment_and_no_home_means_no_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ATARI_DISTILL_SCORE_CACHE", str(tmp_path))
+    assert default_folder() == tmp_path
+    monkeypatch.setenv("ATARI_DISTILL_SCORE_CACHE", "off")
+    assert default_folder() is None
+    monkeypatch.delenv("ATARI_DISTILL_SCORE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_folder() == tmp_path / "atari-distill" / "scores"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec: ignored
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+    assert default_folder() is None

@@ -129,7 +129,7 @@ def _panel_record(ax, renderer) -> dict:
                and line.get_label() != "_clipped" and len(line.get_xdata())]
     return {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
             "ylim": tuple(float(v) for v in ax.get_ylim()), "series": series, "errorbars": len(bars), "points": points,
-            "markers": markers,
+            "markers": markers, "x_px": tuple(float(v) for v in ax.get_window_extent(renderer).intervalx),
             "bar_ends_outside": ends_outside, "clip_marks": clip_marks,
             "overlapping_ticks": _overlapping_ticks(ax, renderer)}
 

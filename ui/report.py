@@ -330,14 +330,19 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str, shift=None)
     return shown, bands, len(x) + len(final)
 
 
-def _dodge(ax, index: int, count: int, step_pt: float = 5.0):
+DODGE_STEP_PT, DODGE_SPREAD_PT = 8.0, 20.0  # two 12-point stars stay told apart; the spread stays inside the
+# axes' 5% margin
+
+
+def _dodge(ax, index: int, count: int):
     """The transform that draws series `index` of the `count` in a panel a few points left or right of
     its x: students scored at the same updates (a sweep's, two runs') would hide one another's points,
     stars and bars. Set on artists already drawn, so the axis limits still come from the data; the
     tables keep the true x."""
     from matplotlib.transforms import offset_copy
 
-    return offset_copy(ax.transData, fig=ax.figure, x=(index - (count - 1) / 2) * step_pt, y=0, units="points")
+    step = min(DODGE_STEP_PT, DODGE_SPREAD_PT / max(count - 1, 1))
+    return offset_copy(ax.transData, fig=ax.figure, x=(index - (count - 1) / 2) * step, y=0, units="points")
 
 
 def _key_the_stars(ax) -> None:
