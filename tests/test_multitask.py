@@ -84,33 +84,33 @@ def test_teacher_directory_is_matched_by_game_name(tmp_path):
         MultitaskConfig.from_flags(games="pong,space_invaders", teachers=str(tmp_path)).validate()
 
 
-def test_multitask_student_learns_three_random_teachers(ray_runtime, tmp_path):
-    """End to end on real ALE games: one net1 trunk, three heads of 6, 9 and 4 actions (games whose
-    episodes are short, so the one episode each scored is not most of the test)."""
+def test_multitask_student_learns_two_live_random_teachers(ray_runtime, tmp_path):
+    """End to end on real ALE games with live teacher actors: one net1 trunk, two heads of 9 and 4
+    actions (games whose episodes are short, so the one episode each scored is not most of the test)."""
     import json
 
     from pipelines.distill import run_distill
 
-    cfg = MultitaskConfig.from_flags(games="pong,ms_pacman,breakout", student="net1", updates=3000, log_every=1000,
-                          checkpoint_every=3000, capacity_hours=0.2, min_replay=1000, eval_episodes=1, select_episodes=1,
+    cfg = MultitaskConfig.from_flags(games="ms_pacman,breakout", student="net1", updates=2000, log_every=1000,
+                          checkpoint_every=2000, capacity_hours=0.2, min_replay=1000, eval_episodes=1, select_episodes=1,
                           holdout_steps=1500, out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     assert json.loads((Path(cfg.run.out) / "summary.json").read_text())["kind"] == "multitask"
-    assert summary["samples_per_game"] == {"pong": 32_000, "ms_pacman": 32_000, "breakout": 32_000}  # 1,000 batches each
+    assert summary["samples_per_game"] == {"ms_pacman": 32_000, "breakout": 32_000}  # 1,000 batches each
     for game, result in summary["per_game"].items():
         print(f"{game}: agreement {result['action_agreement']:.3f}, majority {result['majority_baseline']:.3f}")
         assert result["action_agreement"] >= result["majority_baseline"] + MULTITASK_MARGIN, game
         assert result["student_score"]["episodes"] == result["teacher_score"]["episodes"] == 1
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert metrics[-1]["samples_per_game"] == {"pong": 32_000, "ms_pacman": 32_000, "breakout": 32_000}
-    assert set(metrics[-1]["replay_per_game"]) == {"pong", "ms_pacman", "breakout"}
+    assert metrics[-1]["samples_per_game"] == {"ms_pacman": 32_000, "breakout": 32_000}
+    assert set(metrics[-1]["replay_per_game"]) == {"ms_pacman", "breakout"}
     from models.checkpoint import load_checkpoint
 
-    final = load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00003000.pt")
-    assert final["heads"] == {"pong": 6, "ms_pacman": 9, "breakout": 4}
+    final = load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00002000.pt")
+    assert final["heads"] == {"ms_pacman": 9, "breakout": 4}
 
 
-MULTITASK_MARGIN = 0.08  # measured: +0.22 pong, +0.24 ms_pacman, +0.14 breakout over the majority action
+MULTITASK_MARGIN = 0.08  # measured: +0.21 ms_pacman, +0.13 breakout over the majority action (2026-12-05)
 
 
 def test_reweighting_a_schedule_moves_its_shares_from_that_turn_on():
