@@ -193,6 +193,7 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     online = json.loads((MIXED / "online" / "summary.json").read_text())
     assert rows["online"]["updates"] == f"{online['student_updates']:,}" != f"{online['updates']:,}"
     assert rows["online DQN"]["updates"] == f"{online['updates']:,}"
+    assert rows["teacher DQN"]["random score"] == "-21.0"  # a teacher run plays the random policy on its report seeds
     assert set(rows) == set(series)
     assert all(re.fullmatch(r"[\d,]+", row["parameters"]) for row in rows.values()), rows
 
