@@ -196,7 +196,7 @@ class MultitaskConfig(DistillConfig):
 
     HIDDEN_FLAGS = ("dataset",)
     DEFAULT_GAMES = "pong,breakout,space_invaders"
-    SCHEDULES = ("fixed", "balanced")
+    SCHEDULES = ("auto", "fixed", "balanced")
 
     acting: ActingSettings = section(ActingSettings, skip=("game", "teacher"))
     student: StudentSettings = section(StudentSettings, preset="auto")
@@ -212,8 +212,10 @@ class MultitaskConfig(DistillConfig):
                                 "running: a folder holding a dataset per game (FOLDER/pong, FOLDER/breakout, ...) "
                                 "or comma-separated dataset folders")
     weights: str = setting("", "schedule weights per game, comma-separated in --games order; empty: equal shares")
-    schedule: str = setting("fixed", "fixed: the --weights shares all along; balanced: at every --eval-every, more "
-                                     "batches to the games furthest below their teacher on the selection seeds")
+    schedule: str = setting("auto", "balanced: at every --eval-every, more batches to the games furthest below "
+                                    "their teacher on the selection seeds; fixed: the --weights shares (equal if "
+                                    "none) all along; auto: balanced where --eval-every gives it points to steer by "
+                                    "and no --weights are set, else fixed")
 
     def game_list(self) -> list[str]:
         return [g for g in self.games.split(",") if g]
@@ -270,6 +272,8 @@ class MultitaskConfig(DistillConfig):
             self.student.preset = "multi-3" if len(games) <= 3 else "multi-10"
         need(self.schedule in self.SCHEDULES, f"--schedule must be one of {', '.join(self.SCHEDULES)}, "
                                               f"got {self.schedule!r}")
+        if self.schedule == "auto":  # balanced beat equal shares on the lower bound in two pairs of ten-game runs
+            self.schedule = "balanced" if self.eval_every > 0 and not self.weights else "fixed"
         need(self.schedule == "fixed" or not self.weights,
              "--weights sets fixed shares and --schedule balanced sets its own; drop one of them")
         need(self.schedule == "fixed" or self.eval_every > 0,

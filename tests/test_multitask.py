@@ -160,5 +160,8 @@ def test_balanced_schedule_needs_evaluations_to_steer_by():
     with pytest.raises(ConfigError, match="--eval-every is 0; add --eval-every"):
         MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced").validate()
     assert MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100).validate().balanced()
+    # the default: balanced where there are curve points to steer by and no shares were set, and so written
+    assert [MultitaskConfig.from_flags(games="pong,breakout", **flags).validate().schedule for flags in (
+        {"eval_every": 100}, {}, {"eval_every": 100, "weights": "1,2"})] == ["balanced", "fixed", "fixed"]
     with pytest.raises(ConfigError, match="--weights sets fixed shares and --schedule balanced sets its own"):
         MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100, weights="1,2").validate()

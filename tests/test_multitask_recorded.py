@@ -64,7 +64,8 @@ def test_a_multitask_run_refuses_a_missing_game_another_teacher_and_damage_in_on
 def trained(recordings, tmp_path_factory):
     run = tmp_path_factory.mktemp("multitask") / "run"
     cfg = MultitaskConfig.from_flags(datasets=str(recordings), student="net3", updates=1200, log_every=600,
-                                     checkpoint_every=1200, eval_every=600, min_replay=1000, eval_episodes=2,
+                                     checkpoint_every=1200, eval_every=600, schedule="fixed", min_replay=1000,
+                                     eval_episodes=2,
                                      select_episodes=1, holdout_steps=500, out=str(run)).validate()
     return cfg, run_distill(cfg, echo=print), run
 
