@@ -116,6 +116,7 @@ class ScoreCache:
             with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".part", delete=False) as out:
                 part = Path(out.name)
                 out.write(json.dumps({"key": key, "rows": [list(row) for row in rows]}))
+            os.chmod(part, 0o644)  # as any file written here would be: others sharing the folder read it
             os.replace(part, path)
         except OSError:
             if part is not None:
