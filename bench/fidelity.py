@@ -156,7 +156,8 @@ def run_sections(args, games: list[str], out: Path) -> list[dict]:
             rows += reused + timed(["distill", "--dataset", str(data), "--student", same_size, "--loss", losses,
                                     *common], out / f"{game}-losses", "losses")
     if "multitask" in sections and len(games) >= 2:
-        rows += timed(["multitask", "--games", ",".join(games), "--teachers", "zoo", "--actors", "1", *common],
+        rows += timed(["multitask", "--games", ",".join(games), "--teachers", "zoo", "--actors", "1",
+                       "--schedule", "fixed", *common],
                       out / "multitask", "multitask")
     return rows
 

@@ -101,6 +101,8 @@ def open_for_resume(kind: RunKind, args):
     run.lock()
     stored = run.read_config()
     config_class = MultitaskConfig if kind.config is DistillConfig and "games" in stored else kind.config
+    if config_class is MultitaskConfig:
+        stored.setdefault("schedule", "fixed")  # runs from before --schedule trained with fixed shares
     changes = resume_changes(config_class, stored, args, args.override)
     cfg = config_class.from_dict({**stored, **changes}).validate()
     if changes:

@@ -211,11 +211,12 @@ class MultitaskConfig(DistillConfig):
     datasets: str = setting("", "train from recordings (launch.py record), one per game, with no teacher actor "
                                 "running: a folder holding a dataset per game (FOLDER/pong, FOLDER/breakout, ...) "
                                 "or comma-separated dataset folders")
-    weights: str = setting("", "schedule weights per game, comma-separated in --games order; empty: equal shares")
+    weights: str = setting("", "fixed schedule weights per game, comma-separated in --games order; empty: equal "
+                               "shares (with --schedule fixed, or auto without --eval-every)")
     schedule: str = setting("auto", "balanced: at every --eval-every, more batches to the games furthest below "
                                     "their teacher on the selection seeds; fixed: the --weights shares (equal if "
-                                    "none) all along; auto: balanced where --eval-every gives it points to steer by "
-                                    "and no --weights are set, else fixed")
+                                    "none) all along; auto: balanced where --eval-every gives it points to steer by, "
+                                    "no --weights are set and no teacher is random, else fixed")
 
     def game_list(self) -> list[str]:
         return [g for g in self.games.split(",") if g]
@@ -272,13 +273,16 @@ class MultitaskConfig(DistillConfig):
             self.student.preset = "multi-3" if len(games) <= 3 else "multi-10"
         need(self.schedule in self.SCHEDULES, f"--schedule must be one of {', '.join(self.SCHEDULES)}, "
                                               f"got {self.schedule!r}")
-        if self.schedule == "auto":  # balanced beat equal shares on the lower bound in two pairs of ten-game runs
-            self.schedule = "balanced" if self.eval_every > 0 and not self.weights else "fixed"
+        if self.schedule == "auto":  # balanced beat equal shares on the lower bound in two pairs of ten-game runs;
+            # a random teacher is no better than random play, so there is no progress to steer by
+            steerable = self.eval_every > 0 and not self.weights and "random" not in self.teachers.split(",")
+            self.schedule = "balanced" if steerable else "fixed"
         need(self.schedule == "fixed" or not self.weights,
-             "--weights sets fixed shares and --schedule balanced sets its own; drop one of them")
+             "--weights sets fixed shares and --schedule balanced sets its own; drop one of them, or give "
+             "--schedule fixed")
         need(self.schedule == "fixed" or self.eval_every > 0,
              "--schedule balanced moves batches at each student evaluation, and --eval-every is 0; "
-             "add --eval-every (e.g. a tenth of --updates)")
+             "add --eval-every (e.g. a tenth of --updates), or give --schedule fixed")
         self._teacher_sources()
         self.schedule_weights()
         super().validate()

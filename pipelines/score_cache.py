@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -110,18 +110,16 @@ class ScoreCache:
         next run plays them again."""
         if self.folder is None:
             return
-        path, part = self._path(key), None
+        path = self._path(key)
+        part = path.with_name(f".{uuid.uuid4().hex}.part")  # unique across processes and hosts sharing the folder
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".part", delete=False) as out:
-                part = Path(out.name)
+            with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as out:  # umask applies
                 out.write(json.dumps({"key": key, "rows": [list(row) for row in rows]}))
-            os.chmod(part, 0o644)  # as any file written here would be: others sharing the folder read it
             os.replace(part, path)
         except OSError:
-            if part is not None:
-                with contextlib.suppress(OSError):
-                    part.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
 
 
 class KeptOrPlayed:
@@ -136,19 +134,23 @@ class KeptOrPlayed:
         rows = cache.get(key)
         self.kept = rows is not None
         self.pending = [ray.put(rows)] if self.kept else submit()
+        self._rows = rows
 
     def rows(self) -> list:
         from actors.evaluate import collect_rows
 
-        rows = collect_rows(self.pending)
-        if not self.kept:
-            self.cache.put(self.key, rows)
-        return rows
+        if self._rows is None:
+            self._rows = collect_rows(self.pending)
+            self.cache.put(self.key, self._rows)
+        return self._rows
 
     def keep_if_played(self) -> None:
         """Keeps the episodes if they are all played by now: a run that stops early still saves the
         next one (its --resume) the replay."""
         import ray
 
-        if not self.kept and len(ray.wait(self.pending, num_returns=len(self.pending), timeout=0)[0]) == len(self.pending):
-            self.rows()
+        try:
+            if len(ray.wait(self.pending, num_returns=len(self.pending), timeout=0)[0]) == len(self.pending):
+                self.rows()
+        except Exception:  # noqa: BLE001 - a task that failed (a worker lost to the stop) is simply not kept
+            pass

@@ -161,7 +161,26 @@ def test_balanced_schedule_needs_evaluations_to_steer_by():
         MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced").validate()
     assert MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100).validate().balanced()
     # the default: balanced where there are curve points to steer by and no shares were set, and so written
-    assert [MultitaskConfig.from_flags(games="pong,breakout", **flags).validate().schedule for flags in (
+    assert [MultitaskConfig.from_flags(games="pong,breakout", teachers="zoo", **flags).validate().schedule for flags in (
         {"eval_every": 100}, {}, {"eval_every": 100, "weights": "1,2"})] == ["balanced", "fixed", "fixed"]
+    # random teachers are no better than random play: no progress to steer by
+    assert MultitaskConfig.from_flags(games="pong,breakout", eval_every=100).validate().schedule == "fixed"
+
+
+def test_a_run_from_before_the_schedule_flag_resumes_with_its_fixed_shares(tmp_path):
+    import json
+    from argparse import Namespace
+
+    from pipelines.commands import RUN_KINDS, open_for_resume
+    from rundir.directory import RunDir
+
+    cfg = MultitaskConfig.from_flags(games="pong,breakout", teachers="zoo", eval_every=100,
+                                     out=str(tmp_path / "run")).validate()
+    stored = json.loads(cfg.to_json())
+    del stored["schedule"]  # as runs before --schedule wrote it
+    RunDir.create(tmp_path / "run", json.dumps(stored))
+    kind = next(k for k in RUN_KINDS.values() if k.config is MultitaskConfig)
+    _, resumed = open_for_resume(kind, Namespace(resume=str(tmp_path / "run"), override=None))
+    assert (cfg.schedule, resumed.schedule) == ("balanced", "fixed")
     with pytest.raises(ConfigError, match="--weights sets fixed shares and --schedule balanced sets its own"):
         MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100, weights="1,2").validate()

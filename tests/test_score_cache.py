@@ -47,6 +47,19 @@ def test_a_damaged_or_foreign_file_is_played_again_and_an_unwritable_folder_is_n
     assert not list(tmp_path.glob("**/*.part"))
 
 
+def test_kept_files_follow_the_umask(tmp_path):
+    import os
+
+    cache = ScoreCache(tmp_path)
+    previous = os.umask(0o027)
+    try:
+        cache.put(cache.key("pong", "a1b2", 2, 1, PLAY), ROWS)
+    finally:
+        os.umask(previous)
+    (path,) = tmp_path.glob("pong-*.json")
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_the_folder_is_chosen_by_the_environment_and_no_home_means_no_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("ATARI_DISTILL_SCORE_CACHE", str(tmp_path))
     assert default_folder() == tmp_path
