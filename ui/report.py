@@ -302,7 +302,7 @@ def score_section(runs: list[dict], plots: Plots) -> str:
 FINAL_STAR = "star: the final student (report seeds)"
 
 
-def _draw_curve(ax, points: list, final: list, color: str, key: str, shift=None) -> tuple[list, list, int]:
+def _draw_curve(ax, points: list, final: list, color: str, key: str, shift) -> tuple[list, list, int]:
     """A learning curve: its selection-seed points joined, with a 95% band (a bar at a lone point), and
     the final student's report-seed score apart as a star with its CI (other seeds, so not one more
     point of the line). `shift`: the transform that sets this series a little apart (`_dodge`).
@@ -323,7 +323,7 @@ def _draw_curve(ax, points: list, final: list, color: str, key: str, shift=None)
             ax.plot([u], [p["score"]], marker="*", markersize=12, linestyle="none", color=color, label=label)
         else:
             ax.errorbar([u], [p["score"]], yerr=[p["ci95"]], fmt="*", markersize=12, capsize=3, color=color, label=label)
-    for artist in {*ax.lines, *ax.collections} - drawn_before if shift else ():  # the axis still spans the data
+    for artist in {*ax.lines, *ax.collections} - drawn_before:  # set after drawing: the axis still spans the data
         artist.set_transform(shift)
     shown = list(y) + [p["score"] for _, p in final]
     bands = list(y - ci) + list(y + ci) + [p["score"] + s * (p.get("ci95") or 0.0) for _, p in final for s in (-1, 1)]
@@ -524,11 +524,11 @@ def game_curves_section(runs: list[dict], plots: Plots) -> str:
         here = [(run, kind) for run in multi if game in run["summary"]["per_game"]
                 for kind in _kinds(run, evaluations=True)]
         for index, (run, kind) in enumerate(here):
-            color = plots.color(series_key(run["name"], kind))
+            key = series_key(run["name"], kind)
             points = [(m["updates"], m["per_game"][game]) for m in run["metrics"]
                       if m.get("kind") == kind and game in (m.get("per_game") or {})]
-            drawn_y, drawn_bands, drawn = _draw_curve(ax, points, _final_point(run["summary"], kind, game), color,
-                                                      series_key(run["name"], kind), _dodge(ax, index, len(here)))
+            drawn_y, drawn_bands, drawn = _draw_curve(ax, points, _final_point(run["summary"], kind, game),
+                                                      plots.color(key), key, _dodge(ax, index, len(here)))
             plots.count("curves_per_game", drawn)
             shown += drawn_y
             bands += drawn_bands
