@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from actors.env import EnvConfig, make_vector_env
-from models.checkpoint import build_network
-from models.export import EXPORT_FORMAT, OnnxQ
+from atari_distill.actors.env import EnvConfig, make_vector_env
+from atari_distill.models.checkpoint import build_network
+from atari_distill.models.export import EXPORT_FORMAT, OnnxQ
 
 # A worker process plays at most this many evaluations, then Ray starts a fresh one: in process the
 # play loop holds its memory flat, but a Ray evaluator worker steps up a few MiB at each evaluation

@@ -15,9 +15,9 @@ import math
 import numpy as np
 import torch
 
-from actors.env import make_vector_env
-from actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
-from models.checkpoint import build_network
+from atari_distill.actors.env import make_vector_env
+from atari_distill.actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
+from atari_distill.models.checkpoint import build_network
 
 STRIDE = 4  # steps seen per frame kept, at least: consecutive frames are near-duplicates
 NUM_ENVS = 8

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from actors.env import EnvConfig, env_config_for, resolve_env_mode
+from atari_distill.actors.env import EnvConfig, env_config_for, resolve_env_mode
 
 ACTOR_RANGE = 2**28  # every actor's env seeds lie below base + 2**28 (actors/env.py's MAX_ACTOR_ID)
 RANGE_WIDTH = 2**26  # each evaluation range: far more envs than any evaluation resets

@@ -16,17 +16,17 @@ import warnings
 import numpy as np
 import torch
 
-from actors.env import EnvConfig, env_seeds, make_vector_env, restarted_actor_seed
-from actors.precision import STRICTEST_LOSS, half_precision_keeps_target
-from actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
-from models.checkpoint import build_network
-from replay.chunk import Chunk, encode
+from atari_distill.actors.env import EnvConfig, env_seeds, make_vector_env, restarted_actor_seed
+from atari_distill.actors.precision import STRICTEST_LOSS, half_precision_keeps_target
+from atari_distill.actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
+from atari_distill.models.checkpoint import build_network
+from atari_distill.replay.chunk import Chunk, encode
 
 
 def half_keeps_targets(net: torch.nn.Module, game: str, device: torch.device, losses) -> tuple[bool, str]:
     """Half precision is used only if it keeps the target `losses` train on (actors/precision.py), on
     held-out frames: the same greedy action is not enough for a KL at a small tau."""
-    from actors.teachers import calibration_frames
+    from atari_distill.actors.teachers import calibration_frames
 
     frames = calibration_frames(game, seed=EvalProtocol().seed_base(HOLDOUT) + STICKY_HOLDOUT // 2).to(device)
     ok, _, line = half_precision_keeps_target(net, frames, losses, game)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import FORMAT, CheckpointError, make_payload, validate_payload, why_unloadable
-from models.networks import QNetwork
+from atari_distill.models.checkpoint import FORMAT, CheckpointError, make_payload, validate_payload, why_unloadable
+from atari_distill.models.networks import QNetwork
 
 SB3_MEMBERS = {"data", "policy.pth", "pytorch_variables.pth", "policy.optimizer.pth",
                "_stable_baselines3_version", "system_info.txt"}

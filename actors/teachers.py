@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from actors.env import EnvConfig, make_vector_env
-from actors.games import GameSpec
-from actors.teacher_formats import read_teacher_file
-from models.checkpoint import check_plays, make_payload
-from models.networks import QNetwork
-from zoo.catalog import as_float32, teacher_path
+from atari_distill.actors.env import EnvConfig, make_vector_env
+from atari_distill.actors.games import GameSpec
+from atari_distill.actors.teacher_formats import read_teacher_file
+from atari_distill.models.checkpoint import check_plays, make_payload
+from atari_distill.models.networks import QNetwork
+from atari_distill.zoo.catalog import as_float32, teacher_path
 
 RANDOM = "random"
 CALIBRATION_ENVS, CALIBRATION_STEPS = 8, 96

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.env import EnvConfig, make_vector_env
-from actors.evaluate import policy_for
+from atari_distill.actors.env import EnvConfig, make_vector_env
+from atari_distill.actors.evaluate import policy_for
 
 
 @dataclass

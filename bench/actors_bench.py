@@ -25,12 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.env import actor_seed, env_seeds, make_vector_env  # noqa: E402
-from actors.games import game_spec  # noqa: E402
-from actors.rollout import RolloutActor  # noqa: E402
-from actors.teachers import random_teacher  # noqa: E402
-from cluster.runtime import connect  # noqa: E402
-from replay.shard import launch_shards  # noqa: E402
+from atari_distill.actors.env import actor_seed, env_seeds, make_vector_env  # noqa: E402
+from atari_distill.actors.games import game_spec  # noqa: E402
+from atari_distill.actors.rollout import RolloutActor  # noqa: E402
+from atari_distill.actors.teachers import random_teacher  # noqa: E402
+from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.replay.shard import launch_shards  # noqa: E402
 
 
 class BareActor:

@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fidelity import geometric_lines, markdown, print_rows, timed  # noqa: E402
-from cluster.runtime import connect  # noqa: E402
-from pipelines.evaluation import geometric_means  # noqa: E402
-from rundir.summary import Summary  # noqa: E402
+from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
+from atari_distill.rundir.summary import Summary  # noqa: E402
 
 VARIANTS = ("teacher/kl", "student/kl", "mixed/kl", "teacher/gap_nll", "teacher/entropy_kl")
 

@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import launch  # noqa: E402
-from cluster.runtime import connect  # noqa: E402
-from pipelines.evaluation import geometric_means  # noqa: E402
-from rundir.summary import Summary  # noqa: E402
-from zoo import catalog  # noqa: E402
+from atari_distill import cli as launch  # noqa: E402
+from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
+from atari_distill.rundir.summary import Summary  # noqa: E402
+from atari_distill.zoo import catalog  # noqa: E402
 
 PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}
 

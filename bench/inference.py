@@ -33,11 +33,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.teachers import calibration_frames  # noqa: E402
-from models.checkpoint import make_payload, save_checkpoint  # noqa: E402
-from models.export import (EXPORT_FORMAT, EXPORT_VERSION, OnnxQ, Pt2Q, onnx_bytes, pt2_bytes,  # noqa: E402
+from atari_distill.actors.teachers import calibration_frames  # noqa: E402
+from atari_distill.models.checkpoint import make_payload, save_checkpoint  # noqa: E402
+from atari_distill.models.export import (EXPORT_FORMAT, EXPORT_VERSION, OnnxQ, Pt2Q, onnx_bytes, pt2_bytes,  # noqa: E402
                            pt2_program, quantize_int8)
-from models.networks import KERNELS, PRESETS, QNetwork, parameter_count  # noqa: E402
+from atari_distill.models.networks import KERNELS, PRESETS, QNetwork, parameter_count  # noqa: E402
 
 RUNTIMES = ("torch-eager", "torch-export", "onnxruntime-fp32", "onnxruntime-int8")
 FILES = {"torch-eager": "model.pt", "torch-export": "model.pt2", "onnxruntime-fp32": "model.onnx",
@@ -98,7 +98,7 @@ def worker(runtime: str, path: str, iters: int, threads_list: list[int]) -> dict
     for threads in threads_list:
         torch.set_num_threads(threads)
         if runtime == "torch-eager":
-            from models.checkpoint import build_network, load_checkpoint
+            from atari_distill.models.checkpoint import build_network, load_checkpoint
             net = build_network(load_checkpoint(path)).eval()
 
             def call(obs, net=net):
@@ -166,12 +166,12 @@ def measure(presets: list[str], iters: int, threads_list: list[int]) -> list[dic
 
 def play(runs: list[str], episodes: int, workers: int) -> list[dict]:
     """Each run's student as float32 and int8 ONNX, both played on the protocol's report seeds."""
-    from actors.protocol import REPORT, EvalProtocol
-    from actors.evaluate import evaluate_parallel
-    from cluster.runtime import connect
-    from models.export import load_exported
-    from pipelines.export import run_export
-    from pipelines.sources import for_game
+    from atari_distill.actors.protocol import REPORT, EvalProtocol
+    from atari_distill.actors.evaluate import evaluate_parallel
+    from atari_distill.cluster.runtime import connect
+    from atari_distill.models.export import load_exported
+    from atari_distill.pipelines.export import run_export
+    from atari_distill.pipelines.sources import for_game
 
     connect(None, cpus_needed=workers)
     protocol = EvalProtocol(episodes=episodes)

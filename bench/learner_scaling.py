@@ -23,11 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.replay_bench import ACTIONS, messages  # noqa: E402
-from cluster.learner_group import LearnerGroup  # noqa: E402
-from cluster.runtime import connect, has_gpu  # noqa: E402
-from pipelines.config import DistillConfig  # noqa: E402
-from pipelines.distill import learner_config  # noqa: E402
-from replay.shard import launch_shards  # noqa: E402
+from atari_distill.cluster.learner_group import LearnerGroup  # noqa: E402
+from atari_distill.cluster.runtime import connect, has_gpu  # noqa: E402
+from atari_distill.pipelines.config import DistillConfig  # noqa: E402
+from atari_distill.pipelines.distill import learner_config  # noqa: E402
+from atari_distill.replay.shard import launch_shards  # noqa: E402
 
 
 def filled_shard(steps: int):

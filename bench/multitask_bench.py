@@ -35,12 +35,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.games import PAPER_GAMES  # noqa: E402
-from cluster.processes import cpu_seconds, descendants, role  # noqa: E402
-from actors.env import env_seeds, make_vector_env  # noqa: E402
-from actors.games import game_spec  # noqa: E402
-from pipelines.config import MultitaskConfig  # noqa: E402
-from pipelines.distill import run_distill  # noqa: E402
+from atari_distill.actors.games import PAPER_GAMES  # noqa: E402
+from atari_distill.cluster.processes import cpu_seconds, descendants, role  # noqa: E402
+from atari_distill.actors.env import env_seeds, make_vector_env  # noqa: E402
+from atari_distill.actors.games import game_spec  # noqa: E402
+from atari_distill.pipelines.config import MultitaskConfig  # noqa: E402
+from atari_distill.pipelines.distill import run_distill  # noqa: E402
 from replay_bench import bare_loop  # noqa: E402
 
 

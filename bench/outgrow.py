@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fidelity import markdown, print_rows, timed  # noqa: E402
-from cluster.runtime import connect  # noqa: E402
-from rundir.directory import RunDir  # noqa: E402
-from rundir.summary import Summary  # noqa: E402
+from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.rundir.directory import RunDir  # noqa: E402
+from atari_distill.rundir.summary import Summary  # noqa: E402
 
 VARIANTS = ("kl+rl", "kl")  # the reward-weighted run first: it is the one the target is about
 

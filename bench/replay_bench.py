@@ -25,15 +25,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cluster.runtime import connect  # noqa: E402
-from learner.batches import BatchStream, request_shape, shard_slot_bytes  # noqa: E402
-from learner.learner import Learner  # noqa: E402
-from learner.schedule import GameSchedule  # noqa: E402
-from pipelines.config import DistillConfig  # noqa: E402
-from pipelines.distill import learner_config  # noqa: E402
-from replay.chunk import Chunk, encode  # noqa: E402
-from replay.frame_ring import FRAME_BYTES, STACK, bytes_per_step  # noqa: E402
-from replay.shard import ReplayShard, launch_shards  # noqa: E402
+from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.learner.batches import BatchStream, request_shape, shard_slot_bytes  # noqa: E402
+from atari_distill.learner.learner import Learner  # noqa: E402
+from atari_distill.learner.schedule import GameSchedule  # noqa: E402
+from atari_distill.pipelines.config import DistillConfig  # noqa: E402
+from atari_distill.pipelines.distill import learner_config  # noqa: E402
+from atari_distill.replay.chunk import Chunk, encode  # noqa: E402
+from atari_distill.replay.frame_ring import FRAME_BYTES, STACK, bytes_per_step  # noqa: E402
+from atari_distill.replay.shard import ReplayShard, launch_shards  # noqa: E402
 
 ACTIONS, STEPS, ENVS = 6, 64, 4  # one chunk: 64 steps of 4 envs, as the default actor sends
 
@@ -214,9 +214,9 @@ def bare_loop(student: str, batch: int, updates: int, heads: dict[str, int] | No
     or logging around it. On CPU with one thread, as the learner actor gets; on CUDA each head's whole
     step is one graph (PyTorch's own capture recipe) on a batch already on the device, in bf16 autocast
     as the learner trains."""
-    from learner.learner import student_optimizer
-    from learner.losses import make_loss
-    from models.networks import QNetwork
+    from atari_distill.learner.learner import student_optimizer
+    from atari_distill.learner.losses import make_loss
+    from atari_distill.models.networks import QNetwork
 
     heads = heads or {"pong": ACTIONS}
     cuda = torch.cuda.is_available()

@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cluster.processes import descendants, role  # noqa: E402
-from pipelines import stopping  # noqa: E402
-from pipelines.config import DistillConfig, OnlineConfig  # noqa: E402
-from ui.progress import Progress  # noqa: E402
+from atari_distill.cluster.processes import descendants, role  # noqa: E402
+from atari_distill.pipelines.stopping import StopToken  # noqa: E402
+from atari_distill.pipelines.config import DistillConfig, OnlineConfig  # noqa: E402
+from atari_distill.ui.progress import Progress  # noqa: E402
 
 
 def rss_mib(pid: int) -> float | None:
@@ -88,19 +88,20 @@ def growth(samples: list[dict], warmup_s: float) -> list[dict]:
 
 
 def run_kind(kind: str, args, folder: Path) -> dict:
-    from pipelines.distill import run_distill
-    from pipelines.online import run_online
+    from atari_distill.pipelines.distill import run_distill
+    from atari_distill.pipelines.online import run_online
 
+    stop = StopToken()
     if kind == "distill":
         cfg = DistillConfig.from_flags(game=args.game, updates=10**9, capacity_hours=args.capacity_hours, log_every=200,
                             checkpoint_every=10**6, eval_episodes=1, out=str(folder / kind)).validate()
-        run = lambda: run_distill(cfg, echo=Progress.quiet())
+        run = lambda: run_distill(cfg, echo=Progress.quiet(), stop=stop)
     else:
         cfg = OnlineConfig.from_flags(game=args.game, preset="net3", frames=10**9, capacity_hours=args.capacity_hours,
                            distill_capacity_hours=args.capacity_hours, min_replay=2000, distill_min_replay=1000,
                            eval_every=200_000, eval_episodes=1, log_every=100, checkpoint_every=10**6,
                            out=str(folder / kind)).validate()
-        run = lambda: run_online(cfg, echo=Progress.quiet())
+        run = lambda: run_online(cfg, echo=Progress.quiet(), stop=stop)
     samples, started, done = [], time.monotonic(), threading.Event()
     up: list[float] = []  # when the run's replay shard was first seen: start-up is not soak time
 
@@ -110,7 +111,7 @@ def run_kind(kind: str, args, folder: Path) -> dict:
             if not up and any(name.startswith("ReplayShard") for name in samples[-1]["rss_mib"]):
                 up.append(time.monotonic())
             if up and time.monotonic() - up[0] >= args.minutes * 60:
-                stopping.request("the soak's duration")
+                stop.request("the soak's duration")
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
     try:
@@ -118,7 +119,6 @@ def run_kind(kind: str, args, folder: Path) -> dict:
     finally:
         done.set()
         thread.join()
-        stopping.reset()
     import ray
 
     ray.shutdown()

@@ -29,13 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.env import FRAME_SKIP, make_vector_env  # noqa: E402
-from actors.games import game_spec  # noqa: E402
-from cluster.runtime import connect  # noqa: E402
-from learner.td import dqn_loss  # noqa: E402
-from models.networks import QNetwork  # noqa: E402
-from pipelines.config import TeacherConfig  # noqa: E402
-from pipelines.teacher import run_teacher  # noqa: E402
+from atari_distill.actors.env import FRAME_SKIP, make_vector_env  # noqa: E402
+from atari_distill.actors.games import game_spec  # noqa: E402
+from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.learner.td import dqn_loss  # noqa: E402
+from atari_distill.models.networks import QNetwork  # noqa: E402
+from atari_distill.pipelines.config import TeacherConfig  # noqa: E402
+from atari_distill.pipelines.teacher import run_teacher  # noqa: E402
 
 
 def bare_emulator_frames_per_s(game: str, envs: int, actions: int, seconds: float) -> float:

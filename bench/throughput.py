@@ -23,17 +23,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.env import make_vector_env  # noqa: E402
-from actors.games import game_spec  # noqa: E402
-from actors.rollout import TeacherRollout  # noqa: E402
-from actors.teachers import random_teacher  # noqa: E402
-from learner.dqn import DQNLearner  # noqa: E402
-from learner.learner import Learner  # noqa: E402
-from pipelines.config import DistillConfig, TeacherConfig  # noqa: E402
-from pipelines.distill import learner_config  # noqa: E402
-from pipelines.teacher import dqn_config  # noqa: E402
-from replay.chunk import encode  # noqa: E402
-from replay.frame_ring import FrameRing  # noqa: E402
+from atari_distill.actors.env import make_vector_env  # noqa: E402
+from atari_distill.actors.games import game_spec  # noqa: E402
+from atari_distill.actors.rollout import TeacherRollout  # noqa: E402
+from atari_distill.actors.teachers import random_teacher  # noqa: E402
+from atari_distill.learner.dqn import DQNLearner  # noqa: E402
+from atari_distill.learner.learner import Learner  # noqa: E402
+from atari_distill.pipelines.config import DistillConfig, TeacherConfig  # noqa: E402
+from atari_distill.pipelines.distill import learner_config  # noqa: E402
+from atari_distill.pipelines.teacher import dqn_config  # noqa: E402
+from atari_distill.replay.chunk import encode  # noqa: E402
+from atari_distill.replay.frame_ring import FrameRing  # noqa: E402
 
 
 def timed(fn, seconds: float) -> tuple[int, float]:

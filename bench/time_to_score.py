@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rundir.directory import RunDir  # noqa: E402
-from zoo import catalog, publish  # noqa: E402
+from atari_distill.rundir.directory import RunDir  # noqa: E402
+from atari_distill.zoo import catalog, publish  # noqa: E402
 
 
 def first_reaching(curve: list[dict], score: float) -> dict | None:

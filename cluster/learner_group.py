@@ -13,9 +13,9 @@ import secrets
 
 import numpy as np
 
-from cluster.placement import PLACEMENT_TIMEOUT_S
-from cluster.runtime import NO_TASK_EVENTS
-from learner.learner import Learner, LearnerConfig
+from atari_distill.cluster.placement import PLACEMENT_TIMEOUT_S
+from atari_distill.cluster.runtime import NO_TASK_EVENTS
+from atari_distill.learner.learner import Learner, LearnerConfig
 
 
 class LearnerLost(RuntimeError):

@@ -14,7 +14,7 @@ import collections
 import os
 from dataclasses import dataclass, field
 
-from cluster.errors import ConfigError
+from atari_distill.cluster.errors import ConfigError
 
 GIB = 1024**3
 # how long Ray may take to place a bundle (the plan at start, a learner again after its node left)

@@ -14,7 +14,7 @@ import math
 import threading
 from pathlib import Path
 
-from models.checkpoint import atomic_write
+from atari_distill.models.checkpoint import atomic_write
 
 FORMAT, VERSION = "atari-distill-registry", 1
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
-from cluster.errors import ConfigError
+from atari_distill.cluster.errors import ConfigError
 
-REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+# the folder that holds the atari_distill package: a checkout, or site-packages once installed
+REPO_ROOT = str(Path(sys.modules["atari_distill"].__file__).resolve().parent.parent)
 # Ray's GCS keeps an event record of the last N tasks (100,000 by default, a few KiB each); a run makes
 # hundreds of small actor calls a second, so the default grew the GCS by 300+ MiB in 25 minutes
 # (bench/soak.py). Clusters set RAY_task_events_max_num_task_in_gcs on `ray start` (docs/CLUSTER.md).
@@ -137,7 +139,7 @@ def runs_within(refs: list, timeout_s: float = WIND_DOWN_S) -> list[dict]:
 def wind_down(runs: list, shards: list, seconds: float = WIND_DOWN_S) -> tuple[list[dict], list[dict] | None]:
     """The producers' final runs, then the shards' stats (None if one is gone), under one budget: what
     online and teacher runs do once their actors are told to stop and their shards to close."""
-    from replay.shard import stats_if_answered
+    from atari_distill.replay.shard import stats_if_answered
 
     budget = WindDown(seconds)
     return runs_within(runs, budget.left()), stats_if_answered(shards, budget.left())

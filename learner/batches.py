@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from learner.schedule import GameSchedule
-from replay.batch_slots import SlotReader, slot_bytes
-from replay.shard import pick_shard, unpack_batches
+from atari_distill.learner.schedule import GameSchedule
+from atari_distill.replay.batch_slots import SlotReader, slot_bytes
+from atari_distill.replay.shard import pick_shard, unpack_batches
 
 
 PER_CALL = 4  # batches one request brings back from a single game's shard: a call's own cost is paid once

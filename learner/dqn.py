@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from learner.batches import BatchStream
-from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
-from learner.learner import pick_device
-from learner.schedule import GameSchedule
-from learner.td import dqn_loss
-from learner.updates import run_updates
-from models.checkpoint import make_payload
-from models.networks import QNetwork
+from atari_distill.learner.batches import BatchStream
+from atari_distill.learner.graphs import GraphedUpdates, graphs_usable, set_capturable
+from atari_distill.learner.learner import pick_device
+from atari_distill.learner.schedule import GameSchedule
+from atari_distill.learner.td import dqn_loss
+from atari_distill.learner.updates import run_updates
+from atari_distill.models.checkpoint import make_payload
+from atari_distill.models.networks import QNetwork
 
 
 @dataclass(frozen=True)

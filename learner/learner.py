@@ -21,16 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from actors.evaluate import greedy_agreement
-from learner.rendezvous import JOIN_TIMEOUT, join_store, open_store
-from learner.batches import BatchStream
-from learner.graphs import GraphedUpdates, graphs_usable, set_capturable
-from learner.losses import make_loss
-from learner.schedule import GameSchedule
-from learner.td import rl_loss
-from learner.updates import run_updates
-from models.checkpoint import make_payload
-from models.networks import QNetwork
+from atari_distill.actors.evaluate import greedy_agreement
+from atari_distill.learner.rendezvous import JOIN_TIMEOUT, join_store, open_store
+from atari_distill.learner.batches import BatchStream
+from atari_distill.learner.graphs import GraphedUpdates, graphs_usable, set_capturable
+from atari_distill.learner.losses import make_loss
+from atari_distill.learner.schedule import GameSchedule
+from atari_distill.learner.td import rl_loss
+from atari_distill.learner.updates import run_updates
+from atari_distill.models.checkpoint import make_payload
+from atari_distill.models.networks import QNetwork
 
 # Batches arrive as read-only views of Ray's object store; the learner only reads them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

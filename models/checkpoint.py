@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from models.networks import QNetwork, UnknownPresetError, canonical_preset, parameter_count
+from atari_distill.models.networks import QNetwork, UnknownPresetError, canonical_preset, parameter_count
 
 FORMAT = "atari-distill-checkpoint"
 VERSION = 1

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.networks import QNetwork
+from atari_distill.models.networks import QNetwork
 
 EXPORT_FORMAT = "atari-distill-export"
 EXPORT_VERSION = 1

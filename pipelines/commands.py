@@ -13,17 +13,18 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, check_teachers,
+from atari_distill.pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, check_teachers,
                               from_args, resume_changes)
-from rundir.directory import RunDir, check_new_folder
-from ui import summaries
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.rundir.directory import RunDir, check_new_folder
+from atari_distill.ui import summaries
 
 
 @dataclass(frozen=True)
 class RunKind:
     help: str
     config: type
-    run: Callable  # (cfg, run dir or None, resume state, echo) -> summary (record: the dataset index)
+    run: Callable  # (cfg, run dir or None, resume state, echo, stop token) -> summary (record: the dataset index)
     lines: Callable  # (summary, path) -> the lines printed when it ends
     resumes: Callable | None = None  # cfg -> [(checkpoint series, metrics kind)] a resume continues; None: none
 
@@ -32,28 +33,28 @@ class RunKind:
         return self.config.KIND
 
 
-def _run_distill(cfg, run, resume, echo):
-    from pipelines.distill import run_distill
-    return run_distill(cfg, run, resume, echo=echo)
+def _run_distill(cfg, run, resume, echo, stop):
+    from atari_distill.pipelines.distill import run_distill
+    return run_distill(cfg, run, resume, echo=echo, stop=stop)
 
 
-def _run_teacher(cfg, run, resume, echo):
-    from pipelines.teacher import run_teacher
-    return run_teacher(cfg, run, (resume or {}).get("dqn"), echo=echo)
+def _run_teacher(cfg, run, resume, echo, stop):
+    from atari_distill.pipelines.teacher import run_teacher
+    return run_teacher(cfg, run, (resume or {}).get("dqn"), echo=echo, stop=stop)
 
 
-def _run_online(cfg, run, resume, echo):
-    from pipelines.online import run_online
-    return run_online(cfg, run, resume, echo=echo)
+def _run_online(cfg, run, resume, echo, stop):
+    from atari_distill.pipelines.online import run_online
+    return run_online(cfg, run, resume, echo=echo, stop=stop)
 
 
-def _run_record(cfg, run, resume, echo):
-    from pipelines.record import run_record
-    return run_record(cfg, run, echo=echo)
+def _run_record(cfg, run, resume, echo, stop):
+    from atari_distill.pipelines.record import run_record
+    return run_record(cfg, run, echo=echo, stop=stop)
 
 
 def _distill_series(cfg) -> list[tuple[str, str]]:
-    from pipelines.distill import checkpoint_series, metrics_kind
+    from atari_distill.pipelines.distill import checkpoint_series, metrics_kind
     return [(series, metrics_kind(series)) for series in checkpoint_series(cfg)]
 
 
@@ -112,13 +113,13 @@ def open_for_resume(kind: RunKind, args):
     return run, cfg
 
 
-def start_or_resume(kind: RunKind, args, echo) -> tuple[object, object, dict]:
-    """Runs a new run or the one in --resume to its end (or a stop); returns its config, its run
-    directory's path and its summary."""
+def start_or_resume(kind: RunKind, args, echo, stop: StopToken) -> tuple[object, object, dict]:
+    """Runs a new run or the one in --resume to its end (or until `stop` is set); returns its config,
+    its run directory's path and its summary."""
     if getattr(args, "resume", None):
         run, cfg = open_for_resume(kind, args)
         state = {checkpoint: resume_state(run, checkpoint, metrics) for checkpoint, metrics in kind.resumes(cfg)}
     else:
         cfg, run, state = new_run(kind, args), None, None
-    summary = kind.run(cfg, run, state, echo)
+    summary = kind.run(cfg, run, state, echo, stop)
     return cfg, (run.path if run else cfg.run.out), summary

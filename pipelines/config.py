@@ -12,13 +12,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.env import FRAME_SKIP
-from actors.protocol import EvalProtocol
-from cluster.errors import ConfigError
-from learner.losses import LOSSES
-from models.networks import PRESETS
-from pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
-from pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, BehaviourSettings, DQNSettings, EvalSettings, ReplaySettings,
+from atari_distill.actors.env import FRAME_SKIP
+from atari_distill.actors.protocol import EvalProtocol
+from atari_distill.cluster.errors import ConfigError
+from atari_distill.learner.losses import LOSSES
+from atari_distill.models.networks import PRESETS
+from atari_distill.pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
+from atari_distill.pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, BehaviourSettings, DQNSettings, EvalSettings, ReplaySettings,
                                 RLSettings, RunSettings, StudentSettings, check_teacher, loss_for, need)
 
 RL_LOSSES = ("kl", "entropy_kl", "mse")  # those whose target reads the student's outputs on the teacher's Q scale
@@ -30,8 +30,8 @@ __all__ = ["ConfigError", "DistillConfig", "MultitaskConfig", "TeacherConfig", "
 def check_teachers(cfg) -> None:
     """Reads every teacher file once before Ray starts, so a teacher for another game or action
     count is answered at once rather than after the cluster is up."""
-    from actors.games import game_spec
-    from actors.teachers import load_teacher
+    from atari_distill.actors.games import game_spec
+    from atari_distill.actors.teachers import load_teacher
 
     for game, source in cfg.game_teachers():
         if source not in (None, "random"):
@@ -161,8 +161,8 @@ class DistillConfig(RunConfig):
 
     def _adopt_dataset(self) -> None:
         """A dataset fixes the game and teacher; asking for another game is refused."""
-        from actors.games import UnknownGameError, canonical_name
-        from replay.dataset import DatasetError, read_index
+        from atari_distill.actors.games import UnknownGameError, canonical_name
+        from atari_distill.replay.dataset import DatasetError, read_index
 
         acting = self.acting
         try:
@@ -232,7 +232,7 @@ class MultitaskConfig(DistillConfig):
         return dict(zip(self.game_list(), paths))
 
     def validate(self) -> "MultitaskConfig":
-        from actors.games import UnknownGameError, canonical_name
+        from atari_distill.actors.games import UnknownGameError, canonical_name
 
         need(self.dataset is None, "--dataset is for single-game runs; give multitask --datasets, one per game")
         need(self.acting.game is None and self.acting.teacher is None,
@@ -251,7 +251,7 @@ class MultitaskConfig(DistillConfig):
         if recordings:
             missing = [g for g in games if g not in recordings]
             if missing:
-                from zoo.catalog import games as zoo_games
+                from atari_distill.zoo.catalog import games as zoo_games
 
                 teacher = f"zoo:{missing[0]}" if missing[0] in zoo_games() else f"{missing[0].upper()}_TEACHER.pt"
                 folder = Path(next(iter(recordings.values()))[0]).parent  # beside the recordings given
@@ -291,7 +291,7 @@ class MultitaskConfig(DistillConfig):
 
     def _recordings(self) -> dict[str, tuple[str, dict]]:
         """{game: (dataset folder, its index)} of --datasets: a folder of datasets, or a list of them."""
-        from replay.dataset import DatasetError, read_index
+        from atari_distill.replay.dataset import DatasetError, read_index
 
         entries, parent = dataset_entries(self.datasets)
         if parent:
@@ -317,7 +317,7 @@ class MultitaskConfig(DistillConfig):
 
     def _named_games(self) -> set[str]:
         """--games as canonical names (empty when not given, or when a name is unknown: validate says so)."""
-        from actors.games import UnknownGameError, canonical_name
+        from atari_distill.actors.games import UnknownGameError, canonical_name
 
         try:
             return {canonical_name(g.strip()) for g in self.games.split(",") if g.strip()}
@@ -325,7 +325,7 @@ class MultitaskConfig(DistillConfig):
             return set()
 
     def _teacher_sources(self) -> list[str]:
-        from actors.games import UnknownGameError, canonical_name
+        from atari_distill.actors.games import UnknownGameError, canonical_name
 
         games = self.game_list()
         if self.teachers == "zoo":  # a keyword, even where a folder of that name exists (the project's own zoo/)
@@ -394,7 +394,7 @@ class TeacherConfig(RunConfig):
 
     def steps_within(self, frames: int) -> int:
         """The steps a --frames budget stores: each shard's share, in whole chunks (replay/shard.py)."""
-        from replay.shard import split_budget
+        from atari_distill.replay.shard import split_budget
 
         chunk = self.acting.chunk_size
         shares = split_budget(frames // FRAME_SKIP, self.acting.actors, self.replay.replay_shards)

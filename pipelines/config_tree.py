@@ -17,12 +17,19 @@ import json
 from dataclasses import dataclass, field
 from functools import partial
 
-from cluster.errors import ConfigError
-from rundir.directory import stored_flags
+from atari_distill.cluster.errors import ConfigError
+from atari_distill.rundir.directory import stored_flags
 
 
-def setting(default, help: str):
-    return field(default=default, metadata={"help": help})
+def setting(default, help: str, required: bool = False):
+    """A flag's field; `required`: the command refuses to run without it (its default stands for "absent")."""
+    return field(default=default, metadata={"help": help, "required": required})
+
+
+def like(cls, name: str, help: str | None = None):
+    """The setting `cls.name`, with its default written there once (evaluate's --episodes is a run's)."""
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return setting(spec.default, help or spec.metadata["help"])
 
 
 def section(cls, *, skip: tuple[str, ...] = (), flags: dict[str, str] | None = None, prefix: str = "",
@@ -44,6 +51,7 @@ class Flag:
     type: str
     default: object
     help: str
+    required: bool = False
 
     @property
     def option(self) -> str:
@@ -65,7 +73,8 @@ def walk(config_class) -> list[Flag]:
                                       meta["defaults"].get(inner.name, inner.default),
                                       meta["helps"].get(inner.name, inner.metadata["help"])))
         elif "help" in meta and spec.name not in hidden:
-            found.append(Flag(spec.name, (spec.name,), str(spec.type), spec.default, meta["help"]))
+            found.append(Flag(spec.name, (spec.name,), str(spec.type), spec.default, meta["help"],
+                              meta.get("required", False)))
     names = [f.name for f in found]
     assert len(set(names)) == len(names), f"{config_class.__name__} gives a flag twice: {names}"
     return found
@@ -137,20 +146,22 @@ class TreeConfig:
         return cls.from_flags(**flat)
 
 
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "str | None": (str, type(None))}
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "str | None": (str, type(None)),
+          "int | None": (int, type(None)), "float | None": (int, float, type(None))}
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
     for spec in walk(config_class):
-        help_text = (spec.help + ("" if spec.default in (None, "") else f" (default: {spec.default})")).replace("%", "%%")
+        shown = "" if spec.default in (None, "") or spec.required else f" (default: {spec.default})"
+        help_text = (spec.help + shown).replace("%", "%%")
         # SUPPRESS: a flag left out is absent from the namespace, so `--resume` can tell what was asked for
         if spec.type == "bool":
             parser.add_argument(spec.option, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text)
         else:
-            parse = {"int": int, "float": float}.get(spec.type, str)
+            parse = {"int": int, "float": float, "int | None": int, "float | None": float}.get(spec.type, str)
             parser.add_argument(spec.option, type=parse, default=argparse.SUPPRESS, help=help_text,
-                                metavar=spec.name.upper())
+                                metavar=spec.name.upper(), required=spec.required)
 
 
 def from_args(config_class, args: argparse.Namespace):

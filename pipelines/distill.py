@@ -17,28 +17,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.env import EnvConfig, actor_seed, resolve_env_mode
-from actors.evaluate import collect_evaluation, result_of, submit_evaluation
-from actors.games import GameSpec, game_spec
-from actors.rollout import RolloutActor
-from actors.teachers import load_teacher
-from cluster.learner_group import LearnerGroup, LearnerLost
-from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
-from cluster.runtime import NO_TASK_EVENTS, WindDown, on_this_node, runs_within
-from learner.batches import shard_slot_bytes
-from learner.learner import LearnerConfig
-from models.checkpoint import fingerprint, payload_params
-from pipelines import stopping
-from pipelines.config import ConfigError, DistillConfig
-from actors.protocol import REPORT
-from pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
-from pipelines.score_cache import KeptOrPlayed, ScoreCache, policy_key
-from rundir.directory import RunDir
-from pipelines.skeleton import RunStart, start_run
-from pipelines.student_evaluations import StudentEvaluations, eval_kind
-from replay.dataset import Dataset, DatasetFeeder
-from replay.memory_plan import MemoryPlan
-from replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, launch_shards, replay_totals,
+from atari_distill.actors.env import EnvConfig, actor_seed, resolve_env_mode
+from atari_distill.actors.evaluate import collect_evaluation, result_of, submit_evaluation
+from atari_distill.actors.games import GameSpec, game_spec
+from atari_distill.actors.rollout import RolloutActor
+from atari_distill.actors.teachers import load_teacher
+from atari_distill.cluster.learner_group import LearnerGroup, LearnerLost
+from atari_distill.cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, WindDown, on_this_node, runs_within
+from atari_distill.learner.batches import shard_slot_bytes
+from atari_distill.learner.learner import LearnerConfig
+from atari_distill.models.checkpoint import fingerprint, payload_params
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.pipelines.config import ConfigError, DistillConfig
+from atari_distill.actors.protocol import REPORT
+from atari_distill.pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
+from atari_distill.pipelines.score_cache import KeptOrPlayed, ScoreCache, policy_key
+from atari_distill.rundir.directory import RunDir
+from atari_distill.pipelines.skeleton import RunStart, start_run
+from atari_distill.pipelines.student_evaluations import StudentEvaluations, eval_kind
+from atari_distill.replay.dataset import Dataset, DatasetFeeder
+from atari_distill.replay.memory_plan import MemoryPlan
+from atari_distill.replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, launch_shards, replay_totals,
                           shard_for_actor)
 
 
@@ -198,7 +198,8 @@ def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, u
 
 
 def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
-                   resume: dict, started: float, evaluations: StudentEvaluations, echo) -> dict[str, int]:
+                   resume: dict, started: float, evaluations: StudentEvaluations, echo,
+                   stop: StopToken) -> dict[str, int]:
     """Trains every student to cfg.updates (or until a stop is asked for), logging each interval,
     checkpointing and scoring it every cfg.eval_every updates; a learner that dies is rebuilt
     from its last checkpoint while the others go on. Returns each student's update count."""
@@ -210,7 +211,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     previous = interval_metrics(games, {})
     watch = ShardWatch({g.spec.name: g.shards for g in games}, PLACEMENT_TIMEOUT_S)
     abandoned = set()
-    while any(updates[g.series] < cfg.updates for g in groups) and not stopping.requested():
+    while any(updates[g.series] < cfg.updates for g in groups) and not stop:
         active = [g for g in groups if updates[g.series] < cfg.updates]
         calls = {g.series: g.submit_train(interval(cfg, updates[g.series])) for g in active}
         replay = None
@@ -231,10 +232,10 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                     saved[group.series] = updates[group.series]
             except (ray.exceptions.RayActorError, ReplayLost) as error:
                 if isinstance(error, ReplayLost):  # every student samples every shard: none can go on
-                    stopping.request(str(error))
+                    stop.request(str(error))
                 else:
-                    updates[group.series] = saved[group.series] = rebuild(run, group, error, echo)
-                if not stopping.requested():
+                    updates[group.series] = saved[group.series] = rebuild(run, group, error, echo, stop)
+                if not stop:
                     continue
                 for waiting in active[k + isinstance(error, ray.exceptions.RayActorError):]:
                     # the others' intervals are not waited for (on a lost node or replay they may never
@@ -248,7 +249,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
             if cfg.drive.student_drives() and updates[group.series] % cfg.drive.behaviour_every == 0:
                 push_student(group, games, cfg.drive.beta(updates[group.series]))
         evaluations.poll()
-    if stopping.requested():  # a final checkpoint where the last interval ended
+    if stop:  # a final checkpoint where the last interval ended
         for group in groups:
             if saved[group.series] != updates[group.series] and group.series not in abandoned:
                 run.save_checkpoint(group.state(extra), group.series)
@@ -264,7 +265,7 @@ def push_student(group: LearnerGroup, games: list[GameRun], beta: float) -> None
             actor.set_student.remote(policy, beta)
 
 
-def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo) -> int:
+def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo, stop: StopToken) -> int:
     """A dead learner again, from its last checkpoint (its metrics logged past it dropped); returns
     its update count. One that cannot be placed again asks the run to stop, with every other
     student's final checkpoint."""
@@ -277,7 +278,7 @@ def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo) -> int:
     try:
         group.restart(state)
     except LearnerLost as lost:
-        stopping.request(str(lost))
+        stop.request(str(lost))
     return updates
 
 
@@ -378,7 +379,7 @@ def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: Learne
     teacher's and when it passed it (its lower 95% bound above), and its best selection-seed checkpoint
     played on the report seeds (the final student's score stays the summary's own; a best chosen on
     selection seeds is stated on the others, as a DQN's)."""
-    from pipelines.student_evaluations import first_update
+    from atari_distill.pipelines.student_evaluations import first_update
 
     kind = eval_kind(metrics_kind(group.series))
     result = {"rl_weight": cfg.rl.rl_weight, "handoff": cfg.rl.handoff, "n_step": cfg.rl.rl_n_step,
@@ -475,16 +476,18 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
         group = LearnerGroup(f"{student}/{loss}", series, learner_config(cfg, student, loss, min_replay), heads, shards,
                              weights, cfg.learner_gpus, start.use_gpu,
                              [start.placement.learner(k * cfg.learner_gpus + r) for r in range(cfg.learner_gpus)],
-                             stopping.requested)
+                             start.stop.requested)
         group.start(resume.get(series))
         groups.append(group)
     return groups
 
 
-def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
+def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
+                stop: StopToken | None = None) -> dict:
     """Distils one game, or several into one multi-head student, into one student or a sweep of
     them; runs into `run` (resuming from `resume`, checkpoint series -> state) or a new run
-    directory at cfg.run.out, made once the memory and placement plans are known to fit."""
+    directory at cfg.run.out, made once the memory and placement plans are known to fit; `stop` ends
+    it early with a final checkpoint."""
     resume = resume or {}
     games = prepare_games(cfg, echo)
     sweep = cfg.student.pairs()
@@ -497,13 +500,13 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
                       + 1,
                       memory=[("memory plan", plan)], placement=lambda gpu: plan_placement(cfg, games, plan, gpu),
                       progress=(cfg.updates, "updates"),
-                      capacity={s.game: s.steps * cfg.replay.replay_shards for s in plan.shards})
+                      capacity={s.game: s.steps * cfg.replay.replay_shards for s in plan.shards}, stop=stop)
     for index, game in enumerate(games):  # each student samples at the set ratio: the shards admit len(sweep) x that
         start_game(cfg, game, index, plan, start, cfg.replay.replay_ratio * len(sweep))
     groups = start_learners(cfg, games, start, resume)
     teacher = TeacherEvaluation(cfg, games)
     evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
-                                     start.started)
+                                     start.started, start.stop)
     if evaluations.handoff is not None and resume:
         evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)))
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
@@ -513,8 +516,9 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
                f"{min(g.limiter['min_replay'] for g in games)}+ steps per game, training "
                f"{', '.join(g.label for g in groups)}"
                + (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
-    updates = train_learners(cfg, start.run, groups, games, resume, start.started, evaluations, start.echo)
-    if stopping.requested():
+    updates = train_learners(cfg, start.run, groups, games, resume, start.started, evaluations, start.echo,
+                             start.stop)
+    if start.stop:
         teacher.keep_if_played()
         return stop_early(cfg, start, games, groups, updates)
     evaluations.poll(wait=True)

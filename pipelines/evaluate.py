@@ -4,13 +4,13 @@ or on Ray."""
 
 from __future__ import annotations
 
-from actors.env import resolve_env_mode
-from actors.protocol import REPORT, EvalProtocol, ProtocolError
-from actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
-from actors.games import GameSpec, game_spec
-from cluster.runtime import connect
-from pipelines.sections import need
-from pipelines.sources import resolve_model
+from atari_distill.actors.env import resolve_env_mode
+from atari_distill.actors.protocol import REPORT, EvalProtocol, ProtocolError
+from atari_distill.actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
+from atari_distill.actors.games import GameSpec, game_spec
+from atari_distill.cluster.runtime import connect
+from atari_distill.pipelines.sections import need
+from atari_distill.pipelines.sources import resolve_model
 
 
 def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int, epsilon: float, noop_max: int,

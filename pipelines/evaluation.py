@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from actors.protocol import MIN_CLAIM_EPISODES
+from atari_distill.actors.protocol import MIN_CLAIM_EPISODES
 
 
 def pct_of_teacher(student: float, teacher: float) -> float | None:
@@ -103,7 +103,7 @@ def submit_holdouts(game: str, teacher, protocol) -> dict:
     """The teacher's held-out frames, plain and with sticky actions, each a task of one CPU."""
     import ray
 
-    from actors.holdout import holdout_frames
+    from atari_distill.actors.holdout import holdout_frames
 
     play = ray.remote(holdout_frames).options(num_cpus=1)
     return {key: play.remote(game, teacher, protocol, sticky) for key, sticky in HOLDOUTS}

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.env import vector_env_kwargs
-from actors.games import action_meanings
-from actors.holdout import holdout_frames
-from actors.protocol import EvalProtocol
-from models.checkpoint import atomic_write, build_network, fingerprint
-from models.export import (EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OnnxQ, Pt2Q, exported_q, onnx_bytes,
+from atari_distill.actors.env import vector_env_kwargs
+from atari_distill.actors.games import action_meanings
+from atari_distill.actors.holdout import holdout_frames
+from atari_distill.actors.protocol import EvalProtocol
+from atari_distill.models.checkpoint import atomic_write, build_network, fingerprint
+from atari_distill.models.export import (EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OnnxQ, Pt2Q, exported_q, onnx_bytes,
                            exported_params, output_name, parity, pt2_bytes, pt2_program, quantize_int8, torch_q,
                            with_metadata)
-from pipelines.sections import need
-from pipelines.sources import for_game, resolve_model
+from atari_distill.pipelines.sections import need
+from atari_distill.pipelines.sources import for_game, resolve_model
 
 FLOAT_DQ_TOLERANCE = 1e-3  # of max(1, |Q|) per head: float32 kernels differ by ~1e-6, a wrong graph by far more
 FLOAT_MIN_AGREEMENT = 0.99  # float32: only numerical ties may flip a greedy action

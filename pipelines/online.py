@@ -14,23 +14,23 @@ from __future__ import annotations
 
 import ray
 
-from actors.env import actor_seed
-from actors.evaluate import collect_evaluation, submit_evaluation
-from actors.protocol import REPORT, SELECTION
-from actors.games import game_spec
-from actors.rollout import RolloutActor
-from cluster.runtime import NO_TASK_EVENTS, wind_down
-from learner.batches import shard_slot_bytes
-from learner.learner import Learner, LearnerConfig
-from models.checkpoint import load_checkpoint, payload_params
-from pipelines import stopping
-from pipelines.config import ConfigError, OnlineConfig
-from pipelines.evaluation import compare, majority_baseline, submit_holdouts
-from rundir.directory import RunDir
-from pipelines.skeleton import RunStart, start_run
-from pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
-from replay.memory_plan import MemoryPlan
-from replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
+from atari_distill.actors.env import actor_seed
+from atari_distill.actors.evaluate import collect_evaluation, submit_evaluation
+from atari_distill.actors.protocol import REPORT, SELECTION
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.rollout import RolloutActor
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, wind_down
+from atari_distill.learner.batches import shard_slot_bytes
+from atari_distill.learner.learner import Learner, LearnerConfig
+from atari_distill.models.checkpoint import load_checkpoint, payload_params
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.pipelines.config import ConfigError, OnlineConfig
+from atari_distill.pipelines.evaluation import compare, majority_baseline, submit_holdouts
+from atari_distill.rundir.directory import RunDir
+from atari_distill.pipelines.skeleton import RunStart, start_run
+from atari_distill.pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
+from atari_distill.replay.memory_plan import MemoryPlan
+from atari_distill.replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
 
@@ -181,7 +181,7 @@ class Timeline:
 
 
 def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
-               scorer=score_checkpoint) -> dict:
+               scorer=score_checkpoint, stop: StopToken | None = None) -> dict:
     """`resume` maps "dqn" and "student" to their last checkpoints; `scorer` scores each DQN
     checkpoint for the registry (DQNTraining's)."""
     resume = resume or {}
@@ -191,7 +191,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
                       placement=lambda gpu: teacher_placement(cfg, dqn_plan, gpu, distill_plan),
                       progress=(cfg.frames, "frames"),
                       roles=f"{cfg.acting.actors} DQN and {cfg.distill_actors} labelling actor(s), two learners, "
-                            f"two evaluators")
+                            f"two evaluators", stop=stop)
     training = DQNTraining(cfg, start.run, resume.get("dqn"), start.echo, scorer)
     student = Distillation(cfg, training, start.run, resume.get("student"), start.echo)
     gpu_share = 0.5 if start.use_gpu else 0  # both learners share one GPU
@@ -241,7 +241,7 @@ def train_both(start: RunStart, training: DQNTraining, student: Distillation, ti
             timeline.scored(result, best)
         student.follow(best, start.actor_options, start.actor_device)
         timeline.poll()
-        if stopping.requested():  # finish the interval in flight, so its metrics are logged once
+        if start.stop:  # finish the interval in flight, so its metrics are logged once
             training.after_train(ray.get(dqn_ref), start.elapsed())
             training.abandon()
             return False

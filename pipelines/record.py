@@ -15,18 +15,18 @@ import dataclasses
 import time
 from pathlib import Path
 
-from actors.env import actor_seed, resolve_env_mode
-from actors.games import game_spec
-from actors.rollout import RolloutActor
-from actors.teachers import load_teacher
-from cluster.runtime import NO_TASK_EVENTS, connect, on_this_node, runs_within
-from models.checkpoint import fingerprint
-from pipelines import stopping
-from pipelines.config import RecordConfig
-from pipelines.sections import zoo_game
-from rundir.directory import RunDir
-from replay.dataset import DatasetWriter
-from ui.progress import as_progress
+from atari_distill.actors.env import actor_seed, resolve_env_mode
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.rollout import RolloutActor
+from atari_distill.actors.teachers import load_teacher
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, connect, on_this_node, runs_within
+from atari_distill.models.checkpoint import fingerprint
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.pipelines.config import RecordConfig
+from atari_distill.pipelines.sections import zoo_game
+from atari_distill.rundir.directory import RunDir
+from atari_distill.replay.dataset import DatasetWriter
+from atari_distill.ui.progress import as_progress
 
 
 def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
@@ -45,8 +45,9 @@ def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
     }
 
 
-def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict:
-    """Records into a new dataset at cfg.run.out, or continues the one `run` opened for --resume."""
+def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: StopToken | None = None) -> dict:
+    """Records into a new dataset at cfg.run.out, or continues the one `run` opened for --resume, until
+    it holds --steps or `stop` is set."""
     import ray
 
     game = game_spec(cfg.acting.game)
@@ -71,11 +72,12 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict
     runs = [actor.run.remote(writer, teacher_ref) for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started = time.monotonic()
-    record_until_full(writer, runs, echo, started)
+    stop = stop or StopToken()
+    record_until_full(writer, runs, echo, started, stop)
     for actor in actors:
         actor.stop.remote()
     runs_within(runs)
-    stopped = stopping.requested()
+    stopped = stop.requested()
     index = ray.get(writer.close.remote(complete=not stopped))
     for handle in [*actors, writer]:
         ray.kill(handle)
@@ -85,13 +87,13 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print) -> dict
     return {**index, "stopped_by": stopped} if stopped else index
 
 
-def record_until_full(writer, runs: list, echo, started: float) -> None:
+def record_until_full(writer, runs: list, echo, started: float, stop: StopToken) -> None:
     """Until the writer holds --steps or a stop is asked for; an actor that ended early raised, and
     its error ends the recording."""
     import ray
 
     last_echo = 0.0
-    while not ray.get(writer.is_full.remote()) and not stopping.requested():
+    while not ray.get(writer.is_full.remote()) and not stop:
         stored = ray.get(writer.stored_steps.remote())
         finished, _ = ray.wait(runs, timeout=0.5)
         if finished:

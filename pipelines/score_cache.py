@@ -68,7 +68,7 @@ def _code_and_versions() -> dict:
 def policy_key(teacher: dict, num_actions: int, random_policy: bool) -> str:
     """What names the policy that plays: the teacher's fingerprint, or the random policy's action count
     (it never reads the network)."""
-    from models.checkpoint import fingerprint
+    from atari_distill.models.checkpoint import fingerprint
 
     return f"random/{num_actions}" if random_policy else fingerprint(teacher)
 
@@ -137,7 +137,7 @@ class KeptOrPlayed:
         self._rows = rows
 
     def rows(self) -> list:
-        from actors.evaluate import collect_rows
+        from atari_distill.actors.evaluate import collect_rows
 
         if self._rows is None:
             self._rows = collect_rows(self.pending)

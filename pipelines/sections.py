@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from actors.env import ENV_MODES, MAX_ENVS_PER_ACTOR, env_config_for
-from actors.protocol import MAX_SEED, MIN_CLAIM_EPISODES
-from cluster.errors import ConfigError
-from learner.losses import LOSSES, LossError, hyperparameters, make_loss
-from models.networks import PRESETS, UnknownPresetError, canonical_preset
-from pipelines.config_tree import setting
-from replay.memory_plan import STEPS_PER_HOUR
+from atari_distill.actors.env import ENV_MODES, MAX_ENVS_PER_ACTOR, env_config_for
+from atari_distill.actors.protocol import MAX_SEED, MIN_CLAIM_EPISODES
+from atari_distill.cluster.errors import ConfigError
+from atari_distill.learner.losses import LOSSES, LossError, hyperparameters, make_loss
+from atari_distill.models.networks import PRESETS, UnknownPresetError, canonical_preset
+from atari_distill.pipelines.config_tree import setting
+from atari_distill.replay.memory_plan import STEPS_PER_HOUR
 
 PAPER_REPLAY_RATIO = round(10_000 * 32 / STEPS_PER_HOUR, 3)  # 5.926
 
@@ -54,7 +54,7 @@ class ActingSettings:
                                     "an imported teacher was trained in, else native")
 
     def validate(self) -> None:
-        from actors.games import UnknownGameError, canonical_name
+        from atari_distill.actors.games import UnknownGameError, canonical_name
 
         try:
             self.game = canonical_name(self.game or zoo_game(self.teacher) or "pong")
@@ -77,7 +77,7 @@ class ActingSettings:
     def actor_options(self) -> tuple[dict, str]:
         """Ray options and rollout device for a teacher actor; refuses a GPU share on a cluster without GPUs."""
         if self.actor_gpus > 0:
-            from cluster.runtime import has_gpu
+            from atari_distill.cluster.runtime import has_gpu
 
             need(has_gpu(), f"--actor-gpus {self.actor_gpus} needs a GPU, but Ray sees none; drop --actor-gpus")
             return {"num_cpus": 1, "num_gpus": self.actor_gpus}, "cuda"
@@ -348,8 +348,8 @@ class RunSettings:
 
 
 def zoo_game(source: str | None) -> str | None:
-    from zoo.catalog import ZooError
-    from zoo.catalog import zoo_game as game_of
+    from atari_distill.zoo.catalog import ZooError
+    from atari_distill.zoo.catalog import zoo_game as game_of
 
     try:
         return game_of(source)
@@ -359,7 +359,7 @@ def zoo_game(source: str | None) -> str | None:
 
 def check_teacher(flag: str, source: str) -> None:
     """'random', a zoo teacher that exists, or a file."""
-    from zoo.catalog import ZooError, teacher_path
+    from atari_distill.zoo.catalog import ZooError, teacher_path
 
     if source == "random":
         return

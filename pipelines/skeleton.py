@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from cluster.placement import Placement, PlacementPlan
-from cluster.runtime import connect, has_gpu, require_cpus
-from pipelines import stopping
-from rundir.directory import RunDir
-from rundir.summary import Summary
-from replay.memory_plan import MemoryPlan, ray_memory
-from ui.progress import Progress, as_progress
+from atari_distill.cluster.placement import Placement, PlacementPlan
+from atari_distill.cluster.runtime import connect, has_gpu, require_cpus
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.summary import Summary
+from atari_distill.replay.memory_plan import MemoryPlan, ray_memory
+from atari_distill.ui.progress import Progress, as_progress
 
 
 def learner_wants_gpu(device: str) -> bool:
@@ -41,6 +41,7 @@ class RunStart:
     actor_options: dict
     actor_device: str
     started: float
+    stop: StopToken
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -48,7 +49,7 @@ class RunStart:
     def finish(self, results: dict, complete: bool = True) -> dict:
         """Frees every bundle and writes the summary of this run kind, with the wall time; returns it as written."""
         self.placement.release_all()
-        summary = Summary(self.kind, complete, results, self.elapsed(), None if complete else stopping.requested())
+        summary = Summary(self.kind, complete, results, self.elapsed(), None if complete else self.stop.requested())
         self.run.write_summary(summary)
         return summary.as_dict()
 
@@ -59,10 +60,12 @@ class RunStart:
 
 def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: list[tuple[str, MemoryPlan]],
               placement: Callable[[bool], PlacementPlan], progress: tuple[int, str],
-              capacity: dict[str, int] | None = None, roles: str | None = None) -> RunStart:
+              capacity: dict[str, int] | None = None, roles: str | None = None,
+              stop: StopToken | None = None) -> RunStart:
     """`memory`: (title, plan) pairs, each checked against what the ones before it leave free;
     `placement(use_gpu)` plans the run's bundles; `progress`: the total and its unit;
-    `roles`: what the CPUs are for, where the run needs them all at once (no placement plan says so)."""
+    `roles`: what the CPUs are for, where the run needs them all at once (no placement plan says so);
+    `stop`: the token that ends this run early (a new one if none)."""
     started = time.monotonic()
     connect(cfg.run.address, cpus_needed=cpus)
     if roles:
@@ -86,4 +89,5 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     reserved = plan.reserve()
     echo = as_progress(echo, f"{kind} {run.path}", *progress, capacity)
     run.observers.append(echo.update)
-    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started)
+    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started,
+                    stop or StopToken())

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.games import game_spec
-from actors.teachers import RANDOM, load_teacher
-from models.checkpoint import CheckpointError, check_plays, load_checkpoint
-from models.export import is_exported, load_exported
-from rundir.directory import RunDir
-from rundir.summary import Summary, SummaryError
-from pipelines.sections import ConfigError, need, zoo_game
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.teachers import RANDOM, load_teacher
+from atari_distill.models.checkpoint import CheckpointError, check_plays, load_checkpoint
+from atari_distill.models.export import is_exported, load_exported
+from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.summary import Summary, SummaryError
+from atari_distill.pipelines.sections import ConfigError, need, zoo_game
 
 RUN_SERIES = ("student", "dqn")  # a run's own series, tried in this order when --series is not given
 
@@ -94,7 +94,7 @@ def _from_file(source: str, game: str | None, seed: int) -> ModelSource:
                         run_env_modes=_enclosing_run_env_modes(source))
     zoo = zoo_game(source)
     if zoo:
-        from zoo.catalog import card
+        from atari_distill.zoo.catalog import card
 
         teacher_card = card(zoo)
         found.scores, found.protocol = {zoo: teacher_card["score"]}, teacher_card.get("eval_protocol")

@@ -1,74 +1,38 @@
-"""Stopping a run on purpose: the first Ctrl-C (SIGINT) or SIGTERM asks it to stop at the end of
-its current interval, where it writes a final checkpoint, its metrics and a summary marked
-incomplete; a second one raises KeyboardInterrupt at once. Every checkpoint and summary is
-written to a temp file and renamed, so even that leaves the last complete checkpoint whole.
+"""Stopping one run on purpose: a `StopToken` the run is handed and checks at the end of each
+interval, where it writes a final checkpoint, its metrics and a summary marked incomplete.
 
-Only the CLI installs the handlers; library callers (tests, notebooks) keep Python's own.
+The token belongs to one run, so a run that stopped itself (a lost replay, a learner that
+cannot be placed again) leaves the next run in the same process untouched. Who sets it is the
+caller's business: the CLI's signal handlers (atari_distill/cli.py), the Python API on a
+KeyboardInterrupt, a search stopping a trial, or the run itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import sys
 import threading
 
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
-
-_requested: str | None = None
-_exit_code: int | None = None
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "KeyboardInterrupt": 130}
 
 
-def _handle(signum, frame) -> None:
-    global _requested
-    if _exit_code is not None:  # the command is done and its files are complete: do not interrupt Ray's shutdown
-        os._exit(_exit_code)
-    if _requested is not None:
-        raise KeyboardInterrupt
-    _requested = signal.Signals(signum).name
-    sys.stderr.write(f"\n{_requested}: stopping after this interval with a final checkpoint and summary; "
-                     f"press Ctrl-C again to exit at once\n")
+class StopToken:
+    """Asks one run to stop after its current interval; the first reason given is the one kept."""
 
+    def __init__(self) -> None:
+        self._reason: str | None = None
+        self._lock = threading.Lock()
 
-@contextlib.contextmanager
-def installed(keep: bool = False):
-    """The handlers for the duration of one command, the previous ones after; with `keep` (the
-    script, which exits next) they stay, so a signal during shutdown exits at once (`finished`)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        if not keep:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def request(self, reason: str = "a stop request") -> None:
+        with self._lock:
+            self._reason = self._reason or reason
 
+    def requested(self) -> str | None:
+        """What asked the run to stop, or None."""
+        return self._reason
 
-def finished(code: int) -> None:
-    """The command returned `code`; from now on a signal exits with it at once."""
-    global _exit_code
-    _exit_code = code
+    def __bool__(self) -> bool:
+        return self._reason is not None
 
-
-def requested() -> str | None:
-    """The name of the signal that asked the run to stop, or None."""
-    return _requested
-
-
-def request(reason: str = "SIGINT") -> None:
-    """Asks the run to stop, as a signal would (for a caller without a signal to send)."""
-    global _requested
-    _requested = _requested or reason
-
-
-def reset() -> None:
-    global _requested
-    _requested = None
-
-
-def exit_code() -> int:
-    """130 or 143 after a signal; 75 (EX_TEMPFAIL: resume later) after a stop the run asked for itself."""
-    return EXIT_CODES.get(_requested or "", 75 if _requested else 1)
+    def exit_code(self) -> int:
+        """130 or 143 after a signal or Ctrl-C; 75 (EX_TEMPFAIL: resume later) after a stop the run
+        asked for itself; 1 when nothing asked."""
+        return EXIT_CODES.get(self._reason or "", 75 if self._reason else 1)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 
-from actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
-from actors.protocol import MIN_CLAIM_EPISODES, SELECTION
-from learner.schedule import balanced_weights
-from pipelines import stopping
-from pipelines.evaluation import beats_beyond_chance, pct_of_teacher
+from atari_distill.actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
+from atari_distill.actors.protocol import MIN_CLAIM_EPISODES, SELECTION
+from atari_distill.learner.schedule import balanced_weights
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.pipelines.evaluation import beats_beyond_chance, pct_of_teacher
 
 
 def eval_kind(metrics_kind: str) -> str:
@@ -95,8 +95,8 @@ class Handoff:
     its distillation weight set from each point (--handoff qdagger), and the update at which its
     selection score first reached the teacher's."""
 
-    def __init__(self, settings, baselines, run, echo):
-        self.settings, self.baselines, self.run, self.echo = settings, baselines, run, echo
+    def __init__(self, settings, baselines, run, echo, stop: StopToken):
+        self.settings, self.baselines, self.run, self.echo, self.stop = settings, baselines, run, echo, stop
         self.best: dict | None = None  # {"updates", "score", "state"}
 
     def point(self, label: str, game: str, updates: int, point: dict, state: dict, group) -> dict:
@@ -111,7 +111,7 @@ class Handoff:
         if best is None or point["score"] > best["score"]:
             self.best = {"updates": updates, "score": point["score"], "state": state}
             self.run.save_checkpoint(state, "student-best")
-        if self.settings.handoff == "qdagger" and not stopping.requested():
+        if self.settings.handoff == "qdagger" and not self.stop:
             added["distill_weight"] = weight = self.settings.distill_weight(reached)
             group.set_distill_weight(weight)
             where = (f"is {100 * reached:.0f}% of the way from random ({random:.1f}) to the teacher ({teacher:.1f})"
@@ -147,15 +147,16 @@ def first_update(records: list[dict], kind: str, flag: str) -> int | None:
 
 
 class StudentEvaluations:
-    def __init__(self, cfg, games: list, holdouts: dict, teacher_pending: dict, run, echo, started: float):
-        self.cfg, self.games, self.run, self.echo, self.started = cfg, games, run, echo, started
+    def __init__(self, cfg, games: list, holdouts: dict, teacher_pending: dict, run, echo, started: float,
+                 stop: StopToken):
+        self.cfg, self.games, self.run, self.echo, self.started, self.stop = cfg, games, run, echo, started, stop
         self.protocol = cfg.protocol()
         self.holdouts, self.teacher_pending = holdouts, teacher_pending
         self.teacher_scores: dict[str, float] = {}
         self.pending: list[dict] = []
         baselines = selection_baselines(cfg, games) if cfg.balanced() or cfg.rl.active() else None
         self.balancer = Balancer(baselines) if cfg.balanced() else None
-        self.handoff = Handoff(cfg.rl, baselines, run, echo) if cfg.rl.active() else None
+        self.handoff = Handoff(cfg.rl, baselines, run, echo, stop) if cfg.rl.active() else None
 
     def submit(self, group, kind: str, updates: int, extra: dict) -> None:
         import ray
@@ -217,7 +218,7 @@ class StudentEvaluations:
                                                  entry["state"], entry["group"]))
         else:
             record["per_game"] = per_game
-        if self.balancer is not None and not stopping.requested():
+        if self.balancer is not None and not self.stop:
             record["schedule_weights"] = weights = self.balancer.weights(per_game)
             entry["group"].set_weights(weights)
             self.echo(f"[schedule] {entry['label']}, by its scores at update {entry['updates']:,}: "

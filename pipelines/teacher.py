@@ -14,25 +14,25 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
-from actors.evaluate import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
-from actors.protocol import MIN_CLAIM_EPISODES, RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
-from actors.games import game_spec
-from actors.rollout import RolloutActor
-from cluster.placement import PlacementPlan, plan_run
-from cluster.registry import CheckpointRegistry
-from cluster.runtime import NO_TASK_EVENTS, wind_down
-from learner.batches import per_call_within, shard_slot_bytes
-from learner.dqn import DQNConfig, DQNLearner
-from models.checkpoint import load_checkpoint, save_checkpoint
-from pipelines import stopping
-from pipelines.config import TeacherConfig
-from pipelines.evaluation import beats_beyond_chance
-from rundir.directory import RunDir
-from pipelines.skeleton import start_run
-from replay.memory_plan import MemoryPlan
-from replay.rate_limiter import band
-from replay.shard import launch_shards, shard_for_actor, split_budget
+from atari_distill.actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
+from atari_distill.actors.evaluate import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
+from atari_distill.actors.protocol import MIN_CLAIM_EPISODES, RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.rollout import RolloutActor
+from atari_distill.cluster.placement import PlacementPlan, plan_run
+from atari_distill.cluster.registry import CheckpointRegistry
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, wind_down
+from atari_distill.learner.batches import per_call_within, shard_slot_bytes
+from atari_distill.learner.dqn import DQNConfig, DQNLearner
+from atari_distill.models.checkpoint import load_checkpoint, save_checkpoint
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.pipelines.config import TeacherConfig
+from atari_distill.pipelines.evaluation import beats_beyond_chance
+from atari_distill.rundir.directory import RunDir
+from atari_distill.pipelines.skeleton import start_run
+from atari_distill.replay.memory_plan import MemoryPlan
+from atari_distill.replay.rate_limiter import band
+from atari_distill.replay.shard import launch_shards, shard_for_actor, split_budget
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
@@ -299,13 +299,14 @@ def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool,
                     learner_gpu_share=0.5 if distill_plan is not None else 1.0)
 
 
-def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | None = None, echo=print) -> dict:
+def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
+                stop: StopToken | None = None) -> dict:
     import ray
 
     plan = memory_plan(cfg)
     start = start_run(cfg.KIND, cfg, run, echo, cpus=cfg.acting.actors + 2, memory=[("memory plan", plan)],
                       placement=lambda gpu: teacher_placement(cfg, plan, gpu), progress=(cfg.frames, "frames"),
-                      roles=f"{cfg.acting.actors} actor(s), the learner, an evaluator")
+                      roles=f"{cfg.acting.actors} actor(s), the learner, an evaluator", stop=stop)
     training = DQNTraining(cfg, start.run, resume, start.echo)
     training.start(plan, start.actor_options, start.actor_device, 1 if start.use_gpu else 0,
                    start.placement.slots(0, range(len(plan.shards)), range(cfg.acting.actors)))
@@ -315,7 +316,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     frames_at_start = training.frames
     while not training.after_train(ray.get(training.submit_train()), start.elapsed()):
         training.poll_scores()
-        if stopping.requested():
+        if start.stop:
             training.abandon()
             return start.stopped(training.stopped_summary())
     training.finish()

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.protocol import REPORT, EvalProtocol
-from actors.watch import play_side_by_side
-from models.checkpoint import fingerprint
-from models.export import EXPORT_FORMAT
-from rundir.directory import RunDir
-from pipelines.sections import need
-from pipelines.sources import resolve_model, run_summary
-from ui.video import compose, write_still, write_video
+from atari_distill.actors.protocol import REPORT, EvalProtocol
+from atari_distill.actors.watch import play_side_by_side
+from atari_distill.models.checkpoint import fingerprint
+from atari_distill.models.export import EXPORT_FORMAT
+from atari_distill.rundir.directory import RunDir
+from atari_distill.pipelines.sections import need
+from atari_distill.pipelines.sources import resolve_model, run_summary
+from atari_distill.ui.video import compose, write_still, write_video
 
 STILL = "watch.png"  # the name report.py looks for in a run directory
 VIDEO_SUFFIXES = (".mp4", ".gif")

@@ -21,8 +21,8 @@ import secrets
 
 import numpy as np
 
-from replay.chunk import FRAME_SHAPE
-from replay.frame_ring import STACK
+from atari_distill.replay.chunk import FRAME_SHAPE
+from atari_distill.replay.frame_ring import STACK
 
 HEADER = 64  # the token, then padding that keeps the arrays aligned
 ALIGN = 64

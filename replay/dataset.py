@@ -19,10 +19,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoint import WriteError, atomic_write
-from replay.chunk import MAX_MESSAGE_BYTES
-from replay.chunk import VERSION as CHUNK_VERSION
-from replay.chunk import ChunkError, decode
+from atari_distill.models.checkpoint import WriteError, atomic_write
+from atari_distill.replay.chunk import MAX_MESSAGE_BYTES
+from atari_distill.replay.chunk import VERSION as CHUNK_VERSION
+from atari_distill.replay.chunk import ChunkError, decode
 
 FORMAT, VERSION = "atari-distill-dataset", 1
 MAGIC = b"ADC1"
@@ -297,7 +297,7 @@ class DatasetFeeder:
     def run(self, loop: bool) -> dict:
         import ray
 
-        from replay.shard import shard_for_actor
+        from atari_distill.replay.shard import shard_for_actor
 
         while not self.stopping:
             inflight: dict[int, object] = {}

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from replay.chunk import FRAME_SHAPE, Chunk
+from atari_distill.replay.chunk import FRAME_SHAPE, Chunk
 
 STACK = 4
 _FIRST, _TERMINATED, _TRUNCATED = 1, 2, 4

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from replay.frame_ring import FRAME_BYTES, bytes_per_step
+from atari_distill.replay.frame_ring import FRAME_BYTES, bytes_per_step
 
 GIB = 1024**3
 STEPS_PER_HOUR = 54_000  # 60 Hz / frame skip 4 * 3600 s

@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-from replay.batch_slots import SlotPool, stack_layout
-from replay.chunk import ChunkError, decode
-from replay.frame_ring import FrameRing
-from replay.rate_limiter import SampleToInsertRatio
+from atari_distill.replay.batch_slots import SlotPool, stack_layout
+from atari_distill.replay.chunk import ChunkError, decode
+from atari_distill.replay.frame_ring import FrameRing
+from atari_distill.replay.rate_limiter import SampleToInsertRatio
 
 
 def shard_for_actor(actor_id: int, num_shards: int) -> int:

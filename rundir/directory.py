@@ -22,7 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-from models.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
+from atari_distill.models.checkpoint import CheckpointError, WriteError, atomic_write, load_checkpoint, save_checkpoint
 
 KEEP_CHECKPOINTS = 3
 

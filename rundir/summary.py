@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.checkpoint import atomic_write
-from rundir.directory import json_safe
+from atari_distill.models.checkpoint import atomic_write
+from atari_distill.rundir.directory import json_safe
 
 FILE = "summary.json"
 KINDS = ("distill", "multitask", "teacher", "online", "record")  # one per run config (tests/test_summary.py)
+VERSION = 2  # 2: `version` written, per_game for every kind; 1: summaries from before (read the same way)
 
 
 class SummaryError(ValueError):
@@ -62,13 +63,14 @@ class Summary:
     results: dict = field(default_factory=dict)
     wall_s: float | None = None
     stopped_by: str | None = None
+    version: int = VERSION
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise SummaryError(f"unknown run kind {self.kind!r}; one of {', '.join(KINDS)}")
 
     def as_dict(self) -> dict:
-        typed = {"kind": self.kind, "complete": self.complete, "wall_s": self.wall_s}
+        typed = {"kind": self.kind, "complete": self.complete, "wall_s": self.wall_s, "version": self.version}
         if not self.complete:
             typed["stopped_by"] = self.stopped_by
         return json_safe({**with_per_game(self.results), **typed})
@@ -82,9 +84,10 @@ class Summary:
         kind = results.pop("kind", None) or kind_of_config(config or {})
         complete, wall_s = results.pop("complete", False), results.pop("wall_s", None)
         stopped_by = results.pop("stopped_by", None)
+        version = results.pop("version", 1)
         if not isinstance(complete, bool) or not (wall_s is None or isinstance(wall_s, (int, float))):
             raise SummaryError(f"summary.json has complete = {complete!r}, wall_s = {wall_s!r}")
-        return cls(kind, complete, results, wall_s, stopped_by)
+        return cls(kind, complete, results, wall_s, stopped_by, version if isinstance(version, int) else 1)
 
     @classmethod
     def read(cls, folder: str | Path, config: dict | None = None) -> "Summary | None":

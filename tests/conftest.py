@@ -20,7 +20,7 @@ def ray_runtime():
     """One local Ray runtime for the whole session (starting one costs seconds)."""
     import ray
 
-    from cluster.runtime import connect
+    from atari_distill.cluster.runtime import connect
 
     connect(None, cpus_needed=8)  # an online run holds 6 CPUs at once
     yield ray
@@ -29,8 +29,8 @@ def ray_runtime():
 
 @pytest.fixture(scope="session")
 def pong_teacher():
-    from actors.games import game_spec
-    from actors.teachers import random_teacher
+    from atari_distill.actors.games import game_spec
+    from atari_distill.actors.teachers import random_teacher
 
     return random_teacher(game_spec("pong"), seed=0)
 

@@ -3,7 +3,7 @@ so a Ray job elsewhere on the machine (a teacher training in the background) is 
 
 import os
 
-from cluster.processes import command_line, descendants
+from atari_distill.cluster.processes import command_line, descendants
 
 
 def ray_workers(title: str) -> list[int]:

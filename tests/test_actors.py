@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 
-from actors.env import EnvConfig, actor_seed
-from actors.evaluate import evaluate_parallel, evaluate_policy
-from actors.rollout import RolloutActor
+from atari_distill.actors.env import EnvConfig, actor_seed
+from atari_distill.actors.evaluate import evaluate_parallel, evaluate_policy
+from atari_distill.actors.rollout import RolloutActor
 
 SHORT = EnvConfig(max_episode_frames=1_200)  # 300 agent steps: episodes end quickly
 
@@ -23,7 +23,7 @@ def test_two_actors_never_produce_identical_episode_streams(ray_runtime, pong_te
             self.messages.append(message)
 
         def frames(self):
-            from replay.chunk import decode
+            from atari_distill.replay.chunk import decode
             return [decode(m) for m in self.messages]
 
     sink = Sink.remote()
@@ -61,9 +61,9 @@ def test_evaluation_is_reproducible_and_independent_of_worker_count(ray_runtime,
 def test_a_lost_life_is_terminal_only_where_asked_and_the_game_plays_on():
     import dataclasses
 
-    from actors.games import game_spec
-    from actors.rollout import TeacherRollout
-    from actors.teachers import random_teacher
+    from atari_distill.actors.games import game_spec
+    from atari_distill.actors.rollout import TeacherRollout
+    from atari_distill.actors.teachers import random_teacher
 
     teacher = random_teacher(game_spec("breakout"), seed=0)
     plain, lives = EnvConfig(noop_max=0), dataclasses.replace(EnvConfig(noop_max=0), life_loss_terminal=True)
@@ -136,7 +136,7 @@ def test_a_restarted_rollout_actor_streams_on_and_ray_logs_no_error_about_its_ar
     from chunk 0. Its constructor takes no object refs, so Ray does not log that a restart may fail."""
     import ray
 
-    from replay.chunk import decode
+    from atari_distill.replay.chunk import decode
 
     @ray.remote(num_cpus=0)
     class Sink:

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from replay.batch_slots import SlotPool, SlotReader, layout
-from replay.chunk import Chunk, encode
-from replay.frame_ring import STACK, FrameRing
-from replay.shard import ReplayShard
+from atari_distill.replay.batch_slots import SlotPool, SlotReader, layout
+from atari_distill.replay.chunk import Chunk, encode
+from atari_distill.replay.frame_ring import STACK, FrameRing
+from atari_distill.replay.shard import ReplayShard
 from tests.test_chunk import make_chunk
 
 
@@ -84,8 +84,8 @@ def test_the_shard_uses_a_slot_only_for_a_learner_on_its_node():
 def test_through_ray_the_slot_path_delivers_what_the_ray_path_does(ray_runtime, method):
     """Two shards with the same chunks and seed, one read through slots and one through Ray, give
     the same batches in the same order; the slots are given back, so a few serve the whole run."""
-    from learner.batches import BatchStream, shard_slot_bytes
-    from learner.schedule import GameSchedule
+    from atari_distill.learner.batches import BatchStream, shard_slot_bytes
+    from atari_distill.learner.schedule import GameSchedule
 
     extra = {} if method == "sample" else {"n": 3, "gamma": 0.99}
     shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=8).remote("pong", 6, 256, 5)
@@ -123,8 +123,8 @@ def test_a_multi_task_stream_stays_within_the_slots_the_memory_plan_reserves(ray
     """Ten games drawn in turn (one weighted double), each request 16 batches of one game: batches come
     out in the schedule's order, and no shard lends more than the memory plan reserves, so none falls
     back to the object store."""
-    from learner.batches import BatchStream, shard_slot_bytes, slots_lent
-    from learner.schedule import GameSchedule
+    from atari_distill.learner.batches import BatchStream, shard_slot_bytes, slots_lent
+    from atari_distill.learner.schedule import GameSchedule
 
     games = [f"game{i}" for i in range(10)]
     cap = shard_slot_bytes(32, 2)
@@ -149,8 +149,8 @@ def test_a_multi_task_stream_stays_within_the_slots_the_memory_plan_reserves(ray
 
 
 def test_a_learner_that_cannot_map_a_slot_falls_back_to_ray(ray_runtime, monkeypatch):
-    from learner.batches import BatchStream
-    from learner.schedule import GameSchedule
+    from atari_distill.learner.batches import BatchStream
+    from atari_distill.learner.schedule import GameSchedule
 
     shard = ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=8).remote("pong", 6, 256, 5)
     for chunk in stream_chunks(4):

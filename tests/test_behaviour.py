@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-from actors.env import EnvConfig
-from actors.rollout import TeacherRollout
-from models.checkpoint import build_network, make_payload
-from models.networks import QNetwork
-from pipelines.sections import BehaviourSettings
-from replay.chunk import decode, encode
+from atari_distill.actors.env import EnvConfig
+from atari_distill.actors.rollout import TeacherRollout
+from atari_distill.models.checkpoint import build_network, make_payload
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.sections import BehaviourSettings
+from atari_distill.replay.chunk import decode, encode
 
 SHORT = EnvConfig(max_episode_frames=120, noop_max=0)  # 30 steps: many episode starts
 
 
 @pytest.fixture(scope="module")
 def teacher_and_student():
-    from actors.games import game_spec
-    from actors.teachers import random_teacher
+    from atari_distill.actors.games import game_spec
+    from atari_distill.actors.teachers import random_teacher
 
     torch.manual_seed(11)
     return random_teacher(game_spec("pong"), seed=0), make_payload(QNetwork("net3", {"pong": 6}), "student")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo import catalog
+from atari_distill.zoo import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ def test_the_fidelity_table_takes_a_student_that_scores_below_zero():
     normalised % shows it far above random; the table states both with their bounds."""
     import importlib.util
 
-    from pipelines.evaluation import compare, geometric_means
+    from atari_distill.pipelines.evaluation import compare, geometric_means
 
     spec = importlib.util.spec_from_file_location("fidelity", ROOT / "bench" / "fidelity.py")
     fidelity = importlib.util.module_from_spec(spec)

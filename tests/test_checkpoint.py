@@ -5,9 +5,9 @@ import pickle
 import pytest
 import torch
 
-from models.checkpoint import (MAX_CHECKPOINT_BYTES, CheckpointError, WriteError, build_network, check_plays,
+from atari_distill.models.checkpoint import (MAX_CHECKPOINT_BYTES, CheckpointError, WriteError, build_network, check_plays,
                                load_checkpoint, make_payload, save_checkpoint)
-from models.networks import QNetwork
+from atari_distill.models.networks import QNetwork
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay.chunk import Chunk, ChunkError, decode, encode
+from atari_distill.replay.chunk import Chunk, ChunkError, decode, encode
 
 
 def make_chunk(steps=3, envs=2, actions=6, seed=0) -> Chunk:

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from pipelines.config import (ConfigError, DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, RunConfig,
+from atari_distill.pipelines.config import (ConfigError, DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, RunConfig,
                               TeacherConfig, resume_changes)
-from pipelines.config_tree import TreeConfig, section, setting, walk
-from pipelines.sections import ReplaySettings, StudentSettings
+from atari_distill.pipelines.config_tree import TreeConfig, section, setting, walk
+from atari_distill.pipelines.sections import ReplaySettings, StudentSettings
 
 KINDS = (DistillConfig, MultitaskConfig, TeacherConfig, OnlineConfig, RecordConfig)
 
@@ -102,8 +102,8 @@ def test_a_new_setting_is_one_field_and_becomes_a_flag_of_every_run_composing_it
 
 
 def test_the_learners_get_the_runs_sections_themselves():
-    from pipelines.distill import learner_config
-    from pipelines.teacher import dqn_config
+    from atari_distill.pipelines.distill import learner_config
+    from atari_distill.pipelines.teacher import dqn_config
 
     distill = DistillConfig.from_flags(student="net1,net3", loss="kl,mse", tau=0.2, lr=5e-4).validate()
     config = learner_config(distill, "net3", "mse", min_replay=10)
@@ -115,8 +115,8 @@ def test_the_learners_get_the_runs_sections_themselves():
 
 
 def test_a_run_kind_is_named_once_by_its_config_and_has_one_row():
-    from pipelines.commands import RUN_KINDS
-    from rundir.summary import Summary, SummaryError
+    from atari_distill.pipelines.commands import RUN_KINDS
+    from atari_distill.rundir.summary import Summary, SummaryError
 
     assert sorted(RunConfig.kinds()) == sorted(RUN_KINDS) == sorted(kind.KIND for kind in KINDS)
     assert all(row.config.KIND == name for name, row in RUN_KINDS.items())

@@ -2,7 +2,7 @@
 
 import os
 
-from ui.console import ConsoleFilter
+from atari_distill.ui.console import ConsoleFilter
 
 RAY_ERROR = """2026-11-24 18:11:03,147\tERROR worker.py:439 -- Unhandled error: ray::Learner.wait_for_replay()
   File "/work/main/learner/batches.py", line 41, in wait_for_replay
@@ -44,7 +44,7 @@ def test_the_last_line_reaches_the_terminal_when_the_reader_thread_never_ran(tmp
 
     script = textwrap.dedent("""
         import sys
-        from ui.console import ConsoleFilter
+        from atari_distill.ui.console import ConsoleFilter
         ConsoleFilter._pump = lambda self: None  # as if the busy machine never ran the reader
         with ConsoleFilter():
             sys.stderr.write("error: the line that ended the command\\n")

@@ -9,11 +9,11 @@ import ray
 import torch
 import torch.distributed as dist
 
-from cluster.learner_group import LearnerGroup
-from learner.rendezvous import NotThisGroup, join_store, open_store
-from learner.learner import Learner
-from pipelines.config import DistillConfig
-from pipelines.distill import learner_config
+from atari_distill.cluster.learner_group import LearnerGroup
+from atari_distill.learner.rendezvous import NotThisGroup, join_store, open_store
+from atari_distill.learner.learner import Learner
+from atari_distill.pipelines.config import DistillConfig
+from atari_distill.pipelines.distill import learner_config
 
 UPDATES = 6
 BATCH = 16

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import launch
-from actors.env import EnvConfig
-from models.checkpoint import build_network
-from pipelines.config import ConfigError, DistillConfig, RecordConfig
-from pipelines.distill import run_distill
-from pipelines.record import run_record
-from replay.chunk import ChunkError, decode, encode
-from replay.dataset import RECORD_HEADER, Dataset, DatasetError, DatasetWriter
-from replay.frame_ring import FrameRing
+from atari_distill import cli as launch
+from atari_distill.actors.env import EnvConfig
+from atari_distill.models.checkpoint import build_network
+from atari_distill.pipelines.config import ConfigError, DistillConfig, RecordConfig
+from atari_distill.pipelines.distill import run_distill
+from atari_distill.pipelines.record import run_record
+from atari_distill.replay.chunk import ChunkError, decode, encode
+from atari_distill.replay.dataset import RECORD_HEADER, Dataset, DatasetError, DatasetWriter
+from atari_distill.replay.frame_ring import FrameRing
 from tests.test_chunk import make_chunk
 from tests.test_frame_ring import Recorder
 
@@ -207,7 +207,7 @@ FULL_DISK = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # the kernel's EFBIG stands in for ENOSPC
-from models.checkpoint import WriteError
+from atari_distill.models.checkpoint import WriteError
 from tests.test_dataset import write_dataset
 try:
     write_dataset(sys.argv[1], chunks=20, file_bytes=10**9)

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import torch
 
-from actors.rollout import TeacherRollout
-from models.checkpoint import load_checkpoint
-from models.networks import QNetwork
-from pipelines.config import DistillConfig
-from pipelines.distill import run_distill
-from rundir.directory import RunDir
+from atari_distill.actors.rollout import TeacherRollout
+from atari_distill.models.checkpoint import load_checkpoint
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import DistillConfig
+from atari_distill.pipelines.distill import run_distill
+from atari_distill.rundir.directory import RunDir
 
 SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_params", "updates", "steps_labelled",
                 "teacher_score", "student_score", "student_pct_of_teacher", "action_agreement",
@@ -61,7 +61,7 @@ LEARNING_MARGIN = 0.10
 
 
 def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
-    from pipelines.distill import interval
+    from atari_distill.pipelines.distill import interval
 
     cfg = DistillConfig.from_flags(updates=130, log_every=50, checkpoint_every=100, eval_every=60)
     done, stops = 0, []
@@ -90,12 +90,12 @@ def test_with_the_student_driving_and_learning_from_the_reward_the_run_says_so(r
     assert rl["best"]["student_score"]["episodes"] == 1
     assert (tmp_path / "run" / "checkpoints" / "student-best-00000030.pt").is_file()
     assert "target_model" in load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00000060.pt")["extra"]
-    from ui.summaries import distill_lines
+    from atari_distill.ui.summaries import distill_lines
 
     lines = distill_lines(summary, tmp_path / "run")
     assert any(line.startswith("--behaviour student: the student chose the actions of ") for line in lines)
     assert any(line.startswith("--rl-weight 1 (--handoff qdagger): distillation weight ") for line in lines)
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     write_report([str(tmp_path / "run")], str(tmp_path / "report"))
     report = (tmp_path / "report" / "report.md").read_text()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from learner.td import dqn_loss, td_targets
-from models.checkpoint import load_checkpoint
-from models.networks import QNetwork
-from pipelines.config import ConfigError, DistillConfig, OnlineConfig, TeacherConfig
+from atari_distill.learner.td import dqn_loss, td_targets
+from atari_distill.models.checkpoint import load_checkpoint
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import ConfigError, DistillConfig, OnlineConfig, TeacherConfig
 
 
 def tiny_batch(seed=0):
@@ -94,9 +94,9 @@ TINY = ["--frames", "6000", "--min-replay", "500", "--eval-every", "2500", "--ev
 
 
 def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path):
-    from launch import build_parser
-    from pipelines.config import from_args
-    from pipelines.teacher import run_teacher
+    from atari_distill.cli import build_parser
+    from atari_distill.pipelines.config import from_args
+    from atari_distill.pipelines.teacher import run_teacher
 
     args = build_parser().parse_args(["teacher", *TINY, "--out", str(tmp_path / "run")])
     cfg = from_args(TeacherConfig, args).validate()
@@ -138,8 +138,8 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
     # a run that died (not stopped) resumes from a checkpoint older than its newest snapshots: the
     # registry keeps them and new snapshots take the versions after them
-    import launch
-    from models.checkpoint import save_checkpoint
+    from atari_distill import cli as launch
+    from atari_distill.models.checkpoint import save_checkpoint
 
     newest = sorted((run / "checkpoints").glob("dqn-*.pt"))[-1]
     state = load_checkpoint(newest)
@@ -152,8 +152,8 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
 @pytest.mark.parametrize("mode, fire", [("auto", False), ("native", False), ("sb3", True)])
 def test_a_teacher_trains_and_records_the_env_mode_it_was_given(tmp_path, mode, fire):
-    from rundir.directory import RunDir
-    from pipelines.teacher import DQNTraining
+    from atari_distill.rundir.directory import RunDir
+    from atari_distill.pipelines.teacher import DQNTraining
 
     cfg = TeacherConfig.from_flags(game="breakout", env_mode=mode, out=str(tmp_path / "run")).validate()
     training = DQNTraining(cfg, RunDir.create(cfg.run.out, cfg.to_json()), None)

@@ -12,17 +12,17 @@ import onnx
 import pytest
 import torch
 
-import launch
-from actors.evaluate import evaluate_policy
-from actors.games import game_spec
-from actors.protocol import REPORT, EvalProtocol
-from actors.teachers import calibration_frames, load_teacher
-from models.checkpoint import make_payload, save_checkpoint
-from models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
-from models.networks import QNetwork
-from pipelines.export import run_export
-from rundir.directory import RunDir
-from pipelines.sources import resolve_model
+from atari_distill import cli as launch
+from atari_distill.actors.evaluate import evaluate_policy
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.protocol import REPORT, EvalProtocol
+from atari_distill.actors.teachers import calibration_frames, load_teacher
+from atari_distill.models.checkpoint import make_payload, save_checkpoint
+from atari_distill.models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.export import run_export
+from atari_distill.rundir.directory import RunDir
+from atari_distill.pipelines.sources import resolve_model
 from tests.test_teacher_import import CleanRLQNetwork
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from ui.console import THIRD_PARTY
+from atari_distill.ui.console import THIRD_PARTY
 
 CI_SIZE = {"distill": ["--updates", "120", "--eval-every", "60", "--eval-episodes", "2", "--select-episodes", "1", "--holdout-steps", "500",
                        "--min-replay", "500"],

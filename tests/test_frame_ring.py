@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from actors.env import EnvConfig, env_seeds, make_vector_env
-from actors.rollout import TeacherRollout
-from models.checkpoint import build_network
-from replay.chunk import decode, encode
-from replay.frame_ring import FRAME_BYTES, STACK, FrameRing, bytes_per_step
+from atari_distill.actors.env import EnvConfig, env_seeds, make_vector_env
+from atari_distill.actors.rollout import TeacherRollout
+from atari_distill.models.checkpoint import build_network
+from atari_distill.replay.chunk import decode, encode
+from atari_distill.replay.frame_ring import FRAME_BYTES, STACK, FrameRing, bytes_per_step
 
 SHORT_EPISODES = EnvConfig(max_episode_frames=240, noop_max=30)  # about 60 steps: many episode starts
 
@@ -111,8 +111,7 @@ def test_ring_memory_is_frame_bytes_plus_q_plus_metadata():
 
 @pytest.mark.parametrize("into", [False, True])
 def test_a_large_gather_split_over_threads_is_the_plain_fancy_index(monkeypatch, into):
-    import replay.frame_ring as frame_ring
-
+    import atari_distill.replay.frame_ring as frame_ring
     monkeypatch.setattr(frame_ring, "GATHER_THREADS", 3)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (1001, 84, 84), dtype=np.uint8)

@@ -1,6 +1,6 @@
 import pytest
 
-from actors.games import PAPER_GAMES, UnknownGameError, canonical_name, game_spec
+from atari_distill.actors.games import PAPER_GAMES, UnknownGameError, canonical_name, game_spec
 
 PAPER_ACTIONS = {"breakout": 4, "enduro": 9, "ms_pacman": 9, "pong": 6, "qbert": 6,
                  "riverraid": 18, "seaquest": 18, "space_invaders": 6, "beam_rider": 9, "freeway": 3}

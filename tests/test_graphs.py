@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from learner.dqn import DQNLearner
-from learner.graphs import set_capturable
-from learner.learner import Learner, student_optimizer
-from pipelines.config import DistillConfig, TeacherConfig
-from pipelines.distill import learner_config
-from pipelines.teacher import dqn_config
+from atari_distill.learner.dqn import DQNLearner
+from atari_distill.learner.graphs import set_capturable
+from atari_distill.learner.learner import Learner, student_optimizer
+from atari_distill.pipelines.config import DistillConfig, TeacherConfig
+from atari_distill.pipelines.distill import learner_config
+from atari_distill.pipelines.teacher import dqn_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 HEADS = {"pong": 6, "breakout": 4}

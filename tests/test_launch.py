@@ -55,7 +55,7 @@ def launch(*args):
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
     """In this process (each case fails before Ray starts); the subprocess tests below cover the script."""
-    import launch as cli
+    from atari_distill import cli
 
     try:
         code = cli.main(args)
@@ -68,8 +68,8 @@ def test_bad_input_is_one_line_and_exit_code_2(args, words, capsys):
 
 
 def test_wrong_game_checkpoint_is_refused(tmp_path):
-    from models.checkpoint import make_payload, save_checkpoint
-    from models.networks import QNetwork
+    from atari_distill.models.checkpoint import make_payload, save_checkpoint
+    from atari_distill.models.networks import QNetwork
 
     save_checkpoint(tmp_path / "b.pt", make_payload(QNetwork("nature", {"breakout": 4}), "teacher"))
     result = launch("evaluate", "--checkpoint", str(tmp_path / "b.pt"), "--game", "pong", "--episodes", "1")
@@ -120,8 +120,8 @@ def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
 @pytest.fixture
 def finished_config(tmp_path):
     """A run directory as a distill run leaves it (its config; no run is needed to test refusals)."""
-    from pipelines.config import DistillConfig
-    from rundir.directory import RunDir
+    from atari_distill.pipelines.config import DistillConfig
+    from atari_distill.rundir.directory import RunDir
 
     run = RunDir.create(tmp_path / "run", DistillConfig.from_flags(out=str(tmp_path / "run")).validate().to_json())
     return run.path
@@ -177,7 +177,7 @@ def test_an_impossible_resource_plan_is_refused_before_anything_is_written(tmp_p
 
 
 def test_a_bug_is_one_line_naming_where_its_traceback_went(monkeypatch, capsys, tmp_path):
-    import launch as cli
+    from atari_distill import cli
 
     def broken(args):
         raise KeyError("an internal slip")
@@ -197,8 +197,8 @@ def test_a_bug_is_one_line_naming_where_its_traceback_went(monkeypatch, capsys, 
 def test_report_skips_a_metrics_line_that_is_not_utf8_naming_the_file(finished_config, tmp_path, capsys):
     """One damaged line (a disk error, a copy gone wrong) costs the report that point, not the whole
     report, and the user learns which file holds it."""
-    import launch as cli
-    from rundir.directory import RunDir
+    from atari_distill import cli
+    from atari_distill.rundir.directory import RunDir
 
     good = [json.dumps({"kind": "distill", "updates": u, "loss": 1.0 / u}).encode() for u in (10, 20, 30)]
     metrics = finished_config / "metrics.jsonl"
@@ -215,7 +215,7 @@ def test_report_skips_a_metrics_line_that_is_not_utf8_naming_the_file(finished_c
 @pytest.mark.parametrize("command", ["distill", "multitask", "teacher", "online", "record", "evaluate", "export",
                                      "watch", "report", "zoo", "presets"])
 def test_every_commands_help_prints_without_none_defaults(command, capsys):
-    import launch as cli
+    from atari_distill import cli
 
     with pytest.raises(SystemExit) as exit:
         cli.main([command, "--help"])
@@ -234,7 +234,7 @@ FOREIGN = {  # flag text that belongs to another command
 
 @pytest.mark.parametrize("command", sorted(FOREIGN))
 def test_a_commands_help_carries_no_other_commands_text(command, capsys):
-    import launch as cli
+    from atari_distill import cli
 
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
@@ -244,10 +244,10 @@ def test_a_commands_help_carries_no_other_commands_text(command, capsys):
 
 def test_evaluate_takes_a_run_directory_or_its_checkpoint_without_naming_the_game(finished_config, capsys):
     """The game comes from the network's one head; a run directory plays its newest student."""
-    import launch as cli
-    from models.checkpoint import make_payload
-    from models.networks import QNetwork
-    from rundir.directory import RunDir
+    from atari_distill import cli
+    from atari_distill.models.checkpoint import make_payload
+    from atari_distill.models.networks import QNetwork
+    from atari_distill.rundir.directory import RunDir
 
     run = RunDir.open(finished_config)
     for updates in (10, 20):

@@ -17,32 +17,50 @@ LAYERS = (  # lowest first; a module may import its own layer's modules and thos
     ("rundir", "zoo.publish"),
     ("ui",),
     ("pipelines",),
-    ("launch",),
+    ("policy", "api"),
+    ("cli", "__main__", "launch"),
 )
+PREFIX = "atari_distill."
 
 
 def layer(module: str) -> int:
+    if module == "atari_distill":  # the package's own door: names re-exported from every layer, loaded lazily
+        return len(LAYERS)
+    module = module.removeprefix(PREFIX)
+    if module in PACKAGES:  # a folder's __init__: a docstring, no imports (checked below)
+        return 0
     for depth, prefixes in enumerate(LAYERS):
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return depth
     raise AssertionError(f"{module} is in no layer; add it to LAYERS")
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts): p
+def module_files() -> dict[str, Path]:
+    """Every module of the package by its import name: the top folders are atari_distill's subpackages."""
+    modules = {PREFIX + ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
                for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+    modules.update({PREFIX + p.stem: p for p in (ROOT / "atari_distill").glob("*.py") if p.stem != "__init__"})
+    modules["atari_distill"] = ROOT / "atari_distill" / "__init__.py"
     modules["launch"] = ROOT / "launch.py"
-    graph = {name: set() for name in modules}
-    for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            else:
-                continue
-            graph[name].update(t for t in targets if t in modules and t != name)
-    return graph
+    return modules
+
+
+def imports(path: Path, modules: dict | None = None) -> list[str]:
+    """Every module `path` imports, at its top or inside a function (`from a import b`: a.b where that
+    is one of `modules`, else a)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in (modules or {})
+                      else node.module for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = module_files()
+    return {name: {t for t in imports(path, modules) if t in modules and t != name} for name, path in modules.items()}
 
 
 def test_no_module_imports_itself_through_others():
@@ -69,8 +87,20 @@ def test_no_module_imports_a_higher_layer():
 
 
 def test_every_package_is_on_the_list():
-    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench", "atari_distill"}
     assert packages == set(PACKAGES)
+
+
+def test_package_inits_import_nothing():
+    assert [p for p in PACKAGES if imports(ROOT / p / "__init__.py")] == []
+
+
+def test_no_module_imports_a_bare_top_folder():
+    """Installed, only atari_distill exists: `import models` would find another project's package, or nothing."""
+    bare = [f"{path.relative_to(ROOT)}: {target}" for path in [*module_files().values(), *ROOT.glob("tests/**/*.py"),
+                                                               *ROOT.glob("bench/*.py"), *ROOT.glob("examples/*.py")]
+            for target in imports(path) if target.split(".")[0] in PACKAGES + ("launch",)]
+    assert not bare, bare
 
 
 def test_every_error_of_ours_is_one_launch_prints_as_one_line():
@@ -79,7 +109,7 @@ def test_every_error_of_ours_is_one_launch_prints_as_one_line():
     import importlib
     import inspect
 
-    errors = [cls for name in import_graph() if name != "launch"
+    errors = [cls for name in import_graph() if name not in ("launch", "atari_distill.__main__")
               for _, cls in inspect.getmembers(importlib.import_module(name), inspect.isclass)
               if cls.__name__.endswith("Error") and cls.__module__ == name]
     assert len(errors) >= 12

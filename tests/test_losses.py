@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from learner.losses import (LOSSES, EntropyWeightedKLLoss, GapWeightedNLLLoss, KLLoss, MSELoss, NLLLoss,
+from atari_distill.learner.losses import (LOSSES, EntropyWeightedKLLoss, GapWeightedNLLLoss, KLLoss, MSELoss, NLLLoss,
                             hyperparameters, make_loss)
 
 
@@ -72,8 +72,8 @@ def test_a_new_loss_in_one_place_gets_its_flag_checked_and_into_the_learner(monk
     out of range in one line, and reaches the learner's config built from it."""
     import dataclasses
 
-    from learner import losses
-    from pipelines import config
+    from atari_distill.learner import losses
+    from atari_distill.pipelines import config
 
     @dataclasses.dataclass(frozen=True)
     class HuberLoss(losses.Loss):

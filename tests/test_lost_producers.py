@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from cluster.runtime import LOST_RUN, WindDown, runs_within, wind_down
+from atari_distill.cluster.runtime import LOST_RUN, WindDown, runs_within, wind_down
 from tests.conftest import kill_shard
 
 
@@ -73,10 +73,10 @@ def test_a_wind_down_reports_the_live_and_gives_up_on_the_lost(ray_runtime):
 def test_a_finished_distillation_reports_a_dead_shard_as_unavailable(ray_runtime):
     """A shard whose actor died for good answers at once with an error, not a timeout: the run's
     summary must still be written, saying the replay figures are unavailable."""
-    from actors.env import EnvConfig
-    from actors.games import game_spec
-    from pipelines.distill import GameRun, final_replay
-    from replay.shard import UNAVAILABLE, ReplayShard
+    from atari_distill.actors.env import EnvConfig
+    from atari_distill.actors.games import game_spec
+    from atari_distill.pipelines.distill import GameRun, final_replay
+    from atari_distill.replay.shard import UNAVAILABLE, ReplayShard
 
     ray = ray_runtime
     shard = ray.remote(ReplayShard).options(num_cpus=0, max_restarts=0).remote("pong", 6, 256, 5)

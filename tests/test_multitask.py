@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.losses import make_loss
-from learner.schedule import GameSchedule
-from models.networks import QNetwork
-from pipelines.config import ConfigError, MultitaskConfig
+from atari_distill.learner.losses import make_loss
+from atari_distill.learner.schedule import GameSchedule
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import ConfigError, MultitaskConfig
 
 HEADS = {"pong": 6, "breakout": 4, "space_invaders": 6}
 
@@ -74,7 +74,7 @@ def test_bad_multitask_flags_are_refused(flags, words):
 
 
 def test_teacher_directory_is_matched_by_game_name(tmp_path):
-    from models.checkpoint import make_payload, save_checkpoint
+    from atari_distill.models.checkpoint import make_payload, save_checkpoint
 
     for game, actions in (("pong", 6), ("breakout", 4)):
         save_checkpoint(tmp_path / f"{game}.pt", make_payload(QNetwork("nature", {game: actions}), "teacher"))
@@ -89,7 +89,7 @@ def test_multitask_student_learns_two_live_random_teachers(ray_runtime, tmp_path
     actions (games whose episodes are short, so the one episode each scored is not most of the test)."""
     import json
 
-    from pipelines.distill import run_distill
+    from atari_distill.pipelines.distill import run_distill
 
     cfg = MultitaskConfig.from_flags(games="ms_pacman,breakout", student="net1", updates=2000, log_every=1000,
                           checkpoint_every=2000, capacity_hours=0.2, min_replay=1000, eval_episodes=1, select_episodes=1,
@@ -104,7 +104,7 @@ def test_multitask_student_learns_two_live_random_teachers(ray_runtime, tmp_path
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["samples_per_game"] == {"ms_pacman": 32_000, "breakout": 32_000}
     assert set(metrics[-1]["replay_per_game"]) == {"ms_pacman", "breakout"}
-    from models.checkpoint import load_checkpoint
+    from atari_distill.models.checkpoint import load_checkpoint
 
     final = load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00002000.pt")
     assert final["heads"] == {"ms_pacman": 9, "breakout": 4}
@@ -126,9 +126,9 @@ def test_reweighting_a_schedule_moves_its_shares_from_that_turn_on():
 def test_a_checkpoint_keeps_the_balancers_newest_weights_before_training_reaches_them():
     import dataclasses
 
-    from learner.learner import Learner
-    from pipelines.config import DistillConfig
-    from pipelines.distill import learner_config
+    from atari_distill.learner.learner import Learner
+    from atari_distill.pipelines.config import DistillConfig
+    from atari_distill.pipelines.distill import learner_config
 
     config = learner_config(DistillConfig.from_flags(batch_size=32).validate(), "net3", "kl", 1)
     learner = Learner(dataclasses.replace(config, device="cpu", graphs=False), {"pong": 6, "breakout": 4},
@@ -140,7 +140,7 @@ def test_a_checkpoint_keeps_the_balancers_newest_weights_before_training_reaches
 
 
 def test_the_balancing_schedule_gives_a_lagging_game_more_batches_and_reads_only_selection_seeds():
-    from pipelines.student_evaluations import Balancer
+    from atari_distill.pipelines.student_evaluations import Balancer
 
     baselines = {"pong": (20.0, -20.0), "breakout": (30.0, 2.0), "freeway": (20.0, 0.0)}  # (teacher, random)
     balancer = Balancer(baselines)
@@ -171,8 +171,8 @@ def test_a_run_from_before_the_schedule_flag_resumes_with_its_fixed_shares(tmp_p
     import json
     from argparse import Namespace
 
-    from pipelines.commands import RUN_KINDS, open_for_resume
-    from rundir.directory import RunDir
+    from atari_distill.pipelines.commands import RUN_KINDS, open_for_resume
+    from atari_distill.rundir.directory import RunDir
 
     cfg = MultitaskConfig.from_flags(games="pong,breakout", teachers="zoo", eval_every=100,
                                      out=str(tmp_path / "run")).validate()

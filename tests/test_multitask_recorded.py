@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-import launch
-from pipelines.config import ConfigError, MultitaskConfig, RecordConfig
-from pipelines.distill import run_distill
-from pipelines.record import run_record
-from replay.dataset import RECORD_HEADER, Dataset
+from atari_distill import cli as launch
+from atari_distill.pipelines.config import ConfigError, MultitaskConfig, RecordConfig
+from atari_distill.pipelines.distill import run_distill
+from atari_distill.pipelines.record import run_record
+from atari_distill.replay.dataset import RECORD_HEADER, Dataset
 
 GAMES = ("freeway", "ms_pacman")  # zoo teachers far above random play, in episodes of 700-2,000 steps
 
@@ -34,8 +34,8 @@ def refusal(args, capsys) -> str:
 
 def test_a_multitask_run_refuses_a_missing_game_another_teacher_and_damage_in_one_line(recordings, tmp_path,
                                                                                           capsys):
-    from models.checkpoint import make_payload, save_checkpoint
-    from models.networks import QNetwork
+    from atari_distill.models.checkpoint import make_payload, save_checkpoint
+    from atari_distill.models.networks import QNetwork
 
     out = ["--out", str(tmp_path / "run"), "--min-replay", "500"]
     assert "no recording of pong" in refusal(["multitask", "--datasets", str(recordings), "--games", "freeway,pong",
@@ -87,8 +87,8 @@ MARGIN = {"freeway": 5.0, "ms_pacman": 100.0}  # +20 and +730 over 2 episodes (2
 
 
 def test_the_report_draws_a_curve_per_game_between_teacher_and_random(trained, tmp_path):
-    from ui.report import write_report
-    from ui.summaries import distill_lines
+    from atari_distill.ui.report import write_report
+    from atari_distill.ui.summaries import distill_lines
 
     _, summary, run = trained
     result = write_report([str(run)], str(tmp_path / "report"))

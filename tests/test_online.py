@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from models.checkpoint import load_checkpoint
-from pipelines.config import OnlineConfig, from_args
-from rundir.directory import RunDir
+from atari_distill.models.checkpoint import load_checkpoint
+from atari_distill.pipelines.config import OnlineConfig, from_args
+from atari_distill.rundir.directory import RunDir
 from tests.test_dqn import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,8 @@ def rigged_scorer(registry, version, frames, payload, game, protocol):
 
 
 def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
-    from launch import build_parser
-    from pipelines.online import run_online
+    from atari_distill.cli import build_parser
+    from atari_distill.pipelines.online import run_online
 
     args = build_parser().parse_args(["online", *ONLINE, "--out", str(tmp_path / "run")])
     summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, scorer=rigged_scorer)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cluster.placement import Bundle, Node, PlacementPlan, learner_bundle
-from pipelines.config import ConfigError
+from atari_distill.cluster.placement import Bundle, Node, PlacementPlan, learner_bundle
+from atari_distill.pipelines.config import ConfigError
 
 GIB = 1024**3
 

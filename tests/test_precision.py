@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from actors import precision
-from actors.precision import KL_TV_TOLERANCE, half_precision_keeps_target
-from learner.learner import bf16_autocast
-from learner.losses import KLLoss, MSELoss, NLLLoss, make_loss
-from models.networks import QNetwork
-from zoo import publish
+from atari_distill.actors import precision
+from atari_distill.actors.precision import KL_TV_TOLERANCE, half_precision_keeps_target
+from atari_distill.learner.learner import bf16_autocast
+from atari_distill.learner.losses import KLLoss, MSELoss, NLLLoss, make_loss
+from atari_distill.models.networks import QNetwork
+from atari_distill.zoo import publish
 
 STRICTEST = KLLoss(tau=0.01)
 
@@ -104,10 +104,10 @@ def test_without_float16_kernels_it_judges_rounded_weights():
 
 
 def test_rollout_check_judges_calibration_frames_for_its_losses(monkeypatch):
-    import actors.teachers
-    from actors.rollout import TeacherRollout, half_keeps_targets
+    import atari_distill.actors.teachers as teachers
+    from atari_distill.actors.rollout import TeacherRollout, half_keeps_targets
 
-    monkeypatch.setattr(actors.teachers, "calibration_frames", lambda game, seed: frames(16))
+    monkeypatch.setattr(teachers, "calibration_frames", lambda game, seed: frames(16))
     net = close_top_two()
     assert half_keeps_targets(net, "g", torch.device("cpu"), KLLoss(tau=1.0))[0]
     ok, line = half_keeps_targets(net, "g", torch.device("cpu"), STRICTEST)
@@ -144,7 +144,7 @@ def test_bf16_autocast_keeps_the_loss_within_1_percent_except_mse(name):
 
 
 def test_the_weighted_losses_are_judged_on_their_target_and_their_weights():
-    from learner.losses import EntropyWeightedKLLoss, GapWeightedNLLLoss
+    from atari_distill.learner.losses import EntropyWeightedKLLoss, GapWeightedNLLLoss
 
     net, x = close_top_two(), frames()
     ok, measured, line = half_precision_keeps_target(net, x, GapWeightedNLLLoss(gap_tau=0.01))

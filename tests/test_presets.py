@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, build_network, load_checkpoint, make_payload, save_checkpoint
-from models.networks import PRESETS, QNetwork, UnknownPresetError, canonical_preset, parameter_count, preset_table
+from atari_distill.models.checkpoint import CheckpointError, build_network, load_checkpoint, make_payload, save_checkpoint
+from atari_distill.models.networks import PRESETS, QNetwork, UnknownPresetError, canonical_preset, parameter_count, preset_table
 
 PAPER_COUNTS_18_ACTIONS = {"nature": 1_693_362, "net1": 427_874, "net2": 113_346, "net3": 61_954}
 

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.env import ACTOR_SEED_STRIDE, MAX_ACTOR_ID, MAX_ENVS_PER_ACTOR, actor_seed, restarted_actor_seed
-from actors.evaluate import MAX_SLOTS
-from actors.holdout import NUM_ENVS, holdout_frames
-from actors.protocol import HOLDOUT, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol, ProtocolError
-from pipelines.evaluation import compare, geometric_mean, geometric_means, ratio_bound
+from atari_distill.actors.env import ACTOR_SEED_STRIDE, MAX_ACTOR_ID, MAX_ENVS_PER_ACTOR, actor_seed, restarted_actor_seed
+from atari_distill.actors.evaluate import MAX_SLOTS
+from atari_distill.actors.holdout import NUM_ENVS, holdout_frames
+from atari_distill.actors.protocol import HOLDOUT, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol, ProtocolError
+from atari_distill.pipelines.evaluation import compare, geometric_mean, geometric_means, ratio_bound
 
 
 def seeds_of(protocol: EvalProtocol, purpose: str, block: int = 0) -> set[int]:
@@ -92,7 +92,7 @@ def test_a_student_below_a_negative_teacher_reads_normalised_far_above_random():
 def test_a_teacher_no_better_than_random_gets_no_normalised_percentage_but_the_margin_over_random():
     """A random-weight Breakout teacher (1.8 +/- 0.5 against random's 1.6 +/- 0.6) and a student that
     learnt from the reward (6.6 +/- 0.7): a normalised % would be 3700% with a lower bound of -18901%."""
-    from ui.summaries import ratio_text
+    from atari_distill.ui.summaries import ratio_text
 
     result = compare({"mean": 6.57, "ci95": 0.69, "episodes": 30}, {"mean": 1.77, "ci95": 0.53, "episodes": 30},
                      {"mean": 1.63, "ci95": 0.63, "episodes": 30})
@@ -129,7 +129,7 @@ def test_geometric_mean_of_percentages():
 
 
 def test_geometric_mean_lower_bound_matches_a_simulation():
-    from pipelines.evaluation import geometric_mean_low95
+    from atari_distill.pipelines.evaluation import geometric_mean_low95
 
     rng = np.random.default_rng(0)
     means, sds = np.array([95.0, 120.0, 70.0, 100.0]), np.array([8.0, 15.0, 6.0, 12.0])

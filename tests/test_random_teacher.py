@@ -1,6 +1,6 @@
 import numpy as np
 
-from actors.rollout import TeacherRollout
+from atari_distill.actors.rollout import TeacherRollout
 
 
 def test_random_teacher_policy_is_not_degenerate_on_its_own_frames(pong_teacher):
@@ -13,8 +13,8 @@ def test_random_teacher_policy_is_not_degenerate_on_its_own_frames(pong_teacher)
 
 
 def test_random_teacher_is_reproducible(pong_teacher):
-    from actors.games import game_spec
-    from actors.teachers import random_teacher
+    from atari_distill.actors.games import game_spec
+    from atari_distill.actors.teachers import random_teacher
 
     again = random_teacher(game_spec("pong"), seed=0)
     assert all((again["model"][k] == v).all() for k, v in pong_teacher["model"].items())

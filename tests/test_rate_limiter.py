@@ -3,9 +3,9 @@ import threading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.chunk import encode
-from replay.rate_limiter import SampleToInsertRatio
-from replay.shard import ReplayShard
+from atari_distill.replay.chunk import encode
+from atari_distill.replay.rate_limiter import SampleToInsertRatio
+from atari_distill.replay.shard import ReplayShard
 from tests.test_chunk import make_chunk
 
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from cluster.registry import CheckpointRegistry, RegistryError
+from atari_distill.cluster.registry import CheckpointRegistry, RegistryError
 
 
 def registered(tmp_path, versions):

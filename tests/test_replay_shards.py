@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay.chunk import Chunk, ChunkError, decode, encode
-from replay.memory_plan import GIB, MemoryPlan, MemoryPlanError
-from replay.shard import ReplayShard, shard_for_actor, split_budget
+from atari_distill.replay.chunk import Chunk, ChunkError, decode, encode
+from atari_distill.replay.memory_plan import GIB, MemoryPlan, MemoryPlanError
+from atari_distill.replay.shard import ReplayShard, shard_for_actor, split_budget
 from tests.conftest import kill_shard
 from tests.test_chunk import _mutate, make_chunk
 from tests.test_frame_ring import run_actors
@@ -29,8 +29,8 @@ def test_sampling_is_uniform_over_shards_of_unequal_fill(ray_runtime):
     """Drives the learner's own BatchStream against shard actors holding 100, 300 and 600 steps: its
     bookkeeping of shard sizes, not a stand-in loop, must pick shards in proportion to what they
     hold, so that every stored step is drawn equally often."""
-    from learner.batches import BatchStream
-    from learner.schedule import GameSchedule
+    from atari_distill.learner.batches import BatchStream
+    from atari_distill.learner.schedule import GameSchedule
 
     fills = [1, 3, 6]  # chunks of 100 steps
     shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0, max_concurrency=2).remote("pong", 6, 1000, k)
@@ -168,7 +168,7 @@ def test_memory_plan_is_exact_and_refuses_what_cannot_fit():
 
 
 def test_memory_plan_reserves_each_shards_batch_slots():
-    from learner.batches import shard_slot_bytes
+    from atari_distill.learner.batches import shard_slot_bytes
 
     slots = shard_slot_bytes(256, 4, streams=2)  # a sweep of two students at batch 256
     assert slots == 2 * 14 * (256 * 4 * 84 * 84 + 4096)  # two requests of 4 in flight, 4 in use, 2 going back
@@ -185,7 +185,7 @@ def test_a_wind_down_reads_every_shards_stats_or_none_when_one_is_gone(ray_runti
     """A run stopping after a node left must not wait for ever on the shard it took with it."""
     import time
 
-    from replay.shard import stats_if_answered
+    from atari_distill.replay.shard import stats_if_answered
 
     shards = [ray_runtime.remote(ReplayShard).options(num_cpus=0).remote("pong", 6, 256, 5) for _ in range(2)]
     answered = stats_if_answered(shards)
@@ -198,7 +198,7 @@ def test_a_wind_down_reads_every_shards_stats_or_none_when_one_is_gone(ray_runti
 
 
 def test_a_requests_batches_pack_into_one_array_per_small_key_and_unpack_as_they_were():
-    from replay.shard import pack_batches, unpack_batches
+    from atari_distill.replay.shard import pack_batches, unpack_batches
 
     rng = np.random.default_rng(0)
     batches = [{"q": rng.standard_normal((32, 6)).astype(np.float32), "seq": np.arange(32) + 32 * i,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ui.progress import Progress
-from ui.plots import KEY_COLOURS
-from ui.report import FINAL_STAR
+from atari_distill.ui.progress import Progress
+from atari_distill.ui.plots import KEY_COLOURS
+from atari_distill.ui.report import FINAL_STAR
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
                 "--eval-episodes", "1", "--select-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
@@ -19,9 +19,9 @@ TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "2
 
 @pytest.fixture(scope="module")
 def two_runs(ray_runtime, tmp_path_factory):
-    from launch import build_parser
-    from pipelines.config import DistillConfig, from_args
-    from pipelines.distill import run_distill
+    from atari_distill.cli import build_parser
+    from atari_distill.pipelines.config import DistillConfig, from_args
+    from atari_distill.pipelines.distill import run_distill
 
     paths = []
     for student in ("net3", "net1"):
@@ -46,7 +46,7 @@ def markdown_table(text: str, heading: str) -> list[dict]:
 def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, tmp_path):
     import matplotlib.image
 
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     result = write_report([str(p) for p in two_runs], str(tmp_path / "report"))
     assert set(result["plots"]) == {"loss", "scores", "throughput", "compression", "learning"}
@@ -82,9 +82,9 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
 
 @pytest.fixture(scope="module")
 def teacher_run(ray_runtime, tmp_path_factory):
-    from launch import build_parser
-    from pipelines.config import TeacherConfig, from_args
-    from pipelines.teacher import run_teacher
+    from atari_distill.cli import build_parser
+    from atari_distill.pipelines.config import TeacherConfig, from_args
+    from atari_distill.pipelines.teacher import run_teacher
     from tests.test_dqn import TINY
 
     out = tmp_path_factory.mktemp("runs") / "dqn"
@@ -100,7 +100,7 @@ MIXED_RUNS = ["demo", "sweep", "from-dataset", "mt2", "teacher", "online"]
 
 def test_mixed_runs_get_one_unit_per_axis_and_one_style_per_series(two_runs, teacher_run, tmp_path):
     """Read from the drawn artists: no axis mixes updates with frames, no two series look alike."""
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     result = write_report([str(p) for p in [*two_runs, teacher_run]], str(tmp_path / "report"))
     artists = result["artists"]
@@ -127,7 +127,7 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     """A quick start, a sweep, a dataset run (Pong), a multi-task run, a teacher run and an online run
     (Pong), read from the drawn artists: a panel per game, one colour per series in every plot, error
     bars on every score, the teacher, random and majority baselines, and no overlapping tick labels."""
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     result = write_report([str(MIXED / name) for name in MIXED_RUNS], str(tmp_path / "report"))
     artists = result["artists"]
@@ -204,7 +204,7 @@ def test_students_scored_at_the_same_updates_are_drawn_side_by_side(tmp_path):
     there are, while the axis still spans the updates."""
     import shutil
 
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     for name, copies in (("demo", 9), ("mt2", 2)):
         for copy in range(copies):
@@ -244,7 +244,7 @@ def test_tensorboard_holds_the_metrics_scalars(two_runs):
 
 
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
-    from ui.report import ReportError, write_report
+    from atari_distill.ui.report import ReportError, write_report
 
     with pytest.raises(ReportError, match="not a run directory"):
         write_report([str(tmp_path)], str(tmp_path / "out"))
@@ -312,7 +312,7 @@ def test_runs_without_final_scores_and_a_multitask_sweep_still_get_their_rows(tm
     summary["per_game"] = {g: {k: v for k, v in r.items() if k in ("teacher_score", "random_score", "majority_baseline")}
                            for g, r in summary["per_game"].items()}
     (runs["mt-sweep"] / "summary.json").write_text(json.dumps(summary))
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     result = write_report([str(p) for p in runs.values()], str(tmp_path / "report"))
     rows = {row["series"]: row for row in markdown_table((tmp_path / "report" / "report.md").read_text(), "Runs")}

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from learner.learner import Learner
-from learner.td import dqn_loss, rl_loss
-from models.networks import QNetwork
-from pipelines.config import ConfigError, DistillConfig
-from pipelines.distill import learner_config
-from pipelines.sections import RLSettings
-from pipelines.student_evaluations import Handoff, first_update
-from rundir.directory import RunDir
+from atari_distill.learner.learner import Learner
+from atari_distill.learner.td import dqn_loss, rl_loss
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import ConfigError, DistillConfig
+from atari_distill.pipelines.distill import learner_config
+from atari_distill.pipelines.sections import RLSettings
+from atari_distill.pipelines.stopping import StopToken
+from atari_distill.pipelines.student_evaluations import Handoff, first_update
+from atari_distill.rundir.directory import RunDir
 
 
 def rl_learner(**flags) -> Learner:
@@ -48,7 +49,7 @@ def test_the_reward_term_is_the_dqns_td_loss_on_the_students_outputs():
 def test_the_distillation_term_reads_the_students_outputs_at_the_teachers_temperature():
     """So they stay Q values in the teacher's units, which the TD term needs (a tau-0.01 KL on raw outputs
     makes them logits a hundred times the teacher's Q)."""
-    from learner.losses import KLLoss
+    from atari_distill.learner.losses import KLLoss
 
     learner = rl_learner(tau=0.05)
     batch = transitions(np.random.default_rng(2).standard_normal((16, 6)))
@@ -78,7 +79,8 @@ def test_at_distillation_weight_zero_the_teachers_labels_no_longer_move_the_stud
 def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_the_teachers(tmp_path):
     run = RunDir.create(tmp_path / "run", "{}")
     learner = rl_learner()
-    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0, True)}, run, echo=lambda *_: None)
+    handoff = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0, True)}, run, echo=lambda *_: None,
+                      stop=StopToken())
     records = []
     for updates, score in ((100, -20.0), (200, -5.0), (300, 10.0), (400, 14.0), (500, 2.0)):  # ci95 3
         state = learner.state({"game": "pong"})
@@ -100,16 +102,16 @@ def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the
     baselines carry them in, the test of chance, the handoff and what the run records and says."""
     from types import SimpleNamespace
 
-    from actors.evaluate import EvalResult
-    from pipelines import student_evaluations
-    from pipelines.student_evaluations import Balancer, distinct, selection_baselines
+    from atari_distill.actors.evaluate import EvalResult
+    from atari_distill.pipelines import student_evaluations
+    from atari_distill.pipelines.student_evaluations import Balancer, distinct, selection_baselines
 
     def result(mean, ci95):
         return EvalResult(8, mean, ci95, mean, 0.0, 3.0, 100.0, 0.05, 30, [mean] * 8)
 
     assert not distinct(result(1.4, 0.8), result(0.6, 0.5))  # 0.8 apart, half-width 0.94
     assert distinct(result(3.0, 1.5), result(1.0, 0.6)) and distinct(result(6.9, 1.0), result(0.6, 0.5))
-    from actors.protocol import RANDOM_EPSILON
+    from atari_distill.actors.protocol import RANDOM_EPSILON
 
     played = {False: result(1.4, 0.8), True: result(0.6, 0.5)}  # the random policy? -> what it scored
     monkeypatch.setattr(student_evaluations, "submit_evaluation", lambda *a, epsilon, **k: epsilon == RANDOM_EPSILON)
@@ -120,7 +122,8 @@ def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the
     assert baselines() == {"breakout": (1.4, 0.6, False)}
 
     said, learner = [], rl_learner()
-    handoff = Handoff(RLSettings(rl_weight=1.0), baselines, RunDir.create(tmp_path / "r", "{}"), echo=said.append)
+    handoff = Handoff(RLSettings(rl_weight=1.0), baselines, RunDir.create(tmp_path / "r", "{}"), echo=said.append,
+                      stop=StopToken())
     record = handoff.point("net3/kl", "breakout", 100, {"score": 0.2, "ci95": 0.3}, learner.state({"game": "breakout"}),
                            learner)
     assert record["distill_weight"] == 0.0 and float(learner.distill_weight) == 0.0
@@ -178,7 +181,7 @@ def test_bad_rl_flags_are_refused_by_name(flags, words):
 
 def test_a_run_with_a_best_checkpoint_still_names_one_student(tmp_path):
     """`evaluate RUN` and `export RUN` take its student; `--series student-best` its best curve point."""
-    from pipelines.sources import resolve_model
+    from atari_distill.pipelines.sources import resolve_model
 
     run = RunDir.create(tmp_path / "run", "{}")
     learner = rl_learner()

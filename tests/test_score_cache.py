@@ -5,8 +5,8 @@ folder that cannot be written, a damaged file or no home directory costs a repla
 import json
 from pathlib import Path
 
-from actors.env import EnvConfig
-from pipelines.score_cache import ScoreCache, default_folder
+from atari_distill.actors.env import EnvConfig
+from atari_distill.pipelines.score_cache import ScoreCache, default_folder
 
 PLAY = {"env_config": EnvConfig(), "epsilon": 0.05, "seed": 1000}
 ROWS = [[0, 21.0, 812], [1, 19.0, 790]]

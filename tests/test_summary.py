@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from rundir.summary import Summary, SummaryError, kind_of_config
+from atari_distill.rundir.summary import Summary, SummaryError, kind_of_config
 
 
 def test_every_run_config_has_a_summary_kind():
-    from pipelines.config import RunConfig
-    from rundir.summary import KINDS
+    from atari_distill.pipelines.config import RunConfig
+    from atari_distill.rundir.summary import KINDS
 
     assert sorted(KINDS) == sorted(RunConfig.kinds())
 
@@ -18,7 +18,7 @@ def test_a_summary_reads_back_as_written(tmp_path):
     written = Summary("online", True, {"frames": 1200, "score": float("nan")}, wall_s=3.5)
     written.write(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == {
-        "kind": "online", "complete": True, "wall_s": 3.5, "frames": 1200, "score": None}
+        "kind": "online", "complete": True, "wall_s": 3.5, "frames": 1200, "score": None, "version": 2}
     read = Summary.read(tmp_path)
     assert (read.kind, read.complete, read.wall_s, read.results) == ("online", True, 3.5, {"frames": 1200, "score": None})
     stopped = Summary("teacher", False, {"updates": 7}, 1.0, "SIGINT")
@@ -28,7 +28,8 @@ def test_a_summary_reads_back_as_written(tmp_path):
 
 def test_an_older_summary_takes_its_kind_from_the_config(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"complete": True, "frames": 10}))
-    assert Summary.read(tmp_path, {"frames": 10, "distill_actors": 1}).kind == "online"
+    older = Summary.read(tmp_path, {"frames": 10, "distill_actors": 1})
+    assert (older.kind, older.version) == ("online", 1)
     assert [kind_of_config(c) for c in ({"games": "a,b"}, {"frames": 1}, {"updates": 1})] == \
         ["multitask", "teacher", "distill"]
 
@@ -46,7 +47,7 @@ def test_no_summary_yet_is_none(tmp_path):
 
 
 def test_record_teacher_and_online_end_with_human_lines_not_json():
-    from ui.summaries import online_lines, record_lines, teacher_lines
+    from atari_distill.ui.summaries import online_lines, record_lines, teacher_lines
 
     score = {"mean": 17.5, "ci95": 0.8, "episodes": 30}
     teacher = teacher_lines({"game": "pong", "frames": 4_000_000, "updates": 250_000, "wall_s": 4_000.0,
@@ -86,7 +87,7 @@ def test_every_run_kind_has_its_results_per_game_and_old_runs_read_the_same(tmp_
     assert "placement" not in written["per_game"]["pong"] and "updates" not in written["per_game"]["pong"]
     assert written["students"][0]["per_game"] == {"pong": {"student_score": {"mean": 15.0}, "normalised_pct": 94.7}}
     (tmp_path / "summary.json").write_text(json.dumps({"kind": "distill", "complete": True, "wall_s": 9.0, **flat}))
-    assert Summary.read(tmp_path).as_dict() == written
+    assert Summary.read(tmp_path).as_dict() == {**written, "version": 1}  # the same view; its version says older
     Summary("teacher", True, {"game": "pong", "best_report_score": {"mean": 19.0}}).write(tmp_path)
     assert Summary.read(tmp_path).as_dict()["per_game"] == {"pong": {"best_report_score": {"mean": 19.0}}}
     ten = {"games": ["pong", "breakout"], "per_game": {"pong": {"teacher_score": {"mean": 17.0}}, "breakout": {}}}

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from actors.env import make_vector_env
-from actors.games import game_spec
-from actors.teachers import load_teacher
-from models.checkpoint import CheckpointError, build_network
+from atari_distill.actors.env import make_vector_env
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.teachers import load_teacher
+from atari_distill.models.checkpoint import CheckpointError, build_network
 
 
 def our_observations(steps=24, envs=4, seed=3) -> np.ndarray:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from replay.chunk import Chunk, decode, encode
-from replay.frame_ring import FrameRing
+from atari_distill.replay.chunk import Chunk, decode, encode
+from atari_distill.replay.frame_ring import FrameRing
 from tests.test_frame_ring import run_actors
 
 GAMMA = 0.9

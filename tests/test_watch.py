@@ -5,14 +5,14 @@ import json
 
 import imageio.v3 as iio
 
-import launch
-from actors.games import game_spec
-from actors.teachers import load_teacher
-from models.checkpoint import fingerprint, make_payload
-from models.networks import QNetwork
-from pipelines.config import DistillConfig
-from rundir.directory import RunDir
-from ui.report import write_report
+from atari_distill import cli as launch
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.teachers import load_teacher
+from atari_distill.models.checkpoint import fingerprint, make_payload
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import DistillConfig
+from atari_distill.rundir.directory import RunDir
+from atari_distill.ui.report import write_report
 
 
 def test_watching_a_run_shows_its_student_beside_its_teacher_and_the_report_shows_the_still(tmp_path, capsys):

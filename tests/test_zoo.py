@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from actors.games import game_spec
-from actors.teachers import load_teacher
-from models.checkpoint import fingerprint, load_checkpoint
-from models.networks import QNetwork
-from pipelines.config import ConfigError, DistillConfig
-from actors.protocol import REPORT
-from zoo import catalog, publish
+from atari_distill.actors.games import game_spec
+from atari_distill.actors.teachers import load_teacher
+from atari_distill.models.checkpoint import fingerprint, load_checkpoint
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import ConfigError, DistillConfig
+from atari_distill.actors.protocol import REPORT
+from atari_distill.zoo import catalog, publish
 
 ZOO_GAMES = catalog.games()
 
@@ -83,7 +83,7 @@ def test_card_was_scored_on_report_seeds_and_keeps_its_history(game):
 def test_zoo_verify_plays_episodes_the_card_was_not_scored_on(ray_runtime, game, capsys):
     """A CI-sized `zoo --verify` on the next block of report seeds lands inside the card's interval,
     widened by its own (a real teacher misses that by chance in well under 1% of checks)."""
-    import launch
+    from atari_distill import cli as launch
 
     protocol = publish.card_protocol(catalog.card(game)["eval_protocol"]["env_mode"])
     verify_seeds = set(protocol.env_seeds(REPORT, 6, block=1).tolist())
@@ -92,7 +92,7 @@ def test_zoo_verify_plays_episodes_the_card_was_not_scored_on(ray_runtime, game,
 
 
 def test_zoo_lists_every_teacher(capsys):
-    import launch
+    from atari_distill import cli as launch
 
     assert launch.main(["zoo"]) == 0
     listed = capsys.readouterr().out
@@ -103,7 +103,7 @@ def test_zoo_lists_every_teacher(capsys):
 
 def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_path):
     """The README's promise at CI size: a small student, a few hundred updates, well above random play."""
-    from pipelines.distill import run_distill
+    from atari_distill.pipelines.distill import run_distill
 
     game = "ms_pacman" if "ms_pacman" in ZOO_GAMES else ZOO_GAMES[0]
     cfg = DistillConfig.from_flags(teacher=f"zoo:{game}", student="net3", updates=DISTILL_UPDATES,
@@ -130,8 +130,8 @@ EVAL_EPISODES = 8  # 4 averaged 902-950 in three runs, but once 475 on a loaded 
 
 
 def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_runtime, tmp_path):
-    from pipelines.config import RecordConfig
-    from pipelines.record import run_record
+    from atari_distill.pipelines.config import RecordConfig
+    from atari_distill.pipelines.record import run_record
 
     game = ZOO_GAMES[0]
     index = run_record(RecordConfig.from_flags(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
@@ -142,7 +142,7 @@ def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_
 
 
 def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monkeypatch):
-    from pipelines.config import MultitaskConfig
+    from atari_distill.pipelines.config import MultitaskConfig
     from tests.conftest import ROOT
 
     monkeypatch.chdir(ROOT)  # where zoo/ is a folder too
@@ -157,7 +157,7 @@ def test_multitask_takes_every_game_from_the_zoo_even_beside_the_zoo_folder(monk
 def test_zoo_verify_refuses_weights_that_do_not_match_their_card(tmp_path, monkeypatch, capsys):
     import shutil
 
-    import launch
+    from atari_distill import cli as launch
 
     game = ZOO_GAMES[0]
     for suffix in (".pt", ".json"):

@@ -40,8 +40,9 @@ RATE_WINDOW_S = 30.0  # labelled/s averages over at least this long
 
 class Progress:
     def __init__(self, title: str, total: int, unit: str, write=None, live: bool | None = None,
-                 capacity: dict[str, int] | None = None, console=None):
-        """`unit` is the record key that counts towards `total` (updates or frames)."""
+                 capacity: dict[str, int] | None = None, console=None, on_metrics=None):
+        """`unit` is the record key that counts towards `total` (updates or frames); `on_metrics`, if given,
+        is handed every metrics record as it is written, curve points included (a notebook, a search)."""
         self.title, self.total, self.unit = title, total, unit
         self.write = write or (lambda text: print(text, flush=True))
         self.live_mode = sys.stdout.isatty() if live is None else live
@@ -52,6 +53,7 @@ class Progress:
         self.first: dict[str, tuple[float, float]] = {}
         self.previous_labelled: dict[str, collections.deque] = {}  # (labelled steps, seconds) in the rate window
         self.live, self.console = None, console  # console: rich's, for tests; None is stdout
+        self.on_metrics = on_metrics
 
     @classmethod
     def quiet(cls) -> "Progress":
@@ -111,6 +113,8 @@ class Progress:
         return f"[{kind}] " + " | ".join(shown)
 
     def update(self, record: dict) -> None:
+        if self.on_metrics is not None:
+            self.on_metrics(dict(record))
         kind = record.get("kind", "distill")
         if kind.startswith("eval"):  # shown by `evaluation` as it finishes
             return

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rundir.directory import RunDir, RunDirError
-from rundir.summary import Summary, kind_of_config
-from ui.plots import MARKERS, Plots, series_key
-from ui.summaries import rl_text, student_acted
+from atari_distill.rundir.directory import RunDir, RunDirError
+from atari_distill.rundir.summary import Summary, kind_of_config
+from atari_distill.ui.plots import MARKERS, Plots, series_key
+from atari_distill.ui.summaries import rl_text, student_acted
 
 BY_FRAMES = ("teacher", "online")
 
@@ -614,8 +614,8 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
 
 def _params(preset: str | None, game: str) -> int | None:
     """A DQN's parameters from its preset, for teacher runs whose summary does not state them."""
-    from actors.games import game_spec
-    from models.networks import QNetwork, parameter_count
+    from atari_distill.actors.games import game_spec
+    from atari_distill.models.networks import QNetwork, parameter_count
 
     try:
         return parameter_count(QNetwork(preset, {game: game_spec(game).num_actions}))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from actors.evaluate import score_text
-from actors.protocol import MIN_CLAIM_EPISODES
+from atari_distill.actors.evaluate import score_text
+from atari_distill.actors.protocol import MIN_CLAIM_EPISODES
 
 
 def number(value, missing: str = "not scored") -> str:

@@ -35,7 +35,7 @@ def zoo_game(source: str | None) -> str | None:
     """The game a `zoo:GAME` source names (canonical), else None."""
     if not source or not source.startswith(PREFIX):
         return None
-    from actors.games import UnknownGameError, canonical_name
+    from atari_distill.actors.games import UnknownGameError, canonical_name
 
     try:
         return canonical_name(source[len(PREFIX):])

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from zoo.catalog import (CARD_EPISODES, CARD_FORMAT, CARD_NOOP_MAX, HALF_CHECK_STEPS, ZOO_DIR, ZooError, as_float32,
+from atari_distill.zoo.catalog import (CARD_EPISODES, CARD_FORMAT, CARD_NOOP_MAX, HALF_CHECK_STEPS, ZOO_DIR, ZooError, as_float32,
                          card, file_digest, overlaps, teacher_path)
 
 
@@ -16,7 +16,7 @@ def half_precision_keeps_actions(payload: dict, frames) -> tuple[bool, int]:
     """Whether fp16-rounded weights pick the same greedy action as the fp32 ones on every frame."""
     import torch
 
-    from models.checkpoint import build_network
+    from atari_distill.models.checkpoint import build_network
 
     full = build_network(payload).eval()
     rounded = build_network({**payload, "model": {k: v.half().float() if v.is_floating_point() else v
@@ -37,10 +37,10 @@ def _commit() -> str | None:
 def run_teacher(run_path: str, version: int | None) -> tuple[dict, dict, dict]:
     """The run's config, the registry entry to publish (the best, or `version`) and its weights as a
     bare teacher payload that keeps only the env mode it was trained in."""
-    from cluster.registry import CheckpointRegistry
-    from models.checkpoint import load_checkpoint
-    from models.networks import canonical_preset
-    from rundir.directory import RunDir
+    from atari_distill.cluster.registry import CheckpointRegistry
+    from atari_distill.models.checkpoint import load_checkpoint
+    from atari_distill.models.networks import canonical_preset
+    from atari_distill.rundir.directory import RunDir
 
     run = RunDir.open(run_path)
     registry = CheckpointRegistry(run.path / "registry.json")
@@ -57,7 +57,7 @@ def run_teacher(run_path: str, version: int | None) -> tuple[dict, dict, dict]:
 
 def card_protocol(mode: str, episodes: int = CARD_EPISODES) -> "EvalProtocol":
     """Every card's protocol: seed 0's report seeds, which no registry, curve or early stop plays."""
-    from actors.protocol import EvalProtocol
+    from atari_distill.actors.protocol import EvalProtocol
 
     return EvalProtocol(episodes=episodes, epsilon=0.05, noop_max=CARD_NOOP_MAX, sticky_actions=False, env_mode=mode,
                         seed=0, holdout_steps=HALF_CHECK_STEPS)
@@ -67,7 +67,7 @@ def shrink(payload: dict, game: str, protocol) -> tuple[dict, bool, str]:
     """Float16 weights where no greedy action changes on held-out frames; the payload and the check's line."""
     import torch
 
-    from actors.holdout import holdout_frames
+    from atari_distill.actors.holdout import holdout_frames
 
     frames, _, _ = holdout_frames(game, payload, protocol)
     half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
@@ -78,8 +78,8 @@ def shrink(payload: dict, game: str, protocol) -> tuple[dict, bool, str]:
 
 def score_card(payload: dict, game: str, protocol, workers: int) -> tuple[dict, dict]:
     """The teacher's and the random policy's scores on the card protocol's report seeds."""
-    from actors.evaluate import evaluate_parallel
-    from actors.protocol import REPORT
+    from atari_distill.actors.evaluate import evaluate_parallel
+    from atari_distill.actors.protocol import REPORT
 
     teacher_eval = evaluate_parallel(as_float32(payload), game, protocol.episodes, workers,
                                      **protocol.play(REPORT, payload))
@@ -98,9 +98,9 @@ def publish(run_path: str, episodes: int = 30, workers: int = 2, version: int | 
             zoo_dir: Path | None = None, commit: str | None = None, echo=print) -> dict:
     """Adds a teacher run's best checkpoint (or `version`) to the zoo, scored beside the random policy
     on report seeds (the registry chose it on selection seeds, so its registry score is biased high)."""
-    from actors.games import game_spec
-    from models.checkpoint import fingerprint, payload_params, save_checkpoint
-    from rundir.summary import Summary
+    from atari_distill.actors.games import game_spec
+    from atari_distill.models.checkpoint import fingerprint, payload_params, save_checkpoint
+    from atari_distill.rundir.summary import Summary
 
     zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:
@@ -154,9 +154,9 @@ RESCORE_WHY = ("re-scored on report seeds: the old score was played on seeds fro
 def rescore(game: str, episodes: int, workers: int, zoo_dir: Path | None = None, why: str = RESCORE_WHY) -> dict:
     """GAME's card scored again, weights untouched, on the card protocol's report seeds; the old
     figure goes into the card's history with `why`."""
-    from actors.games import canonical_name, game_spec
-    from actors.protocol import REPORT
-    from actors.teachers import load_teacher
+    from atari_distill.actors.games import canonical_name, game_spec
+    from atari_distill.actors.protocol import REPORT
+    from atari_distill.actors.teachers import load_teacher
 
     zoo_dir = zoo_dir or ZOO_DIR
     if episodes < CARD_EPISODES:
@@ -179,11 +179,11 @@ def verify(game: str, episodes: int, workers: int) -> tuple[dict, object, bool]:
     """GAME's zoo teacher played on episodes its card was not scored on (the next block of report
     seeds): the card, the new result, and whether their 95% intervals overlap (a real teacher fails
     that by chance in well under 1% of checks)."""
-    from actors.evaluate import evaluate_parallel
-    from actors.games import canonical_name, game_spec
-    from actors.protocol import REPORT
-    from actors.teachers import load_teacher
-    from cluster.runtime import connect
+    from atari_distill.actors.evaluate import evaluate_parallel
+    from atari_distill.actors.games import canonical_name, game_spec
+    from atari_distill.actors.protocol import REPORT
+    from atari_distill.actors.teachers import load_teacher
+    from atari_distill.cluster.runtime import connect
 
     game = canonical_name(game)
     known = card(game)
@@ -198,8 +198,8 @@ def verify(game: str, episodes: int, workers: int) -> tuple[dict, object, bool]:
 def learning_curve(run_path: str | Path) -> list[dict]:
     """Every scored checkpoint of a teacher run, with the wall time at which training had made
     its frames: what bench/time_to_score.py reads, so time-to-score needs no run directory."""
-    from cluster.registry import CheckpointRegistry
-    from rundir.directory import RunDir
+    from atari_distill.cluster.registry import CheckpointRegistry
+    from atari_distill.rundir.directory import RunDir
 
     run = RunDir.open(str(run_path))
     elapsed = [(m["frames"], m["elapsed_s"]) for m in run.metrics() if m.get("kind") == "dqn" and m.get("elapsed_s")]

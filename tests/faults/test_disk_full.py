@@ -5,10 +5,10 @@ import json
 import subprocess
 import sys
 
-from models.checkpoint import load_checkpoint, make_payload
-from models.networks import QNetwork
-from rundir.directory import RunDir
-from rundir.summary import Summary
+from atari_distill.models.checkpoint import load_checkpoint, make_payload
+from atari_distill.models.networks import QNetwork
+from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.summary import Summary
 from tests.conftest import ROOT
 
 LIMITED = """
@@ -16,11 +16,11 @@ import resource, signal, sys
 sys.path.insert(0, {root!r})
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
-from rundir.directory import RunDir
-from rundir.summary import Summary
-from models.checkpoint import WriteError, make_payload
-from models.networks import QNetwork
-from rundir.summary import Summary
+from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.summary import Summary
+from atari_distill.models.checkpoint import WriteError, make_payload
+from atari_distill.models.networks import QNetwork
+from atari_distill.rundir.summary import Summary
 run = RunDir.open(sys.argv[1])
 for write in (lambda: run.save_checkpoint(make_payload(QNetwork("nature", {{"pong": 6}}), "student", updates=200)),
               lambda: run.write_summary(Summary("distill", True, {{"padding": "x" * 2_000_000}}))):

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 import torch
 
-from actors.teacher_formats import CLEANRL_NAMES, SB3_NAMES, read_teacher_file
-from cluster.registry import CheckpointRegistry
-from models.checkpoint import content_digest, load_checkpoint, make_payload, save_checkpoint
-from models.networks import QNetwork
-from pipelines.config import DistillConfig
-from rundir.directory import RunDir
-from rundir.summary import Summary
-from replay.chunk import Chunk, encode
-from replay.dataset import Dataset, DatasetWriter
+from atari_distill.actors.teacher_formats import CLEANRL_NAMES, SB3_NAMES, read_teacher_file
+from atari_distill.cluster.registry import CheckpointRegistry
+from atari_distill.models.checkpoint import content_digest, load_checkpoint, make_payload, save_checkpoint
+from atari_distill.models.networks import QNetwork
+from atari_distill.pipelines.config import DistillConfig
+from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.summary import Summary
+from atari_distill.replay.chunk import Chunk, encode
+from atari_distill.replay.dataset import Dataset, DatasetWriter
 
 CASES = 40
 

@@ -7,9 +7,9 @@ import signal
 import threading
 import time
 
-from models.checkpoint import load_checkpoint
-from pipelines.config import DistillConfig
-from pipelines.distill import run_distill
+from atari_distill.models.checkpoint import load_checkpoint
+from atari_distill.pipelines.config import DistillConfig
+from atari_distill.pipelines.distill import run_distill
 from tests.processes import ray_workers
 
 UPDATES = 200
@@ -79,9 +79,9 @@ def test_a_killed_dqn_actor_is_restarted_and_the_teacher_run_finishes(ray_runtim
     """The DQN's exploring actor dies mid-run: Ray restarts it, its new stream starts with every env
     reset (no n-step transition crosses from the dead stream: tests/test_transitions.py), and the
     run finishes within its frame budget with every checkpoint scored."""
-    from launch import build_parser
-    from pipelines.config import TeacherConfig, from_args
-    from pipelines.teacher import run_teacher
+    from atari_distill.cli import build_parser
+    from atari_distill.pipelines.config import TeacherConfig, from_args
+    from atari_distill.pipelines.teacher import run_teacher
     from tests.test_dqn import TINY
 
     out = tmp_path / "run"

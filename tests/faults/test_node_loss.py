@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.processes import command_line, descendants
+from atari_distill.cluster.processes import command_line, descendants
 from tests.test_cluster import DISTILL, Cluster
 
 

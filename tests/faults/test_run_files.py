@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rundir.directory import RunDir, RunDirError
+from atari_distill.rundir.directory import RunDir, RunDirError
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path):
@@ -39,7 +39,7 @@ def test_resume_trims_only_its_own_kind_past_the_checkpoint(tmp_path):
 
 HOLD = """
 import sys, time
-from rundir.directory import RunDir, RunDirError
+from atari_distill.rundir.directory import RunDir, RunDirError
 try:
     run = RunDir.create(sys.argv[1], '{}')
 except RunDirError as error:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.processes import descendants
-from models.checkpoint import load_checkpoint
-from rundir.directory import RunDir
+from atari_distill.cluster.processes import descendants
+from atari_distill.models.checkpoint import load_checkpoint
+from atari_distill.rundir.directory import RunDir
 from tests.conftest import ROOT
 
 DISTILL = ["--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20", "--checkpoint-every", "40",
@@ -111,8 +111,8 @@ def test_a_lost_runtime_is_one_line_then_resume_finishes_the_run(command, tmp_pa
 
 def check_recording(out: Path) -> None:
     """Whole chunks only, up to --steps, every stream once: the resumed actors took new ids."""
-    from replay.chunk import decode
-    from replay.dataset import Dataset
+    from atari_distill.replay.chunk import decode
+    from atari_distill.replay.dataset import Dataset
 
     dataset = Dataset.open(out)
     assert dataset.index["complete"] and dataset.index["resumes"] == 1 and not dataset.damage

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from models.checkpoint import CheckpointError, load_checkpoint
+from atari_distill.models.checkpoint import CheckpointError, load_checkpoint
 from tests.conftest import ROOT
 
 FLAGS = ["distill", "--student", "net3", "--updates", "100000", "--log-every", "20", "--checkpoint-every", "60",

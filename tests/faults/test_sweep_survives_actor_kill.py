@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from pipelines.config import DistillConfig
-from pipelines.distill import run_distill
+from atari_distill.pipelines.config import DistillConfig
+from atari_distill.pipelines.distill import run_distill
 from tests.processes import ray_workers
 
 
@@ -72,7 +72,7 @@ def test_a_killed_teacher_actor_is_restarted_and_counted(sweep_run):
 
 
 def test_the_report_draws_one_compression_point_per_student_of_the_sweep(sweep_run, tmp_path):
-    from ui.report import write_report
+    from atari_distill.ui.report import write_report
 
     summary, out, _ = sweep_run
     result = write_report([str(out)], str(tmp_path / "report"))

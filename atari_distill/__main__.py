@@ -1,0 +1,5 @@
+"""`python -m atari_distill COMMAND ...`: the same as `python launch.py COMMAND ...`."""
+
+from atari_distill.cli import console_script
+
+console_script()
