@@ -14,6 +14,7 @@ import difflib
 import inspect
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -63,21 +64,23 @@ def interruptible(work: Callable, stop: StopToken, echo=print):
     if threading.current_thread() is not threading.main_thread():
         return work()  # only the main thread receives interrupts
     outcome: dict = {}
+    done = threading.Event()
 
     def target():
         try:
             outcome["value"] = work()
         except BaseException as error:  # handed to the caller's thread below
             outcome["error"] = error
+        finally:
+            done.set()
 
     quiet = _NotMainThreadWarning()
     logging.getLogger("ray._private.worker").addFilter(quiet)
-    worker = threading.Thread(target=target, name="atari-distill-run", daemon=True)
     try:
-        worker.start()
-        while worker.is_alive():
+        threading.Thread(target=target, name="atari-distill-run", daemon=True).start()
+        while not done.is_set():
             try:
-                worker.join(0.2)
+                time.sleep(0.1)  # not join(): an interrupt inside it can leave the thread looking finished
             except KeyboardInterrupt:
                 if stop.requested() == "KeyboardInterrupt":
                     raise
@@ -101,7 +104,7 @@ def run(command: str, *, resume: str | None = None, override: str | None = None,
         raise ConfigError("override only applies with resume=RUN_DIR; drop it")
     if resume and not kind.resumes:
         raise ConfigError(f"{command} runs do not resume")
-    stop = stop or StopToken()
+    stop = stop if stop is not None else StopToken()
     write = echo or (lambda text: None)
     progress = Progress("", 1, "updates", write=write, live=False, on_metrics=on_metrics)
     args = argparse.Namespace(**settings, resume=resume, override=override)

@@ -211,7 +211,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     previous = interval_metrics(games, {})
     watch = ShardWatch({g.spec.name: g.shards for g in games}, PLACEMENT_TIMEOUT_S)
     abandoned = set()
-    while any(updates[g.series] < cfg.updates for g in groups) and not stop:
+    while any(updates[g.series] < cfg.updates for g in groups) and not stop.requested():
         active = [g for g in groups if updates[g.series] < cfg.updates]
         calls = {g.series: g.submit_train(interval(cfg, updates[g.series])) for g in active}
         replay = None
@@ -235,7 +235,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                     stop.request(str(error))
                 else:
                     updates[group.series] = saved[group.series] = rebuild(run, group, error, echo, stop)
-                if not stop:
+                if not stop.requested():
                     continue
                 for waiting in active[k + isinstance(error, ray.exceptions.RayActorError):]:
                     # the others' intervals are not waited for (on a lost node or replay they may never
@@ -249,7 +249,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
             if cfg.drive.student_drives() and updates[group.series] % cfg.drive.behaviour_every == 0:
                 push_student(group, games, cfg.drive.beta(updates[group.series]))
         evaluations.poll()
-    if stop:  # a final checkpoint where the last interval ended
+    if stop.requested():  # a final checkpoint where the last interval ended
         for group in groups:
             if saved[group.series] != updates[group.series] and group.series not in abandoned:
                 run.save_checkpoint(group.state(extra), group.series)
@@ -518,7 +518,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
                + (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
     updates = train_learners(cfg, start.run, groups, games, resume, start.started, evaluations, start.echo,
                              start.stop)
-    if start.stop:
+    if start.stop.requested():
         teacher.keep_if_played()
         return stop_early(cfg, start, games, groups, updates)
     evaluations.poll(wait=True)

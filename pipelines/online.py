@@ -241,7 +241,7 @@ def train_both(start: RunStart, training: DQNTraining, student: Distillation, ti
             timeline.scored(result, best)
         student.follow(best, start.actor_options, start.actor_device)
         timeline.poll()
-        if start.stop:  # finish the interval in flight, so its metrics are logged once
+        if start.stop.requested():  # finish the interval in flight, so its metrics are logged once
             training.after_train(ray.get(dqn_ref), start.elapsed())
             training.abandon()
             return False

@@ -72,7 +72,7 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
     runs = [actor.run.remote(writer, teacher_ref) for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started = time.monotonic()
-    stop = stop or StopToken()
+    stop = stop if stop is not None else StopToken()
     record_until_full(writer, runs, echo, started, stop)
     for actor in actors:
         actor.stop.remote()
@@ -93,7 +93,7 @@ def record_until_full(writer, runs: list, echo, started: float, stop: StopToken)
     import ray
 
     last_echo = 0.0
-    while not ray.get(writer.is_full.remote()) and not stop:
+    while not ray.get(writer.is_full.remote()) and not stop.requested():
         stored = ray.get(writer.stored_steps.remote())
         finished, _ = ray.wait(runs, timeout=0.5)
         if finished:

@@ -90,4 +90,4 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     echo = as_progress(echo, f"{kind} {run.path}", *progress, capacity)
     run.observers.append(echo.update)
     return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started,
-                    stop or StopToken())
+                    stop if stop is not None else StopToken())

@@ -29,9 +29,6 @@ class StopToken:
         """What asked the run to stop, or None."""
         return self._reason
 
-    def __bool__(self) -> bool:
-        return self._reason is not None
-
     def exit_code(self) -> int:
         """130 or 143 after a signal or Ctrl-C; 75 (EX_TEMPFAIL: resume later) after a stop the run
         asked for itself; 1 when nothing asked."""

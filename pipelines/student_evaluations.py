@@ -111,7 +111,7 @@ class Handoff:
         if best is None or point["score"] > best["score"]:
             self.best = {"updates": updates, "score": point["score"], "state": state}
             self.run.save_checkpoint(state, "student-best")
-        if self.settings.handoff == "qdagger" and not self.stop:
+        if self.settings.handoff == "qdagger" and not self.stop.requested():
             added["distill_weight"] = weight = self.settings.distill_weight(reached)
             group.set_distill_weight(weight)
             where = (f"is {100 * reached:.0f}% of the way from random ({random:.1f}) to the teacher ({teacher:.1f})"
@@ -218,7 +218,7 @@ class StudentEvaluations:
                                                  entry["state"], entry["group"]))
         else:
             record["per_game"] = per_game
-        if self.balancer is not None and not self.stop:
+        if self.balancer is not None and not self.stop.requested():
             record["schedule_weights"] = weights = self.balancer.weights(per_game)
             entry["group"].set_weights(weights)
             self.echo(f"[schedule] {entry['label']}, by its scores at update {entry['updates']:,}: "

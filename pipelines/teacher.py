@@ -316,7 +316,7 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     frames_at_start = training.frames
     while not training.after_train(ray.get(training.submit_train()), start.elapsed()):
         training.poll_scores()
-        if start.stop:
+        if start.stop.requested():
             training.abandon()
             return start.stopped(training.stopped_summary())
     training.finish()

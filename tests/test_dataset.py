@@ -22,14 +22,6 @@ from tests.test_frame_ring import Recorder
 IDENTITY = {"game": "pong", "num_actions": 6, "teacher": {"source": "random", "seed": 0, "fingerprint": "x"}}
 
 
-@pytest.fixture(scope="module")
-def recorded(ray_runtime, tmp_path_factory):
-    out = tmp_path_factory.mktemp("datasets") / "pong"
-    cfg = RecordConfig.from_flags(actors=1, envs_per_actor=2, chunk_steps=32, steps=300, out=str(out), file_mb=1).validate()
-    index = run_record(cfg, echo=lambda *_: None)
-    return out, index
-
-
 def test_record_writes_whole_chunks_and_a_self_describing_index(recorded):
     out, index = recorded
     on_disk = json.loads((out / "index.json").read_text())
