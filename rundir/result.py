@@ -53,6 +53,12 @@ class GameResult:
     normalised_low95: float | None = None
     agreement: float | None = None  # greedy action agreement with the teacher on held-out frames
     majority_baseline: float | None = None  # the same frames' most common teacher action's share
+    agreement_sticky: float | None = None  # the same, on held-out frames played with sticky actions
+    majority_baseline_sticky: float | None = None
+    pct_withheld: str | None = None  # why no % of teacher is stated (too few episodes), if so
+    normalised_withheld: str | None = None  # why no normalised % (teacher not apart from random), if so
+    above_random: float | None = None  # then: the student's points above the random policy ...
+    above_random_low95: float | None = None  # ... and their lower 95% bound
 
     @classmethod
     def of(cls, game: str, record: dict, shared: dict, seeds: int | None) -> "GameResult":
@@ -62,7 +68,29 @@ class GameResult:
         return cls(game, Score.of(student, seeds), Score.of(both.get("teacher_score"), seeds),
                    Score.of(both.get("random_score"), seeds), both.get("student_pct_of_teacher"),
                    both.get("pct_low95"), both.get("normalised_pct"), both.get("normalised_low95"),
-                   both.get("action_agreement"), both.get("majority_baseline"))
+                   both.get("action_agreement"), both.get("majority_baseline"), both.get("action_agreement_sticky"),
+                   both.get("majority_baseline_sticky"), both.get("pct_withheld"), both.get("normalised_withheld"),
+                   both.get("above_random"), both.get("above_random_low95"))
+
+
+@dataclass(frozen=True)
+class GeometricMean:
+    """A multi-task student's % of teacher over its games, as the paper aggregates them."""
+
+    games: list[str]
+    normalised_pct: float | None
+    normalised_low95: float | None
+    pct_of_teacher: float | None
+    pct_low95: float | None
+    of: str | None  # which ratio it is defined for, None where neither is
+
+    @classmethod
+    def of_row(cls, row: dict) -> "GeometricMean | None":
+        if "geometric_mean_over" not in row:
+            return None
+        return cls(list(row["geometric_mean_over"]), row.get("geometric_mean_normalised_pct"),
+                   row.get("geometric_mean_normalised_low95"), row.get("geometric_mean_pct_of_teacher"),
+                   row.get("geometric_mean_pct_low95"), row.get("geometric_mean_of"))
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,8 @@ class StudentResult:
     updates: int | None
     params: int | None
     per_game: dict[str, GameResult]
+    geometric: GeometricMean | None = None  # several games only
+    rl: dict | None = None  # a student that learnt from the reward too (--rl-weight): its handoff record
 
 
 @dataclass(frozen=True)
@@ -131,4 +161,5 @@ class RunResult:
         games = row.get("per_game") if isinstance(row.get("per_game"), dict) else {}
         per_game = {game: GameResult.of(game, entry, shared.get(game, {}), seeds) for game, entry in games.items()}
         return StudentResult(row.get("checkpoint_series", "student"), row.get("student"), row.get("loss"),
-                             row.get("updates"), row.get("student_params"), per_game)
+                             row.get("updates"), row.get("student_params"), per_game, GeometricMean.of_row(row),
+                             row.get("rl"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from atari_distill.actors.evaluate import score_text
 from atari_distill.actors.protocol import MIN_CLAIM_EPISODES
+from atari_distill.rundir.result import GameResult, RunResult, Score, StudentResult
 
 
 def number(value, missing: str = "not scored") -> str:
@@ -15,26 +16,26 @@ def percent(value) -> str:
     return "n/a" if value is None else f"{value:.0f}%"
 
 
-def ratio_text(result: dict) -> str:
+def ratio_text(result: GameResult | dict) -> str:
     """The student against its teacher as a reader may quote it: raw and normalised % of teacher, each
     with its lower 95% bound, or why they are withheld."""
-    if result.get("pct_withheld"):
-        return f"% of teacher withheld ({result['pct_withheld']})"
-    raw, norm = result.get("student_pct_of_teacher"), result.get("normalised_pct")
-    parts = [f"{percent(raw)} of teacher (low 95% {percent(result.get('pct_low95'))})"]
-    if result.get("normalised_withheld"):
-        parts.append(f"normalised % withheld ({result['normalised_withheld']}): {result['above_random']:.1f} above "
-                     f"the random policy (low 95% {result['above_random_low95']:.1f})")
-    elif norm is not None or "normalised_pct" in result:
-        parts.append(f"normalised {percent(norm)} (low 95% {percent(result.get('normalised_low95'))})")
+    if isinstance(result, dict):  # an online summary or an RL student's best checkpoint: one game's record
+        result = GameResult.of("", result, {}, None)
+    if result.pct_withheld:
+        return f"% of teacher withheld ({result.pct_withheld})"
+    parts = [f"{percent(result.pct_of_teacher)} of teacher (low 95% {percent(result.pct_low95)})"]
+    if result.normalised_withheld:
+        parts.append(f"normalised % withheld ({result.normalised_withheld}): {result.above_random:.1f} above "
+                     f"the random policy (low 95% {result.above_random_low95:.1f})")
+    elif result.normalised_pct is not None or result.random is not None:
+        parts.append(f"normalised {percent(result.normalised_pct)} (low 95% {percent(result.normalised_low95)})")
     return ", ".join(parts)
 
 
-def agreement_text(result: dict, teacher: dict) -> str:
-    text = f"agreement {result['action_agreement']:.3f} (majority {teacher['majority_baseline']:.3f})"
-    if result.get("action_agreement_sticky") is not None:
-        text += (f", sticky actions {result['action_agreement_sticky']:.3f} "
-                 f"(majority {teacher['majority_baseline_sticky']:.3f})")
+def agreement_text(result: GameResult) -> str:
+    text = f"agreement {result.agreement:.3f} (majority {result.majority_baseline:.3f})"
+    if result.agreement_sticky is not None:
+        text += f", sticky actions {result.agreement_sticky:.3f} (majority {result.majority_baseline_sticky:.3f})"
     return text
 
 
@@ -50,21 +51,20 @@ def stopped(summary: dict, command: str, path) -> str:
             f"--resume {path}")
 
 
-def geometric_text(row: dict) -> str:
+def geometric_text(student: StudentResult) -> str:
     """A multi-task student's geometric means over its games, normalised and raw, each with its lower 95% bound."""
-    games = row["geometric_mean_over"]
-    withheld = [r["pct_withheld"] for r in row.get("per_game", {}).values() if r.get("pct_withheld")]
+    mean, name = student.geometric, f"{student.preset}/{student.loss}"
+    withheld = [r.pct_withheld for r in student.per_game.values() if r.pct_withheld]
     if withheld:
-        return f"{row['student']}/{row['loss']}: geometric mean over {len(games)} games withheld ({withheld[0]})"
-    if row.get("geometric_mean_of") is None:
-        return f"{row['student']}/{row['loss']}: geometric mean over {len(games)} games undefined"
+        return f"{name}: geometric mean over {len(mean.games)} games withheld ({withheld[0]})"
+    if mean.of is None:
+        return f"{name}: geometric mean over {len(mean.games)} games undefined"
     parts = []
-    for label, key, low in (("normalised", "geometric_mean_normalised_pct", "geometric_mean_normalised_low95"),
-                            ("raw", "geometric_mean_pct_of_teacher", "geometric_mean_pct_low95")):
+    for label, value, low in (("normalised", mean.normalised_pct, mean.normalised_low95),
+                              ("raw", mean.pct_of_teacher, mean.pct_low95)):
         undefined = " (undefined: a game's ratio is below 0, or its teacher not above 0 or random)"
-        parts.append(f"{label} {percent(row.get(key))}"
-                     + (f" (low 95% {percent(row.get(low))})" if row.get(key) is not None else undefined))
-    return f"{row['student']}/{row['loss']}: geometric mean % of teacher over {len(games)} games: " + ", ".join(parts)
+        parts.append(f"{label} {percent(value)}" + (f" (low 95% {percent(low)})" if value is not None else undefined))
+    return f"{name}: geometric mean % of teacher over {len(mean.games)} games: " + ", ".join(parts)
 
 
 def student_acted(summary: dict) -> tuple[int, int] | None:
@@ -95,27 +95,26 @@ def rl_text(rl: dict) -> str:
     return text
 
 
+def score(value: Score) -> str:
+    return score_text(value.mean, value.ci95, value.episodes)
+
+
 def distill_lines(summary: dict, path) -> list[str]:
-    games = summary.get("games") or [summary["game"]]
+    result = RunResult.from_summary(summary, path)
     lines = []
-    for game in games:
-        teacher = summary["per_game"][game]
-        t = teacher["teacher_score"]
-        random = teacher.get("random_score")
-        lines.append(f"{game}: teacher {score_text(t['mean'], t['ci95'], t['episodes'])}"
-                     + (f", random policy {score_text(random['mean'], random['ci95'])}" if random else "")
-                     + f", majority-action baseline {teacher['majority_baseline']:.3f}")
-    for row in summary["students"]:
-        for game, result in row["per_game"].items():
-            teacher = summary["per_game"][game]
-            score = result["student_score"]
-            lines.append(f"{game}: {row['student']} ({row['student_params']:,} params, {row['loss']}, "
-                         f"{row['updates']} updates) {score_text(score['mean'], score['ci95'], score['episodes'])}; "
-                         f"{agreement_text(result, teacher)}; {ratio_text(result)}")
-        if "geometric_mean_over" in row:
-            lines.append(geometric_text(row))
-        if row.get("rl"):
-            lines.append(rl_text(row["rl"]))
+    for game, shared in result.summary["per_game"].items():
+        played = GameResult.of(game, {}, shared, None)
+        random = f", random policy {score_text(played.random.mean, played.random.ci95)}" if played.random else ""
+        lines.append(f"{game}: teacher {score(played.teacher)}{random}, majority-action baseline "
+                     f"{played.majority_baseline:.3f}")
+    for student in result.students:
+        for game, played in student.per_game.items():
+            lines.append(f"{game}: {student.preset} ({student.params:,} params, {student.loss}, {student.updates} "
+                         f"updates) {score(played.student)}; {agreement_text(played)}; {ratio_text(played)}")
+        if student.geometric is not None:
+            lines.append(geometric_text(student))
+        if student.rl:
+            lines.append(rl_text(student.rl))
     if summary.get("behaviour", "teacher") != "teacher":
         acted = student_acted(summary)
         lines.append(f"--behaviour {summary['behaviour']}: the student chose the actions of "
