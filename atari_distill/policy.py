@@ -15,6 +15,7 @@ import numpy as np
 
 from atari_distill.actors.env import FRAME_SKIP, resolve_env_mode
 from atari_distill.actors.evaluate import policy_for
+from atari_distill.actors.games import action_meanings, game_spec
 from atari_distill.actors.protocol import EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.models.export import EXPORT_FORMAT
@@ -56,22 +57,8 @@ class Policy:
     __call__ = q_values
 
     def action_set(self, game: str | None = None) -> list[str]:
-        """The names of the head's actions, in the order of its outputs (ale-py's minimal action set)."""
-        import ale_py
-        import gymnasium as gym
-
-        gym.register_envs(ale_py)
-        from atari_distill.actors.games import game_spec
-
-        env = gym.make(f"ALE/{_rom_title(game_spec(game or self.game).name)}-v5")
-        try:
-            return list(env.unwrapped.get_action_meanings())
-        finally:
-            env.close()
-
-
-def _rom_title(rom: str) -> str:
-    return "".join(part.capitalize() for part in rom.split("_"))
+        """The names of the head's actions, in the order of its outputs (ALE's minimal action set: NOOP, FIRE, ...)."""
+        return list(action_meanings(game_spec(game or self.game).name))
 
 
 def _policy(source: str, game: str | None, series: str | None, seed: int) -> Policy:

@@ -72,6 +72,19 @@ def test_a_built_wheel_holds_only_atari_distill(tmp_path):
     assert "atari_distill/replay/frame_ring.py" in names and "atari_distill/zoo/teachers/pong.json" in names
 
 
+def test_it_works_beside_other_packages_named_models_and_ui(tmp_path):
+    """Most ML projects have a `models` or a `ui` package: theirs and ours no longer share a name."""
+    for name in ("models", "ui"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"OWNER = 'the user'\n")
+    code = ("import numpy as np, models, ui, atari_distill as ad\n"
+            "policy = ad.load_teacher('zoo:pong')\n"
+            "print(models.OWNER, ui.OWNER, policy.act(np.zeros((2, 4, 84, 84), np.uint8)).shape)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0 and result.stdout.split() == ["the", "user", "the", "user", "(2,)"], result.stderr
+
+
 def test_python_m_atari_distill_is_the_cli():
     result = subprocess.run([sys.executable, "-m", "atari_distill", "presets", "--actions", "4"], capture_output=True,
                             text=True, timeout=120, cwd="/")
