@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from atari_distill import cli as launch  # noqa: E402
 from atari_distill.cluster.runtime import connect  # noqa: E402
 from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
-from atari_distill.rundir.summary import Summary  # noqa: E402
+from atari_distill.rundir.result import RunResult  # noqa: E402
 from atari_distill.zoo import catalog  # noqa: E402
 
 PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}
@@ -53,31 +53,28 @@ def first_update_at(metrics: list[dict], kind: str, game: str, threshold: float)
 
 
 def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
-    summary = Summary.read(path).as_dict()
+    result = RunResult.load(path)
     metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     rows = []
-    for student in summary["students"]:
-        kind = "eval" if len(summary["students"]) == 1 else f"eval-{student['student']}-{student['loss']}"
-        for game, result in student["per_game"].items():
-            teacher = summary["per_game"][game]
-            final_updates = student["updates"]
-            teacher_mean = teacher["teacher_score"]["mean"]
+    for student in result.students:
+        kind = "eval" if len(result.students) == 1 else f"eval-{student.preset}-{student.loss}"
+        for game, played in student.per_game.items():
+            teacher_mean = played.teacher.mean
             reached = first_update_at(metrics, kind, game, 0.9 * teacher_mean) if teacher_mean > 0 else None
-            if reached is None and (result.get("student_pct_of_teacher") or 0) >= 90:
-                reached = final_updates
+            if reached is None and (played.pct_of_teacher or 0) >= 90:
+                reached = student.updates
             rows.append({
-                "section": section, "game": game, "student": student["student"], "loss": student["loss"],
-                "params": student["student_params"], "teacher_params": teacher["teacher_params"],
-                "score": result["student_score"]["mean"], "ci95": result["student_score"]["ci95"],
-                "episodes": result["student_score"]["episodes"],
-                "teacher_score": teacher["teacher_score"]["mean"], "teacher_ci95": teacher["teacher_score"]["ci95"],
-                "random_score": teacher["random_score"]["mean"],
-                **{key: result.get(key) for key in ("student_pct_of_teacher", "pct_low95", "normalised_pct",
-                                                    "normalised_low95", "pct_withheld")},
-                "agreement": result["action_agreement"], "agreement_sticky": result["action_agreement_sticky"],
-                "majority_baseline": teacher["majority_baseline"], "updates": final_updates,
-                "samples": final_updates * summary["batch_size"], "updates_to_90pct": reached,
-                "wall_s": wall_s, "device": summary["learner_device"], "run": str(path),
+                "section": section, "game": game, "student": student.preset, "loss": student.loss,
+                "params": student.params, "teacher_params": result.summary["per_game"][game]["teacher_params"],
+                "score": played.student.mean, "ci95": played.student.ci95, "episodes": played.student.episodes,
+                "teacher_score": teacher_mean, "teacher_ci95": played.teacher.ci95, "random_score": played.random.mean,
+                "student_pct_of_teacher": played.pct_of_teacher, "pct_low95": played.pct_low95,
+                "normalised_pct": played.normalised_pct, "normalised_low95": played.normalised_low95,
+                "pct_withheld": played.pct_withheld, "agreement": played.agreement,
+                "agreement_sticky": played.agreement_sticky, "majority_baseline": played.majority_baseline,
+                "updates": student.updates, "samples": student.updates * result.summary["batch_size"],
+                "updates_to_90pct": reached, "wall_s": wall_s, "device": result.summary["learner_device"],
+                "run": str(path),
             })
     return rows
 
