@@ -3,7 +3,7 @@
 It shares the distillation learner's plumbing (BatchStream over replay shards, one
 checkpoint format) and differs only in the loss: an n-step double-DQN TD error against a
 target network that is copied from the online network every `target_every` updates.
-The recipe and why each part was chosen are in README.md ("Training a teacher").
+The recipe and why each part was chosen are in docs/GUIDE.md ("Training a teacher").
 """
 
 from __future__ import annotations

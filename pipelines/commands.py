@@ -1,7 +1,9 @@
-"""The run kinds launch.py dispatches to: each one's config, its run function and what a resume continues.
+"""The run kinds the CLI and the Python API dispatch to: each one's config, its run function and what a
+resume continues.
 
 A new run kind is its config (pipelines/config.py, which names it: KIND), its module, and one row in RUN_KINDS;
-launch.py builds its flags, its new-run and resume paths and its exit from this row.
+atari_distill/cli.py builds its flags and atari_distill/api.py its function from this row, and both run it
+through `start_or_resume`.
 Everything here happens before Ray starts, so a bad flag, a busy --out or a damaged run
 directory costs nothing.
 """

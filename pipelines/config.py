@@ -372,7 +372,7 @@ class MultitaskConfig(DistillConfig):
 
 @dataclass
 class TeacherConfig(RunConfig):
-    """A DQN trained from scratch; the recipe and its sources are in README.md ("Training a teacher")."""
+    """A DQN trained from scratch; the recipe and its sources are in docs/GUIDE.md ("Training a teacher")."""
 
     KIND = "teacher"
     OVERRIDE_EXAMPLE = "frames,eval-every"

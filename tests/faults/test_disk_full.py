@@ -50,4 +50,5 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_summary(tmp_path):
     assert state["updates"] == 100 and not skipped
     assert load_checkpoint(run.checkpoint_paths()[0])["updates"] == 100
     assert json.loads((run.path / "summary.json").read_text()) == {"complete": False, "updates": 100, "kind": "distill",
-                                                                    "stopped_by": "SIGINT", "wall_s": None}
+                                                                    "stopped_by": "SIGINT", "wall_s": None,
+                                                                    "version": 2}
