@@ -2,4 +2,5 @@
 
 from atari_distill.cli import console_script
 
-console_script()
+if __name__ == "__main__":
+    console_script()

@@ -10,11 +10,12 @@ button) stops the run at the end of its interval with a final checkpoint, as Ctr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import inspect
 import logging
+import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,10 +23,11 @@ from typing import Callable
 from atari_distill.actors.evaluate import EvalResult
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.pipelines.commands import RUN_KINDS, start_or_resume
-from atari_distill.pipelines.config_tree import walk
+from atari_distill.pipelines.config_tree import FLAG_TYPES, walk
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.tool_config import TOOLS
 from atari_distill.rundir.result import RunResult, Score
+from atari_distill.rundir.summary import VERSION
 from atari_distill.ui.progress import Progress
 
 API_ONLY = ("stop", "on_metrics", "echo")  # keywords with no flag: what a caller in Python hands a run
@@ -46,6 +48,36 @@ def _check_keywords(command: str, given: dict, known: list[str]) -> None:
                                                                           f"; see help(atari_distill.{command})"))
 
 
+def _typed(command: str, given: dict, flags) -> dict:
+    """The settings as the config takes them: a path may be a Path; a value of another type is refused
+    here in one line rather than failing deep inside a run."""
+    types = {f.name: f.type for f in flags}
+    settings = {}
+    for name, value in given.items():
+        value = os.fspath(value) if isinstance(value, os.PathLike) else value
+        allowed = FLAG_TYPES[types[name]]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ConfigError(f"{command}({name}={value!r}): {name} takes {types[name]}, not "
+                              f"{type(value).__name__}")
+        settings[name] = value
+    return settings
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """What the CLI prints as one line (exit code 2), raised as ConfigError: every error a user can fix
+    is a ValueError (tests/test_layers.py), and Ray wraps one an actor raised."""
+    try:
+        yield
+    except Exception as error:
+        cause = getattr(error, "cause", None) or error
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from error
+        raise
+
+
 def _keyword(name: str, default=None, annotation="") -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
@@ -60,7 +92,8 @@ class _NotMainThreadWarning(logging.Filter):
 
 def interruptible(work: Callable, stop: StopToken, echo=print):
     """`work()`, with a KeyboardInterrupt turned into a stop request: the run ends its interval and
-    writes a final checkpoint and summary; a second interrupt stops waiting for it at once."""
+    writes a final checkpoint and summary. A second interrupt lets go of its placement (which ends its
+    actors) and its run directory's lock, and raises: the run's thread then ends on the lost actors."""
     if threading.current_thread() is not threading.main_thread():
         return work()  # only the main thread receives interrupts
     outcome: dict = {}
@@ -76,17 +109,20 @@ def interruptible(work: Callable, stop: StopToken, echo=print):
 
     quiet = _NotMainThreadWarning()
     logging.getLogger("ray._private.worker").addFilter(quiet)
+    interrupts = 0
     try:
         threading.Thread(target=target, name="atari-distill-run", daemon=True).start()
         while not done.is_set():
             try:
-                time.sleep(0.1)  # not join(): an interrupt inside it can leave the thread looking finished
+                done.wait(0.1)
             except KeyboardInterrupt:
-                if stop.requested() == "KeyboardInterrupt":
+                interrupts += 1
+                if interrupts > 1:  # at once: what the run holds is let go, and its thread ends on the error
+                    stop.release_held()
                     raise
                 stop.request("KeyboardInterrupt")
                 echo("KeyboardInterrupt: stopping after this interval with a final checkpoint and summary; "
-                     "interrupt again to stop waiting")
+                     "interrupt again to stop at once")
     finally:
         logging.getLogger("ray._private.worker").removeFilter(quiet)
     if "error" in outcome:
@@ -100,6 +136,8 @@ def run(command: str, *, resume: str | None = None, override: str | None = None,
     """Runs one run kind (`command`: distill, multitask, teacher, online, record) to its end or a stop."""
     kind = RUN_KINDS[command]
     _check_keywords(command, settings, [f.name for f in walk(kind.config)])
+    settings = _typed(command, settings, walk(kind.config))
+    resume = os.fspath(resume) if isinstance(resume, os.PathLike) else resume
     if override and not resume:
         raise ConfigError("override only applies with resume=RUN_DIR; drop it")
     if resume and not kind.resumes:
@@ -108,10 +146,13 @@ def run(command: str, *, resume: str | None = None, override: str | None = None,
     write = echo or (lambda text: None)
     progress = Progress("", 1, "updates", write=write, live=False, on_metrics=on_metrics)
     args = argparse.Namespace(**settings, resume=resume, override=override)
-    cfg, path, summary = interruptible(lambda: start_or_resume(kind, args, progress, stop), stop, write)
+    with _user_errors():
+        cfg, path, summary = interruptible(lambda: start_or_resume(kind, args, progress, stop), stop, write)
     if (Path(path) / "summary.json").is_file():
         return RunResult.load(path)
-    return RunResult.from_summary({"kind": command, "complete": not summary.get("stopped_by"), **summary}, path)
+    # a recording writes its index.json, not a summary: its result says what it recorded
+    return RunResult.from_summary({**summary, "kind": command, "complete": not summary.get("stopped_by"),
+                                   "version": VERSION, "wall_s": None}, path)
 
 
 def _run_function(command: str) -> Callable[..., RunResult]:
@@ -173,7 +214,7 @@ def _tool_settings(command: str, settings: dict):
     missing = [f.name for f in flags if f.required and not settings.get(f.name)]
     if missing:
         raise ConfigError(f"{command} needs {missing[0]}= (--{missing[0].replace('_', '-')})")
-    return config.from_flags(**settings)
+    return config.from_flags(**_typed(command, settings, flags))
 
 
 def _evaluate(*, echo: Callable[[str], None] | None = print, **settings) -> Evaluation:
@@ -211,7 +252,8 @@ def _watch(*, echo: Callable[[str], None] | None = print, **settings) -> Watched
 
 def _tool_function(command: str, body: Callable, returns) -> Callable:
     def tool(**settings):
-        return body(**settings)
+        with _user_errors():
+            return body(**settings)
 
     tool.__name__ = tool.__qualname__ = command
     tool.__signature__ = _signature(walk(TOOLS[command]), [_keyword("echo", print, "Callable | None")], returns)
@@ -238,6 +280,7 @@ def report(runs: list[str], out: str) -> Report:
 
     if isinstance(runs, (str, Path)):
         runs = [runs]
-    written = write_report([str(r) for r in runs], str(out))
+    with _user_errors():
+        written = write_report([str(r) for r in runs], str(out))
     return Report(Path(written["report"]), list(written["plots"]))
 

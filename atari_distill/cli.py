@@ -238,7 +238,8 @@ def add_tools(commands) -> None:
 
 
 def build_parser() -> Parser:
-    prog = "atari-distill" if Path(sys.argv[0]).name == "atari-distill" else "launch.py"
+    name = Path(sys.argv[0]).name
+    prog = {"atari-distill": "atari-distill", "__main__.py": "python -m atari_distill"}.get(name, "launch.py")
     parser = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)

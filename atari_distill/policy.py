@@ -43,7 +43,7 @@ class Policy:
         if frames.dtype != np.uint8 or frames.shape[1:] != FRAME_SHAPE:
             raise ConfigError(f"frames must be uint8 of shape (N, 4, 84, 84), got {frames.dtype} {frames.shape}; "
                               f"stack four preprocessed frames as the environment does (actors/env.py)")
-        game = game or self.game
+        game = game_spec(game).name if game else self.game
         if game not in self._heads:
             if game not in self.games:
                 raise ConfigError(f"this policy has no head for {game!r}; it has {', '.join(self.games)}")
@@ -62,9 +62,10 @@ class Policy:
 
 
 def _policy(source: str, game: str | None, series: str | None, seed: int) -> Policy:
+    game = game_spec(game).name if game else None
     model = resolve_model(str(source), game, series, seed)
     payload = model.payload
-    played = model.games[0] if game is None else game
+    played = model.games[0]
     protocol = EvalProtocol(seed=seed)
     env = dataclasses.asdict(protocol.env_config(payload))
     preprocessing = {"frame_skip": FRAME_SKIP, "frame_stack": 4, "frame_size": (84, 84), "grayscale": True,
@@ -74,7 +75,7 @@ def _policy(source: str, game: str | None, series: str | None, seed: int) -> Pol
         from atari_distill.models.checkpoint import build_network
 
         module = build_network(payload).eval()
-    policy = Policy(played, list(payload["heads"]) if game is None else [game],
+    policy = Policy(played, list(model.games),
                     {g: int(n) for g, n in payload["heads"].items()}, payload.get("preset") or payload.get("metadata", {}).get("preset"), preprocessing,
                     str(source), model.checkpoint, module, payload)
     if module is not None:

@@ -2,8 +2,9 @@
 
 Locally the dashboard stays off and Ray's token authentication (on by default for local
 runtimes since Ray 2.59) guards every port; docs/CLUSTER.md says how a cluster gets its
-token. Workers get this checkout on PYTHONPATH so the project runs from a clone without
-being installed; under `ray job submit` the job's working_dir does that instead.
+token. Run from a clone, workers get it on PYTHONPATH (installed, they import the package as the
+driver does); under `ray job submit` the job's working_dir does that instead. A runtime this
+process started for one run is started anew for a later run that needs more CPUs or another address.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ GCS_TASK_EVENTS = 10_000
 # (batches, weights, stats, reports) report no task events at all; Ray's state API still lists the actors.
 NO_TASK_EVENTS = {"enable_task_events": False}
 _on_lost = None  # what to do once the runtime is gone (launch.py: say so in one line and exit)
+_started: tuple[str | None, int | None] | None = None  # the runtime connect() started: (address, or None and its CPUs)
+
+
+def from_checkout() -> bool:
+    """Whether atari_distill runs from a clone (its top folders beside it), not from site-packages: Ray
+    workers then need the clone on their path, as a clone run without installing does."""
+    return (Path(REPO_ROOT) / "launch.py").is_file()
 
 
 def on_runtime_lost(handler) -> None:
@@ -38,10 +46,15 @@ def on_runtime_lost(handler) -> None:
 def connect(address: str | None, cpus_needed: int = 1) -> None:
     import ray
 
+    global _started
     if ray.is_initialized():
-        return
-    pythonpath = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
-    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath}}
+        if _started is None or (_started == (address, None) if address else
+                                _started[0] is None and cpus_needed <= _started[1]):
+            return  # fits: the runtime this process started, or one its caller started (theirs to size)
+        ray.shutdown()  # ours, from an earlier run in this process, but too small or elsewhere: start it anew
+        _started = None
+    runtime_env = None if not from_checkout() else {"env_vars": {"PYTHONPATH": os.pathsep.join(
+        p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}}
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
         runtime_env = None  # under `ray job submit` the job's working_dir already carries the code
     if address:
@@ -58,9 +71,11 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
         # Ray enables token authentication for a new local runtime and warns that it did, on every run
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # Oversubscribe a small laptop rather than leave actors pending forever.
-        ray.init(num_cpus=max(os.cpu_count() or 1, cpus_needed), include_dashboard=False,
+        cpus = max(os.cpu_count() or 1, cpus_needed)
+        ray.init(num_cpus=cpus, include_dashboard=False,
                  _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING",
                  _system_config={"task_events_max_num_task_in_gcs": GCS_TASK_EVENTS})
+    _started = (address, None) if address else (None, cpus)
     if _on_lost is not None:
         import threading
 

@@ -82,7 +82,7 @@ def new_run(kind: RunKind, args):
     return cfg
 
 
-def resume_state(run: RunDir, series: str, metrics_kind: str) -> dict | None:
+def resume_state(run: RunDir, series: str, metrics_kind: str, echo=print) -> dict | None:
     """The newest readable checkpoint of `series` (saying which it skipped), with metrics logged past
     it dropped so every interval appears once."""
     state, skipped = run.latest_checkpoint(series)
@@ -93,15 +93,18 @@ def resume_state(run: RunDir, series: str, metrics_kind: str) -> dict | None:
     if metrics_kind.startswith("distill"):  # its curve points past the checkpoint are drawn again
         dropped += run.trim_metrics(metrics_kind.replace("distill", "eval", 1), updates)
     if state is not None:
-        print(f"[resume] {run.path}: {series} continues at update {updates}"
+        echo(f"[resume] {run.path}: {series} continues at update {updates}"
               + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))
     return state
 
 
-def open_for_resume(kind: RunKind, args):
-    """The run in --resume (locked) and its config, with the flags given alongside applied if --override lists them."""
+def open_for_resume(kind: RunKind, args, stop: StopToken | None = None, echo=print):
+    """The run in --resume (locked until `stop` lets it go) and its config, with the flags given alongside
+    applied if --override lists them."""
     run = RunDir.open(args.resume)
     run.lock()
+    if stop is not None:
+        stop.hold(run.unlock)
     stored = run.read_config()
     config_class = MultitaskConfig if kind.config is DistillConfig and "games" in stored else kind.config
     if config_class is MultitaskConfig:
@@ -111,17 +114,21 @@ def open_for_resume(kind: RunKind, args):
     if changes:
         run.log({"time": time.time(), "overrides": {k: [stored.get(k), v] for k, v in changes.items()}}, "resumes.jsonl")
         run.write_config(cfg.to_json())
-        print(f"[resume] overriding {', '.join(f'{k} {stored.get(k)!r} -> {v!r}' for k, v in changes.items())}")
+        echo(f"[resume] overriding {', '.join(f'{k} {stored.get(k)!r} -> {v!r}' for k, v in changes.items())}")
     return run, cfg
 
 
 def start_or_resume(kind: RunKind, args, echo, stop: StopToken) -> tuple[object, object, dict]:
     """Runs a new run or the one in --resume to its end (or until `stop` is set); returns its config,
     its run directory's path and its summary."""
-    if getattr(args, "resume", None):
-        run, cfg = open_for_resume(kind, args)
-        state = {checkpoint: resume_state(run, checkpoint, metrics) for checkpoint, metrics in kind.resumes(cfg)}
-    else:
-        cfg, run, state = new_run(kind, args), None, None
-    summary = kind.run(cfg, run, state, echo, stop)
+    try:
+        if getattr(args, "resume", None):
+            run, cfg = open_for_resume(kind, args, stop, echo)
+            state = {checkpoint: resume_state(run, checkpoint, metrics, echo)
+                     for checkpoint, metrics in kind.resumes(cfg)}
+        else:
+            cfg, run, state = new_run(kind, args), None, None
+        summary = kind.run(cfg, run, state, echo, stop)
+    finally:  # a run that raised leaves no placement or lock behind in a process that lives on
+        stop.release_held()
     return cfg, (run.path if run else cfg.run.out), summary

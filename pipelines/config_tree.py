@@ -138,7 +138,7 @@ class TreeConfig:
         if unknown:
             raise ConfigError(f"config has unknown keys {sorted(unknown)}; it was written by another version")
         for name, value in flat.items():
-            allowed = _TYPES[flags[name].type]
+            allowed = FLAG_TYPES[flags[name].type]
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 raise ConfigError(f"config.json gives {name} = {json.dumps(value)[:40]}, not of type "
                                   f"{flags[name].type}; "
@@ -146,7 +146,7 @@ class TreeConfig:
         return cls.from_flags(**flat)
 
 
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "str | None": (str, type(None)),
+FLAG_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "str | None": (str, type(None)),
           "int | None": (int, type(None)), "float | None": (int, float, type(None))}
 
 

@@ -57,6 +57,8 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
     actor_options, actor_device = cfg.acting.actor_options()
     resuming = run is not None
     run = run or RunDir.create(cfg.run.out, cfg.to_json(), checkpoints=False)
+    stop = stop if stop is not None else StopToken()
+    stop.hold(run.unlock)
     out = str(run.path.resolve())
     writer = ray.remote(DatasetWriter).options(num_cpus=0, scheduling_strategy=on_this_node()).remote(
         out, identity(cfg, teacher, env_config), cfg.steps, cfg.file_mb * 1024 * 1024, resuming)
@@ -69,10 +71,10 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
             chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
         for i in range(cfg.acting.actors)
     ]
+    stop.hold(lambda: [ray.kill(handle) for handle in [*actors, writer]])
     runs = [actor.run.remote(writer, teacher_ref) for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started = time.monotonic()
-    stop = stop if stop is not None else StopToken()
     record_until_full(writer, runs, echo, started, stop)
     for actor in actors:
         actor.stop.remote()

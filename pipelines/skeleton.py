@@ -86,8 +86,10 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     echo(plan.table())
     plan.check()
     run = run or RunDir.create(cfg.run.out, cfg.to_json())
+    stop = stop if stop is not None else StopToken()
+    stop.hold(run.unlock)
     reserved = plan.reserve()
+    stop.hold(reserved.release_all)
     echo = as_progress(echo, f"{kind} {run.path}", *progress, capacity)
     run.observers.append(echo.update)
-    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started,
-                    stop if stop is not None else StopToken())
+    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started, stop)

@@ -10,6 +10,7 @@ KeyboardInterrupt, a search stopping a trial, or the run itself.
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "KeyboardInterrupt": 130}
 
@@ -20,6 +21,20 @@ class StopToken:
     def __init__(self) -> None:
         self._reason: str | None = None
         self._lock = threading.Lock()
+        self._held: list[Callable[[], None]] = []
+
+    def hold(self, release: Callable[[], None]) -> None:
+        """Something the run holds until it ends (its placement, its run directory's lock), and how to let
+        it go: a run that ends by an exception in a process that lives on (a notebook) must not keep it."""
+        self._held.append(release)
+
+    def release_held(self) -> None:
+        """Lets go of everything `hold` was given, newest first; each release at most once."""
+        while self._held:
+            try:
+                self._held.pop()()
+            except Exception:  # a release of something already gone (a node lost with it)
+                pass
 
     def request(self, reason: str = "a stop request") -> None:
         with self._lock:

@@ -148,6 +148,10 @@ class RunResult:
             if isinstance(record.get("protocol"), dict) else None
         shared = record.get("per_game") if isinstance(record.get("per_game"), dict) else {}
         students = [cls._student(row, shared, seeds) for row in record.get("students") or [] if isinstance(row, dict)]
+        if not students and record.get("kind") == "online" and isinstance(record.get("student"), str):
+            row = {"student": record["student"], "loss": record.get("loss"), "updates": record.get("student_updates"),
+                   "student_params": record.get("student_params"), "per_game": shared}
+            students = [cls._student(row, {}, seeds)]  # online's one student: its results are the run's
         if students:
             per_game = students[0].per_game
         else:

@@ -93,3 +93,25 @@ def test_every_run_kind_has_its_results_per_game_and_old_runs_read_the_same(tmp_
     ten = {"games": ["pong", "breakout"], "per_game": {"pong": {"teacher_score": {"mean": 17.0}}, "breakout": {}}}
     Summary("multitask", True, ten).write(tmp_path)
     assert Summary.read(tmp_path).as_dict()["per_game"] == ten["per_game"]
+
+
+@pytest.mark.parametrize("name, kind, students", [("demo", "distill", 1), ("sweep", "distill", 3),
+                                                  ("mt2", "multitask", 1), ("teacher", "teacher", 0),
+                                                  ("online", "online", 1), ("from-dataset", "distill", 1)])
+def test_every_kind_of_older_summary_reads_as_a_typed_result(name, kind, students):
+    from atari_distill.rundir.result import RunResult
+    from tests.conftest import ROOT
+
+    folder = ROOT / "tests" / "data" / "report_runs" / name
+    summary = json.loads((folder / "summary.json").read_text())
+    result = RunResult.load(folder)
+    assert (result.kind, result.version, result.complete, len(result.students)) == (kind, 1, True, students)
+    games = summary.get("games") or [summary["game"]]
+    assert result.games == games
+    for game in games:
+        played, shared = result.per_game[game], summary.get("per_game", {}).get(game, summary)
+        assert played.random.mean == shared["random_score"]["mean"]
+        assert played.student.seeds == summary["protocol"]["seeds"]["report"]
+        first = (summary.get("students") or [summary])[0]
+        row = first.get("per_game", {}).get(game) or first
+        assert played.student.mean == (row.get("student_score") or summary["best_report_score"])["mean"]
