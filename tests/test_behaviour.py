@@ -43,7 +43,9 @@ def test_with_the_student_driving_the_actions_are_its_and_the_labels_the_teacher
         teacher_actions, teacher_q = greedy(teacher, record["obs"])
         assert record["student_acted"].all()
         assert np.array_equal(record["actions"], student_actions)
-        assert np.allclose(record["q"], teacher_q, atol=1e-5)  # the labels stay the teacher's
+        # the labels stay the teacher's: equal to float32 rounding (a batch of 2 envs there, 4 here: up to 3e-5 apart
+        # on 2026-12-07's CPU), where the student's Q values differ by whole units
+        assert np.allclose(record["q"], teacher_q, atol=1e-4)
     assert (student_actions != teacher_actions).any(), "two random nets disagree somewhere, so the check can fail"
     rollout.keep_obs = False
     rollout.step(relaunch=False)
