@@ -16,6 +16,8 @@ import inspect
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,34 +92,38 @@ class _NotMainThreadWarning(logging.Filter):
         return "SIGTERM handler is not set" not in record.getMessage()
 
 
+_RUNS = None  # the one thread every run from Python executes on, started by the first
+
+
+def _run_thread() -> ThreadPoolExecutor:
+    """One thread for the process's runs, kept for its life: Ray starts its GCS and raylet to die with
+    the thread that started them (Linux's parent-death signal follows the thread, not the process), so
+    a thread per run would take the runtime down with the first run that ends."""
+    global _RUNS
+    if _RUNS is None:
+        _RUNS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atari-distill-run")
+    return _RUNS
+
+
 def interruptible(work: Callable, stop: StopToken, echo=print):
     """`work()`, with a KeyboardInterrupt turned into a stop request: the run ends its interval and
     writes a final checkpoint and summary. A second interrupt lets go of its placement (which ends its
-    actors) and its run directory's lock, and raises: the run's thread then ends on the lost actors."""
+    actors) and its run directory's lock, and raises: the run then ends on its lost actors."""
     if threading.current_thread() is not threading.main_thread():
         return work()  # only the main thread receives interrupts
-    outcome: dict = {}
-    done = threading.Event()
-
-    def target():
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # handed to the caller's thread below
-            outcome["error"] = error
-        finally:
-            done.set()
-
     quiet = _NotMainThreadWarning()
     logging.getLogger("ray._private.worker").addFilter(quiet)
     interrupts = 0
     try:
-        threading.Thread(target=target, name="atari-distill-run", daemon=True).start()
-        while not done.is_set():
+        future = _run_thread().submit(work)
+        while True:
             try:
-                done.wait(0.1)
+                return future.result(timeout=0.1)
+            except FutureTimeout:
+                continue
             except KeyboardInterrupt:
                 interrupts += 1
-                if interrupts > 1:  # at once: what the run holds is let go, and its thread ends on the error
+                if interrupts > 1:  # at once: what the run holds is let go, and the run ends on the error
                     stop.release_held()
                     raise
                 stop.request("KeyboardInterrupt")
@@ -125,9 +131,6 @@ def interruptible(work: Callable, stop: StopToken, echo=print):
                      "interrupt again to stop at once")
     finally:
         logging.getLogger("ray._private.worker").removeFilter(quiet)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def run(command: str, *, resume: str | None = None, override: str | None = None, stop: StopToken | None = None,

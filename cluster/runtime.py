@@ -3,8 +3,8 @@
 Locally the dashboard stays off and Ray's token authentication (on by default for local
 runtimes since Ray 2.59) guards every port; docs/CLUSTER.md says how a cluster gets its
 token. Run from a clone, workers get it on PYTHONPATH (installed, they import the package as the
-driver does); under `ray job submit` the job's working_dir does that instead. A runtime this
-process started for one run is started anew for a later run that needs more CPUs or another address.
+driver does); under `ray job submit` the job's working_dir does that instead. The first run in a
+process sizes its runtime; later runs in the same process (a notebook) use it as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ GCS_TASK_EVENTS = 10_000
 # (batches, weights, stats, reports) report no task events at all; Ray's state API still lists the actors.
 NO_TASK_EVENTS = {"enable_task_events": False}
 _on_lost = None  # what to do once the runtime is gone (launch.py: say so in one line and exit)
-_started: tuple[str | None, int | None] | None = None  # the runtime connect() started: (address, or None and its CPUs)
 
 
 def from_checkout() -> bool:
@@ -46,13 +45,9 @@ def on_runtime_lost(handler) -> None:
 def connect(address: str | None, cpus_needed: int = 1) -> None:
     import ray
 
-    global _started
     if ray.is_initialized():
-        if _started is None or (_started == (address, None) if address else
-                                _started[0] is None and cpus_needed <= _started[1]):
-            return  # fits: the runtime this process started, or one its caller started (theirs to size)
-        ray.shutdown()  # ours, from an earlier run in this process, but too small or elsewhere: start it anew
-        _started = None
+        return  # the process's runtime, from an earlier run or the caller (a shutdown and new init in one
+        # process let a later run die on "Failed to connect to GCS", 2026-12-07)
     runtime_env = None if not from_checkout() else {"env_vars": {"PYTHONPATH": os.pathsep.join(
         p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}}
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
@@ -75,7 +70,6 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
         ray.init(num_cpus=cpus, include_dashboard=False,
                  _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING",
                  _system_config={"task_events_max_num_task_in_gcs": GCS_TASK_EVENTS})
-    _started = (address, None) if address else (None, cpus)
     if _on_lost is not None:
         import threading
 

@@ -173,6 +173,19 @@ def test_a_second_run_in_one_process_trains_after_an_interrupt_and_after_a_lost_
     assert again.complete and again.students[0].updates == 20
 
 
+def test_runs_in_a_fresh_process_share_the_ray_runtime_the_first_one_started(tmp_path):
+    """As in a new notebook, nothing has started Ray: the runtime the first call starts must outlive its run
+    (Ray's GCS dies with the thread that started it, so every run goes on one long-lived thread)."""
+    settings = {k: v for k, v in TINY.items() if k != "echo"}
+    code = ("import atari_distill as ad\n"
+            "ad.record(teacher='random', game='pong', steps=300, envs_per_actor=2, chunk_steps=32, out='data', "
+            "echo=None)\n"
+            "for name in ('a', 'b'):\n"
+            f"    print(name, ad.distill(dataset='data', out=name, echo=None, **{settings!r}).complete)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.split() == ["a", "True", "b", "True"], result.stderr[-2000:]
+
+
 def worker_pids(title: str) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
