@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from atari_distill.actors.evaluate import EvalResult
+from atari_distill.actors.protocol import REPORT, EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.pipelines.commands import RUN_KINDS, start_or_resume
 from atari_distill.pipelines.config_tree import FLAG_TYPES, walk
@@ -63,6 +64,10 @@ def _typed(command: str, given: dict, flags) -> dict:
                               f"{type(value).__name__}")
         settings[name] = value
     return settings
+
+
+def _silent_if_none(echo):
+    return echo or (lambda text: None)
 
 
 @contextlib.contextmanager
@@ -146,13 +151,13 @@ def run(command: str, *, resume: str | None = None, override: str | None = None,
     if resume and not kind.resumes:
         raise ConfigError(f"{command} runs do not resume")
     stop = stop if stop is not None else StopToken()
-    write = echo or (lambda text: None)
+    write = _silent_if_none(echo)
     progress = Progress("", 1, "updates", write=write, live=False, on_metrics=on_metrics)
     args = argparse.Namespace(**settings, resume=resume, override=override)
     with _user_errors():
         cfg, path, summary = interruptible(lambda: start_or_resume(kind, args, progress, stop), stop, write)
-    if (Path(path) / "summary.json").is_file():
-        return RunResult.load(path)
+    if command != "record":
+        return RunResult.from_summary(summary, path)  # as its summary.json holds it
     # a recording writes its index.json, not a summary: its result says what it recorded
     return RunResult.from_summary({**summary, "kind": command, "complete": not summary.get("stopped_by"),
                                    "version": VERSION, "wall_s": None}, path)
@@ -226,9 +231,7 @@ def _evaluate(*, echo: Callable[[str], None] | None = print, **settings) -> Eval
     s = _tool_settings("evaluate", settings)
     spec, result, env_mode = run_evaluate(s.checkpoint, s.game, s.episodes, s.workers, s.epsilon, s.noop_max,
                                           s.sticky_actions, s.env_mode, s.address, s.seed, s.series,
-                                          echo=echo or (lambda text: None))
-    from atari_distill.actors.protocol import REPORT, EvalProtocol
-
+                                          echo=_silent_if_none(echo))
     seeds = EvalProtocol(seed=s.seed).seed_base(REPORT)
     return Evaluation(spec.name, env_mode, Score(result.mean, result.ci95, result.episodes, seeds,
                                                  tuple(result.scores)), result)
@@ -239,7 +242,7 @@ def _export(*, echo: Callable[[str], None] | None = print, **settings) -> Export
 
     s = _tool_settings("export", settings)
     metadata = run_export(s.checkpoint, s.out, s.game, s.series, s.int8, s.parity_frames, s.min_agreement, s.seed,
-                          s.force, echo=echo or (lambda text: None))
+                          s.force, echo=_silent_if_none(echo))
     return Exported(Path(s.out), metadata)
 
 
@@ -248,7 +251,7 @@ def _watch(*, echo: Callable[[str], None] | None = print, **settings) -> Watched
 
     s = _tool_settings("watch", settings)
     done = run_watch(s.student, s.teacher, s.game, s.out, s.series, s.seed, s.max_steps,
-                     echo=echo or (lambda text: None))
+                     echo=_silent_if_none(echo))
     return Watched(Path(done["video"]), Path(done["still"]), done["game"], dict(done["scores"]),
                    dict(done["ended"]), done["steps"])
 

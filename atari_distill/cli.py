@@ -72,8 +72,9 @@ def cmd_evaluate(args) -> int:
     from atari_distill import api
     from atari_distill.pipelines.tool_config import EvaluateConfig
 
-    done = api.evaluate(**tool_settings(args, EvaluateConfig), echo=lambda line: print(line, flush=True))
-    result, s = done.result, EvaluateConfig.from_flags(**tool_settings(args, EvaluateConfig))
+    settings = tool_settings(args, EvaluateConfig)
+    done = api.evaluate(**settings, echo=lambda line: print(line, flush=True))
+    result, s = done.result, EvaluateConfig.from_flags(**settings)
     interval = "no 95% CI from one episode" if result.ci95 is None else f"95% CI +/- {result.ci95:.2f}"
     from atari_distill.actors.games import game_spec
 

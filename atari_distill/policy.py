@@ -75,9 +75,9 @@ def _policy(source: str, game: str | None, series: str | None, seed: int) -> Pol
         from atari_distill.models.checkpoint import build_network
 
         module = build_network(payload).eval()
-    policy = Policy(played, list(model.games),
-                    {g: int(n) for g, n in payload["heads"].items()}, payload.get("preset") or payload.get("metadata", {}).get("preset"), preprocessing,
-                    str(source), model.checkpoint, module, payload)
+    preset = payload.get("preset") or payload.get("metadata", {}).get("preset")
+    policy = Policy(played, list(model.games), {g: int(n) for g, n in payload["heads"].items()}, preset,
+                    preprocessing, str(source), model.checkpoint, module, payload)
     if module is not None:
         import torch
 
