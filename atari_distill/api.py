@@ -26,7 +26,7 @@ from atari_distill.actors.evaluate import EvalResult
 from atari_distill.actors.protocol import REPORT, EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.pipelines.commands import RUN_KINDS, start_or_resume
-from atari_distill.pipelines.config_tree import FLAG_TYPES, walk
+from atari_distill.pipelines.config_tree import walk
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.tool_config import TOOLS
 from atari_distill.rundir.result import RunResult, Score
@@ -54,13 +54,12 @@ def _check_keywords(command: str, given: dict, known: list[str]) -> None:
 def _typed(command: str, given: dict, flags) -> dict:
     """The settings as the config takes them: a path may be a Path; a value of another type is refused
     here in one line rather than failing deep inside a run."""
-    types = {f.name: f.type for f in flags}
+    by_name = {f.name: f for f in flags}
     settings = {}
     for name, value in given.items():
         value = os.fspath(value) if isinstance(value, os.PathLike) else value
-        allowed = FLAG_TYPES[types[name]]
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise ConfigError(f"{command}({name}={value!r}): {name} takes {types[name]}, not "
+        if not by_name[name].takes(value):
+            raise ConfigError(f"{command}({name}={value!r}): {name} takes {by_name[name].type}, not "
                               f"{type(value).__name__}")
         settings[name] = value
     return settings

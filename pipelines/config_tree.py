@@ -53,6 +53,11 @@ class Flag:
     help: str
     required: bool = False
 
+    def takes(self, value) -> bool:
+        """Whether `value` is of this flag's type (a bool is not an int here, though Python says it is)."""
+        allowed = FLAG_TYPES[self.type]
+        return isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+
     @property
     def option(self) -> str:
         return "--" + self.name.replace("_", "-")
@@ -138,8 +143,7 @@ class TreeConfig:
         if unknown:
             raise ConfigError(f"config has unknown keys {sorted(unknown)}; it was written by another version")
         for name, value in flat.items():
-            allowed = FLAG_TYPES[flags[name].type]
-            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            if not flags[name].takes(value):
                 raise ConfigError(f"config.json gives {name} = {json.dumps(value)[:40]}, not of type "
                                   f"{flags[name].type}; "
                                   f"{damaged}")
