@@ -19,6 +19,7 @@ import torch
 from atari_distill.actors.env import EnvConfig, make_vector_env
 from atari_distill.models.checkpoint import build_network
 from atari_distill.models.export import EXPORT_FORMAT, OnnxQ
+from atari_distill.runners import handles
 
 # A worker process plays at most this many evaluations, then Ray starts a fresh one: in process the
 # play loop holds its memory flat, but a Ray evaluator worker steps up a few MiB at each evaluation
@@ -160,23 +161,19 @@ def submit_evaluation(payload, game: str, episodes: int, workers: int, *, env_co
                       epsilon: float = 0.05, seed: int = 1_000_003) -> list:
     """Starts the slots on `workers` Ray tasks (one CPU each); `collect_evaluation` gathers them.
 
-    `payload` may be a Ray object reference, so the weights travel once."""
-    import ray
-
+    `payload` may be a ref (runners/handles.py::put), so the weights travel once."""
     if episodes < 1 or workers < 1:
         raise ValueError(f"episodes and workers must be at least 1, got {episodes} and {workers}")
     quota = episode_slots(episodes)
     groups = [list(range(w, len(quota), workers)) for w in range(min(workers, len(quota)))]
-    task = ray.remote(**EVALUATOR_TASK)(_play_slots_task)
+    task = handles.remote(_play_slots_task, **EVALUATOR_TASK)
     return [task.remote(payload, game, g, [int(quota[s]) for s in g], env_config=env_config,
                         epsilon=epsilon, seed=seed) for g in groups]
 
 
 def collect_rows(pending: list) -> list[tuple[int, float, int]]:
     """Every episode's (slot, score, length) row of a `submit_evaluation`."""
-    import ray
-
-    return [row for part in ray.get(pending) for row in part]
+    return [row for part in handles.get(pending) for row in part]
 
 
 def collect_evaluation(pending: list, epsilon: float, noop_max: int) -> EvalResult:
@@ -205,9 +202,7 @@ def greedy_agreement(net: torch.nn.Module, obs: np.ndarray, q_teacher: np.ndarra
 def submit_agreement(payload, holdout, game: str):
     """Agreement of `payload` on held-out frames, as an evaluator task that waits for the frames
     (`holdout`: a reference to actors/holdout.py's result), so a curve's point never lacks it."""
-    import ray
-
-    return ray.remote(**EVALUATOR_TASK)(_agreement_task).remote(payload, holdout, game)
+    return handles.remote(_agreement_task, **EVALUATOR_TASK).remote(payload, holdout, game)
 
 
 def _agreement_task(payload: dict, holdout: tuple, game: str) -> float:

@@ -11,7 +11,6 @@ import collections
 import os
 import threading
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from atari_distill.actors.precision import STRICTEST_LOSS, half_precision_keeps_
 from atari_distill.actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
 from atari_distill.models.checkpoint import build_network
 from atari_distill.replay.chunk import Chunk, encode
+from atari_distill.runners import handles
 
 
 def half_keeps_targets(net: torch.nn.Module, game: str, device: torch.device, losses) -> tuple[bool, str]:
@@ -210,14 +210,9 @@ class RolloutActor:
     arguments, which Ray keeps until the call is done."""
 
     def __init__(self, max_inflight: int = 1, **rollout_kwargs):
-        import ray
-
         torch.set_num_threads(1)
         os.nice(NICENESS)
-        with warnings.catch_warnings():  # the property reads a deprecated field inside Ray
-            warnings.simplefilter("ignore", DeprecationWarning)
-            restarted = ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed
-        if restarted:
+        if handles.restarted():
             # Ray restarted this actor: new episodes, not a replay of the first incarnation's
             rollout_kwargs["seed"] = restarted_actor_seed(int(rollout_kwargs.get("seed", 0)), os.getpid())
         self.rollout_kwargs, self.rollout = rollout_kwargs, None
@@ -250,8 +245,6 @@ class RolloutActor:
 
     def run(self, shard, teacher: dict, max_chunks: int | None = None) -> dict:
         """Streams chunks into `shard`, labelled by `teacher` until `set_teacher` sends another."""
-        import ray
-
         if self.rollout is None:
             self.rollout = TeacherRollout(teacher=teacher, **self.rollout_kwargs)
             self.swaps.append((0, self.rollout.teacher_version))
@@ -263,14 +256,14 @@ class RolloutActor:
             message = encode(chunk)
             encoded = time.perf_counter()
             if len(inflight) >= self.max_inflight:
-                done, inflight = ray.wait(inflight, num_returns=1)
-                ray.get(done)
+                done, inflight = handles.wait(inflight, num_returns=1)
+                handles.get(done)
             inflight.append(shard.insert.remote(message))
             self.timings["encode_s"] += encoded - started
             self.timings["send_wait_s"] += time.perf_counter() - encoded
             self.steps += chunk.steps * chunk.envs
             sent += 1
-        ray.get(inflight)
+        handles.get(inflight)
         return self.stats()
 
     def stop(self) -> None:

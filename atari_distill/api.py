@@ -230,7 +230,7 @@ def _evaluate(*, echo: Callable[[str], None] | None = print, **settings) -> Eval
     s = _tool_settings("evaluate", settings)
     spec, result, env_mode = run_evaluate(s.checkpoint, s.game, s.episodes, s.workers, s.epsilon, s.noop_max,
                                           s.sticky_actions, s.env_mode, s.address, s.seed, s.series,
-                                          echo=_silent_if_none(echo))
+                                          echo=_silent_if_none(echo), runner=s.runner)
     seeds = EvalProtocol(seed=s.seed).seed_base(REPORT)
     return Evaluation(spec.name, env_mode, Score(result.mean, result.ci95, result.episodes, seeds,
                                                  tuple(result.scores)), result)

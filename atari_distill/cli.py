@@ -129,7 +129,7 @@ def cmd_zoo(args) -> int:
         from atari_distill.cluster.runtime import connect
         from atari_distill.zoo.publish import publish
 
-        connect(None, cpus_needed=args.workers)
+        connect(None, cpus_needed=args.workers, without_ray=None)
         card = publish(args.add, args.episodes, args.workers, args.version)
         print(f"[zoo] added {card['game']}: {catalog.describe(card)}")
         return 0
@@ -137,7 +137,7 @@ def cmd_zoo(args) -> int:
         from atari_distill.cluster.runtime import connect
         from atari_distill.zoo.publish import rescore
 
-        connect(None, cpus_needed=args.workers)
+        connect(None, cpus_needed=args.workers, without_ray=None)
         for game in catalog.games() if args.rescore == "all" else [args.rescore]:
             card = rescore(game, args.episodes, args.workers)
             old = card["history"][0]["score"]
@@ -266,7 +266,12 @@ def save_traceback(args) -> str:
 def report_error(args, error: Exception) -> int:
     """A problem the user can fix (every one of ours is a ValueError with a one-line message) is that
     line and exit code 2; anything else is a bug, with its traceback saved."""
+    from atari_distill.cluster.runtime import RayUnavailable
+
     cause = getattr(error, "cause", None) or error  # Ray wraps an actor's exception
+    if isinstance(cause, RayUnavailable):
+        sys.stderr.write(f"error: {cause}\n")
+        return RUNTIME_LOST
     if isinstance(cause, (ValueError, TimeoutError)):
         sys.stderr.write(f"error: {cause}\n")
         return 2

@@ -16,6 +16,7 @@ import numpy as np
 from atari_distill.cluster.placement import PLACEMENT_TIMEOUT_S
 from atari_distill.cluster.runtime import NO_TASK_EVENTS
 from atari_distill.learner.learner import Learner, LearnerConfig
+from atari_distill.runners import handles
 
 
 class LearnerLost(RuntimeError):
@@ -39,11 +40,9 @@ class LearnerGroup:
     def start(self, resume: dict | None) -> None:
         """The replicas, and their group formed behind them: every call they are sent next waits for it.
         Each start draws a new secret, so a replica of an earlier one cannot join (learner/rendezvous.py)."""
-        import ray
-
         options = {"num_cpus": 1, "num_gpus": 1 if self.use_gpu else 0, **NO_TASK_EVENTS}
         self.actors = [
-            ray.remote(Learner).options(**options, **self.strategies[rank]).remote(
+            handles.remote(Learner, **options, **self.strategies[rank]).remote(
                 self.config, self.heads, self.shards, resume, self.weights,
                 (rank, self.replicas) if self.replicas > 1 else None)
             for rank in range(self.replicas)]
@@ -62,27 +61,25 @@ class LearnerGroup:
         A replica placed on a node that is dying but not yet known dead is tried again."""
         import time
 
-        import ray
-
         self.restarts += 1
         deadline = time.monotonic() + placed_within_s
         last_error = None
         while True:
             for actor in self.actors:
-                ray.kill(actor)
+                handles.kill(actor)
             left = deadline - time.monotonic()
             try:
                 if left <= 0:
-                    raise ray.exceptions.GetTimeoutError
+                    raise handles.AnswerTimeout
                 self.start(resume)
-                ray.get(self.joined or [actor.__ray_ready__.remote() for actor in self.actors], timeout=left)
+                handles.get(self.joined or [actor.__ray_ready__.remote() for actor in self.actors], timeout=left)
                 break
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:  # a join fails if a partner dies
+            except (handles.ActorLost, RuntimeError) as error:  # a join fails if a partner dies
                 last_error = error
                 time.sleep(2)
-            except ray.exceptions.GetTimeoutError:
+            except handles.AnswerTimeout:
                 for actor in self.actors:
-                    ray.kill(actor)
+                    handles.kill(actor)
                 cause = "" if last_error is None else (
                     f"; the last try failed with {type(last_error).__name__}: {str(last_error).splitlines()[0][:200]}")
                 raise LearnerLost(f"learner {self.label} could not be placed again within {placed_within_s:.0f} s: "
@@ -92,21 +89,17 @@ class LearnerGroup:
     def wait_for_replay(self) -> bool:
         """Waits for the group to form and the replay's minimum fill; returns False at once if a stop is
         asked for meanwhile."""
-        import ray
-
         pending = self.joined + [actor.wait_for_replay.remote() for actor in self.actors]
         while pending:
             if self.stop_requested():
                 self.abandoned = pending
                 return False
-            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
-            ray.get(done)
+            done, pending = handles.wait(pending, num_returns=len(pending), timeout=0.5)
+            handles.get(done)
         return True
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """The multi-task schedule's new shares, on every replica (they draw games in step)."""
-        import ray
-
         self.weights = dict(weights)  # a restarted replica starts with them
         for actor in self.actors:  # not waited on: an actor's calls run in order, so it lands before the next train;
             actor.set_weights.remote(weights)  # a replica busy or dead then is the training loop's to handle
@@ -127,15 +120,13 @@ class LearnerGroup:
         after its partners time out in the all-reduce. `watch` (replay/shard.py::ShardWatch) is
         checked while waiting: a replay shard lost for good raises ReplayLost, rather than the
         learner failing when its batch timeout runs out."""
-        import ray
-
         pending = list(calls)
         while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=None if watch is None else 1.0)
-            ray.get(done)
+            done, pending = handles.wait(pending, num_returns=1, timeout=None if watch is None else 1.0)
+            handles.get(done)
             if pending and not done and watch is not None:
                 watch.check()
-        return self.combine(ray.get(calls))
+        return self.combine(handles.get(calls))
 
     def abandon(self, calls: list) -> None:
         """Leaves `calls` unanswered (they wait on a replay that is gone): `kill` then ends the replicas
@@ -155,9 +146,7 @@ class LearnerGroup:
         return record
 
     def state(self, extra: dict) -> dict:
-        import ray
-
-        return ray.get(self.actors[0].state.remote(extra))
+        return handles.get(self.actors[0].state.remote(extra))
 
     def policy(self):
         """Rank 0's student without its optimizer, as an object ref (every replica holds the same weights)."""
@@ -168,23 +157,21 @@ class LearnerGroup:
 
     def kill(self) -> None:
         """Leaves the process group and exits cleanly (a forced kill mid-collective spews tracebacks)."""
-        import ray
-
         if self.abandoned:  # stopped before the first update: no collective to leave, and `close` would queue
             for actor in self.actors:
-                ray.kill(actor)
+                handles.kill(actor)
             try:  # collected, so Ray does not report the killed waits as unhandled errors
-                ray.get(self.abandoned, timeout=10)
-            except (ray.exceptions.RayError, TimeoutError):
+                handles.get(self.abandoned, timeout=10)
+            except (handles.ActorLost, TimeoutError):
                 pass
             self.abandoned = []
             return
         try:
-            ray.get([actor.close.remote() for actor in self.actors], timeout=30)
-            ray.wait([actor.__ray_terminate__.remote() for actor in self.actors], num_returns=len(self.actors),
+            handles.get([actor.close.remote() for actor in self.actors], timeout=30)
+            handles.wait([actor.__ray_terminate__.remote() for actor in self.actors], num_returns=len(self.actors),
                      timeout=30)
-        except (ray.exceptions.RayError, TimeoutError):
+        except (handles.ActorLost, TimeoutError):
             pass
         for actor in self.actors:  # whatever did not exit by itself
-            ray.kill(actor)
+            handles.kill(actor)
         self.actors = []

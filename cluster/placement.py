@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from atari_distill.cluster.errors import ConfigError
+from atari_distill.runners import handles
 
 GIB = 1024**3
 # how long Ray may take to place a bundle (the plan at start, a learner again after its node left)
@@ -57,6 +58,9 @@ def _fmt(resources: dict[str, float]) -> str:
 
 
 def alive_nodes() -> list[Node]:
+    """Ray's live nodes; on the local runner, this process as the one node, with what it may use."""
+    if handles.is_local():
+        return [local_node()]
     import ray
 
     nodes = []
@@ -65,6 +69,17 @@ def alive_nodes() -> list[Node]:
             total = {k: float(v) for k, v in node["Resources"].items() if not k.startswith("node:")}
             nodes.append(Node(node["NodeID"], node["NodeManagerAddress"], total, dict(total)))
     return nodes
+
+
+def local_node() -> Node:
+    """This process as a node: a CPU slot for every role (threads share the cores, as a local Ray runtime's
+    logical CPUs do), the memory free now, and the GPUs torch sees."""
+    import torch
+
+    from atari_distill.replay.memory_plan import local_memory
+
+    total = {"CPU": 1024.0, "memory": local_memory()[0], "GPU": float(torch.cuda.device_count())}
+    return Node("local", "this process", total, dict(total))
 
 
 class PlacementPlan:
@@ -149,7 +164,10 @@ class PlacementPlan:
 
     def reserve(self, timeout_s: float = PLACEMENT_TIMEOUT_S) -> "Placement":
         """Reserves the plan with placement groups; refuses if Ray cannot within `timeout_s`
-        (another job holds the resources, or a node left since the plan was made)."""
+        (another job holds the resources, or a node left since the plan was made). The local runner has
+        nothing to reserve."""
+        if handles.is_local():
+            return Placement({}, len(self.learners))
         import ray
         from ray.util.placement_group import placement_group, remove_placement_group
 
@@ -175,6 +193,8 @@ class Placement:
         self.groups, self.num_learners = groups, num_learners
 
     def _strategy(self, group: str, index: int) -> dict:
+        if group not in self.groups:  # the local runner's: nothing reserved, nothing to say where
+            return {}
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
@@ -195,9 +215,9 @@ class Placement:
                 "actors": [self.actor(i) for i in actors]}
 
     def release(self, group: str) -> None:
-        from ray.util.placement_group import remove_placement_group
+        if group in self.groups:  # the local runner reserves none
+            from ray.util.placement_group import remove_placement_group
 
-        if group in self.groups:
             remove_placement_group(self.groups.pop(group))
 
     def release_all(self) -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from atari_distill.cluster.errors import ConfigError
+from atari_distill.runners import handles
 
 # the folder that holds the atari_distill package: a checkout, or site-packages once installed
 REPO_ROOT = str(Path(sys.modules["atari_distill"].__file__).resolve().parent.parent)
@@ -42,7 +43,14 @@ def on_runtime_lost(handler) -> None:
     _on_lost = handler
 
 
-def connect(address: str | None, cpus_needed: int = 1) -> None:
+class RayUnavailable(RuntimeError):
+    """Ray would not start or connect for a reason of the machine's, not the run's (a busy machine whose
+    node timed out during startup, a stale session): the command may simply be run again."""
+
+
+def connect(address: str | None, cpus_needed: int = 1, without_ray: str | None = "--runner local") -> None:
+    """Starts a local Ray runtime, or joins the cluster at `address`. `without_ray`: the flag that runs the
+    command with no Ray at all, offered when Ray cannot start."""
     import ray
 
     if ray.is_initialized():
@@ -67,9 +75,16 @@ def connect(address: str | None, cpus_needed: int = 1) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # Oversubscribe a small laptop rather than leave actors pending forever.
         cpus = max(os.cpu_count() or 1, cpus_needed)
-        ray.init(num_cpus=cpus, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING",
-                 _system_config={"task_events_max_num_task_in_gcs": GCS_TASK_EVENTS})
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING",
+                     _system_config={"task_events_max_num_task_in_gcs": GCS_TASK_EVENTS})
+        except Exception as error:  # Ray's own: "The current node timed out during startup", and kin
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            instead = f", or run without Ray: {without_ray}" if without_ray else ""
+            raise RayUnavailable(f"Ray could not start a local runtime ({type(error).__name__}: {first}); this is the "
+                                 f"machine (busy, or a stale Ray session), not the run: run the command again"
+                                 f"{instead}") from error
     if _on_lost is not None:
         import threading
 
@@ -112,6 +127,10 @@ def require_cpus(needed: int, roles: str) -> None:
 
 
 def has_gpu() -> bool:
+    if handles.is_local():
+        import torch
+
+        return torch.cuda.is_available()
     import ray
 
     return ray.cluster_resources().get("GPU", 0) >= 1
@@ -138,11 +157,9 @@ def runs_within(refs: list, timeout_s: float = WIND_DOWN_S) -> list[dict]:
     """Each producer's final stats, or LOST_RUN for one that has not returned within `timeout_s` after
     it was told to stop: an actor lost with its node waits for a restart that may never find room, and
     a wind-down must not wait with it. A run that raised still raises."""
-    import ray
-
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    ready, _ = handles.wait(refs, num_returns=len(refs), timeout=timeout_s)
     ready = set(ready)
-    return [ray.get(ref) if ref in ready else dict(LOST_RUN) for ref in refs]
+    return [handles.get(ref) if ref in ready else dict(LOST_RUN) for ref in refs]
 
 
 def wind_down(runs: list, shards: list, seconds: float = WIND_DOWN_S) -> tuple[list[dict], list[dict] | None]:
@@ -154,8 +171,29 @@ def wind_down(runs: list, shards: list, seconds: float = WIND_DOWN_S) -> tuple[l
     return runs_within(runs, budget.left()), stats_if_answered(shards, budget.left())
 
 
+def kill_when_answered(components: list, owed: list, timeout_s: float = 5.0) -> None:
+    """Kills `components` once the calls still `owed` to them (a shard's close) have answered, or after
+    `timeout_s`: a call Ray sees die with retries left is printed on the user's console as a warning."""
+    if owed:
+        handles.wait(owed, num_returns=len(owed), timeout=timeout_s)
+    for component in components:
+        handles.kill(component)
+
+
+def ray_memory() -> tuple[float, float]:
+    """(free memory across the cluster, the largest alive node's memory), as Ray reports them."""
+    import ray
+
+    free = ray.available_resources().get("memory", 0.0)
+    nodes = [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
+    return free, max(nodes, default=0.0)
+
+
 def on_this_node():
-    """A scheduling strategy that keeps an actor on the driver's node, where its files are."""
+    """A scheduling strategy that keeps an actor on the driver's node, where its files are (the local
+    runner's one process needs none)."""
+    if handles.is_local():
+        return None
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 

@@ -24,6 +24,7 @@ import numpy as np
 from atari_distill.learner.schedule import GameSchedule
 from atari_distill.replay.batch_slots import SlotReader, slot_bytes
 from atari_distill.replay.shard import pick_shard, unpack_batches
+from atari_distill.runners import handles
 
 
 PER_CALL = 4  # batches one request brings back from a single game's shard: a call's own cost is paid once
@@ -85,7 +86,7 @@ class BatchStream:
         self.calls, self.per_call = request_shape(prefetch, batch_size, per_call)
         self.schedule, self.timeout_s = schedule, timeout_s
         self.method, self.method_kwargs = method, method_kwargs
-        self.shard_sizes = {game: np.ones(len(handles)) for game, handles in shards.items()}
+        self.shard_sizes = {game: np.ones(len(game_shards)) for game, game_shards in shards.items()}
         self.seed, self.numbered = seed, first_batch  # numbered: the next batch's number
         self.rng = np.random.default_rng(seed)
         self.upcoming: collections.deque = collections.deque()  # the schedule's next games, in order
@@ -103,9 +104,7 @@ class BatchStream:
         kwargs = dict(self.method_kwargs, key=(self.seed, first))
         if self.shared:
             if self.node is None:
-                import ray
-
-                self.node = ray.get_runtime_context().get_node_id()
+                self.node = handles.node_id()
             kwargs["node"] = self.node
         if self.to_release.get((game, index)):
             kwargs["release"] = self.to_release.pop((game, index))
@@ -126,8 +125,6 @@ class BatchStream:
     def _open(self, game: str, index: int, number: int, batch: dict) -> dict:
         """The batch with its frames read in place from the shard's slot, or, where the slot cannot be
         mapped, fetched again through Ray (and the stream stops asking for slots)."""
-        import ray
-
         while "slot" in batch:
             described = batch.pop("slot")
             try:
@@ -139,16 +136,14 @@ class BatchStream:
             except OSError:
                 self.shared = False
             self.to_release[(game, index)].append(described["token"])
-            batch = unpack_batches(ray.get(self._call(game, index, 1, number), timeout=self.timeout_s))[0]
+            batch = unpack_batches(handles.get(self._call(game, index, 1, number), timeout=self.timeout_s))[0]
         self.object_store_batches += 1
         return batch
 
     def wait_for_replay(self, min_replay: int, timeout_s: float = 600.0) -> None:
-        import ray
-
         deadline = time.monotonic() + timeout_s
         while True:
-            sizes = {g: np.array(ray.get([s.size.remote() for s in h]), float) for g, h in self.shards.items()}
+            sizes = {g: np.array(handles.get([s.size.remote() for s in h]), float) for g, h in self.shards.items()}
             if all(s.sum() >= min_replay for s in sizes.values()):
                 self.shard_sizes = sizes
                 return
@@ -159,15 +154,13 @@ class BatchStream:
 
     def _fetch(self, game: str) -> float:
         """Waits for the oldest request for `game`; returns the seconds waited."""
-        import ray
-
         at = next(i for i, (asked, *_) in enumerate(self.pending) if asked == game)
         _, index, first, ref = self.pending[at]
         del self.pending[at]
         before = time.perf_counter()
         try:
-            batches = unpack_batches(ray.get(ref, timeout=self.timeout_s))
-        except ray.exceptions.GetTimeoutError:
+            batches = unpack_batches(handles.get(ref, timeout=self.timeout_s))
+        except handles.AnswerTimeout:
             raise TimeoutError(f"no batch from {game} replay shard {index} in {self.timeout_s:.0f}s; "
                                f"are its actors alive?") from None
         self.ready[game].extend((index, first + i, batch) for i, batch in enumerate(batches))
@@ -191,16 +184,14 @@ class BatchStream:
 
     def close(self) -> None:
         """Gives back every slot this stream holds or has asked for, so the shards can lend them again."""
-        import ray
-
         tokens = collections.defaultdict(list, self.to_release)
         if self.held is not None:
             tokens[self.held[:2]].append(self.held[2])
         fetched = [(game, index, batch) for game, batches in self.ready.items() for index, _, batch in batches]
         for game, index, _, ref in self.pending:
             try:
-                fetched += [(game, index, batch) for batch in unpack_batches(ray.get(ref, timeout=self.timeout_s))]
-            except ray.exceptions.RayError:
+                fetched += [(game, index, batch) for batch in unpack_batches(handles.get(ref, timeout=self.timeout_s))]
+            except (handles.ActorLost, handles.AnswerTimeout):
                 continue  # the shard is gone, and its slots with it
         for game, index, batch in fetched:
             if "slot" in batch:

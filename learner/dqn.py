@@ -44,7 +44,7 @@ class DQNLearner:
         torch.manual_seed(config.seed)
         self.config, self.game, self.dqn = config, game, config.dqn
         self.device = pick_device(config.device)
-        self.online = QNetwork(self.dqn.preset, {game: num_actions}).to(self.device)
+        self.online = QNetwork(self.dqn.preset, {game: num_actions}, seed=config.seed).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         graphed = graphs_usable(self.device, config.graphs)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=self.dqn.lr, eps=self.dqn.adam_eps,

@@ -78,7 +78,7 @@ class Learner:
         self.config = config
         self.device = pick_device(config.device)
         settings = config.student
-        self.student = QNetwork(settings.preset, heads).to(self.device)
+        self.student = QNetwork(settings.preset, heads, seed=config.seed).to(self.device)
         self.rank, self.world_size = world or (0, 1)
         self.loss_fn = make_loss(settings.loss, **settings.loss_settings())
         self.batch_size = settings.batch_size

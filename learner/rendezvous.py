@@ -19,6 +19,7 @@ import datetime
 import socket
 
 import torch.distributed as dist
+from atari_distill.runners import handles
 
 JOIN_TIMEOUT = datetime.timedelta(minutes=10)
 MARK = "group"
@@ -30,9 +31,7 @@ class NotThisGroup(RuntimeError):
 
 def open_store(size: int, secret: str) -> tuple[dist.Store, str]:
     """Rank 0's store for a group of `size`, and the address ("host:port") the other ranks join."""
-    import ray
-
-    host = ray.util.get_node_ip_address()
+    host = handles.node_address()
     listener = socket.socket(socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0])
     listener.bind((host, 0))
     listener.listen()

@@ -70,7 +70,10 @@ def preset(name: str) -> Preset:
 
 
 class QNetwork(nn.Module):
-    def __init__(self, preset_name: str, heads: dict[str, int]):
+    def __init__(self, preset_name: str, heads: dict[str, int], seed: int | None = None):
+        """`seed`: the initial weights' own random numbers (not torch's global generator, which every
+        thread of a process shares: the local runner's learner would otherwise start from weights that
+        depend on what other threads drew meanwhile)."""
         super().__init__()
         if not heads:
             raise ValueError("a network needs at least one head (game -> action count)")
@@ -88,9 +91,9 @@ class QNetwork(nn.Module):
             features = width
         self.trunk = nn.Sequential(*layers)
         self.heads = nn.ModuleDict({game: head(features, spec.head_hidden, n) for game, n in heads.items()})
-        self._initialise()
+        self._initialise(None if seed is None else torch.Generator().manual_seed(seed))
 
-    def _initialise(self) -> None:
+    def _initialise(self, generator: torch.Generator | None) -> None:
         """Orthogonal init, gain sqrt(2), zero biases, near-zero heads (as SB3 and CleanRL's PPO do).
 
         PyTorch's default init leaves this conv stack nearly insensitive to its input: in our
@@ -98,10 +101,10 @@ class QNetwork(nn.Module):
         """
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.orthogonal_(module.weight, gain=2**0.5)
+                nn.init.orthogonal_(module.weight, gain=2**0.5, generator=generator)
                 nn.init.zeros_(module.bias)
         for head in self.heads.values():
-            nn.init.orthogonal_(output_layer(head).weight, gain=0.01)
+            nn.init.orthogonal_(output_layer(head).weight, gain=0.01, generator=generator)
 
     def head_name(self, game: str | None) -> str:
         if game is None:

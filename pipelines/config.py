@@ -133,6 +133,9 @@ class DistillConfig(RunConfig):
             need(len(self.student.pairs()) == 1, f"--behaviour {self.drive.behaviour} lets one student act; give one "
                                                  f"--student and one --loss, not a sweep")
         need(1 <= self.learner_gpus <= 64, f"--learner-gpus must be in [1, 64], got {self.learner_gpus}")
+        need(self.learner_gpus == 1 or self.run.runner == "ray",
+             f"--learner-gpus {self.learner_gpus} forms a torch.distributed group of learner processes, which "
+             f"--runner local (one process) cannot; use --runner ray")
         need(self.learner_resource is None or (self.learner_resource and self.learner_resource not in ("CPU", "memory")),
              f"--learner-resource must name a custom resource (or GPU), got {self.learner_resource!r}")
         need(self.updates >= 1, f"--updates must be at least 1, got {self.updates}")

@@ -24,7 +24,7 @@ from atari_distill.actors.rollout import RolloutActor
 from atari_distill.actors.teachers import load_teacher
 from atari_distill.cluster.learner_group import LearnerGroup, LearnerLost
 from atari_distill.cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
-from atari_distill.cluster.runtime import NO_TASK_EVENTS, WindDown, on_this_node, runs_within
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, WindDown, kill_when_answered, on_this_node, runs_within
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import LearnerConfig
 from atari_distill.models.checkpoint import fingerprint, payload_params
@@ -34,12 +34,13 @@ from atari_distill.actors.protocol import REPORT
 from atari_distill.pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
 from atari_distill.pipelines.score_cache import KeptOrPlayed, ScoreCache, policy_key
 from atari_distill.rundir.directory import RunDir
-from atari_distill.pipelines.skeleton import RunStart, start_run
+from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run
 from atari_distill.pipelines.student_evaluations import StudentEvaluations, eval_kind
 from atari_distill.replay.dataset import Dataset, DatasetFeeder
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.shard import (SHARD_ANSWER_S, UNAVAILABLE, ReplayLost, ShardWatch, launch_shards, replay_totals,
                           shard_for_actor)
+from atari_distill.runners import handles
 
 
 def learner_config(cfg: DistillConfig, student: str, loss: str, min_replay: int) -> LearnerConfig:
@@ -94,12 +95,11 @@ class GameRun:
     shards: list = field(default_factory=list)
     producers: list = field(default_factory=list)
     runs: list = field(default_factory=list)
+    closing: list = field(default_factory=list)  # shards' close calls still owed an answer
     limiter: dict = field(default_factory=dict)
 
     def stats(self, timeout_s: float | None = None) -> dict:
-        import ray
-
-        return replay_totals(ray.get([shard.stats.remote() for shard in self.shards], timeout=timeout_s))
+        return replay_totals(handles.get([shard.stats.remote() for shard in self.shards], timeout=timeout_s))
 
 
 def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
@@ -118,8 +118,6 @@ def prepare_games(cfg: DistillConfig, echo) -> list[GameRun]:
 
 def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, start: RunStart,
                replay_ratio: float) -> None:
-    import ray
-
     placement = start.placement
     dataset = game.dataset
     insert_steps = max(r.steps for r in dataset.records) if dataset else cfg.acting.chunk_size
@@ -134,22 +132,21 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
                                 + cfg.replay.prefetch * len(cfg.student.pairs()) * cfg.learner_gpus,
                                 seed=cfg.run.seed, memory=[s.memory for s in shard_plans], slot_bytes=plan.slot_bytes,
                                 placement=[placement.shard(first_shard + j) for j in range(len(shard_plans))])
-    game.teacher_ref = ray.put(game.teacher)
+    game.teacher_ref = handles.put(game.teacher)
     if dataset:
-        feeder = ray.remote(DatasetFeeder).options(num_cpus=1, max_concurrency=2, **NO_TASK_EVENTS,
+        feeder = handles.remote(DatasetFeeder, num_cpus=1, max_concurrency=2, **NO_TASK_EVENTS,
                                                    scheduling_strategy=on_this_node()).remote(dataset, game.shards)
         game.producers, game.runs = [feeder], [feeder.run.remote(loop=not game.load_once)]
         if game.load_once:
-            ray.get(game.runs)
-            for shard in game.shards:
-                shard.close.remote()
-            ray.kill(feeder)  # its CPU to the evaluators; its run's stats stay with its finished task
+            handles.get(game.runs)
+            game.closing = [shard.close.remote() for shard in game.shards]
+            handles.kill(feeder)  # its CPU to the evaluators; its run's stats stay with its finished task
             game.producers = []
             start.echo(f"[distill] loaded {dataset.steps:,} steps of {dataset.path} into replay")
         return
     # Ray restarts a dead actor in its bundle and retries its `run`, which streams on
     game.producers = [
-        ray.remote(RolloutActor).options(**start.actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+        handles.remote(RolloutActor, **start.actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                          **placement.actor(index * cfg.acting.actors + i)).remote(
             game=game.spec.name, num_envs=cfg.acting.envs_per_actor, env_config=game.env_config,
             epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, i), actor_id=i,
@@ -181,11 +178,9 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
 def replay_figures(games: list[GameRun], previous: dict) -> dict:
     """This interval's replay figures; a shard that does not answer in SHARD_ANSWER_S (its node left,
     and it waits to be placed again) leaves the last interval's, so the learners' own loss decides."""
-    import ray
-
     try:
         return interval_metrics(games, previous, SHARD_ANSWER_S)
-    except ray.exceptions.GetTimeoutError:
+    except handles.AnswerTimeout:
         return previous
 
 
@@ -203,8 +198,6 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     """Trains every student to cfg.updates (or until a stop is asked for), logging each interval,
     checkpointing and scoring it every cfg.eval_every updates; a learner that dies is rebuilt
     from its last checkpoint while the others go on. Returns each student's update count."""
-    import ray
-
     extra = checkpoint_extra(games)
     updates = {g.series: (resume.get(g.series) or {}).get("updates", 0) for g in groups}
     saved = dict(updates)
@@ -230,14 +223,14 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 if updates[group.series] % cfg.run.checkpoint_every == 0 or updates[group.series] >= cfg.updates:
                     run.save_checkpoint(group.state(extra), group.series)
                     saved[group.series] = updates[group.series]
-            except (ray.exceptions.RayActorError, ReplayLost) as error:
+            except (handles.ActorLost, ReplayLost) as error:
                 if isinstance(error, ReplayLost):  # every student samples every shard: none can go on
                     stop.request(str(error))
                 else:
                     updates[group.series] = saved[group.series] = rebuild(run, group, error, echo, stop)
                 if not stop.requested():
                     continue
-                for waiting in active[k + isinstance(error, ray.exceptions.RayActorError):]:
+                for waiting in active[k + isinstance(error, handles.ActorLost):]:
                     # the others' intervals are not waited for (on a lost node or replay they may never
                     # end): each student stops at its last checkpoint, and a resume goes on from there
                     waiting.abandon(calls[waiting.series])
@@ -310,28 +303,22 @@ def stop_producers(games: list[GameRun], budget: WindDown) -> dict[str, list[dic
     for game in games:
         for producer in game.producers:
             producer.stop.remote()
-        for shard in game.shards:
-            shard.close.remote()
+        game.closing = [shard.close.remote() for shard in game.shards]
     stats = iter(runs_within([run for g in games for run in g.runs], budget.left()))
     return {g.spec.name: [next(stats) for _ in g.runs] for g in games}
 
 
 def final_replay(games: list[GameRun], budget: WindDown) -> dict:
-    import ray
-
     try:
         return interval_metrics(games, {}, timeout_s=budget.left())
-    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):  # a shard lost with its node, or dead
+    except (handles.AnswerTimeout, handles.ActorLost):  # a shard lost with its node, or dead
         return {"unavailable": UNAVAILABLE, "stream_restarts": 0}
 
 
 def free_producers(games: list[GameRun]) -> None:
     """Kills the actors and shards, freeing their CPUs and memory (for the evaluators)."""
-    import ray
-
     for g in games:
-        for handle in [*g.producers, *g.shards]:
-            ray.kill(handle)
+        kill_when_answered([*g.producers, *g.shards], g.closing)
 
 
 def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup],
@@ -351,15 +338,13 @@ def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups
 
 def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, games: list[GameRun], holdouts: dict,
                     teacher_evals: dict, pending: dict, echo) -> dict:
-    import ray
-
     per_game = {}
     for g in games:
         name = g.spec.name
         result = collect_evaluation(pending[name], cfg.evaluation.epsilon, cfg.acting.noop_max)
         echo.evaluation(f"{group.label} {name}", result.text())
         teacher, random = teacher_evals[name]
-        agreement = {key: ray.get(group.agreement(obs, q, name)) for key, (obs, q, _) in holdouts[name].items()}
+        agreement = {key: handles.get(group.agreement(obs, q, name)) for key, (obs, q, _) in holdouts[name].items()}
         per_game[name] = {"student_score": result.as_dict(), **compare(result.as_dict(), teacher.as_dict(),
                                                                          random.as_dict()),
                           "action_agreement": agreement["plain"], "action_agreement_sticky": agreement["sticky"]}
@@ -432,10 +417,8 @@ class TeacherEvaluation:
 
     def results(self, producer_stats: dict, echo) -> tuple[dict, dict, dict]:
         """Held-out frames, (teacher, random) results and each game's teacher record for the summary."""
-        import ray
-
         cfg = self.cfg
-        holdouts = {name: {key: ray.get(ref) for key, ref in refs.items()} for name, refs in self.holdout_refs.items()}
+        holdouts = {name: {key: handles.get(ref) for key, ref in refs.items()} for name, refs in self.holdout_refs.items()}
         scores, per_game = {}, {}
         for g in self.games:
             name = g.spec.name
@@ -482,6 +465,7 @@ def start_learners(cfg: DistillConfig, games: list[GameRun], start: RunStart, re
     return groups
 
 
+@on_its_runner
 def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
                 stop: StopToken | None = None) -> dict:
     """Distils one game, or several into one multi-head student, into one student or a sweep of
@@ -529,18 +513,16 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
            teacher: TeacherEvaluation, evaluations: StudentEvaluations) -> dict:
     """Producers down (their CPUs go to the evaluators), every student played on the teacher's
     episodes' seeds, and the summary."""
-    import ray
-
     budget = WindDown()
     producer_stats = stop_producers(games, budget)
     replay = final_replay(games, budget)
     free_producers(games)
     start.placement.release("actors")
     students = [group.state(checkpoint_extra(games)) for group in groups]
-    refs = [ray.put(student) for student in students]
+    refs = [handles.put(student) for student in students]
     pending = {g.spec.name: [teacher.submit(g, ref) for ref in refs] for g in games}
     best = evaluations.handoff.best_so_far() if evaluations.handoff else None
-    best_pending = teacher.submit(games[0], ray.put(best["state"])) if best else None
+    best_pending = teacher.submit(games[0], handles.put(best["state"])) if best else None
     holdouts, teacher_scores, per_game = teacher.results(producer_stats, start.echo)
     rows = [student_results(cfg, group, student, games, holdouts, teacher_scores,
                             {name: pending[name][k] for name in pending}, start.echo)

@@ -9,13 +9,14 @@ from atari_distill.actors.protocol import REPORT, EvalProtocol, ProtocolError
 from atari_distill.actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
 from atari_distill.actors.games import GameSpec, game_spec
 from atari_distill.cluster.runtime import connect
-from atari_distill.pipelines.sections import need
+from atari_distill.pipelines.sections import RUNNERS, need
+from atari_distill.pipelines.skeleton import hosted_by
 from atari_distill.pipelines.sources import resolve_model
 
 
 def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int, epsilon: float, noop_max: int,
                  sticky_actions: bool, env_mode: str, address: str | None, seed: int, series: str | None = None,
-                 echo=print) -> tuple[GameSpec, EvalResult, str]:
+                 echo=print, runner: str = "ray") -> tuple[GameSpec, EvalResult, str]:
     """The game played, its result and the env mode; `seed` picks the episodes a run with that seed plays.
     `checkpoint` is anything pipelines/sources.py resolves; the game defaults to the model's one head."""
     need(episodes >= 1, f"--episodes must be at least 1, got {episodes}")
@@ -32,9 +33,14 @@ def run_evaluate(checkpoint: str, game: str | None, episodes: int, workers: int,
     spec, payload = game_spec(model.games[0]), model.payload
     kwargs = protocol.play(REPORT, payload)
     echo(f"[evaluate] {spec.title}: playing {episodes} episode(s) on {workers} worker(s)")
+    need(runner in RUNNERS, f"--runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+    need(runner == "ray" or not address, f"--runner local plays in this process and cannot use the cluster at "
+                                         f"--address {address}; drop --address, or use --runner ray")
     if workers == 1 and not address:
         result = evaluate_policy(payload, spec.name, episodes, **kwargs)
     else:
-        connect(address, cpus_needed=workers)
-        result = evaluate_parallel(payload, spec.name, episodes, workers, **kwargs)
+        if runner == "ray":
+            connect(address, cpus_needed=workers)
+        with hosted_by(runner):
+            result = evaluate_parallel(payload, spec.name, episodes, workers, **kwargs)
     return spec, result, resolve_env_mode(env_mode, payload)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from atari_distill.actors.protocol import MIN_CLAIM_EPISODES
+from atari_distill.runners import handles
 
 
 def pct_of_teacher(student: float, teacher: float) -> float | None:
@@ -101,11 +102,9 @@ HOLDOUTS = (("plain", False), ("sticky", True))  # held-out frames as played, an
 
 def submit_holdouts(game: str, teacher, protocol) -> dict:
     """The teacher's held-out frames, plain and with sticky actions, each a task of one CPU."""
-    import ray
-
     from atari_distill.actors.holdout import holdout_frames
 
-    play = ray.remote(holdout_frames).options(num_cpus=1)
+    play = handles.remote(holdout_frames, num_cpus=1)
     return {key: play.remote(game, teacher, protocol, sticky) for key, sticky in HOLDOUTS}
 
 

@@ -12,14 +12,12 @@ once it was scored, and the student's score at the moment the checkpoint was tak
 
 from __future__ import annotations
 
-import ray
-
 from atari_distill.actors.env import actor_seed
 from atari_distill.actors.evaluate import collect_evaluation, submit_evaluation
 from atari_distill.actors.protocol import REPORT, SELECTION
 from atari_distill.actors.games import game_spec
 from atari_distill.actors.rollout import RolloutActor
-from atari_distill.cluster.runtime import NO_TASK_EVENTS, wind_down
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, kill_when_answered, wind_down
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import Learner, LearnerConfig
 from atari_distill.models.checkpoint import load_checkpoint, payload_params
@@ -27,10 +25,11 @@ from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import ConfigError, OnlineConfig
 from atari_distill.pipelines.evaluation import compare, majority_baseline, submit_holdouts
 from atari_distill.rundir.directory import RunDir
-from atari_distill.pipelines.skeleton import RunStart, start_run
+from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run
 from atari_distill.pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
+from atari_distill.runners import handles
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
 
@@ -66,7 +65,7 @@ class Distillation:
         config = LearnerConfig(student=cfg.student, prefetch=cfg.replay.prefetch,
                                min_replay=cfg.distill_replay.min_replay,
                                device=cfg.run.device, seed=cfg.run.seed)
-        self.learner = ray.remote(Learner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"], **NO_TASK_EVENTS).remote(
+        self.learner = handles.remote(Learner, num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"], **NO_TASK_EVENTS).remote(
             config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
 
     def follow(self, best: dict | None, actor_options: dict, actor_device: str) -> bool:
@@ -74,11 +73,11 @@ class Distillation:
         if best is None or best["version"] == self.version:
             return False
         teacher = load_checkpoint(best["checkpoint"])
-        self.version, self.teacher_ref = best["version"], ray.put(teacher)
+        self.version, self.teacher_ref = best["version"], handles.put(teacher)
         if not self.actors:
             cfg, restarts = self.cfg, self.training.restarts
             self.actors = [
-                ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, **self.slots["actors"][i]).remote(
+                handles.remote(RolloutActor, **actor_options, **NO_TASK_EVENTS, max_concurrency=2, **self.slots["actors"][i]).remote(
                     game=self.spec.name, num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config,
                     epsilon=self.training.protocol.holdout_epsilon,
                     seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
@@ -103,7 +102,7 @@ class Distillation:
     def after_train(self, metrics: dict, elapsed_s: float | None, again: bool = True) -> None:
         self.updates = metrics["updates"]
         metrics.pop("samples_per_game", None)
-        replay = replay_totals(ray.get([shard.stats.remote() for shard in self.shards]))
+        replay = replay_totals(handles.get([shard.stats.remote() for shard in self.shards]))
         self.run.log({"kind": "student", **metrics, "teacher_version": self.version,
                       "labelled_steps": replay["labelled_steps"], "elapsed_s": elapsed_s})
         if self.updates - self.last_checkpoint >= self.cfg.run.checkpoint_every:
@@ -111,19 +110,17 @@ class Distillation:
         self.train_ref = self.learner.train.remote(self.cfg.run.log_every) if again else None
 
     def checkpoint(self) -> None:
-        self.run.save_checkpoint(ray.get(self.learner.state.remote({"game": self.spec.name})), series="student")
+        self.run.save_checkpoint(handles.get(self.learner.state.remote({"game": self.spec.name})), series="student")
         self.last_checkpoint = self.updates
 
     def stop(self) -> dict:
         for actor in self.actors:
             actor.stop.remote()
-        for shard in self.shards:
-            shard.close.remote()  # the learner's last call no longer waits for labels
+        closing = [shard.close.remote() for shard in self.shards]  # the learner's last call no longer waits for labels
         if self.train_ref is not None:
-            self.after_train(ray.get(self.train_ref), None, again=False)
+            self.after_train(handles.get(self.train_ref), None, again=False)
         actor_stats, shard_stats = wind_down(self.runs, self.shards)
-        for handle in [*self.actors, *self.shards]:
-            ray.kill(handle)
+        kill_when_answered([*self.actors, *self.shards], closing)
         if shard_stats is None:
             return {"actors": actor_stats, "replay": {"unavailable": UNAVAILABLE}, "teacher_versions": []}
         return {"actors": actor_stats, "replay": replay_totals(shard_stats),
@@ -161,7 +158,7 @@ class Timeline:
 
     def poll(self, wait: bool = False) -> None:
         for version, refs in list(self.student_evals.items()):
-            if wait or not ray.wait(refs, num_returns=len(refs), timeout=0)[1]:
+            if wait or not handles.wait(refs, num_returns=len(refs), timeout=0)[1]:
                 self.open[version]["student_score"] = collect_evaluation(refs, self.cfg.evaluation.epsilon,
                                                                          self.cfg.acting.noop_max).mean
                 del self.student_evals[version]
@@ -180,6 +177,7 @@ class Timeline:
         return [self.rows[v] for v in sorted(self.rows)]
 
 
+@on_its_runner
 def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
                scorer=score_checkpoint, stop: StopToken | None = None) -> dict:
     """`resume` maps "dqn" and "student" to their last checkpoints; `scorer` scores each DQN
@@ -202,7 +200,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
                                                                  range(actors, actors + cfg.distill_actors)))
     timeline = Timeline(start.run, cfg, training.spec.name, training.protocol, start.echo)
     student.follow(training.best(), start.actor_options, start.actor_device)  # a resumed run labels with its best
-    ray.get(training.ready)
+    handles.get(training.ready)
     start.echo(f"[online] {training.spec.title}: DQN replay holds {cfg.replay.min_replay}+ steps; the student "
                f"starts with "
                f"the first scored checkpoint")
@@ -211,7 +209,7 @@ def run_online(cfg: OnlineConfig, run: RunDir | None = None, resume: dict | None
         student.stop()
         if student.updates != student.last_checkpoint:
             student.checkpoint()
-        ray.kill(student.learner)
+        handles.kill(student.learner)
         return start.stopped({**training.stopped_summary(), "student_updates": student.updates})
     return finish(cfg, start, training, student, timeline, frames_at_start)
 
@@ -222,14 +220,14 @@ def train_both(start: RunStart, training: DQNTraining, student: Distillation, ti
     dqn_ref = training.submit_train()
     while True:
         waiting = [r for r in (dqn_ref, student.train_ref, student.ready_ref) if r is not None]
-        done, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
+        done, _ = handles.wait(waiting, num_returns=1, timeout=1.0)
         if student.ready_ref in done:
             student.on_ready()
         if student.train_ref in done:
-            student.after_train(ray.get(student.train_ref), start.elapsed())
+            student.after_train(handles.get(student.train_ref), start.elapsed())
         if dqn_ref in done:
             version = training.version
-            finished = training.after_train(ray.get(dqn_ref), start.elapsed())
+            finished = training.after_train(handles.get(dqn_ref), start.elapsed())
             for new in range(version + 1, training.version + 1):
                 timeline.checkpoint_taken(new, training.frames, training.updates, student)
             if finished:
@@ -242,7 +240,7 @@ def train_both(start: RunStart, training: DQNTraining, student: Distillation, ti
         student.follow(best, start.actor_options, start.actor_device)
         timeline.poll()
         if start.stop.requested():  # finish the interval in flight, so its metrics are logged once
-            training.after_train(ray.get(dqn_ref), start.elapsed())
+            training.after_train(handles.get(dqn_ref), start.elapsed())
             training.abandon()
             return False
 
@@ -263,12 +261,12 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
     distilled = student.stop()
     start.placement.release("actors")  # their CPUs go to the final evaluations
     student.checkpoint()
-    final_student = ray.get(student.learner.state.remote({"game": training.spec.name}))
+    final_student = handles.get(student.learner.state.remote({"game": training.spec.name}))
     teacher = load_checkpoint(best["checkpoint"])
     scores = final_scores(cfg, training, student, teacher, final_student)
-    ray.kill(student.learner)
-    history = ray.get(training.registry.history.remote())
-    ray.kill(training.registry)
+    handles.kill(student.learner)
+    history = handles.get(training.registry.history.remote())
+    handles.kill(training.registry)
     return start.finish({
         "game": training.spec.name, "frames": training.frames, "updates": training.updates,
         "student": cfg.student.preset, "student_params": payload_params(final_student), "loss": cfg.student.loss,
@@ -295,16 +293,16 @@ def final_scores(cfg: OnlineConfig, training: DQNTraining, student: Distillation
     registry chose the best on selection seeds), and agreement on frames the best teacher labelled."""
     game, protocol = training.spec.name, training.protocol
     holdouts = submit_holdouts(game, teacher, protocol)
-    teacher_ref = ray.put(teacher)
+    teacher_ref = handles.put(teacher)
     pending = [submit_evaluation(ref, game, protocol.episodes, 2, **protocol.play(REPORT, random_policy=random))
-               for ref, random in ((teacher_ref, False), (ray.put(final_student), False), (teacher_ref, True))]
+               for ref, random in ((teacher_ref, False), (handles.put(final_student), False), (teacher_ref, True))]
     teacher_eval, student_eval, random_eval = (
         collect_evaluation(p, epsilon, cfg.acting.noop_max).as_dict()
         for p, epsilon in zip(pending, (protocol.epsilon, protocol.epsilon, 1.0)))
     agreement, baseline = {}, {}
     for key, ref in holdouts.items():
-        obs, q, _ = ray.get(ref)
-        agreement[key] = ray.get(student.learner.agreement.remote(obs, q, game))
+        obs, q, _ = handles.get(ref)
+        agreement[key] = handles.get(student.learner.agreement.remote(obs, q, game))
         baseline[key] = majority_baseline(q)
     return {"teacher_score": teacher_eval, "student_score": student_eval, "random_score": random_eval,
             **compare(student_eval, teacher_eval, random_eval),

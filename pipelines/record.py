@@ -24,9 +24,11 @@ from atari_distill.models.checkpoint import fingerprint
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import RecordConfig
 from atari_distill.pipelines.sections import zoo_game
+from atari_distill.pipelines.skeleton import on_its_runner
 from atari_distill.rundir.directory import RunDir
 from atari_distill.replay.dataset import DatasetWriter
 from atari_distill.ui.progress import as_progress
+from atari_distill.runners import handles
 
 
 def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
@@ -45,33 +47,33 @@ def identity(cfg: RecordConfig, teacher: dict, env_config) -> dict:
     }
 
 
+@on_its_runner
 def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: StopToken | None = None) -> dict:
     """Records into a new dataset at cfg.run.out, or continues the one `run` opened for --resume, until
     it holds --steps or `stop` is set."""
-    import ray
-
     game = game_spec(cfg.acting.game)
     teacher = load_teacher(cfg.acting.teacher, game, cfg.run.seed)
     env_config = cfg.acting.env_config(teacher)
-    connect(cfg.run.address, cpus_needed=cfg.acting.actors + 1)
+    if not handles.is_local():
+        connect(cfg.run.address, cpus_needed=cfg.acting.actors + 1)
     actor_options, actor_device = cfg.acting.actor_options()
     resuming = run is not None
     run = run or RunDir.create(cfg.run.out, cfg.to_json(), checkpoints=False)
     stop = stop if stop is not None else StopToken()
     stop.hold(run.unlock)
     out = str(run.path.resolve())
-    writer = ray.remote(DatasetWriter).options(num_cpus=0, scheduling_strategy=on_this_node()).remote(
+    writer = handles.remote(DatasetWriter, num_cpus=0, scheduling_strategy=on_this_node()).remote(
         out, identity(cfg, teacher, env_config), cfg.steps, cfg.file_mb * 1024 * 1024, resuming)
-    first_id = cfg.acting.actors * ray.get(writer.times_resumed.remote())
-    teacher_ref = ray.put(teacher)
+    first_id = cfg.acting.actors * handles.get(writer.times_resumed.remote())
+    teacher_ref = handles.put(teacher)
     actors = [
-        ray.remote(RolloutActor).options(**actor_options, max_concurrency=2, **NO_TASK_EVENTS).remote(
+        handles.remote(RolloutActor, **actor_options, max_concurrency=2, **NO_TASK_EVENTS).remote(
             game=game.name, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
             epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, first_id + i), actor_id=first_id + i,
             chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
         for i in range(cfg.acting.actors)
     ]
-    stop.hold(lambda: [ray.kill(handle) for handle in [*actors, writer]])
+    stop.hold(lambda: [handles.kill(handle) for handle in [*actors, writer]])
     runs = [actor.run.remote(writer, teacher_ref) for actor in actors]
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started = time.monotonic()
@@ -80,9 +82,9 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
         actor.stop.remote()
     runs_within(runs)
     stopped = stop.requested()
-    index = ray.get(writer.close.remote(complete=not stopped))
+    index = handles.get(writer.close.remote(complete=not stopped))
     for handle in [*actors, writer]:
-        ray.kill(handle)
+        handles.kill(handle)
     run.unlock()
     echo(f"[record] wrote {index['steps']} steps in {index['chunks']} chunks to {out} "
          f"({time.monotonic() - started:.0f}s)")
@@ -92,14 +94,12 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
 def record_until_full(writer, runs: list, echo, started: float, stop: StopToken) -> None:
     """Until the writer holds --steps or a stop is asked for; an actor that ended early raised, and
     its error ends the recording."""
-    import ray
-
     last_echo = 0.0
-    while not ray.get(writer.is_full.remote()) and not stop.requested():
-        stored = ray.get(writer.stored_steps.remote())
-        finished, _ = ray.wait(runs, timeout=0.5)
+    while not handles.get(writer.is_full.remote()) and not stop.requested():
+        stored = handles.get(writer.stored_steps.remote())
+        finished, _ = handles.wait(runs, timeout=0.5)
         if finished:
-            ray.get(finished)
+            handles.get(finished)
         if time.monotonic() - last_echo > 10:
             echo.update({"kind": "record", "labelled_steps": stored, "elapsed_s": time.monotonic() - started})
             last_echo = time.monotonic()

@@ -25,6 +25,7 @@ import uuid
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from atari_distill.runners import handles
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYING_CODE = ("actors", "models")  # what turns a policy, a game and seeds into episodes
@@ -128,12 +129,10 @@ class KeptOrPlayed:
     ready object), so whoever waits on it needs no second path."""
 
     def __init__(self, cache: ScoreCache, key: dict, submit):
-        import ray
-
         self.cache, self.key = cache, key
         rows = cache.get(key)
         self.kept = rows is not None
-        self.pending = [ray.put(rows)] if self.kept else submit()
+        self.pending = [handles.put(rows)] if self.kept else submit()
         self._rows = rows
 
     def rows(self) -> list:
@@ -147,10 +146,8 @@ class KeptOrPlayed:
     def keep_if_played(self) -> None:
         """Keeps the episodes if they are all played by now: a run that stops early still saves the
         next one (its --resume) the replay."""
-        import ray
-
         try:
-            if len(ray.wait(self.pending, num_returns=len(self.pending), timeout=0)[0]) == len(self.pending):
+            if len(handles.wait(self.pending, num_returns=len(self.pending), timeout=0)[0]) == len(self.pending):
                 self.rows()
         except Exception:  # noqa: BLE001 - a task that failed (a worker lost to the stop) is simply not kept
             pass

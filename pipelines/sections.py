@@ -25,6 +25,9 @@ PAPER_REPLAY_RATIO = round(10_000 * 32 / STEPS_PER_HOUR, 3)  # 5.926
 FlagName = Callable[[str], str]  # a section's field -> the option that sets it in this run kind
 
 
+RUNNERS = ("ray", "local")
+
+
 def need(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -333,6 +336,9 @@ class RunSettings:
     seed: int = setting(0, "seed for teacher weights, environments and the learner")
     address: str | None = setting(None, "Ray cluster address (auto, HOST:PORT, ray://HOST:PORT); omit for a local "
                                         "runtime")
+    runner: str = setting("ray", "ray: every component a Ray actor, on this machine or the --address cluster; "
+                                 "local: all in this process, no Ray (one machine, one learner; a debugger steps "
+                                 "through it)")
     device: str = setting("auto", "learner device: auto, cpu, cuda, cuda:N")
     log_every: int = setting(50, "updates between metrics lines (a DQN also pushes its weights to its actors then)")
     checkpoint_every: int = setting(100, "updates between checkpoints (what --resume continues from)")
@@ -341,6 +347,10 @@ class RunSettings:
     def validate(self) -> None:
         need(0 <= self.seed < MAX_SEED, f"--seed must be in [0, {MAX_SEED:,}) (every seed range must fit ALE's 32 bits), "
                                         f"got {self.seed}")
+        need(self.runner in RUNNERS, f"--runner must be one of {', '.join(RUNNERS)}, got {self.runner!r}")
+        need(self.runner == "ray" or not self.address,
+             f"--runner local runs in this process and cannot use the cluster at --address {self.address}; drop "
+             f"--address, or use --runner ray")
         need(self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
         need(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),

@@ -9,17 +9,46 @@ names its kind.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from atari_distill.cluster.placement import Placement, PlacementPlan
-from atari_distill.cluster.runtime import connect, has_gpu, require_cpus
+from atari_distill.cluster.runtime import connect, has_gpu, ray_memory, require_cpus
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.rundir.directory import RunDir
 from atari_distill.rundir.summary import Summary
-from atari_distill.replay.memory_plan import MemoryPlan, ray_memory
+from atari_distill.replay.memory_plan import MemoryPlan, local_memory
+from atari_distill.runners import handles
 from atari_distill.ui.progress import Progress, as_progress
+
+
+@contextlib.contextmanager
+def hosted_by(runner: str):
+    """Every component the block starts is hosted by `runner`: Ray (actors on this machine or the cluster),
+    or this process (runners/local.py), whose task threads end with the block."""
+    if runner != "local":
+        yield
+        return
+    from atari_distill.runners.local import LocalBackend
+
+    backend = LocalBackend()
+    try:
+        with handles.running(backend):
+            yield
+    finally:
+        backend.close()
+
+
+def on_its_runner(run: Callable) -> Callable:
+    """`run(cfg, ...)` hosted by cfg.run.runner."""
+    @functools.wraps(run)
+    def hosted(cfg, *args, **kwargs):
+        with hosted_by(cfg.run.runner):
+            return run(cfg, *args, **kwargs)
+    return hosted
 
 
 def learner_wants_gpu(device: str) -> bool:
@@ -67,12 +96,14 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     `roles`: what the CPUs are for, where the run needs them all at once (no placement plan says so);
     `stop`: the token that ends this run early (a new one if none)."""
     started = time.monotonic()
-    connect(cfg.run.address, cpus_needed=cpus)
-    if roles:
-        require_cpus(cpus, roles)
+    local = handles.is_local()
+    if not local:
+        connect(cfg.run.address, cpus_needed=cpus)
+        if roles:
+            require_cpus(cpus, roles)
     actor_options, actor_device = cfg.acting.actor_options()
     use_gpu = learner_wants_gpu(cfg.run.device)
-    free, largest = ray_memory()
+    free, largest = local_memory() if local else ray_memory()
     available, tables = free, []
     for title, plan in memory:
         tables.append(plan.table(available, title))

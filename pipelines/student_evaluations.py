@@ -25,6 +25,7 @@ from atari_distill.actors.protocol import MIN_CLAIM_EPISODES, SELECTION
 from atari_distill.learner.schedule import balanced_weights
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.evaluation import beats_beyond_chance, pct_of_teacher
+from atari_distill.runners import handles
 
 
 def eval_kind(metrics_kind: str) -> str:
@@ -159,10 +160,8 @@ class StudentEvaluations:
         self.handoff = Handoff(cfg.rl, baselines, run, echo, stop) if cfg.rl.active() else None
 
     def submit(self, group, kind: str, updates: int, extra: dict) -> None:
-        import ray
-
         state = group.state(extra)
-        weights = ray.put(state)
+        weights = handles.put(state)
         entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {},
                  "group": group, "state": state if self.handoff else None}
         for g in self.games:
@@ -175,33 +174,27 @@ class StudentEvaluations:
 
     def poll(self, wait: bool = False) -> None:
         """Logs every evaluation that has finished (all of them with `wait`), oldest first."""
-        import ray
-
         while self.pending:
             entry = self.pending[0]
             refs = [r for parts in entry["scores"].values() for r in parts] + list(entry["agreement"].values())
-            if not wait and len(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) < len(refs):
+            if not wait and len(handles.wait(refs, num_returns=len(refs), timeout=0)[0]) < len(refs):
                 return
             self.pending.pop(0)
             self.log(entry)
 
     def teacher_score(self, game: str) -> float | None:
-        import ray
-
-        if game not in self.teacher_scores and ray.wait(self.teacher_pending[game], num_returns=len(
+        if game not in self.teacher_scores and handles.wait(self.teacher_pending[game], num_returns=len(
                 self.teacher_pending[game]), timeout=0)[0] == self.teacher_pending[game]:
             self.teacher_scores[game] = collect_evaluation(self.teacher_pending[game], 0.0, 0).mean
         return self.teacher_scores.get(game)
 
     def log(self, entry: dict) -> None:
-        import ray
-
         record = {"kind": entry["kind"], "updates": entry["updates"], "elapsed_s": time.monotonic() - self.started}
         per_game = {}
         for game, parts in entry["scores"].items():
             result = collect_evaluation(parts, self.cfg.evaluation.epsilon, self.cfg.acting.noop_max)
             teacher = self.teacher_score(game)
-            agreement = ray.get(entry["agreement"][game]) if game in entry["agreement"] else None
+            agreement = handles.get(entry["agreement"][game]) if game in entry["agreement"] else None
             supported = teacher is not None and result.episodes >= MIN_CLAIM_EPISODES
             per_game[game] = {"score": result.mean, "ci95": result.ci95, "seeds": SELECTION,
                               "episodes": result.episodes, "agreement": agreement,

@@ -21,7 +21,7 @@ from atari_distill.actors.games import game_spec
 from atari_distill.actors.rollout import RolloutActor
 from atari_distill.cluster.placement import PlacementPlan, plan_run
 from atari_distill.cluster.registry import CheckpointRegistry
-from atari_distill.cluster.runtime import NO_TASK_EVENTS, wind_down
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, kill_when_answered, wind_down
 from atari_distill.learner.batches import per_call_within, shard_slot_bytes
 from atari_distill.learner.dqn import DQNConfig, DQNLearner
 from atari_distill.models.checkpoint import load_checkpoint, save_checkpoint
@@ -29,10 +29,11 @@ from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import TeacherConfig
 from atari_distill.pipelines.evaluation import beats_beyond_chance
 from atari_distill.rundir.directory import RunDir
-from atari_distill.pipelines.skeleton import start_run
+from atari_distill.pipelines.skeleton import on_its_runner, start_run
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.rate_limiter import band
 from atari_distill.replay.shard import launch_shards, shard_for_actor, split_budget
+from atari_distill.runners import handles
 
 
 def dqn_config(cfg: TeacherConfig) -> DQNConfig:
@@ -57,12 +58,11 @@ def score_checkpoint(registry, version: int, frames: int, payload: dict, game: s
     """An evaluator: plays the checkpoint on the protocol's selection seeds and reports its mean score
     to the registry, which chooses the best by it (so the best's own score is a selection maximum,
     never a number to state: `report_best` plays the best again on report seeds)."""
-    import ray
     import torch
 
     torch.set_num_threads(1)
     result = evaluate_policy(payload, game, protocol.selection_episodes, **protocol.play(SELECTION, payload))
-    improved = ray.get(registry.report.remote(version, result.mean, result.ci95, result.episodes))
+    improved = handles.get(registry.report.remote(version, result.mean, result.ci95, result.episodes))
     return {"version": version, "frames": frames, "score": result.mean, "ci95": result.ci95, "improved": improved}
 
 
@@ -70,12 +70,10 @@ def report_best(best: dict | None, game: str, protocol: EvalProtocol, workers: i
     """The registry's best checkpoint played on the report seeds, the teacher score a summary states,
     beside the random policy on the same seeds: a score alone does not say the DQN learnt anything
     (`beats_random`: None below MIN_CLAIM_EPISODES, as compare() withholds its ratios)."""
-    import ray
-
     if best is None:
         return {"best_report_score": None, "random_score": None, "beats_random": None}
     payload = load_checkpoint(best["checkpoint"])
-    ref = ray.put(payload)
+    ref = handles.put(payload)
     pending = [submit_evaluation(ref, game, protocol.episodes, workers,
                                  **protocol.play(REPORT, payload, random_policy=random)) for random in (False, True)]
     best_eval, random_eval = (collect_evaluation(p, epsilon, protocol.noop_max).as_dict()
@@ -119,14 +117,13 @@ class DQNTraining:
     def start(self, plan: MemoryPlan, actor_options: dict, actor_device: str, learner_gpu_share: float,
               slots: dict) -> None:
         """`slots`: the placement-group options for this side's learner, shards and actors."""
-        import ray
-
         cfg = self.cfg
-        self.registry = ray.remote(CheckpointRegistry).options(num_cpus=0, max_concurrency=8, **NO_TASK_EVENTS).remote(
+        self.registry = handles.remote(CheckpointRegistry, num_cpus=0, max_concurrency=8, **NO_TASK_EVENTS).remote(
             str(self.run.path / "registry.json"))
         limiter = {"ratio": cfg.replay.replay_ratio, "insert_steps": cfg.acting.chunk_size,
                    "min_replay": cfg.replay.min_replay,
                    "batch_size": cfg.dqn.batch_size}
+        self.closing: list = []  # shards' close calls still owed an answer
         self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
                                     concurrency=-(-cfg.acting.actors // cfg.replay.replay_shards)
                                     + cfg.replay.prefetch + 4,
@@ -135,7 +132,7 @@ class DQNTraining:
                                     placement=slots["shards"], insert_budget=split_budget(
                                         (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.acting.actors,
                                         cfg.replay.replay_shards))
-        self.learner = ray.remote(DQNLearner).options(num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"],
+        self.learner = handles.remote(DQNLearner, num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"],
                                                      **NO_TASK_EVENTS).remote(
             dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
         # an actor Ray restarts retries its `run` with this first policy (then gets fresh weights and
@@ -143,7 +140,7 @@ class DQNTraining:
         policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.dqn.epsilon_at(self.frames)
         self.actors = [
-            ray.remote(RolloutActor).options(**actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
+            handles.remote(RolloutActor, **actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
                                              **slots["actors"][i]).remote(
                 game=self.spec.name, num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,
                 env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.dqn.life_loss_terminal),
@@ -154,7 +151,7 @@ class DQNTraining:
         ]
         self.runs = [actor.run.remote(self.shards[shard_for_actor(i, cfg.replay.replay_shards)], policy)
                      for i, actor in enumerate(self.actors)]
-        history = ray.get(self.registry.history.remote())
+        history = handles.get(self.registry.history.remote())
         # snapshots registered after the checkpoint this run resumes from (it died, not stopped) keep
         # their versions; new ones follow them
         self.version = max([self.version] + [entry["version"] for entry in history])
@@ -165,9 +162,7 @@ class DQNTraining:
 
     def _replay(self) -> tuple[int, bool]:
         """Steps inserted so far, and whether every shard has taken its share of --frames."""
-        import ray
-
-        stats = ray.get([shard.stats.remote() for shard in self.shards])
+        stats = handles.get([shard.stats.remote() for shard in self.shards])
         return sum(s["limiter"]["inserted"] for s in stats), all(s["budget_spent"] for s in stats)
 
     def submit_train(self):
@@ -194,32 +189,26 @@ class DQNTraining:
 
     def snapshot(self) -> int:
         """A teacher checkpoint of the current network, registered and sent to an evaluator."""
-        import ray
-
         self.version += 1
-        payload = ray.get(self.learner.policy.remote(self.version))
+        payload = handles.get(self.learner.policy.remote(self.version))
         payload["extra"].update(frames=self.frames, game=self.spec.name, env_mode=self.env_mode)
         path = self.teachers / f"teacher-{self.version:06d}.pt"
         save_checkpoint(path, payload)
-        ray.get(self.registry.register.remote(self.version, str(path), self.frames))
+        handles.get(self.registry.register.remote(self.version, str(path), self.frames))
         self._submit_score(self.version, self.frames, payload)
         return self.version
 
     def _submit_score(self, version: int, frames: int, payload: dict) -> None:
-        import ray
-
-        ref = ray.remote(**EVALUATOR_TASK)(self.scorer).remote(self.registry, version, frames, payload, self.spec.name,
+        ref = handles.remote(self.scorer, **EVALUATOR_TASK).remote(self.registry, version, frames, payload, self.spec.name,
                                                                self.protocol)
         self.pending[ref] = self.updates
 
     def poll_scores(self, wait: bool = False) -> list[dict]:
         """Evaluations that have finished (all of them with `wait`)."""
-        import ray
-
         if not self.pending:
             return []
-        done, _ = ray.wait(list(self.pending), num_returns=len(self.pending) if wait else 1, timeout=None if wait else 0)
-        results = ray.get(done)
+        done, _ = handles.wait(list(self.pending), num_returns=len(self.pending) if wait else 1, timeout=None if wait else 0)
+        results = handles.get(done)
         best = self.best() if results else None
         for ref, result in zip(done, results):
             result["updates"] = self.pending.pop(ref)
@@ -233,24 +222,19 @@ class DQNTraining:
         return results
 
     def best(self) -> dict | None:
-        import ray
-
-        return ray.get(self.registry.best.remote())
+        return handles.get(self.registry.best.remote())
 
     def checkpoint(self) -> Path:
-        import ray
-
         extra = {"frames": self.frames, "next_eval": self.next_eval, "versions": self.version,
                  "restarts": self.restarts, "game": self.spec.name}
-        path = self.run.save_checkpoint(ray.get(self.learner.state.remote(extra)), series="dqn")
+        path = self.run.save_checkpoint(handles.get(self.learner.state.remote(extra)), series="dqn")
         self.last_checkpoint = self.updates
         return path
 
     def stop_acting(self) -> list[dict]:
         for actor in self.actors:
             actor.stop.remote()
-        for shard in self.shards:
-            shard.close.remote()
+        self.closing = [shard.close.remote() for shard in self.shards]
         stats, answered = wind_down(self.runs, self.shards)
         self.actor_restarts = None if answered is None else sum(s["stream_restarts"] for s in answered)
         return stats
@@ -258,13 +242,10 @@ class DQNTraining:
     def abandon(self) -> None:
         """A stop was asked for: actors down, a final checkpoint, everything freed. Evaluations still
         running are dropped; the registry keeps their checkpoints unscored and a resume scores them."""
-        import ray
-
         self.actor_stats = self.stop_acting()
         if self.updates != self.last_checkpoint:
             self.checkpoint()
-        for handle in [*self.actors, *self.shards, self.learner, self.registry]:
-            ray.kill(handle)
+        kill_when_answered([*self.actors, *self.shards, self.learner, self.registry], self.closing)
 
     def stopped_summary(self) -> dict:
         return {"game": self.spec.name, "frames": self.frames, "updates": self.updates,
@@ -273,16 +254,13 @@ class DQNTraining:
     def finish(self, taken=lambda version: None) -> list[dict]:
         """Stops the actors, snapshots the final network (`taken` hears of it), checkpoints, waits for
         every score, and frees every actor but the registry. Returns the scores that came in."""
-        import ray
-
         self.actor_stats = self.stop_acting()
-        history = ray.get(self.registry.history.remote())
+        history = handles.get(self.registry.history.remote())
         if not history or history[-1]["frames"] < self.frames:
             taken(self.snapshot())
         self.checkpoint()
         results = self.poll_scores(wait=True)
-        for handle in [*self.actors, *self.shards, self.learner]:
-            ray.kill(handle)
+        kill_when_answered([*self.actors, *self.shards, self.learner], self.closing)
         return results
 
 
@@ -299,10 +277,9 @@ def teacher_placement(cfg: TeacherConfig, plan: MemoryPlan, use_gpu: bool,
                     learner_gpu_share=0.5 if distill_plan is not None else 1.0)
 
 
+@on_its_runner
 def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | None = None, echo=print,
                 stop: StopToken | None = None) -> dict:
-    import ray
-
     plan = memory_plan(cfg)
     start = start_run(cfg.KIND, cfg, run, echo, cpus=cfg.acting.actors + 2, memory=[("memory plan", plan)],
                       placement=lambda gpu: teacher_placement(cfg, plan, gpu), progress=(cfg.frames, "frames"),
@@ -310,18 +287,18 @@ def run_teacher(cfg: TeacherConfig, run: RunDir | None = None, resume: dict | No
     training = DQNTraining(cfg, start.run, resume, start.echo)
     training.start(plan, start.actor_options, start.actor_device, 1 if start.use_gpu else 0,
                    start.placement.slots(0, range(len(plan.shards)), range(cfg.acting.actors)))
-    ray.get(training.ready)
+    handles.get(training.ready)
     start.echo(f"[teacher] {training.spec.title}: replay holds {cfg.replay.min_replay}+ steps, "
                f"training {cfg.dqn.preset} DQN")
     frames_at_start = training.frames
-    while not training.after_train(ray.get(training.submit_train()), start.elapsed()):
+    while not training.after_train(handles.get(training.submit_train()), start.elapsed()):
         training.poll_scores()
         if start.stop.requested():
             training.abandon()
             return start.stopped(training.stopped_summary())
     training.finish()
-    best, history = training.best(), ray.get(training.registry.history.remote())
-    ray.kill(training.registry)
+    best, history = training.best(), handles.get(training.registry.history.remote())
+    handles.kill(training.registry)
     start.placement.release("actors")  # their CPUs go to the report evaluation
     scores = report_best(best, training.spec.name, training.protocol, cfg.evaluation.workers)
     return start.finish({

@@ -29,8 +29,10 @@ class EvaluateConfig(TreeConfig):
     noop_max: int = like(ActingSettings, "noop_max")
     sticky_actions: bool = like(ActingSettings, "sticky_actions")
     env_mode: str = like(ActingSettings, "env_mode", "native, sb3, cleanrl, or auto: the teacher's")
-    workers: int = like(EvalSettings, "workers", "evaluator actors sharing the episodes; 1 plays in this process "
+    workers: int = like(EvalSettings, "workers", "evaluators sharing the episodes; 1 plays in this process "
                                                  "without Ray")
+    runner: str = like(RunSettings, "runner", "ray: the evaluators are Ray tasks; local: threads of this process, "
+                                              "no Ray")
     address: str | None = like(RunSettings, "address")
     seed: int = setting(0, "the run seed whose report episodes to play, as every run's final scores and the zoo "
                            "cards do")

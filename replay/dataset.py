@@ -23,6 +23,7 @@ from atari_distill.models.checkpoint import WriteError, atomic_write
 from atari_distill.replay.chunk import MAX_MESSAGE_BYTES
 from atari_distill.replay.chunk import VERSION as CHUNK_VERSION
 from atari_distill.replay.chunk import ChunkError, decode
+from atari_distill.runners import handles
 
 FORMAT, VERSION = "atari-distill-dataset", 1
 MAGIC = b"ADC1"
@@ -295,8 +296,6 @@ class DatasetFeeder:
         self.steps = 0
 
     def run(self, loop: bool) -> dict:
-        import ray
-
         from atari_distill.replay.shard import shard_for_actor
 
         while not self.stopping:
@@ -306,10 +305,10 @@ class DatasetFeeder:
                     break
                 target = shard_for_actor(record.actor_id, len(self.shards))
                 if target in inflight:
-                    ray.get(inflight.pop(target))
+                    handles.get(inflight.pop(target))
                 inflight[target] = self.shards[target].insert.remote(message)
                 self.steps += record.steps
-            ray.get(list(inflight.values()))
+            handles.get(list(inflight.values()))
             self.passes += not self.stopping  # whole passes only
             if not loop:
                 break

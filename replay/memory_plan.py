@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atari_distill.replay.frame_ring import FRAME_BYTES, bytes_per_step
+from atari_distill.runners import handles
 
 GIB = 1024**3
 STEPS_PER_HOUR = 54_000  # 60 Hz / frame skip 4 * 3600 s
@@ -74,7 +75,7 @@ class MemoryPlan:
                          f"{steps:,} steps = {steps * bytes_per_step(actions) / GIB:.2f} GiB per shard"
                          + (f" + {self.slot_bytes / 2**20:.0f} MiB batch slots" if self.slot_bytes else "") + "; "
                          f"{self.game_bytes(game) / GIB:.2f} GiB per game")
-        free = f"; Ray reports {available / GIB:.2f} GiB free" if available is not None else ""
+        free = f"; {_reporter()} reports {available / GIB:.2f} GiB free" if available is not None else ""
         lines.append(f"  total {self.total_bytes / GIB:.2f} GiB{free}")
         return "\n".join(lines)
 
@@ -84,8 +85,8 @@ class MemoryPlan:
         if total > available:
             raise MemoryPlanError(
                 f"replay needs {total / GIB:.2f} GiB ({len(self.games)} game(s) x {self.steps_per_game:,} steps) "
-                f"but Ray reports {available / GIB:.2f} GiB free; lower --capacity-hours "
-                f"(at most {self.max_hours(available):.2f} fits) or add nodes")
+                f"but {_reporter()} reports {available / GIB:.2f} GiB free; lower --capacity-hours "
+                f"(at most {self.max_hours(available):.2f} fits)" + ("" if handles.is_local() else " or add nodes"))
         if biggest > largest_node:
             raise MemoryPlanError(
                 f"one replay shard needs {biggest / GIB:.2f} GiB but the largest node has {largest_node / GIB:.2f} GiB;"
@@ -105,10 +106,19 @@ class MemoryPlan:
         }
 
 
-def ray_memory() -> tuple[float, float]:
-    """(free memory across the cluster, the largest alive node's memory), as Ray reports them."""
-    import ray
+def _reporter() -> str:
+    return "this machine" if handles.is_local() else "Ray"
 
-    free = ray.available_resources().get("memory", 0.0)
-    nodes = [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
-    return free, max(nodes, default=0.0)
+
+def local_memory() -> tuple[float, float]:
+    """(memory free now, this machine's memory): what the local runner's one process may use."""
+    import os
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    free = float(os.sysconf("SC_AVPHYS_PAGES") * page)
+    try:  # what can be had without swapping (the page cache gives way), where Linux says
+        with open("/proc/meminfo") as meminfo:
+            free = next(float(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return free, float(os.sysconf("SC_PHYS_PAGES") * page)

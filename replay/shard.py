@@ -29,6 +29,7 @@ from atari_distill.replay.batch_slots import SlotPool, stack_layout
 from atari_distill.replay.chunk import ChunkError, decode
 from atari_distill.replay.frame_ring import FrameRing
 from atari_distill.replay.rate_limiter import SampleToInsertRatio
+from atari_distill.runners import handles
 
 
 def shard_for_actor(actor_id: int, num_shards: int) -> int:
@@ -137,9 +138,7 @@ class ReplayShard:
 
     def node_id(self) -> str | None:
         if self._node_id is None:
-            import ray
-
-            self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+            self._node_id = handles.node_id()
         return self._node_id
 
     def _generator(self, key: tuple[int, int] | None) -> np.random.Generator:
@@ -247,8 +246,6 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
     `min_replay` split evenly over the shards. A shard Ray restarts (its node left) comes
     back empty and refills; the calls in flight to it are retried. `insert_budget`: each
     shard's most steps, `slot_bytes` its batch slots (see ReplayShard)."""
-    import ray
-
     shards = []
     min_size = max(1, -(-limiter["min_replay"] // len(shard_steps)))
     for index, steps in enumerate(shard_steps):
@@ -261,8 +258,8 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
         if memory is not None:
             options["memory"] = memory[index]
         budget = None if insert_budget is None else insert_budget[index]
-        shards.append(ray.remote(ReplayShard).options(**options).remote(game, num_actions, steps, seed + index, rate,
-                                                                          budget, slot_bytes))
+        shards.append(handles.remote(ReplayShard, **options).remote(game, num_actions, steps, seed + index, rate,
+                                                                 budget, slot_bytes))
     return shards
 
 
@@ -273,11 +270,9 @@ UNAVAILABLE = "a replay shard did not answer (its node left the cluster)"
 def stats_if_answered(shards: list, timeout_s: float = SHARD_ANSWER_S) -> list[dict] | None:
     """Every shard's stats, or None when one does not answer in time: a wind-down reports what it can
     rather than wait for ever on a shard lost with its node."""
-    import ray
-
     try:
-        return ray.get([shard.stats.remote() for shard in shards], timeout=timeout_s)
-    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+        return handles.get([shard.stats.remote() for shard in shards], timeout=timeout_s)
+    except (handles.AnswerTimeout, handles.ActorLost):
         return None
 
 
@@ -296,14 +291,12 @@ class ShardWatch:
 
     def check(self) -> None:
         """Raises ReplayLost naming the first shard silent for `lost_after_s`."""
-        import ray
-
         now = time.monotonic()
-        for game, handles in self.shards.items():
-            for index, shard in enumerate(handles):
+        for game, game_shards in self.shards.items():
+            for index, shard in enumerate(game_shards):
                 call, sent = self.asked.get((game, index), (None, now))
                 if call is not None:
-                    answered, _ = ray.wait([call], timeout=0)
+                    answered, _ = handles.wait([call], timeout=0)
                     if not answered:
                         if now - sent > self.lost_after_s:
                             raise ReplayLost(f"replay shard {game}/{index} could not be placed again within "

@@ -28,13 +28,14 @@ def ray_runtime():
 
 
 @pytest.fixture(scope="session")
-def recorded(ray_runtime, tmp_path_factory):
+def recorded(tmp_path_factory):
     """A small recording of the random Pong teacher (256 steps): the dataset every test that distils offline reads."""
     from atari_distill.pipelines.config import RecordConfig
     from atari_distill.pipelines.record import run_record
 
     out = tmp_path_factory.mktemp("datasets") / "pong"
-    cfg = RecordConfig.from_flags(actors=1, envs_per_actor=2, chunk_steps=32, steps=300, out=str(out), file_mb=1).validate()
+    cfg = RecordConfig.from_flags(actors=1, envs_per_actor=2, chunk_steps=32, steps=300, out=str(out), file_mb=1,
+                                  runner="local").validate()
     index = run_record(cfg, echo=lambda *_: None)
     return out, index
 

@@ -171,8 +171,9 @@ def test_a_dataset_larger_than_the_replay_streams_through_it(recorded, tmp_path)
     assert summary["updates"] == 60
 
 
-def distilled_weights(dataset, out, seed: int) -> dict[str, bytes]:
-    code = launch.main(["distill", "--dataset", str(dataset), "--student", "net3", "--updates", "40", "--seed", str(seed),
+def distilled_weights(dataset, out, seed: int, runner: str = "local") -> dict[str, bytes]:
+    code = launch.main(["distill", "--runner", runner, "--dataset", str(dataset), "--student", "net3", "--updates", "40",
+                        "--seed", str(seed),
                         "--log-every", "40", "--checkpoint-every", "40", "--eval-every", "0", "--min-replay", "200",
                         "--eval-episodes", "1", "--select-episodes", "1", "--eval-workers", "1",
                         "--holdout-steps", "200", "--device", "cpu", "--out", str(out)])
@@ -181,12 +182,15 @@ def distilled_weights(dataset, out, seed: int) -> dict[str, bytes]:
     return {name: tensor.numpy().tobytes() for name, tensor in state.items()}
 
 
-def test_a_dataset_distilled_twice_with_one_seed_gives_the_same_student_byte_for_byte(recorded, tmp_path, monkeypatch):
-    """...and the second run reads the teacher's and the random policy's report episodes the first one
-    played from the score cache: the same scores, not played again."""
+def test_a_dataset_distilled_on_either_runner_with_one_seed_gives_the_same_student_byte_for_byte(
+        recorded, tmp_path, monkeypatch):
+    """Ray's actors in their processes and the local runner's threads in one (runners/local.py) train the
+    same student; and the second run reads the teacher's and the random policy's report episodes the first
+    one played from the score cache: the same scores, not played again."""
     monkeypatch.setenv("ATARI_DISTILL_SCORE_CACHE", str(tmp_path / "cache"))
     out, _ = recorded  # fits the replay, so it is all there before the first batch is drawn
-    first, again = (distilled_weights(out, tmp_path / name, seed=1) for name in ("a", "b"))
+    first, again = (distilled_weights(out, tmp_path / name, seed=1, runner=runner)
+                    for name, runner in (("a", "ray"), ("b", "local")))
     assert [name for name in first if first[name] != again[name]] == []  # fails with the shards' shared generator
     played, kept = (json.loads((tmp_path / name / "summary.json").read_text()) for name in ("a", "b"))
     assert (played["scores_kept"], kept["scores_kept"]) == ([], ["teacher", "random"])

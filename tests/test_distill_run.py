@@ -41,9 +41,10 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     assert final["extra"]["env_modes"] == {"pong": "native"}  # what evaluate and export play the student in
 
 
-def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(ray_runtime, tmp_path, pong_teacher):
+def test_distilled_student_agrees_with_the_random_teacher_far_above_baselines(tmp_path, pong_teacher):
     cfg = DistillConfig.from_flags(student="net1", updates=1500, batch_size=32, log_every=500, checkpoint_every=1500,
-                        min_replay=2000, eval_episodes=1, select_episodes=1, holdout_steps=2000, out=str(tmp_path / "run")).validate()
+                                   min_replay=2000, eval_episodes=1, select_episodes=1, holdout_steps=2000,
+                                   runner="local", out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     obs, q = TeacherRollout("pong", pong_teacher, 8, seed=4242).labelled_stacks(2000)
     torch.manual_seed(0)
@@ -71,7 +72,7 @@ def test_log_checkpoint_and_evaluation_points_land_on_their_multiples():
     assert stops == [50, 60, 100, 120, 130]
 
 
-def test_with_the_student_driving_and_learning_from_the_reward_the_run_says_so(ray_runtime, tmp_path):
+def test_with_the_student_driving_and_learning_from_the_reward_the_run_says_so(tmp_path):
     """--behaviour student: after the first push the actors act with the student's weights, and the
     replay counts the steps it chose (the labels stay the teacher's: tests/test_behaviour.py). With
     --rl-weight, each curve point hands the distillation weight off and keeps the best checkpoint, which
@@ -79,7 +80,7 @@ def test_with_the_student_driving_and_learning_from_the_reward_the_run_says_so(r
     cfg = DistillConfig.from_flags(game="pong", student="net3", updates=60, log_every=20, checkpoint_every=60,
                                    min_replay=256, chunk_steps=32, eval_episodes=1, select_episodes=1, holdout_steps=100,
                                    replay_ratio=0, behaviour="student", behaviour_every=5, eval_workers=1,
-                                   rl_weight=1.0, eval_every=30, out=str(tmp_path / "run")).validate()
+                                   rl_weight=1.0, eval_every=30, runner="local", out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=lambda *_: None)
     assert summary["behaviour"] == "student"
     assert 0 < summary["replay"]["student_acted_steps"] < summary["replay"]["labelled_steps"]  # the teacher filled min_replay

@@ -7,8 +7,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("models", "actors", "learner", "replay", "cluster", "rundir", "pipelines", "ui", "zoo")
+PACKAGES = ("runners", "models", "actors", "learner", "replay", "cluster", "rundir", "pipelines", "ui", "zoo")
 LAYERS = (  # lowest first; a module may import its own layer's modules and those below
+    ("runners",),
     ("models",),
     ("replay",),
     ("actors", "zoo.catalog"),
@@ -21,6 +22,9 @@ LAYERS = (  # lowest first; a module may import its own layer's modules and thos
     ("cli", "__main__", "launch"),
 )
 PREFIX = "atari_distill."
+# the only modules that may import ray, at their top or in a function: the Ray runner's hosting, and
+# cluster/'s connecting, planning and reserving on a Ray cluster; every other module runs without Ray
+RAY_ADAPTERS = ("atari_distill.runners.ray_backend", "atari_distill.cluster.runtime", "atari_distill.cluster.placement")
 
 
 def layer(module: str) -> int:
@@ -84,6 +88,24 @@ def test_no_module_imports_a_higher_layer():
     upward = [f"{name} -> {target}" for name, targets in import_graph().items() for target in targets
               if layer(target) > layer(name)]
     assert not upward, upward
+
+
+def ray_importers(modules: dict[str, Path]) -> list[str]:
+    return sorted(name for name, path in modules.items()
+                  if any(target == "ray" or target.startswith("ray.") for target in imports(path)))
+
+
+def test_only_the_ray_adapters_import_ray():
+    """The core (models, replay, actors, learner), the pipelines and the UI run on the local runner, where
+    there is no Ray: a function-level `import ray` in one of them would fail only there, and only when reached."""
+    assert ray_importers(module_files()) == sorted(RAY_ADAPTERS)
+
+
+def test_the_ray_check_sees_an_import_inside_a_function(tmp_path):
+    ring = (ROOT / "replay" / "frame_ring.py").read_text()
+    broken = tmp_path / "frame_ring.py"
+    broken.write_text(ring + "\n\ndef size_in_ray():\n    import ray\n\n    return ray.available_resources()\n")
+    assert ray_importers({"atari_distill.replay.frame_ring": broken}) == ["atari_distill.replay.frame_ring"]
 
 
 def test_every_package_is_on_the_list():

@@ -16,11 +16,11 @@ GAMES = ("freeway", "ms_pacman")  # zoo teachers far above random play, in episo
 
 
 @pytest.fixture(scope="module")
-def recordings(ray_runtime, tmp_path_factory):
+def recordings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recordings")
     for game in GAMES:
         run_record(RecordConfig.from_flags(game=game, teacher=f"zoo:{game}", steps=3072, file_mb=1,
-                                           out=str(folder / game)).validate(), echo=lambda *_: None)
+                                           out=str(folder / game), runner="local").validate(), echo=lambda *_: None)
     return folder
 
 
@@ -66,7 +66,7 @@ def trained(recordings, tmp_path_factory):
     cfg = MultitaskConfig.from_flags(datasets=str(recordings), student="net3", updates=1200, log_every=600,
                                      checkpoint_every=1200, eval_every=600, schedule="fixed", min_replay=1000,
                                      eval_episodes=2,
-                                     select_episodes=1, holdout_steps=500, out=str(run)).validate()
+                                     select_episodes=1, holdout_steps=500, runner="local", out=str(run)).validate()
     return cfg, run_distill(cfg, echo=print), run
 
 

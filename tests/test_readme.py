@@ -1,6 +1,6 @@
 """The README's Python example runs as written, at a tiny size: its calls and keywords are the real
-API's, so the README cannot rot. Only the budgets shrink (the CLI's first-hour walk does the same
-for the quick-start commands, tests/test_first_hour.py)."""
+API's, so the README cannot rot. Only the budgets shrink, and it runs on the local runner (the CLI's
+first-hour walk does the same for the quick-start commands on Ray, tests/test_first_hour.py)."""
 
 import re
 
@@ -8,10 +8,10 @@ from tests.conftest import ROOT
 
 import atari_distill
 
-TINY = {"record": dict(steps=300, envs_per_actor=2, chunk_steps=32, echo=None),
+TINY = {"record": dict(steps=300, envs_per_actor=2, chunk_steps=32, echo=None, runner="local"),
         "distill": dict(updates=20, eval_every=10, eval_episodes=1, select_episodes=1, eval_workers=1,
                         holdout_steps=200, min_replay=200, log_every=10, checkpoint_every=10, device="cpu",
-                        echo=None)}
+                        echo=None, runner="local")}
 
 
 class TinyAtariDistill:
@@ -31,7 +31,7 @@ def python_example() -> str:
     return blocks[0]
 
 
-def test_the_readme_python_example_runs(ray_runtime, tmp_path, monkeypatch, capsys):
+def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     code = python_example()
     assert "import atari_distill as ad\n" in code
     monkeypatch.chdir(tmp_path)

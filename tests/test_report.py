@@ -14,11 +14,11 @@ from atari_distill.ui.report import FINAL_STAR
 
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
                 "--eval-episodes", "1", "--select-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
-                "--chunk-steps", "32", "--replay-ratio", "0", "--eval-every", "20"]
+                "--chunk-steps", "32", "--replay-ratio", "0", "--eval-every", "20", "--runner", "local"]
 
 
 @pytest.fixture(scope="module")
-def two_runs(ray_runtime, tmp_path_factory):
+def two_runs(tmp_path_factory):
     from atari_distill.cli import build_parser
     from atari_distill.pipelines.config import DistillConfig, from_args
     from atari_distill.pipelines.distill import run_distill
@@ -81,14 +81,14 @@ def test_report_renders_every_plot_and_its_tables_match_the_summaries(two_runs, 
 
 
 @pytest.fixture(scope="module")
-def teacher_run(ray_runtime, tmp_path_factory):
+def teacher_run(tmp_path_factory):
     from atari_distill.cli import build_parser
     from atari_distill.pipelines.config import TeacherConfig, from_args
     from atari_distill.pipelines.teacher import run_teacher
     from tests.test_dqn import TINY
 
     out = tmp_path_factory.mktemp("runs") / "dqn"
-    run_teacher(from_args(TeacherConfig, build_parser().parse_args(["teacher", *TINY, "--out", str(out)])).validate(),
+    run_teacher(from_args(TeacherConfig, build_parser().parse_args(["teacher", *TINY, "--runner", "local", "--out", str(out)])).validate(),
                 echo=lambda *a: None)
     return out
 

@@ -101,7 +101,7 @@ def test_zoo_lists_every_teacher(capsys):
         assert json.loads((catalog.ZOO_DIR / f"{game}.json").read_text())["format"] == catalog.CARD_FORMAT
 
 
-def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_path):
+def test_distilling_a_zoo_teacher_gives_a_student_that_plays(tmp_path):
     """The README's promise at CI size: a small student, a few hundred updates, well above random play."""
     from atari_distill.pipelines.distill import run_distill
 
@@ -110,7 +110,7 @@ def test_distilling_a_zoo_teacher_gives_a_student_that_plays(ray_runtime, tmp_pa
                         eval_every=DISTILL_UPDATES // 2, eval_episodes=EVAL_EPISODES,
                         select_episodes=EVAL_EPISODES, holdout_steps=2000,
                         min_replay=2000, log_every=DISTILL_UPDATES // 2, checkpoint_every=DISTILL_UPDATES,
-                        out=str(tmp_path / "run")).validate()
+                        runner="local", out=str(tmp_path / "run")).validate()
     summary = run_distill(cfg, echo=print)
     random_play = summary["random_score"]["mean"]  # on the same report seeds
     print(f"agreement {summary['action_agreement']:.3f} vs majority {summary['majority_baseline']:.3f}; "
@@ -129,13 +129,14 @@ SCORE_OVER_RANDOM = 2.0
 EVAL_EPISODES = 8  # 4 averaged 902-950 in three runs, but once 475 on a loaded CI machine
 
 
-def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(ray_runtime, tmp_path):
+def test_a_recording_of_a_zoo_teacher_names_it_so_distill_finds_it_anywhere(tmp_path):
     from atari_distill.pipelines.config import RecordConfig
     from atari_distill.pipelines.record import run_record
 
     game = ZOO_GAMES[0]
     index = run_record(RecordConfig.from_flags(teacher=f"zoo:{game}", actors=1, envs_per_actor=2, chunk_steps=32, steps=128,
-                                    out=str(tmp_path / "ds"), file_mb=1).validate(), echo=lambda *_: None)
+                                    out=str(tmp_path / "ds"), file_mb=1, runner="local").validate(),
+                       echo=lambda *_: None)
     assert index["teacher"]["source"] == f"zoo:{game}"
     cfg = DistillConfig.from_flags(dataset=str(tmp_path / "ds"), min_replay=64).validate()
     assert (cfg.acting.game, cfg.acting.teacher) == (game, f"zoo:{game}")
