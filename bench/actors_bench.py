@@ -30,6 +30,7 @@ from atari_distill.actors.games import game_spec  # noqa: E402
 from atari_distill.actors.rollout import RolloutActor  # noqa: E402
 from atari_distill.actors.teachers import random_teacher  # noqa: E402
 from atari_distill.cluster.runtime import connect  # noqa: E402
+from atari_distill.replay.rate_limiter import RateLimit  # noqa: E402
 from atari_distill.replay.shard import launch_shards  # noqa: E402
 
 
@@ -65,7 +66,7 @@ def labelled_rate(game, teacher_ref, actors: int, envs: int, seconds: float, gro
     import ray
 
     shard = launch_shards(game.name, game.num_actions, [200_000],
-                          {"ratio": 0.0, "min_replay": 1, "insert_steps": 64 * envs, "batch_size": 32},
+                          RateLimit(ratio=0.0, min_replay=1, insert_steps=64 * envs, batch_size=32),
                           concurrency=actors + 4)[0]
     options = {"num_cpus": 1, "max_concurrency": 2, **({"num_gpus": gpus} if gpus else {})}
     handles = [ray.remote(RolloutActor).options(**options).remote(

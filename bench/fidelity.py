@@ -35,7 +35,23 @@ from atari_distill.zoo import catalog  # noqa: E402
 PAPER = {"compression": {"net1": 108, "net2": 102, "net3": 84}, "multitask-10": 89, "multitask-3-kl": 117}
 
 
+RUNNER: list[str] = []  # every run's --runner, set once by use_runner
+
+
+def runner_flag(parser) -> None:
+    parser.add_argument("--runner", default="ray", choices=("ray", "local"),
+                        help="every run's --runner: ray (as the figures in RESULTS.md) or local (one process)")
+
+
+def use_runner(runner: str, cpus: int) -> None:
+    """Every run of this bench on `runner`; on Ray, one runtime for them all, sized for `cpus`."""
+    RUNNER[:] = ["--runner", runner]
+    if runner == "ray":
+        connect(None, cpus_needed=cpus)
+
+
 def run(argv: list[str]) -> None:
+    argv = argv + RUNNER
     code = launch.main(argv)
     if code != 0:
         raise SystemExit(f"launch.py {' '.join(argv)} exited {code}")
@@ -104,6 +120,7 @@ def main() -> None:
     parser.add_argument("--sections", default="compression,losses,multitask")
     parser.add_argument("--holdout-steps", type=int, default=4000, help="held-out frames for each agreement figure")
     parser.add_argument("--out", default="bench/out/fidelity")
+    runner_flag(parser)
     parser.add_argument("--render", action="store_true", help="only rewrite fidelity.md from --out's fidelity.json")
     args = parser.parse_args()
     if args.render:
@@ -113,7 +130,7 @@ def main() -> None:
         return
 
     games = catalog.games() if args.games == "zoo" else args.games.split(",")
-    connect(None, cpus_needed=len(games) + 4)  # one runtime for every run: actors, learners and evaluators
+    use_runner(args.runner, cpus=len(games) + 4)  # actors, learners and evaluators
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = run_sections(args, games, out)

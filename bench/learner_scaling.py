@@ -27,14 +27,15 @@ from atari_distill.cluster.learner_group import LearnerGroup  # noqa: E402
 from atari_distill.cluster.runtime import connect, has_gpu  # noqa: E402
 from atari_distill.pipelines.config import DistillConfig  # noqa: E402
 from atari_distill.pipelines.distill import learner_config  # noqa: E402
+from atari_distill.replay.rate_limiter import RateLimit  # noqa: E402
 from atari_distill.replay.shard import launch_shards  # noqa: E402
 
 
 def filled_shard(steps: int):
     import ray
 
-    shard = launch_shards("pong", ACTIONS, [steps], {"ratio": 0.0, "insert_steps": 256, "min_replay": 1,
-                                                      "batch_size": 32}, concurrency=32)[0]
+    shard = launch_shards("pong", ACTIONS, [steps], RateLimit(ratio=0.0, insert_steps=256, min_replay=1,
+                                                                batch_size=32), concurrency=32)[0]
     for message in messages(max(1, steps // 256)):
         ray.get(shard.insert.remote(message))
     shard.close.remote()

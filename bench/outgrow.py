@@ -28,8 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fidelity import markdown, print_rows, timed  # noqa: E402
-from atari_distill.cluster.runtime import connect  # noqa: E402
+from bench.fidelity import markdown, print_rows, runner_flag, timed, use_runner  # noqa: E402
 from atari_distill.rundir.directory import RunDir  # noqa: E402
 from atari_distill.rundir.summary import Summary  # noqa: E402
 
@@ -98,9 +97,10 @@ def main() -> None:
     parser.add_argument("--holdout-steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/out/outgrow")
+    runner_flag(parser)
     args = parser.parse_args()
 
-    connect(None, cpus_needed=4)  # one runtime for every run
+    use_runner(args.runner, cpus=4)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -33,6 +33,7 @@ from atari_distill.pipelines.config import DistillConfig  # noqa: E402
 from atari_distill.pipelines.distill import learner_config  # noqa: E402
 from atari_distill.replay.chunk import Chunk, encode  # noqa: E402
 from atari_distill.replay.frame_ring import FRAME_BYTES, STACK, bytes_per_step  # noqa: E402
+from atari_distill.replay.rate_limiter import RateLimit  # noqa: E402
 from atari_distill.replay.shard import ReplayShard, launch_shards  # noqa: E402
 
 ACTIONS, STEPS, ENVS = 6, 64, 4  # one chunk: 64 steps of 4 envs, as the default actor sends
@@ -125,7 +126,7 @@ def ray_rates(shards: int, seconds: float, batch: int, prefetch: int, ceiling: d
     import ray
 
     capacity = 4 * 16 * STEPS * ENVS
-    limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
+    limiter = RateLimit(ratio=0.0, min_replay=1, insert_steps=STEPS * ENVS, batch_size=batch)
     slots = max(shard_slot_bytes(batch, prefetch, per_call=per_call) for *_, per_call in STREAM_PATHS)
     handles = launch_shards("pong", ACTIONS, [capacity] * shards, limiter, concurrency=prefetch + 4, slot_bytes=slots)
     ray.get([h.size.remote() for h in handles])  # started: process start-up is not insert time
@@ -181,7 +182,7 @@ def request_shapes(games: int, seconds: float, batch: int, prefetch: int) -> dic
     each at one batch a request and at the default several, in batches/s, one run."""
     import ray
 
-    limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
+    limiter = RateLimit(ratio=0.0, min_replay=1, insert_steps=STEPS * ENVS, batch_size=batch)
     handles = {}
     for g, stacks in enumerate([1] * games + [2]):  # a shard serves one kind of batch, as in a run
         handles[f"game{g}" if g < games else "dqn"] = launch_shards(
@@ -280,7 +281,7 @@ def learner_idle(shards: int, batch: int, updates: int, student: str) -> dict:
 
     ceiling = bare_loop(student, batch, updates) if not torch.cuda.is_available() else None
 
-    limiter = {"ratio": 0.0, "min_replay": 1, "insert_steps": STEPS * ENVS, "batch_size": batch}
+    limiter = RateLimit(ratio=0.0, min_replay=1, insert_steps=STEPS * ENVS, batch_size=batch)
     handles = launch_shards("pong", ACTIONS, [8 * STEPS * ENVS] * shards, limiter, concurrency=8)
     for k, handle in enumerate(handles):
         ray.get([handle.insert.remote(m) for m in messages(8, actor_id=k, seed=k)])

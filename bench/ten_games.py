@@ -29,8 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from atari_distill.cluster.runtime import connect  # noqa: E402
-from fidelity import first_update_at, ratio_cell, run, timed  # noqa: E402
+from fidelity import first_update_at, ratio_cell, run, runner_flag, timed, use_runner  # noqa: E402
 from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
 from atari_distill.zoo import catalog  # noqa: E402
 
@@ -90,6 +89,7 @@ def main() -> None:
     parser.add_argument("--live", action="store_true", help="train from live teacher actors, not the recordings")
     parser.add_argument("--actors", type=int, default=1, help="with --live: teacher actors per game")
     parser.add_argument("--out", default="bench/out/ten_games")
+    runner_flag(parser)
     parser.add_argument("--render", action="store_true", help="only rewrite ten_games.md from --out's json")
     args = parser.parse_args()
     out = Path(args.out)
@@ -101,7 +101,7 @@ def main() -> None:
     games = catalog.games() if args.games == "zoo" else args.games.split(",")
     data = Path(args.data) if args.data else out / "data"
     out.mkdir(parents=True, exist_ok=True)
-    connect(None, cpus_needed=len(games) * (args.actors if args.live else 1) + 4)  # one runtime for every run
+    use_runner(args.runner, cpus=len(games) * (args.actors if args.live else 1) + 4)
     for game in games:
         if not args.live and not recorded(data / game):
             run(["record", "--teacher", f"zoo:{game}", "--steps", str(args.steps), "--actors", "2",

@@ -162,15 +162,6 @@ def runs_within(refs: list, timeout_s: float = WIND_DOWN_S) -> list[dict]:
     return [handles.get(ref) if ref in ready else dict(LOST_RUN) for ref in refs]
 
 
-def wind_down(runs: list, shards: list, seconds: float = WIND_DOWN_S) -> tuple[list[dict], list[dict] | None]:
-    """The producers' final runs, then the shards' stats (None if one is gone), under one budget: what
-    online and teacher runs do once their actors are told to stop and their shards to close."""
-    from atari_distill.replay.shard import stats_if_answered
-
-    budget = WindDown(seconds)
-    return runs_within(runs, budget.left()), stats_if_answered(shards, budget.left())
-
-
 def kill_when_answered(components: list, owed: list, timeout_s: float = 5.0) -> None:
     """Kills `components` once the calls still `owed` to them (a shard's close) have answered, or after
     `timeout_s`: a call Ray sees die with retries left is printed on the user's console as a warning."""

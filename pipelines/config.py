@@ -7,7 +7,6 @@ what to do instead; a section checks its own fields, a run kind what spans secti
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,25 +16,17 @@ from atari_distill.actors.protocol import EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.learner.losses import LOSSES
 from atari_distill.models.networks import PRESETS
-from atari_distill.pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting, walk
+from atari_distill.pipelines.config_tree import TreeConfig, add_flags, from_args, section, setting
+from atari_distill.pipelines import game_sources
+from atari_distill.pipelines.game_sources import check_teachers
+from atari_distill.pipelines.resume_checks import resume_changes
 from atari_distill.pipelines.sections import (GAME_HELP, TEACHER_HELP, ActingSettings, BehaviourSettings, DQNSettings, EvalSettings, ReplaySettings,
-                                RLSettings, RunSettings, StudentSettings, check_teacher, loss_for, need)
+                                RLSettings, RunSettings, StudentSettings, loss_for, need)
 
 RL_LOSSES = ("kl", "entropy_kl", "mse")  # those whose target reads the student's outputs on the teacher's Q scale
 
 __all__ = ["ConfigError", "DistillConfig", "MultitaskConfig", "TeacherConfig", "OnlineConfig", "RecordConfig",
            "add_flags", "from_args", "loss_for", "check_teachers", "resume_changes"]
-
-
-def check_teachers(cfg) -> None:
-    """Reads every teacher file once before Ray starts, so a teacher for another game or action
-    count is answered at once rather than after the cluster is up."""
-    from atari_distill.actors.games import game_spec
-    from atari_distill.actors.teachers import load_teacher
-
-    for game, source in cfg.game_teachers():
-        if source not in (None, "random"):
-            load_teacher(source, game_spec(game))
 
 
 class RunConfig(TreeConfig):
@@ -107,7 +98,7 @@ class DistillConfig(RunConfig):
         """Each game's recording, None for a game with live teacher actors."""
         return {self.acting.game: self.dataset}
 
-    def _check_recording(self, flag: str, path: str, index: dict) -> None:
+    def check_recording(self, flag: str, path: str, index: dict) -> None:
         """What every recording a run trains from must allow: its chunks reach the replay as recorded."""
         need(index["steps"] >= self.replay.min_replay,
              f"{flag} {path!r} holds {index['steps']:,} steps, fewer than --min-replay "
@@ -123,7 +114,7 @@ class DistillConfig(RunConfig):
 
     def validate(self) -> "DistillConfig":
         if self.dataset is not None:
-            self._adopt_dataset()
+            game_sources.adopt_dataset(self)
         self.acting.validate()
         self.student.validate(self.flag_of("student"), sweep=True)
         self.drive.validate()
@@ -161,34 +152,6 @@ class DistillConfig(RunConfig):
              f"use --eval-every {max(1, self.updates // 4):,} or drop it")
         self.run.validate()
         return self
-
-    def _adopt_dataset(self) -> None:
-        """A dataset fixes the game and teacher; asking for another game is refused."""
-        from atari_distill.actors.games import UnknownGameError, canonical_name
-        from atari_distill.replay.dataset import DatasetError, read_index
-
-        acting = self.acting
-        try:
-            index = read_index(self.dataset)
-        except DatasetError as error:
-            raise ConfigError(f"--dataset: {error}") from None
-        if acting.game is not None:
-            try:
-                asked = canonical_name(acting.game)
-            except UnknownGameError as error:
-                raise ConfigError(f"--game: {error}") from None
-            need(asked == index["game"], f"--dataset {self.dataset!r} holds {index['game']}, not {asked}; "
-                                         f"drop --game or record a {asked} dataset")
-        acting.game = index["game"]
-        self._check_recording("--dataset", self.dataset, index)
-        recorded = index["teacher"]
-        if acting.teacher is None:
-            acting.teacher = recorded["source"]
-            try:
-                check_teacher("--teacher", acting.teacher)
-            except ConfigError:
-                raise ConfigError(f"--dataset was recorded by teacher {acting.teacher!r}, which is not on this machine; "
-                                  f"pass --teacher PATH (the same weights) for the final evaluation") from None
 
 
 @dataclass
@@ -240,7 +203,7 @@ class MultitaskConfig(DistillConfig):
         need(self.dataset is None, "--dataset is for single-game runs; give multitask --datasets, one per game")
         need(self.acting.game is None and self.acting.teacher is None,
              "multitask takes --games and --teachers, not --game and --teacher")
-        recordings = self._recordings()
+        recordings = game_sources.recordings(self.datasets, self.games)
         try:
             games = [canonical_name(g.strip()) for g in (self.games or ",".join(recordings) or self.DEFAULT_GAMES)
                      .split(",") if g.strip()]
@@ -263,11 +226,11 @@ class MultitaskConfig(DistillConfig):
                                   f"{teacher} --out {folder / missing[0]}) or drop it from --games")
             self.datasets = ",".join(recordings[g][0] for g in games)
             for game in games:
-                self._check_recording("--datasets", *recordings[game])
+                self.check_recording("--datasets", *recordings[game])
             if not self.teachers:
                 self.teachers = ",".join(recordings[g][1]["teacher"]["source"] for g in games)
                 try:
-                    self._teacher_sources()
+                    game_sources.teacher_sources(self.teachers, self.game_list())
                 except ConfigError as error:
                     raise ConfigError(f"--datasets were recorded by teachers this machine cannot load ({error}); "
                                       f"pass --teachers (the same weights, in --games order)") from None
@@ -286,79 +249,14 @@ class MultitaskConfig(DistillConfig):
         need(self.schedule == "fixed" or self.eval_every > 0,
              "--schedule balanced moves batches at each student evaluation, and --eval-every is 0; "
              "add --eval-every (e.g. a tenth of --updates), or give --schedule fixed")
-        self._teacher_sources()
+        game_sources.teacher_sources(self.teachers, self.game_list())
         self.schedule_weights()
         super().validate()
         self.acting.game = self.acting.teacher = None
         return self
 
-    def _recordings(self) -> dict[str, tuple[str, dict]]:
-        """{game: (dataset folder, its index)} of --datasets: a folder of datasets, or a list of them."""
-        from atari_distill.replay.dataset import DatasetError, read_index
-
-        entries, parent = dataset_entries(self.datasets)
-        if parent:
-            folder = Path(self.datasets.strip())
-            need(bool(entries), f"--datasets {str(folder)!r} holds no dataset (no {folder}/GAME/index.json); record "
-                                f"one per game: launch.py record --game GAME --teacher zoo:GAME --out {folder}/GAME")
-        found: dict[str, tuple[str, dict]] = {}
-        wanted = self._named_games() if parent else set()  # a folder's recordings of other games do not count
-        for path in entries:
-            try:
-                index = read_index(path)
-            except DatasetError as error:
-                if wanted and Path(path).name not in wanted:  # another game's, by its folder's name
-                    continue
-                raise ConfigError(f"--datasets: {error}") from None
-            game = index["game"]
-            if wanted and game not in wanted:
-                continue
-            need(game not in found, f"--datasets holds two {game} recordings ({found.get(game, ('',))[0]} and "
-                                    f"{path}); give one per game")
-            found[game] = (str(Path(path).resolve()), index)
-        return found
-
-    def _named_games(self) -> set[str]:
-        """--games as canonical names (empty when not given, or when a name is unknown: validate says so)."""
-        from atari_distill.actors.games import UnknownGameError, canonical_name
-
-        try:
-            return {canonical_name(g.strip()) for g in self.games.split(",") if g.strip()}
-        except UnknownGameError:
-            return set()
-
-    def _teacher_sources(self) -> list[str]:
-        from atari_distill.actors.games import UnknownGameError, canonical_name
-
-        games = self.game_list()
-        if self.teachers == "zoo":  # a keyword, even where a folder of that name exists (the project's own zoo/)
-            return self._checked([f"zoo:{g}" for g in games])
-        if Path(self.teachers).is_dir():
-            found = {}
-            for path in sorted(Path(self.teachers).iterdir()):
-                try:
-                    found.setdefault(canonical_name(path.name.split(".")[0]), str(path))
-                except UnknownGameError:
-                    continue
-            missing = [g for g in games if g not in found]
-            need(not missing, f"--teachers {self.teachers!r} has no file for {', '.join(missing)}; "
-                              f"name each file after its game (pong.pt, breakout.zip, ...)")
-            return [found[g] for g in games]
-        sources = [t.strip() for t in self.teachers.split(",")]
-        if len(sources) == 1:
-            sources = sources * len(games)
-        need(len(sources) == len(games), f"--teachers lists {len(sources)} teachers for {len(games)} games; "
-                                         f"give one per game, one for all, or a directory")
-        return self._checked(sources)
-
-    @staticmethod
-    def _checked(sources: list[str]) -> list[str]:
-        for source in sources:
-            check_teacher("--teachers", source)
-        return sources
-
     def game_teachers(self) -> list[tuple[str, str]]:
-        return list(zip(self.game_list(), self._teacher_sources()))
+        return list(zip(self.game_list(), game_sources.teacher_sources(self.teachers, self.game_list())))
 
     def schedule_weights(self) -> dict[str, float] | None:
         games = self.game_list()
@@ -491,56 +389,3 @@ class RecordConfig(RunConfig):
              f"x --chunk-steps {self.acting.chunk_steps}); raise --steps or lower --chunk-steps")
         need(1 <= self.file_mb <= 65_536, f"--file-mb must be in [1, 65536], got {self.file_mb}")
         return self
-
-
-# what a run is; changing one would make its checkpoints another run's
-FIXED_ON_RESUME = ("game", "games", "teacher", "teachers", "dataset", "datasets", "student", "loss", "preset", "out",
-                   "seed", "replay_shards", "learner_gpus")
-
-
-def dataset_entries(value: str) -> tuple[list[str], bool]:
-    """The recordings --datasets names (a list, or the datasets in one folder), and whether it named
-    them by their parent folder."""
-    entries = [d.strip() for d in value.split(",") if d.strip()]
-    if len(entries) == 1 and Path(entries[0]).is_dir() and not (Path(entries[0]) / "index.json").exists():
-        return sorted(str(p) for p in Path(entries[0]).iterdir() if (p / "index.json").exists()), True
-    return entries, False
-
-
-def same_setting(key: str, given, stored) -> bool:
-    """A resume's flag names the run's own setting: recordings by any path to the same folders (a
-    relative path, or --datasets' parent folder for the list the run stored)."""
-    if given == stored:
-        return True
-    if key not in ("dataset", "datasets") or not isinstance(given, str) or not isinstance(stored, str):
-        return False
-
-    def folders(value: str) -> tuple[set[Path], bool]:
-        entries, parent = dataset_entries(value)
-        return {Path(p).resolve() for p in entries}, parent
-
-    try:
-        (ours, _), (theirs, parent) = folders(stored), folders(given)
-    except (OSError, RuntimeError):  # unreadable, or a symlink loop: not the run's setting
-        return False
-    # a parent folder may hold recordings of games the run does not train (its --games chose)
-    return bool(ours) and (theirs == ours or (key == "datasets" and parent and ours <= theirs))
-
-
-def resume_changes(config_class, stored: dict, args: argparse.Namespace, override: str | None) -> dict:
-    """The flags given with --resume that differ from the run's (`stored`: {flag: value}), each listed
-    in --override. Anything else is refused with a line naming the flag, both values and the fix."""
-    names = {f.name for f in walk(config_class)}
-    allowed = [k.strip().replace("-", "_") for k in (override or "").split(",") if k.strip()]
-    unknown = [k for k in allowed if k not in names]
-    need(not unknown, f"--override: unknown config key(s) {unknown}; use flag names without dashes "
-                      f"(updates, log-every, ...)")
-    changes = {k: getattr(args, k) for k in sorted(names)
-               if hasattr(args, k) and not same_setting(k, getattr(args, k), stored.get(k))}
-    for key, value in changes.items():
-        flag = "--" + key.replace("_", "-")
-        need(key not in FIXED_ON_RESUME, f"--resume: {flag} {value} differs from the run's {stored.get(key)!r} and "
-                                         f"cannot change on resume; start a new run with --out")
-        need(key in allowed, f"--resume: {flag} {value} differs from the run's config ({stored.get(key)!r}); to "
-                             f"change it add --override {key.replace('_', '-')}, or drop the flag")
-    return changes

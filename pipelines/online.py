@@ -16,8 +16,7 @@ from atari_distill.actors.env import actor_seed
 from atari_distill.actors.evaluate import collect_evaluation, submit_evaluation
 from atari_distill.actors.protocol import REPORT, SELECTION
 from atari_distill.actors.games import game_spec
-from atari_distill.actors.rollout import RolloutActor
-from atari_distill.cluster.runtime import NO_TASK_EVENTS, kill_when_answered, wind_down
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, WindDown
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import Learner, LearnerConfig
 from atari_distill.models.checkpoint import load_checkpoint, payload_params
@@ -25,10 +24,12 @@ from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import ConfigError, OnlineConfig
 from atari_distill.pipelines.evaluation import compare, majority_baseline, submit_holdouts
 from atari_distill.rundir.directory import RunDir
+from atari_distill.pipelines.data_plane import DataPlane
 from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run
 from atari_distill.pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
 from atari_distill.replay.memory_plan import MemoryPlan
-from atari_distill.replay.shard import UNAVAILABLE, launch_shards, replay_totals, shard_for_actor
+from atari_distill.replay.rate_limiter import RateLimit
+from atari_distill.replay.shard import UNAVAILABLE, replay_totals
 from atari_distill.runners import handles
 
 DISTILL_SEED_OFFSET = 1_000  # labelling actors' ids start here: their env seeds never meet the DQN actors'
@@ -49,24 +50,22 @@ class Distillation:
         self.resume = resume
         self.updates = int(resume["updates"]) if resume else 0
         self.last_checkpoint = self.updates
-        self.actors, self.runs = [], []
         self.version, self.teacher_ref = None, None
         self.train_ref = self.ready_ref = None
+        self.plane = DataPlane(self.spec)
 
     def start(self, plan: MemoryPlan, learner_gpu_share: float, slots: dict) -> None:
         self.slots = slots
         cfg = self.cfg
-        limiter = {"ratio": cfg.distill_replay.replay_ratio, "insert_steps": cfg.acting.chunk_size,
-                   "min_replay": cfg.distill_replay.min_replay, "batch_size": cfg.student.batch_size}
-        self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
-                                    concurrency=cfg.distill_actors + cfg.replay.prefetch + 4, seed=cfg.run.seed + 1,
-                                    memory=[s.memory for s in plan.shards], slot_bytes=plan.slot_bytes,
-                                    placement=slots["shards"])
+        self.plane.open_shards(plan, RateLimit(cfg.distill_replay.replay_ratio, cfg.acting.chunk_size,
+                                               cfg.distill_replay.min_replay, cfg.student.batch_size),
+                               writers=cfg.distill_actors, readers=cfg.replay.prefetch, seed=cfg.run.seed + 1,
+                               placement=slots["shards"])
         config = LearnerConfig(student=cfg.student, prefetch=cfg.replay.prefetch,
                                min_replay=cfg.distill_replay.min_replay,
                                device=cfg.run.device, seed=cfg.run.seed)
         self.learner = handles.remote(Learner, num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"], **NO_TASK_EVENTS).remote(
-            config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.shards}, self.resume)
+            config, {self.spec.name: self.spec.num_actions}, {self.spec.name: self.plane.shards}, self.resume)
 
     def follow(self, best: dict | None, actor_options: dict, actor_device: str) -> bool:
         """Hot swap: labels from now on with `best`, if it is new. Returns whether it swapped."""
@@ -74,23 +73,18 @@ class Distillation:
             return False
         teacher = load_checkpoint(best["checkpoint"])
         self.version, self.teacher_ref = best["version"], handles.put(teacher)
-        if not self.actors:
+        if not self.plane.producers:
             cfg, restarts = self.cfg, self.training.restarts
-            self.actors = [
-                handles.remote(RolloutActor, **actor_options, **NO_TASK_EVENTS, max_concurrency=2, **self.slots["actors"][i]).remote(
-                    game=self.spec.name, num_envs=cfg.acting.envs_per_actor, env_config=self.training.env_config,
-                    epsilon=self.training.protocol.holdout_epsilon,
-                    seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts), actor_id=i,
-                    chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device),
-                    label_losses=cfg.student.label_losses())
-                for i in range(cfg.distill_actors)
-            ]
-            self.runs = [actor.run.remote(self.shards[shard_for_actor(i, 1)], self.teacher_ref)
-                         for i, actor in enumerate(self.actors)]
+            self.plane.start_actors(
+                [{**actor_options, **self.slots["actors"][i]} for i in range(cfg.distill_actors)], self.teacher_ref,
+                lambda i: dict(game=self.spec.name, num_envs=cfg.acting.envs_per_actor,
+                               env_config=self.training.env_config, epsilon=self.training.protocol.holdout_epsilon,
+                               seed=actor_seed(cfg.run.seed, DISTILL_SEED_OFFSET + i + cfg.distill_actors * restarts),
+                               actor_id=i, chunk_steps=cfg.acting.chunk_steps, device=actor_device,
+                               groups=cfg.acting.groups(actor_device), label_losses=cfg.student.label_losses()))
             self.ready_ref = self.learner.wait_for_replay.remote()
         else:
-            for actor in self.actors:
-                actor.set_teacher.remote(self.teacher_ref)
+            self.plane.tell("set_teacher", self.teacher_ref)
         self.echo(f"[online] labelling with checkpoint {best['version']} (score {best['score']:.2f} on "
                   f"{best.get('episodes')} selection episodes)")
         return True
@@ -102,7 +96,7 @@ class Distillation:
     def after_train(self, metrics: dict, elapsed_s: float | None, again: bool = True) -> None:
         self.updates = metrics["updates"]
         metrics.pop("samples_per_game", None)
-        replay = replay_totals(handles.get([shard.stats.remote() for shard in self.shards]))
+        replay = self.plane.stats()
         self.run.log({"kind": "student", **metrics, "teacher_version": self.version,
                       "labelled_steps": replay["labelled_steps"], "elapsed_s": elapsed_s})
         if self.updates - self.last_checkpoint >= self.cfg.run.checkpoint_every:
@@ -114,13 +108,13 @@ class Distillation:
         self.last_checkpoint = self.updates
 
     def stop(self) -> dict:
-        for actor in self.actors:
-            actor.stop.remote()
-        closing = [shard.close.remote() for shard in self.shards]  # the learner's last call no longer waits for labels
+        self.plane.halt()  # the learner's last call no longer waits for labels
         if self.train_ref is not None:
             self.after_train(handles.get(self.train_ref), None, again=False)
-        actor_stats, shard_stats = wind_down(self.runs, self.shards)
-        kill_when_answered([*self.actors, *self.shards], closing)
+        budget = WindDown()
+        actor_stats = self.plane.stop(budget, halted=True)
+        shard_stats = self.plane.shard_stats(budget)
+        self.plane.free()
         if shard_stats is None:
             return {"actors": actor_stats, "replay": {"unavailable": UNAVAILABLE}, "teacher_versions": []}
         return {"actors": actor_stats, "replay": replay_totals(shard_stats),
@@ -140,7 +134,7 @@ class Timeline:
         row = {"version": version, "frames": frames, "dqn_updates": dqn_updates, "dqn_score": None,
                "best_version": None, "best_score": None, "student_updates": None, "student_score": None,
                "teacher_version": student.version}
-        if student.ready_ref is None and student.actors:
+        if student.ready_ref is None and student.plane.producers:
             row["student_updates"] = student.updates
             self.student_evals[version] = submit_evaluation(
                 student.learner.state.remote(), self.game, self.protocol.selection_episodes, 1,
@@ -254,7 +248,7 @@ def finish(cfg: OnlineConfig, start: RunStart, training: DQNTraining, student: D
     for result in results:
         timeline.scored(result, best)
     timeline.poll(wait=True)
-    if best is None or student.ready_ref is not None or not student.actors:
+    if best is None or student.ready_ref is not None or not student.plane.producers:
         raise ConfigError(f"the student never trained: no DQN checkpoint was scored and replayed within "
                           f"--frames {cfg.frames:,} (the DQN's run directory is kept); raise --frames or lower "
                           f"--eval-every and --distill-min-replay")

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from atari_distill.actors.env import actor_seed, resolve_env_mode
 from atari_distill.actors.games import game_spec
-from atari_distill.actors.rollout import RolloutActor
 from atari_distill.actors.teachers import load_teacher
-from atari_distill.cluster.runtime import NO_TASK_EVENTS, connect, on_this_node, runs_within
+from atari_distill.cluster.runtime import WindDown, connect, on_this_node
 from atari_distill.models.checkpoint import fingerprint
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import RecordConfig
 from atari_distill.pipelines.sections import zoo_game
+from atari_distill.pipelines.data_plane import DataPlane
 from atari_distill.pipelines.skeleton import on_its_runner
 from atari_distill.rundir.directory import RunDir
 from atari_distill.replay.dataset import DatasetWriter
@@ -65,26 +65,21 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
     writer = handles.remote(DatasetWriter, num_cpus=0, scheduling_strategy=on_this_node()).remote(
         out, identity(cfg, teacher, env_config), cfg.steps, cfg.file_mb * 1024 * 1024, resuming)
     first_id = cfg.acting.actors * handles.get(writer.times_resumed.remote())
-    teacher_ref = handles.put(teacher)
-    actors = [
-        handles.remote(RolloutActor, **actor_options, max_concurrency=2, **NO_TASK_EVENTS).remote(
-            game=game.name, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
-            epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, first_id + i), actor_id=first_id + i,
-            chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device))
-        for i in range(cfg.acting.actors)
-    ]
-    stop.hold(lambda: [handles.kill(handle) for handle in [*actors, writer]])
-    runs = [actor.run.remote(writer, teacher_ref) for actor in actors]
+    plane = DataPlane(game)
+    plane.stream_into([writer])
+    stop.hold(plane.free)
+    plane.start_actors(
+        [actor_options] * cfg.acting.actors, handles.put(teacher),
+        lambda i: dict(game=game.name, num_envs=cfg.acting.envs_per_actor, env_config=env_config,
+                       epsilon=cfg.acting.epsilon, seed=actor_seed(cfg.run.seed, first_id + i), actor_id=first_id + i,
+                       chunk_steps=cfg.acting.chunk_steps, device=actor_device, groups=cfg.acting.groups(actor_device)))
     echo = as_progress(echo, f"record {out}", cfg.steps, "labelled_steps")
     started = time.monotonic()
-    record_until_full(writer, runs, echo, started, stop)
-    for actor in actors:
-        actor.stop.remote()
-    runs_within(runs)
+    record_until_full(writer, plane.runs, echo, started, stop)
+    plane.stop(WindDown())
     stopped = stop.requested()
     index = handles.get(writer.close.remote(complete=not stopped))
-    for handle in [*actors, writer]:
-        handles.kill(handle)
+    plane.free()
     run.unlock()
     echo(f"[record] wrote {index['steps']} steps in {index['chunks']} chunks to {out} "
          f"({time.monotonic() - started:.0f}s)")

@@ -18,10 +18,9 @@ from atari_distill.actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
 from atari_distill.actors.evaluate import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
 from atari_distill.actors.protocol import MIN_CLAIM_EPISODES, RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
 from atari_distill.actors.games import game_spec
-from atari_distill.actors.rollout import RolloutActor
 from atari_distill.cluster.placement import PlacementPlan, plan_run
 from atari_distill.cluster.registry import CheckpointRegistry
-from atari_distill.cluster.runtime import NO_TASK_EVENTS, kill_when_answered, wind_down
+from atari_distill.cluster.runtime import NO_TASK_EVENTS, WindDown
 from atari_distill.learner.batches import per_call_within, shard_slot_bytes
 from atari_distill.learner.dqn import DQNConfig, DQNLearner
 from atari_distill.models.checkpoint import load_checkpoint, save_checkpoint
@@ -30,9 +29,11 @@ from atari_distill.pipelines.config import TeacherConfig
 from atari_distill.pipelines.evaluation import beats_beyond_chance
 from atari_distill.rundir.directory import RunDir
 from atari_distill.pipelines.skeleton import on_its_runner, start_run
+from atari_distill.pipelines.data_plane import DataPlane
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.rate_limiter import band
-from atari_distill.replay.shard import launch_shards, shard_for_actor, split_budget
+from atari_distill.replay.rate_limiter import RateLimit
+from atari_distill.replay.shard import split_budget
 from atari_distill.runners import handles
 
 
@@ -111,6 +112,7 @@ class DQNTraining:
         self.updates = int(resume["updates"]) if resume else 0
         self.last_checkpoint = self.updates
         self.pending: dict = {}  # evaluator ref -> the DQN's updates when it was taken
+        self.plane = DataPlane(self.spec)
         self.teachers = run.path / "teachers"
         self.teachers.mkdir(exist_ok=True)
 
@@ -120,37 +122,27 @@ class DQNTraining:
         cfg = self.cfg
         self.registry = handles.remote(CheckpointRegistry, num_cpus=0, max_concurrency=8, **NO_TASK_EVENTS).remote(
             str(self.run.path / "registry.json"))
-        limiter = {"ratio": cfg.replay.replay_ratio, "insert_steps": cfg.acting.chunk_size,
-                   "min_replay": cfg.replay.min_replay,
-                   "batch_size": cfg.dqn.batch_size}
-        self.closing: list = []  # shards' close calls still owed an answer
-        self.shards = launch_shards(self.spec.name, self.spec.num_actions, [s.steps for s in plan.shards], limiter,
-                                    concurrency=-(-cfg.acting.actors // cfg.replay.replay_shards)
-                                    + cfg.replay.prefetch + 4,
-                                    seed=cfg.run.seed + 7_919 * self.restarts, memory=[s.memory for s in plan.shards],
-                                    slot_bytes=plan.slot_bytes,
-                                    placement=slots["shards"], insert_budget=split_budget(
-                                        (cfg.frames - self.frames_base) // FRAME_SKIP, cfg.acting.actors,
-                                        cfg.replay.replay_shards))
+        self.plane.open_shards(plan, RateLimit(cfg.replay.replay_ratio, cfg.acting.chunk_size, cfg.replay.min_replay,
+                                               cfg.dqn.batch_size),
+                               writers=cfg.acting.actors, readers=cfg.replay.prefetch,
+                               seed=cfg.run.seed + 7_919 * self.restarts, placement=slots["shards"],
+                               insert_budget=split_budget((cfg.frames - self.frames_base) // FRAME_SKIP,
+                                                          cfg.acting.actors, cfg.replay.replay_shards))
         self.learner = handles.remote(DQNLearner, num_cpus=1, num_gpus=learner_gpu_share, **slots["learner"],
                                                      **NO_TASK_EVENTS).remote(
-            dqn_config(cfg), self.spec.name, self.spec.num_actions, self.shards, self.resume)
+            dqn_config(cfg), self.spec.name, self.spec.num_actions, self.plane.shards, self.resume)
         # an actor Ray restarts retries its `run` with this first policy (then gets fresh weights and
         # epsilon at the next push), and its new stream starts at chunk 0 with every env reset
         policy = self.learner.policy.remote(self.updates)
         epsilon = cfg.dqn.epsilon_at(self.frames)
-        self.actors = [
-            handles.remote(RolloutActor, **actor_options, **NO_TASK_EVENTS, max_concurrency=2, max_restarts=-1, max_task_retries=-1,
-                                             **slots["actors"][i]).remote(
-                game=self.spec.name, num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,
-                env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.dqn.life_loss_terminal),
-                seed=actor_seed(cfg.run.seed, i + cfg.acting.actors * self.restarts), actor_id=i,
-                chunk_steps=cfg.acting.chunk_steps,
-                device=actor_device, groups=cfg.acting.groups(actor_device), half_precision=False)
-            for i in range(cfg.acting.actors)
-        ]
-        self.runs = [actor.run.remote(self.shards[shard_for_actor(i, cfg.replay.replay_shards)], policy)
-                     for i, actor in enumerate(self.actors)]
+        self.plane.start_actors(
+            [{**actor_options, **slots["actors"][i]} for i in range(cfg.acting.actors)], policy,
+            lambda i: dict(game=self.spec.name, num_envs=cfg.acting.envs_per_actor, epsilon=epsilon,
+                           env_config=dataclasses.replace(self.env_config, life_loss_terminal=cfg.dqn.life_loss_terminal),
+                           seed=actor_seed(cfg.run.seed, i + cfg.acting.actors * self.restarts), actor_id=i,
+                           chunk_steps=cfg.acting.chunk_steps, device=actor_device,
+                           groups=cfg.acting.groups(actor_device), half_precision=False),
+            restartable=True)
         history = handles.get(self.registry.history.remote())
         # snapshots registered after the checkpoint this run resumes from (it died, not stopped) keep
         # their versions; new ones follow them
@@ -162,7 +154,7 @@ class DQNTraining:
 
     def _replay(self) -> tuple[int, bool]:
         """Steps inserted so far, and whether every shard has taken its share of --frames."""
-        stats = handles.get([shard.stats.remote() for shard in self.shards])
+        stats = handles.get([shard.stats.remote() for shard in self.plane.shards])
         return sum(s["limiter"]["inserted"] for s in stats), all(s["budget_spent"] for s in stats)
 
     def submit_train(self):
@@ -177,8 +169,7 @@ class DQNTraining:
         self.frames = self.frames_base + FRAME_SKIP * inserted
         epsilon = self.cfg.dqn.epsilon_at(self.frames)
         policy = self.learner.policy.remote(self.updates)
-        for actor in self.actors:
-            actor.set_teacher.remote(policy, epsilon)
+        self.plane.tell("set_teacher", policy, epsilon)
         self.run.log({"kind": "dqn", **metrics, "frames": self.frames, "epsilon": epsilon, "elapsed_s": elapsed_s})
         if self.frames >= self.next_eval:  # one snapshot, however many eval points the interval crossed
             self.snapshot()
@@ -232,10 +223,9 @@ class DQNTraining:
         return path
 
     def stop_acting(self) -> list[dict]:
-        for actor in self.actors:
-            actor.stop.remote()
-        self.closing = [shard.close.remote() for shard in self.shards]
-        stats, answered = wind_down(self.runs, self.shards)
+        budget = WindDown()
+        stats = self.plane.stop(budget)
+        answered = self.plane.shard_stats(budget)
         self.actor_restarts = None if answered is None else sum(s["stream_restarts"] for s in answered)
         return stats
 
@@ -245,7 +235,9 @@ class DQNTraining:
         self.actor_stats = self.stop_acting()
         if self.updates != self.last_checkpoint:
             self.checkpoint()
-        kill_when_answered([*self.actors, *self.shards, self.learner, self.registry], self.closing)
+        self.plane.free()
+        for handle in (self.learner, self.registry):
+            handles.kill(handle)
 
     def stopped_summary(self) -> dict:
         return {"game": self.spec.name, "frames": self.frames, "updates": self.updates,
@@ -260,7 +252,8 @@ class DQNTraining:
             taken(self.snapshot())
         self.checkpoint()
         results = self.poll_scores(wait=True)
-        kill_when_answered([*self.actors, *self.shards, self.learner], self.closing)
+        self.plane.free()
+        handles.kill(self.learner)
         return results
 
 

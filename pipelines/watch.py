@@ -18,7 +18,7 @@ from atari_distill.pipelines.sections import need
 from atari_distill.pipelines.sources import resolve_model, run_summary
 from atari_distill.ui.video import compose, write_still, write_video
 
-STILL = "watch.png"  # the name report.py looks for in a run directory
+STILL = "watch.png"  # the name the report (ui/report/watch.py) looks for in a run directory
 VIDEO_SUFFIXES = (".mp4", ".gif")
 MAX_STEPS = 27_000  # a whole episode: the 108,000-frame cap in agent steps
 

@@ -15,6 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """What a run asks of one game's replay: `ratio` sampled steps per inserted one (0: no limit), inserts
+    of `insert_steps`, samples of `batch_size`, and `min_replay` steps stored, over all its shards, before
+    the first sample."""
+
+    ratio: float
+    insert_steps: int
+    min_replay: int
+    batch_size: int
+
+    def for_shard(self, shards: int, steps: int) -> "SampleToInsertRatio":
+        """One of `shards` shards' limiter, holding at most `steps`: min_replay is split evenly over them."""
+        min_size = max(1, -(-self.min_replay // shards))
+        return SampleToInsertRatio.for_shard(self.ratio, min(min_size, steps), self.insert_steps, self.batch_size)
+
+
 def band(ratio: float, insert_steps: int, batch_size: int) -> float:
     """The narrowest band that can never stall both sides at once, doubled for jitter: how far, in
     sampled steps, either side may run ahead of the other."""

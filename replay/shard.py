@@ -28,7 +28,7 @@ import numpy as np
 from atari_distill.replay.batch_slots import SlotPool, stack_layout
 from atari_distill.replay.chunk import ChunkError, decode
 from atari_distill.replay.frame_ring import FrameRing
-from atari_distill.replay.rate_limiter import SampleToInsertRatio
+from atari_distill.replay.rate_limiter import RateLimit, SampleToInsertRatio
 from atari_distill.runners import handles
 
 
@@ -237,20 +237,15 @@ class ReplayShard:
         raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
-def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: dict, concurrency: int,
+def launch_shards(game: str, num_actions: int, shard_steps: list[int], rate: RateLimit, concurrency: int,
                   seed: int = 0, memory: list[int] | None = None, placement: list[dict] | None = None,
                   insert_budget: list[int] | None = None, slot_bytes: int | None = None) -> list:
     """Starts one threaded Ray actor per shard, each reserving the memory its ring will fill.
 
-    `limiter` holds SampleToInsertRatio.for_shard's arguments except min_size, which is
-    `min_replay` split evenly over the shards. A shard Ray restarts (its node left) comes
-    back empty and refills; the calls in flight to it are retried. `insert_budget`: each
-    shard's most steps, `slot_bytes` its batch slots (see ReplayShard)."""
+    A shard Ray restarts (its node left) comes back empty and refills; the calls in flight to it
+    are retried. `insert_budget`: each shard's most steps, `slot_bytes` its batch slots (see ReplayShard)."""
     shards = []
-    min_size = max(1, -(-limiter["min_replay"] // len(shard_steps)))
     for index, steps in enumerate(shard_steps):
-        rate = SampleToInsertRatio.for_shard(limiter["ratio"], min(min_size, steps), limiter["insert_steps"],
-                                             limiter["batch_size"])
         # hundreds of calls a second: no Ray task events (cluster/runtime.py::NO_TASK_EVENTS, a layer up)
         options = {"num_cpus": 0, "max_concurrency": concurrency, "max_restarts": -1, "max_task_retries": -1,
                    "enable_task_events": False,
@@ -258,8 +253,8 @@ def launch_shards(game: str, num_actions: int, shard_steps: list[int], limiter: 
         if memory is not None:
             options["memory"] = memory[index]
         budget = None if insert_budget is None else insert_budget[index]
-        shards.append(handles.remote(ReplayShard, **options).remote(game, num_actions, steps, seed + index, rate,
-                                                                 budget, slot_bytes))
+        shards.append(handles.remote(ReplayShard, **options).remote(
+            game, num_actions, steps, seed + index, rate.for_shard(len(shard_steps), steps), budget, slot_bytes))
     return shards
 
 

@@ -68,8 +68,13 @@ def test_a_built_wheel_holds_only_atari_distill(tmp_path):
     wheel, = (tmp_path / "wheel").glob("*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert tops == {"atari_distill", "atari_distill-0.1.0.dist-info"}
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "atari_distill/replay/frame_ring.py" in names and "atari_distill/zoo/teachers/pong.json" in names
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "atari_distill/zoo/teachers/pong.json" in names
+    modules = {f"atari_distill/{name}" if not name.startswith("atari_distill/") else name for name in files
+               if name.endswith(".py") and (ROOT / name).is_file()
+               and not name.startswith(("tests/", "bench/", "docs/", "examples/"))
+               and name != "launch.py"}
+    assert modules - names == set(), "every module of the package is in the wheel (pyproject's packages list)"
 
 
 def test_it_works_beside_other_packages_named_models_and_ui(tmp_path):

@@ -40,19 +40,19 @@ TINY = {
                            and r["labelled_over_bare_emulator"] > 0 and r["learner_over_bare_loop"] > 0),
     "fidelity.py": (["--games", "ms_pacman", "--steps", "2048", "--updates", "40", "--eval-every", "20",
                      "--eval-episodes", "1", "--select-episodes", "1", "--sections", "compression",
-                     "--holdout-steps", "200"],
+                     "--holdout-steps", "200", "--runner", "local"],
                     lambda r: [row["student"] for row in r["rows"]] == ["net1", "net2", "net3"]
                     and all(row["updates"] == 40 for row in r["rows"])),
     "ten_games.py": (["--games", "breakout,seaquest", "--steps", "1024", "--updates", "40", "--eval-every", "20",
                       "--eval-episodes", "1", "--select-episodes", "1", "--trunks", "net3", "--schedules", "balanced",
-                      "--singles", "net3", "--capacity-hours", "0.05", "--holdout-steps", "200"],
+                      "--singles", "net3", "--capacity-hours", "0.05", "--holdout-steps", "200", "--runner", "local"],
                      lambda r: [(row["section"], row["game"]) for row in r["rows"]] == [
                          ("single/net3", "breakout"), ("single/net3", "seaquest"), ("net3/balanced", "breakout"),
                          ("net3/balanced", "seaquest")]
                      and all(sum(row["game_batches"] for row in r["rows"] if row["section"] == section) == 40
                              for section in ("net3/balanced", "single/net3"))),
     "behaviour.py": (["--games", "pong", "--variants", "student/kl", "--updates", "40", "--behaviour-every", "10",
-                      "--eval-episodes", "1", "--holdout-steps", "200"],
+                      "--eval-episodes", "1", "--holdout-steps", "200", "--runner", "local"],
                      lambda r: [(row["section"], row["loss"], row["updates"]) for row in r["rows"]] == [
                          ("student", "kl", 40)] and r["rows"][0]["student_acted_share"] is not None),
     "teacher_pipeline.py": (["--frames", "12000", "--seconds", "1", "--log-every", "25"],
@@ -69,9 +69,13 @@ TINY = {
                      and positive_rows(r, ["batch1_median_us", "batch32_frames_per_s", "file_bytes"])
                      and r["rows"][3]["file_bytes"] < r["rows"][2]["file_bytes"]),
     "outgrow.py": (["--games", "pong", "--variants", "kl+rl", "--updates", "60", "--eval-every", "30", "--eval-episodes",
-                    "2", "--select-episodes", "1", "--holdout-steps", "200"],
+                    "2", "--select-episodes", "1", "--holdout-steps", "200", "--runner", "local"],
                    lambda r: [(row["section"], row["best_updates"]) for row in r["rows"]] == [("student/kl+rl", 30)]
                    and all(r["rows"][0][key] is not None for key in ("labelled_frames", "final_distill_weight", "best_score"))),
+    "runners.py": (["--updates", "20", "--eval-every", "0", "--eval-episodes", "1", "--select-episodes", "1",
+                    "--holdout-steps", "200", "--min-replay", "256", "--log-every", "10", "--checkpoint-every", "20"],
+                   lambda r: [row["runner"] for row in r["rows"]] == ["ray", "local"]
+                   and all(row["updates"] == 20 and row["wall_s"] > 0 and row["seed"] == 0 for row in r["rows"])),
     "time_to_score.py": ([], lambda r: sorted(row["game"] for row in r["rows"]) == catalog.games() and all(
         row["within_90pct_of_best"]["frames"] <= row["run_frames"] for row in r["rows"])),
 }

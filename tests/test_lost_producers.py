@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from atari_distill.cluster.runtime import LOST_RUN, WindDown, runs_within, wind_down
+from atari_distill.cluster.runtime import LOST_RUN, WindDown, runs_within
 from tests.conftest import kill_shard
 
 
@@ -24,6 +24,28 @@ class Producer:
         if self.behaviour == "hangs":
             time.sleep(3600)
         return {"capacity": 256}
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def plane_of(producers: list, shards: list):
+    """A data plane over these stand-ins (a Producer plays an actor and a shard), its runs started."""
+    from atari_distill.actors.games import game_spec
+    from atari_distill.pipelines.data_plane import DataPlane
+
+    plane = DataPlane(game_spec("pong"))
+    plane.producers, plane.shards, plane.sinks = producers, shards, shards
+    plane.runs = [producer.run.remote() for producer in producers]
+    return plane
+
+
+def wound_down(plane, seconds: float) -> tuple:
+    budget = WindDown(seconds)
+    return plane.stop(budget), plane.shard_stats(budget)
 
 
 def test_a_producer_that_never_returns_is_given_up_on(ray_runtime):
@@ -56,15 +78,14 @@ def test_a_wind_down_spends_one_budget_across_its_stages():
 
 
 def test_a_wind_down_reports_the_live_and_gives_up_on_the_lost(ray_runtime):
-    """What online and teacher runs do at their end: a lost producer's run and a lost shard's stats
+    """What every run's data plane does at its end: a lost producer's run and a lost shard's stats
     cost one short wait, and a live pair is reported whole."""
     ray = ray_runtime
     live, lost = (ray.remote(Producer).options(num_cpus=0).remote(b) for b in ("returns", "hangs"))
     ray.get([live.__ray_ready__.remote(), lost.__ray_ready__.remote()])  # the waits below are the wind-down's alone
-    assert wind_down([live.run.remote()], [live], seconds=3) == ([{"steps": 7, "swaps": []}], [{"capacity": 256}])
+    assert wound_down(plane_of([live], [live]), 3) == ([{"steps": 7, "swaps": []}], [{"capacity": 256}])
     started = time.monotonic()
-    assert wind_down([live.run.remote(), lost.run.remote()], [live, lost], seconds=3) == (
-        [{"steps": 7, "swaps": []}, LOST_RUN], None)
+    assert wound_down(plane_of([live, lost], [live, lost]), 3) == ([{"steps": 7, "swaps": []}, LOST_RUN], None)
     assert time.monotonic() - started < 20
     for actor in (live, lost):
         ray.kill(actor)
@@ -81,7 +102,8 @@ def test_a_finished_distillation_reports_a_dead_shard_as_unavailable(ray_runtime
     ray = ray_runtime
     shard = ray.remote(ReplayShard).options(num_cpus=0, max_restarts=0).remote("pong", 6, 256, 5)
     ray.get(shard.__ray_ready__.remote())
-    game = GameRun(game_spec("pong"), {}, EnvConfig(), shards=[shard])
+    game = GameRun(game_spec("pong"), {}, EnvConfig())
+    game.plane.shards = [shard]
     assert final_replay([game], WindDown(3))["shard_sizes"] == [0]
     kill_shard(ray, shard)
     assert final_replay([game], WindDown(3)) == {"unavailable": UNAVAILABLE, "stream_restarts": 0}
