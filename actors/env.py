@@ -85,7 +85,7 @@ def make_vector_env(game: str, num_envs: int, config: EnvConfig = EnvConfig(), n
 
 
 # Actor i seeds its envs from base + i * 4096 (at most 1,024 envs each); the held-out, selection
-# and report ranges lie above every actor's (actors/protocol.py). Ids stop below MAX_ACTOR_ID, so
+# and report ranges lie above every actor's (evaluation/protocol.py). Ids stop below MAX_ACTOR_ID, so
 # even the highest actor of one run seed stays below another run seed's held-out range.
 ACTOR_SEED_STRIDE = 4096
 MAX_ENVS_PER_ACTOR = 1024  # so an actor's stride holds its first incarnation's seeds and three more blocks

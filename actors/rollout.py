@@ -17,7 +17,7 @@ import torch
 
 from atari_distill.actors.env import EnvConfig, env_seeds, make_vector_env, restarted_actor_seed
 from atari_distill.actors.precision import STRICTEST_LOSS, half_precision_keeps_target
-from atari_distill.actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
+from atari_distill.evaluation.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
 from atari_distill.models.checkpoint import build_network
 from atari_distill.replay.chunk import Chunk, encode
 from atari_distill.runners import handles
@@ -164,6 +164,15 @@ class TeacherRollout:
                 self._launch(group)
         return {key: np.concatenate([r[key] for r in records]) for key in records[0]}
 
+    def close(self) -> None:
+        """Each group's environments closed, a step still in flight landed first (on the local runner an
+        environment left to the interpreter's exit aborts it, its C++ threads still running)."""
+        for group in self.groups:
+            if group.pending is not None:
+                group.env.recv()
+                group.pending = None
+            group.env.close()
+
     def next_chunk(self) -> Chunk:
         """The next `chunk_steps` steps; the last step drains the pipeline, so a chunk is all one teacher's."""
         steps = [self.step(relaunch=t < self.chunk_steps - 1) for t in range(self.chunk_steps)]
@@ -264,6 +273,8 @@ class RolloutActor:
             self.steps += chunk.steps * chunk.envs
             sent += 1
         handles.get(inflight)
+        if self.stopping.is_set():  # told to stop: this actor streams no more
+            self.rollout.close()
         return self.stats()
 
     def stop(self) -> None:

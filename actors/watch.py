@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from atari_distill.actors.env import EnvConfig, make_vector_env
-from atari_distill.actors.evaluate import policy_for
+from atari_distill.evaluation.episodes import policy_for
 
 
 @dataclass

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from atari_distill.actors.evaluate import EvalResult
-from atari_distill.actors.protocol import REPORT, EvalProtocol
+from atari_distill.evaluation.episodes import EvalResult
+from atari_distill.evaluation.protocol import REPORT, EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.pipelines.commands import RUN_KINDS, start_or_resume
 from atari_distill.pipelines.config_tree import walk
@@ -225,7 +225,7 @@ def _tool_settings(command: str, settings: dict):
 
 
 def _evaluate(*, echo: Callable[[str], None] | None = print, **settings) -> Evaluation:
-    from atari_distill.pipelines.evaluate import run_evaluate
+    from atari_distill.evaluation.command import run_evaluate
 
     s = _tool_settings("evaluate", settings)
     spec, result, env_mode = run_evaluate(s.checkpoint, s.game, s.episodes, s.workers, s.epsilon, s.noop_max,

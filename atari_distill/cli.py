@@ -119,7 +119,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    from atari_distill.actors.evaluate import score_text
+    from atari_distill.evaluation.episodes import score_text
     from atari_distill.zoo import catalog
 
     for flag, value in (("--episodes", args.episodes), ("--workers", args.workers)):

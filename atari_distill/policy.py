@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from atari_distill.actors.env import FRAME_SKIP, resolve_env_mode
-from atari_distill.actors.evaluate import policy_for
+from atari_distill.evaluation.episodes import policy_for
 from atari_distill.actors.games import action_meanings, game_spec
-from atari_distill.actors.protocol import EvalProtocol
+from atari_distill.evaluation.protocol import EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.models.export import EXPORT_FORMAT
 from atari_distill.pipelines.sources import resolve_model

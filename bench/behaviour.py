@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fidelity import geometric_lines, markdown, print_rows, runner_flag, timed, use_runner  # noqa: E402
-from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
+from atari_distill.evaluation.statistics import geometric_means  # noqa: E402
 from atari_distill.rundir.summary import Summary  # noqa: E402
 
 VARIANTS = ("teacher/kl", "student/kl", "mixed/kl", "teacher/gap_nll", "teacher/entropy_kl")

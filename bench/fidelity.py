@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atari_distill import cli as launch  # noqa: E402
 from atari_distill.cluster.runtime import connect  # noqa: E402
-from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
+from atari_distill.evaluation.statistics import geometric_means  # noqa: E402
 from atari_distill.rundir.result import RunResult  # noqa: E402
 from atari_distill.zoo import catalog  # noqa: E402
 
@@ -203,7 +203,7 @@ def geometric_lines(geo: dict) -> list[str]:
 
 def markdown(report: dict) -> str:
     """The rows as the table in bench/RESULTS.md: raw and normalised % of teacher, each with its lower
-    95% bound (pipelines/evaluation.py), the random policy on the same report seeds."""
+    95% bound (evaluation/statistics.py), the random policy on the same report seeds."""
     lines = ["| section | game | student | loss | params | score | teacher | random | % of teacher (low 95%) | "
              "normalised (low 95%) | agreement (sticky; majority) | updates | samples | updates to 90% (8-episode "
              "curve, indicative) | wall s | "

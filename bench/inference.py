@@ -166,8 +166,8 @@ def measure(presets: list[str], iters: int, threads_list: list[int]) -> list[dic
 
 def play(runs: list[str], episodes: int, workers: int) -> list[dict]:
     """Each run's student as float32 and int8 ONNX, both played on the protocol's report seeds."""
-    from atari_distill.actors.protocol import REPORT, EvalProtocol
-    from atari_distill.actors.evaluate import evaluate_parallel
+    from atari_distill.evaluation.protocol import REPORT, EvalProtocol
+    from atari_distill.evaluation.episodes import evaluate_parallel
     from atari_distill.cluster.runtime import connect
     from atari_distill.models.export import load_exported
     from atari_distill.pipelines.export import run_export

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fidelity import first_update_at, ratio_cell, run, runner_flag, timed, use_runner  # noqa: E402
-from atari_distill.pipelines.evaluation import geometric_means  # noqa: E402
+from atari_distill.evaluation.statistics import geometric_means  # noqa: E402
 from atari_distill.zoo import catalog  # noqa: E402
 
 PAPER_TEN_GAMES = 89.3  # Rusu et al. 2015, multi-task over ten games, geometric mean (secondary summaries)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from atari_distill.actors.evaluate import greedy_agreement
+from atari_distill.evaluation.episodes import greedy_agreement
 from atari_distill.learner.rendezvous import JOIN_TIMEOUT, join_store, open_store
 from atari_distill.learner.batches import BatchStream
 from atari_distill.learner.graphs import GraphedUpdates, graphs_usable, set_capturable

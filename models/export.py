@@ -9,7 +9,7 @@ the network expects (the exact AtariVectorEnv settings), preset, parameters, the
 fingerprint and protocol score, and the parity measured before the file was written. Readers
 refuse a file without it, or with another shape, in one line.
 
-No Ray, no pipelines: `actors/evaluate.py` plays what `load_exported` returns as it plays a checkpoint.
+No Ray, no pipelines: `evaluation/episodes.py` plays what `load_exported` returns as it plays a checkpoint.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def _check_graph(model, metadata: dict, source: str) -> None:
 
 def load_exported(path: str | Path) -> dict:
     """An exported ONNX file as a payload evaluation plays like a checkpoint's: `heads`, and `extra` with the
-    env mode the network was trained in; `format` EXPORT_FORMAT tells actors/evaluate.py to run onnxruntime."""
+    env mode the network was trained in; `format` EXPORT_FORMAT tells evaluation/episodes.py to run onnxruntime."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"exported model {str(path)!r} does not exist; write one with python launch.py export")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atari_distill.actors.env import FRAME_SKIP
-from atari_distill.actors.protocol import EvalProtocol
+from atari_distill.evaluation.protocol import EvalProtocol
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.learner.losses import LOSSES
 from atari_distill.models.networks import PRESETS

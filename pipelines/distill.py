@@ -29,7 +29,7 @@ from atari_distill.pipelines.distill_results import (TeacherEvaluation, metrics_
                                                      with_games)
 from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run
 from atari_distill.pipelines.stopping import StopToken
-from atari_distill.pipelines.student_evaluations import StudentEvaluations, eval_kind
+from atari_distill.evaluation.curve import StudentEvaluations, eval_kind
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.shard import ReplayLost, ShardWatch
 from atari_distill.rundir.directory import RunDir

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from atari_distill.actors.evaluate import collect_evaluation, result_of, submit_evaluation
-from atari_distill.actors.protocol import REPORT
+from atari_distill.evaluation.episodes import collect_evaluation, result_of, submit_evaluation
+from atari_distill.evaluation.protocol import REPORT
 from atari_distill.cluster.learner_group import LearnerGroup
 from atari_distill.models.checkpoint import fingerprint, payload_params
 from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill_games import GameRun
-from atari_distill.pipelines.evaluation import compare, geometric_means, majority_baseline, submit_holdouts
-from atari_distill.pipelines.score_cache import KeptOrPlayed, ScoreCache, policy_key
+from atari_distill.evaluation.statistics import compare, geometric_means, majority_baseline, submit_holdouts
+from atari_distill.evaluation.score_cache import KeptOrPlayed, ScoreCache, policy_key
 from atari_distill.pipelines.skeleton import RunStart
-from atari_distill.pipelines.student_evaluations import eval_kind
+from atari_distill.evaluation.curve import eval_kind
 from atari_distill.runners import handles
 
 
@@ -52,7 +52,7 @@ def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: Learne
     teacher's and when it passed it (its lower 95% bound above), and its best selection-seed checkpoint
     played on the report seeds (the final student's score stays the summary's own; a best chosen on
     selection seeds is stated on the others, as a DQN's)."""
-    from atari_distill.pipelines.student_evaluations import first_update
+    from atari_distill.evaluation.curve import first_update
 
     kind = eval_kind(metrics_kind(group.series))
     result = {"rl_weight": cfg.rl.rl_weight, "handoff": cfg.rl.handoff, "n_step": cfg.rl.rl_n_step,
@@ -80,7 +80,7 @@ class TeacherEvaluation:
     """The teacher's and the random policy's scores on the report seeds and the teacher's held-out
     frames (across whole episodes, with and without sticky actions), made while the students train.
     Report episodes an earlier run played with the same teacher, seeds and code are read from the
-    score cache instead (pipelines/score_cache.py)."""
+    score cache instead (evaluation/score_cache.py)."""
 
     def __init__(self, cfg: DistillConfig, games: list[GameRun], scores: ScoreCache | None = None):
         self.cfg, self.games, self.protocol = cfg, games, cfg.protocol()

@@ -16,8 +16,8 @@ import numpy as np
 
 from atari_distill.actors.env import vector_env_kwargs
 from atari_distill.actors.games import action_meanings
-from atari_distill.actors.holdout import holdout_frames
-from atari_distill.actors.protocol import EvalProtocol
+from atari_distill.evaluation.holdout import holdout_frames
+from atari_distill.evaluation.protocol import EvalProtocol
 from atari_distill.models.checkpoint import atomic_write, build_network, fingerprint
 from atari_distill.models.export import (EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OnnxQ, Pt2Q, exported_q, onnx_bytes,
                            exported_params, output_name, parity, pt2_bytes, pt2_program, quantize_int8, torch_q,

@@ -13,8 +13,8 @@ once it was scored, and the student's score at the moment the checkpoint was tak
 from __future__ import annotations
 
 from atari_distill.actors.env import actor_seed
-from atari_distill.actors.evaluate import collect_evaluation, submit_evaluation
-from atari_distill.actors.protocol import REPORT, SELECTION
+from atari_distill.evaluation.episodes import collect_evaluation, submit_evaluation
+from atari_distill.evaluation.protocol import REPORT, SELECTION
 from atari_distill.actors.games import game_spec
 from atari_distill.cluster.runtime import NO_TASK_EVENTS, WindDown
 from atari_distill.learner.batches import shard_slot_bytes
@@ -22,7 +22,7 @@ from atari_distill.learner.learner import Learner, LearnerConfig
 from atari_distill.models.checkpoint import load_checkpoint, payload_params
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import ConfigError, OnlineConfig
-from atari_distill.pipelines.evaluation import compare, majority_baseline, submit_holdouts
+from atari_distill.evaluation.statistics import compare, majority_baseline, submit_holdouts
 from atari_distill.rundir.directory import RunDir
 from atari_distill.pipelines.data_plane import DataPlane
 from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from atari_distill.actors.env import ENV_MODES, MAX_ENVS_PER_ACTOR, env_config_for
-from atari_distill.actors.protocol import MAX_SEED, MIN_CLAIM_EPISODES
+from atari_distill.evaluation.protocol import MAX_SEED, MIN_CLAIM_EPISODES
 from atari_distill.cluster.errors import ConfigError
 from atari_distill.learner.losses import LOSSES, LossError, hyperparameters, make_loss
 from atari_distill.models.networks import PRESETS, UnknownPresetError, canonical_preset
@@ -271,7 +271,7 @@ class RLSettings:
 class EvalSettings:
     """Playing a policy for its score, and the held-out frames its agreement with the teacher is measured on.
 
-    Reported scores and choices play disjoint seeds (actors/protocol.py): what selects a checkpoint
+    Reported scores and choices play disjoint seeds (evaluation/protocol.py): what selects a checkpoint
     or draws a curve never sets the number a summary states."""
 
     FLAGS = {"episodes": "eval_episodes", "selection_episodes": "select_episodes", "epsilon": "eval_epsilon",

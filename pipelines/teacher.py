@@ -15,8 +15,8 @@ import dataclasses
 from pathlib import Path
 
 from atari_distill.actors.env import FRAME_SKIP, actor_seed, resolve_env_mode
-from atari_distill.actors.evaluate import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
-from atari_distill.actors.protocol import MIN_CLAIM_EPISODES, RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
+from atari_distill.evaluation.episodes import EVALUATOR_TASK, collect_evaluation, evaluate_policy, score_text, submit_evaluation
+from atari_distill.evaluation.protocol import MIN_CLAIM_EPISODES, RANDOM_EPSILON, REPORT, SELECTION, EvalProtocol
 from atari_distill.actors.games import game_spec
 from atari_distill.cluster.placement import PlacementPlan, plan_run
 from atari_distill.cluster.registry import CheckpointRegistry
@@ -26,7 +26,7 @@ from atari_distill.learner.dqn import DQNConfig, DQNLearner
 from atari_distill.models.checkpoint import load_checkpoint, save_checkpoint
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import TeacherConfig
-from atari_distill.pipelines.evaluation import beats_beyond_chance
+from atari_distill.evaluation.statistics import beats_beyond_chance
 from atari_distill.rundir.directory import RunDir
 from atari_distill.pipelines.skeleton import on_its_runner, start_run
 from atari_distill.pipelines.data_plane import DataPlane

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atari_distill.actors.protocol import REPORT, EvalProtocol
+from atari_distill.evaluation.protocol import REPORT, EvalProtocol
 from atari_distill.actors.watch import play_side_by_side
 from atari_distill.models.checkpoint import fingerprint
 from atari_distill.models.export import EXPORT_FORMAT

@@ -22,7 +22,7 @@ from concurrent.futures import wait as wait_futures
 from atari_distill.runners.errors import ActorLost, AnswerTimeout
 
 __all__ = ["ActorLost", "AnswerTimeout", "current", "running", "adopt", "is_local", "get", "wait", "kill", "remote", "put",
-           "node_id", "node_address", "restarted"]
+           "node_id", "node_address", "cancelled", "restarted"]
 
 _backend: contextvars.ContextVar = contextvars.ContextVar("atari_distill_runner", default=None)
 
@@ -119,6 +119,12 @@ def node_id() -> str:
 def node_address() -> str:
     """This node's IP address, where other nodes reach it."""
     return current().node_address()
+
+
+def cancelled() -> bool:
+    """Whether the run hosting this code has ended, so a long loop (episodes, held-out frames) should
+    stop and free its environments: a local runner's thread cannot be killed as a Ray worker is."""
+    return current().cancelled()
 
 
 def restarted() -> bool:

@@ -4,9 +4,12 @@ A component keeps Ray's contract, so the pipelines run unchanged: its constructo
 own thread (as a Ray actor's does in its worker), calls run in the order sent on at most
 `max_concurrency` threads, refs given as arguments are resolved, and what crosses between
 components is copied (cloudpickled, as Ray serialises it), so no two share a live object; handles
-and refs inside what is copied stay the same handle and ref. A kill fails every call not yet
-started; a call already running finishes, so the pipelines stop a component's loops (`stop`,
-a shard's `close`) before they kill it, as they already do.
+and refs inside what is copied stay the same handle and ref.
+
+A thread cannot be killed as a Ray worker is: a kill fails every call not yet started and asks the
+component's loop to end (its `stop`, where it has one); a task's long loop ends once the run has
+(`handles.cancelled`). When the run ends its components are killed and their threads joined, so no
+environment outlives it (ale-py aborts a process that exits with one still open).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import io
 import itertools
 import os
 import pickle
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import Future
 
 import cloudpickle
 
@@ -62,6 +67,65 @@ def resolved(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     return copied(args), copied(kwargs)
 
 
+class DaemonPool:
+    """At most `workers` daemon threads running calls in the order sent. Daemon, unlike a
+    ThreadPoolExecutor's (which Python joins at exit): a component's loop still running must never
+    keep a process open that a second Ctrl-C, or the end of a script, means to end."""
+
+    def __init__(self, workers: int, name: str, initializer=None):
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        self.workers, self.name, self.initializer = max(1, workers), name, initializer
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        future: Future = Future()
+        with self.lock:
+            if self.closed:
+                raise RuntimeError(f"{self.name} is shut down")
+            self.calls.put((future, fn, args, kwargs))
+            if len(self.threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self.threads)}", daemon=True)
+                self.threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        if self.initializer is not None:
+            self.initializer()
+        while True:
+            item = self.calls.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # the caller's get raises it, as Ray's does
+                future.set_exception(error)
+
+    def join(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def shutdown(self) -> None:
+        """Calls not yet started are cancelled; one running finishes, then its thread ends."""
+        with self.lock:
+            self.closed = True
+            while True:
+                try:
+                    item = self.calls.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+            for _ in self.threads:
+                self.calls.put(None)
+
+
 def _lost(name: str) -> Future:
     future: Future = Future()
     future.set_exception(ActorLost(f"{name} was killed"))
@@ -73,8 +137,8 @@ class LocalActor:
 
     def __init__(self, backend: "LocalBackend", cls, args: tuple, kwargs: dict, max_concurrency: int):
         self.name = cls.__name__
-        self.executor = ThreadPoolExecutor(max_workers=max(1, max_concurrency), thread_name_prefix=self.name,
-                                           initializer=backend.enter)
+        backend.actors.append(self)
+        self.executor = DaemonPool(max_concurrency, self.name, initializer=backend.enter)
         self.killed = False
         self.lock = threading.Lock()
         args, kwargs = resolved(args, kwargs)
@@ -108,8 +172,12 @@ class LocalActor:
 
     def kill(self) -> None:
         with self.lock:
+            if self.killed:
+                return
             self.killed = True
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor.shutdown()
+        if self.instance.done() and self.instance.exception() is None and hasattr(self.instance.result(), "stop"):
+            self.instance.result().stop()  # a loop still running (a rollout's) ends, closing its environments
 
 
 class _Method:
@@ -146,8 +214,9 @@ class LocalBackend:
     _numbers = itertools.count()
 
     def __init__(self, workers: int | None = None):
-        self.tasks = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1,
-                                        thread_name_prefix=f"task{next(self._numbers)}", initializer=self.enter)
+        self.actors: list[LocalActor] = []
+        self.ended = threading.Event()
+        self.tasks = DaemonPool(workers or os.cpu_count() or 1, f"task{next(self._numbers)}", initializer=self.enter)
 
     def enter(self) -> None:
         """A thread of this runner: what its components start is hosted here too."""
@@ -170,5 +239,17 @@ class LocalBackend:
     def restarted(self) -> bool:
         return False
 
-    def close(self) -> None:
-        self.tasks.shutdown(wait=False, cancel_futures=True)
+    def cancelled(self) -> bool:
+        return self.ended.is_set()
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """The run is over: every component killed, every task told, and their threads given `timeout_s`
+        in all to end."""
+        self.ended.set()
+        for actor in self.actors:
+            actor.kill()
+        self.tasks.shutdown()
+        deadline = time.monotonic() + timeout_s
+        for pool in [actor.executor for actor in self.actors] + [self.tasks]:
+            pool.join(max(0.0, deadline - time.monotonic()))
+        self.actors = []

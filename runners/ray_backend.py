@@ -56,6 +56,9 @@ class RayCalls:
 
         return ray.util.get_node_ip_address()
 
+    def cancelled(self) -> bool:
+        return False  # Ray ends a run's workers itself
+
     def restarted(self) -> bool:
         import ray
 

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-# report episodes kept between runs (pipelines/score_cache.py): this session's runs share their own
+# report episodes kept between runs (evaluation/score_cache.py): this session's runs share their own
 os.environ["ATARI_DISTILL_SCORE_CACHE"] = SCORE_CACHE = tempfile.mkdtemp(prefix="atari-distill-scores-")
 atexit.register(shutil.rmtree, SCORE_CACHE, ignore_errors=True)
 

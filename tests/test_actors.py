@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from atari_distill.actors.env import EnvConfig, actor_seed
-from atari_distill.actors.evaluate import evaluate_parallel, evaluate_policy
+from atari_distill.evaluation.episodes import evaluate_parallel, evaluate_policy
 from atari_distill.actors.rollout import RolloutActor
 
 SHORT = EnvConfig(max_episode_frames=1_200)  # 300 agent steps: episodes end quickly

@@ -104,7 +104,7 @@ def test_the_fidelity_table_takes_a_student_that_scores_below_zero():
     normalised % shows it far above random; the table states both with their bounds."""
     import importlib.util
 
-    from atari_distill.pipelines.evaluation import compare, geometric_means
+    from atari_distill.evaluation.statistics import compare, geometric_means
 
     spec = importlib.util.spec_from_file_location("fidelity", ROOT / "bench" / "fidelity.py")
     fidelity = importlib.util.module_from_spec(spec)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from atari_distill import cli as launch
-from atari_distill.actors.evaluate import evaluate_policy
+from atari_distill.evaluation.episodes import evaluate_policy
 from atari_distill.actors.games import game_spec
-from atari_distill.actors.protocol import REPORT, EvalProtocol
+from atari_distill.evaluation.protocol import REPORT, EvalProtocol
 from atari_distill.actors.teachers import calibration_frames, load_teacher
 from atari_distill.models.checkpoint import make_payload, save_checkpoint
 from atari_distill.models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q

@@ -7,17 +7,19 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("runners", "models", "actors", "learner", "replay", "cluster", "rundir", "pipelines", "ui", "zoo")
+PACKAGES = ("runners", "models", "actors", "evaluation", "learner", "replay", "cluster", "rundir", "pipelines", "ui",
+            "zoo")
 LAYERS = (  # lowest first; a module may import its own layer's modules and those below
     ("runners",),
     ("models",),
     ("replay",),
-    ("actors", "zoo.catalog"),
+    ("actors", "zoo.catalog", "evaluation.protocol", "evaluation.episodes", "evaluation.holdout",
+     "evaluation.statistics", "evaluation.score_cache"),
     ("learner",),
     ("cluster",),
     ("rundir", "zoo.publish"),
     ("ui",),
-    ("pipelines",),
+    ("pipelines", "evaluation.curve", "evaluation.command"),
     ("policy", "api"),
     ("cli", "__main__", "launch"),
 )

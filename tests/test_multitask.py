@@ -140,7 +140,7 @@ def test_a_checkpoint_keeps_the_balancers_newest_weights_before_training_reaches
 
 
 def test_the_balancing_schedule_gives_a_lagging_game_more_batches_and_reads_only_selection_seeds():
-    from atari_distill.pipelines.student_evaluations import Balancer
+    from atari_distill.evaluation.curve import Balancer
 
     baselines = {"pong": (20.0, -20.0), "breakout": (30.0, 2.0), "freeway": (20.0, 0.0)}  # (teacher, random)
     balancer = Balancer(baselines)

@@ -6,14 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atari_distill.actors.env import ACTOR_SEED_STRIDE, MAX_ACTOR_ID, MAX_ENVS_PER_ACTOR, actor_seed, restarted_actor_seed
-from atari_distill.actors.evaluate import MAX_SLOTS
-from atari_distill.actors.holdout import NUM_ENVS, holdout_frames
-from atari_distill.actors.protocol import HOLDOUT, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol, ProtocolError
-from atari_distill.pipelines.evaluation import compare, geometric_mean, geometric_means, ratio_bound
+from atari_distill.evaluation.episodes import MAX_SLOTS
+from atari_distill.evaluation.holdout import NUM_ENVS, holdout_frames
+from atari_distill.evaluation.protocol import HOLDOUT, MAX_SEED, REPORT, SELECTION, STICKY_HOLDOUT, EvalProtocol, ProtocolError
+from atari_distill.evaluation.statistics import compare, geometric_mean, geometric_means, ratio_bound
 
 
 def seeds_of(protocol: EvalProtocol, purpose: str, block: int = 0) -> set[int]:
-    """Every env seed an evaluation of `purpose` resets (slots of actors/evaluate.py, or held-out envs)."""
+    """Every env seed an evaluation of `purpose` resets (slots of evaluation/episodes.py, or held-out envs)."""
     if purpose == HOLDOUT:
         plain = protocol.env_seeds(HOLDOUT, NUM_ENVS)
         return set(plain.tolist()) | set((plain + STICKY_HOLDOUT).tolist())
@@ -129,7 +129,7 @@ def test_geometric_mean_of_percentages():
 
 
 def test_geometric_mean_lower_bound_matches_a_simulation():
-    from atari_distill.pipelines.evaluation import geometric_mean_low95
+    from atari_distill.evaluation.statistics import geometric_mean_low95
 
     rng = np.random.default_rng(0)
     means, sds = np.array([95.0, 120.0, 70.0, 100.0]), np.array([8.0, 15.0, 6.0, 12.0])

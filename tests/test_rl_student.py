@@ -16,7 +16,7 @@ from atari_distill.pipelines.config import ConfigError, DistillConfig
 from atari_distill.pipelines.distill import learner_config
 from atari_distill.pipelines.sections import RLSettings
 from atari_distill.pipelines.stopping import StopToken
-from atari_distill.pipelines.student_evaluations import Handoff, first_update
+from atari_distill.evaluation.curve import Handoff, first_update
 from atari_distill.rundir.directory import RunDir
 
 
@@ -102,16 +102,16 @@ def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the
     baselines carry them in, the test of chance, the handoff and what the run records and says."""
     from types import SimpleNamespace
 
-    from atari_distill.actors.evaluate import EvalResult
-    from atari_distill.pipelines import student_evaluations
-    from atari_distill.pipelines.student_evaluations import Balancer, distinct, selection_baselines
+    from atari_distill.evaluation.episodes import EvalResult
+    from atari_distill.evaluation import curve as student_evaluations
+    from atari_distill.evaluation.curve import Balancer, distinct, selection_baselines
 
     def result(mean, ci95):
         return EvalResult(8, mean, ci95, mean, 0.0, 3.0, 100.0, 0.05, 30, [mean] * 8)
 
     assert not distinct(result(1.4, 0.8), result(0.6, 0.5))  # 0.8 apart, half-width 0.94
     assert distinct(result(3.0, 1.5), result(1.0, 0.6)) and distinct(result(6.9, 1.0), result(0.6, 0.5))
-    from atari_distill.actors.protocol import RANDOM_EPSILON
+    from atari_distill.evaluation.protocol import RANDOM_EPSILON
 
     played = {False: result(1.4, 0.8), True: result(0.6, 0.5)}  # the random policy? -> what it scored
     monkeypatch.setattr(student_evaluations, "submit_evaluation", lambda *a, epsilon, **k: epsilon == RANDOM_EPSILON)

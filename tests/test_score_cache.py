@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from atari_distill.actors.env import EnvConfig
-from atari_distill.pipelines.score_cache import ScoreCache, default_folder
+from atari_distill.evaluation.score_cache import ScoreCache, default_folder
 
 PLAY = {"env_config": EnvConfig(), "epsilon": 0.05, "seed": 1000}
 ROWS = [[0, 21.0, 812], [1, 19.0, 790]]

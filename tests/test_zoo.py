@@ -10,7 +10,7 @@ from atari_distill.actors.teachers import load_teacher
 from atari_distill.models.checkpoint import fingerprint, load_checkpoint
 from atari_distill.models.networks import QNetwork
 from atari_distill.pipelines.config import ConfigError, DistillConfig
-from atari_distill.actors.protocol import REPORT
+from atari_distill.evaluation.protocol import REPORT
 from atari_distill.zoo import catalog, publish
 
 ZOO_GAMES = catalog.games()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from atari_distill.actors.evaluate import score_text
-from atari_distill.actors.protocol import MIN_CLAIM_EPISODES
+from atari_distill.evaluation.episodes import score_text
+from atari_distill.evaluation.protocol import MIN_CLAIM_EPISODES
 from atari_distill.rundir.result import GameResult, RunResult, Score, StudentResult
 
 

@@ -57,7 +57,7 @@ def run_teacher(run_path: str, version: int | None) -> tuple[dict, dict, dict]:
 
 def card_protocol(mode: str, episodes: int = CARD_EPISODES) -> "EvalProtocol":
     """Every card's protocol: seed 0's report seeds, which no registry, curve or early stop plays."""
-    from atari_distill.actors.protocol import EvalProtocol
+    from atari_distill.evaluation.protocol import EvalProtocol
 
     return EvalProtocol(episodes=episodes, epsilon=0.05, noop_max=CARD_NOOP_MAX, sticky_actions=False, env_mode=mode,
                         seed=0, holdout_steps=HALF_CHECK_STEPS)
@@ -67,7 +67,7 @@ def shrink(payload: dict, game: str, protocol) -> tuple[dict, bool, str]:
     """Float16 weights where no greedy action changes on held-out frames; the payload and the check's line."""
     import torch
 
-    from atari_distill.actors.holdout import holdout_frames
+    from atari_distill.evaluation.holdout import holdout_frames
 
     frames, _, _ = holdout_frames(game, payload, protocol)
     half, same = half_precision_keeps_actions(payload, torch.from_numpy(frames))
@@ -78,8 +78,8 @@ def shrink(payload: dict, game: str, protocol) -> tuple[dict, bool, str]:
 
 def score_card(payload: dict, game: str, protocol, workers: int) -> tuple[dict, dict]:
     """The teacher's and the random policy's scores on the card protocol's report seeds."""
-    from atari_distill.actors.evaluate import evaluate_parallel
-    from atari_distill.actors.protocol import REPORT
+    from atari_distill.evaluation.episodes import evaluate_parallel
+    from atari_distill.evaluation.protocol import REPORT
 
     teacher_eval = evaluate_parallel(as_float32(payload), game, protocol.episodes, workers,
                                      **protocol.play(REPORT, payload))
@@ -155,7 +155,7 @@ def rescore(game: str, episodes: int, workers: int, zoo_dir: Path | None = None,
     """GAME's card scored again, weights untouched, on the card protocol's report seeds; the old
     figure goes into the card's history with `why`."""
     from atari_distill.actors.games import canonical_name, game_spec
-    from atari_distill.actors.protocol import REPORT
+    from atari_distill.evaluation.protocol import REPORT
     from atari_distill.actors.teachers import load_teacher
 
     zoo_dir = zoo_dir or ZOO_DIR
@@ -179,9 +179,9 @@ def verify(game: str, episodes: int, workers: int) -> tuple[dict, object, bool]:
     """GAME's zoo teacher played on episodes its card was not scored on (the next block of report
     seeds): the card, the new result, and whether their 95% intervals overlap (a real teacher fails
     that by chance in well under 1% of checks)."""
-    from atari_distill.actors.evaluate import evaluate_parallel
+    from atari_distill.evaluation.episodes import evaluate_parallel
     from atari_distill.actors.games import canonical_name, game_spec
-    from atari_distill.actors.protocol import REPORT
+    from atari_distill.evaluation.protocol import REPORT
     from atari_distill.actors.teachers import load_teacher
     from atari_distill.cluster.runtime import connect
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from atari_distill.actors.protocol import MIN_CLAIM_EPISODES
+from atari_distill.evaluation.protocol import MIN_CLAIM_EPISODES
 from atari_distill.runners import handles
 
 
@@ -102,7 +102,7 @@ HOLDOUTS = (("plain", False), ("sticky", True))  # held-out frames as played, an
 
 def submit_holdouts(game: str, teacher, protocol) -> dict:
     """The teacher's held-out frames, plain and with sticky actions, each a task of one CPU."""
-    from atari_distill.actors.holdout import holdout_frames
+    from atari_distill.evaluation.holdout import holdout_frames
 
     play = handles.remote(holdout_frames, num_cpus=1)
     return {key: play.remote(game, teacher, protocol, sticky) for key, sticky in HOLDOUTS}

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 
-from atari_distill.actors.evaluate import collect_evaluation, score_text, submit_agreement, submit_evaluation
-from atari_distill.actors.protocol import MIN_CLAIM_EPISODES, SELECTION
+from atari_distill.evaluation.episodes import collect_evaluation, score_text, submit_agreement, submit_evaluation
+from atari_distill.evaluation.protocol import MIN_CLAIM_EPISODES, SELECTION
 from atari_distill.learner.schedule import balanced_weights
 from atari_distill.pipelines.stopping import StopToken
-from atari_distill.pipelines.evaluation import beats_beyond_chance, pct_of_teacher
+from atari_distill.evaluation.statistics import beats_beyond_chance, pct_of_teacher
 from atari_distill.runners import handles
 
 

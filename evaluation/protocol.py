@@ -65,7 +65,7 @@ class EvalProtocol:
         return env_config_for(self.env_mode, teacher or {}, self.noop_max, sticky)
 
     def play(self, purpose: str, teacher: dict | None = None, block: int = 0, random_policy: bool = False) -> dict:
-        """Keyword arguments for actors/evaluate.py's evaluators: the env, epsilon and seeds of `purpose`."""
+        """Keyword arguments for evaluation/episodes.py's evaluators: the env, epsilon and seeds of `purpose`."""
         return dict(env_config=self.env_config(teacher), epsilon=RANDOM_EPSILON if random_policy else self.epsilon,
                     seed=self.seed_base(purpose, block))
 

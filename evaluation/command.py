@@ -5,8 +5,8 @@ or on Ray."""
 from __future__ import annotations
 
 from atari_distill.actors.env import resolve_env_mode
-from atari_distill.actors.protocol import REPORT, EvalProtocol, ProtocolError
-from atari_distill.actors.evaluate import EvalResult, evaluate_parallel, evaluate_policy
+from atari_distill.evaluation.protocol import REPORT, EvalProtocol, ProtocolError
+from atari_distill.evaluation.episodes import EvalResult, evaluate_parallel, evaluate_policy
 from atari_distill.actors.games import GameSpec, game_spec
 from atari_distill.cluster.runtime import connect
 from atari_distill.pipelines.sections import RUNNERS, need

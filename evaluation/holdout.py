@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from atari_distill.actors.env import make_vector_env
-from atari_distill.actors.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
+from atari_distill.evaluation.protocol import HOLDOUT, STICKY_HOLDOUT, EvalProtocol
 from atari_distill.models.checkpoint import build_network
+from atari_distill.runners import handles
+from atari_distill.runners.errors import ActorLost
 
 STRIDE = 4  # steps seen per frame kept, at least: consecutive frames are near-duplicates
 NUM_ENVS = 8
@@ -40,7 +42,7 @@ def holdout_frames(game: str, teacher: dict, protocol: EvalProtocol, sticky_acti
     episodes = np.zeros(num_envs, np.int64)
     collecting = np.ones(num_envs, bool)
     position, resetting = np.zeros(num_envs, np.int64), np.zeros(num_envs, bool)  # steps since the episode began
-    while collecting.any():
+    while collecting.any() and not handles.cancelled():
         with torch.inference_mode():
             q = net(torch.from_numpy(obs), game).float().numpy()
         for i in np.flatnonzero(collecting & ~resetting):  # an ended episode's last frame takes no action
@@ -62,6 +64,8 @@ def holdout_frames(game: str, teacher: dict, protocol: EvalProtocol, sticky_acti
         episodes += ended
         collecting &= ~(ended & (seen >= STRIDE * share))
     env.close()
+    if handles.cancelled():
+        raise ActorLost("the run ended before its held-out frames were played")
     observations = np.stack([row[0] for row in kept])
     q_values = np.stack([row[1] for row in kept]).astype(np.float32)
     positions = np.array([row[2] for row in kept])

@@ -1,7 +1,7 @@
 """Report-seed episodes of the policies that do not change between runs (a teacher, the random
 policy), kept so the next run that plays the very same episodes reads them instead.
 
-Evaluation slots carry their own seeds and epsilon streams (actors/evaluate.py), so a teacher's 30
+Evaluation slots carry their own seeds and epsilon streams (evaluation/episodes.py), so a teacher's 30
 report episodes come out the same every time they are played the same way. A ten-game run played
 600 of them (its teachers' and the random policy's) at its start, about ten minutes of two cores
 beside its learner, and every further student from the same recordings played them again. The key
@@ -136,7 +136,7 @@ class KeptOrPlayed:
         self._rows = rows
 
     def rows(self) -> list:
-        from atari_distill.actors.evaluate import collect_rows
+        from atari_distill.evaluation.episodes import collect_rows
 
         if self._rows is None:
             self._rows = collect_rows(self.pending)

@@ -101,7 +101,7 @@ def play_slots(payload: dict, game: str, slots: list[int], quotas: list[int], *,
     obs, _ = env.reset(seed=np.array([seed + slot for slot in slots], np.int64))
     returns, lengths = np.zeros(num_envs), np.zeros(num_envs, np.int64)
     played = []
-    while quota.any():
+    while quota.any() and not handles.cancelled():
         if epsilon < 1.0:  # the random policy (epsilon 1) never needs the network
             actions = q_values(obs).argmax(1)
         else:
@@ -201,7 +201,7 @@ def greedy_agreement(net: torch.nn.Module, obs: np.ndarray, q_teacher: np.ndarra
 
 def submit_agreement(payload, holdout, game: str):
     """Agreement of `payload` on held-out frames, as an evaluator task that waits for the frames
-    (`holdout`: a reference to actors/holdout.py's result), so a curve's point never lacks it."""
+    (`holdout`: a reference to evaluation/holdout.py's result), so a curve's point never lacks it."""
     return handles.remote(_agreement_task, **EVALUATOR_TASK).remote(payload, holdout, game)
 
 
