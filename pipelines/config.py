@@ -139,8 +139,8 @@ class DistillConfig(RunConfig):
         need(self.eval_every >= 0, f"--eval-every must be at least 0 (0: only the final evaluation), got {self.eval_every}")
         self.rl.validate(self.eval_every, self.updates)
         if self.rl.active():
-            need(len(self.student.pairs()) == 1, f"--rl-weight trains one student on the reward; give one --student "
-                                                 f"and one --loss, not a sweep")
+            need(len(self.student.pairs()) == 1,
+                 "--rl-weight trains one student on the reward; give one --student and one --loss, not a sweep")
             need(self.student.loss in RL_LOSSES, f"--rl-weight needs a loss that keeps the student's outputs Q values "
                                                  f"for its TD term: {', '.join(RL_LOSSES)} (kl read at --tau on both "
                                                  f"sides); got --loss {self.student.loss}")

@@ -25,6 +25,9 @@ from atari_distill.runners import handles
 from atari_distill.ui.progress import Progress, as_progress
 
 
+INTERRUPTED_CLOSE_S = 2.0  # a second Ctrl-C means now: threads still busy after it are daemons, left to the exit
+
+
 @contextlib.contextmanager
 def hosted_by(runner: str):
     """Every component the block starts is hosted by `runner`: Ray (actors on this machine or the cluster),
@@ -35,11 +38,15 @@ def hosted_by(runner: str):
     from atari_distill.runners.local import LocalBackend
 
     backend = LocalBackend()
+    interrupted = False
     try:
         with handles.running(backend):
             yield
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        backend.close()
+        backend.close(timeout_s=INTERRUPTED_CLOSE_S if interrupted else 60.0)
 
 
 def on_its_runner(run: Callable) -> Callable:

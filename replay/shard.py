@@ -213,6 +213,11 @@ class ReplayShard:
             self.closed = True
             self.changed.notify_all()
 
+    def stop(self) -> None:
+        """Killed on the local runner (which cannot end a thread from outside): a learner waiting on a
+        sample is answered at once rather than when the run's threads are given up on."""
+        self.close()
+
     def size(self) -> int:
         return self.ring.size
 

@@ -1,8 +1,10 @@
 import atexit
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,21 @@ def ray_runtime():
     connect(None, cpus_needed=8)  # an online run holds 6 CPUs at once
     yield ray
     ray.shutdown()
+
+
+@contextlib.contextmanager
+def frees_every_actor(settle_s: float = 20.0):
+    """The block's run frees every Ray actor it started: each is dead once it has returned (a kill lands
+    within seconds). Actors that existed before it (another test's) are not its business."""
+    from ray._private.state import actors
+
+    before = set(actors())
+    yield
+    deadline = time.monotonic() + settle_s
+    while left := sorted(f"{a['ActorClassName']} {a['State']}" for key, a in actors().items()
+                         if key not in before and a["State"] != "DEAD"):  # RESTARTING, PENDING: not freed either
+        assert time.monotonic() < deadline, f"actors not freed {settle_s:.0f} s after the run: {left}"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

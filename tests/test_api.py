@@ -81,7 +81,7 @@ def test_it_works_beside_other_packages_named_models_and_ui(tmp_path):
     """Most ML projects have a `models` or a `ui` package: theirs and ours no longer share a name."""
     for name in ("models", "ui"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text(f"OWNER = 'the user'\n")
+        (tmp_path / name / "__init__.py").write_text("OWNER = 'the user'\n")
     code = ("import numpy as np, models, ui, atari_distill as ad\n"
             "policy = ad.load_teacher('zoo:pong')\n"
             "print(models.OWNER, ui.OWNER, policy.act(np.zeros((2, 4, 84, 84), np.uint8)).shape)\n")
@@ -148,6 +148,7 @@ def test_a_second_run_in_one_process_trains_after_an_interrupt_and_after_a_lost_
     """Neither a stop asked for from outside (a notebook's interrupt button) nor one the run asked for
     itself (its replay lost) outlives its run; each ends with a final checkpoint and its summary."""
     import atari_distill.pipelines.distill as distill
+    import atari_distill.pipelines.distill_games as distill_games
 
     dataset, _ = recorded
     settings = dict(TINY, dataset=str(dataset), updates=400, checkpoint_every=200)
@@ -161,7 +162,7 @@ def test_a_second_run_in_one_process_trains_after_an_interrupt_and_after_a_lost_
     assert (tmp_path / "interrupted" / "checkpoints" / f"student-{interrupted.summary['updates']:08d}.pt").is_file()
 
     monkeypatch.setattr(distill, "PLACEMENT_TIMEOUT_S", 3.0)  # how long a silent shard is waited for
-    monkeypatch.setattr(distill, "SHARD_ANSWER_S", 1.0)  # and each interval's figures from it
+    monkeypatch.setattr(distill_games, "SHARD_ANSWER_S", 1.0)  # and each interval's figures from it
     own = ad.StopToken()
     frozen = []
 

@@ -10,9 +10,8 @@ import torch
 from atari_distill import cli as launch
 from atari_distill.actors.env import EnvConfig
 from atari_distill.models.checkpoint import build_network
-from atari_distill.pipelines.config import ConfigError, DistillConfig, RecordConfig
+from atari_distill.pipelines.config import ConfigError, DistillConfig
 from atari_distill.pipelines.distill import run_distill
-from atari_distill.pipelines.record import run_record
 from atari_distill.replay.chunk import ChunkError, decode, encode
 from atari_distill.replay.dataset import RECORD_HEADER, Dataset, DatasetError, DatasetWriter
 from atari_distill.replay.frame_ring import FrameRing

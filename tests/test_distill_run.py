@@ -11,6 +11,7 @@ from atari_distill.models.networks import QNetwork
 from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill import run_distill
 from atari_distill.rundir.directory import RunDir
+from tests.conftest import frees_every_actor
 
 SUMMARY_KEYS = {"game", "loss", "tau", "student", "student_params", "teacher_params", "updates", "steps_labelled",
                 "teacher_score", "student_score", "student_pct_of_teacher", "action_agreement",
@@ -21,7 +22,8 @@ def test_distill_writes_a_complete_run_directory(ray_runtime, tmp_path):
     cfg = DistillConfig.from_flags(game="ALE/Pong-v5", student="net3", updates=40, log_every=20, checkpoint_every=20,
                         min_replay=300, chunk_steps=32, eval_episodes=2, select_episodes=1, holdout_steps=300, actors=2, replay_shards=2,
                         out=str(tmp_path / "run")).validate()
-    summary = run_distill(cfg, echo=lambda *_: None)
+    with frees_every_actor():
+        summary = run_distill(cfg, echo=lambda *_: None)
     run = tmp_path / "run"
     assert json.loads((run / "config.json").read_text())["acting"]["game"] == "pong"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

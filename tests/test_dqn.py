@@ -11,6 +11,7 @@ from atari_distill.learner.td import dqn_loss, td_targets
 from atari_distill.models.checkpoint import load_checkpoint
 from atari_distill.models.networks import QNetwork
 from atari_distill.pipelines.config import ConfigError, DistillConfig, OnlineConfig, TeacherConfig
+from tests.conftest import frees_every_actor
 
 
 def tiny_batch(seed=0):
@@ -100,7 +101,8 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
     args = build_parser().parse_args(["teacher", *TINY, "--out", str(tmp_path / "run")])
     cfg = from_args(TeacherConfig, args).validate()
-    summary = run_teacher(cfg, echo=lambda *a: None)
+    with frees_every_actor():
+        summary = run_teacher(cfg, echo=lambda *a: None)
     run = tmp_path / "run"
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["complete"] is True and on_disk["kind"] == "teacher"

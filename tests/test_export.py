@@ -17,7 +17,7 @@ from atari_distill.evaluation.episodes import evaluate_policy
 from atari_distill.actors.games import game_spec
 from atari_distill.evaluation.protocol import REPORT, EvalProtocol
 from atari_distill.actors.teachers import calibration_frames, load_teacher
-from atari_distill.models.checkpoint import make_payload, save_checkpoint
+from atari_distill.models.checkpoint import make_payload
 from atari_distill.models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
 from atari_distill.models.networks import QNetwork
 from atari_distill.pipelines.export import run_export

@@ -77,7 +77,8 @@ def test_wrong_game_checkpoint_is_refused(tmp_path):
 
 
 def test_evaluate_prints_mean_ci_min_max(tmp_path):
-    result = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "2", "--json")
+    result = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "2", "--runner", "local",
+                    "--json")
     assert result.returncode == 0, result.stderr
     assert "95% CI" in result.stdout and "min" in result.stdout and "max" in result.stdout
     one = launch("evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "1", "--workers", "1", "--json")

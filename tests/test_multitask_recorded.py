@@ -42,7 +42,7 @@ def test_a_multitask_run_refuses_a_missing_game_another_teacher_and_damage_in_on
                                               *out], capsys)
     listed = f"{recordings / 'freeway'},{recordings / 'ms_pacman'}"
     line = refusal(["multitask", "--datasets", listed, "--games", "freeway,breakout", *out], capsys)
-    assert f"no recording of breakout" in line and f"--teacher zoo:breakout --out {recordings / 'breakout'})" in line
+    assert "no recording of breakout" in line and f"--teacher zoo:breakout --out {recordings / 'breakout'})" in line
     line = refusal(["multitask", "--datasets", listed, "--games", "freeway,alien", *out], capsys)
     assert "--teacher ALIEN_TEACHER.pt" in line  # alien has no zoo teacher to suggest
     other = tmp_path / "ms_pacman.pt"

@@ -13,6 +13,7 @@ import pytest
 from atari_distill.models.checkpoint import load_checkpoint
 from atari_distill.pipelines.config import OnlineConfig, from_args
 from atari_distill.rundir.directory import RunDir
+from tests.conftest import frees_every_actor
 from tests.test_dqn import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,8 @@ def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
     from atari_distill.pipelines.online import run_online
 
     args = build_parser().parse_args(["online", *ONLINE, "--out", str(tmp_path / "run")])
-    summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, scorer=rigged_scorer)
+    with frees_every_actor():
+        summary = run_online(from_args(OnlineConfig, args).validate(), echo=lambda *a: None, scorer=rigged_scorer)
 
     history = sorted(summary["evaluations"], key=lambda e: e["order"])
     assert len(history) >= 6, "the run must take every rigged checkpoint"

@@ -18,8 +18,17 @@ FLAGS = ["distill", "--student", "net3", "--updates", "100000", "--log-every", "
 
 
 def start(out) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *FLAGS, "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """With faulthandler on, so a run that hangs can be made to print every thread's stack (`finish`)."""
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", str(ROOT / "launch.py"), *FLAGS, "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float) -> str:
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        raise AssertionError(f"still running after {timeout} s:\n" + process.communicate(timeout=60)[0][-6000:])
 
 
 def logged(out) -> list[int]:
@@ -43,7 +52,7 @@ def test_sigint_stops_with_a_final_checkpoint_and_resume_falls_back_past_a_corru
     process = start(out)
     wait_until(lambda: max(logged(out), default=0) >= 80)  # a periodic checkpoint at 60 exists
     process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0]
+    output = finish(process, 120)
     assert process.returncode == 130, output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] is False and summary["stopped_by"] == "SIGINT"
@@ -84,7 +93,7 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_every_file_whole(tmp_path):
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
-    output = process.communicate(timeout=60)[0]
+    output = finish(process, 60)
     assert process.returncode == 130, output
     assert time.monotonic() - started < 30
     assert not list(out.rglob("*.tmp")), "a temp file was left behind"
