@@ -22,9 +22,9 @@ from atari_distill.cluster.runtime import WindDown
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import LearnerConfig
 from atari_distill.pipelines.config import DistillConfig
-from atari_distill.pipelines.distill_games import (GameRun, checkpoint_extra, final_replay, free_producers,
-                                                   interval_metrics, prepare_games, replay_figures, start_game,
-                                                   stop_producers)
+from atari_distill.pipelines.distill_games import (GameRun, checkpoint_extra, continued, counters_at, final_replay,
+                                                   free_producers, interval_metrics, prepare_games, replay_figures,
+                                                   start_game, stop_producers)
 from atari_distill.pipelines.distill_results import (TeacherEvaluation, metrics_kind, rl_results, student_results,
                                                      with_games)
 from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run
@@ -60,14 +60,16 @@ def plan_placement(cfg: DistillConfig, games: list[GameRun], plan: MemoryPlan, u
 
 
 def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], games: list[GameRun],
-                   resume: dict, started: float, evaluations: StudentEvaluations, echo,
+                   resume: dict, base: dict[str, dict], started: float, evaluations: StudentEvaluations, echo,
                    stop: StopToken) -> dict[str, int]:
     """Trains every student to cfg.updates (or until a stop is asked for), logging each interval,
     checkpointing and scoring it every cfg.eval_every updates; a learner that dies is rebuilt
-    from its last checkpoint while the others go on. Returns each student's update count."""
+    from its last checkpoint while the others go on. Returns each student's update count. `base`:
+    each resumed series' counters where it left off (distill_games.counters_at), which its lines go on from."""
     extra = checkpoint_extra(games)
     updates = {g.series: (resume.get(g.series) or {}).get("updates", 0) for g in groups}
     saved = dict(updates)
+    resumed = {series for series, counters in base.items() if counters}
     previous = interval_metrics(games, {})
     watch = ShardWatch({g.spec.name: g.plane.shards for g in games}, PLACEMENT_TIMEOUT_S)
     abandoned = set()
@@ -81,7 +83,12 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 updates[group.series] = metrics["updates"]
                 if replay is None:
                     replay = previous = replay_figures(games, previous)
-                metrics.update(replay, elapsed_s=time.monotonic() - started, learner_restarts=group.restarts)
+                counters = base[group.series]
+                metrics.update(continued(replay, counters), learner_restarts=group.restarts,
+                               elapsed_s=counters.get("elapsed_s", 0.0) + time.monotonic() - started)
+                if group.series in resumed:  # its first line since the resume, where a plot marks it
+                    metrics["resumed"] = True
+                    resumed.discard(group.series)
                 if len(groups) > 1:
                     metrics["kind"] = metrics_kind(group.series)
                 if len(games) == 1:
@@ -208,8 +215,11 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
         start_game(cfg, game, index, plan, start, cfg.replay.replay_ratio * len(sweep))
     groups = start_learners(cfg, games, start, resume)
     teacher = TeacherEvaluation(cfg, games)
+    base = {g.series: counters_at(start.run, metrics_kind(g.series), (resume.get(g.series) or {}).get("updates", 0))
+            for g in groups}
+    earlier_s = max((counters.get("elapsed_s", 0.0) for counters in base.values()), default=0.0)
     evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
-                                     start.started, start.stop)
+                                     start.started - earlier_s, start.stop)  # its points' elapsed_s go on too
     if evaluations.handoff is not None and resume:
         evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)))
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
@@ -219,7 +229,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
                f"{min(g.plane.rate.min_replay for g in games)}+ steps per game, training "
                f"{', '.join(g.label for g in groups)}"
                + (f" on {cfg.learner_gpus} data-parallel replicas each" if cfg.learner_gpus > 1 else ""))
-    updates = train_learners(cfg, start.run, groups, games, resume, start.started, evaluations, start.echo,
+    updates = train_learners(cfg, start.run, groups, games, resume, base, start.started, evaluations, start.echo,
                              start.stop)
     if start.stop.requested():
         teacher.keep_if_played()

@@ -19,7 +19,7 @@ from atari_distill.cluster.placement import Placement, PlacementPlan
 from atari_distill.cluster.runtime import connect, has_gpu, ray_memory, require_cpus
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.rundir.directory import RunDir
-from atari_distill.rundir.summary import Summary
+from atari_distill.rundir.summary import Summary, SummaryError
 from atari_distill.replay.memory_plan import MemoryPlan, local_memory
 from atari_distill.runners import handles
 from atari_distill.ui.progress import Progress, as_progress
@@ -78,14 +78,18 @@ class RunStart:
     actor_device: str
     started: float
     stop: StopToken
+    earlier_s: float = 0.0  # the wall time of this run's segments before a resume
 
     def elapsed(self) -> float:
+        """This segment's seconds."""
         return time.monotonic() - self.started
 
     def finish(self, results: dict, complete: bool = True) -> dict:
-        """Frees every bundle and writes the summary of this run kind, with the wall time; returns it as written."""
+        """Frees every bundle and writes the summary of this run kind, with the wall time of every segment
+        so far; returns it as written."""
         self.placement.release_all()
-        summary = Summary(self.kind, complete, results, self.elapsed(), None if complete else self.stop.requested())
+        summary = Summary(self.kind, complete, results, self.earlier_s + self.elapsed(),
+                          None if complete else self.stop.requested())
         self.run.write_summary(summary)
         return summary.as_dict()
 
@@ -123,6 +127,7 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     plan = placement(use_gpu)
     echo(plan.table())
     plan.check()
+    earlier_s = earlier_wall_s(run) if run is not None else 0.0
     run = run or RunDir.create(cfg.run.out, cfg.to_json())
     stop = stop if stop is not None else StopToken()
     stop.hold(run.unlock)
@@ -130,4 +135,15 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
     stop.hold(reserved.release_all)
     echo = as_progress(echo, f"{kind} {run.path}", *progress, capacity)
     run.observers.append(echo.update)
-    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started, stop)
+    return RunStart(kind, run, plan, reserved, echo, free, use_gpu, actor_options, actor_device, started, stop,
+                    earlier_s)
+
+
+def earlier_wall_s(run: RunDir) -> float:
+    """The wall time the summary of a run being resumed states for its segments so far (0 without one: a
+    segment that ended without writing its summary, its process killed, is not counted)."""
+    try:
+        summary = Summary.read(run.path)
+    except SummaryError:
+        return 0.0
+    return float(summary.wall_s or 0.0) if summary is not None else 0.0

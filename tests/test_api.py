@@ -216,3 +216,30 @@ def thaw_once_stopped(token, pids) -> None:
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             pass
+
+
+def test_a_resumed_run_goes_on_from_where_its_record_left_off(tmp_path):
+    """Stopped by its token mid-way, then resumed: no counter in metrics.jsonl starts over (elapsed seconds,
+    labelled and sampled steps), every interval appears once, the first line after the resume says so,
+    and the summary's wall time counts both segments. A live teacher, so steps are labelled in both."""
+    out, token = tmp_path / "run", ad.StopToken()
+
+    def stop_at_30(record):
+        if record.get("updates") == 30:
+            token.request("a test's stop")
+    settings = dict(TINY, updates=60, log_every=10, checkpoint_every=20, runner="local")
+    first = ad.distill(out=str(out), stop=token, on_metrics=stop_at_30, **settings)
+    assert (first.complete, first.summary["updates"]) == (False, 30)
+    second = ad.distill(resume=str(out), echo=None)
+    assert second.complete and second.wall_s > first.wall_s
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [line for line in lines if line.get("kind", "distill") == "distill"]
+    assert [line["updates"] for line in train] == [10, 20, 30, 40, 50, 60]
+    for key in ("elapsed_s", "labelled_steps", "sampled_steps"):
+        values = [line[key] for line in train]
+        assert values == sorted(values), f"{key} went back at the resume: {values}"
+    assert [line["updates"] for line in train if line.get("resumed")] == [40]
+    from atari_distill.ui.report import write_report
+
+    drawn = write_report([str(out)], str(tmp_path / "report"))
+    assert all("resumed (fresh replay)" in drawn["legends"][plot] for plot in ("loss", "throughput")), drawn["legends"]

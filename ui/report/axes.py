@@ -26,6 +26,18 @@ def frame_lines(ax, frames: list[dict], labels: set) -> list[float]:
     return drawn
 
 
+def resume_marks(ax, records: list[dict], x_key: str, color: str, labels: set) -> None:
+    """A dotted vertical line where a series was resumed (at its last line before the stop, which the
+    checkpoint it went on from holds): a fresh replay there can move its loss and rates, and the reader
+    should see why."""
+    for before, record in zip(records, records[1:]):
+        if record.get("resumed") and before.get(x_key) is not None:
+            label = "resumed (fresh replay)"
+            ax.axvline(before[x_key], linestyle=":", linewidth=1, color=color,
+                       label=label if label not in labels else "_" + label)
+            labels.add(label)
+
+
 def thousands(axis) -> None:
     """Frames and updates as 250k, 1.5M: five ticks that never run into each other."""
     import matplotlib.ticker as ticker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from atari_distill.ui.plots import Plots, series_key
+from atari_distill.ui.report.axes import resume_marks
 from atari_distill.ui.report.runs import kinds_of
 from atari_distill.ui.report.tables import table
 
@@ -28,10 +29,13 @@ def loss_section(runs: list[dict], plots: Plots) -> str:
     panels = [("updates", "distillation loss", "Students"), ("updates", "TD loss (Huber)", "DQN")]
     fig, axes = plots.figure("loss", "Training loss", *(panels if dqn and len(dqn) < len(series) else
                                                         [panels[1] if dqn else panels[0]]))
+    labels = set()
     for run, kind, x, y in series:
         ax = axes[-1] if kind == "dqn" else axes[0]
         key = series_key(run["name"], kind)
         ax.plot(x, y, color=plots.color(key), label=key, marker="o" if len(x) < 3 else None)  # one point shows
+        resume_marks(ax, [m for m in run["metrics"] if m.get("kind", "distill") == kind], "updates", plots.color(key),
+                     labels)
         plots.count("loss", len(x))
         rows.append([key, int(x[0]), f"{y[0]:.4f}", int(x[-1]), f"{y[-1]:.4f}", f"{y.min():.4f}"])
     image = plots.save("loss", fig, axes)

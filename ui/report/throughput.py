@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from atari_distill.ui.plots import Plots, series_key
+from atari_distill.ui.report.axes import resume_marks
 from atari_distill.ui.report.runs import kinds_of
 from atari_distill.ui.report.tables import table
 
@@ -13,7 +14,7 @@ def throughput_section(runs: list[dict], plots: Plots) -> str:
     fig, (update_ax, labelled_ax) = plots.figure(
         "throughput", "Throughput", ("elapsed seconds", "learner updates/s", "Learner"),
         ("elapsed seconds", "labelled steps/s", "Teacher actors (over five records)"))
-    rows = []
+    rows, labels = [], set()
     for run in runs:
         for kind in kinds_of(run):
             records = [m for m in run["metrics"] if m.get("kind", "distill") == kind and m.get("elapsed_s")]
@@ -23,7 +24,10 @@ def throughput_section(runs: list[dict], plots: Plots) -> str:
             color = plots.color(key)
             elapsed = np.array([m["elapsed_s"] for m in records], float)
             updates = np.array([m.get("updates_per_s", np.nan) for m in records], float)
-            update_ax.plot(elapsed, updates, color=color, label=key, marker="o" if len(elapsed) < 3 else None)
+            breaks = [i for i, m in enumerate(records) if m.get("resumed") and i > 0]  # no line across a stop
+            update_ax.plot(np.insert(elapsed, breaks, np.nan), np.insert(updates, breaks, np.nan), color=color,
+                           label=key, marker="o" if len(elapsed) < 3 else None)
+            resume_marks(update_ax, records, "elapsed_s", color, labels)
             plots.count("throughput", len(elapsed))
             rate = _labelled_rate(labelled_ax, records, elapsed, color, key)
             rows.append([key, float(np.nanmean(updates)), rate, float(elapsed[-1])])
@@ -39,6 +43,6 @@ def _labelled_rate(ax, records: list[dict], elapsed: np.ndarray, color: str, key
     if np.isfinite(labelled).sum() >= 2 and not any(m.get("from_dataset") for m in records):
         lag = min(5, len(labelled) - 1)  # chunks land in bursts: a rate over five records, not one
         rates = (labelled[lag:] - labelled[:-lag]) / np.maximum(elapsed[lag:] - elapsed[:-lag], 1e-9)
-        ax.plot(elapsed[lag:], rates, color=color, label=key)
+        ax.plot(elapsed[lag:], rates, color=color, label=key, marker="o" if len(rates) < 3 else None)  # one shows
         return float((labelled[-1] - labelled[0]) / max(elapsed[-1] - elapsed[0], 1e-9))
     return None
