@@ -22,12 +22,12 @@ from atari_distill.cluster.runtime import WindDown
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import LearnerConfig
 from atari_distill.pipelines.config import DistillConfig
-from atari_distill.pipelines.distill_games import (GameRun, checkpoint_extra, continued, counters_at, final_replay,
+from atari_distill.pipelines.distill_games import (GameRun, checkpoint_extra, continued, final_replay,
                                                    free_producers, interval_metrics, prepare_games, replay_figures,
                                                    start_game, stop_producers)
 from atari_distill.pipelines.distill_results import (TeacherEvaluation, metrics_kind, rl_results, student_results,
                                                      with_games)
-from atari_distill.pipelines.skeleton import RunStart, on_its_runner, start_run
+from atari_distill.pipelines.skeleton import RunStart, counters_at, on_its_runner, start_run
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.evaluation.curve import StudentEvaluations, eval_kind
 from atari_distill.replay.memory_plan import MemoryPlan

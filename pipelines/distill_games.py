@@ -15,12 +15,11 @@ from atari_distill.cluster.runtime import WindDown
 from atari_distill.models.checkpoint import fingerprint
 from atari_distill.pipelines.config import ConfigError, DistillConfig
 from atari_distill.pipelines.data_plane import DataPlane
-from atari_distill.pipelines.skeleton import RunStart
+from atari_distill.pipelines.skeleton import CUMULATIVE_COUNTS, RunStart
 from atari_distill.replay.dataset import Dataset
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.rate_limiter import RateLimit
 from atari_distill.replay.shard import SHARD_ANSWER_S, UNAVAILABLE, shard_for_actor
-from atari_distill.rundir.directory import RunDir
 from atari_distill.runners import handles
 
 
@@ -125,26 +124,9 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
     return totals
 
 
-CUMULATIVE = ("labelled_steps", "sampled_steps")  # counts a resumed run goes on from
-
-
-def counters_at(run: RunDir, kind: str, updates: int) -> dict:
-    """Where a resumed series left off: the elapsed seconds and cumulative counts on its last metrics line
-    at or before the checkpoint it resumes from (`updates`); {} for a new run. A resume goes on from
-    them, so no counter of the record restarts (the lost minutes past that checkpoint are not counted)."""
-    if not updates:
-        return {}
-    lines = [r for r in run.metrics() if r.get("kind", "distill") == kind and 0 < r.get("updates", 0) <= updates]
-    if not lines:
-        return {}
-    last = lines[-1]
-    kept = ("elapsed_s", "sampled_steps") if last.get("from_dataset") else ("elapsed_s", *CUMULATIVE)
-    return {key: last[key] for key in kept if isinstance(last.get(key), (int, float))}
-
-
 def continued(replay: dict, base: dict) -> dict:
     """This segment's replay figures on from `base` (counters_at); its ratios stay the segment's own."""
-    return {**replay, **{key: replay[key] + base[key] for key in CUMULATIVE if key in base and key in replay}}
+    return {**replay, **{key: replay[key] + base[key] for key in CUMULATIVE_COUNTS if key in base and key in replay}}
 
 
 def replay_figures(games: list[GameRun], previous: dict) -> dict:

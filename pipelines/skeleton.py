@@ -139,6 +139,23 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
                     earlier_s)
 
 
+CUMULATIVE_COUNTS = ("labelled_steps", "sampled_steps")  # a resumed run's lines go on from these
+
+
+def counters_at(run: RunDir, kind: str, updates: int) -> dict:
+    """Where a resumed series left off: the elapsed seconds and cumulative counts on its last metrics line
+    at or before the checkpoint it resumes from (`updates`); {} for a new run. A resume goes on from
+    them, so no counter of the record restarts (the lost minutes past that checkpoint are not counted)."""
+    if not updates:
+        return {}
+    lines = [r for r in run.metrics() if r.get("kind", "distill") == kind and 0 < r.get("updates", 0) <= updates]
+    if not lines:
+        return {}
+    last = lines[-1]
+    kept = ("elapsed_s", "sampled_steps") if last.get("from_dataset") else ("elapsed_s", *CUMULATIVE_COUNTS)
+    return {key: last[key] for key in kept if isinstance(last.get(key), (int, float))}
+
+
 def earlier_wall_s(run: RunDir) -> float:
     """The wall time the summary of a run being resumed states for its segments so far (0 without one: a
     segment that ended without writing its summary, its process killed, is not counted)."""
