@@ -81,15 +81,19 @@ def geometric_mean_low95(values: list[float], lows: list[float]) -> float | None
 def geometric_means(per_game: dict[str, dict]) -> dict:
     """The geometric means over games of the raw and the normalised % of teacher, each with its lower
     95% bound, and which one a headline should quote: the raw one (the paper's) when every game
-    defines it, else the normalised one where every game defines that (a negative normalised game
-    is floored at 0: below random)."""
+    defines it, else the normalised one where every game defines that. A game below the random policy
+    leaves the normalised one undefined, with the reason (flooring it at 0 made the headline
+    "normalised 0%", which says nothing about the other games)."""
     rows = list(per_game.values())
     raw = [r.get("student_pct_of_teacher") for r in rows]
     normalised = [r.get("normalised_pct") for r in rows]
     raw_mean = geometric_mean(raw) if all(v is not None for v in raw) else None
-    norm_mean = geometric_mean([max(v, 0.0) for v in normalised]) if all(v is not None for v in normalised) else None
+    norm_mean = geometric_mean(normalised) if all(v is not None for v in normalised) else None
     headline = "raw" if raw_mean is not None else ("normalised" if norm_mean is not None else None)
-    return {"geometric_mean_pct_of_teacher": raw_mean,
+    below = [game for game, value in zip(per_game, normalised) if value is not None and value < 0]
+    undefined = {"geometric_mean_undefined": f"{len(below)} of {len(rows)} games below the random policy "
+                                             f"({', '.join(below)})"} if headline is None and below else {}
+    return {**undefined, "geometric_mean_pct_of_teacher": raw_mean,
             "geometric_mean_pct_low95": raw_mean and geometric_mean_low95(raw, [r.get("pct_low95") for r in rows]),
             "geometric_mean_normalised_pct": norm_mean,
             "geometric_mean_normalised_low95": norm_mean and geometric_mean_low95(

@@ -83,6 +83,7 @@ class GeometricMean:
     pct_of_teacher: float | None
     pct_low95: float | None
     of: str | None  # which ratio it is defined for, None where neither is
+    undefined: str | None = None  # why neither is, where a game is below random
 
     @classmethod
     def of_row(cls, row: dict) -> "GeometricMean | None":
@@ -90,7 +91,8 @@ class GeometricMean:
             return None
         return cls(list(row["geometric_mean_over"]), row.get("geometric_mean_normalised_pct"),
                    row.get("geometric_mean_normalised_low95"), row.get("geometric_mean_pct_of_teacher"),
-                   row.get("geometric_mean_pct_low95"), row.get("geometric_mean_of"))
+                   row.get("geometric_mean_pct_low95"), row.get("geometric_mean_of"),
+                   row.get("geometric_mean_undefined"))
 
 
 @dataclass(frozen=True)

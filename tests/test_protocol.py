@@ -126,6 +126,10 @@ def test_geometric_mean_of_percentages():
     assert means["geometric_mean_normalised_pct"] == pytest.approx((47.0 * 113.0) ** 0.5)
     both = geometric_means({g: {**r, "student_pct_of_teacher": 100.0} for g, r in games.items()})
     assert both["geometric_mean_of"] == "raw" and both["geometric_mean_pct_of_teacher"] == pytest.approx(100.0)
+    below = geometric_means({**games, "pong": {"student_pct_of_teacher": -16.0, "normalised_pct": -3.0}})
+    assert below["geometric_mean_normalised_pct"] is None and below["geometric_mean_of"] is None, \
+        "a game below random must not floor the headline to 0%"
+    assert below["geometric_mean_undefined"] == "1 of 2 games below the random policy (pong)"
 
 
 def test_geometric_mean_lower_bound_matches_a_simulation():

@@ -58,7 +58,8 @@ def geometric_text(student: StudentResult) -> str:
     if withheld:
         return f"{name}: geometric mean over {len(mean.games)} games withheld ({withheld[0]})"
     if mean.of is None:
-        return f"{name}: geometric mean over {len(mean.games)} games undefined"
+        return f"{name}: geometric mean over {len(mean.games)} games undefined" + (
+            f": {mean.undefined}" if mean.undefined else "")
     parts = []
     for label, value, low in (("normalised", mean.normalised_pct, mean.normalised_low95),
                               ("raw", mean.pct_of_teacher, mean.pct_low95)):
