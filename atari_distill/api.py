@@ -237,12 +237,13 @@ def _evaluate(*, echo: Callable[[str], None] | None = print, **settings) -> Eval
 
 
 def _export(*, echo: Callable[[str], None] | None = print, **settings) -> Exported:
-    from atari_distill.pipelines.export import run_export
+    from atari_distill.pipelines.export import default_out, run_export
 
     s = _tool_settings("export", settings)
-    metadata = run_export(s.checkpoint, s.out, s.game, s.series, s.int8, s.parity_frames, s.min_agreement, s.seed,
+    out = s.out or default_out(s.checkpoint, s.int8)
+    metadata = run_export(s.checkpoint, out, s.game, s.series, s.int8, s.parity_frames, s.min_agreement, s.seed,
                           s.force, echo=_silent_if_none(echo))
-    return Exported(Path(s.out), metadata)
+    return Exported(Path(out), metadata)
 
 
 def _watch(*, echo: Callable[[str], None] | None = print, **settings) -> Watched:

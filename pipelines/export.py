@@ -33,10 +33,22 @@ INT8_MIN_AGREEMENT = 0.9
 SUFFIXES = {".onnx": "onnx", ".pt2": "pt2"}
 
 
+def default_out(checkpoint: str, int8: bool) -> str:
+    """In the run the model came from (a run directory, or a checkpoint in its checkpoints/), so an
+    export never lands in whatever folder the command was typed in."""
+    path = Path(checkpoint)
+    run = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+    need(run is not None and (run / "config.json").is_file(),
+         f"{checkpoint!r} is not a run directory or a checkpoint in one; give --out NAME.onnx")
+    (run / "exports").mkdir(exist_ok=True)
+    return str(run / "exports" / ((path.stem if path.is_file() else "student") + ("-int8" if int8 else "") + ".onnx"))
+
+
 def run_export(checkpoint: str, out: str, game: str | None = None, series: str | None = None, int8: bool = False,
                parity_frames: int = 1024, min_agreement: float | None = None, seed: int = 0, force: bool = False,
                echo=print) -> dict:
-    """Writes the export to `out` and returns its metadata (parity included)."""
+    """Writes the export to `out` (default_out when empty) and returns its metadata (parity included)."""
+    out = out or default_out(checkpoint, int8)
     target = Path(out)
     form = SUFFIXES.get(target.suffix)
     need(form is not None, f"--out {out!r} must end in .onnx (onnxruntime) or .pt2 (torch.export)")

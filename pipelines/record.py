@@ -81,8 +81,11 @@ def run_record(cfg: RecordConfig, run: RunDir | None = None, echo=print, stop: S
     index = handles.get(writer.close.remote(complete=not stopped))
     plane.free()
     run.unlock()
-    echo(f"[record] wrote {index['steps']} steps in {index['chunks']} chunks to {out} "
-         f"({time.monotonic() - started:.0f}s)")
+    chunk = cfg.acting.chunk_steps * cfg.acting.envs_per_actor
+    short = (f"; --steps {cfg.steps:,} is a budget of whole chunks of {chunk:,} steps (--chunk-steps x "
+             f"--envs-per-actor), never exceeded") if not stopped and index["steps"] < cfg.steps else ""
+    echo(f"[record] wrote {index['steps']:,} steps in {index['chunks']} chunks to {out} "
+         f"({time.monotonic() - started:.0f}s){short}")
     return {**index, "stopped_by": stopped} if stopped else index
 
 

@@ -81,7 +81,8 @@ def _from_file(source: str, game: str | None, seed: int) -> ModelSource:
     if game is None and source != RANDOM and Path(source).is_file():
         try:
             payload = load_checkpoint(source)  # ours names its heads; another project's file needs --game
-        except CheckpointError:
+        except CheckpointError as error:
+            need("is not a PyTorch file" not in str(error), str(error))  # nor a teacher file: --game would not help
             need(False, f"{source!r} is not a checkpoint of this project, so its game is unknown; add --game GAME "
                         f"(a CleanRL or SB3 teacher file)")
         return ModelSource(payload, source, [], checkpoint=source, run_env_modes=_enclosing_run_env_modes(source))

@@ -44,7 +44,8 @@ class ExportConfig(TreeConfig):
     HELP = "write a student or teacher as ONNX or torch.export, parity-checked"
 
     checkpoint: str = setting("", MODEL_HELP.replace(", or an exported .onnx", ""), required=True)
-    out: str = setting("", "NAME.onnx (onnxruntime; with --int8, quantised) or NAME.pt2 (torch.export)", required=True)
+    out: str = setting("", "NAME.onnx (onnxruntime; with --int8, quantised) or NAME.pt2 (torch.export); default: "
+                           "RUN/exports/NAME.onnx, in the run the model came from")
     game: str | None = setting(None, "export only this game's head; every head by default (an imported CleanRL or "
                                      "SB3 teacher needs it)")
     series: str | None = setting(None, SERIES_HELP)

@@ -64,13 +64,15 @@ def scalars(record: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def check_new_folder(path: str | Path, fix: str = "choose a new --out or --resume that run") -> None:
+def check_new_folder(path: str | Path) -> None:
     """A new run's or dataset's folder must be new or empty. Launch checks it before Ray starts;
-    creating the folder checks it again."""
+    creating the folder checks it again. Only a run directory is offered to --resume."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise RunDirError(f"--out {str(path)!r} is a file, not a directory; {fix}")
+        raise RunDirError(f"--out {str(path)!r} is a file, not a directory; choose a new --out")
     if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
+        fix = "choose a new --out or --resume that run" if (path / "config.json").is_file() else \
+            "choose a new --out (it is not a run directory, so there is no run in it to resume)"
         raise RunDirError(f"--out {str(path)!r} already holds files; {fix}")
 
 

@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 
+import atari_distill as ad
 from atari_distill import cli as launch
 from atari_distill.evaluation.episodes import evaluate_policy
 from atari_distill.actors.games import game_spec
@@ -77,7 +78,9 @@ def test_a_multitask_student_exports_every_head_and_a_run_directory_its_newest_s
         "per_game": {"qbert": {"student_score": {"mean": 150.0, "ci95": 20.5, "episodes": 30},
                                "env_mode": "cleanrl"}}}))  # a checkpoint from before env_modes: the summary says
     run.close()
-    metadata = run_export(str(tmp_path / "run"), str(tmp_path / "multi.onnx"), **QUIET)
+    exported = ad.export(checkpoint=str(tmp_path / "run"), parity_frames=QUIET["parity_frames"], echo=None)
+    assert exported.path == tmp_path / "run" / "exports" / "student.onnx"  # in the run, not where it was typed
+    metadata = exported.metadata
     assert metadata["outputs"] == ["breakout", "qbert"] and metadata["updates"] == 20
     assert metadata["source_scores"] == {"qbert": {"mean": 150.0, "ci95": 20.5, "episodes": 30}}
     assert sorted(metadata["parity"]["per_game"]) == ["breakout", "qbert"]
@@ -85,10 +88,10 @@ def test_a_multitask_student_exports_every_head_and_a_run_directory_its_newest_s
     assert resolve_model(str(older)).scores == {} and resolve_model(str(tmp_path / "run")).scores
     assert metadata["env_modes"] == {"breakout": "native", "qbert": "cleanrl"}
     assert [metadata["preprocessing"]["kwargs"][g]["use_fire_reset"] for g in ("breakout", "qbert")] == [False, True]
-    one = resolve_model(str(tmp_path / "multi.onnx"), "qbert")  # one head of the file, played as it was taught
+    one = resolve_model(str(exported.path), "qbert")  # one head of the file, played as it was taught
     assert one.payload["extra"]["env_mode"] == "cleanrl"
     newest = torch.load(tmp_path / "run" / "checkpoints" / "student-00000020.pt", weights_only=True)
-    assert_same_q(tmp_path / "multi.onnx", newest, ["breakout", "qbert"])
+    assert_same_q(exported.path, newest, ["breakout", "qbert"])
 
 
 def test_an_imported_cleanrl_teacher_exports_to_onnx_and_torch_export(tmp_path):

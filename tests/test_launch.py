@@ -16,6 +16,9 @@ def launch(*args):
                           timeout=120, cwd=ROOT)
 
 
+NOT_A_RUN = "already holds files; choose a new --out (it is not a run directory"  # so no --resume is offered
+
+
 @pytest.mark.parametrize("args, words", [
     (["distill", "--game", "pongg"], "did you mean: pong"),
     (["distill", "--student", "huge"], "choose one of"),
@@ -43,11 +46,14 @@ def launch(*args):
     (["multitask", "--games", "pong"], "needs at least two games"),
     (["teacher", "--frames", "0"], "--frames"),
     (["distill", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
-    (["multitask", "--games", "pong,breakout", "--out", str(ROOT / "docs")], "already holds files"),
-    (["teacher", "--out", str(ROOT / "docs")], "already holds files"),
+    (["multitask", "--games", "pong,breakout", "--out", str(ROOT / "docs")], NOT_A_RUN),
+    (["teacher", "--out", str(ROOT / "docs")], NOT_A_RUN),
     (["online", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
     (["record", "--out", str(ROOT / "README.md")], "is a file, not a directory"),
     (["distil"], "did you mean: distill"),
+    (["export", "--checkpoint", "zoo:pong"], "'zoo:pong' is not a run directory or a checkpoint in one; give --out"),
+    (["evaluate", "--checkpoint", str(ROOT / "bench/results/outgrow-2026-12-05/learning.png")],
+     "is not a PyTorch file (it begins b'\\x89PNG"),  # not "add --game", which would not help
     (["evaluate", "--checkpoint", "random", "--game", "pong", "--episodes", "0"], "--episodes must be at least 1, got 0"),
     (["distill", "--teacher", str(ROOT / "README.md")], "is not a PyTorch file (it begins b'# atari-distill"),
     (["distill", "--teacher", "zoo:space_invaders", "--game", "pong"], "trained for space_invaders, not pong"),
