@@ -25,6 +25,7 @@ from atari_distill.evaluation.protocol import MIN_CLAIM_EPISODES, SELECTION
 from atari_distill.learner.schedule import balanced_weights
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.evaluation.statistics import beats_beyond_chance, pct_of_teacher
+from atari_distill.rundir.directory import ABANDONED
 from atari_distill.runners import handles
 
 
@@ -181,6 +182,28 @@ class StudentEvaluations:
                 return
             self.pending.pop(0)
             self.log(entry)
+
+    def settle(self, budget_s: float) -> list[dict]:
+        """At a stop: the curve points still playing get `budget_s` to finish and be logged (a resume
+        cannot play them again: their weights are gone); any left are logged as kind ABANDONED, with a
+        console line, so a gap in the resumed curve is explained. Returns those abandoned."""
+        if not self.pending:
+            return []
+        self.echo(f"[stop] waiting up to {budget_s:.0f} s for {len(self.pending)} curve evaluation(s) in flight; "
+                  f"Ctrl-C again exits at once")
+        deadline = time.monotonic() + budget_s
+        while self.pending and time.monotonic() < deadline:
+            refs = [r for parts in self.pending[0]["scores"].values() for r in parts]
+            handles.wait(refs, num_returns=len(refs), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            self.poll()
+        abandoned = [{"kind": ABANDONED, "of": entry["kind"], "label": entry["label"], "updates": entry["updates"]}
+                     for entry in self.pending]
+        for record in abandoned:
+            self.echo(f"[eval] {record['label']} @ {record['updates']:,} abandoned at the stop: still playing after "
+                      f"{budget_s:.0f} s, so the curve has no point there")
+            self.run.log(record)
+        self.pending = []
+        return abandoned
 
     def teacher_score(self, game: str) -> float | None:
         if game not in self.teacher_scores and handles.wait(self.teacher_pending[game], num_returns=len(

@@ -18,7 +18,7 @@ import time
 
 from atari_distill.cluster.learner_group import LearnerGroup, LearnerLost
 from atari_distill.cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
-from atari_distill.cluster.runtime import WindDown
+from atari_distill.cluster.runtime import WIND_DOWN_S, WindDown
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import LearnerConfig
 from atari_distill.pipelines.config import DistillConfig
@@ -232,6 +232,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     updates = train_learners(cfg, start.run, groups, games, resume, base, start.started, evaluations, start.echo,
                              start.stop)
     if start.stop.requested():
+        evaluations.settle(WIND_DOWN_S)
         teacher.keep_if_played()
         return stop_early(cfg, start, games, groups, updates)
     evaluations.poll(wait=True)

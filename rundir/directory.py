@@ -64,6 +64,9 @@ def scalars(record: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+ABANDONED = "abandoned"  # the metrics kind of a curve point a stop left unplayed (no learner's, no curve's)
+
+
 def check_new_folder(path: str | Path) -> None:
     """A new run's or dataset's folder must be new or empty. Launch checks it before Ray starts;
     creating the folder checks it again. Only a run directory is offered to --resume."""

@@ -221,13 +221,15 @@ def thaw_once_stopped(token, pids) -> None:
 def test_a_resumed_run_goes_on_from_where_its_record_left_off(tmp_path):
     """Stopped by its token mid-way, then resumed: no counter in metrics.jsonl starts over (elapsed seconds,
     labelled and sampled steps), every interval appears once, the first line after the resume says so,
-    and the summary's wall time counts both segments. A live teacher, so steps are labelled in both."""
+    every curve point asked for before the stop was played or is marked abandoned (the one at the stop's
+    own update too), and the summary's wall time counts both segments. A live teacher, so steps are
+    labelled in both."""
     out, token = tmp_path / "run", ad.StopToken()
 
     def stop_at_30(record):
         if record.get("updates") == 30:
             token.request("a test's stop")
-    settings = dict(TINY, updates=60, log_every=10, checkpoint_every=20, runner="local")
+    settings = dict(TINY, updates=60, log_every=10, checkpoint_every=20, eval_every=10, runner="local")
     first = ad.distill(out=str(out), stop=token, on_metrics=stop_at_30, **settings)
     assert (first.complete, first.summary["updates"]) == (False, 30)
     second = ad.distill(resume=str(out), echo=None)
@@ -239,6 +241,8 @@ def test_a_resumed_run_goes_on_from_where_its_record_left_off(tmp_path):
         values = [line[key] for line in train]
         assert values == sorted(values), f"{key} went back at the resume: {values}"
     assert [line["updates"] for line in train if line.get("resumed")] == [40]
+    curve = [(line["updates"], line["kind"]) for line in lines if line.get("kind") in ("eval", "abandoned")]
+    assert [u for u, _ in curve] == [10, 20, 30, 40, 50], curve
     from atari_distill.ui.report import write_report
 
     drawn = write_report([str(out)], str(tmp_path / "report"))

@@ -13,6 +13,8 @@ import collections
 import sys
 import time
 
+from atari_distill.rundir.directory import ABANDONED
+
 # (record key, label, format); only keys a record carries are shown
 FIELDS = (
     ("updates", "updates", "{:,}"),
@@ -116,7 +118,7 @@ class Progress:
         if self.on_metrics is not None:
             self.on_metrics(dict(record))
         kind = record.get("kind", "distill")
-        if kind.startswith("eval"):  # shown by `evaluation` as it finishes
+        if kind.startswith("eval") or kind == ABANDONED:  # shown by `evaluation` as it finishes, or not at all
             return
         record = self._enrich(kind, record)
         self.latest[kind] = record

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.directory import ABANDONED, RunDir
 from atari_distill.rundir.summary import Summary, kind_of_config
 from atari_distill.ui.plots import series_key
 
@@ -23,7 +23,7 @@ def load_run(path: str) -> dict:
 
 def kinds_of(run: dict, evaluations: bool = False) -> list[str]:
     """The learners' record kinds, or (`evaluations`) the kinds of their periodic evaluations."""
-    kinds = {m.get("kind", "distill") for m in run["metrics"]}
+    kinds = {m.get("kind", "distill") for m in run["metrics"]} - {ABANDONED}
     return sorted(k for k in kinds if k.startswith("eval") == evaluations)
 
 
