@@ -24,7 +24,7 @@ from atari_distill.learner.learner import LearnerConfig
 from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill_games import (GameRun, checkpoint_extra, continued, final_replay,
                                                    free_producers, interval_metrics, prepare_games, replay_figures,
-                                                   start_game, stop_producers)
+                                                   replay_steps, start_game, stop_producers)
 from atari_distill.pipelines.distill_results import (TeacherEvaluation, metrics_kind, rl_results, student_results,
                                                      with_games)
 from atari_distill.pipelines.skeleton import RunStart, counters_at, on_its_runner, start_run
@@ -201,7 +201,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     resume = resume or {}
     games = prepare_games(cfg, echo)
     sweep = cfg.student.pairs()
-    plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, cfg.replay.capacity_steps,
+    plan = MemoryPlan({g.spec.name: g.spec.num_actions for g in games}, replay_steps(cfg, games),
                       cfg.replay.replay_shards, shard_slot_bytes(cfg.student.batch_size, cfg.replay.prefetch,
                                                                  streams=len(sweep) * cfg.learner_gpus,
                                                                  stacks=2 if cfg.rl.active() else 1))

@@ -43,10 +43,26 @@ def check_dataset(cfg: DistillConfig, dataset: Dataset, source: str, teacher: di
                           f"{str(dataset.path)!r}; each stream feeds one shard, so lower --replay-shards")
     for line in dataset.damage:
         echo(f"[distill] skipping damaged data: {line}")
-    per_shard = np.zeros(cfg.replay.replay_shards, np.int64)
+    return bool((shard_fill(dataset, cfg.replay.replay_shards) <= cfg.replay.capacity_steps // cfg.replay.replay_shards)
+                .all())
+
+
+def shard_fill(dataset: Dataset, shards: int) -> np.ndarray:
+    """The steps each of `shards` shards takes from a recording (each actor stream feeds one shard)."""
+    per_shard = np.zeros(shards, np.int64)
     for record in dataset.records:
-        per_shard[shard_for_actor(record.actor_id, cfg.replay.replay_shards)] += record.steps
-    return bool((per_shard <= cfg.replay.capacity_steps // cfg.replay.replay_shards).all())
+        per_shard[shard_for_actor(record.actor_id, shards)] += record.steps
+    return per_shard
+
+
+def replay_steps(cfg: DistillConfig, games: list["GameRun"]) -> int:
+    """Steps per game the replay holds: --capacity-hours, or, where every game is a recording that fits in
+    less, what the largest shard of them takes (ten recordings of 2,048 steps need megabytes, not the 36
+    GiB that an hour of play a game would)."""
+    if not games or not all(g.dataset is not None and g.load_once for g in games):
+        return cfg.replay.capacity_steps
+    shards = cfg.replay.replay_shards
+    return min(cfg.replay.capacity_steps, shards * max(int(shard_fill(g.dataset, shards).max()) for g in games))
 
 
 @dataclass

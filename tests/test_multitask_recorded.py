@@ -79,6 +79,8 @@ def test_multitask_from_two_recordings_trains_both_heads_and_beats_random_play(r
         print(f"{game}: student {student:.1f}, random {random:.1f}, teacher {result['teacher_score']['mean']:.1f}")
         assert result["dataset"]["steps"] == 3072 and result["steps_labelled"] == 3072
         assert student >= random + MARGIN[game], game
+    # the replay holds the recordings, not the 2 x 270,000 steps the default --capacity-hours asks for
+    assert [s["steps"] for s in summary["replay"]["memory_plan"]["shards"]] == [3072, 3072]
     config = json.loads((run / "config.json").read_text())
     assert config["datasets"] == f"{recordings / 'freeway'},{recordings / 'ms_pacman'}"  # resolved, in order
 
