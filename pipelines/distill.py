@@ -83,17 +83,9 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                 updates[group.series] = metrics["updates"]
                 if replay is None:
                     replay = previous = replay_figures(games, previous)
-                counters = base[group.series]
-                metrics.update(continued(replay, counters), learner_restarts=group.restarts,
-                               elapsed_s=counters.get("elapsed_s", 0.0) + time.monotonic() - started)
-                if group.series in resumed:  # its first line since the resume, where a plot marks it
-                    metrics["resumed"] = True
-                    resumed.discard(group.series)
-                if len(groups) > 1:
-                    metrics["kind"] = metrics_kind(group.series)
-                if len(games) == 1:
-                    metrics.pop("samples_per_game")
-                run.log(metrics)
+                run.log(interval_record(metrics, replay, base[group.series], group, started, resumed,
+                                        kind=metrics_kind(group.series) if len(groups) > 1 else None,
+                                        per_game=len(games) > 1))
                 if updates[group.series] % cfg.run.checkpoint_every == 0 or updates[group.series] >= cfg.updates:
                     run.save_checkpoint(group.state(extra), group.series)
                     saved[group.series] = updates[group.series]
@@ -121,6 +113,22 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
             if saved[group.series] != updates[group.series] and group.series not in abandoned:
                 run.save_checkpoint(group.state(extra), group.series)
     return updates
+
+
+def interval_record(metrics: dict, replay: dict, counters: dict, group: LearnerGroup, started: float,
+                    resumed: set, kind: str | None, per_game: bool) -> dict:
+    """One learner's metrics line: its interval beside the replay's, counted on from `counters` (where a
+    resumed series left off), the first since a resume marked (a plot draws it), `kind` in a sweep."""
+    metrics.update(continued(replay, counters), learner_restarts=group.restarts,
+                   elapsed_s=counters.get("elapsed_s", 0.0) + time.monotonic() - started)
+    if group.series in resumed:
+        metrics["resumed"] = True
+        resumed.discard(group.series)
+    if kind is not None:
+        metrics["kind"] = kind
+    if not per_game:
+        metrics.pop("samples_per_game")
+    return metrics
 
 
 def push_student(group: LearnerGroup, games: list[GameRun], beta: float) -> None:
