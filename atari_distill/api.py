@@ -240,8 +240,8 @@ def _export(*, echo: Callable[[str], None] | None = print, **settings) -> Export
     from atari_distill.pipelines.export import default_out, run_export
 
     s = _tool_settings("export", settings)
-    out = s.out or default_out(s.checkpoint, s.int8)
-    metadata = run_export(s.checkpoint, out, s.game, s.series, s.int8, s.parity_frames, s.min_agreement, s.seed,
+    out = s.out or default_out(s.checkpoint, s.game, s.series, s.int8)
+    metadata = run_export(s.checkpoint, s.out, s.game, s.series, s.int8, s.parity_frames, s.min_agreement, s.seed,
                           s.force, echo=_silent_if_none(echo))
     return Exported(Path(out), metadata)
 

@@ -177,33 +177,47 @@ class StudentEvaluations:
         """Logs every evaluation that has finished (all of them with `wait`), oldest first."""
         while self.pending:
             entry = self.pending[0]
-            refs = [r for parts in entry["scores"].values() for r in parts] + list(entry["agreement"].values())
+            refs = self._refs(entry)
             if not wait and len(handles.wait(refs, num_returns=len(refs), timeout=0)[0]) < len(refs):
                 return
             self.pending.pop(0)
             self.log(entry)
 
-    def settle(self, budget_s: float) -> list[dict]:
-        """At a stop: the curve points still playing get `budget_s` to finish and be logged (a resume
-        cannot play them again: their weights are gone); any left are logged as kind ABANDONED, with a
-        console line, so a gap in the resumed curve is explained. Returns those abandoned."""
+    def settle(self, budget) -> list[dict]:
+        """At a stop: the curve points still playing get what is left of the stop's `budget` (a WindDown)
+        to finish and be logged (a resume cannot play them again: their weights are gone); any left, or
+        whose evaluation failed (its node lost), are logged as kind ABANDONED with a console line, so a
+        gap in the resumed curve is explained. Returns those abandoned."""
         if not self.pending:
             return []
-        self.echo(f"[stop] waiting up to {budget_s:.0f} s for {len(self.pending)} curve evaluation(s) in flight; "
-                  f"Ctrl-C again exits at once")
-        deadline = time.monotonic() + budget_s
-        while self.pending and time.monotonic() < deadline:
-            refs = [r for parts in self.pending[0]["scores"].values() for r in parts]
-            handles.wait(refs, num_returns=len(refs), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-            self.poll()
-        abandoned = [{"kind": ABANDONED, "of": entry["kind"], "label": entry["label"], "updates": entry["updates"]}
-                     for entry in self.pending]
-        for record in abandoned:
-            self.echo(f"[eval] {record['label']} @ {record['updates']:,} abandoned at the stop: still playing after "
-                      f"{budget_s:.0f} s, so the curve has no point there")
-            self.run.log(record)
+        self.echo(f"[stop] waiting up to {max(0.0, budget.ends - time.monotonic()):.0f} s for {len(self.pending)} "
+                  f"curve evaluation(s) in flight; Ctrl-C again exits at once")
+        abandoned = []
+        while self.pending and time.monotonic() < budget.ends:
+            refs = self._refs(self.pending[0])
+            done = handles.wait(refs, num_returns=len(refs), timeout=min(1.0, max(0.0, budget.ends - time.monotonic())))
+            if len(done[0]) < len(refs):
+                continue
+            entry = self.pending.pop(0)
+            try:
+                self.log(entry)
+            except Exception as error:  # a task lost with its node: the stop goes on without that point
+                abandoned.append(self._abandon(entry, f"its evaluation failed ({type(error).__name__})"))
+        abandoned += [self._abandon(entry, "still playing when the stop's wind-down ran out") for entry in self.pending]
         self.pending = []
         return abandoned
+
+    def _abandon(self, entry: dict, why: str) -> dict:
+        record = {"kind": ABANDONED, "of": entry["kind"], "label": entry["label"], "updates": entry["updates"],
+                  "why": why}
+        self.echo(f"[eval] {entry['label']} @ {entry['updates']:,} abandoned at the stop: {why}, so the curve has "
+                  f"no point there")
+        self.run.log(record)
+        return record
+
+    @staticmethod
+    def _refs(entry: dict) -> list:
+        return [r for parts in entry["scores"].values() for r in parts] + list(entry["agreement"].values())
 
     def teacher_score(self, game: str) -> float | None:
         if game not in self.teacher_scores and handles.wait(self.teacher_pending[game], num_returns=len(

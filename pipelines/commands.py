@@ -18,7 +18,7 @@ from typing import Callable
 from atari_distill.pipelines.config import (DistillConfig, MultitaskConfig, OnlineConfig, RecordConfig, TeacherConfig, check_teachers,
                               from_args, resume_changes)
 from atari_distill.pipelines.stopping import StopToken
-from atari_distill.rundir.directory import RunDir, check_new_folder
+from atari_distill.rundir.directory import ABANDONED, RunDir, check_new_folder
 from atari_distill.ui import summaries
 
 
@@ -91,7 +91,8 @@ def resume_state(run: RunDir, series: str, metrics_kind: str, echo=print) -> dic
     updates = state["updates"] if state is not None else 0
     dropped = run.trim_metrics(metrics_kind, updates, purge=True)
     if metrics_kind.startswith("distill"):  # its curve points past the checkpoint are drawn again
-        dropped += run.trim_metrics(metrics_kind.replace("distill", "eval", 1), updates)
+        curve = metrics_kind.replace("distill", "eval", 1)
+        dropped += run.trim_metrics(curve, updates) + run.trim_metrics(ABANDONED, updates, of=curve)
     if state is not None:
         echo(f"[resume] {run.path}: {series} continues at update {updates}"
               + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))

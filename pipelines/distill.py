@@ -18,7 +18,7 @@ import time
 
 from atari_distill.cluster.learner_group import LearnerGroup, LearnerLost
 from atari_distill.cluster.placement import PLACEMENT_TIMEOUT_S, PlacementPlan, plan_run
-from atari_distill.cluster.runtime import WIND_DOWN_S, WindDown
+from atari_distill.cluster.runtime import WindDown
 from atari_distill.learner.batches import shard_slot_bytes
 from atari_distill.learner.learner import LearnerConfig
 from atari_distill.pipelines.config import DistillConfig
@@ -32,7 +32,7 @@ from atari_distill.pipelines.stopping import StopToken
 from atari_distill.evaluation.curve import StudentEvaluations, eval_kind
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.shard import ReplayLost, ShardWatch
-from atari_distill.rundir.directory import RunDir
+from atari_distill.rundir.directory import ABANDONED, RunDir
 from atari_distill.runners import handles
 
 __all__ = ["run_distill", "learner_config", "checkpoint_series", "interval", "metrics_kind", "GameRun",
@@ -149,6 +149,7 @@ def rebuild(run: RunDir, group: LearnerGroup, error: Exception, echo, stop: Stop
     updates = state["updates"] if state else 0
     run.trim_metrics(metrics_kind(group.series), updates)
     run.trim_metrics(eval_kind(metrics_kind(group.series)), updates)  # its curve points past it are drawn again
+    run.trim_metrics(ABANDONED, updates, of=eval_kind(metrics_kind(group.series)))
     try:
         group.restart(state)
     except LearnerLost as lost:
@@ -165,11 +166,11 @@ def interval(cfg: DistillConfig, done: int) -> int:
 
 
 def stop_early(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: list[LearnerGroup],
-               updates: dict) -> dict:
-    """After a stop was asked for: everything down, and a summary that says how far it got."""
+               updates: dict, budget: WindDown | None = None) -> dict:
+    """After a stop was asked for: everything down within `budget`, and a summary that says how far it got."""
     for group in groups:  # first, so no learner is left waiting on a shard that goes away
         group.kill()
-    budget = WindDown()
+    budget = budget or WindDown()
     stop_producers(games, budget)
     replay = final_replay(games, budget)
     free_producers(games)
@@ -240,9 +241,10 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     updates = train_learners(cfg, start.run, groups, games, resume, base, start.started, evaluations, start.echo,
                              start.stop)
     if start.stop.requested():
-        evaluations.settle(WIND_DOWN_S)
+        budget = WindDown()  # one for the curve points in flight and the wind-down after them
+        evaluations.settle(budget)
         teacher.keep_if_played()
-        return stop_early(cfg, start, games, groups, updates)
+        return stop_early(cfg, start, games, groups, updates, budget)
     evaluations.poll(wait=True)
     return finish(cfg, start, games, groups, plan, teacher, evaluations)
 

@@ -33,27 +33,31 @@ INT8_MIN_AGREEMENT = 0.9
 SUFFIXES = {".onnx": "onnx", ".pt2": "pt2"}
 
 
-def default_out(checkpoint: str, int8: bool) -> str:
-    """In the run the model came from (a run directory, or a checkpoint in its checkpoints/), so an
-    export never lands in whatever folder the command was typed in."""
+def default_out(checkpoint: str, game: str | None = None, series: str | None = None, int8: bool = False) -> str:
+    """In the run the model came from (RUN/exports/), named for the checkpoint it was read from, with its
+    game under --game and -int8: an export never lands in whatever folder the command was typed in, and
+    two series, heads or precisions never share a name."""
     path = Path(checkpoint)
-    run = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+    run = path if path.is_dir() else path.parent.parent if path.parent.name in ("checkpoints", "teachers") else None
     need(run is not None and (run / "config.json").is_file(),
          f"{checkpoint!r} is not a run directory or a checkpoint in one; give --out NAME.onnx")
-    (run / "exports").mkdir(exist_ok=True)
-    return str(run / "exports" / ((path.stem if path.is_file() else "student") + ("-int8" if int8 else "") + ".onnx"))
+    source = resolve_model(checkpoint, game, series).checkpoint
+    name = Path(source or "student").stem + (f"-{game}" if game else "") + ("-int8" if int8 else "")
+    return str(run / "exports" / f"{name}.onnx")
 
 
 def run_export(checkpoint: str, out: str, game: str | None = None, series: str | None = None, int8: bool = False,
                parity_frames: int = 1024, min_agreement: float | None = None, seed: int = 0, force: bool = False,
                echo=print) -> dict:
     """Writes the export to `out` (default_out when empty) and returns its metadata (parity included)."""
-    out = out or default_out(checkpoint, int8)
+    defaulted = not out
+    out = out or default_out(checkpoint, game, series, int8)
     target = Path(out)
     form = SUFFIXES.get(target.suffix)
     need(form is not None, f"--out {out!r} must end in .onnx (onnxruntime) or .pt2 (torch.export)")
     need(not (int8 and form != "onnx"), "--int8 quantises an ONNX file; give --out NAME.onnx")
-    need(target.parent.is_dir(), f"--out {out!r}: folder {str(target.parent)!r} does not exist; create it first")
+    need(defaulted or target.parent.is_dir(), f"--out {out!r}: folder {str(target.parent)!r} does not exist; create it "
+                                              f"first")
     need(force or not target.exists(), f"--out {out!r} exists; choose another name or add --force to replace it")
     need(parity_frames >= 64, f"--parity-frames must be at least 64, got {parity_frames}")
     need(min_agreement is None or int8, "--min-agreement sets the int8 gate; add --int8 (float32 exports must agree "
@@ -89,6 +93,7 @@ def run_export(checkpoint: str, out: str, game: str | None = None, series: str |
                                    INT8_MIN_AGREEMENT if min_agreement is None else min_agreement)
     else:
         data = onnx_with(data, metadata) if form == "onnx" else pt2_bytes(program, metadata)
+    target.parent.mkdir(exist_ok=True)  # RUN/exports/, once there is something to put in it
     atomic_write(target, data)
     metadata["file_bytes"] = len(data)
     return metadata

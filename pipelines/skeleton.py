@@ -151,9 +151,13 @@ def counters_at(run: RunDir, kind: str, updates: int) -> dict:
     lines = [r for r in run.metrics() if r.get("kind", "distill") == kind and 0 < r.get("updates", 0) <= updates]
     if not lines:
         return {}
-    last = lines[-1]
-    kept = ("elapsed_s", "sampled_steps") if last.get("from_dataset") else ("elapsed_s", *CUMULATIVE_COUNTS)
-    return {key: last[key] for key in kept if isinstance(last.get(key), (int, float))}
+    kept = ("elapsed_s", "sampled_steps") if lines[-1].get("from_dataset") else ("elapsed_s", *CUMULATIVE_COUNTS)
+    counters = {}
+    for line in reversed(lines):  # each the newest line that has it (a stop's last line may lack elapsed_s)
+        for key in kept:
+            if key not in counters and isinstance(line.get(key), (int, float)):
+                counters[key] = line[key]
+    return counters
 
 
 def earlier_wall_s(run: RunDir) -> float:

@@ -195,12 +195,15 @@ class RunDir:
                 print(f"warning: skipping line {number} of {str(path)!r}: {why}", file=sys.stderr)
         return records
 
-    def trim_metrics(self, kind: str, updates: int, purge: bool = False, name: str = "metrics.jsonl") -> int:
+    def trim_metrics(self, kind: str, updates: int, purge: bool = False, name: str = "metrics.jsonl",
+                     of: str | None = None) -> int:
         """Drops `kind`'s records past `updates` (logged after the checkpoint a learner resumes from),
-        so every interval appears once; returns how many went. With `purge` (a whole run resuming)
-        TensorBoard hides events past it too; its purge spans every tag, so not for one learner."""
+        so every interval appears once; returns how many went. `of`: only those of that kind (an
+        abandoned curve point's). With `purge` (a whole run resuming) TensorBoard hides events past it
+        too; its purge spans every tag, so not for one learner."""
         records = self.metrics(name)
-        kept = [r for r in records if r.get("kind", "distill") != kind or r.get("updates", 0) <= updates]
+        kept = [r for r in records if r.get("kind", "distill") != kind or (of is not None and r.get("of") != of)
+                or r.get("updates", 0) <= updates]
         if len(kept) != len(records):
             atomic_write(self.path / name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode())
         if purge:

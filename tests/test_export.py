@@ -79,7 +79,7 @@ def test_a_multitask_student_exports_every_head_and_a_run_directory_its_newest_s
                                "env_mode": "cleanrl"}}}))  # a checkpoint from before env_modes: the summary says
     run.close()
     exported = ad.export(checkpoint=str(tmp_path / "run"), parity_frames=QUIET["parity_frames"], echo=None)
-    assert exported.path == tmp_path / "run" / "exports" / "student.onnx"  # in the run, not where it was typed
+    assert exported.path == tmp_path / "run" / "exports" / "student-00000020.onnx"  # in the run, not where typed
     metadata = exported.metadata
     assert metadata["outputs"] == ["breakout", "qbert"] and metadata["updates"] == 20
     assert metadata["source_scores"] == {"qbert": {"mean": 150.0, "ci95": 20.5, "episodes": 30}}

@@ -146,9 +146,11 @@ def test_ctrl_c_stops_gracefully_then_resume_loses_and_repeats_no_update(tmp_pat
         assert first_after == at + int(TINY[TINY.index("--log-every") + 1]), \
             f"{kind} resumed at {first_after}, not one interval after its checkpoint at {at}: {logged}"
         assert final["updates"] > at
-    elapsed = [m["elapsed_s"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-               if m["kind"] == "dqn"]
-    assert elapsed == sorted(elapsed), f"the DQN's elapsed_s went back at the resume: {elapsed}"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for kind in saved:  # the DQN's lines, and an online run's student's
+        for key in ("elapsed_s", "labelled_steps"):
+            values = [m[key] for m in lines if m["kind"] == kind and m.get(key) is not None]
+            assert values == sorted(values), f"{kind}'s {key} went back at the resume: {values}"
     assert summary["wall_s"] > stopped["wall_s"], "the summary's wall time must count the segment before the stop"
     registry = json.loads((run / "registry.json").read_text())
     assert all(entry["score"] is not None for entry in registry["history"])

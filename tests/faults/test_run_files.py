@@ -37,6 +37,21 @@ def test_resume_trims_only_its_own_kind_past_the_checkpoint(tmp_path):
     assert run.trim_metrics("dqn", 100) == 0
 
 
+def test_a_resume_drops_the_curve_points_it_will_play_again_abandoned_ones_too(tmp_path):
+    """A point a stop abandoned past the checkpoint is played again by the resume: its mark goes, and
+    another series' mark stays."""
+    from atari_distill.pipelines.commands import resume_state
+
+    run = RunDir.create(tmp_path / "run", "{}")
+    for record in ({"updates": 20}, {"kind": "eval", "updates": 20, "score": 1.0},
+                   {"kind": "abandoned", "of": "eval", "updates": 30},
+                   {"kind": "abandoned", "of": "eval-net1-kl", "updates": 30}):
+        run.log(record)
+    resume_state(run, "student", "distill", echo=lambda *_: None)  # no checkpoint yet: it resumes from 0
+    assert [(m.get("kind", "distill"), m.get("of"), m["updates"]) for m in run.metrics()] == [
+        ("abandoned", "eval-net1-kl", 30)]
+
+
 HOLD = """
 import sys, time
 from atari_distill.rundir.directory import RunDir, RunDirError
