@@ -19,6 +19,7 @@ import atari_distill as ad
 from atari_distill import api
 from atari_distill.cli import build_parser
 from tests.conftest import ROOT
+from tests.processes import ray_workers
 
 TINY = dict(updates=20, log_every=10, checkpoint_every=10, min_replay=200, eval_episodes=1, select_episodes=1,
             eval_workers=1, holdout_steps=200, student="net3", device="cpu", echo=None)
@@ -168,7 +169,7 @@ def test_a_second_run_in_one_process_trains_after_an_interrupt_and_after_a_lost_
 
     def freeze_replay(record):  # the shard's process stops answering, as one on a lost node would
         if not frozen:
-            frozen.extend(worker_pids("ray::ReplayShard"))
+            frozen.extend(ray_workers("ReplayShard"))
             for pid in frozen:
                 os.kill(pid, signal.SIGSTOP)
             threading.Thread(target=thaw_once_stopped, args=(own, frozen), daemon=True).start()
@@ -190,19 +191,6 @@ def test_runs_in_a_fresh_process_share_the_ray_runtime_the_first_one_started(tmp
             f"    print(name, ad.distill(dataset='data', out=name, echo=None, **{settings!r}).complete)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.split() == ["a", "True", "b", "True"], result.stderr[-2000:]
-
-
-def worker_pids(title: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if handle.read().startswith(title.encode()):
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
 
 
 def thaw_once_stopped(token, pids) -> None:

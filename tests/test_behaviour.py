@@ -12,6 +12,8 @@ from atari_distill.models.networks import QNetwork
 from atari_distill.pipelines.sections import BehaviourSettings
 from atari_distill.replay.chunk import decode, encode
 
+pytestmark = pytest.mark.xdist_group("test_behaviour")  # its module-scoped fixture is built once
+
 SHORT = EnvConfig(max_episode_frames=120, noop_max=0)  # 30 steps: many episode starts
 
 

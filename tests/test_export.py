@@ -26,6 +26,8 @@ from atari_distill.rundir.directory import RunDir
 from atari_distill.pipelines.sources import resolve_model
 from tests.test_teacher_import import CleanRLQNetwork
 
+pytestmark = pytest.mark.xdist_group("test_export")  # its module-scoped fixture is built once
+
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = dict(parity_frames=64, echo=lambda *_: None)
 

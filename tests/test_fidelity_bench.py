@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("test_fidelity_bench")  # its module-scoped fixture is built once
+
 
 @pytest.fixture(scope="module")
 def fidelity():

@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import ROOT
 from atari_distill.ui.console import THIRD_PARTY
 
+pytestmark = pytest.mark.xdist_group("test_first_hour")  # its module-scoped fixture is built once
+
 CI_SIZE = {"distill": ["--updates", "120", "--eval-every", "60", "--eval-episodes", "2", "--select-episodes", "1", "--holdout-steps", "500",
                        "--min-replay", "500"],
            "record": ["--steps", "1024"], "report": [], "evaluate": ["--episodes", "2", "--workers", "1"]}

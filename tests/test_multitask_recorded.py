@@ -12,6 +12,8 @@ from atari_distill.pipelines.distill import run_distill
 from atari_distill.pipelines.record import run_record
 from atari_distill.replay.dataset import RECORD_HEADER, Dataset
 
+pytestmark = pytest.mark.xdist_group("test_multitask_recorded")  # its module-scoped fixture is built once
+
 GAMES = ("freeway", "ms_pacman")  # zoo teachers far above random play, in episodes of 700-2,000 steps
 
 

@@ -12,6 +12,8 @@ from atari_distill.ui.progress import Progress
 from atari_distill.ui.plots import KEY_COLOURS
 from atari_distill.ui.report import FINAL_STAR
 
+pytestmark = pytest.mark.xdist_group("test_report")  # its module-scoped fixture is built once
+
 TINY_DISTILL = ["--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--min-replay", "300",
                 "--eval-episodes", "1", "--select-episodes", "1", "--eval-workers", "1", "--holdout-steps", "200", "--capacity-hours", "0.02",
                 "--chunk-steps", "32", "--replay-ratio", "0", "--eval-every", "20", "--runner", "local"]

@@ -13,6 +13,8 @@ from atari_distill.actors.games import game_spec
 from atari_distill.actors.teachers import load_teacher
 from atari_distill.models.checkpoint import CheckpointError, build_network
 
+pytestmark = pytest.mark.xdist_group("test_teacher_import")  # its module-scoped fixture is built once
+
 
 def our_observations(steps=24, envs=4, seed=3) -> np.ndarray:
     env = make_vector_env("pong", envs)

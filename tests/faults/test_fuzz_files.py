@@ -28,6 +28,8 @@ from atari_distill.rundir.summary import Summary
 from atari_distill.replay.chunk import Chunk, encode
 from atari_distill.replay.dataset import Dataset, DatasetWriter
 
+pytestmark = pytest.mark.xdist_group("test_fuzz_files")  # its module-scoped fixture is built once
+
 CASES = 40
 
 

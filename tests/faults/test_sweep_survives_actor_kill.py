@@ -12,6 +12,8 @@ from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill import run_distill
 from tests.processes import ray_workers
 
+pytestmark = pytest.mark.xdist_group("test_sweep_survives_actor_kill")  # its module-scoped fixture is built once
+
 
 def teacher_actor_pids() -> list[int]:
     return ray_workers("RolloutActor")
