@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fidelity import markdown, print_rows, runner_flag, timed, use_runner  # noqa: E402
 from atari_distill.rundir.directory import RunDir  # noqa: E402
 from atari_distill.rundir.summary import Summary  # noqa: E402
+from atari_distill.ui.summaries import passed_text  # noqa: E402
 
 VARIANTS = ("kl+rl", "kl")  # the reward-weighted run first: it is the one the target is about
 
@@ -43,23 +44,21 @@ def rl_columns(path: Path) -> dict:
     replay = summary.get("replay") or {}
     points = [r for r in RunDir.open(path).metrics() if r.get("kind") == "eval" and "teacher_selection_score" in r]
     reached = next((r["updates"] for r in points if r["score"] >= r["teacher_selection_score"]), None)
-    passed = next((r["updates"] for r in points if r["score"] - (r["ci95"] or 0) > r["teacher_selection_score"]), None)
     final = next(iter(((summary.get("students") or [{}])[0].get("per_game") or {}).values()), {})
     return {"labelled_frames": 4 * replay["labelled_steps"] if replay.get("labelled_steps") else None,
             "above_random": final.get("above_random"), "above_random_low95": final.get("above_random_low95"),
             "best_above_random": best.get("above_random"), "best_above_random_low95": best.get("above_random_low95"),
-            "reached_teacher_at": reached, "passed_teacher_at": passed, "final_distill_weight": rl.get("distill_weight"),
+            "reached_teacher_at": reached, "passed_teacher": rl.get("passed_teacher"), "final_distill_weight": rl.get("distill_weight"),
             "best_updates": best.get("updates"), "best_score": (best.get("student_score") or {}).get("mean"),
             "best_ci95": (best.get("student_score") or {}).get("ci95"), "best_normalised_pct": best.get("normalised_pct"),
             "best_normalised_low95": best.get("normalised_low95")}
 
 
 def best_line(row: dict) -> str:
-    reached, passed = row["reached_teacher_at"], row["passed_teacher_at"]
+    reached = row["reached_teacher_at"]
     return (f"{row['game']} {row['section']}: on selection seeds its mean "
             + (f"first reached the teacher's at update {reached:,}" if reached is not None else "never reached the teacher's")
-            + (f", its lower 95% bound passed it at update {passed:,}" if passed is not None else
-               ", its lower 95% bound never passed it")
+            + "; " + passed_text(row.get("passed_teacher"), "the final student")
             + (f"; best selection checkpoint (update {row['best_updates']:,}) on report seeds {row['best_score']:.1f} "
                f"+/- {row['best_ci95'] or 0:.1f}, " + versus(row, "best_") if row["best_updates"] is not None else "")
             + (f"; the final student {row['above_random']:.1f} above the random policy (low 95% "

@@ -34,6 +34,15 @@ def beats_beyond_chance(a: float, ca: float | None, b: float, cb: float | None) 
     return a - b > math.hypot(ca or 0.0, cb or 0.0)
 
 
+def passed_teacher(student: dict, teacher: dict) -> bool | None:
+    """Whether the student beats its teacher beyond chance on the report seeds (2.5% one-sided for an equal
+    student), asked once a student: asked at every curve point of 8 selection episodes against the
+    teacher's mean taken as exact, an equal student passed in a third of runs. None: too few episodes."""
+    if min(student["episodes"], teacher["episodes"]) < MIN_CLAIM_EPISODES:
+        return None
+    return beats_beyond_chance(student["mean"], student["ci95"], teacher["mean"], teacher["ci95"])
+
+
 def compare(student: dict, teacher: dict, random: dict | None) -> dict:
     """The student against its teacher, raw and normalised ((s - r) / (t - r), random on the same
     report seeds), each with its lower 95% bound. Below MIN_CLAIM_EPISODES episodes on either side

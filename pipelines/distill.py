@@ -268,7 +268,8 @@ def finish(cfg: DistillConfig, start: RunStart, games: list[GameRun], groups: li
                             {name: pending[name][k] for name in pending}, start.echo)
             for k, (group, student) in enumerate(zip(groups, students))]
     if cfg.rl.active():
-        rows[0]["rl"] = rl_results(cfg, start, games[0], groups[0], students[0], best, best_pending, teacher_scores)
+        rows[0]["rl"] = rl_results(cfg, start, games[0], groups[0], students[0], rows[0], best, best_pending,
+                                    teacher_scores)
     for group in groups:
         group.kill()
     replay.update(replay_ratio=max(g.plane.rate.ratio for g in games), memory_plan=plan.as_dict(start.free_memory))

@@ -12,7 +12,8 @@ from atari_distill.cluster.learner_group import LearnerGroup
 from atari_distill.models.checkpoint import fingerprint, payload_params
 from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill_games import GameRun
-from atari_distill.evaluation.statistics import compare, geometric_means, majority_baseline, submit_holdouts
+from atari_distill.evaluation.statistics import (compare, geometric_means, majority_baseline, passed_teacher,
+                                                  submit_holdouts)
 from atari_distill.evaluation.score_cache import KeptOrPlayed, ScoreCache, policy_key
 from atari_distill.pipelines.skeleton import RunStart
 from atari_distill.evaluation.curve import eval_kind
@@ -47,11 +48,11 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
 
 
 def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: LearnerGroup, student: dict,
-               best: dict | None, best_pending: list | None, teacher_scores: dict) -> dict:
+               final: dict, best: dict | None, best_pending: list | None, teacher_scores: dict) -> dict:
     """A student that learnt from the reward too: its handoff, when its selection score reached the
-    teacher's and when it passed it (its lower 95% bound above), and its best selection-seed checkpoint
-    played on the report seeds (the final student's score stays the summary's own; a best chosen on
-    selection seeds is stated on the others, as a DQN's)."""
+    teacher's, whether the final student (`final`, its report-seed row) passed the teacher on the report
+    seeds, and its best selection-seed checkpoint played on the report seeds (the final student's score
+    stays the summary's own; a best chosen on selection seeds is stated on the others, as a DQN's)."""
     from atari_distill.evaluation.curve import first_update
 
     kind = eval_kind(metrics_kind(group.series))
@@ -62,17 +63,17 @@ def rl_results(cfg: DistillConfig, start: RunStart, game: GameRun, group: Learne
               "selection_episodes": cfg.evaluation.selection_episodes, "best": None}
     records = start.run.metrics()
     apart = [r["teacher_apart_from_random"] for r in records if r.get("kind") == kind and "teacher_apart_from_random" in r]
+    teacher, random = teacher_scores[game.spec.name]
     result.update(reached_teacher_at=first_update(records, kind, "reached_teacher"),
-                  passed_teacher_at=first_update(records, kind, "passed_teacher"),
+                  passed_teacher=passed_teacher(final["student_score"], teacher.as_dict()),
                   teacher_apart_from_random=apart[-1] if apart else None)
     if best is not None:
-        name = game.spec.name
         played = collect_evaluation(best_pending, cfg.evaluation.epsilon, cfg.acting.noop_max)
-        start.echo.evaluation(f"{group.label} best (update {best['updates']:,}) {name}", played.text())
-        teacher, random = teacher_scores[name]
+        start.echo.evaluation(f"{group.label} best (update {best['updates']:,}) {game.spec.name}", played.text())
         result["best"] = {"updates": best["updates"], "selection_score": best["score"],
                           "student_score": played.as_dict(), **compare(played.as_dict(), teacher.as_dict(),
-                                                                         random.as_dict())}
+                                                                         random.as_dict()),
+                          "passed_teacher": passed_teacher(played.as_dict(), teacher.as_dict())}
     return result
 
 

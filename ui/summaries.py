@@ -78,13 +78,12 @@ def student_acted(summary: dict) -> tuple[int, int] | None:
 def rl_text(rl: dict) -> str:
     """A student that learnt from the reward too (--rl-weight): its handoff and where it passed its teacher."""
     weight = rl.get("distill_weight")
-    reached, passed = rl.get("reached_teacher_at"), rl.get("passed_teacher_at")
+    reached = rl.get("reached_teacher_at")
     episodes = f" ({rl['selection_episodes']} episodes a point)" if rl.get("selection_episodes") else ""
     text = (f"--rl-weight {rl['rl_weight']:g} (--handoff {rl['handoff']}): distillation weight "
             f"{'unknown' if weight is None else f'{weight:.2f}'} at the end; on selection seeds{episodes} its mean "
             + (f"first reached the teacher's at update {reached:,}" if reached is not None else "never reached the teacher's")
-            + (f" and its lower 95% bound first passed it at update {passed:,}" if passed is not None
-               else ", its lower 95% bound never passed it"))
+            + "; " + passed_text(rl.get("passed_teacher"), "the final student"))
     if rl.get("teacher_apart_from_random") is False:
         text += ("; the teacher did not beat the random policy beyond chance on the selection seeds, so the "
                  "reward taught alone from the first point")
@@ -93,7 +92,16 @@ def rl_text(rl: dict) -> str:
         score = best["student_score"]
         text += (f"; its best selection checkpoint (update {best['updates']:,}) on report seeds "
                  f"{score_text(score['mean'], score['ci95'], score['episodes'])}, {ratio_text(best)}")
+        if "passed_teacher" in best:
+            text += ", " + passed_text(best["passed_teacher"], "it")
     return text
+
+
+def passed_text(passed: bool | None, who: str) -> str:
+    """The one test of whether a student passed its teacher: on the report seeds, at the end."""
+    if passed is None:
+        return f"whether {who} passed the teacher is withheld (too few report episodes)"
+    return f"{who} {'passed' if passed else 'did not pass'} the teacher beyond chance on the report seeds"
 
 
 def score(value: Score) -> str:
