@@ -57,13 +57,18 @@ def run(argv: list[str]) -> None:
         raise SystemExit(f"launch.py {' '.join(argv)} exited {code}")
 
 
-def first_update_at(metrics: list[dict], kind: str, game: str, threshold: float) -> int | None:
-    """The first curve point (`kind`'s evaluations, selection seeds) at which the student scored `threshold`."""
+def first_update_at(metrics: list[dict], kind: str, game: str, share: float, normalised: bool = False) -> int | None:
+    """The first curve point (`kind`'s evaluations, selection seeds) at `share` of the teacher's score on
+    the same selection seeds (of the way from the random policy's, `normalised`); a point played before
+    the teacher's selection score was known, or where it is not positive (raw), cannot say."""
     for record in metrics:
         if record.get("kind") != kind:
             continue
-        score = record["per_game"][game]["score"] if "per_game" in record else record["score"]
-        if score >= threshold:
+        point = record["per_game"][game] if "per_game" in record else record
+        teacher, random = point.get("teacher_selection_score"), point.get("random_selection_score")
+        if teacher is None or (random is None if normalised else teacher <= 0):
+            continue
+        if point["score"] >= (random + share * (teacher - random) if normalised else share * teacher):
             return record["updates"]
     return None
 
@@ -76,7 +81,7 @@ def rows_of(path: Path, section: str, wall_s: float) -> list[dict]:
         kind = "eval" if len(result.students) == 1 else f"eval-{student.preset}-{student.loss}"
         for game, played in student.per_game.items():
             teacher_mean = played.teacher.mean
-            reached = first_update_at(metrics, kind, game, 0.9 * teacher_mean) if teacher_mean > 0 else None
+            reached = first_update_at(metrics, kind, game, 0.9)
             if reached is None and (played.pct_of_teacher or 0) >= 90:
                 reached = student.updates
             rows.append({

@@ -49,10 +49,10 @@ def batches_by(metrics: list[dict], updates: int, game: str, batch_size: int) ->
 
 
 def normalised_90pct_at(metrics: list[dict], row: dict) -> int | None:
-    """The first update whose curve point (selection seeds) is 90% of the way from the random policy to
-    the teacher (both on the report seeds), or the final update if only the final score is; None if neither."""
-    threshold = row["random_score"] + 0.9 * (row["teacher_score"] - row["random_score"])
-    reached = first_update_at(metrics, "eval", row["game"], threshold)
+    """The first update whose curve point is 90% of the way from the random policy to the teacher (all
+    three on the selection seeds), or the final update if only the final score (report seeds) is; None
+    if neither."""
+    reached = first_update_at(metrics, "eval", row["game"], 0.9, normalised=True)
     return reached if reached is not None else row["updates"] if (row.get("normalised_pct") or 0) >= 90 else None
 
 

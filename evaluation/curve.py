@@ -72,25 +72,29 @@ class Balancer:
                                  for game, point in per_game.items()})
 
 
-def selection_baselines(cfg, games: list):
-    """The teacher's and the random policy's means on the selection seeds, played from now on, and
-    whether the teacher is distinct from random there; returns a callable that waits for them (once)."""
-    protocol, found = cfg.protocol(), {}
-    pending = {g.spec.name: [submit_evaluation(g.teacher_ref, g.spec.name, protocol.selection_episodes,
-                                               cfg.evaluation.workers,
-                                               **protocol.play(SELECTION, g.teacher, random_policy=random))
-                             for random in (False, True)] for g in games}
+class SelectionBaselines:
+    """The teacher's and the random policy's means on the selection seeds, played from the run's start,
+    and whether the teacher is distinct from random there: what a curve point (selection seeds) is
+    measured against, so its "% of teacher" never divides by the report seeds' teacher."""
 
-    def collect() -> dict[str, tuple[float, float, bool]]:
-        if not found:
-            collected = {}
-            for game, parts in pending.items():
+    def __init__(self, cfg, games: list):
+        protocol = cfg.protocol()
+        self.found: dict[str, tuple[float, float, bool]] = {}
+        self.pending = {g.spec.name: [submit_evaluation(g.teacher_ref, g.spec.name, protocol.selection_episodes,
+                                                        cfg.evaluation.workers,
+                                                        **protocol.play(SELECTION, g.teacher, random_policy=random))
+                                      for random in (False, True)] for g in games}
+
+    def __call__(self) -> dict[str, tuple[float, float, bool]]:
+        """{game: (teacher's mean, random's mean, distinct)}, waiting for them the first time."""
+        for game, parts in self.pending.items():
+            if game not in self.found:
                 teacher, random = (collect_evaluation(part, 0.0, 0) for part in parts)
-                collected[game] = (teacher.mean, random.mean, distinct(teacher, random))
-            found.update(collected)
-        return found
+                self.found[game] = (teacher.mean, random.mean, distinct(teacher, random))
+        return self.found
 
-    return collect
+    def refs(self) -> list:
+        return [ref for parts in self.pending.values() for part in parts for ref in part]
 
 
 class Handoff:
@@ -151,14 +155,12 @@ def first_update(records: list[dict], kind: str, flag: str) -> int | None:
 
 
 class StudentEvaluations:
-    def __init__(self, cfg, games: list, holdouts: dict, teacher_pending: dict, run, echo, started: float,
-                 stop: StopToken):
+    def __init__(self, cfg, games: list, holdouts: dict, run, echo, started: float, stop: StopToken):
         self.cfg, self.games, self.run, self.echo, self.started, self.stop = cfg, games, run, echo, started, stop
         self.protocol = cfg.protocol()
-        self.holdouts, self.teacher_pending = holdouts, teacher_pending
-        self.teacher_scores: dict[str, float] = {}
+        self.holdouts = holdouts
         self.pending: list[dict] = []
-        baselines = selection_baselines(cfg, games) if cfg.balanced() or cfg.rl.active() else None
+        self.baselines = baselines = SelectionBaselines(cfg, games) if cfg.eval_every > 0 else None
         self.balancer = Balancer(baselines) if cfg.balanced() else None
         self.handoff = Handoff(cfg.rl, baselines, run, echo, stop) if cfg.rl.active() else None
 
@@ -217,26 +219,23 @@ class StudentEvaluations:
         self.run.log(record)
         return record
 
-    @staticmethod
-    def _refs(entry: dict) -> list:
-        return [r for parts in entry["scores"].values() for r in parts] + list(entry["agreement"].values())
-
-    def teacher_score(self, game: str) -> float | None:
-        if game not in self.teacher_scores and handles.wait(self.teacher_pending[game], num_returns=len(
-                self.teacher_pending[game]), timeout=0)[0] == self.teacher_pending[game]:
-            self.teacher_scores[game] = collect_evaluation(self.teacher_pending[game], 0.0, 0).mean
-        return self.teacher_scores.get(game)
+    def _refs(self, entry: dict) -> list:
+        """What a point waits for: its episodes, its agreement, and the teacher's and the random policy's
+        selection-seed scores it is measured against (played first, from the run's start)."""
+        return ([r for parts in entry["scores"].values() for r in parts] + list(entry["agreement"].values())
+                + self.baselines.refs())
 
     def log(self, entry: dict) -> None:
         record = {"kind": entry["kind"], "updates": entry["updates"], "elapsed_s": time.monotonic() - self.started}
         per_game = {}
         for game, parts in entry["scores"].items():
             result = collect_evaluation(parts, self.cfg.evaluation.epsilon, self.cfg.acting.noop_max)
-            teacher = self.teacher_score(game)
+            teacher, random, _ = self.baselines()[game]  # on the point's own seeds
             agreement = handles.get(entry["agreement"][game]) if game in entry["agreement"] else None
             supported = teacher is not None and result.episodes >= MIN_CLAIM_EPISODES
             per_game[game] = {"score": result.mean, "ci95": result.ci95, "seeds": SELECTION,
                               "episodes": result.episodes, "agreement": agreement,
+                              "teacher_selection_score": teacher, "random_selection_score": random,
                               "pct_of_teacher": pct_of_teacher(result.mean, teacher) if supported else None}
             shown = score_text(result.mean, result.ci95, result.episodes, digits=1) + (
                 "" if agreement is None else f", agreement {agreement:.3f}") + (

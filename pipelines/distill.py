@@ -227,7 +227,7 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     base = {g.series: counters_at(start.run, metrics_kind(g.series), (resume.get(g.series) or {}).get("updates", 0))
             for g in groups}
     earlier_s = max((counters.get("elapsed_s", 0.0) for counters in base.values()), default=0.0)
-    evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, teacher.pending, start.run, start.echo,
+    evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, start.run, start.echo,
                                      start.started - earlier_s, start.stop)  # its points' elapsed_s go on too
     if evaluations.handoff is not None and resume:
         evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)))

@@ -88,7 +88,6 @@ class TeacherEvaluation:
         self.scores = scores or ScoreCache.default()
         self.holdout_refs = {g.spec.name: submit_holdouts(g.spec.name, g.teacher_ref, self.protocol) for g in games}
         self.baselines = {(g.spec.name, random): self.baseline(g, random) for g in games for random in (False, True)}
-        self.pending = {g.spec.name: self.baselines[g.spec.name, False].pending for g in games}
 
     def keep_if_played(self) -> None:
         for baseline in self.baselines.values():

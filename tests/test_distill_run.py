@@ -91,6 +91,8 @@ def test_with_the_student_driving_and_learning_from_the_reward_the_run_says_so(t
     rl = summary["students"][0]["rl"]
     assert rl["distill_weight"] == points[0]["distill_weight"] and rl["best"]["updates"] == 30
     assert rl["best"]["student_score"]["episodes"] == 1
+    assert rl["passed_teacher"] is None and rl["best"]["passed_teacher"] is None  # one report episode claims nothing
+    assert points[0]["teacher_selection_score"] is not None  # what the point is measured against, on its seeds
     assert (tmp_path / "run" / "checkpoints" / "student-best-00000030.pt").is_file()
     assert "target_model" in load_checkpoint(tmp_path / "run" / "checkpoints" / "student-00000060.pt")["extra"]
     from atari_distill.ui.summaries import distill_lines

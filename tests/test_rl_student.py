@@ -138,7 +138,7 @@ def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the
 
     from atari_distill.evaluation.episodes import EvalResult
     from atari_distill.evaluation import curve as student_evaluations
-    from atari_distill.evaluation.curve import Balancer, distinct, selection_baselines
+    from atari_distill.evaluation.curve import Balancer, SelectionBaselines, distinct
 
     def result(mean, ci95):
         return EvalResult(8, mean, ci95, mean, 0.0, 3.0, 100.0, 0.05, 30, [mean] * 8)
@@ -151,8 +151,8 @@ def test_a_teacher_no_better_than_random_on_the_selection_seeds_hands_off_at_the
     monkeypatch.setattr(student_evaluations, "submit_evaluation", lambda *a, epsilon, **k: epsilon == RANDOM_EPSILON)
     monkeypatch.setattr(student_evaluations, "collect_evaluation", lambda pending, *_: played[pending])
     cfg = DistillConfig.from_flags(device="cpu", rl_weight=1.0, eval_every=10, updates=20).validate()
-    baselines = selection_baselines(cfg, [SimpleNamespace(spec=SimpleNamespace(name="breakout"), teacher_ref=None,
-                                                          teacher=None)])
+    baselines = SelectionBaselines(cfg, [SimpleNamespace(spec=SimpleNamespace(name="breakout"), teacher_ref=None,
+                                                         teacher=None)])
     assert baselines() == {"breakout": (1.4, 0.6, False)}
 
     said, learner = [], rl_learner()
