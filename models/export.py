@@ -116,11 +116,30 @@ def exported_params(net: QNetwork, games: list[str]) -> int:
 
 
 class Pt2Q:
-    """A torch.export program as a Q function, called as OnnxQ is."""
+    """A torch.export program as a Q function, called as OnnxQ is.
+
+    torch.export.load unpickles a weight stored as a pickle, and retries a failed artifact, with
+    `weights_only=False`: a .pt2 could run code as it loads. Every torch.load under it is forced to
+    read tensors only (torch's own TORCH_FORCE_WEIGHTS_ONLY_LOAD), so such a file is refused instead."""
 
     def __init__(self, data: bytes):
+        import os
+        import pickle
+
         extra = {f"{METADATA_KEY}.json": ""}
-        program = torch.export.load(io.BytesIO(data), extra_files=extra)
+        before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+        try:
+            program = torch.export.load(io.BytesIO(data), extra_files=extra)
+        except pickle.UnpicklingError:
+            raise ExportError("this .pt2 holds pickled Python objects, which could run code as they load, and is "
+                              "refused; export the checkpoint again with `python launch.py export CHECKPOINT "
+                              "--out NAME.pt2`") from None
+        finally:
+            if before is None:
+                os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+            else:
+                os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
         self.games = json.loads(extra[f"{METADATA_KEY}.json"])["outputs"]
         self.module = program.module()
 

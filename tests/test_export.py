@@ -2,7 +2,9 @@
 and a file that is damaged, for another game or of another shape is refused in one line."""
 
 import ast
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ from atari_distill.actors.games import game_spec
 from atari_distill.evaluation.protocol import REPORT, EvalProtocol
 from atari_distill.actors.teachers import calibration_frames, load_teacher
 from atari_distill.models.checkpoint import make_payload
-from atari_distill.models.export import METADATA_KEY, OnnxQ, Pt2Q, load_exported, torch_q
+from atari_distill.models.export import METADATA_KEY, ExportError, OnnxQ, Pt2Q, load_exported, torch_q
 from atari_distill.models.networks import QNetwork
 from atari_distill.pipelines.export import run_export
 from atari_distill.rundir.directory import RunDir
@@ -107,6 +109,40 @@ def test_an_imported_cleanrl_teacher_exports_to_onnx_and_torch_export(tmp_path):
     payload = load_teacher(source, game_spec("breakout"))
     assert_same_q(tmp_path / "breakout.onnx", payload, ["breakout"])
     assert_same_q(tmp_path / "breakout.pt2", payload, ["breakout"], reader=Pt2Q)
+
+
+class _RunsCode:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def test_a_pt2_whose_weight_is_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path):
+    """torch.export.load would unpickle such a weight with weights_only=False; Pt2Q refuses it in one line."""
+    import zipfile
+
+    torch.manual_seed(1)
+    torch.save(CleanRLQNetwork(4).state_dict(), tmp_path / "dqn.cleanrl_model")
+    run_export(str(tmp_path / "dqn.cleanrl_model"), str(tmp_path / "good.pt2"), game="breakout", **QUIET)
+    with zipfile.ZipFile(tmp_path / "good.pt2") as good:
+        entries = {item.filename: good.read(item) for item in good.infolist()}
+    name = next(n for n in entries if n.endswith("model_weights_config.json"))
+    config = json.loads(entries[name])
+    first = next(iter(config["config"].values()))
+    first["use_pickle"] = True
+    entries[name] = json.dumps(config).encode()
+    marker, evil = tmp_path / "ran", io.BytesIO()
+    torch.save(_RunsCode(str(marker)), evil)
+    entries[name.rsplit("/", 1)[0] + "/" + first["path_name"]] = evil.getvalue()
+    with zipfile.ZipFile(tmp_path / "doctored.pt2", "w") as doctored:
+        for entry, data in entries.items():
+            doctored.writestr(entry, data)
+    with pytest.raises(ExportError, match="pickled Python objects, which could run code"):
+        Pt2Q((tmp_path / "doctored.pt2").read_bytes())
+    assert not marker.exists()
+    Pt2Q((tmp_path / "good.pt2").read_bytes())  # the check refuses code, not our own files
 
 
 def test_an_exported_model_plays_the_same_episodes_as_its_checkpoint(breakout_onnx):
