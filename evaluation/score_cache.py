@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import uuid
 from dataclasses import asdict
@@ -74,6 +75,18 @@ def policy_key(teacher: dict, num_actions: int, random_policy: bool) -> str:
     return f"random/{num_actions}" if random_policy else fingerprint(teacher)
 
 
+def well_formed(rows, episodes: int) -> bool:
+    """Whether `rows` are `episodes` distinct slots' (slot, score, length): valid JSON of another shape
+    would otherwise reach a summary, at the end of a long run, as a crash or a wrong score."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    return (isinstance(rows, list) and len(rows) == episodes
+            and all(isinstance(row, list) and len(row) == 3 and isinstance(row[0], int) and not isinstance(row[0], bool)
+                    and row[0] >= 0 and number(row[1]) and isinstance(row[2], int) and row[2] >= 1 for row in rows)
+            and len({row[0] for row in rows}) == episodes)
+
+
 class ScoreCache:
     def __init__(self, folder: Path | None):
         """`folder`: where to keep episodes; None keeps nothing."""
@@ -104,7 +117,7 @@ class ScoreCache:
         except (OSError, ValueError):
             return None
         rows = kept.get("rows") if isinstance(kept, dict) and kept.get("key") == key else None
-        return rows if isinstance(rows, list) and len(rows) == key["episodes"] else None
+        return rows if well_formed(rows, key["episodes"]) else None
 
     def put(self, key: dict, rows: list) -> None:
         """Keeps the rows, written whole or not at all; a folder that cannot be written only means the

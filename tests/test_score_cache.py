@@ -39,6 +39,11 @@ def test_a_damaged_or_foreign_file_is_played_again_and_an_unwritable_folder_is_n
     assert cache.get(key) is None
     path.write_text(json.dumps({"key": key, "rows": ROWS[:1]}))  # fewer episodes than asked
     assert cache.get(key) is None
+    for rows in ([[0, "21", 812], [1, 19.0, 790]], [[0, 21.0], [1, 19.0]], [[0, 21.0, 812], [0, 19.0, 790]],
+                 [{"slot": 0}, [1, 19.0, 790]], [[0, 21.0, 812.5], [1, 19.0, 790]], [[0, True, 812], [1, 19.0, 790]],
+                 [[0, 21.0, 0], [1, 19.0, 790]]):  # valid JSON of another shape: a string score, no length, ...
+        path.write_text(json.dumps({"key": key, "rows": rows}))
+        assert cache.get(key) is None, rows
     blocked = tmp_path / "file"
     blocked.write_text("")
     ScoreCache(blocked / "scores").put(key, ROWS)  # its parent is a file: nothing kept, nothing raised
