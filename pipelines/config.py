@@ -241,7 +241,8 @@ class MultitaskConfig(DistillConfig):
                                               f"got {self.schedule!r}")
         if self.schedule == "auto":  # balanced beat equal shares on the lower bound in two pairs of ten-game runs;
             # a random teacher is no better than random play, so there is no progress to steer by
-            steerable = self.eval_every > 0 and not self.weights and "random" not in self.teachers.split(",")
+            steerable = (self.eval_every > 0 and not self.weights
+                         and "random" not in game_sources.teacher_sources(self.teachers, self.game_list()))
             self.schedule = "balanced" if steerable else "fixed"
         need(self.schedule == "fixed" or not self.weights,
              "--weights sets fixed shares and --schedule balanced sets its own; drop one of them, or give "

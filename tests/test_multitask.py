@@ -166,6 +166,8 @@ def test_balanced_schedule_needs_evaluations_to_steer_by():
         {"eval_every": 100}, {}, {"eval_every": 100, "weights": "1,2"})] == ["balanced", "fixed", "fixed"]
     # random teachers are no better than random play: no progress to steer by
     assert MultitaskConfig.from_flags(games="pong,breakout", eval_every=100).validate().schedule == "fixed"
+    assert MultitaskConfig.from_flags(games="pong,breakout", teachers="zoo:pong, random",  # one is enough, spaced
+                                      eval_every=100).validate().schedule == "fixed"
 
 
 def test_a_run_from_before_the_schedule_flag_resumes_with_its_fixed_shares(tmp_path):
