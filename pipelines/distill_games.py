@@ -126,12 +126,12 @@ def start_game(cfg: DistillConfig, game: GameRun, index: int, plan: MemoryPlan, 
 def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | None = None) -> dict:
     per_game = {g.spec.name: g.plane.stats(timeout_s) for g in games}
     totals = {key: sum(r[key] for r in per_game.values()) for key in
-              ("replay_size", "labelled_steps", "sampled_steps", "insert_wait_s", "sample_wait_s",
+              ("replay_size", "labelled_steps", "replayed_steps", "sampled_steps", "insert_wait_s", "sample_wait_s",
                "rejected_chunks", "dropped_steps", "stream_restarts", "student_acted_steps")}
     totals["shard_sizes"] = [size for r in per_game.values() for size in r["shard_sizes"]]
-    totals["observed_replay_ratio"] = (totals["sampled_steps"] / totals["labelled_steps"]
-                                       if totals["labelled_steps"] else None)
-    inserted = totals["labelled_steps"] - previous.get("labelled_steps", 0)
+    into = totals["labelled_steps"] + totals["replayed_steps"]  # what the rate limiter counts
+    totals["observed_replay_ratio"] = totals["sampled_steps"] / into if into else None
+    inserted = into - previous.get("labelled_steps", 0) - previous.get("replayed_steps", 0)
     totals["interval_replay_ratio"] = ((totals["sampled_steps"] - previous.get("sampled_steps", 0)) / inserted
                                        if inserted else None)
     if len(games) > 1:

@@ -139,7 +139,7 @@ def start_run(kind: str, cfg, run: RunDir | None, echo, *, cpus: int, memory: li
                     earlier_s)
 
 
-CUMULATIVE_COUNTS = ("labelled_steps", "sampled_steps")  # a resumed run's lines go on from these
+CUMULATIVE_COUNTS = ("labelled_steps", "replayed_steps", "sampled_steps")  # a resumed run's lines go on from these
 
 
 def counters_at(run: RunDir, kind: str, updates: int) -> dict:

@@ -286,7 +286,8 @@ class DatasetFeeder:
 
     When the whole dataset fits the replay it is loaded once and the shards are closed
     (training then samples freely); otherwise it loops, each pass held back by the shards'
-    rate limiters like live actors, and the first chunk of each pass starts a new stream."""
+    rate limiters like live actors; a later pass's chunks go in as `replayed`, so neither its steps
+    count as labelled again nor its streams, starting over, as restarted actors."""
 
     def __init__(self, dataset: Dataset, shards: list):
         self.dataset = dataset
@@ -306,7 +307,7 @@ class DatasetFeeder:
                 target = shard_for_actor(record.actor_id, len(self.shards))
                 if target in inflight:
                     handles.get(inflight.pop(target))
-                inflight[target] = self.shards[target].insert.remote(message)
+                inflight[target] = self.shards[target].insert.remote(message, replayed=self.passes > 0)
                 self.steps += record.steps
             handles.get(list(inflight.values()))
             self.passes += not self.stopping  # whole passes only

@@ -91,6 +91,7 @@ class ReplayShard:
         self.version_changes: list[tuple[int, int, int]] = []  # (actor, chunk index, teacher version)
         self._last_version: dict[int, int] = {}
         self.stream_restarts = 0  # a known actor starting over at chunk 0: Ray restarted it
+        self.replayed_steps = 0  # inserted again by a dataset's later pass
         self.student_steps = 0  # steps whose action the student chose (--behaviour student|mixed)
         self.slots = SlotPool() if slot_bytes is None else SlotPool(slot_bytes)
         self.slot_batches = 0
@@ -102,8 +103,10 @@ class ReplayShard:
             self.changed.wait(timeout=1.0)
         self.waits[side] += time.perf_counter() - started
 
-    def insert(self, message: bytes) -> int:
-        """Copies a chunk in once the rate limiter allows; a closed shard drops it."""
+    def insert(self, message: bytes, replayed: bool = False) -> int:
+        """Copies a chunk in once the rate limiter allows; a closed shard drops it. `replayed`: a dataset's
+        later pass, whose steps were labelled once (not again) and whose streams start over by design (no
+        actor was restarted)."""
         try:
             chunk = decode(message)
             if chunk.game != self.game:
@@ -124,11 +127,12 @@ class ReplayShard:
             if self.closed:
                 self.dropped += steps
                 return self.ring.size
-            if chunk.chunk_index == 0 and chunk.actor_id in self._last_version:
+            if chunk.chunk_index == 0 and chunk.actor_id in self._last_version and not replayed:
                 self.stream_restarts += 1
                 self._last_version.pop(chunk.actor_id)
             self.ring.insert(chunk)
             self.limiter.inserted += steps
+            self.replayed_steps += steps if replayed else 0
             self.student_steps += chunk.student_steps
             if self._last_version.get(chunk.actor_id) != chunk.teacher_version:
                 self._last_version[chunk.actor_id] = chunk.teacher_version
@@ -227,6 +231,7 @@ class ReplayShard:
                 "game": self.game, "size": self.ring.size, "capacity": self.ring.capacity,
                 "inserted": self.ring.inserted, "sampled": self.limiter.sampled, "rejected": self.rejected,
                 "dropped": self.dropped, "stream_restarts": self.stream_restarts, "limiter": self.limiter.state(),
+                "replayed_steps": self.replayed_steps,
                 "student_steps": self.student_steps,
                 "budget_spent": self.budget_spent, **self.waits, "slot_batches": self.slot_batches,
                 "slot_bytes": self.slots.bytes_held(),
@@ -309,9 +314,10 @@ class ShardWatch:
 def replay_totals(stats: list[dict]) -> dict:
     """Every shard's stats (from `ReplayShard.stats`) summed into one replay's."""
     inserted, sampled = sum(s["limiter"]["inserted"] for s in stats), sum(s["sampled"] for s in stats)
+    replayed = sum(s.get("replayed_steps", 0) for s in stats)
     return {
         "replay_size": sum(s["size"] for s in stats), "shard_sizes": [s["size"] for s in stats],
-        "labelled_steps": inserted, "sampled_steps": sampled,
+        "labelled_steps": inserted - replayed, "replayed_steps": replayed, "sampled_steps": sampled,
         "observed_replay_ratio": sampled / inserted if inserted else None,
         "insert_wait_s": sum(s["insert_s"] for s in stats), "sample_wait_s": sum(s["sample_s"] for s in stats),
         "rejected_chunks": sum(s["rejected"] for s in stats), "dropped_steps": sum(s["dropped"] for s in stats),

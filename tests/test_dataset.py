@@ -168,6 +168,10 @@ def test_a_dataset_larger_than_the_replay_streams_through_it(recorded, tmp_path)
     assert summary["replay"]["replay_size"] <= 216 and summary["replay"]["replay_ratio"] == cfg.replay.replay_ratio
     assert summary["dataset"]["steps"] > summary["replay"]["replay_size"]  # fed more than the ring holds
     assert summary["updates"] == 60
+    fed, replay = summary["dataset"], summary["replay"]
+    assert fed["passes"] >= 1 and fed["steps"] > fed["dataset_steps"]  # it went round again, and
+    assert replay["labelled_steps"] == fed["dataset_steps"] and replay["replayed_steps"] > 0  # counted it once,
+    assert replay["stream_restarts"] == 0  # with no actor restarted
 
 
 def distilled_weights(dataset, out, seed: int, runner: str = "local") -> dict[str, bytes]:
