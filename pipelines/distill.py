@@ -27,7 +27,7 @@ from atari_distill.pipelines.distill_games import (GameRun, checkpoint_extra, co
                                                    replay_steps, start_game, stop_producers)
 from atari_distill.pipelines.distill_results import (TeacherEvaluation, metrics_kind, rl_results, student_results,
                                                      with_games)
-from atari_distill.pipelines.skeleton import RunStart, counters_at, on_its_runner, start_run
+from atari_distill.pipelines.skeleton import ResumeMarks, RunStart, counters_at, on_its_runner, start_run
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.evaluation.curve import StudentEvaluations, eval_kind
 from atari_distill.replay.memory_plan import MemoryPlan
@@ -69,7 +69,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
     extra = checkpoint_extra(games)
     updates = {g.series: (resume.get(g.series) or {}).get("updates", 0) for g in groups}
     saved = dict(updates)
-    resumed = {series for series, counters in base.items() if counters}
+    resumed = ResumeMarks(series for series, counters in base.items() if counters)
     previous = interval_metrics(games, {})
     watch = ShardWatch({g.spec.name: g.plane.shards for g in games}, PLACEMENT_TIMEOUT_S)
     abandoned = set()
@@ -116,14 +116,12 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
 
 
 def interval_record(metrics: dict, replay: dict, counters: dict, group: LearnerGroup, started: float,
-                    resumed: set, kind: str | None, per_game: bool) -> dict:
+                    resumed: ResumeMarks, kind: str | None, per_game: bool) -> dict:
     """One learner's metrics line: its interval beside the replay's, counted on from `counters` (where a
     resumed series left off), the first since a resume marked (a plot draws it), `kind` in a sweep."""
     metrics.update(continued(replay, counters), learner_restarts=group.restarts,
                    elapsed_s=counters.get("elapsed_s", 0.0) + time.monotonic() - started)
-    if group.series in resumed:
-        metrics["resumed"] = True
-        resumed.discard(group.series)
+    resumed.mark(metrics, group.series)
     if kind is not None:
         metrics["kind"] = kind
     if not per_game:

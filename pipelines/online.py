@@ -25,7 +25,7 @@ from atari_distill.pipelines.config import ConfigError, OnlineConfig
 from atari_distill.evaluation.statistics import compare, majority_baseline, submit_holdouts
 from atari_distill.rundir.directory import RunDir
 from atari_distill.pipelines.data_plane import DataPlane
-from atari_distill.pipelines.skeleton import RunStart, counters_at, on_its_runner, start_run
+from atari_distill.pipelines.skeleton import ResumeMarks, RunStart, counters_at, on_its_runner, start_run
 from atari_distill.pipelines.teacher import DQNTraining, memory_plan, score_checkpoint, teacher_placement
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.rate_limiter import RateLimit
@@ -51,7 +51,7 @@ class Distillation:
         self.updates = int(resume["updates"]) if resume else 0
         self.last_checkpoint = self.updates
         self.base = counters_at(run, "student", self.updates)  # a resume's lines go on from these
-        self.mark_resume = bool(self.base)
+        self.marks = ResumeMarks(["student"] if self.base else [])
         self.version, self.teacher_ref = None, None
         self.train_ref = self.ready_ref = None
         self.plane = DataPlane(self.spec)
@@ -99,11 +99,10 @@ class Distillation:
         self.updates = metrics["updates"]
         metrics.pop("samples_per_game", None)
         replay = self.plane.stats()
-        resumed, self.mark_resume = self.mark_resume, False
-        self.run.log({"kind": "student", **metrics, "teacher_version": self.version,
-                      "labelled_steps": replay["labelled_steps"] + self.base.get("labelled_steps", 0),
-                      "elapsed_s": None if elapsed_s is None else self.base.get("elapsed_s", 0.0) + elapsed_s,
-                      **({"resumed": True} if resumed else {})})
+        self.run.log(self.marks.mark({"kind": "student", **metrics, "teacher_version": self.version,
+                                      "labelled_steps": replay["labelled_steps"] + self.base.get("labelled_steps", 0),
+                                      "elapsed_s": None if elapsed_s is None else self.base.get("elapsed_s", 0.0)
+                                      + elapsed_s}, "student"))
         if self.updates - self.last_checkpoint >= self.cfg.run.checkpoint_every:
             self.checkpoint()
         self.train_ref = self.learner.train.remote(self.cfg.run.log_every) if again else None

@@ -160,6 +160,20 @@ def counters_at(run: RunDir, kind: str, updates: int) -> dict:
     return counters
 
 
+class ResumeMarks:
+    """The first metrics line of each resumed series says so ("resumed": true), once: a plot breaks its
+    line there, and a reader sees where the segments meet."""
+
+    def __init__(self, series=()):
+        self.waiting = set(series)
+
+    def mark(self, record: dict, series: str) -> dict:
+        if series in self.waiting:
+            record["resumed"] = True
+            self.waiting.discard(series)
+        return record
+
+
 def earlier_wall_s(run: RunDir) -> float:
     """The wall time the summary of a run being resumed states for its segments so far (0 without one: a
     segment that ended without writing its summary, its process killed, is not counted)."""

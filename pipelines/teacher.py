@@ -28,7 +28,7 @@ from atari_distill.pipelines.stopping import StopToken
 from atari_distill.pipelines.config import TeacherConfig
 from atari_distill.evaluation.statistics import beats_beyond_chance
 from atari_distill.rundir.directory import RunDir
-from atari_distill.pipelines.skeleton import counters_at, on_its_runner, start_run
+from atari_distill.pipelines.skeleton import ResumeMarks, counters_at, on_its_runner, start_run
 from atari_distill.pipelines.data_plane import DataPlane
 from atari_distill.replay.memory_plan import MemoryPlan
 from atari_distill.replay.rate_limiter import band
@@ -112,7 +112,7 @@ class DQNTraining:
         self.updates = int(resume["updates"]) if resume else 0
         self.last_checkpoint = self.updates
         self.earlier_s = counters_at(run, "dqn", self.updates).get("elapsed_s", 0.0)  # a resume's lines go on
-        self.resumed = bool(self.earlier_s)
+        self.marks = ResumeMarks(["dqn"] if self.earlier_s else [])
         self.pending: dict = {}  # evaluator ref -> the DQN's updates when it was taken
         self.plane = DataPlane(self.spec)
         self.teachers = run.path / "teachers"
@@ -172,9 +172,8 @@ class DQNTraining:
         epsilon = self.cfg.dqn.epsilon_at(self.frames)
         policy = self.learner.policy.remote(self.updates)
         self.plane.tell("set_teacher", policy, epsilon)
-        self.run.log({"kind": "dqn", **metrics, "frames": self.frames, "epsilon": epsilon,
-                      "elapsed_s": self.earlier_s + elapsed_s, **({"resumed": True} if self.resumed else {})})
-        self.resumed = False
+        self.run.log(self.marks.mark({"kind": "dqn", **metrics, "frames": self.frames, "epsilon": epsilon,
+                                      "elapsed_s": self.earlier_s + elapsed_s}, "dqn"))
         if self.frames >= self.next_eval:  # one snapshot, however many eval points the interval crossed
             self.snapshot()
             self.next_eval = (self.frames // self.cfg.eval_every + 1) * self.cfg.eval_every
