@@ -186,8 +186,9 @@ def test_a_report_over_every_run_kind_keeps_what_the_readme_promises(tmp_path):
     for panel in artists["compression"]:
         labels = {s["label"] for s in panel["series"]}
         assert {"teacher", "random policy"} <= labels or "majority-action baseline" in labels, panel["title"]
-        xs = [x for x, _ in panel["points"]]
-        assert len(xs) == len(set(xs)), f"two points drawn on one another: {panel['points']}"
+        assert all(x.is_integer() for x, _ in panel["points"]), panel["points"]  # each at its true size
+        pixels = sorted(x for x, _ in panel["points_px"])  # and those of one size side by side on screen
+        assert all(b - a > 3 for a, b in zip(pixels, pixels[1:])), f"two points drawn on one another: {panel}"
         assert panel["errorbars"] == len(panel["points"])
 
     text = (tmp_path / "report" / "report.md").read_text()

@@ -119,6 +119,8 @@ def _panel_record(ax, renderer) -> dict:
               if _labelled(a)]
     bars = [c for c in ax.containers if getattr(c, "has_yerr", False)]
     points = [(float(x), float(y)) for c in bars if c.lines[0] is not None for x, y in c.lines[0].get_xydata()]
+    points_px = [(float(x), float(y)) for c in bars if c.lines[0] is not None
+                 for x, y in c.lines[0].get_transform().transform(c.lines[0].get_xydata())]
     bottom, top = ax.get_ylim()
     ends_outside = sum(1 for c in bars for segment in c.lines[2][0].get_segments() for _, y in segment
                        if y > top + 1e-9 or y < bottom - 1e-9)
@@ -129,7 +131,8 @@ def _panel_record(ax, renderer) -> dict:
                and line.get_label() != "_clipped" and len(line.get_xdata())]
     return {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
             "ylim": tuple(float(v) for v in ax.get_ylim()), "series": series, "errorbars": len(bars), "points": points,
-            "markers": markers, "x_px": tuple(float(v) for v in ax.get_window_extent(renderer).intervalx),
+            "points_px": points_px, "markers": markers,
+            "x_px": tuple(float(v) for v in ax.get_window_extent(renderer).intervalx),
             "bar_ends_outside": ends_outside, "clip_marks": clip_marks,
             "overlapping_ticks": _overlapping_ticks(ax, renderer)}
 

@@ -8,21 +8,26 @@ MAX_STRETCH = 3.0  # intervals may widen an axis to this many times what the mea
 
 
 def frame_lines(ax, frames: list[dict], labels: set) -> list[float]:
-    """The teacher's (dashed) and random policy's (dotted) scores across a panel; returns the values
-    drawn. One black line when every student there shares one, else one per student in its colour."""
+    """The teacher's (dashed) and random policy's (dotted) scores across a panel, each with its 95% CI
+    as a faint band, beneath the students' markers; returns the values drawn. One black line when every
+    student there shares one, else one per student in its colour."""
     drawn = []
     for which, style, colour in (("random_score", ":", "grey"), ("teacher_score", "--", "black")):  # teacher on top
-        values = {(f["key"], f["color"]): f[which]["mean"] for f in frames if f.get(which)}
+        values = {(f["key"], f["color"]): f[which] for f in frames if f.get(which)}
         if not values:
             continue
-        shared = len({round(v, 6) for v in values.values()}) == 1
+        shared = len({round(v["mean"], 6) for v in values.values()}) == 1
         name = "teacher" if which == "teacher_score" else "random policy"
         for (key, color), value in (list(values.items())[:1] if shared else values.items()):
             label = f"{name} (report seeds)" if shared else f"{key}: {name}"
-            ax.axhline(value, linestyle=style, color=colour if shared else color,
+            ax.axhline(value["mean"], linestyle=style, linewidth=1.2, color=colour if shared else color, zorder=1,
                        label=label if label not in labels else "_" + label)
             labels.add(label)
-            drawn.append(value)
+            drawn.append(value["mean"])
+            if value.get("ci95"):
+                ax.axhspan(value["mean"] - value["ci95"], value["mean"] + value["ci95"], color=colour if shared
+                           else color, alpha=0.08, linewidth=0, zorder=0)
+                drawn += [value["mean"] - value["ci95"], value["mean"] + value["ci95"]]
     return drawn
 
 

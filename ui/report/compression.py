@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from atari_distill.ui.plots import MARKERS, Plots
+from atari_distill.ui.report.curves import dodge
 from atari_distill.ui.report.runs import students
 from atari_distill.ui.report.tables import RATIO_HEADER, ratios, table
 
@@ -23,7 +24,7 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
         here = sorted(((s, s["per_game"][game]) for s, g in points if g == game), key=lambda p: p[0]["params"])
         xs, withheld = [], []
         for s, result in here:
-            xs.append(_apart(float(s["params"]), xs))
+            xs.append(float(s["params"]))
             rows.append([s["key"], game, s["preset"], s["params"], *ratios(result), result.get("action_agreement"),
                          result.get("majority_baseline")])
             if scored[game] and result.get("normalised_pct") is None:  # named under the panel, not on another scale
@@ -32,14 +33,20 @@ def compression_section(runs: list[dict], plots: Plots) -> str:
                 continue
             y, low = (result["normalised_pct"], result.get("normalised_low95")) if scored[game] else (
                 100 * result["action_agreement"], None)
-            ax.errorbar([xs[-1]], [y], yerr=[[0 if low is None else max(0.0, y - low)], [0]],
-                        fmt=MARKERS[runs_named.index(s["run"]["name"]) % len(MARKERS)], capsize=4,
-                        markersize=7, color=plots.color(s["key"]), label=f"{s['key']} ({s['preset']})")
+            drawn = ax.errorbar([xs[-1]], [y], yerr=[[0 if low is None else max(0.0, y - low)], [0]],
+                                fmt=MARKERS[runs_named.index(s["run"]["name"]) % len(MARKERS)], capsize=4,
+                                markersize=7, color=plots.color(s["key"]), label=f"{s['key']} ({s['preset']})")
+            same = [other for other, _ in here if other["params"] == s["params"]]
+            if len(same) > 1:  # side by side a few points apart on screen, each at its true size on the axis
+                shift = dodge(ax, same.index(s), len(same))
+                for artist in drawn.get_children():
+                    artist.set_transform(shift)
             plots.count("compression", 1)
         _frame(ax, here, scored[game], withheld, xs)
     image = plots.save("compression", fig, axes)
     return ((f"## Compression\n\n![compression]({image})\n\n" if image else "## Compression\n\n")
-            + "A panel per game; bars run down to the lower 95% bound. Points of one size are drawn a little apart.\n\n"
+            + "A panel per game; bars run down to the lower 95% bound. Students of one size sit at that size, drawn "
+              "side by side a few points apart.\n\n"
             + table(["series", "game", "student", "parameters", *RATIO_HEADER, "action agreement", "majority baseline"],
                     rows))
 
@@ -54,13 +61,6 @@ def _panels(points: list[tuple], games: list[str]) -> tuple[dict, list]:
     return scored, [("student parameters (thousands)",
                      "normalised % of teacher" if scored[g] else "held-out action agreement (%)",
                      f"{g}" + ("" if scored[g] else f": agreement ({why[g]})")) for g in games]
-
-
-def _apart(x: float, xs: list[float]) -> float:
-    """`x` moved right until no point already drawn is within 4% of it: a point never hides another of the same size."""
-    while any(abs(x / other - 1) < 0.04 for other in xs):
-        x *= 1.06
-    return x
 
 
 def _frame(ax, here: list[tuple], scored: bool, withheld: list[str], xs: list[float]) -> None:

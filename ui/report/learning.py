@@ -19,7 +19,7 @@ def learning_section(runs: list[dict], plots: Plots) -> str:
     games = list(dict.fromkeys(games_of(run["summary"], run["config"])[0] for run, _ in curves))
     panels = []
     for game in games:
-        panels += [("updates", "score", f"{game}: score (95% CI)"),
+        panels += [("updates", "score", f"{game}: score (shaded: 95% CI)"),
                    ("updates", "held-out action agreement", f"{game}: agreement with the teacher")]
     fig, axes = plots.grid("learning", "Students while training", panels, columns=2, size=(6.2, 3.6))
     rows = []
@@ -70,5 +70,5 @@ def _majority_lines(ax, baselines: list[tuple]) -> None:
     """The majority-action baseline: one grey line where every student shares one, else one each in its colour."""
     shared = len({round(b, 6) for _, _, b in baselines}) == 1
     for key, color, baseline in baselines[:1] if shared else baselines:
-        ax.axhline(baseline, linestyle=":", color="grey" if shared else color,
+        ax.axhline(baseline, linestyle="-.", linewidth=1, color="grey" if shared else color,  # not the random policy's
                    label="majority-action baseline" if shared else f"{key}: majority-action baseline")

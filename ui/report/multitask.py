@@ -18,7 +18,7 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
     fig, (pct_ax, agree_ax) = plots.figure(
         "per_game", "Multi-task: per game", ("game", "normalised % of teacher", "Score (0: random policy, 100: "
                                                                                 "teacher; bars to the lower 95% bound)"),
-        ("game", "held-out action agreement", "Agreement (hatched: majority-action baseline)"))
+        ("game", "held-out action agreement", "Agreement (black tick: majority-action baseline)"))
     rows, width = [], 0.8 / len(multi)
     pct_ax.axhline(100, linestyle="--", color="black", label="teacher")
     pct_ax.axhline(0, linestyle=":", color="grey", label="random policy")
@@ -29,8 +29,12 @@ def multitask_section(runs: list[dict], plots: Plots) -> str:
         x = np.arange(len(games)) + i * width
         _draw_scores(pct_ax, student, x, width, color)
         agree_ax.bar(x, [per_game[g]["action_agreement"] for g in games], width, color=color, label=key)
-        agree_ax.bar(x, [per_game[g].get("majority_baseline") or 0 for g in games], width, fill=False, hatch="//",
-                     edgecolor="black")
+        baselines = [(xi, per_game[g]["majority_baseline"]) for xi, g in zip(x, games)
+                     if per_game[g].get("majority_baseline") is not None]
+        if baselines:  # a tick across each bar, never a cap above one that sits below its baseline
+            agree_ax.hlines([b for _, b in baselines], [xi - width / 2 for xi, _ in baselines],
+                            [xi + width / 2 for xi, _ in baselines], colors="black", linewidth=2,
+                            label="majority-action baseline" if i == 0 else "_")
         agree_ax.set_ylim(0, 1)
         for ax in (pct_ax, agree_ax):
             ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games, rotation=30 if len(games) > 4 else 0,

@@ -31,7 +31,7 @@ def score_section(runs: list[dict], plots: Plots) -> str:
               + [("frames", "score", f"{g}: DQN checkpoints and online students") for g in frame_games])
     if not panels:
         return ""
-    fig, axes = plots.grid("scores", "Scores (bars: 95% CI)", panels)
+    fig, axes = plots.grid("scores", "Scores (bars, and shading behind the teacher and random policy: 95% CI)", panels)
     rows = []
     for ax, game in zip(axes, student_games):
         rows += _students_panel(ax, game, [s for s in every if game in s["per_game"]], plots)
@@ -55,13 +55,17 @@ def _students_panel(ax, game: str, here: list[dict], plots: Plots) -> list[list]
         result, color = s["per_game"][game], plots.color(s["key"])
         score = result["student_score"]
         ax.errorbar([i], [score["mean"]], yerr=[score.get("ci95") or 0], fmt=MARKERS[i % len(MARKERS)],
-                    capsize=4, color=color, label=s["key"])
+                    capsize=4, color=color, label=s["key"], zorder=3)
         shown.append(score["mean"])
         for which, colour, name in (("random_score", "grey", "random policy"), ("teacher_score", "black", "teacher")):
-            if result.get(which):
-                ax.hlines(result[which]["mean"], i - 0.3, i + 0.3, colors=colour, linewidth=2,
+            if result.get(which):  # beneath the student's marker, its 95% CI a faint box
+                mean, ci = result[which]["mean"], result[which].get("ci95") or 0.0
+                ax.hlines(mean, i - 0.3, i + 0.3, colors=colour, linewidth=1.5, zorder=2,
                           label=f"{name} (report seeds)" if i == 0 else "_")
-                shown.append(result[which]["mean"])
+                if ci:
+                    ax.fill_between([i - 0.3, i + 0.3], mean - ci, mean + ci, color=colour, alpha=0.12, linewidth=0,
+                                    zorder=1)
+                shown += [mean - ci, mean, mean + ci]
         plots.count("scores", 1)
         rows.append(_row(s["key"], game, s["updates"], score, result))
         best = s.get("best")

@@ -31,6 +31,11 @@ def throughput_section(runs: list[dict], plots: Plots) -> str:
             plots.count("throughput", len(elapsed))
             rate = _labelled_rate(labelled_ax, records, elapsed, color, key)
             rows.append([key, float(np.nanmean(updates)), rate, float(elapsed[-1])])
+    if not labelled_ax.lines:  # an empty panel would read as actors that labelled nothing
+        labelled_ax.text(0.5, 0.5, "no teacher actors ran:\nevery run here read a recorded dataset",
+                         transform=labelled_ax.transAxes, ha="center", va="center", color="grey")
+        labelled_ax.set_xticks([])
+        labelled_ax.set_yticks([])
     image = plots.save("throughput", fig, [update_ax, labelled_ax])
     return (f"## Throughput\n\n![throughput]({image})\n\n" if image else "## Throughput\n\n") + table(
         ["series", "mean updates/s", "mean labelled steps/s", "elapsed s"], rows)
