@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None, script: bool = False) -> int:
     console = ConsoleFilter() if script and not args.debug else None
     if script:  # a library caller (a test) keeps its own process
         runtime.on_runtime_lost(runtime_lost(args, console))
+        runtime.forward_worker_logs(console is None)
     with signals.installed(keep=script) if graceful else contextlib.nullcontext(), console or contextlib.nullcontext():
         try:
             code = args.func(args)

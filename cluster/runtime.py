@@ -28,6 +28,7 @@ GCS_TASK_EVENTS = 10_000
 # (batches, weights, stats, reports) report no task events at all; Ray's state API still lists the actors.
 NO_TASK_EVENTS = {"enable_task_events": False}
 _on_lost = None  # what to do once the runtime is gone (launch.py: say so in one line and exit)
+_log_to_driver = True  # Ray's default: its workers' and raylets' lines printed by this process
 
 
 def from_checkout() -> bool:
@@ -41,6 +42,14 @@ def on_runtime_lost(handler) -> None:
     stops answering: Ray's own client would end the process a minute later with no word of why."""
     global _on_lost
     _on_lost = handler
+
+
+def forward_worker_logs(on: bool) -> None:
+    """Whether Ray prints its workers' and raylets' lines in this process. launch.py turns it off (but
+    under --debug): Ray writes them to stdout, coloured, past the filter on fd 2 (ui/console.py), and
+    they stay in Ray's own session logs (/tmp/ray/session_latest/logs) either way."""
+    global _log_to_driver
+    _log_to_driver = on
 
 
 class RayUnavailable(RuntimeError):
@@ -65,7 +74,7 @@ def connect(address: str | None, cpus_needed: int = 1, without_ray: str | None =
             raise ConfigError(f"no Ray cluster answers at --address {address}; start its head node there or "
                               f"correct --address")
         try:
-            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=_log_to_driver)
         except ConnectionError:
             raise ConfigError(f"the Ray cluster at --address {address} refused this driver: its token is missing or "
                               f"not the cluster's; set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, "
@@ -78,6 +87,7 @@ def connect(address: str | None, cpus_needed: int = 1, without_ray: str | None =
         try:
             ray.init(num_cpus=cpus, include_dashboard=False,
                      _node_ip_address="127.0.0.1", runtime_env=runtime_env, logging_level="WARNING",
+                     log_to_driver=_log_to_driver,
                      _system_config={"task_events_max_num_task_in_gcs": GCS_TASK_EVENTS})
         except Exception as error:  # Ray's own: "The current node timed out during startup", and kin
             first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
