@@ -7,10 +7,14 @@ import signal
 import threading
 import time
 
+import pytest
+
 from atari_distill.models.checkpoint import load_checkpoint
 from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill import run_distill
 from tests.processes import ray_workers
+
+pytestmark = pytest.mark.xdist_group("ray-clusters")  # one test at a time that starts Ray nodes of its own or kills them
 
 UPDATES = 200
 

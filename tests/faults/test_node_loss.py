@@ -15,6 +15,8 @@ import pytest
 from atari_distill.cluster.processes import command_line, descendants
 from tests.test_cluster import DISTILL, Cluster
 
+pytestmark = pytest.mark.xdist_group("ray-clusters")  # one test at a time that starts Ray nodes of its own or kills them
+
 
 LEARNER = {"learner_node": 1}
 

@@ -17,6 +17,8 @@ from atari_distill.models.checkpoint import load_checkpoint
 from atari_distill.rundir.directory import RunDir
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("ray-clusters")  # one test at a time that starts Ray nodes of its own or kills them
+
 DISTILL = ["--student", "net3", "--actors", "1", "--updates", "200", "--log-every", "20", "--checkpoint-every", "40",
            "--min-replay", "300", "--chunk-steps", "32", "--capacity-hours", "0.05", "--eval-episodes", "1", "--select-episodes", "1",
            "--eval-workers", "1", "--holdout-steps", "200"]
