@@ -18,7 +18,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -278,15 +278,17 @@ watch = _tool_function("watch", _watch, Watched)
 class Report:
     path: Path  # report.md
     plots: list[str]
+    tables: list[Path] = field(default_factory=list)  # with csv=True: metrics.csv and results.csv
 
 
-def report(runs: list[str], out: str) -> Report:
-    """report.md and PNG plots comparing `runs` (any commands' run directories), written into `out`."""
+def report(runs: list[str], out: str, csv: bool = False) -> Report:
+    """report.md and PNG plots comparing `runs` (any commands' run directories), written into `out`;
+    `csv`: their metrics and results as CSV tables too (needs pandas)."""
     from atari_distill.ui.report import write_report
 
     if isinstance(runs, (str, Path)):
         runs = [runs]
     with _user_errors():
-        written = write_report([str(r) for r in runs], str(out))
-    return Report(Path(written["report"]), list(written["plots"]))
+        written = write_report([str(r) for r in runs], str(out), csv=csv)
+    return Report(Path(written["report"]), list(written["plots"]), [Path(t) for t in written["tables"]])
 

@@ -113,8 +113,9 @@ def cmd_watch(args) -> int:
 def cmd_report(args) -> int:
     from atari_distill import api
 
-    done = api.report(args.runs, args.out)
-    print(f"[report] wrote {done.path} with plots: {', '.join(done.plots) or 'none'}")
+    done = api.report(args.runs, args.out, csv=args.csv)
+    print(f"[report] wrote {done.path} with plots: {', '.join(done.plots) or 'none'}"
+          + (f"; tables {', '.join(str(t) for t in done.tables)}" if done.tables else ""))
     return 0
 
 
@@ -218,6 +219,8 @@ def add_tools(commands) -> None:
     report = commands.add_parser("report", help="write report.md and PNG plots from run directories")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (any command's --out)")
     report.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for report.md and the plots")
+    report.add_argument("--csv", action="store_true", help="also metrics.csv (every metrics line of every run) and "
+                                                           "results.csv (a row per student and game); needs pandas")
     report.set_defaults(func=cmd_report)
 
     zoo = commands.add_parser("zoo", help="list the zoo's teachers; --add a teacher run; --verify GAME")

@@ -127,6 +127,12 @@ class RunResult:
     def games(self) -> list[str]:
         return list(self.per_game)
 
+    def metrics(self, kind: str | None = None):
+        """metrics.jsonl as a pandas DataFrame (`kind`'s lines only, if given; needs pandas)."""
+        from atari_distill.rundir.frames import metrics_frame
+
+        return metrics_frame(self.run_dir, kind)
+
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunResult":
         """The result a run directory's summary.json states; refused in one line without one."""

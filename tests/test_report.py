@@ -226,6 +226,35 @@ def test_students_scored_at_the_same_updates_are_drawn_side_by_side(tmp_path):
         assert all(left + 5 < px < right - 5 for _, _, px in at), (panel["title"], panel["x_px"], at)
         pixels = [px for _, _, px in at]
         assert max(pixels) - min(pixels) > 100, panel["title"]  # the axis spans the updates, not a dodge's points
+    (panel,) = artists["compression"]  # nine students of one size: at that size, side by side on screen
+    assert len(panel["points"]) == 9 and len({x for x, _ in panel["points"]}) == 1, panel["points"]
+    pixels = sorted(x for x, _ in panel["points_px"])
+    assert all(b - a > 2 for a, b in zip(pixels, pixels[1:])), pixels
+
+
+def test_report_csv_holds_every_metrics_line_and_a_result_row_per_student_and_game(tmp_path):
+    """`report --csv` and RunResult.metrics(): the tables a notebook or a spreadsheet compares runs in."""
+    import pandas as pd
+
+    from atari_distill import api
+    from atari_distill.rundir.result import RunResult
+
+    runs = [MIXED / "demo", MIXED / "mt2", MIXED / "sweep"]
+    done = api.report([str(r) for r in runs], str(tmp_path / "report"), csv=True)
+    assert [t.name for t in done.tables] == ["metrics.csv", "results.csv"]
+    metrics = pd.read_csv(done.tables[0])
+    lines = {r.name: len((r / "metrics.jsonl").read_text().splitlines()) for r in runs}
+    assert metrics["run"].value_counts().to_dict() == lines
+    results = pd.read_csv(done.tables[1])
+    assert len(results) == 1 + 2 + 3  # demo's one game, mt2's two games, the sweep's three students
+    demo = RunResult.load(MIXED / "demo")
+    row = results[results["run"] == "demo"].iloc[0]
+    assert row["student_mean"] == pytest.approx(demo.per_game["ms_pacman"].student.mean)
+    assert row["teacher_episodes"] == demo.per_game["ms_pacman"].teacher.episodes
+    curve = demo.metrics("eval")
+    assert list(curve["updates"]) == [m["updates"] for m in map(json.loads, (MIXED / "demo" / "metrics.jsonl")
+                                      .read_text().splitlines()) if m.get("kind") == "eval"]
+    assert {"kind", "score", "agreement"} <= set(curve.columns) and set(curve["kind"]) == {"eval"}
 
 
 def test_tensorboard_holds_the_metrics_scalars(two_runs):

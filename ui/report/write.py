@@ -19,8 +19,9 @@ from atari_distill.ui.report.watch import watch_section
 from atari_distill.ui.summaries import rl_text, student_acted
 
 
-def write_report(paths: list[str], out: str) -> dict:
-    """Returns {"report": path, "plots": {name: points drawn}}."""
+def write_report(paths: list[str], out: str, csv: bool = False) -> dict:
+    """Returns {"report": path, "plots": {name: points drawn}, "tables": [csv paths]}; `csv`: metrics.csv
+    and results.csv beside report.md (rundir/frames.py)."""
     runs = _load(paths)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -33,7 +34,13 @@ def write_report(paths: list[str], out: str) -> dict:
     ]
     report = out_dir / "report.md"
     report.write_text("\n\n".join(s for s in sections if s) + "\n")
-    return {"report": str(report), "plots": dict(plots.drawn), "artists": plots.artists, "legends": plots.legends}
+    tables = []
+    if csv:
+        from atari_distill.rundir.frames import write_csv
+
+        tables = [str(path) for path in write_csv([run["path"] for run in runs], out_dir)]
+    return {"report": str(report), "plots": dict(plots.drawn), "artists": plots.artists, "legends": plots.legends,
+            "tables": tables}
 
 
 def _load(paths: list[str]) -> list[dict]:
