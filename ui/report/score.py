@@ -13,7 +13,8 @@ from atari_distill.ui.report.runs import BY_FRAMES, games_of, students
 from atari_distill.ui.report.tables import table
 
 ABOUT = ("A panel per game. Students: their final score on the report seeds, beside their teacher's (black "
-         "bar) and the random policy's (grey bar) on the same run's episodes; a star beside one that learnt "
+         "bar) and the random policy's (grey bar) on the same run's episodes, each bar's 95% CI shaded beneath "
+         "the student's marker; a star beside one that learnt "
          "from the reward too (--rl-weight) is its best curve point, chosen on the selection seeds, played on "
          "the report seeds. DQN runs: each checkpoint's score on the selection seeds over frames; "
          "the star is the score stated in the summary, on the report seeds, the dotted line the random "
