@@ -23,11 +23,12 @@ def ratio_text(result: GameResult | dict) -> str:
         result = GameResult.of("", result, {}, None)
     if result.pct_withheld:
         return f"% of teacher withheld ({result.pct_withheld})"
+    if result.normalised_withheld:  # a % of such a teacher would be a ratio to noise: the margin leads
+        return (f"{result.above_random:.1f} above the random policy (low 95% {result.above_random_low95:.1f}); "
+                f"no % of teacher claimed ({result.normalised_withheld}; the raw ratio would read "
+                f"{percent(result.pct_of_teacher)})")
     parts = [f"{percent(result.pct_of_teacher)} of teacher (low 95% {percent(result.pct_low95)})"]
-    if result.normalised_withheld:
-        parts.append(f"normalised % withheld ({result.normalised_withheld}): {result.above_random:.1f} above "
-                     f"the random policy (low 95% {result.above_random_low95:.1f})")
-    elif result.normalised_pct is not None or result.random is not None:
+    if result.normalised_pct is not None or result.random is not None:
         parts.append(f"normalised {percent(result.normalised_pct)} (low 95% {percent(result.normalised_low95)})")
     return ", ".join(parts)
 
