@@ -141,6 +141,9 @@ class LearnerGroup:
                 if name in record:
                     record[name] = float(np.mean([r[name] for r in results]))
             record["samples_per_s"] = float(sum(r["samples_per_s"] for r in results))
+            if "samples_per_game" in record:  # every replica's batches, as samples_per_s counts them
+                record["samples_per_game"] = {g: sum(r["samples_per_game"][g] for r in results)
+                                              for g in record["samples_per_game"]}
             record["wait_fraction"] = float(np.mean([r["wait_fraction"] for r in results]))
             record["replicas"] = len(results)
         return record

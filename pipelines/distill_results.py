@@ -153,6 +153,7 @@ def with_games(cfg: DistillConfig, summary: dict, games: list[GameRun], per_game
     summary.update(
         games=[g.spec.name for g in games], per_game=single.pop("per_game", per_game), schedule=cfg.schedule,
         schedule_weights=students[0]["extra"]["schedule"].get("weights", cfg.schedule_weights()),
-        samples_per_game={g: n * cfg.student.batch_size for g, n in students[0]["extra"]["schedule"]["counts"].items()},
+        samples_per_game={g: n * cfg.student.batch_size * rows[0]["replicas"]  # every replica draws the same games
+                          for g, n in students[0]["extra"]["schedule"]["counts"].items()},
         steps_labelled=sum(r["steps_labelled"] for r in per_game.values()), **single)
     return summary

@@ -78,3 +78,15 @@ def test_a_rank_of_another_start_is_refused_and_a_client_without_the_secret_miss
     stranger.set("rank0", "junk")
     assert store.get("rank0") == b"weights"
     del store
+
+
+def test_a_data_parallel_record_counts_every_replicas_samples_per_game():
+    """Each replica draws its own batches of the same games: the record counts them all, as it counts
+    samples_per_s (rank 0's alone under-stated a multi-task student's per-game samples G-fold)."""
+    from atari_distill.cluster.learner_group import LearnerGroup
+
+    results = [{"updates": 3, "loss": loss, "samples_per_s": 10.0, "wait_fraction": 0.1,
+                "samples_per_game": {"pong": 64, "breakout": 32}} for loss in (1.0, 3.0)]
+    record = LearnerGroup.combine(None, results)
+    assert record["samples_per_game"] == {"pong": 128, "breakout": 64}
+    assert (record["samples_per_s"], record["loss"], record["replicas"]) == (20.0, 2.0, 2)
