@@ -92,7 +92,7 @@ def resume_state(run: RunDir, series: str, metrics_kind: str, echo=print) -> dic
     dropped = run.trim_metrics(metrics_kind, updates, purge=True)
     if metrics_kind.startswith("distill"):  # its curve points past the checkpoint are drawn again
         curve = metrics_kind.replace("distill", "eval", 1)
-        dropped += run.trim_metrics(curve, updates) + run.trim_metrics(ABANDONED, updates, of=curve)
+        dropped += run.trim_metrics(curve, updates, purge=True) + run.trim_metrics(ABANDONED, updates, of=curve)
     if state is not None:
         echo(f"[resume] {run.path}: {series} continues at update {updates}"
               + (f" (dropped {dropped} metrics line(s) logged after that checkpoint)" if dropped else ""))

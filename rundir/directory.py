@@ -85,8 +85,8 @@ class RunDir:
         self._lock = None  # the open lock file while this process runs the run
         self.checkpoints = self.path / "checkpoints"
         self.observers: list = []  # called with every metrics record (the live progress view)
-        self._tensorboard = None
-        self.purge_step: int | None = None  # a resumed run hides TensorBoard events from this step on
+        self._writers: dict = {}  # TensorBoard, one event folder per record kind: tensorboard/KIND
+        self.purge_steps: dict[str, int] = {}  # a resumed kind hides its TensorBoard events from this step on
 
     @classmethod
     def create(cls, path: str | Path, config_json: str, checkpoints: bool = True) -> "RunDir":
@@ -162,20 +162,23 @@ class RunDir:
         self.to_tensorboard(record.get("kind", "distill"), record, int(record.get("updates", 0)))
 
     def to_tensorboard(self, kind: str, record: dict, step: int) -> None:
-        """Scalars whose record of truth is another file (registry.json, timeline.jsonl)."""
+        """Scalars whose record of truth is another file (registry.json, timeline.jsonl). Each kind has its
+        own event folder (a TensorBoard run): a resume's purge hides every tag of its folder past the step,
+        so the student's checkpoint of an online run must not hide its DQN's events, thousands of updates
+        on."""
         from torch.utils.tensorboard import SummaryWriter
 
-        if self._tensorboard is None:
-            self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10,
-                                              purge_step=self.purge_step)
+        if kind not in self._writers:
+            self._writers[kind] = SummaryWriter(str(self.path / "tensorboard" / kind), flush_secs=10,
+                                                purge_step=self.purge_steps.get(kind))
         for key, value in scalars(record).items():
             if key != "updates":
-                self._tensorboard.add_scalar(f"{kind}/{key}", value, step)
+                self._writers[kind].add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:
-        if self._tensorboard is not None:
-            self._tensorboard.close()
-            self._tensorboard = None
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
     def metrics(self, name: str = "metrics.jsonl") -> list[dict]:
         """Every record. A damaged line (the last one cut short when the disk filled or the process died
@@ -199,15 +202,15 @@ class RunDir:
                      of: str | None = None) -> int:
         """Drops `kind`'s records past `updates` (logged after the checkpoint a learner resumes from),
         so every interval appears once; returns how many went. `of`: only those of that kind (an
-        abandoned curve point's). With `purge` (a whole run resuming) TensorBoard hides events past it
-        too; its purge spans every tag, so not for one learner."""
+        abandoned curve point's). With `purge` (a run resuming, before its writers open) TensorBoard
+        hides the kind's events past it too."""
         records = self.metrics(name)
         kept = [r for r in records if r.get("kind", "distill") != kind or (of is not None and r.get("of") != of)
                 or r.get("updates", 0) <= updates]
         if len(kept) != len(records):
             atomic_write(self.path / name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode())
         if purge:
-            self.purge_step = updates + 1 if self.purge_step is None else min(self.purge_step, updates + 1)
+            self.purge_steps[kind] = min(self.purge_steps.get(kind, updates + 1), updates + 1)
         return len(records) - len(kept)
 
     def save_checkpoint(self, payload: dict, series: str = "student") -> Path:

@@ -131,7 +131,7 @@ def test_tiny_teacher_run_writes_a_complete_run_directory(ray_runtime, tmp_path)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run / "tensorboard"))
+    events = EventAccumulator(str(run / "tensorboard" / "dqn_eval"))
     events.Reload()
     scored = sorted(events.Scalars("dqn_eval/score"), key=lambda e: e.value)
     assert sorted(e["score"] for e in history) == [e.value for e in scored]

@@ -78,7 +78,7 @@ def test_hot_swap_follows_the_best_checkpoint(ray_runtime, tmp_path):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run / "tensorboard"))
+    events = EventAccumulator(str(run / "tensorboard" / "online"))
     events.Reload()
     assert sorted(e.value for e in events.Scalars("online/dqn_score")) == sorted(r["dqn_score"] for r in rows)
     students = [r["student_score"] for r in rows if r["student_score"] is not None]

@@ -264,12 +264,14 @@ def test_tensorboard_holds_the_metrics_scalars(two_runs):
     records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     metrics = [m for m in records if m.get("kind", "distill") == "distill"]
     scored = [m for m in records if m.get("kind") == "eval"]
-    events = EventAccumulator(str(path / "tensorboard"))
+    events = EventAccumulator(str(path / "tensorboard" / "distill"))  # an event folder per record kind
     events.Reload()
     losses = events.Scalars("distill/loss")
     assert [e.step for e in losses] == [m["updates"] for m in metrics]
     assert np.allclose([e.value for e in losses], [m["loss"] for m in metrics], rtol=1e-6)
     assert "distill/replay_size" in events.Tags()["scalars"]
+    events = EventAccumulator(str(path / "tensorboard" / "eval"))
+    events.Reload()
     curve = events.Scalars("eval/agreement")  # the learning curve, at the update each evaluation scored
     assert [e.step for e in curve] == [m["updates"] for m in scored] and scored
     assert np.allclose([e.value for e in curve], [m["agreement"] for m in scored], rtol=1e-6)

@@ -33,8 +33,34 @@ def test_resume_trims_only_its_own_kind_past_the_checkpoint(tmp_path):
     assert run.trim_metrics("dqn", 100, purge=True) == 1
     assert [(m["kind"], m["updates"]) for m in run.metrics()] == [
         ("dqn", 50), ("student", 50), ("dqn", 100), ("student", 100), ("student", 150)]
-    assert run.purge_step == 101
+    assert run.purge_steps == {"dqn": 101}
     assert run.trim_metrics("dqn", 100) == 0
+
+
+def test_a_resumed_students_checkpoint_hides_none_of_its_dqns_tensorboard_events(tmp_path):
+    """An online run: its student checkpointed at 100 and its DQN at 4,000 when it stopped. The resume
+    purges each kind past its own checkpoint; one purge for every tag hid the DQN's events from 101 on."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = RunDir.create(tmp_path / "run", "{}")
+    for updates in range(1000, 5001, 1000):
+        run.log({"kind": "dqn", "updates": updates, "loss": 1.0})
+    for updates in (50, 100, 150):
+        run.log({"kind": "student", "updates": updates, "loss": 2.0})
+    run.close()
+    resumed = RunDir.open(tmp_path / "run")
+    resumed.trim_metrics("dqn", 4000, purge=True)
+    resumed.trim_metrics("student", 100, purge=True)
+    resumed.log({"kind": "dqn", "updates": 5000, "loss": 0.5})
+    resumed.log({"kind": "student", "updates": 150, "loss": 1.5})
+    resumed.close()
+
+    def logged(kind: str) -> list[tuple[int, float]]:
+        events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / kind))
+        events.Reload()
+        return [(e.step, e.value) for e in events.Scalars(f"{kind}/loss")]
+    assert logged("dqn") == [(1000, 1.0), (2000, 1.0), (3000, 1.0), (4000, 1.0), (5000, 0.5)]
+    assert logged("student") == [(50, 2.0), (100, 2.0), (150, 1.5)]
 
 
 def test_a_resume_drops_the_curve_points_it_will_play_again_abandoned_ones_too(tmp_path):
