@@ -87,6 +87,25 @@ def geometric_mean_low95(values: list[float], lows: list[float]) -> float | None
     return float(np.exp(np.mean(np.log(values)) - 1.96 * spread))
 
 
+def undefined_because(per_game: dict[str, dict]) -> str:
+    """Why neither geometric mean is defined: each game that defines no usable ratio, and why."""
+    why = {}
+    for game, r in per_game.items():
+        normalised, raw = r.get("normalised_pct"), r.get("student_pct_of_teacher")
+        if r.get("pct_withheld"):
+            why[game] = "too few episodes"
+        elif normalised is not None and normalised < 0:
+            why[game] = "below the random policy"
+        elif normalised is None and r.get("normalised_withheld"):
+            why[game] = "its teacher does not beat the random policy beyond chance"
+        elif normalised is None and (raw is None or raw < 0):
+            why[game] = "no random-policy score, and its raw % is undefined or below 0"
+    below = [game for game, reason in why.items() if reason == "below the random policy"]
+    if below and len(below) == len(why):
+        return f"{len(below)} of {len(per_game)} games below the random policy ({', '.join(below)})"
+    return f"{len(why)} of {len(per_game)} games define no ratio: " + "; ".join(f"{g}: {r}" for g, r in why.items())
+
+
 def geometric_means(per_game: dict[str, dict]) -> dict:
     """The geometric means over games of the raw and the normalised % of teacher, each with its lower
     95% bound, and which one a headline should quote: the raw one (the paper's) when every game
@@ -99,9 +118,7 @@ def geometric_means(per_game: dict[str, dict]) -> dict:
     raw_mean = geometric_mean(raw) if all(v is not None for v in raw) else None
     norm_mean = geometric_mean(normalised) if all(v is not None for v in normalised) else None
     headline = "raw" if raw_mean is not None else ("normalised" if norm_mean is not None else None)
-    below = [game for game, value in zip(per_game, normalised) if value is not None and value < 0]
-    undefined = {"geometric_mean_undefined": f"{len(below)} of {len(rows)} games below the random policy "
-                                             f"({', '.join(below)})"} if headline is None and below else {}
+    undefined = {"geometric_mean_undefined": undefined_because(per_game)} if headline is None else {}
     return {**undefined, "geometric_mean_pct_of_teacher": raw_mean,
             "geometric_mean_pct_low95": raw_mean and geometric_mean_low95(raw, [r.get("pct_low95") for r in rows]),
             "geometric_mean_normalised_pct": norm_mean,

@@ -131,6 +131,10 @@ def test_geometric_mean_of_percentages():
     assert below["geometric_mean_normalised_pct"] is None and below["geometric_mean_of"] is None, \
         "a game below random must not floor the headline to 0%"
     assert below["geometric_mean_undefined"] == "1 of 2 games below the random policy (pong)"
+    noise = geometric_means({"pong": {"student_pct_of_teacher": -16.0, "normalised_pct": -3.0}, "ms_pacman": {"student_pct_of_teacher": -5.0, "normalised_pct": None,
+                                                    "normalised_withheld": "the teacher (1.8 +/- 0.5) does not ..."}})
+    assert noise["geometric_mean_undefined"] == ("2 of 2 games define no ratio: pong: below the random policy; "
+                                                 "ms_pacman: its teacher does not beat the random policy beyond chance")
 
 
 def test_geometric_mean_lower_bound_matches_a_simulation():
