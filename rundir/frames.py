@@ -55,21 +55,14 @@ def results_frame(results: list) -> "object":
     return pandas().DataFrame(rows)
 
 
-def write_csv(runs: list[str], out: Path) -> list[Path]:
-    """metrics.csv (every run's lines, a `run` column first) and results.csv in `out`."""
-    from atari_distill.rundir.result import RunResult
-
+def write_csv(runs: list[str], results: list, out: Path) -> list[Path]:
+    """metrics.csv (every one of `runs`' lines, a `run` column first) and results.csv (of `results`, the
+    RunResults of those that have a summary) in `out`."""
     pd = pandas()
     frames = [metrics_frame(run).assign(run=Path(run).name) for run in runs]
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     metrics = metrics.reindex(columns=["run", *[c for c in metrics.columns if c != "run"]])
-    finished = []
-    for run in runs:
-        try:
-            finished.append(RunResult.load(run))
-        except ValueError:  # no summary yet: its metrics only
-            continue
     written = [out / "metrics.csv", out / "results.csv"]
     metrics.to_csv(written[0], index=False)
-    results_frame(finished).to_csv(written[1], index=False)
+    results_frame(results).to_csv(written[1], index=False)
     return written

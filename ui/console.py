@@ -5,8 +5,9 @@ around Python, so the only place to sort them from ours is that descriptor: whil
 runs, fd 2 is a pipe read by a thread that passes our lines through to the terminal and
 keeps every line in a third-party format for `third_party.log` in the run directory (or the
 temp folder when the command made none). `--debug` leaves fd 2 alone. The lines Ray forwards from
-its workers and raylets it prints to stdout, coloured, around this filter: launch.py asks Ray not to
-forward them (cluster/runtime.forward_worker_logs), and they stay in Ray's session logs.
+its workers it prints to stdout, coloured, around this filter: launch.py asks Ray not to forward them
+(cluster/runtime.forward_worker_logs), and they stay in Ray's session logs. Ray's error listener still
+prints its own few, coloured, to stdout (a node marked dead, a raylet terminated).
 """
 
 from __future__ import annotations

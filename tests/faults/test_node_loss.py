@@ -106,11 +106,9 @@ def lose_a_node_mid_run(cluster: Cluster, holding: str, out: Path) -> tuple[int,
 
 
 def test_a_lost_actor_node_is_survived(actor_node, tmp_path):
-    code, stdout, stderr = lose_a_node_mid_run(actor_node, "RolloutActor", tmp_path / "run")
+    code, _, stderr = lose_a_node_mid_run(actor_node, "RolloutActor", tmp_path / "run")
     assert code == 0, stderr[-3000:]
     assert_finished(tmp_path / "run")
-    # Ray's forwarded "(raylet) Task RolloutActor.run failed ..." lines, coloured, once reached stdout
-    assert "\x1b[" not in stdout + stderr and "(raylet)" not in stdout + stderr, (stdout + stderr)[-3000:]
 
 
 def stopped_then_resumed(cluster: Cluster, holding: str, reason: str, out: Path, *joining: str) -> None:

@@ -37,8 +37,11 @@ def write_report(paths: list[str], out: str, csv: bool = False) -> dict:
     tables = []
     if csv:
         from atari_distill.rundir.frames import write_csv
+        from atari_distill.rundir.result import RunResult
 
-        tables = [str(path) for path in write_csv([run["path"] for run in runs], out_dir)]
+        finished = [RunResult.from_summary(run["summary"], run["path"]) for run in runs
+                    if (Path(run["path"]) / "summary.json").is_file()]  # a run still going: its metrics only
+        tables = [str(path) for path in write_csv([run["path"] for run in runs], finished, out_dir)]
     return {"report": str(report), "plots": dict(plots.drawn), "artists": plots.artists, "legends": plots.legends,
             "tables": tables}
 
