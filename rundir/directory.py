@@ -27,6 +27,18 @@ from atari_distill.models.checkpoint import CheckpointError, WriteError, atomic_
 KEEP_CHECKPOINTS = 3
 
 
+def after_last_event_file(folder: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the second it was
+    opened: a resume in the same second as the segment before it could sort first, and its purge would
+    hide nothing. So a new file waits (under a second) until its name sorts last."""
+    import time
+
+    stamps = [int(m.group(1)) for f in (folder.iterdir() if folder.is_dir() else ())
+              if (m := re.match(r"events\.out\.tfevents\.(\d+)\.", f.name))]
+    if stamps and max(stamps) >= int(time.time()):
+        time.sleep(max(stamps) + 1 - time.time())
+
+
 class RunDirError(ValueError):
     pass
 
@@ -169,8 +181,9 @@ class RunDir:
         from torch.utils.tensorboard import SummaryWriter
 
         if kind not in self._writers:
-            self._writers[kind] = SummaryWriter(str(self.path / "tensorboard" / kind), flush_secs=10,
-                                                purge_step=self.purge_steps.get(kind))
+            folder = self.path / "tensorboard" / kind
+            after_last_event_file(folder)
+            self._writers[kind] = SummaryWriter(str(folder), flush_secs=10, purge_step=self.purge_steps.get(kind))
         for key, value in scalars(record).items():
             if key != "updates":
                 self._writers[kind].add_scalar(f"{kind}/{key}", value, step)
