@@ -93,8 +93,18 @@ def test_evaluate_prints_mean_ci_min_max(tmp_path):
     assert json.loads(one.stdout.splitlines()[-1])["ci95"] is None
 
 
-def test_impossible_memory_plan_is_refused_before_anything_is_written(tmp_path):
-    result = launch("distill", "--capacity-hours", "100000", "--out", str(tmp_path / "run"))
+def in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """The command in this process, on the session's Ray runtime: a refusal of a plan is the subject, and
+    a fresh process would spend its seconds starting Ray. The subprocess tests here cover the script."""
+    from atari_distill import cli
+
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+def test_impossible_memory_plan_is_refused_before_anything_is_written(tmp_path, ray_runtime, capsys):
+    result = in_process(capsys, "distill", "--capacity-hours", "100000", "--out", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "GiB free; lower --capacity-hours (at most" in error[0], result.stderr
@@ -103,8 +113,8 @@ def test_impossible_memory_plan_is_refused_before_anything_is_written(tmp_path):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
-def test_actor_gpu_share_without_a_gpu_is_refused_before_anything_is_written(tmp_path):
-    result = launch("distill", "--actor-gpus", "0.25", "--out", str(tmp_path / "run"))
+def test_actor_gpu_share_without_a_gpu_is_refused_before_anything_is_written(tmp_path, ray_runtime, capsys):
+    result = in_process(capsys, "distill", "--actor-gpus", "0.25", "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "needs a GPU, but Ray sees none; drop --actor-gpus" in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -115,9 +125,9 @@ def _memory_gib() -> float:
 
 
 @pytest.mark.skipif(_memory_gib() > 40, reason="this machine could hold ten games of ten hours")
-def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path):
+def test_ten_games_of_ten_hours_are_refused_on_one_small_machine(tmp_path, ray_runtime, capsys):
     games = "breakout,enduro,ms_pacman,pong,qbert,riverraid,seaquest,space_invaders,beam_rider,freeway"
-    result = launch("multitask", "--games", games, "--out", str(tmp_path / "run"))
+    result = in_process(capsys, "multitask", "--games", games, "--out", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr
     assert "replay needs 36.26 GiB" in result.stderr and "lower --capacity-hours" in result.stderr
     assert "10 game(s) x 1 shard(s), 540,000 steps per game" in result.stdout
@@ -175,8 +185,8 @@ def test_debug_shows_the_traceback():
     assert result.returncode != 0 and "Traceback" in result.stderr and "--updates must be at least 1" in result.stderr
 
 
-def test_an_impossible_resource_plan_is_refused_before_anything_is_written(tmp_path):
-    result = launch("distill", "--learner-resource", "gpu_box", "--out", str(tmp_path / "run"))
+def test_an_impossible_resource_plan_is_refused_before_anything_is_written(tmp_path, ray_runtime, capsys):
+    result = in_process(capsys, "distill", "--learner-resource", "gpu_box", "--out", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "gpu_box: needs gpu_box 1 but the cluster has gpu_box 0" in error[0], result.stderr

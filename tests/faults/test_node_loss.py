@@ -19,6 +19,7 @@ pytestmark = pytest.mark.xdist_group("ray-clusters")  # one test at a time that 
 
 
 LEARNER = {"learner_node": 1}
+UPDATES = 100  # the node is lost at the first checkpoint (20); the rest is what a resume must finish
 
 
 def join(cluster: Cluster, nodes: int, *flags: str) -> None:
@@ -71,7 +72,7 @@ def start_distill(cluster: Cluster, out: Path):
 
     from tests.conftest import ROOT
 
-    run = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *DISTILL, "--updates", "200",
+    run = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *DISTILL, "--updates", str(UPDATES),
                             "--address", f"127.0.0.1:{cluster.port}", "--learner-resource", "learner_node",
                             "--out", str(out)], env=cluster.env, cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
@@ -92,9 +93,9 @@ def kill_node(cluster: Cluster, index: int, holding: str) -> None:
 def assert_finished(out: Path) -> None:
     """Complete, with every update taken and every metrics line logged once."""
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["complete"] and summary["updates"] == 200
+    assert summary["complete"] and summary["updates"] == UPDATES
     logged = [json.loads(line)["updates"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert logged == list(range(20, 201, 20)), logged
+    assert logged == list(range(20, UPDATES + 1, 20)), logged
 
 
 def lose_a_node_mid_run(cluster: Cluster, holding: str, out: Path) -> tuple[int, str, str]:
