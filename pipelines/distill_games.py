@@ -141,8 +141,13 @@ def interval_metrics(games: list[GameRun], previous: dict, timeout_s: float | No
 
 
 def continued(replay: dict, base: dict) -> dict:
-    """This segment's replay figures on from `base` (counters_at); its ratios stay the segment's own."""
-    return {**replay, **{key: replay[key] + base[key] for key in CUMULATIVE_COUNTS if key in base and key in replay}}
+    """This segment's replay figures on from `base` (counters_at), each game's too; its ratios stay the
+    segment's own."""
+    figures = {**replay, **{key: replay[key] + base[key] for key in CUMULATIVE_COUNTS if key in base and key in replay}}
+    if isinstance(replay.get("replay_per_game"), dict) and base.get("replay_per_game"):
+        figures["replay_per_game"] = {game: continued(own, base["replay_per_game"].get(game, {}))
+                                      for game, own in replay["replay_per_game"].items()}
+    return figures
 
 
 def replay_figures(games: list[GameRun], previous: dict) -> dict:

@@ -157,6 +157,9 @@ def counters_at(run: RunDir, kind: str, updates: int) -> dict:
         for key in kept:
             if key not in counters and isinstance(line.get(key), (int, float)):
                 counters[key] = line[key]
+        if "replay_per_game" not in counters and isinstance(line.get("replay_per_game"), dict):
+            counters["replay_per_game"] = {game: {key: value for key, value in replay.items() if key in kept}
+                                           for game, replay in line["replay_per_game"].items()}
     return counters
 
 

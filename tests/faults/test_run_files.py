@@ -63,6 +63,25 @@ def test_a_resumed_students_checkpoint_hides_none_of_its_dqns_tensorboard_events
     assert logged("student") == [(50, 2.0), (100, 2.0), (150, 1.5)]
 
 
+
+def test_a_resumed_multitask_runs_counts_go_on_for_each_game_too(tmp_path):
+    """A resume's lines count on from the checkpoint's line: the totals and each game's in replay_per_game."""
+    from atari_distill.pipelines.distill_games import continued
+    from atari_distill.pipelines.skeleton import counters_at
+
+    def replay(labelled, sampled):
+        return {"labelled_steps": labelled, "replayed_steps": 0, "sampled_steps": sampled, "replay_size": labelled}
+    run = RunDir.create(tmp_path / "run", "{}")
+    run.log({"updates": 20, "elapsed_s": 9.0, **replay(300, 640),
+             "replay_per_game": {"pong": replay(100, 320), "breakout": replay(200, 320)}})
+    run.log({"updates": 40, "elapsed_s": 19.0, **replay(600, 1280),  # past the checkpoint: lost
+             "replay_per_game": {"pong": replay(200, 640), "breakout": replay(400, 640)}})
+    base = counters_at(run, "distill", 20)
+    line = continued({**replay(50, 64), "replay_per_game": {"pong": replay(20, 32), "breakout": replay(30, 32)}}, base)
+    assert (line["labelled_steps"], line["sampled_steps"]) == (350, 704)
+    assert {g: (r["labelled_steps"], r["sampled_steps"], r["replay_size"]) for g, r in line["replay_per_game"].items()} \
+        == {"pong": (120, 352, 20), "breakout": (230, 352, 30)}  # the replay's size is this segment's own
+
 def test_a_resume_drops_the_curve_points_it_will_play_again_abandoned_ones_too(tmp_path):
     """A point a stop abandoned past the checkpoint is played again by the resume: its mark goes, and
     another series' mark stays."""
