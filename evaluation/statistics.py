@@ -92,7 +92,9 @@ def undefined_because(per_game: dict[str, dict]) -> str:
     why = {}
     for game, r in per_game.items():
         normalised, raw = r.get("normalised_pct"), r.get("student_pct_of_teacher")
-        if r.get("pct_withheld"):
+        if r.get("majority_action_only"):
+            why[game] = "it plays the majority action"
+        elif r.get("pct_withheld"):
             why[game] = "too few episodes"
         elif normalised is not None and normalised < 0:
             why[game] = "below the random policy"
@@ -142,3 +144,21 @@ def majority_baseline(q_teacher: np.ndarray) -> float:
     """The agreement of always playing the teacher's most frequent action."""
     counts = np.bincount(q_teacher.argmax(axis=1), minlength=q_teacher.shape[1])
     return float(counts.max() / counts.sum())
+
+
+def plays_the_majority_action(agreement: float, majority: float, frames: int) -> bool:
+    """Whether held-out agreement fails to beat always playing the teacher's most common action by more
+    than its binomial 95% half-width on the frames: such a head learnt that action, not the teacher's
+    policy (a ten-game Freeway head scored "114% of teacher" at agreement 0.914 against 0.914)."""
+    return agreement - 1.96 * math.sqrt(agreement * (1.0 - agreement) / max(frames, 1)) <= majority
+
+
+def unless_majority_action(row: dict, agreement: float, majority: float, frames: int) -> dict:
+    """`row` (compare's), its % of teacher withheld where the head only plays the majority action: its
+    score is that constant policy's, and says nothing of how much of the teacher was distilled."""
+    if row.get("pct_withheld") or not plays_the_majority_action(agreement, majority, frames):
+        return row
+    return {**row, "student_pct_of_teacher": None, "pct_low95": None, "normalised_pct": None,
+            "normalised_low95": None, "majority_action_only": True,
+            "pct_withheld": f"agreement {agreement:.3f} does not beat the majority action's {majority:.3f} beyond "
+                            f"chance: on {frames:,} held-out frames the head plays that action, not the teacher's policy"}

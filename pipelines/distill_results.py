@@ -13,7 +13,7 @@ from atari_distill.models.checkpoint import fingerprint, payload_params
 from atari_distill.pipelines.config import DistillConfig
 from atari_distill.pipelines.distill_games import GameRun
 from atari_distill.evaluation.statistics import (compare, geometric_means, majority_baseline, passed_teacher,
-                                                  submit_holdouts)
+                                                  submit_holdouts, unless_majority_action)
 from atari_distill.evaluation.score_cache import KeptOrPlayed, ScoreCache, policy_key
 from atari_distill.pipelines.skeleton import RunStart
 from atari_distill.evaluation.curve import eval_kind
@@ -34,8 +34,10 @@ def student_results(cfg: DistillConfig, group: LearnerGroup, student: dict, game
         echo.evaluation(f"{group.label} {name}", result.text())
         teacher, random = teacher_evals[name]
         agreement = {key: handles.get(group.agreement(obs, q, name)) for key, (obs, q, _) in holdouts[name].items()}
-        per_game[name] = {"student_score": result.as_dict(), **compare(result.as_dict(), teacher.as_dict(),
-                                                                         random.as_dict()),
+        plain_q = holdouts[name]["plain"][1]
+        ratios = unless_majority_action(compare(result.as_dict(), teacher.as_dict(), random.as_dict()),
+                                        agreement["plain"], majority_baseline(plain_q), len(plain_q))
+        per_game[name] = {"student_score": result.as_dict(), **ratios,
                           "action_agreement": agreement["plain"], "action_agreement_sticky": agreement["sticky"]}
     settings = group.config.student
     row = {"student": settings.preset, "loss": settings.loss, "student_params": payload_params(student),

@@ -105,6 +105,25 @@ def test_a_teacher_no_better_than_random_gets_no_normalised_percentage_but_the_m
     assert kept["normalised_pct"] == pytest.approx(100 * 4.53 / 5.3) and "normalised_withheld" not in kept
 
 
+
+def test_a_head_that_only_plays_the_majority_action_gets_no_percentage_of_teacher():
+    """The ten-game Freeway head: "114% of teacher" at agreement 0.914 against a majority baseline of
+    0.914. Its % is withheld and named in the headline's reason; a head beyond chance above it keeps its %."""
+    from atari_distill.evaluation.statistics import unless_majority_action
+
+    teacher, random = {"mean": 21.0, "ci95": 0.4, "episodes": 30}, {"mean": 0.0, "ci95": 0.0, "episodes": 30}
+    row = compare({"mean": 24.0, "ci95": 0.5, "episodes": 30}, teacher, random)
+    assert row["student_pct_of_teacher"] == pytest.approx(114.3, abs=0.1)
+    constant = unless_majority_action(row, 0.914, 0.914, 2000)
+    assert constant["student_pct_of_teacher"] is None and constant["normalised_pct"] is None
+    assert constant["pct_withheld"].startswith("agreement 0.914 does not beat the majority action's 0.914")
+    assert unless_majority_action(row, 0.95, 0.914, 2000) == row  # 0.95 - 0.0096 > 0.914
+    assert unless_majority_action(row, 0.93, 0.914, 200)["majority_action_only"]  # within chance on 200 frames
+    other = compare({"mean": 10.0, "ci95": 1.0, "episodes": 30}, teacher, random)
+    means = geometric_means({"freeway": constant, "pong": other})
+    assert means["geometric_mean_of"] is None
+    assert "freeway: it plays the majority action" in means["geometric_mean_undefined"]
+
 def test_ratio_bound_matches_a_simulation():
     """The delta-method lower bound against the 2.5% quantile of simulated ratios of two noisy means."""
     rng = np.random.default_rng(0)
