@@ -168,7 +168,7 @@ class StudentEvaluations:
         state = group.state(extra)
         weights = handles.put(state)
         entry = {"kind": eval_kind(kind), "label": group.label, "updates": updates, "scores": {}, "agreement": {},
-                 "group": group, "state": state if self.handoff else None}
+                 "group": group, "state": state if self.handoff else None, "asked_at": time.monotonic()}
         for g in self.games:
             name = g.spec.name
             entry["scores"][name] = submit_evaluation(weights, name, self.protocol.selection_episodes,
@@ -226,7 +226,9 @@ class StudentEvaluations:
                 + self.baselines.refs())
 
     def log(self, entry: dict) -> None:
-        record = {"kind": entry["kind"], "updates": entry["updates"], "elapsed_s": time.monotonic() - self.started}
+        now = time.monotonic()  # lag_s: on a busy machine a point is played long after its update, and says so
+        record = {"kind": entry["kind"], "updates": entry["updates"], "elapsed_s": now - self.started,
+                  "lag_s": now - entry["asked_at"]}
         per_game = {}
         for game, parts in entry["scores"].items():
             result = collect_evaluation(parts, self.cfg.evaluation.epsilon, self.cfg.acting.noop_max)
@@ -240,7 +242,8 @@ class StudentEvaluations:
             shown = score_text(result.mean, result.ci95, result.episodes, digits=1) + (
                 "" if agreement is None else f", agreement {agreement:.3f}") + (
                 "" if per_game[game]["pct_of_teacher"] is None else f", {per_game[game]['pct_of_teacher']:.0f}% of teacher")
-            self.echo.evaluation(f"{entry['label']} {game} @ {entry['updates']}", shown)
+            self.echo.evaluation(f"{entry['label']} {game} @ {entry['updates']}",
+                                 shown + (f" (played {record['lag_s']:.0f} s after its update)" if len(per_game) == 1 else ""))
         if len(per_game) == 1:
             record.update(next(iter(per_game.values())))
             if self.handoff is not None:

@@ -231,6 +231,7 @@ def test_a_resumed_run_goes_on_from_where_its_record_left_off(tmp_path):
     assert [line["updates"] for line in train if line.get("resumed")] == [40]
     curve = [(line["updates"], line["kind"]) for line in lines if line.get("kind") in ("eval", "abandoned")]
     assert [u for u, _ in curve] == [10, 20, 30, 40, 50], curve
+    assert all(line["lag_s"] >= 0 for line in lines if line.get("kind") == "eval")  # how late each was played
     from atari_distill.ui.report import write_report
 
     drawn = write_report([str(out)], str(tmp_path / "report"))
