@@ -226,7 +226,7 @@ class StudentEvaluations:
                 + self.baselines.refs())
 
     def log(self, entry: dict) -> None:
-        now = time.monotonic()  # lag_s: on a busy machine a point is played long after its update, and says so
+        now = time.monotonic()  # lag_s: its play, and its wait behind older points, since its update
         record = {"kind": entry["kind"], "updates": entry["updates"], "elapsed_s": now - self.started,
                   "lag_s": now - entry["asked_at"]}
         per_game = {}
@@ -243,7 +243,7 @@ class StudentEvaluations:
                 "" if agreement is None else f", agreement {agreement:.3f}") + (
                 "" if per_game[game]["pct_of_teacher"] is None else f", {per_game[game]['pct_of_teacher']:.0f}% of teacher")
             self.echo.evaluation(f"{entry['label']} {game} @ {entry['updates']}",
-                                 shown + (f" (played {record['lag_s']:.0f} s after its update)" if len(per_game) == 1 else ""))
+                                 shown + (f" (logged {record['lag_s']:.0f} s after its update)" if len(per_game) == 1 else ""))
         if len(per_game) == 1:
             record.update(next(iter(per_game.values())))
             if self.handoff is not None:

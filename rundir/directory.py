@@ -30,13 +30,14 @@ KEEP_CHECKPOINTS = 3
 def after_last_event_file(folder: Path) -> None:
     """TensorBoard reads a folder's event files in name order, and a name starts with the second it was
     opened: a resume in the same second as the segment before it could sort first, and its purge would
-    hide nothing. So a new file waits (under a second) until its name sorts last."""
+    hide nothing. So a new file waits (a second at most) until its name sorts last; a file stamped later
+    still (written under a clock ahead of this one) is not waited for."""
     import time
 
     stamps = [int(m.group(1)) for f in (folder.iterdir() if folder.is_dir() else ())
               if (m := re.match(r"events\.out\.tfevents\.(\d+)\.", f.name))]
     if stamps and max(stamps) >= int(time.time()):
-        time.sleep(max(stamps) + 1 - time.time())
+        time.sleep(min(1.0, max(stamps) + 1 - time.time()))
 
 
 class RunDirError(ValueError):

@@ -27,7 +27,7 @@ GAME_RESULTS = ("teacher", "teacher_fingerprint", "teacher_params", "teacher_sco
                 "student_pct_of_teacher", "pct_low95", "normalised_pct", "normalised_low95", "pct_withheld",
                 "action_agreement", "action_agreement_sticky", "majority_baseline", "majority_baseline_sticky",
                 "holdout", "holdout_steps", "env_mode", "num_actions", "dataset", "steps_labelled", "best_report_score",
-                "beats_random", "scores_kept", "steps", "majority_action_only")
+                "beats_random", "scores_kept", "steps", "agreement_not_above_majority")
 
 
 def with_per_game(results: dict) -> dict:

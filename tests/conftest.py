@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-# the nodes tests start with `ray start` skip Ray's metrics, as the runtime connect() starts does
+# Ray's own metrics off for every runtime the tests start: on a two-node `ray start` cluster on 2 cores they
+# took a core from the run (docs/CLUSTER.md); the runtime connect() starts for users keeps Ray's default
 os.environ.setdefault("RAY_enable_metrics_collection", "0")
 # report episodes kept between runs (evaluation/score_cache.py): this session's runs share their own
 os.environ["ATARI_DISTILL_SCORE_CACHE"] = SCORE_CACHE = tempfile.mkdtemp(prefix="atari-distill-scores-")

@@ -231,7 +231,7 @@ def test_a_resumed_run_goes_on_from_where_its_record_left_off(tmp_path):
     assert [line["updates"] for line in train if line.get("resumed")] == [40]
     curve = [(line["updates"], line["kind"]) for line in lines if line.get("kind") in ("eval", "abandoned")]
     assert [u for u, _ in curve] == [10, 20, 30, 40, 50], curve
-    assert all(line["lag_s"] >= 0 for line in lines if line.get("kind") == "eval")  # how late each was played
+    assert all(0 <= line["lag_s"] <= line["elapsed_s"] for line in lines if line.get("kind") == "eval")
     from atari_distill.ui.report import write_report
 
     drawn = write_report([str(out)], str(tmp_path / "report"))
@@ -244,7 +244,7 @@ def test_a_stopped_recording_resumes_with_new_actor_ids_and_whole_chunks(tmp_pat
     from atari_distill.replay.chunk import decode
     from atari_distill.replay.dataset import Dataset
 
-    out, token, steps = tmp_path / "data", ad.StopToken(), 1024
+    out, token, steps = tmp_path / "data", ad.StopToken(), 2048  # seconds to fill: the stop lands well before
 
     def stop_once_written():
         while not any(f.stat().st_size > 0 for f in out.glob("chunks-*.bin")):
@@ -254,7 +254,7 @@ def test_a_stopped_recording_resumes_with_new_actor_ids_and_whole_chunks(tmp_pat
     watcher.start()
     flags = dict(actors=1, envs_per_actor=2, chunk_steps=32, file_mb=1, runner="local", echo=None)
     first = ad.record(out=str(out), steps=steps, stop=token, **flags)
-    assert first.complete is False
+    assert first.complete is False and first.summary["steps"] < steps
     ad.record(resume=str(out), echo=None)
     dataset = Dataset.open(out)
     assert dataset.index["complete"] and dataset.index["resumes"] == 1 and not dataset.damage

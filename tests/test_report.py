@@ -354,3 +354,43 @@ def test_runs_without_final_scores_and_a_multitask_sweep_still_get_their_rows(tm
     assert "other/demo (2)" in rows and {"mt-sweep multi-3/kl", "mt-sweep multi-3/nll"} <= set(rows)
     assert {s["label"] for s in result["artists"]["per_game"][0]["series"]} >= {"mt-sweep multi-3/kl",
                                                                                 "mt-sweep multi-3/nll"}
+
+
+def test_runs_that_differ_only_in_seed_get_rliables_aggregate_over_seeds(tmp_path):
+    """Three seeds of one multi-task experiment and a run of another: the three are aggregated, the
+    other is not; the IQM and its interval are rliable's own on the (seeds x games) normalised scores."""
+    import shutil
+
+    from rliable import library as rly
+    from rliable import metrics
+
+    from atari_distill.ui.report import write_report
+
+    students = {0: (967.0, 156.0), 1: (700.0, 300.0), 2: (500.0, 200.0)}
+    paths = []
+    for seed, (pacman, invaders) in students.items():
+        path = tmp_path / f"seed{seed}"
+        shutil.copytree(MIXED / "mt2", path)
+        config = json.loads((path / "config.json").read_text())
+        config["run"].update(seed=seed, out=str(path))
+        (path / "config.json").write_text(json.dumps(config))
+        summary = json.loads((path / "summary.json").read_text())
+        for game, score in (("ms_pacman", pacman), ("space_invaders", invaders)):
+            summary["students"][0]["per_game"][game]["student_score"]["mean"] = score
+        (path / "summary.json").write_text(json.dumps(summary))
+        paths.append(str(path))
+    result = write_report([*paths, str(MIXED / "demo")], str(tmp_path / "report"))
+    written = json.loads((tmp_path / "report" / "seeds.json").read_text())
+    assert len(written) == 1  # the demo run is another experiment, with one seed
+    (summary,) = written.values()
+    assert summary["seeds"] == [0, 1, 2] and summary["games"] == ["ms_pacman", "space_invaders"]
+    matrix = np.array([[(p - 225.0) / (912.0 - 225.0), (i - 131.0) / (351.5 - 131.0)] for p, i in students.values()])
+    assert np.allclose(summary["matrix"], matrix)
+    points, intervals = rly.get_interval_estimates({"runs": matrix}, lambda x: np.array([metrics.aggregate_iqm(x)]),
+                                                   reps=summary["bootstrap_reps"], random_state=np.random.RandomState(0))
+    iqm = summary["aggregate"]["iqm"]
+    assert (iqm["value"], iqm["low95"], iqm["high95"]) == pytest.approx(
+        (points["runs"][0], intervals["runs"][0][0], intervals["runs"][1][0]))
+    assert summary["per_game"]["ms_pacman"]["score"]["mean"] == pytest.approx(2167.0 / 3)
+    report = Path(result["report"]).read_text()
+    assert "## Training seeds" in report and "seeds-1.png" in report and result["plots"]["seeds-1"] > 0

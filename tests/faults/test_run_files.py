@@ -82,6 +82,18 @@ def test_a_resumed_multitask_runs_counts_go_on_for_each_game_too(tmp_path):
     assert {g: (r["labelled_steps"], r["sampled_steps"], r["replay_size"]) for g, r in line["replay_per_game"].items()} \
         == {"pong": (120, 352, 20), "breakout": (230, 352, 30)}  # the replay's size is this segment's own
 
+
+def test_a_new_event_file_sorts_after_one_opened_in_the_same_second(tmp_path):
+    """TensorBoard reads a folder's event files by name: one named for this very second (by a counter
+    that sorts after ours, 9 > 10) must not be read after the file a resume opens."""
+    import time
+
+    from atari_distill.rundir.directory import after_last_event_file
+
+    (tmp_path / f"events.out.tfevents.{int(time.time())}.host.1.9").write_bytes(b"")
+    after_last_event_file(tmp_path)
+    assert f"events.out.tfevents.{int(time.time())}.host.1.10" > max(p.name for p in tmp_path.iterdir())
+
 def test_a_resume_drops_the_curve_points_it_will_play_again_abandoned_ones_too(tmp_path):
     """A point a stop abandoned past the checkpoint is played again by the resume: its mark goes, and
     another series' mark stays."""

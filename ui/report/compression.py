@@ -56,8 +56,9 @@ def _panels(points: list[tuple], games: list[str]) -> tuple[dict, list]:
     says why), and the panels' labels."""
     results = {g: [s["per_game"][g] for s, game in points if game == g] for g in games}
     scored = {g: any(r.get("normalised_pct") is not None for r in results[g]) for g in games}
-    why = {g: "% withheld: " + ("too few episodes" if not any(r.get("majority_action_only") for r in results[g])
-                                 else "a student plays the majority action") if all(r.get("pct_withheld") for r in results[g])
+    why = {g: "% withheld: " + ("too few episodes" if not any(r.get("agreement_not_above_majority") for r in results[g])
+                                 else "too few episodes, or agreement not above the majority baseline")
+           if all(r.get("pct_withheld") for r in results[g])
            else "no normalised %: teacher not above random, or no random score" for g in games}
     return scored, [("student parameters (thousands)",
                      "normalised % of teacher" if scored[g] else "held-out action agreement (%)",

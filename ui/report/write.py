@@ -13,6 +13,7 @@ from atari_distill.ui.report.loss import loss_section
 from atari_distill.ui.report.multitask import multitask_section
 from atari_distill.ui.report.runs import ReportError, load_run, series_keys
 from atari_distill.ui.report.score import score_section
+from atari_distill.ui.report.seeds import seeds_section
 from atari_distill.ui.report.summary import summary_section
 from atari_distill.ui.report.throughput import throughput_section
 from atari_distill.ui.report.watch import watch_section
@@ -30,7 +31,8 @@ def write_report(paths: list[str], out: str, csv: bool = False) -> dict:
     sections = [
         _heading(runs), summary_section(runs), loss_section(runs, plots), score_section(runs, plots),
         learning_section(runs, plots), throughput_section(runs, plots), multitask_section(runs, plots),
-        game_curves_section(runs, plots), compression_section(runs, plots), watch_section(runs, out_dir),
+        game_curves_section(runs, plots), compression_section(runs, plots), seeds_section(runs, plots, out_dir),
+        watch_section(runs, out_dir),
     ]
     report = out_dir / "report.md"
     report.write_text("\n\n".join(s for s in sections if s) + "\n")
