@@ -13,7 +13,8 @@ from atari_distill.rundir.result import RunResult
 from atari_distill.ui.plots import Plots
 from atari_distill.ui.report.tables import table
 
-MEASURES = (("iqm", "IQM"), ("median", "median"), ("mean", "mean"), ("optimality_gap", "optimality gap"))
+MEASURES = (("iqm", "IQM"), ("median", "median"), ("mean", "mean"),
+            ("optimality_gap", "optimality gap (short of 1, lower is better)"))
 
 
 def experiments(runs: list[dict]) -> list[list[dict]]:
@@ -86,13 +87,15 @@ def _plot(plots: Plots, name: str, title: str, summary: dict, profile: dict) -> 
         axes[0].plot([low, high], [y, y], color="tab:blue", linewidth=6, solid_capstyle="butt",
                      label="95% CI (stratified bootstrap)" if y == 0 else None)
         axes[0].plot([agg[key]["value"]], [y], "k|", markersize=14, label="point estimate" if y == 0 else None)
-    axes[0].set_yticks(range(len(MEASURES)), [label for _, label in MEASURES])
+    axes[0].set_yticks(range(len(MEASURES)), [label.replace(" (", "\n(") for _, label in MEASURES])
+    axes[0].invert_yaxis()  # the IQM, the headline, on top
     for x, label in ((0.0, "random policy"), (1.0, "teacher")):
         axes[0].axvline(x, color="grey", linestyle=":" if x == 0 else "--", linewidth=1, label=label)
         axes[1].axvline(x, color="grey", linestyle=":" if x == 0 else "--", linewidth=1)
     taus = profile["taus"]
     axes[1].plot(taus, profile["fraction"], color="tab:blue", label="runs above tau")
-    axes[1].fill_between(taus, profile["low95"], profile["high95"], color="tab:blue", alpha=0.2)
+    axes[1].fill_between(taus, profile["low95"], profile["high95"], color="tab:blue", alpha=0.2,
+                         label="its 95% CI (stratified bootstrap)")
     axes[1].set_ylim(0, 1.02)
     plots.count(name, len(MEASURES) + len(taus))
     return plots.save(name, fig, axes)
