@@ -177,6 +177,12 @@ class StudentEvaluations:
             entry["agreement"][name] = submit_agreement(weights, self.holdouts[name]["plain"], name)
         self.pending.append(entry)
 
+    def discard(self, group, after: int) -> None:
+        """A rebuilt learner's points past the checkpoint it went back to: their network is gone, and the
+        learner plays those updates again; logged, they would steer the balancer, the handoff and
+        student-best with weights no student has."""
+        self.pending = [e for e in self.pending if not (e["group"] is group and e["updates"] > after)]
+
     def poll(self, wait: bool = False) -> None:
         """Logs every evaluation that has finished (all of them with `wait`), oldest first."""
         while self.pending:

@@ -94,6 +94,7 @@ def train_learners(cfg: DistillConfig, run: RunDir, groups: list[LearnerGroup], 
                     stop.request(str(error))
                 else:
                     updates[group.series] = saved[group.series] = rebuild(run, group, error, echo, stop)
+                    evaluations.discard(group, updates[group.series])
                 if not stop.requested():
                     continue
                 for waiting in active[k + isinstance(error, handles.ActorLost):]:

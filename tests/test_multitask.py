@@ -187,3 +187,19 @@ def test_a_run_from_before_the_schedule_flag_resumes_with_its_fixed_shares(tmp_p
     assert (cfg.schedule, resumed.schedule) == ("balanced", "fixed")
     with pytest.raises(ConfigError, match="--weights sets fixed shares and --schedule balanced sets its own"):
         MultitaskConfig.from_flags(games="pong,breakout", schedule="balanced", eval_every=100, weights="1,2").validate()
+
+
+def test_a_rebuilt_learners_points_past_its_checkpoint_are_dropped_and_the_others_kept(tmp_path):
+    """Learner a died at 40 and went back to its checkpoint at 20: its points asked for at 30 and 40 were
+    of a network no student has, and would steer the balancer; b's, and a's at 20, stay."""
+    from atari_distill.evaluation.curve import StudentEvaluations
+    from atari_distill.pipelines.stopping import StopToken
+    from atari_distill.rundir.directory import RunDir
+
+    cfg = MultitaskConfig.from_flags(games="pong,breakout", updates=40).validate()
+    evaluations = StudentEvaluations(cfg, [], {}, RunDir.create(tmp_path / "run", "{}"), print, 0.0, StopToken())
+    a, b = object(), object()
+    evaluations.pending = [{"group": group, "updates": u} for u in (20, 30, 40) for group in (a, b)]
+    evaluations.discard(a, 20)
+    assert [(e["group"] is a, e["updates"]) for e in evaluations.pending] == [
+        (True, 20), (False, 20), (False, 30), (False, 40)]
