@@ -19,11 +19,13 @@ on the report seeds at the end: tested at every point, an equal student "passes"
 
 from __future__ import annotations
 
+import math
 import time
 
 from atari_distill.evaluation.episodes import collect_evaluation, score_text, submit_agreement, submit_evaluation
 from atari_distill.evaluation.protocol import MIN_CLAIM_EPISODES, SELECTION
 from atari_distill.learner.schedule import balanced_weights
+from atari_distill.models.checkpoint import CheckpointError, load_checkpoint
 from atari_distill.pipelines.stopping import StopToken
 from atari_distill.evaluation.statistics import beats_beyond_chance, pct_of_teacher
 from atari_distill.rundir.directory import ABANDONED
@@ -105,6 +107,7 @@ class Handoff:
     def __init__(self, settings, baselines, run, echo, stop: StopToken):
         self.settings, self.baselines, self.run, self.echo, self.stop = settings, baselines, run, echo, stop
         self.best: dict | None = None  # {"updates", "score", "state"}
+        self.resumed_at = math.inf  # a resumed run's student updates: a student-best past them is not its own
         self.weight = 1.0  # lambda so far: it only falls, so one lucky point hands off for good and a noisy one
         # never hands the labels back (QDagger anneals it)
 
@@ -129,19 +132,29 @@ class Handoff:
         return added
 
     def best_so_far(self) -> dict | None:
-        """This run's best curve point, or a resumed run's: its newest `student-best` checkpoint, with the
-        score it was kept for."""
+        """This run's best curve point, or a resumed run's: its newest `student-best` checkpoint that the
+        resumed student reached and whose curve point is still in the metrics, with the score it was kept
+        for. One past the checkpoint the run resumed from belongs to updates the resume trains again,
+        and its point was dropped: paired with no score, any point would have replaced it."""
         if self.best is not None:
             return self.best
-        state, _ = self.run.latest_checkpoint("student-best")
-        if state is None:
-            return None
-        scores = [r["score"] for r in self.run.metrics() if r.get("updates") == state["updates"] and "progress" in r]
-        self.best = {"updates": state["updates"], "score": scores[-1] if scores else float("-inf"), "state": state}
-        return self.best
+        points = {r["updates"]: r["score"] for r in self.run.metrics() if "progress" in r and "updates" in r}
+        for path in reversed(self.run.checkpoint_paths("student-best")):
+            updates = int(path.stem.rsplit("-", 1)[1])
+            if updates > self.resumed_at or updates not in points:
+                continue
+            try:
+                state = load_checkpoint(path)
+            except CheckpointError:
+                continue
+            self.best = {"updates": updates, "score": points[updates], "state": state}
+            return self.best
+        return None
 
-    def resume(self, group, kind: str) -> None:
-        """A resumed run's lambda: its last curve point's (the checkpoint's may be the one before)."""
+    def resume(self, group, kind: str, updates: int) -> None:
+        """A resumed run (its student at `updates`): lambda as its last curve point left it (the
+        checkpoint's may be the one before), and the best so far among the checkpoints it reached."""
+        self.resumed_at = updates
         weights = [r["distill_weight"] for r in self.run.metrics() if r.get("kind") == kind and "distill_weight" in r]
         if weights and self.settings.handoff == "qdagger":
             self.weight = weights[-1]

@@ -229,7 +229,8 @@ def run_distill(cfg: DistillConfig, run: RunDir | None = None, resume: dict | No
     evaluations = StudentEvaluations(cfg, games, teacher.holdout_refs, start.run, start.echo,
                                      start.started - earlier_s, start.stop)  # its points' elapsed_s go on too
     if evaluations.handoff is not None and resume:
-        evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)))
+        evaluations.handoff.resume(groups[0], eval_kind(metrics_kind(groups[0].series)),
+                                   (resume.get(groups[0].series) or {}).get("updates", 0))
     if not all(group.wait_for_replay() for group in groups):  # a stop before the first update
         teacher.keep_if_played()
         return stop_early(cfg, start, games, groups, {g.series: 0 for g in groups})

@@ -14,7 +14,7 @@ LAYERS = (  # lowest first; a module may import its own layer's modules and thos
     ("models",),
     ("replay",),
     ("actors", "zoo.catalog", "evaluation.protocol", "evaluation.episodes", "evaluation.holdout",
-     "evaluation.statistics", "evaluation.score_cache"),
+     "evaluation.statistics", "evaluation.score_cache", "evaluation.seeds"),
     ("learner",),
     ("cluster",),
     ("rundir", "zoo.publish"),

@@ -224,3 +224,19 @@ def test_a_run_with_a_best_checkpoint_still_names_one_student(tmp_path):
     run.save_checkpoint({**state, "updates": 5}, "student-best")
     assert resolve_model(str(tmp_path / "run")).payload["updates"] == 0
     assert resolve_model(str(tmp_path / "run"), series="student-best").payload["updates"] == 5
+
+
+def test_a_resumed_handoff_keeps_only_a_best_checkpoint_its_student_reached(tmp_path):
+    """Stopped with student-best at 300 past its student's checkpoint at 200: the resume trains 200-300
+    again and its point at 300 was dropped, so the best so far is the one kept at 100, with its score."""
+    from atari_distill.models.checkpoint import make_payload
+
+    run = RunDir.create(tmp_path / "run", "{}")
+    for updates, score in ((100, 5.0), (200, 3.0)):
+        run.log({"kind": "eval", "updates": updates, "score": score, "progress": 0.1})
+    for updates in (100, 300):
+        run.save_checkpoint(make_payload(QNetwork("net1", {"pong": 6}), "student", updates=updates), "student-best")
+    handoff = Handoff(RLSettings(rl_weight=1.0), None, run, echo=print, stop=StopToken())
+    handoff.resume(None, "eval", 200)
+    best = handoff.best_so_far()
+    assert (best["updates"], best["score"], best["state"]["updates"]) == (100, 5.0, 100)
