@@ -101,7 +101,7 @@ def test_the_distillation_weight_falls_to_zero_once_the_selection_score_reaches_
         run.log(line)
     resumed = Handoff(RLSettings(rl_weight=1.0), lambda: {"pong": (10.0, -20.0, True)}, run, echo=lambda *_: None,
                       stop=StopToken())
-    resumed.resume(learner, "eval")
+    resumed.resume(learner, "eval", 500)
     assert resumed.point("net3/kl", "pong", 600, {"score": -20.0, "ci95": 3.0}, state, learner)["distill_weight"] == 0.0
 
 
