@@ -140,7 +140,7 @@ class Handoff:
             return self.best
         points = {r["updates"]: r["score"] for r in self.run.metrics() if "progress" in r and "updates" in r}
         for path in reversed(self.run.checkpoint_paths("student-best")):
-            updates = int(path.stem.rsplit("-", 1)[1])
+            updates = self.run.checkpoint_updates(path)
             if updates > self.resumed_at or updates not in points:
                 continue
             try:

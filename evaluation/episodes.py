@@ -37,6 +37,12 @@ def t_quantile_975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
+def ci95_half_width(values: np.ndarray) -> float | None:
+    """The half-width of the t interval of the mean of `values`; None from one value (no interval)."""
+    n = len(values)
+    return float(t_quantile_975(n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+
+
 @dataclass(frozen=True)
 class EvalResult:
     episodes: int
@@ -68,10 +74,8 @@ def score_text(mean: float, ci95: float | None, episodes: int | None = None, dig
 
 def summarize(scores: list[float], lengths: list[int], epsilon: float, noop_max: int) -> EvalResult:
     values = np.asarray(scores, dtype=np.float64)
-    n = len(values)
-    ci = float(t_quantile_975(n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else None
     return EvalResult(
-        episodes=n, mean=float(values.mean()), ci95=ci, median=float(np.median(values)),
+        episodes=len(values), mean=float(values.mean()), ci95=ci95_half_width(values), median=float(np.median(values)),
         min=float(values.min()), max=float(values.max()), mean_length=float(np.mean(lengths)),
         epsilon=epsilon, noop_max=noop_max, scores=[float(v) for v in values],
     )

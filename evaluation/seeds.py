@@ -9,11 +9,9 @@ improves on the other.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from atari_distill.evaluation.episodes import t_quantile_975
+from atari_distill.evaluation.episodes import ci95_half_width
 
 RUN_ONLY = ("out", "seed", "address", "runner", "device")  # where and as which replicate a run ran, not what it is
 BOOTSTRAP_REPS = 2000  # rliable's own default for performance profiles; its 50,000 for intervals take minutes
@@ -62,9 +60,8 @@ def score_matrix(results: list, series: int = 0) -> tuple[np.ndarray, list[str],
 def over_seeds(values: list[float]) -> dict:
     """A mean over training seeds with the half-width of its t interval over them (None from one)."""
     values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    ci = float(t_quantile_975(n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else None
-    return {"mean": float(values.mean()), "ci95": ci, "seeds": n, "values": [float(v) for v in values]}
+    return {"mean": float(values.mean()), "ci95": ci95_half_width(values), "seeds": len(values),
+            "values": [float(v) for v in values]}
 
 
 def aggregate(matrix: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict:

@@ -239,6 +239,11 @@ class RunDir:
         pattern = re.compile(re.escape(series) + r"-\d{8}\.pt")
         return sorted(p for p in self.checkpoints.glob(f"{series}-*.pt") if pattern.fullmatch(p.name))
 
+    @staticmethod
+    def checkpoint_updates(path: Path) -> int:
+        """The updates a checkpoint of checkpoint_paths was saved at, read from its name."""
+        return int(path.stem.rsplit("-", 1)[1])
+
     def latest_checkpoint(self, series: str = "student") -> tuple[dict | None, list[str]]:
         """The newest checkpoint that loads, and a note for each newer one that did not."""
         skipped = []

@@ -4,11 +4,13 @@ each run's own CI covers only its report episodes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
+from atari_distill.evaluation.seeds import SeedsError, experiment_of, performance_profile, seeds_summary
 from atari_distill.rundir.result import RunResult
 from atari_distill.ui.plots import Plots
 from atari_distill.ui.report.tables import table
@@ -19,8 +21,6 @@ MEASURES = (("iqm", "IQM"), ("median", "median"), ("mean", "mean"),
 
 def experiments(runs: list[dict]) -> list[list[dict]]:
     """Finished student runs grouped by experiment, each group of two seeds or more, in the order given."""
-    from atari_distill.evaluation.seeds import experiment_of
-
     groups: dict[str, list[dict]] = {}
     for run in runs:
         if run["summary"].get("complete") and run["summary"].get("students"):
@@ -32,9 +32,7 @@ def seeds_section(runs: list[dict], plots: Plots, out_dir: Path) -> str:
     found = experiments(runs)
     if not found:
         return ""
-    try:
-        from atari_distill.evaluation.seeds import SeedsError, performance_profile, seeds_summary
-    except ImportError:
+    if importlib.util.find_spec("rliable") is None:  # evaluation/seeds.py imports it where it computes
         return ("## Training seeds\n\nRuns of one experiment under several seeds were given; their aggregate "
                 "needs rliable: pip install -e \".[analysis]\"")
     texts, written = [], {}
